@@ -1,0 +1,1 @@
+"""OpenAI Realtime Voice: Realtime speech-to-speech for Home Assistant."""
