@@ -1,0 +1,125 @@
+"""Open a Realtime WebSocket and turn handshake and close failures into typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Final
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from .endpoint import RealtimeEndpoint
+from .errors import (
+    RealtimeAuthError,
+    RealtimeConnectionError,
+    RealtimeError,
+    RealtimeQuotaError,
+    RealtimeSessionClosed,
+    error_for_code,
+    redact,
+)
+
+__all__ = ["RETRYABLE_CLOSE_CODES", "async_open", "async_probe", "error_for_close"]
+
+_LOGGER = logging.getLogger(__name__)
+
+# Close codes after which a new session may succeed (the openai SDK's recoverable set).
+RETRYABLE_CLOSE_CODES: Final = frozenset({1000, 1001, 1005, 1006, 1011, 1012, 1013, 1014, 1015})
+CLOSE_BETA_SHAPE_DISABLED: Final = 4000
+PING_INTERVAL: Final = 20.0
+
+
+async def async_open(
+    endpoint: RealtimeEndpoint, *, open_timeout: float, ping_interval: float | None = PING_INTERVAL
+) -> ClientConnection:
+    """Connect with auth headers, no frame size limit and keepalive pings; raise typed errors."""
+    url = endpoint.url()
+    _LOGGER.debug("Connecting to %s", url)
+    try:
+        return await connect(
+            url,
+            additional_headers=endpoint.headers(),
+            max_size=None,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_interval,
+            close_timeout=2,
+            compression=None,
+        )
+    except InvalidStatus as err:
+        status = err.response.status_code
+        if status in (401, 403):
+            raise RealtimeAuthError(f"server rejected the API key (HTTP {status})") from None
+        if status == 429:
+            raise RealtimeQuotaError("server is rate limiting connections (HTTP 429)") from None
+        raise RealtimeConnectionError(f"handshake failed with HTTP {status}") from None
+    except (InvalidURI, InvalidHandshake) as err:
+        message = redact(str(err), endpoint.api_key)
+        raise RealtimeConnectionError(f"handshake failed: {message}") from None
+    except TimeoutError:
+        raise RealtimeConnectionError(f"no handshake within {open_timeout:g} s") from None
+    except OSError as err:
+        raise RealtimeConnectionError(f"cannot connect: {err.strerror or err}") from None
+
+
+def error_for_close(code: int | None, reason: str) -> RealtimeError:
+    """Map a WebSocket close frame to the typed error it implies."""
+    for word in reason.replace(":", " ").split():
+        if (fatal := error_for_code(word, reason)) is not None:
+            return fatal
+    if code == CLOSE_BETA_SHAPE_DISABLED:
+        return RealtimeSessionClosed(
+            f"server refused the protocol shape ({code} {reason})", code=code, reason=reason
+        )
+    if code is None or code in RETRYABLE_CLOSE_CODES or 1000 <= code < 4000:
+        return RealtimeConnectionError(f"connection closed ({code} {reason})".rstrip())
+    return RealtimeSessionClosed(f"connection closed ({code} {reason})", code=code, reason=reason)
+
+
+def closed_error(err: ConnectionClosed) -> RealtimeError:
+    """Map a websockets ConnectionClosed to a typed error (no close frame means a network drop)."""
+    frame = err.rcvd
+    if frame is None:
+        return RealtimeConnectionError("connection dropped")
+    return error_for_close(frame.code, frame.reason)
+
+
+def error_event_exception(event: dict[str, Any], api_key: str) -> RealtimeError:
+    """Turn an `error` event received during setup into the typed error it implies."""
+    error = event.get("error")
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    message = redact(str(error.get("message", "")), api_key)
+    mapped = error_for_code(code if isinstance(code, str) else None, message)
+    return mapped or RealtimeConnectionError(f"server error {code}: {message}")
+
+
+async def async_probe(endpoint: RealtimeEndpoint, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - API agreed with the config flow
+    """Open a session, wait for session.created, close. Raises the typed errors above."""
+    try:
+        async with asyncio.timeout(timeout):
+            ws = await async_open(endpoint, open_timeout=timeout, ping_interval=None)
+            try:
+                while True:
+                    try:
+                        raw = await ws.recv()
+                    except ConnectionClosed as err:
+                        raise closed_error(err) from None
+                    try:
+                        event = json.loads(raw)
+                    except ValueError:
+                        raise RealtimeConnectionError("server sent invalid JSON") from None
+                    if not isinstance(event, dict):
+                        raise RealtimeConnectionError("server sent a non-object event")
+                    kind = event.get("type")
+                    if kind == "session.created":
+                        return
+                    if kind == "error":
+                        raise error_event_exception(event, endpoint.api_key)
+                    _LOGGER.debug("Ignoring %s before session.created", kind)
+            finally:
+                await ws.close()
+    except TimeoutError:
+        raise RealtimeConnectionError(f"no session.created within {timeout:g} s") from None

@@ -1,0 +1,88 @@
+"""Where and how to reach a Realtime server: URL derivation and auth headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from .errors import RealtimeInvalidEndpointError
+
+__all__ = ["OPENAI_BASE_URL", "AuthStyle", "Dialect", "RealtimeEndpoint"]
+
+OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
+_SCHEMES: Final = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+_AZURE_HOST_SUFFIXES: Final = (
+    ".openai.azure.com",
+    ".cognitiveservices.azure.com",
+    ".services.ai.azure.com",
+)
+
+
+class AuthStyle(StrEnum):
+    """How the API key travels: OpenAI `Authorization: Bearer` or Azure `api-key`."""
+
+    BEARER = "bearer"
+    API_KEY = "api-key"
+
+
+class Dialect(StrEnum):
+    """Wire shape: the GA protocol, or the legacy beta shape some compatible servers still speak."""
+
+    GA = "ga"
+    BETA = "beta"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealtimeEndpoint:
+    """Where and how to connect; the API key is kept out of repr()."""
+
+    api_key: str = field(repr=False)
+    model: str
+    base_url: str | None = None
+    auth_style: AuthStyle = AuthStyle.BEARER
+    dialect: Dialect = Dialect.GA
+
+    def __post_init__(self) -> None:
+        """Fail early on settings that can never form a URL."""
+        if not self.model.strip():
+            raise RealtimeInvalidEndpointError("model must not be empty")
+        self.url()
+
+    @property
+    def is_azure(self) -> bool:
+        """Whether the host is an Azure OpenAI resource (30-minute sessions, deployment names)."""
+        host = urlsplit(self.base_url or OPENAI_BASE_URL).hostname or ""
+        return host.endswith(_AZURE_HOST_SUFFIXES)
+
+    def url(self) -> str:
+        """Return the WebSocket URL, e.g. `wss://api.openai.com/v1/realtime?model=gpt-realtime`."""
+        raw = (self.base_url or OPENAI_BASE_URL).strip()
+        try:
+            parts = urlsplit(raw)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError as err:
+            raise RealtimeInvalidEndpointError(f"invalid base URL: {err}") from None
+        scheme = _SCHEMES.get(parts.scheme.lower())
+        if scheme is None or not parts.hostname:
+            raise RealtimeInvalidEndpointError(
+                "base URL must be http(s):// or ws(s):// with a host name"
+            )
+        path = parts.path.rstrip("/")
+        path = path.removesuffix("/realtime")
+        if not path.endswith("/v1"):
+            is_azure = (parts.hostname or "").endswith(_AZURE_HOST_SUFFIXES)
+            if is_azure and not path.endswith("/openai"):
+                path += "/openai"
+            path += "/v1"
+        query = f"model={quote(self.model.strip(), safe='')}"
+        if parts.query:
+            query = f"{parts.query}&{query}"
+        return urlunsplit((scheme, parts.netloc, f"{path}/realtime", query, ""))
+
+    def headers(self) -> dict[str, str]:
+        """Return the HTTP headers of the WebSocket handshake (contains the key: never log)."""
+        if self.auth_style is AuthStyle.API_KEY:
+            return {"api-key": self.api_key}
+        return {"Authorization": f"Bearer {self.api_key}"}

@@ -1,0 +1,919 @@
+"""A protocol-faithful OpenAI Realtime server on 127.0.0.1 for tests.
+
+It speaks the GA WebSocket protocol (or the legacy beta shape), validates every client event
+against the `openai` SDK models with an unknown-key walk, validates every event it sends, and
+plays scripted model responses (text, audio, transcripts, tool calls, cancellations, errors).
+Violations are recorded in `server.violations`; the `realtime_server` fixture fails the test
+on teardown when any were seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+import contextlib
+import copy
+from dataclasses import dataclass, field
+from http import HTTPStatus
+import itertools
+import json
+import socket
+from typing import Annotated, Any
+
+from openai.types.beta.realtime import (
+    RealtimeClientEvent as BetaClientEvent,
+    RealtimeServerEvent as BetaServerEvent,
+)
+from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+import pytest
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+CLIENT_EVENT: TypeAdapter[Any] = TypeAdapter(
+    Annotated[RealtimeClientEvent, Field(discriminator="type")]
+)
+SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(
+    Annotated[RealtimeServerEvent, Field(discriminator="type")]
+)
+BETA_CLIENT_EVENT: TypeAdapter[Any] = TypeAdapter(
+    Annotated[BetaClientEvent, Field(discriminator="type")]
+)
+BETA_SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(
+    Annotated[BetaServerEvent, Field(discriminator="type")]
+)
+
+API_KEY = "sk-test-0123456789abcdefSECRET"
+BYTES_PER_MS = 48  # PCM16 mono 24 kHz
+VAD_RMS = 500.0  # energy above which the toy VAD hears speech
+
+# GA name -> beta name for events the beta server sends.
+BETA_EVENT_NAMES = {
+    "response.output_text.delta": "response.text.delta",
+    "response.output_text.done": "response.text.done",
+    "response.output_audio.delta": "response.audio.delta",
+    "response.output_audio.done": "response.audio.done",
+    "response.output_audio_transcript.delta": "response.audio_transcript.delta",
+    "response.output_audio_transcript.done": "response.audio_transcript.done",
+    "conversation.item.added": "conversation.item.created",
+}
+GA_ONLY_EVENTS = {"conversation.item.done"}
+
+
+def unknown_fields(obj: Any, path: str = "$") -> Iterator[str]:
+    """Yield paths of keys the SDK models did not declare (they allow extras silently)."""
+    if isinstance(obj, BaseModel):
+        for key in obj.__pydantic_extra__ or {}:
+            yield f"{path}.{key}"
+        for name in type(obj).model_fields:
+            yield from unknown_fields(getattr(obj, name), f"{path}.{name}")
+    elif isinstance(obj, (list, tuple)):
+        for index, value in enumerate(obj):
+            yield from unknown_fields(value, f"{path}[{index}]")
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from unknown_fields(value, f"{path}.{key}")
+
+
+def client_event_problems(payload: Any, *, beta: bool = False) -> list[str]:
+    """Return why a client event is invalid for the SDK types (empty when it is valid)."""
+    adapter = BETA_CLIENT_EVENT if beta else CLIENT_EVENT
+    try:
+        event = adapter.validate_python(payload)
+    except ValidationError as err:
+        return [f"{e['loc']}: {e['msg']}" for e in err.errors()]
+    return [f"unknown key {path}" for path in unknown_fields(event)]
+
+
+def server_event_problems(payload: Any, *, beta: bool = False) -> list[str]:
+    """Return why a server event is invalid for the SDK types (extras allowed, as on the wire)."""
+    adapter = BETA_SERVER_EVENT if beta else SERVER_EVENT
+    try:
+        adapter.validate_python(payload)
+    except ValidationError as err:
+        return [f"{e['loc']}: {e['msg']}" for e in err.errors()]
+    return []
+
+
+def default_session(model: str, *, beta: bool = False) -> dict[str, Any]:
+    """The effective session a fresh connection starts with (as the service reports it)."""
+    if beta:
+        return {
+            "id": "sess_beta",
+            "object": "realtime.session",
+            "model": model,
+            "modalities": ["text", "audio"],
+            "instructions": "",
+            "voice": "alloy",
+            "input_audio_format": "pcm16",
+            "output_audio_format": "pcm16",
+            "input_audio_transcription": None,
+            "turn_detection": {
+                "type": "server_vad",
+                "threshold": 0.5,
+                "prefix_padding_ms": 300,
+                "silence_duration_ms": 200,
+                "create_response": True,
+                "interrupt_response": True,
+            },
+            "tools": [],
+            "tool_choice": "auto",
+            "temperature": 0.8,
+            "max_response_output_tokens": "inf",
+        }
+    return {
+        "type": "realtime",
+        "object": "realtime.session",
+        "id": "sess_test",
+        "model": model,
+        "output_modalities": ["audio"],
+        "instructions": "",
+        "tools": [],
+        "tool_choice": "auto",
+        "max_output_tokens": "inf",
+        "tracing": None,
+        "truncation": "auto",
+        "prompt": None,
+        "include": None,
+        "expires_at": 0,
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "transcription": None,
+                "noise_reduction": None,
+                "turn_detection": {
+                    "type": "server_vad",
+                    "threshold": 0.5,
+                    "prefix_padding_ms": 300,
+                    "silence_duration_ms": 200,
+                    "idle_timeout_ms": None,
+                    "create_response": True,
+                    "interrupt_response": True,
+                },
+            },
+            "output": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "voice": "alloy",
+                "speed": 1.0,
+            },
+        },
+    }
+
+
+def merge_session(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Apply a session.update: present fields replace, `audio.input/output` merge key by key."""
+    merged = copy.deepcopy(current)
+    for key, value in update.items():
+        if key == "audio" and isinstance(value, dict):
+            audio = merged.setdefault("audio", {})
+            for side in ("input", "output"):
+                if isinstance(value.get(side), dict):
+                    audio.setdefault(side, {}).update(copy.deepcopy(value[side]))
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def tone(ms: int, amplitude: int = 8000) -> bytes:
+    """Loud PCM16 audio (a square wave) that the toy VAD hears as speech."""
+    samples = ms * 24
+    return b"".join(
+        (amplitude if (i // 24) % 2 else -amplitude).to_bytes(2, "little", signed=True)
+        for i in range(samples)
+    )
+
+
+def silence(ms: int) -> bytes:
+    """PCM16 silence of the given duration."""
+    return bytes(ms * BYTES_PER_MS)
+
+
+def _rms(pcm: bytes) -> float:
+    count = len(pcm) // 2
+    if not count:
+        return 0.0
+    total = sum(
+        int.from_bytes(pcm[i : i + 2], "little", signed=True) ** 2 for i in range(0, count * 2, 2)
+    )
+    return float((total / count) ** 0.5)
+
+
+@dataclass
+class ScriptedCall:
+    """A function call the scripted model makes."""
+
+    name: str
+    arguments: str = "{}"
+    call_id: str | None = None
+    status: str = "completed"
+
+
+@dataclass
+class ScriptedResponse:
+    """One model response: message text/audio, tool calls, and how it ends.
+
+    `hold` pauses the response after its deltas until the event is set or the client cancels;
+    `late_deltas` audio deltas follow a cancellation before `response.done`.
+    """
+
+    text: str = ""
+    audio: bytes = b""
+    calls: list[ScriptedCall] = field(default_factory=list)
+    chunks: int = 2
+    hold: asyncio.Event | None = None
+    late_deltas: int = 0
+    status: str = "completed"
+    error: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+
+
+def default_usage() -> dict[str, Any]:
+    """A response.done usage block shaped like the spec example."""
+    return {
+        "total_tokens": 253,
+        "input_tokens": 132,
+        "output_tokens": 121,
+        "input_token_details": {
+            "text_tokens": 119,
+            "audio_tokens": 13,
+            "image_tokens": 0,
+            "cached_tokens": 64,
+            "cached_tokens_details": {"text_tokens": 64, "audio_tokens": 0, "image_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": 30, "audio_tokens": 91},
+    }
+
+
+def _chunks(data: Any, count: int) -> list[Any]:
+    if not data:
+        return []
+    count = max(1, min(count, len(data)))
+    size = -(-len(data) // count)
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+class _Session:
+    """State of one client connection."""
+
+    def __init__(self, server: RealtimeServer, ws: ServerConnection) -> None:
+        self.server = server
+        self.ws = ws
+        self.session = default_session(server.model, beta=server.beta)
+        self.items: dict[str, dict[str, Any]] = {}
+        self.audio_ms: dict[str, int] = {}
+        self.last_item_id: str | None = None
+        self.buffer = bytearray()
+        self.speaking = False
+        self.silence_ms = 0
+        self.speech_item: str | None = None
+        self.buffer_start_ms = 0
+        self.response_task: asyncio.Task[None] | None = None
+        self.response_id: str | None = None
+        self.cancel_reason: str | None = None
+        self.cancelled = asyncio.Event()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def turn_detection(self) -> dict[str, Any] | None:
+        if self.server.beta:
+            return self.session.get("turn_detection")
+        td: dict[str, Any] | None = self.session["audio"]["input"].get("turn_detection")
+        return td
+
+    @property
+    def output_modalities(self) -> list[str]:
+        if self.server.beta:
+            return ["audio"] if "audio" in self.session["modalities"] else ["text"]
+        modalities: list[str] = self.session["output_modalities"]
+        return modalities
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.server.send(event, ws=self.ws)
+
+    async def error(self, code: str, message: str, event_id: str | None) -> None:
+        await self.send(
+            {
+                "type": "error",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": code,
+                    "message": message,
+                    "param": None,
+                    "event_id": event_id,
+                },
+            }
+        )
+
+    def _add_item(self, item: dict[str, Any]) -> str | None:
+        previous = self.last_item_id
+        self.items[item["id"]] = item
+        self.last_item_id = item["id"]
+        return previous
+
+    # -- client events -----------------------------------------------------------------------
+
+    async def handle(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        handler = getattr(self, "on_" + kind.replace(".", "_"), None)
+        if handler is not None:
+            await handler(event)
+
+    async def on_session_update(self, event: dict[str, Any]) -> None:
+        self.session = merge_session(self.session, event["session"])
+        await self.send({"type": "session.updated", "session": copy.deepcopy(self.session)})
+
+    async def on_input_audio_buffer_append(self, event: dict[str, Any]) -> None:
+        pcm = base64.b64decode(event["audio"])
+        self.buffer += pcm
+        td = self.turn_detection
+        if td is None:
+            return
+        chunk_ms = len(pcm) // BYTES_PER_MS
+        if _rms(pcm) >= VAD_RMS:
+            self.silence_ms = 0
+            if not self.speaking:
+                self.speaking = True
+                self.speech_item = self.server.new_id("item")
+                start_ms = self.buffer_start_ms + (len(self.buffer) - len(pcm)) // BYTES_PER_MS
+                await self.send(
+                    {
+                        "type": "input_audio_buffer.speech_started",
+                        "audio_start_ms": start_ms,
+                        "item_id": self.speech_item,
+                    }
+                )
+                if td.get("interrupt_response", True) and self.response_id is not None:
+                    self.cancel_reason = "turn_detected"
+                    self.cancelled.set()
+            return
+        if not self.speaking:
+            return
+        self.silence_ms += chunk_ms
+        if self.silence_ms < int(td.get("silence_duration_ms") or 500):
+            return
+        self.speaking = False
+        end_ms = self.buffer_start_ms + len(self.buffer) // BYTES_PER_MS
+        item_id = self.speech_item or self.server.new_id("item")
+        await self.send(
+            {
+                "type": "input_audio_buffer.speech_stopped",
+                "audio_end_ms": end_ms,
+                "item_id": item_id,
+            }
+        )
+        await self._commit(item_id)
+        if td.get("create_response", True):
+            await self._start_response({})
+
+    async def _commit(self, item_id: str) -> None:
+        item = {
+            "id": item_id,
+            "type": "message",
+            "role": "user",
+            "object": "realtime.item",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        self.buffer_start_ms += len(self.buffer) // BYTES_PER_MS
+        self.buffer.clear()
+        previous = self._add_item(item)
+        await self.send(
+            {
+                "type": "input_audio_buffer.committed",
+                "item_id": item_id,
+                "previous_item_id": previous,
+            }
+        )
+        await self._item_added(item, previous)
+        if self.server.user_transcript is not None:
+            await self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "transcript": self.server.user_transcript,
+                    "usage": {"type": "duration", "seconds": 1.0},
+                }
+            )
+
+    async def _item_added(self, item: dict[str, Any], previous: str | None) -> None:
+        await self.send(
+            {"type": "conversation.item.added", "item": item, "previous_item_id": previous}
+        )
+        if not self.server.beta:
+            await self.send(
+                {"type": "conversation.item.done", "item": item, "previous_item_id": previous}
+            )
+
+    async def on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
+        if not self.buffer:
+            await self.error(
+                "input_audio_buffer_commit_empty", "buffer is empty", event.get("event_id")
+            )
+            return
+        await self._commit(self.server.new_id("item"))
+
+    async def on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        self.buffer_start_ms += len(self.buffer) // BYTES_PER_MS
+        self.buffer.clear()
+        self.speaking = False
+        await self.send({"type": "input_audio_buffer.cleared"})
+
+    async def on_conversation_item_create(self, event: dict[str, Any]) -> None:
+        item = copy.deepcopy(event["item"])
+        item.setdefault("id", self.server.new_id("item"))
+        item["object"] = "realtime.item"
+        item["status"] = "completed"
+        previous = self._add_item(item)
+        await self._item_added(item, previous)
+
+    async def on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
+        item_id = event["item_id"]
+        if item_id not in self.audio_ms:
+            await self.error(
+                "invalid_value",
+                "Only model output audio messages can be truncated",
+                event.get("event_id"),
+            )
+            return
+        length = self.audio_ms[item_id]
+        if event["audio_end_ms"] > length:
+            await self.error(
+                "invalid_value",
+                f"Audio content of {length}ms is already shorter than {event['audio_end_ms']}ms",
+                event.get("event_id"),
+            )
+            return
+        self.audio_ms[item_id] = event["audio_end_ms"]
+        await self.send(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item_id,
+                "content_index": event["content_index"],
+                "audio_end_ms": event["audio_end_ms"],
+            }
+        )
+
+    async def on_conversation_item_delete(self, event: dict[str, Any]) -> None:
+        if self.items.pop(event["item_id"], None) is None:
+            await self.error("item_delete_invalid_item_id", "no such item", event.get("event_id"))
+            return
+        await self.send({"type": "conversation.item.deleted", "item_id": event["item_id"]})
+
+    async def on_response_create(self, event: dict[str, Any]) -> None:
+        if self.response_id is not None:
+            await self.error(
+                "conversation_already_has_active_response",
+                "Conversation already has an active response",
+                event.get("event_id"),
+            )
+            return
+        await self._start_response(event.get("response") or {})
+
+    async def on_response_cancel(self, event: dict[str, Any]) -> None:
+        if self.response_id is None:
+            await self.error(
+                "response_cancel_not_active",
+                "Cancellation failed: no active response found",
+                event.get("event_id"),
+            )
+            return
+        self.cancel_reason = "client_cancelled"
+        self.cancelled.set()
+
+    # -- responses ---------------------------------------------------------------------------
+
+    async def _start_response(self, params: dict[str, Any]) -> None:
+        script = (
+            self.server.responses.popleft()
+            if self.server.responses
+            else ScriptedResponse(text="Hello.", audio=silence(40))
+        )
+        self.response_id = self.server.new_id("resp")
+        self.cancel_reason = None
+        self.cancelled = asyncio.Event()
+        self.server.response_params.append(params)
+        self.response_task = asyncio.create_task(self._run_response(script, params))
+
+    async def _run_response(self, script: ScriptedResponse, params: dict[str, Any]) -> None:
+        response_id = self.response_id
+        assert response_id is not None
+        modalities = params.get("output_modalities") or self.output_modalities
+        if self.server.beta:
+            modalities = params.get("modalities") or self.session["modalities"]
+        audio_out = "audio" in modalities
+        output: list[dict[str, Any]] = []
+        status = script.status
+
+        def base() -> dict[str, Any]:
+            return {"response_id": response_id}
+
+        await self.send(
+            {
+                "type": "response.created",
+                "response": {
+                    "id": response_id,
+                    "object": "realtime.response",
+                    "status": "in_progress",
+                    "output": [],
+                    "metadata": params.get("metadata"),
+                },
+            }
+        )
+        if script.text or script.audio:
+            index = len(output)
+            item_id = self.server.new_id("item")
+            item: dict[str, Any] = {
+                "id": item_id,
+                "type": "message",
+                "role": "assistant",
+                "object": "realtime.item",
+                "status": "in_progress",
+                "content": [],
+            }
+            output.append(item)
+            where = {**base(), "item_id": item_id, "output_index": index, "content_index": 0}
+            await self.send(
+                {
+                    "type": "response.output_item.added",
+                    **base(),
+                    "output_index": index,
+                    "item": item,
+                }
+            )
+            previous = self._add_item(item)
+            await self.send(
+                {"type": "conversation.item.added", "item": item, "previous_item_id": previous}
+            )
+            part_type = "audio" if audio_out else "text"
+            await self.send(
+                {"type": "response.content_part.added", **where, "part": {"type": part_type}}
+            )
+            if audio_out:
+                self.audio_ms[item_id] = 0
+                for pcm in _chunks(script.audio, script.chunks):
+                    self.audio_ms[item_id] += len(pcm) // BYTES_PER_MS
+                    await self.send(
+                        {
+                            "type": "response.output_audio.delta",
+                            **where,
+                            "delta": base64.b64encode(pcm).decode(),
+                        }
+                    )
+                for piece in _chunks(script.text, script.chunks):
+                    await self.send(
+                        {"type": "response.output_audio_transcript.delta", **where, "delta": piece}
+                    )
+            else:
+                for piece in _chunks(script.text, script.chunks):
+                    await self.send({"type": "response.output_text.delta", **where, "delta": piece})
+            if await self._hold(script):
+                for _ in range(script.late_deltas):
+                    await self.send(
+                        {
+                            "type": "response.output_audio.delta",
+                            **where,
+                            "delta": base64.b64encode(silence(20)).decode(),
+                        }
+                    )
+                status = "cancelled"
+            if audio_out:
+                await self.send({"type": "response.output_audio.done", **where})
+                await self.send(
+                    {
+                        "type": "response.output_audio_transcript.done",
+                        **where,
+                        "transcript": script.text,
+                    }
+                )
+                content = {"type": self._content_type("output_audio"), "transcript": script.text}
+            else:
+                await self.send({"type": "response.output_text.done", **where, "text": script.text})
+                content = {"type": self._content_type("output_text"), "text": script.text}
+            await self.send(
+                {"type": "response.content_part.done", **where, "part": {"type": part_type}}
+            )
+            item["status"] = "completed" if status != "cancelled" else "incomplete"
+            item["content"] = [content]
+            await self.send(
+                {"type": "response.output_item.done", **base(), "output_index": index, "item": item}
+            )
+            if not self.server.beta:
+                await self.send({"type": "conversation.item.done", "item": item})
+        elif not script.calls and await self._hold(script):
+            status = "cancelled"
+        for call in script.calls:
+            index = len(output)
+            item_id = self.server.new_id("item")
+            call_id = call.call_id or self.server.new_id("call")
+            item = {
+                "id": item_id,
+                "type": "function_call",
+                "object": "realtime.item",
+                "status": "in_progress",
+                "name": call.name,
+                "call_id": call_id,
+                "arguments": "",
+            }
+            output.append(item)
+            await self.send(
+                {
+                    "type": "response.output_item.added",
+                    **base(),
+                    "output_index": index,
+                    "item": item,
+                }
+            )
+            previous = self._add_item(item)
+            await self.send(
+                {"type": "conversation.item.added", "item": item, "previous_item_id": previous}
+            )
+            where = {**base(), "item_id": item_id, "output_index": index, "call_id": call_id}
+            for piece in _chunks(call.arguments, 2):
+                await self.send(
+                    {"type": "response.function_call_arguments.delta", **where, "delta": piece}
+                )
+            if call is script.calls[-1] and await self._hold(script):
+                status = "cancelled"
+            item_status = call.status if status != "cancelled" else "incomplete"
+            await self.send(
+                {
+                    "type": "response.function_call_arguments.done",
+                    **where,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                }
+            )
+            item = {**item, "status": item_status, "arguments": call.arguments}
+            output[index] = item
+            self.items[item_id] = item
+            await self.send(
+                {"type": "response.output_item.done", **base(), "output_index": index, "item": item}
+            )
+            if not self.server.beta:
+                await self.send({"type": "conversation.item.done", "item": item})
+        response: dict[str, Any] = {
+            "id": response_id,
+            "object": "realtime.response",
+            "status": status,
+            "output": output,
+            "usage": script.usage if script.usage is not None else default_usage(),
+            "metadata": params.get("metadata"),
+        }
+        if status == "cancelled":
+            response["status_details"] = {
+                "type": "cancelled",
+                "reason": self.cancel_reason or "client_cancelled",
+            }
+        elif status == "failed":
+            response["status_details"] = {
+                "type": "failed",
+                "error": script.error or {"type": "server_error", "code": "server_error"},
+            }
+        elif status == "incomplete":
+            response["status_details"] = {"type": "incomplete", "reason": "max_output_tokens"}
+        self.response_id = None
+        await self.send({"type": "response.done", "response": response})
+        self.server.responses_done += 1
+
+    def _content_type(self, ga: str) -> str:
+        return ga.removeprefix("output_") if self.server.beta else ga
+
+    async def _hold(self, script: ScriptedResponse) -> bool:
+        """Wait for the script's hold event; return True when the response got cancelled."""
+        if self.cancelled.is_set():
+            return True
+        if script.hold is None:
+            return False
+        waiters = [
+            asyncio.ensure_future(script.hold.wait()),
+            asyncio.ensure_future(self.cancelled.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return self.cancelled.is_set()
+
+
+class RealtimeServer:
+    """Scriptable Realtime server on 127.0.0.1 (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = API_KEY,
+        model: str = "gpt-realtime",
+        beta: bool = False,
+    ) -> None:
+        """Configure; call `start()` to listen."""
+        self.api_key = api_key
+        self.model = model
+        self.beta = beta
+        self.reject_auth = False
+        self.handshake_status: int | None = None
+        self.stall = False
+        self.on_connect_error: dict[str, Any] | None = None
+        self.close_on_connect: tuple[int, str] | None = None
+        self.user_transcript: str | None = None
+        self.received: list[dict[str, Any]] = []
+        self.violations: list[str] = []
+        self.responses: deque[ScriptedResponse] = deque()
+        self.response_params: list[dict[str, Any]] = []
+        self.responses_done = 0
+        self.connections = 0
+        self.sessions: list[_Session] = []
+        self.hooks: dict[str, Callable[[dict[str, Any]], Awaitable[bool | None]]] = {}
+        self._ids = itertools.count(1)
+        self._server: Server | None = None
+        self._port = 0
+        self._changed = asyncio.Condition()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 (the same port again after `refuse_connections`)."""
+        self._server = await serve(
+            self._handler,
+            "127.0.0.1",
+            self._port,
+            process_request=self._process_request,
+            max_size=None,
+            compression=None,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and close every connection."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for session in self.sessions:
+            if session.response_task is not None:
+                session.response_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await session.response_task
+
+    async def refuse_connections(self) -> None:
+        """Stop listening but keep `url`: new connections are refused."""
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """The http:// base URL, e.g. http://127.0.0.1:PORT/v1."""
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    @property
+    def session(self) -> _Session:
+        """The most recent connection's state."""
+        return self.sessions[-1]
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh id such as `item_7`."""
+        return f"{prefix}_{next(self._ids)}"
+
+    # -- test controls -----------------------------------------------------------------------
+
+    def script(self, *responses: ScriptedResponse) -> None:
+        """Queue responses played by the next `response.create` (or VAD-created response)."""
+        self.responses.extend(responses)
+
+    async def send(
+        self, event: dict[str, Any], *, ws: ServerConnection | None = None, validate: bool = True
+    ) -> None:
+        """Send a server event (validated against the SDK types) to a connection."""
+        event = {"event_id": self.new_id("event"), **event}
+        kind = event["type"]
+        if self.beta:
+            if kind in GA_ONLY_EVENTS:
+                return
+            event["type"] = BETA_EVENT_NAMES.get(kind, kind)
+        if validate:
+            problems = server_event_problems(event, beta=self.beta)
+            if problems:
+                self.violations.append(f"server sent invalid {kind}: {problems}")
+        target = ws or self.session.ws
+        with contextlib.suppress(ConnectionClosed):
+            await target.send(json.dumps(event))
+
+    async def drop(self) -> None:
+        """Abort the current connection without a close frame (a network drop)."""
+        transport = self.session.ws.transport
+        transport.abort()
+
+    async def close_connection(self, code: int, reason: str = "") -> None:
+        """Close the current connection with a close frame."""
+        await self.session.ws.close(code, reason)
+
+    async def session_expired(self) -> None:
+        """Send the `session_expired` error and close with 1001, like the 60-minute limit."""
+        message = "Your session hit the maximum duration of 60 minutes."
+        await self.session.error("session_expired", message, None)
+        await self.close_connection(1001, message)
+
+    async def wait_for(self, kind: str, count: int = 1) -> dict[str, Any]:
+        """Wait until `count` client events of a type arrived; return the last one."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: len(self.of_type(kind)) >= count)
+        return self.of_type(kind)[count - 1]
+
+    async def wait_connections(self, count: int) -> None:
+        """Wait until `count` connections have been accepted."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.connections >= count)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        """Received client events of one type."""
+        return [event for event in self.received if event["type"] == kind]
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- connection handling -----------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.handshake_status is not None:
+            return connection.respond(HTTPStatus(self.handshake_status), "refused\n")
+        if not request.path.split("?")[0].endswith("/realtime"):
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        bearer = request.headers.get("Authorization")
+        api_key = request.headers.get("api-key")
+        ok = bearer == f"Bearer {self.api_key}" or api_key == self.api_key
+        if self.reject_auth or not ok:
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid api key\n")
+        if "model=" not in request.path:
+            return connection.respond(HTTPStatus.BAD_REQUEST, "model is required\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        session = _Session(self, ws)
+        self.sessions.append(session)
+        self.connections += 1
+        await self._notify()
+        if self.stall:
+            await ws.wait_closed()
+            return
+        if self.close_on_connect is not None:
+            await ws.close(*self.close_on_connect)
+            return
+        if self.on_connect_error is not None:
+            await session.send({"type": "error", "error": self.on_connect_error})
+            await ws.close(1000)
+            return
+        await session.send({"type": "session.created", "session": copy.deepcopy(session.session)})
+        try:
+            async for raw in ws:
+                await self._receive(session, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            if session.response_task is not None and not session.response_task.done():
+                session.response_task.cancel()
+
+    async def _receive(self, session: _Session, raw: str | bytes) -> None:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            self.violations.append(f"client sent invalid JSON: {raw[:80]!r}")
+            await session.error("invalid_json", "invalid JSON", None)
+            return
+        problems = client_event_problems(event, beta=self.beta)
+        event_id = event.get("event_id") if isinstance(event, dict) else None
+        if problems:
+            kind = event.get("type") if isinstance(event, dict) else None
+            self.violations.append(f"client sent invalid {kind}: {problems}")
+            await session.error("invalid_event", "; ".join(problems), event_id)
+            return
+        self.received.append(event)
+        await self._notify()
+        hook = self.hooks.get(event["type"])
+        if hook is not None and await hook(event):
+            return
+        await session.handle(event)
+
+
+def closed_port_url() -> str:
+    """A base URL whose port nobody listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture
+async def realtime_server(socket_enabled: None) -> AsyncGenerator[RealtimeServer]:
+    """A started RealtimeServer; fails the test if any protocol violation was recorded."""
+    server = RealtimeServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+    assert not server.violations, "\n".join(server.violations)

@@ -1,0 +1,278 @@
+"""Tests for the protocol-faithful Realtime test server itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+import json
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.realtime_server import (
+    RealtimeServer,
+    ScriptedCall,
+    ScriptedResponse,
+    client_event_problems,
+    realtime_server,
+    server_event_problems,
+    silence,
+    tone,
+)
+
+__all__ = ["realtime_server"]
+
+
+@pytest.fixture
+async def ws(realtime_server: RealtimeServer) -> AsyncGenerator[ClientConnection]:
+    """A raw client connected to the server, past session.created."""
+    url = realtime_server.url.replace("http", "ws") + "/realtime?model=gpt-realtime"
+    async with connect(
+        url, additional_headers={"Authorization": f"Bearer {realtime_server.api_key}"}
+    ) as client:
+        created = json.loads(await client.recv())
+        assert created["type"] == "session.created"
+        yield client
+
+
+async def _recv_until(client: ClientConnection, kind: str) -> list[dict[str, Any]]:
+    events = []
+    while True:
+        event = json.loads(await client.recv())
+        events.append(event)
+        if event["type"] == kind:
+            return events
+
+
+async def test_session_created_is_full_ga_session(realtime_server: RealtimeServer) -> None:
+    """session.created carries a complete GA session that validates against the SDK."""
+    url = realtime_server.url.replace("http", "ws") + "/realtime?model=gpt-realtime"
+    async with connect(url, additional_headers={"api-key": realtime_server.api_key}) as client:
+        created = json.loads(await client.recv())
+    assert not server_event_problems(created)
+    session = created["session"]
+    assert session["type"] == "realtime"
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert session["audio"]["output"]["voice"] == "alloy"
+
+
+async def test_session_update_merges(ws: ClientConnection, realtime_server: RealtimeServer) -> None:
+    """Only present fields change; session.updated reports the full effective session."""
+    await ws.send(
+        json.dumps(
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "instructions": "be brief",
+                    "audio": {"output": {"voice": "marin"}},
+                },
+            }
+        )
+    )
+    updated = json.loads(await ws.recv())
+    assert updated["type"] == "session.updated"
+    session = updated["session"]
+    assert session["instructions"] == "be brief"
+    assert session["audio"]["output"] == {
+        "format": {"type": "audio/pcm", "rate": 24000},
+        "voice": "marin",
+        "speed": 1.0,
+    }
+    assert session["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+    assert realtime_server.received[0]["type"] == "session.update"
+
+
+async def test_unknown_key_rejected(ws: ClientConnection, realtime_server: RealtimeServer) -> None:
+    """A beta key in a GA event is answered with an error carrying the client's event_id."""
+    await ws.send(
+        json.dumps(
+            {
+                "type": "session.update",
+                "event_id": "evt_1",
+                "session": {"type": "realtime", "temperature": 0.8},
+            }
+        )
+    )
+    error = json.loads(await ws.recv())
+    assert error["type"] == "error"
+    assert error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["event_id"] == "evt_1"
+    assert "temperature" in error["error"]["message"]
+    assert realtime_server.violations
+    assert not realtime_server.received
+    realtime_server.violations.clear()
+
+
+async def test_invalid_json_recorded(ws: ClientConnection, realtime_server: RealtimeServer) -> None:
+    """Non-JSON frames are violations."""
+    await ws.send("not json")
+    error = json.loads(await ws.recv())
+    assert error["error"]["code"] == "invalid_json"
+    assert realtime_server.violations
+    realtime_server.violations.clear()
+
+
+def test_client_event_problems() -> None:
+    """The validator catches the classic mistakes and accepts good events."""
+    assert not client_event_problems({"type": "response.create"})
+    assert client_event_problems({"type": "response.audio.delta", "delta": ""})
+    assert client_event_problems(
+        {"type": "conversation.item.truncate", "item_id": "i", "content_index": 0}
+    )
+    assert client_event_problems(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}},
+            },
+        }
+    )
+    assert not client_event_problems(
+        {"type": "session.update", "session": {"modalities": ["text"]}}, beta=True
+    )
+
+
+async def test_wrong_path_and_missing_model(realtime_server: RealtimeServer) -> None:
+    """Only .../realtime?model= is served."""
+    headers = {"Authorization": f"Bearer {realtime_server.api_key}"}
+    base = realtime_server.url.replace("http", "ws")
+    for url in (base + "/other?model=m", base + "/realtime"):
+        with pytest.raises(Exception, match="HTTP"):
+            async with connect(url, additional_headers=headers):
+                pass
+
+
+async def test_scripted_audio_response(
+    ws: ClientConnection, realtime_server: RealtimeServer
+) -> None:
+    """A scripted audio response streams audio and transcript deltas, then response.done."""
+    realtime_server.script(ScriptedResponse(text="Hi there", audio=silence(100)))
+    await ws.send(json.dumps({"type": "response.create"}))
+    events = await _recv_until(ws, "response.done")
+    kinds = [event["type"] for event in events]
+    assert kinds.count("response.output_audio.delta") == 2
+    assert "response.output_audio_transcript.done" in kinds
+    assert events[-1]["response"]["status"] == "completed"
+
+
+async def test_active_response_error(ws: ClientConnection, realtime_server: RealtimeServer) -> None:
+    """A second response.create while one is active is rejected, like the service does."""
+    hold = realtime_server.responses
+    realtime_server.script(ScriptedResponse(text="x", hold=(release := _event())))
+    await ws.send(json.dumps({"type": "response.create"}))
+    await _recv_until(ws, "response.output_audio_transcript.delta")
+    await ws.send(json.dumps({"type": "response.create", "event_id": "evt_2"}))
+    error = (await _recv_until(ws, "error"))[-1]
+    assert error["error"]["code"] == "conversation_already_has_active_response"
+    release.set()
+    await _recv_until(ws, "response.done")
+    assert not hold
+
+
+def _event() -> Any:
+    import asyncio
+
+    return asyncio.Event()
+
+
+async def test_cancel_with_late_deltas(
+    ws: ClientConnection, realtime_server: RealtimeServer
+) -> None:
+    """A cancelled response sends late deltas, then response.done cancelled."""
+    realtime_server.script(
+        ScriptedResponse(text="long", audio=silence(200), hold=_event(), late_deltas=2)
+    )
+    await ws.send(json.dumps({"type": "response.create"}))
+    await _recv_until(ws, "response.output_audio_transcript.delta")
+    await ws.send(json.dumps({"type": "response.cancel"}))
+    events = await _recv_until(ws, "response.done")
+    assert [e["type"] for e in events].count("response.output_audio.delta") >= 2
+    assert events[-1]["response"]["status"] == "cancelled"
+    assert events[-1]["response"]["status_details"]["reason"] == "client_cancelled"
+    await ws.send(json.dumps({"type": "response.cancel", "event_id": "c2"}))
+    error = (await _recv_until(ws, "error"))[-1]
+    assert error["error"]["code"] == "response_cancel_not_active"
+
+
+async def test_truncate(ws: ClientConnection, realtime_server: RealtimeServer) -> None:
+    """Truncation beyond the received audio is an error; within it succeeds."""
+    realtime_server.script(ScriptedResponse(text="a", audio=silence(100)))
+    await ws.send(json.dumps({"type": "response.create"}))
+    done = (await _recv_until(ws, "response.done"))[-1]
+    item_id = done["response"]["output"][0]["id"]
+    truncate = {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0}
+    await ws.send(json.dumps({**truncate, "audio_end_ms": 500}))
+    error = (await _recv_until(ws, "error"))[-1]
+    assert "shorter" in error["error"]["message"]
+    await ws.send(json.dumps({**truncate, "audio_end_ms": 50}))
+    truncated = (await _recv_until(ws, "conversation.item.truncated"))[-1]
+    assert truncated["audio_end_ms"] == 50
+    await ws.send(json.dumps({**truncate, "item_id": "nope", "audio_end_ms": 1}))
+    assert (await _recv_until(ws, "error"))[-1]["error"]["code"] == "invalid_value"
+
+
+async def test_function_calls(ws: ClientConnection, realtime_server: RealtimeServer) -> None:
+    """Scripted calls stream arguments and complete items."""
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall("HassTurnOn", '{"name":"kitchen"}', call_id="c1")])
+    )
+    await ws.send(json.dumps({"type": "response.create"}))
+    events = await _recv_until(ws, "response.done")
+    done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert done[0]["arguments"] == '{"name":"kitchen"}'
+    assert events[-1]["response"]["output"][0]["status"] == "completed"
+
+
+async def test_vad_and_commit(ws: ClientConnection, realtime_server: RealtimeServer) -> None:
+    """Loud audio starts speech, silence stops it, commits and creates a response."""
+    import base64
+
+    realtime_server.user_transcript = "turn on the light"
+    for pcm in (silence(100), tone(200), silence(300)):
+        await ws.send(
+            json.dumps(
+                {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
+            )
+        )
+    events = await _recv_until(ws, "response.done")
+    kinds = [e["type"] for e in events]
+    assert kinds[:3] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+    ]
+    assert events[0]["audio_start_ms"] == 100
+    assert "conversation.item.input_audio_transcription.completed" in kinds
+    await ws.send(json.dumps({"type": "input_audio_buffer.commit", "event_id": "e"}))
+    assert (await _recv_until(ws, "error"))[-1]["error"][
+        "code"
+    ] == "input_audio_buffer_commit_empty"
+    await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+    await _recv_until(ws, "input_audio_buffer.cleared")
+
+
+async def test_beta_server(socket_enabled: None) -> None:
+    """The beta server validates the flat session and sends beta event names."""
+    server = RealtimeServer(beta=True)
+    await server.start()
+    try:
+        url = server.url.replace("http", "ws") + "/realtime?model=m"
+        headers = {"Authorization": f"Bearer {server.api_key}"}
+        async with connect(url, additional_headers=headers) as client:
+            created = json.loads(await client.recv())
+            assert created["session"]["modalities"] == ["text", "audio"]
+            await client.send(
+                json.dumps({"type": "session.update", "session": {"modalities": ["text"]}})
+            )
+            assert json.loads(await client.recv())["session"]["modalities"] == ["text"]
+            server.script(ScriptedResponse(text="hello"))
+            await client.send(json.dumps({"type": "response.create"}))
+            kinds = [e["type"] for e in await _recv_until(client, "response.done")]
+        assert "response.text.delta" in kinds
+        assert "conversation.item.created" in kinds
+        assert "conversation.item.done" not in kinds
+        assert not server.violations
+    finally:
+        await server.stop()
