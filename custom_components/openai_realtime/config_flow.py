@@ -1,0 +1,302 @@
+"""Config flow for OpenAI Realtime Voice: connection, reauth, reconfigure and options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, override
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import callback
+from homeassistant.data_entry_flow import AbortFlow
+from homeassistant.helpers import llm
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TemplateSelector,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import probatio
+
+from .const import (
+    CONF_BASE_URL,
+    CONF_DIALECT,
+    CONF_GREETING,
+    CONF_LLM_HASS_API,
+    CONF_MAX_OUTPUT_TOKENS,
+    CONF_MODEL,
+    CONF_NOISE_REDUCTION,
+    CONF_PROMPT,
+    CONF_SPEED,
+    CONF_TRANSCRIPTION_MODEL,
+    CONF_TURN_DETECTION,
+    CONF_VAD_EAGERNESS,
+    CONF_VAD_PREFIX_PADDING_MS,
+    CONF_VAD_SILENCE_DURATION_MS,
+    CONF_VAD_THRESHOLD,
+    CONF_VOICE,
+    DEFAULT_TITLE,
+    DIALECT_GA,
+    DIALECTS,
+    DOMAIN,
+    LOGGER,
+    MAX_OUTPUT_TOKENS_LIMIT,
+    MAX_SPEED,
+    MIN_SPEED,
+    MODELS,
+    PROBE_TIMEOUT,
+    NOISE_REDUCTION_LEVELS,
+    RECOMMENDED_MODEL,
+    TRANSCRIPTION_MODELS,
+    TURN_DETECTIONS,
+    VAD_EAGERNESS_LEVELS,
+    VOICES,
+)
+from .realtime import (
+    RealtimeAuthError,
+    RealtimeConnectionError,
+    RealtimeInvalidEndpointError,
+    async_probe,
+)
+from .settings import default_options, endpoint_from_config
+
+
+def _select(options: tuple[str, ...], key: str, *, custom: bool = False) -> SelectSelector:
+    """A translated dropdown; custom values allowed where a free-text name is valid."""
+    return SelectSelector(
+        SelectSelectorConfig(
+            options=list(options),
+            translation_key=key,
+            custom_value=custom,
+            mode=SelectSelectorMode.DROPDOWN,
+        )
+    )
+
+
+def _connection_schema(with_model: bool) -> probatio.Schema:
+    schema: dict[Any, Any] = {
+        probatio.Required(CONF_API_KEY): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        ),
+        probatio.Optional(CONF_BASE_URL): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.URL)
+        ),
+        probatio.Required(CONF_DIALECT, default=DIALECT_GA): _select(DIALECTS, CONF_DIALECT),
+    }
+    if with_model:
+        schema[probatio.Required(CONF_MODEL, default=RECOMMENDED_MODEL)] = _select(
+            MODELS, CONF_MODEL, custom=True
+        )
+    return probatio.Schema(schema)
+
+
+def _clean_connection(user_input: dict[str, Any]) -> dict[str, Any]:
+    """Strip whitespace and drop an empty base URL so OpenAI's default applies."""
+    data = {
+        CONF_API_KEY: user_input[CONF_API_KEY].strip(),
+        CONF_DIALECT: user_input.get(CONF_DIALECT, DIALECT_GA),
+    }
+    if base_url := (user_input.get(CONF_BASE_URL) or "").strip().rstrip("/"):
+        data[CONF_BASE_URL] = base_url
+    return data
+
+
+class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add an OpenAI (or compatible) Realtime endpoint."""
+
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    @callback
+    def _abort_if_endpoint_configured(
+        self, data: Mapping[str, Any], ignore: ConfigEntry | None = None
+    ) -> None:
+        """Abort when another entry already uses this key on this endpoint."""
+        wanted = (data[CONF_API_KEY], data.get(CONF_BASE_URL))
+        for entry in self._async_current_entries(include_ignore=False):
+            if entry is not ignore and (
+                (entry.data.get(CONF_API_KEY), entry.data.get(CONF_BASE_URL)) == wanted
+            ):
+                raise AbortFlow("already_configured")
+
+    async def _async_validate(self, data: dict[str, Any], model: str) -> dict[str, str]:
+        """Open a Realtime session with these settings; map failures to form errors."""
+        try:
+            await async_probe(endpoint_from_config(data, model), timeout=PROBE_TIMEOUT)
+        except RealtimeInvalidEndpointError:
+            return {CONF_BASE_URL: "invalid_url"}
+        except RealtimeAuthError:
+            return {"base": "invalid_auth"}
+        except RealtimeConnectionError as err:
+            LOGGER.debug("Cannot connect to the Realtime service: %s", err)
+            return {"base": "cannot_connect"}
+        except Exception:  # noqa: BLE001 - any other failure is reported as unknown on the form
+            LOGGER.exception("Unexpected error while validating the Realtime connection")
+            return {"base": "unknown"}
+        return {}
+
+    @override
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the API key and endpoint."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = _clean_connection(user_input)
+            self._abort_if_endpoint_configured(data)
+            model = user_input.get(CONF_MODEL) or RECOMMENDED_MODEL
+            if not (errors := await self._async_validate(data, model)):
+                options = default_options()
+                options[CONF_MODEL] = model
+                return self.async_create_entry(title=DEFAULT_TITLE, data=data, options=options)
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                _connection_schema(with_model=True), user_input
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """Start reauthentication when the service rejects the key."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for a new API key for the same endpoint."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**entry.data, CONF_API_KEY: user_input[CONF_API_KEY].strip()}
+            model = entry.options.get(CONF_MODEL, RECOMMENDED_MODEL)
+            if not (errors := await self._async_validate(data, model)):
+                return self.async_update_reload_and_abort(entry, data=data)
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=probatio.Schema(
+                {
+                    probatio.Required(CONF_API_KEY): TextSelector(
+                        TextSelectorConfig(type=TextSelectorType.PASSWORD)
+                    )
+                }
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the key, base URL or protocol dialect of an existing entry."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = _clean_connection(user_input)
+            self._abort_if_endpoint_configured(data, ignore=entry)
+            model = entry.options.get(CONF_MODEL, RECOMMENDED_MODEL)
+            if not (errors := await self._async_validate(data, model)):
+                return self.async_update_reload_and_abort(entry, data=data)
+        suggested = user_input if user_input is not None else dict(entry.data)
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                _connection_schema(with_model=False), suggested
+            ),
+            errors=errors,
+        )
+
+    @staticmethod
+    @callback
+    @override
+    def async_get_options_flow(config_entry: ConfigEntry) -> OpenAIRealtimeOptionsFlow:
+        """Return the options flow."""
+        return OpenAIRealtimeOptionsFlow()
+
+
+class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
+    """Tune the model, voice, instructions, tools and turn detection."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show every setting on one form."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            options = dict(user_input)
+            if not options.get(CONF_LLM_HASS_API):
+                options.pop(CONF_LLM_HASS_API, None)
+            if not (options.get(CONF_GREETING) or "").strip():
+                options.pop(CONF_GREETING, None)
+            if not options.get(CONF_MAX_OUTPUT_TOKENS):
+                options.pop(CONF_MAX_OUTPUT_TOKENS, None)
+            if not str(options.get(CONF_MODEL, "")).strip():
+                errors[CONF_MODEL] = "model_required"
+            if not errors:
+                return self.async_create_entry(data=options)
+
+        suggested = {**default_options(), **self.config_entry.options}
+        if user_input is not None:
+            suggested.update(user_input)
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(self._schema(), suggested),
+            errors=errors,
+        )
+
+    def _schema(self) -> probatio.Schema:
+        hass_apis = [
+            SelectOptionDict(label=api.name, value=api.id) for api in llm.async_get_apis(self.hass)
+        ]
+        slider = NumberSelectorMode.SLIDER
+        return probatio.Schema(
+            {
+                probatio.Required(CONF_MODEL): _select(MODELS, CONF_MODEL, custom=True),
+                probatio.Required(CONF_VOICE): _select(VOICES, CONF_VOICE, custom=True),
+                probatio.Optional(CONF_PROMPT): TemplateSelector(),
+                probatio.Optional(CONF_LLM_HASS_API): SelectSelector(
+                    SelectSelectorConfig(options=hass_apis, multiple=True)
+                ),
+                probatio.Required(CONF_TURN_DETECTION): _select(
+                    TURN_DETECTIONS, CONF_TURN_DETECTION
+                ),
+                probatio.Required(CONF_VAD_THRESHOLD): NumberSelector(
+                    NumberSelectorConfig(min=0.0, max=1.0, step=0.05, mode=slider)
+                ),
+                probatio.Required(CONF_VAD_PREFIX_PADDING_MS): NumberSelector(
+                    NumberSelectorConfig(
+                        min=0, max=2000, step=50, unit_of_measurement="ms", mode=slider
+                    )
+                ),
+                probatio.Required(CONF_VAD_SILENCE_DURATION_MS): NumberSelector(
+                    NumberSelectorConfig(
+                        min=100, max=3000, step=50, unit_of_measurement="ms", mode=slider
+                    )
+                ),
+                probatio.Required(CONF_VAD_EAGERNESS): _select(
+                    VAD_EAGERNESS_LEVELS, CONF_VAD_EAGERNESS
+                ),
+                probatio.Required(CONF_NOISE_REDUCTION): _select(
+                    NOISE_REDUCTION_LEVELS, CONF_NOISE_REDUCTION
+                ),
+                probatio.Required(CONF_TRANSCRIPTION_MODEL): _select(
+                    TRANSCRIPTION_MODELS, CONF_TRANSCRIPTION_MODEL, custom=True
+                ),
+                probatio.Required(CONF_SPEED): NumberSelector(
+                    NumberSelectorConfig(min=MIN_SPEED, max=MAX_SPEED, step=0.05, mode=slider)
+                ),
+                probatio.Optional(CONF_MAX_OUTPUT_TOKENS): NumberSelector(
+                    NumberSelectorConfig(
+                        min=1, max=MAX_OUTPUT_TOKENS_LIMIT, step=1, mode=NumberSelectorMode.BOX
+                    )
+                ),
+                probatio.Optional(CONF_GREETING): TextSelector(TextSelectorConfig(multiline=True)),
+            }
+        )

@@ -1,0 +1,92 @@
+"""Constants for the OpenAI Realtime Voice integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "openai_realtime"
+LOGGER = logging.getLogger(__package__)
+
+DEFAULT_TITLE: Final = "OpenAI Realtime"
+
+# Connection (config entry data).
+CONF_BASE_URL: Final = "base_url"
+CONF_DIALECT: Final = "dialect"
+
+# Settings a user tunes (config entry options).
+CONF_MODEL: Final = "model"
+CONF_VOICE: Final = "voice"
+CONF_PROMPT: Final = "prompt"
+CONF_LLM_HASS_API: Final = "llm_hass_api"
+CONF_TURN_DETECTION: Final = "turn_detection"
+CONF_VAD_THRESHOLD: Final = "vad_threshold"
+CONF_VAD_PREFIX_PADDING_MS: Final = "vad_prefix_padding_ms"
+CONF_VAD_SILENCE_DURATION_MS: Final = "vad_silence_duration_ms"
+CONF_VAD_EAGERNESS: Final = "vad_eagerness"
+CONF_NOISE_REDUCTION: Final = "noise_reduction"
+CONF_TRANSCRIPTION_MODEL: Final = "transcription_model"
+CONF_SPEED: Final = "speed"
+CONF_MAX_OUTPUT_TOKENS: Final = "max_output_tokens"
+CONF_GREETING: Final = "greeting"
+
+DIALECT_GA: Final = "ga"
+DIALECT_BETA: Final = "beta"
+DIALECTS: Final = (DIALECT_GA, DIALECT_BETA)
+
+# The current recommended Realtime model (gpt-realtime and gpt-realtime-mini are deprecated,
+# shutting down 2027-01-20). Free text is allowed in the flow for Azure deployments and
+# compatible servers.
+RECOMMENDED_MODEL: Final = "gpt-realtime-2.1"
+MODELS: Final = (
+    "gpt-realtime-2.1",
+    "gpt-realtime-2.1-mini",
+    "gpt-realtime-2",
+    "gpt-realtime-1.5",
+    "gpt-realtime",
+    "gpt-realtime-mini",
+)
+
+VOICES: Final = (
+    "marin",
+    "cedar",
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "sage",
+    "shimmer",
+    "verse",
+)
+RECOMMENDED_VOICE: Final = "marin"
+
+TURN_DETECTION_SERVER_VAD: Final = "server_vad"
+TURN_DETECTION_SEMANTIC_VAD: Final = "semantic_vad"
+TURN_DETECTIONS: Final = (TURN_DETECTION_SERVER_VAD, TURN_DETECTION_SEMANTIC_VAD)
+RECOMMENDED_TURN_DETECTION: Final = TURN_DETECTION_SERVER_VAD
+RECOMMENDED_VAD_THRESHOLD: Final = 0.5
+RECOMMENDED_VAD_PREFIX_PADDING_MS: Final = 300
+RECOMMENDED_VAD_SILENCE_DURATION_MS: Final = 500
+VAD_EAGERNESS_LEVELS: Final = ("auto", "low", "medium", "high")
+RECOMMENDED_VAD_EAGERNESS: Final = "auto"
+
+NOISE_REDUCTION_OFF: Final = "off"
+NOISE_REDUCTION_LEVELS: Final = (NOISE_REDUCTION_OFF, "near_field", "far_field")
+RECOMMENDED_NOISE_REDUCTION: Final = "far_field"
+
+TRANSCRIPTION_OFF: Final = "off"
+TRANSCRIPTION_MODELS: Final = (
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-transcribe",
+    "whisper-1",
+    TRANSCRIPTION_OFF,
+)
+RECOMMENDED_TRANSCRIPTION_MODEL: Final = "gpt-4o-mini-transcribe"
+
+MIN_SPEED: Final = 0.25
+MAX_SPEED: Final = 1.5
+RECOMMENDED_SPEED: Final = 1.0
+MAX_OUTPUT_TOKENS_LIMIT: Final = 4096
+
+PROBE_TIMEOUT: Final = 10.0

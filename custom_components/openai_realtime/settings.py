@@ -1,0 +1,84 @@
+"""Translate the entry's stored settings into Realtime endpoint and session values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.const import CONF_API_KEY
+from homeassistant.helpers import llm
+
+from .const import (
+    CONF_BASE_URL,
+    CONF_DIALECT,
+    CONF_LLM_HASS_API,
+    CONF_MODEL,
+    CONF_NOISE_REDUCTION,
+    CONF_PROMPT,
+    CONF_SPEED,
+    CONF_TRANSCRIPTION_MODEL,
+    CONF_TURN_DETECTION,
+    CONF_VAD_EAGERNESS,
+    CONF_VAD_PREFIX_PADDING_MS,
+    CONF_VAD_SILENCE_DURATION_MS,
+    CONF_VAD_THRESHOLD,
+    CONF_VOICE,
+    DIALECT_BETA,
+    RECOMMENDED_MODEL,
+    RECOMMENDED_NOISE_REDUCTION,
+    RECOMMENDED_SPEED,
+    RECOMMENDED_TRANSCRIPTION_MODEL,
+    RECOMMENDED_TURN_DETECTION,
+    RECOMMENDED_VAD_EAGERNESS,
+    RECOMMENDED_VAD_PREFIX_PADDING_MS,
+    RECOMMENDED_VAD_SILENCE_DURATION_MS,
+    RECOMMENDED_VAD_THRESHOLD,
+    RECOMMENDED_VOICE,
+)
+from .realtime import AuthStyle, Dialect, RealtimeEndpoint
+
+# Hosts that authenticate with an `api-key` header instead of a Bearer token.
+_AZURE_HOST_SUFFIXES = (
+    ".openai.azure.com",
+    ".cognitiveservices.azure.com",
+    ".services.ai.azure.com",
+)
+
+
+def default_options() -> dict[str, Any]:
+    """The settings a new entry starts with."""
+    return {
+        CONF_MODEL: RECOMMENDED_MODEL,
+        CONF_VOICE: RECOMMENDED_VOICE,
+        CONF_PROMPT: llm.DEFAULT_INSTRUCTIONS_PROMPT,
+        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
+        CONF_TURN_DETECTION: RECOMMENDED_TURN_DETECTION,
+        CONF_VAD_THRESHOLD: RECOMMENDED_VAD_THRESHOLD,
+        CONF_VAD_PREFIX_PADDING_MS: RECOMMENDED_VAD_PREFIX_PADDING_MS,
+        CONF_VAD_SILENCE_DURATION_MS: RECOMMENDED_VAD_SILENCE_DURATION_MS,
+        CONF_VAD_EAGERNESS: RECOMMENDED_VAD_EAGERNESS,
+        CONF_NOISE_REDUCTION: RECOMMENDED_NOISE_REDUCTION,
+        CONF_TRANSCRIPTION_MODEL: RECOMMENDED_TRANSCRIPTION_MODEL,
+        CONF_SPEED: RECOMMENDED_SPEED,
+    }
+
+
+def auth_style_for(base_url: str | None) -> AuthStyle:
+    """Azure resources take the key in an `api-key` header; everyone else uses Bearer."""
+    if base_url:
+        host = base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+        if host.endswith(_AZURE_HOST_SUFFIXES):
+            return AuthStyle.API_KEY
+    return AuthStyle.BEARER
+
+
+def endpoint_from_config(data: Mapping[str, Any], model: str | None = None) -> RealtimeEndpoint:
+    """Build the connection target from entry data and the chosen model."""
+    base_url = data.get(CONF_BASE_URL) or None
+    return RealtimeEndpoint(
+        api_key=data[CONF_API_KEY],
+        model=model or RECOMMENDED_MODEL,
+        base_url=base_url,
+        auth_style=auth_style_for(base_url),
+        dialect=Dialect.BETA if data.get(CONF_DIALECT) == DIALECT_BETA else Dialect.GA,
+    )

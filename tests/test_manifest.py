@@ -1,0 +1,168 @@
+"""The manifest, hacs.json and translations satisfy what Home Assistant and HACS require."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import re
+from typing import Any
+
+from awesomeversion import AwesomeVersion
+from homeassistant import const as ha_const
+
+ROOT = Path(__file__).parent.parent
+INTEGRATION = ROOT / "custom_components" / "openai_realtime"
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _requirements(path: Path) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def test_manifest_has_what_home_assistant_and_hacs_require() -> None:
+    """Custom integrations need a version; HACS needs documentation, issue tracker, codeowners."""
+    manifest = _load(INTEGRATION / "manifest.json")
+    for key in (
+        "domain",
+        "name",
+        "version",
+        "documentation",
+        "issue_tracker",
+        "codeowners",
+        "config_flow",
+        "iot_class",
+        "integration_type",
+        "dependencies",
+        "requirements",
+    ):
+        assert key in manifest, key
+    assert manifest["domain"] == INTEGRATION.name == "openai_realtime"
+    assert manifest["name"] == "OpenAI Realtime Voice"
+    assert manifest["iot_class"] == "cloud_push"
+    assert manifest["config_flow"] is True
+    assert AwesomeVersion(manifest["version"]).valid
+    assert all(url.startswith("https://") for url in (manifest["documentation"],))
+    # Keys in alphabetical order after domain and name, as hassfest demands.
+    rest = list(manifest)[2:]
+    assert rest == sorted(rest)
+    # `openai` is a test-only dependency: Home Assistant pins its own version.
+    assert not any(req.lower().startswith("openai") for req in manifest["requirements"])
+
+
+def test_manifest_requirements_are_pinned_and_installed_for_tests() -> None:
+    """Every runtime requirement is pinned exactly and matches the test environment."""
+    manifest = _load(INTEGRATION / "manifest.json")
+    test_pins = _requirements(ROOT / "requirements_test.txt")
+    for requirement in manifest["requirements"]:
+        name, _, version = requirement.partition("==")
+        assert version, f"{requirement} is not pinned"
+        assert test_pins.get(name.lower()) == version, requirement
+
+
+def test_requirements_respect_home_assistant_constraints() -> None:
+    """A requirement Home Assistant pins must carry the same version."""
+    import homeassistant
+
+    constraints = _requirements(Path(homeassistant.__file__).parent / "package_constraints.txt")
+    manifest = _load(INTEGRATION / "manifest.json")
+    for requirement in manifest["requirements"]:
+        name, _, version = requirement.partition("==")
+        if name.lower() in constraints:
+            assert constraints[name.lower()] == version, requirement
+
+
+def test_hacs_json() -> None:
+    """hacs.json names the integration and the Home Assistant version the tests run on."""
+    hacs = _load(ROOT / "hacs.json")
+    assert set(hacs) <= {
+        "name",
+        "content_in_root",
+        "zip_release",
+        "filename",
+        "hide_default_branch",
+        "country",
+        "homeassistant",
+        "hacs",
+        "persistent_directory",
+    }
+    assert hacs["name"] == "OpenAI Realtime Voice"
+    assert hacs["homeassistant"] == ha_const.__version__
+    assert (INTEGRATION / "brand" / "icon.png").is_file()
+
+
+def test_english_translations_match_strings() -> None:
+    """translations/en.json is what Home Assistant loads for a custom integration."""
+    assert _load(INTEGRATION / "strings.json") == _load(INTEGRATION / "translations" / "en.json")
+    assert "[%key:" not in (INTEGRATION / "translations" / "en.json").read_text(encoding="utf-8")
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            keys |= _flatten(value, f"{path}.")
+        else:
+            keys.add(path)
+    return keys
+
+
+STRINGS = _flatten(_load(INTEGRATION / "strings.json"))
+
+
+FLOW_PATTERNS = (
+    # errors["base"] = "..." / errors[CONF_X] = "..." and return {"base": "..."} in flows
+    r'errors\[[^\]]+\] = "([a-z_]+)"',
+    r'return \{"base": "([a-z_]+)"\}',
+)
+ABORT_PATTERNS = (r'async_abort\(reason="([a-z_]+)"\)', r'AbortFlow\("([a-z_]+)"\)')
+
+
+def _keys_used(patterns: tuple[str, ...]) -> set[tuple[str, str]]:
+    used: set[tuple[str, str]] = set()
+    for source in INTEGRATION.glob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        for pattern in patterns:
+            used |= {(source.name, key) for key in re.findall(pattern, text)}
+    return used
+
+
+def test_flow_errors_and_aborts_are_translated() -> None:
+    """Each error and abort reason a flow can show has English text."""
+    for source, key in _keys_used(FLOW_PATTERNS):
+        assert f"config.error.{key}" in STRINGS or f"options.error.{key}" in STRINGS, (source, key)
+    for source, key in _keys_used(ABORT_PATTERNS):
+        assert f"config.abort.{key}" in STRINGS, (source, key)
+    assert _keys_used(FLOW_PATTERNS), "the patterns no longer find the flow's errors"
+
+
+def test_every_translation_key_exists() -> None:
+    """translation_key= on exceptions, issues, entities and selectors points at real text."""
+    sections = ("exceptions.", "issues.", "entity.", "selector.", "services.")
+    used = _keys_used((r'translation_key=(?:"|CONF_)([A-Za-z_]+)"?',))
+    assert used
+    for source, key in used:
+        name = key.lower()
+        assert any(k.startswith(sections) and f".{name}." in f".{k}." for k in STRINGS), (
+            source,
+            key,
+        )
+
+
+def test_every_flow_field_is_translated_with_a_description() -> None:
+    """Every field of every step has a label and a data_description (config-flow rule)."""
+    strings = _load(INTEGRATION / "strings.json")
+    for section in ("config", "options"):
+        for step_id, step in strings[section]["step"].items():
+            data = step.get("data", {})
+            descriptions = step.get("data_description", {})
+            assert set(data) == set(descriptions), f"{section}.{step_id}"
