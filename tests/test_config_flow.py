@@ -11,8 +11,8 @@ from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import llm
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime.const import (
     CONF_BASE_URL,
@@ -89,9 +89,7 @@ async def test_user_flow_errors_then_recovers(
         change = {CONF_BASE_URL: closed_port_url()}
     good = {CONF_API_KEY: realtime_server.api_key, CONF_BASE_URL: realtime_server.url}
     result = await _start_user_flow(hass)
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {**good, **change}
-    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {**good, **change})
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == error
 
