@@ -41,7 +41,7 @@ class DecoderStats:
     packets: int = 0
     """Packets passed to `decode`, including empty ones."""
     dtx: int = 0
-    """Non-empty packets of at most `DTX_PACKET_MAX_BYTES` bytes."""
+    """Valid packets of at most `DTX_PACKET_MAX_BYTES` bytes (silence)."""
     lost: int = 0
     """Empty packets (or `None`): gaps concealed on purpose."""
     corrupt: int = 0
@@ -82,8 +82,6 @@ class OpusDecoder:
         if not packet:
             stats.lost += 1
             return self.conceal()
-        if len(packet) <= DTX_PACKET_MAX_BYTES:
-            stats.dtx += 1
         try:
             pcm: bytes = self._decoder.decode(packet, self._max_samples)
         except (self._opus_error, TypeError, ValueError) as err:
@@ -96,6 +94,8 @@ class OpusDecoder:
                     err,
                 )
             return self.conceal()
+        if len(packet) <= DTX_PACKET_MAX_BYTES:
+            stats.dtx += 1
         return pcm
 
     def conceal(self) -> bytes:
