@@ -1,0 +1,107 @@
+"""One model response: its streamed deltas as an async iterator and its final state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from .events import AudioDelta, FunctionCall, ResponseEvent, TextDelta, TranscriptDelta
+
+__all__ = ["BYTES_PER_MS", "RealtimeResponse"]
+
+BYTES_PER_MS: Final = 48  # PCM16 mono 24 kHz
+_END: Final = object()
+
+
+class RealtimeResponse:
+    """A response's deltas (iterate once) plus status, usage and completed function calls."""
+
+    def __init__(self, response_id: str, metadata: dict[str, Any] | None = None) -> None:
+        """Create an in-progress response; the client feeds it."""
+        self.id = response_id
+        self.metadata = metadata
+        self.status: str | None = None
+        self.status_details: dict[str, Any] | None = None
+        self.usage: dict[str, Any] | None = None
+        self.function_calls: list[FunctionCall] = []
+        self.text = ""
+        self.transcript = ""
+        self.cancelled = False
+        self.audio_bytes: dict[str, int] = {}
+        self.audio_item_id: str | None = None
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._done = asyncio.Event()
+
+    def __repr__(self) -> str:
+        """Summarise without payloads."""
+        return f"<RealtimeResponse {self.id} status={self.status}>"
+
+    @property
+    def done(self) -> bool:
+        """Whether the response has ended."""
+        return self._done.is_set()
+
+    @property
+    def audio_ms(self) -> int:
+        """Milliseconds of audio received for the current audio item."""
+        if self.audio_item_id is None:
+            return 0
+        return self.audio_bytes.get(self.audio_item_id, 0) // BYTES_PER_MS
+
+    def push(self, event: ResponseEvent) -> None:
+        """Record and queue a delta (dropped after a local cancel)."""
+        if self.cancelled or self.done:
+            return
+        match event:
+            case AudioDelta(pcm=pcm, item_id=item_id):
+                self.audio_item_id = item_id
+                self.audio_bytes[item_id] = self.audio_bytes.get(item_id, 0) + len(pcm)
+            case TextDelta(text=text):
+                self.text += text
+            case TranscriptDelta(text=text):
+                self.transcript += text
+            case FunctionCall():
+                self.function_calls.append(event)
+        self._queue.put_nowait(event)
+
+    def finish(
+        self,
+        status: str,
+        details: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> None:
+        """Mark the response ended and close its stream."""
+        if self.done:
+            return
+        self.status = status
+        self.status_details = details
+        self.usage = usage
+        self._done.set()
+        self._queue.put_nowait(_END)
+
+    async def wait(self) -> RealtimeResponse:
+        """Wait until the response has ended; return it."""
+        await self._done.wait()
+        return self
+
+    async def __aiter__(self) -> AsyncIterator[ResponseEvent]:
+        """Yield text, transcript, audio and function-call events until the response ends."""
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                self._queue.put_nowait(_END)
+                return
+            yield item  # type: ignore[misc]
+
+    async def audio(self) -> AsyncIterator[bytes]:
+        """Yield only the PCM audio chunks (consumes the stream)."""
+        async for event in self:
+            if isinstance(event, AudioDelta):
+                yield event.pcm
+
+    async def text_stream(self) -> AsyncIterator[str]:
+        """Yield text deltas, or transcript deltas for audio output (consumes the stream)."""
+        async for event in self:
+            if isinstance(event, (TextDelta, TranscriptDelta)):
+                yield event.text

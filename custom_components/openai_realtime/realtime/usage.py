@@ -1,0 +1,113 @@
+"""Token usage totals from `response.done` and a cost estimate from a per-model price table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = ["DEFAULT_PRICES", "ModelPrices", "Usage", "prices_for"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelPrices:
+    """USD per one million tokens."""
+
+    text_in: float
+    text_cached: float
+    text_out: float
+    audio_in: float
+    audio_cached: float
+    audio_out: float
+
+
+_FULL: Final = ModelPrices(
+    text_in=4.00,
+    text_cached=0.40,
+    text_out=16.00,
+    audio_in=32.00,
+    audio_cached=0.40,
+    audio_out=64.00,
+)
+_MINI: Final = ModelPrices(
+    text_in=0.60,
+    text_cached=0.06,
+    text_out=2.40,
+    audio_in=10.00,
+    audio_cached=0.30,
+    audio_out=20.00,
+)
+_V2: Final = ModelPrices(
+    text_in=4.00,
+    text_cached=0.40,
+    text_out=24.00,
+    audio_in=32.00,
+    audio_cached=0.40,
+    audio_out=64.00,
+)
+
+# Longest matching prefix wins; dated snapshots share their family's price.
+DEFAULT_PRICES: Final[Mapping[str, ModelPrices]] = {
+    "gpt-realtime": _FULL,
+    "gpt-realtime-1.5": _FULL,
+    "gpt-realtime-2": _V2,
+    "gpt-realtime-2.1": _V2,
+    "gpt-realtime-mini": _MINI,
+    "gpt-realtime-2.1-mini": _MINI,
+}
+
+
+def prices_for(
+    model: str, overrides: Mapping[str, ModelPrices] | None = None
+) -> ModelPrices | None:
+    """Find the prices of a model by longest prefix (overrides first); None when unknown."""
+    table = {**DEFAULT_PRICES, **(overrides or {})}
+    matches = [name for name in table if model == name or model.startswith(f"{name}-")]
+    if not matches:
+        return None
+    return table[max(matches, key=len)]
+
+
+def _int(mapping: Any, key: str) -> int:
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+@dataclass(kw_only=True)
+class Usage:
+    """Running token totals of a client (cached tokens are a subset of input tokens)."""
+
+    responses: int = 0
+    text_in: int = 0
+    text_cached: int = 0
+    audio_in: int = 0
+    audio_cached: int = 0
+    text_out: int = 0
+    audio_out: int = 0
+
+    def add(self, usage: Any) -> None:
+        """Add one `response.done` `usage` object; malformed parts count as zero."""
+        if not isinstance(usage, dict):
+            return
+        self.responses += 1
+        details_in = usage.get("input_token_details")
+        cached = details_in.get("cached_tokens_details") if isinstance(details_in, dict) else None
+        details_out = usage.get("output_token_details")
+        self.text_in += _int(details_in, "text_tokens")
+        self.audio_in += _int(details_in, "audio_tokens")
+        self.text_cached += _int(cached, "text_tokens")
+        self.audio_cached += _int(cached, "audio_tokens")
+        self.text_out += _int(details_out, "text_tokens")
+        self.audio_out += _int(details_out, "audio_tokens")
+
+    def cost(self, prices: ModelPrices) -> float:
+        """Estimated USD: uncached input at the input rate, cached at the cached rate."""
+        total = (
+            max(self.text_in - self.text_cached, 0) * prices.text_in
+            + self.text_cached * prices.text_cached
+            + max(self.audio_in - self.audio_cached, 0) * prices.audio_in
+            + self.audio_cached * prices.audio_cached
+            + self.text_out * prices.text_out
+            + self.audio_out * prices.audio_out
+        )
+        return total / 1_000_000
