@@ -536,6 +536,13 @@ class RealtimeClient:
         )
         self._active = None
         self._idle.set()
+        _LOGGER.debug(
+            "Response %s %s: %d ms audio, %d text chars",
+            response.id,
+            status,
+            sum(response.audio_bytes.values()) // BYTES_PER_MS,
+            len(response.text or response.transcript),
+        )
         if status == "completed" and self._pending_history.pop(response.id, True):
             reply = response.text or response.transcript
             if reply:
