@@ -89,7 +89,7 @@ class Pacer:
     @property
     def played_ms(self) -> int:
         """Audio of the current stream the device has played so far, in whole milliseconds."""
-        return max(0, int(self._sent * self.frame_ms - self.buffered_ms))
+        return max(0, round(self._sent * self.frame_ms - self.buffered_ms))
 
     def push(self, frame: bytes) -> None:
         """Queue one encoded frame; frames are sent in order, paced to real time."""
