@@ -1,0 +1,203 @@
+"""The MCP client, driven by feeding replies through `handle_message`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from custom_components.openai_realtime.xiaozhi import (
+    McpClient,
+    McpClosedError,
+    McpError,
+    McpNotification,
+    McpProtocolError,
+    McpTimeoutError,
+    McpTool,
+)
+
+
+class Device:
+    """Collects requests; answers them through a reply function if one is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.client = McpClient(self.send, timeout=1.0, max_pages=3)
+        self.answer: Any = None
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        self.sent.append(payload)
+        if self.answer is not None:
+            reply = self.answer(payload)
+            if reply is not None:
+                asyncio.get_running_loop().call_soon(self.client.handle_message, reply)
+
+
+def ok(payload: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": payload["id"], "result": result}
+
+
+async def test_initialize_sends_vision_and_numeric_ids() -> None:
+    """initialize carries the vision capability; ids are numbers counting from 1."""
+    device = Device()
+    device.answer = lambda p: ok(
+        p,
+        {
+            "protocolVersion": "2024-11-05",
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "board", "version": "2.4.2"},
+        },
+    )
+    info = await device.client.initialize(vision_url="http://v/explain", vision_token="t")
+    assert device.sent == [
+        {
+            "jsonrpc": "2.0",
+            "method": "initialize",
+            "params": {"capabilities": {"vision": {"url": "http://v/explain", "token": "t"}}},
+            "id": 1,
+        }
+    ]
+    assert (info.name, info.version, info.protocol_version) == ("board", "2.4.2", "2024-11-05")
+    assert device.client.server_info == info
+    device.answer = lambda p: ok(p, {"serverInfo": "x"})
+    info = await device.client.initialize()
+    assert info.name == ""
+    assert device.sent[-1]["id"] == 2
+
+
+async def test_list_tools_follows_cursor() -> None:
+    """Pages are fetched until nextCursor is absent; user-only tools are flagged."""
+    pages = {
+        "": {
+            "tools": [{"name": "a", "description": "A", "inputSchema": {"type": "object"}}],
+            "nextCursor": "b",
+        },
+        "b": {"tools": [{"name": "b", "annotations": {"audience": ["user"]}}], "nextCursor": ""},
+    }
+    device = Device()
+    device.answer = lambda p: ok(p, pages[p["params"]["cursor"]])
+    tools = await device.client.list_tools(with_user_tools=True)
+    assert tools == [
+        McpTool("a", "A", {"type": "object"}),
+        McpTool("b", "", {"type": "object", "properties": {}}, user_only=True),
+    ]
+    assert [p["params"] for p in device.sent] == [
+        {"cursor": "", "withUserTools": True},
+        {"cursor": "b", "withUserTools": True},
+    ]
+
+
+@pytest.mark.parametrize(
+    "pages",
+    [
+        {"": {"tools": {}}},
+        {"": {"tools": [1]}},
+        {"": {"tools": [{"name": ""}]}},
+        {"": {"tools": [{"name": "x", "inputSchema": []}]}},
+        {"": {"tools": [], "nextCursor": "a"}, "a": {"tools": [], "nextCursor": "a"}},
+        {
+            "": {"tools": [], "nextCursor": "a"},
+            "a": {"tools": [], "nextCursor": "b"},
+            "b": {"tools": [], "nextCursor": "c"},
+        },
+    ],
+)
+async def test_list_tools_bad_pages(pages: dict[str, Any]) -> None:
+    """Malformed pages, repeating cursors and endless paging raise McpProtocolError."""
+    device = Device()
+    device.answer = lambda p: ok(p, pages[p["params"]["cursor"]])
+    with pytest.raises(McpProtocolError):
+        await device.client.list_tools()
+
+
+async def test_call_tool_results_and_errors() -> None:
+    """Results are typed; error replies (with or without code) raise McpError."""
+    device = Device()
+    device.answer = lambda p: ok(
+        p, {"content": [{"type": "text", "text": "true"}, {"type": "image"}], "isError": False}
+    )
+    result = await device.client.call_tool("self.audio_speaker.set_volume", {"volume": 5})
+    assert result.text == "true"
+    assert not result.is_error
+    assert device.sent[0]["params"] == {
+        "name": "self.audio_speaker.set_volume",
+        "arguments": {"volume": 5},
+    }
+    device.answer = lambda p: {
+        "jsonrpc": "2.0",
+        "id": p["id"],
+        "error": {"message": "Unknown tool"},
+    }
+    with pytest.raises(McpError) as err:
+        await device.client.call_tool("x")
+    assert (err.value.message, err.value.code) == ("Unknown tool", None)
+    device.answer = lambda p: {
+        "jsonrpc": "2.0",
+        "id": p["id"],
+        "error": {"code": -32601, "message": "nope", "data": 1},
+    }
+    with pytest.raises(McpError) as err:
+        await device.client.call_tool("x")
+    assert (err.value.code, err.value.data) == (-32601, 1)
+    for error in ["bad", {"code": True}]:
+        device.answer = lambda p, e=error: {"jsonrpc": "2.0", "id": p["id"], "error": e}
+        with pytest.raises(McpError):
+            await device.client.call_tool("x")
+    for bad_result in [None, {"content": "x"}, {"content": [1]}]:
+        device.answer = lambda p, r=bad_result: {"jsonrpc": "2.0", "id": p["id"], "result": r}
+        with pytest.raises(McpProtocolError):
+            await device.client.call_tool("x")
+
+
+async def test_timeout_then_late_reply_is_ignored() -> None:
+    """A timed-out call raises; its late reply is dropped without effect."""
+    device = Device()
+    with pytest.raises(McpTimeoutError):
+        await device.client.call_tool("slow", reply_timeout=0.01)
+    assert device.client.pending == 0
+    late = {"jsonrpc": "2.0", "id": 1, "result": {"content": []}}
+    assert device.client.handle_message(late) is None
+
+
+async def test_close_fails_pending_and_later_calls() -> None:
+    """close() fails in-flight requests and refuses new ones."""
+    device = Device()
+    call = asyncio.ensure_future(device.client.call_tool("x"))
+    await asyncio.sleep(0)
+    assert device.client.pending == 1
+    device.client.close()
+    with pytest.raises(McpClosedError):
+        await call
+    assert device.client.closed
+    with pytest.raises(McpClosedError):
+        await device.client.request("tools/list")
+
+
+async def test_send_failure_cleans_up() -> None:
+    """A transport error propagates and leaves nothing pending."""
+
+    async def broken(payload: dict[str, Any]) -> None:
+        raise ConnectionResetError
+
+    client = McpClient(broken)
+    with pytest.raises(ConnectionResetError):
+        await client.request("initialize")
+    assert client.pending == 0
+
+
+def test_handle_message_notifications_and_garbage() -> None:
+    """Notifications are returned; non-JSON-RPC payloads raise McpProtocolError."""
+    client = McpClient(Device().send)
+    note = {"jsonrpc": "2.0", "method": "notifications/state_changed", "params": {"a": 1}}
+    assert client.handle_message(note) == McpNotification("notifications/state_changed", {"a": 1})
+    assert client.handle_message({"jsonrpc": "2.0", "method": "n"}) == McpNotification("n", {})
+    for bad in [
+        [],
+        {"jsonrpc": "1.0", "id": 1},
+        {"jsonrpc": "2.0", "id": "1", "result": {}},
+        {"jsonrpc": "2.0", "id": True, "result": {}},
+        {"jsonrpc": "2.0", "method": "tools/list", "id": 3},
+    ]:
+        with pytest.raises(McpProtocolError):
+            client.handle_message(bad)
