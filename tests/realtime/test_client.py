@@ -660,3 +660,109 @@ async def test_events_text_delta_type(
     realtime_server.script(ScriptedResponse(text="abc"))
     response = await client.create_response(modality=Modality.TEXT)
     assert all([isinstance(e, TextDelta) async for e in response])
+
+
+async def test_create_retries_after_active_response_error(
+    client: RealtimeClient, realtime_server: RealtimeServer
+) -> None:
+    """conversation_already_has_active_response makes the client wait and send again."""
+    calls = 0
+
+    async def busy_once(event: dict[str, Any]) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return False
+        await realtime_server.session.error(
+            "conversation_already_has_active_response", "busy", event["event_id"]
+        )
+        return True
+
+    realtime_server.hooks["response.create"] = busy_once
+    response = await (await client.create_response()).wait()
+    assert response.status == "completed"
+    assert len(realtime_server.of_type("response.create")) == 2
+
+
+async def test_send_waits_for_reconnect(
+    client: RealtimeClient, realtime_server: RealtimeServer
+) -> None:
+    """Calls made while reconnecting are sent on the new session."""
+    await realtime_server.drop()
+    await client.add_user_text("after the drop")
+    item = (await realtime_server.wait_for("conversation.item.create"))["item"]
+    assert item["content"][0]["text"] == "after the drop"
+    assert realtime_server.connections == 2
+
+
+async def test_pending_create_fails_on_drop_and_close(
+    client: RealtimeClient, realtime_server: RealtimeServer
+) -> None:
+    """A response.create that never got an answer fails with the connection."""
+
+    async def swallow(event: dict[str, Any]) -> bool:
+        return True
+
+    realtime_server.hooks["response.create"] = swallow
+    pending = asyncio.create_task(client.create_response())
+    await realtime_server.wait_for("response.create")
+    await realtime_server.drop()
+    with pytest.raises(RealtimeConnectionError):
+        await pending
+    await realtime_server.wait_connections(2)
+    pending = asyncio.create_task(client.create_response())
+    await realtime_server.wait_for("response.create", 2)
+    await client.close()
+    with pytest.raises(RealtimeSessionClosed):
+        await pending
+
+
+async def test_setup_ignores_noise(realtime_server: RealtimeServer) -> None:
+    """Junk frames and unrelated events during setup are skipped."""
+
+    async def noisy(event: dict[str, Any]) -> bool:
+        await realtime_server.session.ws.send("junk")
+        await realtime_server.send({"type": "rate_limits.updated", "rate_limits": []})
+        return False
+
+    realtime_server.hooks["session.update"] = noisy
+    rt = make_client(realtime_server)
+    await rt.connect()
+    await rt.close()
+
+
+async def test_stray_and_malformed_deltas(
+    client: RealtimeClient, realtime_server: RealtimeServer
+) -> None:
+    """Input transcript deltas surface; bad base64 and stray deltas are dropped."""
+    recorder = Recorder(client)
+    await realtime_server.send(
+        {
+            "type": "conversation.item.input_audio_transcription.delta",
+            "item_id": "item_u",
+            "delta": "turn",
+        }
+    )
+    realtime_server.script(ScriptedResponse(text="ok", hold=asyncio.Event()))
+    response = await client.create_response()
+    where = {"response_id": response.id, "item_id": "i", "output_index": 0, "content_index": 0}
+    await realtime_server.send({"type": "response.output_audio.delta", **where, "delta": "%%%"})
+    for kind in ("response.output_text.delta", "response.output_audio_transcript.delta"):
+        await realtime_server.send(
+            {"type": kind, **where, "response_id": "resp_other", "delta": "x"}
+        )
+    await realtime_server.send(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": "item_u",
+            "content_index": 0,
+            "transcript": "",
+            "usage": {"type": "duration", "seconds": 1.0},
+        }
+    )
+    transcript = await recorder.wait(InputTranscript)
+    assert transcript.text == ""
+    assert response.audio_ms == 0
+    await client.cancel(0)
+    await response.wait()
+    await recorder.stop()
