@@ -261,6 +261,7 @@ async def test_options_flow(hass: HomeAssistant, realtime_server: RealtimeServer
         "speed",
         "max_output_tokens",
         "greeting",
+        "device_websocket_url",
     }
 
     chosen = {

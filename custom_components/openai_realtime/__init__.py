@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+    ConfigSubentry,
+)
+from homeassistant.const import Platform
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_MODEL, DOMAIN, LOGGER, PROBE_TIMEOUT
+from .device_view import DeviceWebSocketView
+from .devices import DATA_HUB, DeviceHub, DeviceState, device_subentries
+from .ota import ActivateView, OtaView
 from .realtime import (
     RealtimeAuthError,
     RealtimeEndpoint,
@@ -21,19 +31,27 @@ from .settings import endpoint_from_config
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.NUMBER, Platform.SENSOR]
+
 
 @dataclass(kw_only=True)
 class OpenAIRealtimeData:
     """What a loaded entry holds: the endpoint every Realtime session connects to."""
 
     endpoint: RealtimeEndpoint
+    devices: dict[str, tuple[ConfigSubentry, DeviceState]] = field(default_factory=dict)
+    """Paired xiaozhi devices by MAC: their subentry and live state."""
 
 
 type OpenAIRealtimeConfigEntry = ConfigEntry[OpenAIRealtimeData]
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Set up the integration (actions are registered here in later versions)."""
+    """Set up what is shared by all entries: the device hub and its HTTP endpoints."""
+    hass.data[DATA_HUB] = DeviceHub(hass)
+    hass.http.register_view(OtaView())
+    hass.http.register_view(ActivateView())
+    hass.http.register_view(DeviceWebSocketView())
     return True
 
 
@@ -53,10 +71,43 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
             translation_key="cannot_connect",
             translation_placeholders={"error": str(err)},
         ) from err
-    entry.runtime_data = OpenAIRealtimeData(endpoint=endpoint)
+    hub = hass.data[DATA_HUB]
+    entry.runtime_data = OpenAIRealtimeData(
+        endpoint=endpoint,
+        devices={
+            str(sub.unique_id): (sub, hub.state(str(sub.unique_id)))
+            for sub in device_subentries(entry)
+        },
+    )
+    entry.async_on_unload(_async_track_devices(hass, entry))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 
+@callback
+def _async_track_devices(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) -> CALLBACK_TYPE:
+    """Reload when a device is paired or removed; a removed device is disconnected at once."""
+    loaded = set(entry.runtime_data.devices)
+
+    @callback
+    def _changed(change: ConfigEntryChange, changed: ConfigEntry) -> None:
+        if change is not ConfigEntryChange.UPDATED or changed.entry_id != entry.entry_id:
+            return
+        current = {str(sub.unique_id) for sub in device_subentries(entry)}
+        if current == loaded:
+            return
+        for mac in loaded - current:
+            hass.async_create_task(hass.data[DATA_HUB].async_revoke(mac), eager_start=True)
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+
+    return async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _changed)
+
+
 async def async_unload_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) -> bool:
-    """Unload the entry."""
+    """Unload the entry and close the connections of its devices."""
+    if not await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
+        return False
+    for _, state in entry.runtime_data.devices.values():
+        if state.connection is not None:
+            await state.connection.async_close("integration reloading")
     return True

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, override
 
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentry,
+    ConfigSubentryFlow,
     OptionsFlowWithReload,
+    SubentryFlowResult,
 )
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import callback
@@ -32,9 +37,12 @@ import probatio
 
 from .const import (
     CONF_BASE_URL,
+    CONF_CODE,
+    CONF_DEVICE_WEBSOCKET_URL,
     CONF_DIALECT,
     CONF_GREETING,
     CONF_LLM_HASS_API,
+    CONF_MAC,
     CONF_MAX_OUTPUT_TOKENS,
     CONF_MODEL,
     CONF_NOISE_REDUCTION,
@@ -59,11 +67,13 @@ from .const import (
     NOISE_REDUCTION_LEVELS,
     PROBE_TIMEOUT,
     RECOMMENDED_MODEL,
+    SUBENTRY_DEVICE,
     TRANSCRIPTION_MODELS,
     TURN_DETECTIONS,
     VAD_EAGERNESS_LEVELS,
     VOICES,
 )
+from .devices import DATA_HUB, PairingResult
 from .realtime import (
     RealtimeAuthError,
     RealtimeConnectionError,
@@ -222,6 +232,121 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
         """Return the options flow."""
         return OpenAIRealtimeOptionsFlow()
 
+    @classmethod
+    @callback
+    @override
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Devices are paired as subentries of the service entry."""
+        return {SUBENTRY_DEVICE: DeviceSubentryFlow}
+
+    # --- a xiaozhi device asked to be paired ---------------------------------------------------
+
+    @override
+    async def async_step_integration_discovery(
+        self, discovery_info: dict[str, Any]
+    ) -> ConfigFlowResult:
+        """An unknown device made its boot check: offer to pair it."""
+        mac = str(discovery_info[CONF_MAC])
+        await self.async_set_unique_id(mac)
+        self._abort_if_unique_id_configured()
+        hub = self.hass.data[DATA_HUB]
+        if hub.find_paired(mac) is not None:
+            return self.async_abort(reason="already_configured")
+        if (pending := hub.pending.get(mac)) is None:
+            return self.async_abort(reason="code_expired")
+        self.context["title_placeholders"] = {"name": pending.title}
+        return await self.async_step_pair()
+
+    async def async_step_pair(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the code the device speaks and shows."""
+        hub = self.hass.data[DATA_HUB]
+        mac = str(self.unique_id)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            entries = self.hass.config_entries.async_loaded_entries(DOMAIN)
+            if not entries:
+                return self.async_abort(reason="entry_not_loaded")
+            result = hub.check_code(mac, str(user_input[CONF_CODE]))
+            if result is PairingResult.OK:
+                title = hub.pending[mac].title
+                self.hass.config_entries.async_add_subentry(
+                    entries[0],
+                    ConfigSubentry(
+                        data=MappingProxyType(hub.approve(mac)),
+                        subentry_type=SUBENTRY_DEVICE,
+                        title=title,
+                        unique_id=mac,
+                    ),
+                )
+                return self.async_abort(
+                    reason="device_paired", description_placeholders={"name": title}
+                )
+            if result is PairingResult.UNKNOWN:
+                return self.async_abort(reason="code_expired")
+            errors["base"] = result.value
+        pending = hub.pending.get(mac)
+        return self.async_show_form(
+            step_id="pair",
+            data_schema=_code_schema(),
+            errors=errors,
+            description_placeholders={
+                "board": pending.board if pending else "",
+                "mac": mac,
+                "firmware": pending.firmware if pending else "",
+            },
+        )
+
+
+def _code_schema() -> probatio.Schema:
+    return probatio.Schema({probatio.Required(CONF_CODE): TextSelector()})
+
+
+class DeviceSubentryFlow(ConfigSubentryFlow):
+    """Pair a device that is waiting for approval, from the entry's "Add device" button."""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Choose a waiting device and type its code."""
+        entry = self._get_entry()
+        if entry.state is not ConfigEntryState.LOADED:
+            return self.async_abort(reason="entry_not_loaded")
+        hub = self.hass.data[DATA_HUB]
+        waiting = {p.mac: p.title for p in hub.pending_devices() if hub.find_paired(p.mac) is None}
+        if not waiting:
+            return self.async_abort(reason="no_pending_devices")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            mac = str(user_input[CONF_MAC])
+            result = hub.check_code(mac, str(user_input[CONF_CODE]))
+            if result is PairingResult.OK:
+                data = hub.approve(mac)
+                for flow in self.hass.config_entries.flow.async_progress_by_handler(
+                    DOMAIN, match_context={"unique_id": mac}
+                ):
+                    self.hass.config_entries.flow.async_abort(flow["flow_id"])
+                return self.async_create_entry(title=waiting[mac], data=data, unique_id=mac)
+            errors["base"] = result.value
+        schema = probatio.Schema(
+            {
+                probatio.Required(CONF_MAC): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[
+                            SelectOptionDict(value=mac, label=title)
+                            for mac, title in waiting.items()
+                        ],
+                        mode=SelectSelectorMode.LIST,
+                    )
+                ),
+                probatio.Required(CONF_CODE): TextSelector(),
+            }
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            errors=errors,
+        )
+
 
 class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
     """Tune the model, voice, instructions, tools and turn detection."""
@@ -298,5 +423,8 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
                     )
                 ),
                 probatio.Optional(CONF_GREETING): TextSelector(TextSelectorConfig(multiline=True)),
+                probatio.Optional(CONF_DEVICE_WEBSOCKET_URL): TextSelector(
+                    TextSelectorConfig(type=TextSelectorType.URL)
+                ),
             }
         )

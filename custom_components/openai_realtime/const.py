@@ -90,3 +90,44 @@ RECOMMENDED_SPEED: Final = 1.0
 MAX_OUTPUT_TOKENS_LIMIT: Final = 4096
 
 PROBE_TIMEOUT: Final = 10.0
+
+# xiaozhi devices (ESP32 endpoint).
+CONF_DEVICE_WEBSOCKET_URL: Final = "device_websocket_url"
+SUBENTRY_DEVICE: Final = "device"
+CONF_MAC: Final = "mac"
+CONF_CLIENT_ID: Final = "client_id"
+CONF_BOARD: Final = "board"
+CONF_FIRMWARE: Final = "firmware"
+CONF_TOKEN_HASH: Final = "token_hash"  # noqa: S105 - a key name, not a secret
+CONF_CODE: Final = "code"
+DEVICE_MANUFACTURER: Final = "xiaozhi"
+OTA_PATH: Final = "/api/openai_realtime/ota/"
+ACTIVATE_PATH: Final = "/api/openai_realtime/ota/activate"
+DEVICE_WS_PATH: Final = "/api/openai_realtime/ws"
+
+# "Home Assistant services" LLM API (options): domains ("light") or services ("weather.get_forecasts")
+# the model may call. A hard denylist in services_api/policy.py wins over this list.
+CONF_SERVICES_ALLOWLIST: Final = "services_allowlist"
+DEFAULT_SERVICES_ALLOWLIST: Final = (
+    "light",
+    "switch",
+    "fan",
+    "climate",
+    "cover",
+    "media_player",
+    "scene",
+    "script",
+    "vacuum",
+    "humidifier",
+    "water_heater",
+    "input_boolean",
+    "input_button",
+    "input_datetime",
+    "input_number",
+    "input_select",
+    "input_text",
+    "todo",
+    "weather.get_forecasts",
+    "calendar.get_events",
+    "calendar.create_event",
+)

@@ -1,0 +1,276 @@
+"""One live xiaozhi device WebSocket: drives the sans-I/O `DeviceSession` over aiohttp.
+
+This is the object the speech bridge plugs into: it listens for `DeviceEvent`s (listen, abort,
+audio, wake word), sends audio and messages, and calls device tools through `mcp`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import json
+from typing import Any, Final
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+
+from .const import LOGGER
+from .devices import DeviceState
+from .xiaozhi import (
+    AbortRequested,
+    AudioReceived,
+    DeviceEvent,
+    DeviceSession,
+    HelloReceived,
+    McpClient,
+    McpError,
+    McpReceived,
+    ProtocolError,
+    encode_object,
+)
+
+HELLO_TIMEOUT: Final = 10.0
+"""Seconds a device has to send its hello after the upgrade."""
+
+IDLE_TIMEOUT: Final = 120.0
+"""Seconds without any frame either way before the connection is closed (as the firmware)."""
+
+MAX_LOGGED_ERRORS: Final = 5
+"""Bad frames logged as warnings per connection; the rest go to debug."""
+
+VOLUME_TOOL: Final = "self.audio_speaker.set_volume"
+STATUS_TOOL: Final = "self.get_device_status"
+
+type EventListener = Callable[[DeviceEvent], None]
+
+
+class DeviceConnection:
+    """A device's open audio channel: events in, audio and messages out, MCP tools.
+
+    Audio the device sends is counted (and dropped) until a listener consumes it.
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        ws: web.WebSocketResponse,
+        state: DeviceState,
+        *,
+        protocol_version: int | None = None,
+    ) -> None:
+        """Wrap a prepared WebSocket of an authenticated device."""
+        self.hass = hass
+        self.mac = state.mac
+        self.state = state
+        self.session = DeviceSession(protocol_version=protocol_version)
+        self.mcp = McpClient(self._send_mcp)
+        self.audio_packets_received = 0
+        self.ignored_frames = 0
+        self.close_reason: str | None = None
+        self._ws = ws
+        self._listeners: list[EventListener] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop = asyncio.get_running_loop()
+        self._last_activity = self._loop.time()
+        self._closed = asyncio.Event()
+
+    # --- public interface -------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has ended."""
+        return self._closed.is_set()
+
+    @callback
+    def async_add_listener(self, listener: EventListener) -> CALLBACK_TYPE:
+        """Receive every event (listen, abort, audio, wake word, MCP); returns the remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        """Send one JSON message as is (prefer the session's typed `send_*` plus `flush`)."""
+        await self._send_frames([encode_object(message)])
+
+    async def flush(self) -> None:
+        """Transmit whatever the session queued (after e.g. `session.send_tts_start()`)."""
+        await self._send_frames(self.session.data_to_send())
+
+    async def send_audio(self, opus_packet: bytes) -> bool:
+        """Send one downlink Opus packet; False if the device is not Speaking or gone."""
+        if self.closed or not self.session.speaking:
+            return False
+        self.session.send_audio(opus_packet)
+        await self.flush()
+        return True
+
+    async def async_close(self, reason: str) -> None:
+        """Close the socket with a reason (shown in the device log) and wait for the end."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        if not self._ws.closed:
+            await self._ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120])
+        await self._closed.wait()
+
+    # --- the receive loop -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the device until it leaves, misbehaves, idles out or is replaced."""
+        try:
+            await self._receive_loop()
+        finally:
+            await self._shutdown()
+
+    async def _receive_loop(self) -> None:
+        while not self._ws.closed:
+            timeout = HELLO_TIMEOUT if not self.session.hello_done else IDLE_TIMEOUT
+            remaining = self._last_activity + timeout - self._loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError  # noqa: TRY301 - one exit path for both timeouts
+                msg = await self._ws.receive(timeout=remaining)
+            except TimeoutError:
+                if self._loop.time() < self._last_activity + timeout:
+                    continue  # audio was sent meanwhile: the deadline moved
+                why = "no hello" if not self.session.hello_done else "idle"
+                LOGGER.debug("Closing device %s: %s", self.mac, why)
+                await self._close(why, WSCloseCode.OK if self.session.hello_done else None)
+                return
+            if msg.type is WSMsgType.TEXT:
+                await self._on_frame(msg.data, text=True)
+            elif msg.type is WSMsgType.BINARY:
+                await self._on_frame(msg.data, text=False)
+            elif msg.type is WSMsgType.ERROR:
+                LOGGER.debug("Device %s connection error: %s", self.mac, msg.data)
+                self.close_reason = self.close_reason or "connection error"
+                return
+            else:  # CLOSE / CLOSING / CLOSED
+                return
+
+    async def _on_frame(self, data: bytes, *, text: bool) -> None:
+        """Feed one frame to the session, act on its event and send the session's output."""
+        self._last_activity = self._loop.time()
+        try:
+            event = self.session.receive_text(data) if text else self.session.receive_binary(data)
+        except ProtocolError as err:
+            if not self.session.hello_done:
+                LOGGER.warning("Closing device %s: %s", self.mac, err)
+                await self._close(f"protocol error: {err}"[:120], None)
+                return
+            self._log_ignored(err)
+            return
+        await self.flush()
+        await self._dispatch(event)
+
+    async def _dispatch(self, event: DeviceEvent) -> None:
+        match event:
+            case HelloReceived(hello=hello):
+                LOGGER.debug("Device %s said hello (protocol v%s)", self.mac, hello.version)
+                if hello.features.mcp:
+                    self._start(self._async_discover_tools(), "tools")
+            case AudioReceived():
+                self.audio_packets_received += 1
+            case AbortRequested() if self.session.speaking:
+                self.session.send_tts_stop()
+                await self.flush()
+            case McpReceived(payload=payload):
+                try:
+                    self.mcp.handle_message(payload)
+                except ProtocolError as err:
+                    self._log_ignored(err)
+        for listener in list(self._listeners):
+            listener(event)
+
+    def _log_ignored(self, err: ProtocolError) -> None:
+        """Log a bad frame without a traceback, then only at debug level."""
+        self.ignored_frames += 1
+        if self.ignored_frames <= MAX_LOGGED_ERRORS:
+            LOGGER.warning("Ignoring a bad frame from device %s: %s", self.mac, err)
+        else:
+            LOGGER.debug("Ignoring a bad frame from device %s: %s", self.mac, err)
+
+    # --- output -----------------------------------------------------------------------------
+
+    async def _send_frames(self, frames: list[str | bytes]) -> None:
+        for frame in frames:
+            if self._ws.closed:
+                return
+            if isinstance(frame, str):
+                await self._ws.send_str(frame)
+            else:
+                await self._ws.send_bytes(frame)
+                self._last_activity = self._loop.time()
+
+    async def _send_mcp(self, payload: dict[str, Any]) -> None:
+        """The McpClient's transport: wrap the payload in the `mcp` envelope."""
+        if self.closed or self._ws.closed:
+            raise McpError("device disconnected")
+        self.session.send_mcp(payload)
+        await self.flush()
+
+    # --- tools --------------------------------------------------------------------------------
+
+    def _start(self, coro: Any, name: str) -> None:
+        """Run a task owned by this connection (cancelled when it closes)."""
+        task = self.hass.async_create_background_task(coro, f"xiaozhi {self.mac} {name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _async_discover_tools(self) -> None:
+        """Initialize MCP, list the device's tools and read its volume."""
+        try:
+            await self.mcp.initialize()
+            self.state.tools = await self.mcp.list_tools()
+            LOGGER.debug("Device %s has %d tools", self.mac, len(self.state.tools))
+            await self.async_refresh_status()
+        except McpError as err:
+            LOGGER.debug("Device %s MCP discovery failed: %s", self.mac, err)
+        self.state.async_notify()
+
+    async def async_refresh_status(self) -> None:
+        """Read the speaker volume through `self.get_device_status`, when listed."""
+        if not self.state.has_tool(STATUS_TOOL):
+            return
+        result = await self.mcp.call_tool(STATUS_TOOL)
+        self.state.volume = parse_volume(result.text)
+
+    async def async_set_volume(self, volume: int) -> None:
+        """Set the speaker volume through the device's MCP tool (raises `McpError`)."""
+        result = await self.mcp.call_tool(VOLUME_TOOL, {"volume": volume})
+        if result.is_error:
+            raise McpError(result.text or "set_volume failed")
+        self.state.volume = volume
+        self.state.async_notify()
+
+    # --- closing --------------------------------------------------------------------------------
+
+    async def _close(self, reason: str, code: WSCloseCode | None) -> None:
+        self.close_reason = self.close_reason or reason
+        if not self._ws.closed:
+            await self._ws.close(
+                code=code or WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120]
+            )
+
+    async def _shutdown(self) -> None:
+        """Stop every owned task, fail pending MCP requests and release the socket."""
+        self.mcp.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if not self._ws.closed:
+            await self._ws.close()
+        self._listeners.clear()
+        self._closed.set()
+
+
+def parse_volume(status_text: str) -> int | None:
+    """The speaker volume from `self.get_device_status` JSON text, if present and sane."""
+    try:
+        status = json.loads(status_text)
+    except ValueError:
+        return None
+    speaker = status.get("audio_speaker") if isinstance(status, dict) else None
+    volume = speaker.get("volume") if isinstance(speaker, dict) else None
+    if isinstance(volume, int) and not isinstance(volume, bool) and 0 <= volume <= 100:
+        return volume
+    return None

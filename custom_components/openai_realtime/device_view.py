@@ -1,0 +1,74 @@
+"""The device WebSocket endpoint: authenticate before the upgrade, then serve the channel."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Final
+
+from aiohttp import web
+from homeassistant.components.http.ban import process_success_login, process_wrong_login
+from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+
+from .const import DEVICE_WS_PATH, LOGGER
+from .device_connection import DeviceConnection
+from .devices import DATA_HUB, normalize_mac
+
+MAX_MESSAGE_SIZE: Final = 256 * 1024
+"""Largest WebSocket message accepted at all; the session refuses smaller oversized frames."""
+
+HEARTBEAT: Final = 30.0
+"""Seconds between pings; the firmware answers them, which also keeps its channel alive."""
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class DeviceWebSocketView(HomeAssistantView):
+    """`GET /api/openai_realtime/ws`: one xiaozhi device's audio channel."""
+
+    url = DEVICE_WS_PATH
+    name = "api:openai_realtime:ws"
+    requires_auth = False
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        """Check the device's token, upgrade, and serve it until it leaves."""
+        hass = request.app[KEY_HASS]
+        hub = hass.data[DATA_HUB]
+        mac = normalize_mac(request.headers.get("Device-Id"))
+        token = bearer_token(request.headers.get("Authorization"))
+        if hub.authenticate(mac, token) is None or mac is None:
+            LOGGER.warning(
+                "Refused a device connection from %s (Device-Id %s): %s",
+                request.remote,
+                mac or "missing",
+                "no token" if token is None else "invalid token",
+            )
+            await process_wrong_login(request)
+            return web.Response(status=HTTPStatus.UNAUTHORIZED)
+        process_success_login(request)
+        version: int | None = None
+        if header := request.headers.get("Protocol-Version"):
+            if header.strip() not in ("1", "2", "3"):
+                return web.Response(status=HTTPStatus.BAD_REQUEST, text="bad Protocol-Version")
+            version = int(header)
+
+        ws = web.WebSocketResponse(
+            max_msg_size=MAX_MESSAGE_SIZE, heartbeat=HEARTBEAT, decode_text=False
+        )
+        await ws.prepare(request)
+        connection = DeviceConnection(hass, ws, hub.state(mac), protocol_version=version)
+        await hub.async_attach(connection)
+        LOGGER.debug("Device %s connected", mac)
+        try:
+            await connection.run()
+        finally:
+            hub.async_detach(connection)
+            LOGGER.debug("Device %s disconnected (%s)", mac, connection.close_reason)
+        return ws

@@ -1,0 +1,42 @@
+"""Base entity of a paired xiaozhi device: its HA device, and updates from its live state."""
+
+from __future__ import annotations
+
+from typing import override
+
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.helpers.device_registry import CONNECTION_NETWORK_MAC, DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+
+from .const import CONF_BOARD, CONF_FIRMWARE, DEVICE_MANUFACTURER, DOMAIN
+from .devices import DeviceState
+
+
+class XiaozhiDeviceEntity(Entity):
+    """An entity of one paired device, named after the device and updated on its changes."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(
+        self, subentry: ConfigSubentry, state: DeviceState, description: EntityDescription
+    ) -> None:
+        """Attach the entity to the device that `subentry` paired."""
+        self.entity_description = description
+        self.device = state
+        mac = state.mac
+        self._attr_unique_id = f"{mac}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, mac)},
+            connections={(CONNECTION_NETWORK_MAC, mac)},
+            manufacturer=DEVICE_MANUFACTURER,
+            model=subentry.data.get(CONF_BOARD) or None,
+            sw_version=subentry.data.get(CONF_FIRMWARE) or None,
+            name=subentry.title,
+        )
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the device's live state."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.device.async_add_listener(self.async_write_ha_state))

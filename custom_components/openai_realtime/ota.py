@@ -1,0 +1,223 @@
+"""The firmware's boot check (`POST .../ota/`) and activation poll (`POST .../ota/activate`).
+
+Answers exactly what stock xiaozhi firmware expects: `websocket` (url, token, version) for paired
+devices, `activation` (code, message, challenge) for unknown ones, always `server_time` and a
+`firmware` echo that never triggers a flash, and never `mqtt`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+import json
+import time
+from typing import Any, Final
+
+from aiohttp import web
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+from homeassistant.helpers.network import NoURLAvailableError, get_url
+from homeassistant.util import dt as dt_util
+import yarl
+
+from .const import (
+    ACTIVATE_PATH,
+    CONF_DEVICE_WEBSOCKET_URL,
+    DEVICE_WS_PATH,
+    DOMAIN,
+    LOGGER,
+    OTA_PATH,
+)
+from .devices import CODE_LIFETIME, DATA_HUB, DeviceHub, PendingDevice, normalize_mac
+
+MAX_BODY_SIZE: Final = 16 * 1024
+"""Largest request body read; the firmware's system info is about 2 KB."""
+
+PROTOCOL_VERSION: Final = 1
+"""Binary framing handed to devices: v1 (raw Opus) is the firmware default and the leanest."""
+
+ACTIVATION_MESSAGE: Final = "Home Assistant\n{code}"
+
+
+class BadRequestError(Exception):
+    """The request cannot be a firmware boot check or activation poll."""
+
+    def __init__(self, status: HTTPStatus, reason: str) -> None:
+        """Keep the HTTP status to answer with."""
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class BootCheck:
+    """What a device reported about itself in its OTA request."""
+
+    mac: str
+    client_id: str
+    board: str
+    firmware: str
+
+
+async def read_json_body(request: web.Request) -> dict[str, Any]:
+    """Read at most `MAX_BODY_SIZE` bytes of a JSON object body; an empty body is `{}`."""
+    if request.content_length is not None and request.content_length > MAX_BODY_SIZE:
+        raise BadRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+    data = bytearray()
+    while chunk := await request.content.read(MAX_BODY_SIZE + 1 - len(data)):
+        data += chunk
+        if len(data) > MAX_BODY_SIZE:
+            raise BadRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+    if not data.strip():
+        return {}
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as err:
+        raise BadRequestError(HTTPStatus.BAD_REQUEST, "body is not JSON") from err
+    if not isinstance(body, dict):
+        raise BadRequestError(HTTPStatus.BAD_REQUEST, "body is not a JSON object")
+    return body
+
+
+def _text(value: object, limit: int = 64) -> str | None:
+    """A printable, bounded string from untrusted input, or None."""
+    if not isinstance(value, str) or not (value := value.strip()):
+        return None
+    return "".join(c for c in value if c.isprintable())[:limit] or None
+
+
+def parse_boot_check(headers: Any, body: dict[str, Any]) -> BootCheck:
+    """Read the device identity from the headers and system-info body the firmware sends."""
+    mac = normalize_mac(headers.get("Device-Id"))
+    if mac is None:
+        raise BadRequestError(HTTPStatus.BAD_REQUEST, "missing or invalid Device-Id")
+    agent_board, _, agent_version = str(headers.get("User-Agent", "")).partition("/")
+    board = body.get("board")
+    board = board if isinstance(board, dict) else {}
+    application = body.get("application")
+    application = application if isinstance(application, dict) else {}
+    return BootCheck(
+        mac=mac,
+        client_id=_text(headers.get("Client-Id"), 64) or "",
+        board=_text(board.get("name")) or _text(board.get("type")) or _text(agent_board) or "",
+        firmware=_text(application.get("version"), 32) or _text(agent_version, 32) or "",
+    )
+
+
+def server_time() -> dict[str, int]:
+    """The clock the device sets: ms since the epoch and the local offset in minutes."""
+    offset = dt_util.now().utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    return {"timestamp": int(time.time() * 1000), "timezone_offset": minutes}
+
+
+def websocket_url(hass: HomeAssistant, override: str | None, request_url: yarl.URL) -> str:
+    """The device WebSocket URL: the option, else HA's internal URL, else this request's host."""
+    if override:
+        return override
+    try:
+        base = yarl.URL(get_url(hass, allow_external=False, prefer_external=False))
+    except NoURLAvailableError:
+        base = request_url.origin()
+    scheme = "wss" if base.scheme == "https" else "ws"
+    return str(base.with_scheme(scheme).with_path(DEVICE_WS_PATH))
+
+
+def activation_section(pending: PendingDevice, now: float) -> dict[str, Any]:
+    """The `activation` object: the code the device shows and speaks, and the challenge."""
+    return {
+        "code": pending.code,
+        "message": ACTIVATION_MESSAGE.format(code=pending.code),
+        "challenge": pending.challenge,
+        "timeout_ms": int(max(0.0, min(pending.expires - now, CODE_LIFETIME)) * 1000),
+    }
+
+
+def _hub(request: web.Request) -> DeviceHub:
+    """The hass-wide device hub (set up with the integration)."""
+    return request.app[KEY_HASS].data[DATA_HUB]
+
+
+class OtaView(HomeAssistantView):
+    """The boot-time version check every xiaozhi device makes."""
+
+    url = OTA_PATH
+    extra_urls = [OTA_PATH.rstrip("/")]
+    name = "api:openai_realtime:ota"
+    requires_auth = False
+
+    async def post(self, request: web.Request) -> web.Response:
+        """Answer the firmware's boot check."""
+        try:
+            check = parse_boot_check(request.headers, await read_json_body(request))
+        except BadRequestError as err:
+            LOGGER.debug("Refused OTA request from %s: %s", request.remote, err)
+            return web.Response(status=err.status, text=str(err))
+        return self._answer(request, check)
+
+    async def get(self, request: web.Request) -> web.Response:
+        """Answer a body-less check (browsers, older clients) from the headers alone."""
+        try:
+            check = parse_boot_check(request.headers, {})
+        except BadRequestError as err:
+            return web.Response(status=err.status, text=str(err))
+        return self._answer(request, check)
+
+    def _answer(self, request: web.Request, check: BootCheck) -> web.Response:
+        hub = _hub(request)
+        hass = hub.hass
+        if not hass.config_entries.async_loaded_entries(DOMAIN):
+            return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE, text="not ready")
+        body: dict[str, Any] = {}
+        if (found := hub.find_paired(check.mac)) is not None:
+            entry, _ = found
+            socket: dict[str, Any] = {
+                "url": websocket_url(
+                    hass, entry.options.get(CONF_DEVICE_WEBSOCKET_URL), request.url
+                ),
+                "version": PROTOCOL_VERSION,
+            }
+            if (token := hub.take_token(check.mac, check.client_id)) is not None:
+                socket["token"] = token
+                LOGGER.info("Handed device %s its token", check.mac)
+            body["websocket"] = socket
+            hub.async_seen(check.mac)
+        else:
+            pending = hub.async_activation(
+                check.mac, check.client_id, check.board or "xiaozhi", check.firmware
+            )
+            body["activation"] = activation_section(pending, hub.clock())
+        body["server_time"] = server_time()
+        body["firmware"] = {"version": check.firmware, "url": ""}
+        return self.json(body)
+
+
+class ActivateView(HomeAssistantView):
+    """The activation poll: 202 until the user typed the code in Home Assistant, then 200.
+
+    DIY boards send `{}`; boards with an efuse serial number send an HMAC of the challenge
+    keyed with a secret burnt into the chip, which only the vendor can check. We verify that
+    the challenge (when sent) is the one we issued, and otherwise rely on the typed code.
+    """
+
+    url = ACTIVATE_PATH
+    name = "api:openai_realtime:ota:activate"
+    requires_auth = False
+
+    async def post(self, request: web.Request) -> web.Response:
+        """Report whether the device has been approved."""
+        hub = _hub(request)
+        if (mac := normalize_mac(request.headers.get("Device-Id"))) is None:
+            return web.Response(status=HTTPStatus.BAD_REQUEST, text="invalid Device-Id")
+        try:
+            body = await read_json_body(request)
+        except BadRequestError as err:
+            return web.Response(status=err.status, text=str(err))
+        if hub.is_approved(mac):
+            return web.Response(status=HTTPStatus.OK, text="success")
+        pending = hub.pending.get(mac)
+        if pending is None:
+            return web.Response(status=HTTPStatus.NOT_FOUND, text="unknown device")
+        challenge = body.get("challenge")
+        if challenge is not None and challenge != pending.challenge:
+            return web.Response(status=HTTPStatus.FORBIDDEN, text="wrong challenge")
+        return web.Response(status=HTTPStatus.ACCEPTED, text="waiting for approval")
