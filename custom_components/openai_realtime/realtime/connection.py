@@ -25,6 +25,30 @@ __all__ = ["RETRYABLE_CLOSE_CODES", "async_open", "async_probe", "error_for_clos
 
 _LOGGER = logging.getLogger(__name__)
 
+_SECRET_HEADERS: Final = frozenset({"authorization", "api-key"})
+
+
+class _WireLogFilter(logging.Filter):
+    """Keep the websockets library's debug log free of credentials and payload dumps.
+
+    The library logs every handshake header (including `Authorization`) and a prefix of every
+    frame; headers carrying secrets are redacted and frame dumps (base64 audio) are dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple) or not args:
+            return True
+        if record.msg in ("> %s", "< %s"):
+            return False
+        if len(args) == 2 and str(args[0]).lower() in _SECRET_HEADERS:
+            record.args = (args[0], "<redacted>")
+        return True
+
+
+_WIRE_LOGGER = logging.getLogger(f"{__name__.rpartition('.')[0]}.wire")
+_WIRE_LOGGER.addFilter(_WireLogFilter())
+
 # Close codes after which a new session may succeed (the openai SDK's recoverable set).
 RETRYABLE_CLOSE_CODES: Final = frozenset({1000, 1001, 1005, 1006, 1011, 1012, 1013, 1014, 1015})
 CLOSE_BETA_SHAPE_DISABLED: Final = 4000
@@ -47,6 +71,7 @@ async def async_open(
             ping_timeout=ping_interval,
             close_timeout=2,
             compression=None,
+            logger=_WIRE_LOGGER,
         )
     except InvalidStatus as err:
         status = err.response.status_code
