@@ -157,5 +157,14 @@ def test_decoder_and_encoder_reset() -> None:
 
 def test_music_signal_and_auto_bitrate() -> None:
     """The music signal hint and automatic bitrate are accepted."""
-    encoder = OpusEncoder(48000, 20, voice=False, bitrate=None, complexity=10)
+    encoder = OpusEncoder(48000, 20, signal="music", bitrate=None, complexity=10)
     assert encoder.encode(speech_like(48000, 0.02).tobytes())
+
+
+def test_decoder_accepts_buffers() -> None:
+    """bytearray and memoryview packets decode like bytes."""
+    encoder = OpusEncoder(24000, 60)
+    packet = encoder.encode(speech_like(24000, 0.06).tobytes())
+    first = OpusDecoder(24000, 60).decode(packet)
+    assert OpusDecoder(24000, 60).decode(bytearray(packet)) == first
+    assert OpusDecoder(24000, 60).decode(memoryview(packet)) == first
