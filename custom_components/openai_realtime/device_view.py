@@ -16,8 +16,9 @@ from .devices import DATA_HUB, normalize_mac
 MAX_MESSAGE_SIZE: Final = 256 * 1024
 """Largest WebSocket message accepted at all; the session refuses smaller oversized frames."""
 
-HEARTBEAT: Final = 30.0
-"""Seconds between pings; the firmware answers them, which also keeps its channel alive."""
+# No aiohttp heartbeat: in aiohttp 3.14 data arriving during the closing handshake re-arms the
+# heartbeat timer after close (a leaked timer per connection). The connection's own idle
+# timeout (120 s, as the firmware's) already ends sockets whose peer vanished.
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -59,9 +60,7 @@ class DeviceWebSocketView(HomeAssistantView):
                 return web.Response(status=HTTPStatus.BAD_REQUEST, text="bad Protocol-Version")
             version = int(header)
 
-        ws = web.WebSocketResponse(
-            max_msg_size=MAX_MESSAGE_SIZE, heartbeat=HEARTBEAT, decode_text=False
-        )
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE, decode_text=False)
         await ws.prepare(request)
         connection = DeviceConnection(hass, ws, hub.state(mac), protocol_version=version)
         await hub.async_attach(connection)

@@ -1,0 +1,121 @@
+"""Shared helpers for the ESP32 endpoint tests: a loaded entry, a simulator, pairing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntryState
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.openai_realtime.const import (
+    CONF_BASE_URL,
+    CONF_CODE,
+    CONF_DIALECT,
+    DOMAIN,
+    OTA_PATH,
+)
+from custom_components.openai_realtime.device_connection import DeviceConnection
+from custom_components.openai_realtime.devices import DATA_HUB
+from custom_components.openai_realtime.settings import default_options
+from tests.device_simulator import DeviceSimulator
+from tests.realtime_server import RealtimeServer
+
+
+async def setup_entry(
+    hass: HomeAssistant, server: RealtimeServer, options: dict[str, Any] | None = None
+) -> MockConfigEntry:
+    """A loaded service entry talking to the test Realtime server."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
+        options={**default_options(), **(options or {})},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    return entry
+
+
+def simulator(client: TestClient, **kwargs: Any) -> DeviceSimulator:
+    """A device whose OTA URL points at Home Assistant's test server."""
+    kwargs.setdefault("activation_retry_delay", 0.0)
+    kwargs.setdefault("activation_error_delay", 0.0)
+    return DeviceSimulator(str(client.make_url(OTA_PATH)), **kwargs)
+
+
+def discovery_flow(hass: HomeAssistant, mac: str) -> dict[str, Any]:
+    """The discovery flow in progress for a device."""
+    flows = [
+        flow
+        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if flow["context"]["source"] == SOURCE_INTEGRATION_DISCOVERY
+        and flow["context"].get("unique_id") == mac
+    ]
+    assert len(flows) == 1, flows
+    return dict(flows[0])
+
+
+async def pair(hass: HomeAssistant, device: DeviceSimulator) -> None:
+    """Boot check, type the spoken code into the discovered flow, activate, boot check again."""
+    result = await device.check_version()
+    assert result.activation is not None
+    await hass.async_block_till_done()
+    flow = discovery_flow(hass, device.mac)
+    done = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_CODE: result.activation["code"]}
+    )
+    assert done["type"] is FlowResultType.ABORT
+    assert done["reason"] == "device_paired"
+    assert await device.activate(max_attempts=1)
+    await hass.async_block_till_done()
+    final = await device.check_version()
+    assert final.activation is None
+    assert final.websocket is not None
+    assert "token" in final.websocket
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> None:
+    """Wait until `predicate()` holds, yielding to the event loop in between."""
+    async with asyncio.timeout(timeout):
+        while not predicate():  # noqa: ASYNC110 - state set by callbacks with no event to await
+            await asyncio.sleep(0.005)
+
+
+def live(hass: HomeAssistant, mac: str) -> DeviceConnection:
+    """The device's live server-side connection."""
+    connection = hass.data[DATA_HUB].states[mac].connection
+    assert isinstance(connection, DeviceConnection)
+    return connection
+
+
+async def connected_device(
+    hass: HomeAssistant, client: TestClient, **kwargs: Any
+) -> DeviceSimulator:
+    """A paired device with an open audio channel whose tools have been discovered."""
+    version = kwargs.pop("protocol_version", None)
+    device = simulator(client, **kwargs)
+    await pair(hass, device)
+    if version is not None:
+        device.nvs_websocket["version"] = version
+    await device.open_audio_channel()
+    state = hass.data[DATA_HUB].states[device.mac]
+    await until(lambda: state.volume is not None)
+    return device
+
+
+async def device_client(
+    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
+) -> TestClient:
+    """A loaded entry, HTTP bans counting failed logins, and a client without credentials."""
+    assert await async_setup_component(hass, "http", {"http": {"login_attempts_threshold": 1000}})
+    await setup_entry(hass, realtime_server)
+    client: TestClient = await hass_client_no_auth()
+    hass.config.internal_url = str(client.make_url("/"))
+    return client
