@@ -1,0 +1,186 @@
+"""The OTA boot check and activation poll, as stock firmware makes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.core import HomeAssistant
+import pytest
+import yarl
+
+from custom_components.openai_realtime.const import (
+    ACTIVATE_PATH,
+    CONF_DEVICE_WEBSOCKET_URL,
+    OTA_PATH,
+)
+from custom_components.openai_realtime.devices import CODE_LIFETIME, DATA_HUB
+from custom_components.openai_realtime.ota import MAX_BODY_SIZE, websocket_url
+from tests.device_helpers import device_client, pair, simulator
+from tests.realtime_server import RealtimeServer
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
+) -> TestClient:
+    """A loaded entry and a client without Home Assistant credentials."""
+    return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+async def test_unknown_device_gets_activation(hass: HomeAssistant, client: TestClient) -> None:
+    """An unknown device gets a 6-digit code and challenge, and no websocket or mqtt."""
+    device = simulator(client, firmware_version="2.4.2")
+    try:
+        result = await device.check_version()
+        body = result.body
+        assert set(body) == {"activation", "server_time", "firmware"}
+        activation = body["activation"]
+        assert len(activation["code"]) == 6
+        assert activation["code"].isdigit()
+        assert activation["code"] in activation["message"]
+        assert activation["challenge"]
+        assert 0 < activation["timeout_ms"] <= CODE_LIFETIME * 1000
+        assert body["firmware"] == {"version": "2.4.2", "url": ""}
+        assert isinstance(body["server_time"]["timestamp"], int)
+        assert isinstance(body["server_time"]["timezone_offset"], int)
+        assert device.firmware_upgrade_url is None
+        # The code stays the same while valid, so the device keeps announcing one code.
+        again = await device.check_version()
+        assert again.activation == activation | {"timeout_ms": again.activation["timeout_ms"]}
+        # After expiry a new check issues a new code.
+        hub = hass.data[DATA_HUB]
+        now = hub.clock()
+        hub.clock = lambda: now + CODE_LIFETIME + 1
+        renewed = await device.check_version()
+        assert renewed.activation["challenge"] != activation["challenge"]
+    finally:
+        await device.close()
+
+
+async def test_activation_poll(hass: HomeAssistant, client: TestClient) -> None:
+    """202 until approved, 200 after; unknown devices, bad ids and wrong challenges refused."""
+    device = simulator(client, serial_number="SN123", hmac_key=b"k")
+    headers = device.http_headers()
+    try:
+        response = await client.post(ACTIVATE_PATH, json={}, headers=headers)
+        assert response.status == 404
+        await device.check_version()
+        assert device.activation_body()["challenge"] == device.ota.activation["challenge"]
+        response = await client.post(ACTIVATE_PATH, json=device.activation_body(), headers=headers)
+        assert response.status == 202
+        response = await client.post(ACTIVATE_PATH, json={"challenge": "forged"}, headers=headers)
+        assert response.status == 403
+        response = await client.post(ACTIVATE_PATH, json={}, headers={"Device-Id": "x"})
+        assert response.status == 400
+        response = await client.post(ACTIVATE_PATH, data="[", headers=headers)
+        assert response.status == 400
+        assert not await device.activate(max_attempts=2)
+    finally:
+        await device.close()
+
+
+async def test_paired_device_gets_websocket_and_token_once(
+    hass: HomeAssistant, client: TestClient
+) -> None:
+    """The token goes only to the paired client, until it has been used."""
+    device = simulator(client)
+    try:
+        await pair(hass, device)
+        token = device.nvs_websocket["token"]
+        assert device.nvs_websocket["version"] == 1
+        assert device.ota is not None
+        assert "mqtt" not in device.ota.body
+        # Another client id (NVS erased, or an impostor) does not get the token.
+        headers = device.http_headers() | {"Client-Id": "someone-else"}
+        response = await client.post(OTA_PATH, json=device.system_info(), headers=headers)
+        assert "token" not in (await response.json())["websocket"]
+        # The same client may fetch it again until it connected once with it.
+        assert (await device.check_version()).websocket["token"] == token
+        await device.open_audio_channel()
+        await device.close_audio_channel()
+        assert "token" not in (await device.check_version()).websocket
+        response = await client.post(ACTIVATE_PATH, json={}, headers=device.http_headers())
+        assert response.status == 200
+    finally:
+        await device.close()
+
+
+async def test_websocket_url_option(hass: HomeAssistant, client: TestClient) -> None:
+    """The device WebSocket URL can be overridden in the options."""
+    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_DEVICE_WEBSOCKET_URL: "wss://voice.example/ws"}
+    )
+    device = simulator(client)
+    try:
+        await pair(hass, device)
+        assert device.nvs_websocket["url"] == "wss://voice.example/ws"
+    finally:
+        await device.close()
+
+
+def test_websocket_url_from_internal_url(hass: HomeAssistant) -> None:
+    """HTTPS becomes wss; without any known URL the request's own origin is used."""
+    hass.config.internal_url = "https://ha.local:8443"
+    assert websocket_url(hass, None, yarl.URL("http://x")) == (
+        "wss://ha.local:8443/api/openai_realtime/ws"
+    )
+    hass.config.internal_url = None
+    hass.config.api = None
+    assert websocket_url(hass, None, yarl.URL("http://10.0.0.5:8123/api/x?y=1")) == (
+        "ws://10.0.0.5:8123/api/openai_realtime/ws"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"data": b"x" * (MAX_BODY_SIZE + 1)}, 413),
+        ({"data": b"not json"}, 400),
+        ({"data": b"[1]"}, 400),
+        ({"data": b"[" * 10_000}, 400),
+    ],
+)
+async def test_bad_boot_checks(
+    hass: HomeAssistant, client: TestClient, kwargs: dict[str, Any], status: int
+) -> None:
+    """Oversized, non-JSON and non-object bodies are refused without a traceback."""
+    headers = {"Device-Id": "aa:bb:cc:dd:ee:01", "Content-Type": "application/json"}
+    response = await client.post(OTA_PATH, headers=headers, **kwargs)
+    assert response.status == status
+
+
+async def test_chunked_oversized_body(hass: HomeAssistant, client: TestClient) -> None:
+    """A body without Content-Length is still read only up to the limit."""
+
+    async def chunks() -> Any:
+        for _ in range(64):
+            yield b"x" * 1024
+
+    headers = {"Device-Id": "aa:bb:cc:dd:ee:01"}
+    response = await client.post(OTA_PATH, headers=headers, data=chunks())
+    assert response.status == 413
+
+
+async def test_missing_device_id_and_get(hass: HomeAssistant, client: TestClient) -> None:
+    """A request without a MAC is refused; GET is answered from the headers alone."""
+    response = await client.post(OTA_PATH, json={})
+    assert response.status == 400
+    response = await client.get(OTA_PATH)
+    assert response.status == 400
+    response = await client.get(
+        OTA_PATH.rstrip("/"),
+        headers={"Device-Id": "AA-BB-CC-DD-EE-02", "User-Agent": "esp-box-3/2.0.1"},
+    )
+    body = await response.json()
+    assert body["firmware"] == {"version": "2.0.1", "url": ""}
+    assert hass.data[DATA_HUB].pending["aa:bb:cc:dd:ee:02"].board == "esp-box-3"
+
+
+async def test_not_ready_without_a_loaded_entry(hass: HomeAssistant, client: TestClient) -> None:
+    """Without a loaded service entry, devices are asked to come back later."""
+    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    await hass.config_entries.async_unload(entry.entry_id)
+    response = await client.post(OTA_PATH, json={}, headers={"Device-Id": "aa:bb:cc:dd:ee:03"})
+    assert response.status == 503
