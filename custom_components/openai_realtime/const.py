@@ -105,33 +105,6 @@ OTA_PATH: Final = "/api/openai_realtime/ota/"
 ACTIVATE_PATH: Final = "/api/openai_realtime/ota/activate"
 DEVICE_WS_PATH: Final = "/api/openai_realtime/ws"
 
-# "Home Assistant services" LLM API (options): domains ("light") or services ("weather.get_forecasts")
-# the model may call. A hard denylist in services_api/policy.py wins over this list.
-CONF_SERVICES_ALLOWLIST: Final = "services_allowlist"
-DEFAULT_SERVICES_ALLOWLIST: Final = (
-    "light",
-    "switch",
-    "fan",
-    "climate",
-    "cover",
-    "media_player",
-    "scene",
-    "script",
-    "vacuum",
-    "humidifier",
-    "water_heater",
-    "input_boolean",
-    "input_button",
-    "input_datetime",
-    "input_number",
-    "input_select",
-    "input_text",
-    "todo",
-    "weather.get_forecasts",
-    "calendar.get_events",
-    "calendar.create_event",
-)
-
 # "Home Assistant services" LLM API (options): the domains ("light") or services
 # ("weather.get_forecasts") the model may call. The hard denylist in services_api/policy.py
 # wins over this list.
