@@ -349,3 +349,37 @@ def test_bearer_token() -> None:
     assert bearer_token("Token abc") is None
     assert bearer_token("Bearer ") is None
     assert bearer_token(None) is None
+
+
+async def test_send_json_and_silent_mcp_server(
+    hass: HomeAssistant, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Raw messages reach the device; a device whose MCP server is silent stays connected."""
+    monkeypatch.setattr(device_connection, "MCP_TIMEOUT", 0.05)
+    device = simulator(client, has_screen=False)
+    device.mcp_mute = True
+    try:
+        await pair(hass, device)
+        await device.open_audio_channel()
+        connection = live(hass, device.mac)
+        await connection.send_json(
+            {"type": "alert", "status": "Warning", "message": "Battery low", "emotion": "sad"}
+        )
+        await until(lambda: len(device.alerts) == 1)
+        state = hass.data[DATA_HUB].states[device.mac]
+        await until(lambda: connection.mcp.pending == 0 and not connection._tasks)
+        assert state.tools == []
+        assert state.volume is None
+        await connection.async_refresh_status()  # no status tool: nothing to read
+        assert not connection.closed
+    finally:
+        await device.close()
+
+
+def test_parse_volume() -> None:
+    """Only a sane integer volume is taken from the status text."""
+    assert device_connection.parse_volume('{"audio_speaker": {"volume": 42}}') == 42
+    assert device_connection.parse_volume('{"audio_speaker": {"volume": 420}}') is None
+    assert device_connection.parse_volume('{"audio_speaker": {"volume": true}}') is None
+    assert device_connection.parse_volume("[]") is None
+    assert device_connection.parse_volume("not json") is None

@@ -35,6 +35,9 @@ HELLO_TIMEOUT: Final = 10.0
 IDLE_TIMEOUT: Final = 120.0
 """Seconds without any frame either way before the connection is closed (as the firmware)."""
 
+MCP_TIMEOUT: Final = 10.0
+"""Seconds to wait for each MCP reply from the device."""
+
 MAX_LOGGED_ERRORS: Final = 5
 """Bad frames logged as warnings per connection; the rest go to debug."""
 
@@ -63,7 +66,7 @@ class DeviceConnection:
         self.mac = state.mac
         self.state = state
         self.session = DeviceSession(protocol_version=protocol_version)
-        self.mcp = McpClient(self._send_mcp)
+        self.mcp = McpClient(self._send_mcp, timeout=MCP_TIMEOUT)
         self.audio_packets_received = 0
         self.ignored_frames = 0
         self.close_reason: str | None = None
