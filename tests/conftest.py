@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from homeassistant.components import conversation
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 # phcc puts its own testing_config/custom_components first on sys.path; importing ours here
 # makes Home Assistant's loader find this integration.
 import custom_components.openai_realtime  # noqa: F401
+from custom_components.openai_realtime.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
+from custom_components.openai_realtime.settings import default_options
+from tests.realtime_server import RealtimeServer, realtime_server  # noqa: F401 - shared fixture
 
 
 @pytest.fixture
@@ -27,4 +36,64 @@ def _home_assistant_tests(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("home_assistant_core")
 
 
-from tests.realtime_server import realtime_server  # noqa: E402, F401 - shared fixture
+def _light(name: str, key: str) -> dict[str, Any]:
+    switch = f"input_boolean.{key}"
+    return {
+        "name": name,
+        "unique_id": key,
+        "state": f"{{{{ is_state('{switch}', 'on') }}}}",
+        "turn_on": {"action": "input_boolean.turn_on", "target": {"entity_id": switch}},
+        "turn_off": {"action": "input_boolean.turn_off", "target": {"entity_id": switch}},
+    }
+
+
+@pytest.fixture
+async def lights(hass: HomeAssistant) -> None:
+    """Kitchen and bedroom lights (template lights over input booleans), and intents."""
+    assert await async_setup_component(hass, "intent", {})
+    assert await async_setup_component(
+        hass, "input_boolean", {"input_boolean": {"kitchen": {}, "bedroom": {}}}
+    )
+    assert await async_setup_component(
+        hass,
+        "template",
+        {
+            "template": [
+                {
+                    "light": [
+                        _light("Kitchen Lights", "kitchen"),
+                        _light("Bedroom Lights", "bedroom"),
+                    ]
+                }
+            ]
+        },
+    )
+    await hass.async_block_till_done()
+    for entity_id in ("light.kitchen_lights", "light.bedroom_lights"):
+        async_expose_entity(hass, conversation.DOMAIN, entity_id, True)
+    for entity_id in ("input_boolean.kitchen", "input_boolean.bedroom"):
+        async_expose_entity(hass, conversation.DOMAIN, entity_id, False)
+
+
+@pytest.fixture
+async def entry(
+    hass: HomeAssistant,
+    realtime_server: RealtimeServer,  # noqa: F811
+    lights: None,
+) -> MockConfigEntry:
+    """A loaded entry whose agent talks to the local Realtime server."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="OpenAI Realtime",
+        data={
+            CONF_API_KEY: realtime_server.api_key,
+            CONF_BASE_URL: realtime_server.url,
+            CONF_DIALECT: "ga",
+        },
+        options=default_options(),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    realtime_server.received.clear()
+    return entry

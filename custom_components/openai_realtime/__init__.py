@@ -17,6 +17,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
+from .agent import AgentSessions
 from .const import CONF_MODEL, DOMAIN, LOGGER, PROBE_TIMEOUT
 from .device_view import DeviceWebSocketView
 from .devices import DATA_HUB, DeviceHub, DeviceState, device_subentries
@@ -31,7 +32,7 @@ from .settings import endpoint_from_config
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.NUMBER, Platform.SENSOR]
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.CONVERSATION, Platform.NUMBER, Platform.SENSOR]
 
 
 @dataclass(kw_only=True)
@@ -39,6 +40,8 @@ class OpenAIRealtimeData:
     """What a loaded entry holds: the endpoint every Realtime session connects to."""
 
     endpoint: RealtimeEndpoint
+    agent_sessions: AgentSessions
+    """Realtime sessions of the Assist agent, one per conversation."""
     devices: dict[str, tuple[ConfigSubentry, DeviceState]] = field(default_factory=dict)
     """Paired xiaozhi devices by MAC: their subentry and live state."""
 
@@ -74,6 +77,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
     hub = hass.data[DATA_HUB]
     entry.runtime_data = OpenAIRealtimeData(
         endpoint=endpoint,
+        agent_sessions=AgentSessions(hass, lambda: entry.runtime_data.endpoint),
         devices={
             str(sub.unique_id): (sub, hub.state(str(sub.unique_id)))
             for sub in device_subentries(entry)
@@ -107,6 +111,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEnt
     """Unload the entry and close the connections of its devices."""
     if not await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
         return False
+    await entry.runtime_data.agent_sessions.async_close()
     for _, state in entry.runtime_data.devices.values():
         if state.connection is not None:
             await state.connection.async_close("integration reloading")

@@ -12,6 +12,7 @@ from .const import (
     CONF_BASE_URL,
     CONF_DIALECT,
     CONF_LLM_HASS_API,
+    CONF_MAX_OUTPUT_TOKENS,
     CONF_MODEL,
     CONF_NOISE_REDUCTION,
     CONF_PROMPT,
@@ -24,6 +25,7 @@ from .const import (
     CONF_VAD_THRESHOLD,
     CONF_VOICE,
     DIALECT_BETA,
+    NOISE_REDUCTION_OFF,
     RECOMMENDED_MODEL,
     RECOMMENDED_NOISE_REDUCTION,
     RECOMMENDED_SPEED,
@@ -34,8 +36,21 @@ from .const import (
     RECOMMENDED_VAD_SILENCE_DURATION_MS,
     RECOMMENDED_VAD_THRESHOLD,
     RECOMMENDED_VOICE,
+    TRANSCRIPTION_OFF,
+    TURN_DETECTION_SEMANTIC_VAD,
 )
-from .realtime import AuthStyle, Dialect, RealtimeEndpoint
+from .realtime import (
+    AuthStyle,
+    Dialect,
+    FunctionTool,
+    Modality,
+    NoiseReduction,
+    RealtimeEndpoint,
+    SemanticVad,
+    ServerVad,
+    SessionConfig,
+    Transcription,
+)
 
 # Hosts that authenticate with an `api-key` header instead of a Bearer token.
 _AZURE_HOST_SUFFIXES = (
@@ -81,4 +96,55 @@ def endpoint_from_config(data: Mapping[str, Any], model: str | None = None) -> R
         base_url=base_url,
         auth_style=auth_style_for(base_url),
         dialect=Dialect.BETA if data.get(CONF_DIALECT) == DIALECT_BETA else Dialect.GA,
+    )
+
+
+def session_config(
+    options: Mapping[str, Any],
+    *,
+    instructions: str,
+    tools: tuple[FunctionTool, ...] = (),
+    modality: Modality = Modality.AUDIO,
+    language: str | None = None,
+) -> SessionConfig:
+    """The Realtime session an entry's options describe.
+
+    Text sessions (the Assist agent) get no turn detection: Home Assistant hands over whole
+    messages. Audio sessions (devices) detect turns on the server as the options say.
+    """
+    turn_detection: ServerVad | SemanticVad | None = None
+    noise_reduction = NoiseReduction.NONE
+    transcription: Transcription | None = None
+    if modality is Modality.AUDIO:
+        if options.get(CONF_TURN_DETECTION) == TURN_DETECTION_SEMANTIC_VAD:
+            turn_detection = SemanticVad(
+                eagerness=options.get(CONF_VAD_EAGERNESS, RECOMMENDED_VAD_EAGERNESS)
+            )
+        else:
+            turn_detection = ServerVad(
+                threshold=float(options.get(CONF_VAD_THRESHOLD, RECOMMENDED_VAD_THRESHOLD)),
+                prefix_padding_ms=int(
+                    options.get(CONF_VAD_PREFIX_PADDING_MS, RECOMMENDED_VAD_PREFIX_PADDING_MS)
+                ),
+                silence_duration_ms=int(
+                    options.get(CONF_VAD_SILENCE_DURATION_MS, RECOMMENDED_VAD_SILENCE_DURATION_MS)
+                ),
+            )
+        level = options.get(CONF_NOISE_REDUCTION, RECOMMENDED_NOISE_REDUCTION)
+        if level != NOISE_REDUCTION_OFF:
+            noise_reduction = NoiseReduction(level)
+        model = options.get(CONF_TRANSCRIPTION_MODEL, RECOMMENDED_TRANSCRIPTION_MODEL)
+        if model and model != TRANSCRIPTION_OFF:
+            transcription = Transcription(model=model, language=language)
+    max_tokens = options.get(CONF_MAX_OUTPUT_TOKENS)
+    return SessionConfig(
+        instructions=instructions,
+        output_modality=modality,
+        voice=options.get(CONF_VOICE, RECOMMENDED_VOICE),
+        speed=float(options.get(CONF_SPEED, RECOMMENDED_SPEED)),
+        turn_detection=turn_detection,
+        noise_reduction=noise_reduction,
+        transcription=transcription,
+        tools=tools,
+        max_output_tokens=int(max_tokens) if max_tokens else None,
     )

@@ -656,6 +656,25 @@ class RealtimeClient:
         self._history.append(("user", text))
         await self._send(self._message_item("user", text))
 
+    async def add_assistant_text(self, text: str) -> None:
+        """Add an assistant text message, e.g. to restore a conversation's history."""
+        self._history.append(("assistant", text))
+        await self._send(self._message_item("assistant", text))
+
+    async def add_function_call(self, call_id: str, name: str, arguments: str) -> None:
+        """Add a function call the model made earlier, e.g. to restore a conversation's history."""
+        await self._send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "function_call",
+                    "call_id": call_id,
+                    "name": name,
+                    "arguments": arguments,
+                },
+            }
+        )
+
     async def add_function_output(self, call_id: str, output: str) -> None:
         """Return one function call's result to the model (no response is created)."""
         await self._send(

@@ -1,0 +1,131 @@
+"""The Assist conversation agent, answering through a Realtime session in text mode."""
+
+from __future__ import annotations
+
+from typing import Literal, override
+
+from homeassistant.components import conversation
+from homeassistant.components.conversation.models import AbstractConversationAgent
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import MATCH_ALL
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import chat_session, issue_registry as ir
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import CONF_LLM_HASS_API, CONF_MODEL, CONF_PROMPT, DOMAIN, LOGGER
+from .realtime import RealtimeAuthError, RealtimeError, RealtimeQuotaError
+
+PARALLEL_UPDATES = 0
+
+type _Entry = ConfigEntry  # the typed alias lives in __init__; avoid an import cycle
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: _Entry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the conversation agent of an entry."""
+    async_add_entities([RealtimeConversationEntity(entry)])
+
+
+class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConversationAgent):
+    """An Assist agent whose answers come from an OpenAI Realtime model."""
+
+    _attr_has_entity_name = True
+    _attr_name = None
+    _attr_supports_streaming = True
+
+    def __init__(self, entry: _Entry) -> None:
+        """Describe the agent and its service device."""
+        self.entry = entry
+        self._attr_unique_id = entry.entry_id
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=entry.title,
+            manufacturer="OpenAI",
+            model=entry.options.get(CONF_MODEL),
+            entry_type=DeviceEntryType.SERVICE,
+        )
+        if entry.options.get(CONF_LLM_HASS_API):
+            self._attr_supported_features = conversation.ConversationEntityFeature.CONTROL
+
+    @property
+    @override
+    def supported_languages(self) -> list[str] | Literal["*"]:
+        """Realtime models speak many languages."""
+        return MATCH_ALL
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Register as an agent of the entry."""
+        await super().async_added_to_hass()
+        conversation.async_set_agent(self.hass, self.entry, self)
+
+    @override
+    async def async_will_remove_from_hass(self) -> None:
+        """Unregister the agent."""
+        conversation.async_unset_agent(self.hass, self.entry)
+        await super().async_will_remove_from_hass()
+
+    @override
+    async def _async_handle_message(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+    ) -> conversation.ConversationResult:
+        """Answer one message of a conversation, running Home Assistant tools as asked."""
+        options = self.entry.options
+        try:
+            await chat_log.async_provide_llm_data(
+                user_input.as_llm_context(DOMAIN),
+                options.get(CONF_LLM_HASS_API),
+                options.get(CONF_PROMPT),
+                user_input.extra_system_prompt,
+            )
+        except conversation.ConverseError as err:
+            return err.as_conversation_result()
+
+        sessions = self.entry.runtime_data.agent_sessions
+        conversation_id = chat_log.conversation_id
+        session, is_new = sessions.async_acquire(conversation_id)
+        if is_new and (chat := chat_session.current_session.get()) is not None:
+            chat.async_on_cleanup(lambda: sessions.async_discard(conversation_id))
+        async with session.lock:
+            try:
+                await session.async_process(chat_log, self.entity_id, options)
+            except RealtimeAuthError as err:
+                sessions.async_discard(conversation_id)
+                self.entry.async_start_reauth(self.hass)
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN, translation_key="invalid_auth"
+                ) from err
+            except RealtimeQuotaError as err:
+                sessions.async_discard(conversation_id)
+                ir.async_create_issue(
+                    self.hass,
+                    DOMAIN,
+                    f"quota_exceeded_{self.entry.entry_id}",
+                    is_fixable=False,
+                    severity=ir.IssueSeverity.ERROR,
+                    translation_key="quota_exceeded",
+                    translation_placeholders={"title": self.entry.title},
+                )
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN, translation_key="quota_exceeded"
+                ) from err
+            except RealtimeError as err:
+                sessions.async_discard(conversation_id)
+                LOGGER.warning("Realtime request failed: %s", err)
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="cannot_connect",
+                    translation_placeholders={"error": str(err)},
+                ) from err
+            except HomeAssistantError:
+                sessions.async_discard(conversation_id)
+                raise
+        ir.async_delete_issue(self.hass, DOMAIN, f"quota_exceeded_{self.entry.entry_id}")
+        return conversation.async_get_result_from_chat_log(user_input, chat_log)

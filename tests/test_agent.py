@@ -1,0 +1,131 @@
+"""The pool of Realtime sessions behind the Assist agent, and its unhappy paths."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import json
+
+from homeassistant.components import conversation
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import intent, llm
+import homeassistant.util.dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.openai_realtime.agent import IDLE_TIMEOUT, AgentSessions
+from custom_components.openai_realtime.const import CONF_LLM_HASS_API
+from custom_components.openai_realtime.tools import ToolNames
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.test_conversation import AGENT, TURN_ON, _ask
+
+
+async def test_pool_closes_the_least_recently_used_session(
+    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+) -> None:
+    """A full pool closes its least recently used session; the others stay open."""
+    pool = AgentSessions(hass, lambda: entry.runtime_data.endpoint, max_sessions=2)
+    entry.runtime_data.agent_sessions = pool
+    realtime_server.script(*(ScriptedResponse(text=f"Answer {i}") for i in range(4)))
+    first = await _ask(hass, "one")
+    second = await _ask(hass, "two")
+    await _ask(hass, "one again", first.conversation_id)  # first is now the most recent
+    third = await _ask(hass, "three")
+    await hass.async_block_till_done()
+    assert len(pool) == 2
+    assert pool.get(second.conversation_id) is None
+    assert pool.get(first.conversation_id) is not None
+    assert pool.get(third.conversation_id) is not None
+    await pool.async_close()
+    assert len(pool) == 0
+
+
+async def test_idle_session_is_closed(
+    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+) -> None:
+    """A session unused for the idle timeout is closed."""
+    pool = entry.runtime_data.agent_sessions
+    realtime_server.script(ScriptedResponse(text="Hi"))
+    result = await _ask(hass, "hello")
+    session = pool.get(result.conversation_id)
+    assert session is not None
+    assert session.client is not None
+    assert session.client.connected
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=IDLE_TIMEOUT + 1))
+    await hass.async_block_till_done()
+    assert pool.get(result.conversation_id) is None
+    assert session.client is None
+
+
+async def test_too_many_tool_rounds_ends_with_an_error(
+    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+) -> None:
+    """A model that keeps calling tools is stopped after the loop limit."""
+    realtime_server.script(
+        *(
+            ScriptedResponse(calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')])
+            for _ in range(12)
+        )
+    )
+    result = await _ask(hass, "Keep going")
+    assert result.response.response_type is intent.IntentResponseType.ERROR
+    assert "too many tools" in result.response.speech["plain"]["speech"]
+    assert len(realtime_server.of_type("response.create")) == 11
+
+
+async def test_arguments_that_are_not_json_reach_the_tool_as_empty(
+    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+) -> None:
+    """Broken arguments become an empty call whose validation error goes back to the model."""
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(TURN_ON, "{not json")]),
+        ScriptedResponse(calls=[ScriptedCall(TURN_ON, "[1, 2]")]),
+        ScriptedResponse(text="Sorry."),
+    )
+    result = await _ask(hass, "Do it")
+    assert result.response.speech["plain"]["speech"] == "Sorry."
+    outputs = [
+        json.loads(event["item"]["output"])
+        for event in realtime_server.of_type("conversation.item.create")
+        if event["item"]["type"] == "function_call_output"
+    ]
+    assert len(outputs) == 2
+    assert all(output["error"] for output in outputs)
+
+
+async def test_unknown_llm_api_is_reported(
+    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+) -> None:
+    """An LLM API that no longer exists gives Home Assistant's error, without a session."""
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_LLM_HASS_API: ["removed_api"]}
+    )
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    connections = realtime_server.connections
+    result = await _ask(hass, "Hello")
+    assert result.response.response_type is intent.IntentResponseType.ERROR
+    assert realtime_server.connections == connections
+
+
+async def test_agent_accepts_every_language(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Realtime models are multilingual."""
+    info = conversation.async_get_agent_info(hass, AGENT)
+    assert info is not None
+    assert info.supports_streaming is True
+    agent = hass.data[conversation.DATA_COMPONENT].get_entity(AGENT)
+    assert agent.supported_languages == "*"
+
+
+def test_tool_names_are_made_valid_and_unique() -> None:
+    """Names with dots or too long become valid function names that map back."""
+    names = ToolNames()
+    assert names.add("intent__HassTurnOn") == "intent__HassTurnOn"
+    assert names.add("self.audio_speaker.set_volume") == "self_audio_speaker_set_volume"
+    assert names.add("self_audio_speaker.set_volume") == "self_audio_speaker_set_volume_2"
+    assert names.add("self.audio_speaker.set_volume") == "self_audio_speaker_set_volume"
+    long_name = "x" * 80
+    assert len(names.add(long_name)) == 64
+    assert names.add("") == "tool"
+    assert names.add_all(["a.b", "intent__HassTurnOn"]) == ["a_b", "intent__HassTurnOn"]
+    assert names.original("self_audio_speaker_set_volume_2") == "self_audio_speaker.set_volume"
+    assert names.original("unknown") is None
+    assert llm.LLM_API_ASSIST == "assist"
