@@ -657,9 +657,16 @@ async def test_entity_fields_are_checked(hass: HomeAssistant, api: ServicesAPI) 
     async def link(call: ServiceCall) -> None:
         seen.append(dict(call.data))
 
-    register_test_service(
-        hass, "link", link, {"other": {"required": True, "selector": {"entity": {}}}}
+    register_test_service(hass, "link", link, {"other": {"selector": {"entity": {}}}})
+    hass.services.async_register("testsvc", "anything", link)
+    service_helper.async_set_service_schema(
+        hass, "testsvc", "anything", {"fields": {}, "target": {}}
     )
+    any_target = await call(hass, "testsvc__anything", {"entity_id": "light.bed_light"})
+    assert any_target.data["success"] is True
+    no_field = await call(hass, "testsvc__link", {})
+    assert no_field.data["success"] is True
+    seen.clear()
     async_expose_entity(hass, ASSISTANT, "climate.ecobee", False)
     refused = await call(hass, "testsvc__link", {"other": "climate.ecobee"})
     assert refused.data["error"] == "not_exposed"
@@ -756,24 +763,153 @@ async def test_service_failures_become_readable_errors(
     unregister()
 
 
+async def test_target_filters_by_integration_and_device_class(
+    hass: HomeAssistant, api: ServicesAPI
+) -> None:
+    """A target filter naming an integration and device class admits only matching entities."""
+    allow(hass, "testsvc")
+    seen: list[list[str]] = []
+
+    async def record(call: ServiceCall) -> None:
+        seen.append(call.data["entity_id"])
+
+    hass.services.async_register("testsvc", "garage", record)
+    service_helper.async_set_service_schema(
+        hass,
+        "testsvc",
+        "garage",
+        {
+            "fields": {},
+            "target": {
+                "entity": {"integration": "demo", "domain": "cover", "device_class": "garage"}
+            },
+        },
+    )
+    hass.services.async_register("testsvc", "elsewhere", record)
+    service_helper.async_set_service_schema(
+        hass,
+        "testsvc",
+        "elsewhere",
+        {"fields": {}, "target": {"entity": [{"integration": "other"}]}},
+    )
+    hass.states.async_set("cover.unregistered", "closed", {"device_class": "garage"})
+    async_expose_entity(hass, ASSISTANT, "cover.unregistered", True)
+
+    window = await call(hass, "testsvc__garage", {"entity_id": "cover.kitchen_window"})
+    assert window.data["error"] == "unsupported_target"
+    unregistered = await call(hass, "testsvc__garage", {"entity_id": "cover.unregistered"})
+    assert unregistered.data["error"] == "unsupported_target"
+    garage = await call(hass, "testsvc__garage", {"entity_id": "cover.garage_door"})
+    assert garage.data["success"] is True
+    other = await call(hass, "testsvc__elsewhere", {"entity_id": "cover.garage_door"})
+    assert other.data["error"] == "unsupported_target"
+    assert seen == [["cover.garage_door"]]
+
+    async def explode(call: ServiceCall) -> None:
+        raise KeyError("bug in an integration")
+
+    register_test_service(hass, "explode", explode, {})
+    broken = await call(hass, "testsvc__explode", {})
+    assert broken.data["error"] == "failed"
+    assert "unexpected error" in str(broken.data["error_text"])
+
+
+def test_spec_tolerates_odd_descriptions() -> None:
+    """Junk fields are skipped, non-JSON examples stay strings, titles fall back to the name."""
+    spec = build_spec(
+        "demo",
+        "odd",
+        {
+            "fields": {
+                "junk": "not a field",
+                "period": {"example": "{not json"},
+                "note": {"example": "plain words"},
+                "section": {"fields": {"inner": {"selector": {"boolean": {}}}}},
+            },
+            "target": {"entity": "junk"},
+        },
+        {},
+        SupportsResponse.OPTIONAL,
+    )
+    assert spec.title == "demo.odd"
+    assert spec.target_filters == ()
+    properties = openapi_schema(spec.parameters)["properties"]
+    assert properties["period"] == {"type": "string"}
+    assert properties["note"] == {"type": "string"}
+    assert properties["inner"] == {"type": "boolean"}
+    assert "junk" not in properties
+    assert not spec.annotations.read_only
+    mapped = build_spec(
+        "demo", "m", {"target": {"entity": {"domain": "light"}}}, {}, SupportsResponse.NONE
+    )
+    assert [f.domains for f in mapped.target_filters] == [frozenset({"light"})]
+
+
+def openapi_schema(schema: Any) -> dict[str, Any]:
+    """A schema as an agent converts it."""
+    result: dict[str, Any] = probatio.to_openapi(
+        schema, custom_serializer=llm.selector_serializer, openapi_version="3.1.0"
+    )
+    return result
+
+
+async def test_confirmation_without_context_uses_the_device(
+    hass: HomeAssistant, api: ServicesAPI
+) -> None:
+    """No request context: the requesting device ties the confirmation to its request."""
+    allow(hass, "lock")
+    async_expose_entity(hass, ASSISTANT, "lock.front_door", True)
+    context = llm.LLMContext(
+        platform="test", context=None, language="en", assistant=ASSISTANT, device_id="dev-1"
+    )
+    api_instance = await llm.async_get_api(hass, API_ID, context)
+    args = {"entity_id": "lock.front_door"}
+    asked = await api_instance.async_call_tool(llm.ToolInput("lock__unlock", dict(args)))
+    assert asked.data["status"] == "confirmation_required"
+    done = await api_instance.async_call_tool(
+        llm.ToolInput("lock__unlock", {**args, "confirm": True})
+    )
+    assert done.data["success"] is True
+
+
 # --- the entity finder --------------------------------------------------------------------------
 
 
 async def test_list_exposed_entities(hass: HomeAssistant, api: ServicesAPI) -> None:
     """The finder lists exposed entities only, filtered by domain, area and name."""
-    await put_in_area(hass, "Den", "climate.hvac", "climate.ecobee")
+    den = await put_in_area(hass, "Den", "climate.hvac", "climate.ecobee")
     async_expose_entity(hass, ASSISTANT, "climate.ecobee", False)
+    registry = er.async_get(hass)
+    own = registry.async_get_or_create(
+        "sensor", "test", "den-1", suggested_object_id="den_air", original_name="Den air"
+    )
+    registry.async_update_entity(own.entity_id, area_id=den)
+    hass.states.async_set(own.entity_id, "21", {"friendly_name": "Den air"})
+    async_expose_entity(hass, ASSISTANT, own.entity_id, True)
     result = await call(hass, "list_exposed_entities", {"domain": "climate"})
     ids = [item["entity_id"] for item in result.data["entities"]]  # type: ignore[index,union-attr]
     assert ids == ["climate.heatpump", "climate.hvac"]
     in_den = await call(hass, "list_exposed_entities", {"area": "den"})
     assert in_den.data["entities"] == [
-        {"entity_id": "climate.hvac", "name": "Hvac", "state": "cool", "area": "Den"}
+        {"entity_id": "climate.hvac", "name": "Hvac", "state": "cool", "area": "Den"},
+        {"entity_id": "sensor.den_air", "name": "Den air", "state": "21", "area": "Den"},
     ]
     by_name = await call(hass, "list_exposed_entities", {"name": "heat"})
     assert [e["entity_id"] for e in by_name.data["entities"]] == ["climate.heatpump"]  # type: ignore[index,union-attr]
     unknown = await call(hass, "list_exposed_entities", {"area": "Moon"})
     assert unknown.data["error"] == "unknown_area"
+    bad = await call(hass, "list_exposed_entities", {"colour": "red"})
+    assert bad.data["error"] == "invalid_arguments"
+
+
+async def test_arguments_are_validated(hass: HomeAssistant, api: ServicesAPI) -> None:
+    """Arguments outside the tool's schema are refused before anything is resolved."""
+    unknown_key = await call(
+        hass, "climate__set_hvac_mode", {"entity_id": "climate.hvac", "colour": "red"}
+    )
+    assert unknown_key.data["error"] == "invalid_arguments"
+    weather = await call(hass, "light__turn_on", {"entity_id": "light.bed_light", "flash": "x"})
+    assert weather.data["error"] == "invalid_arguments"
 
 
 async def test_list_exposed_entities_is_capped(hass: HomeAssistant, api: ServicesAPI) -> None:

@@ -65,7 +65,11 @@ class ServiceTool(llm.Tool):
     ) -> llm.ToolResult:
         """Vet the targets, ask for confirmation when the rules want it, then call the service."""
         spec = self.spec
-        args = dict(tool_input.tool_args)
+        # Home Assistant hands tools the model's arguments unvalidated: check them here.
+        try:
+            args = dict(self.parameters(dict(tool_input.tool_args)))
+        except probatio.Invalid as err:
+            return refusal("invalid_arguments", f"Invalid arguments: {err}")
         confirmed = bool(args.pop(CONFIRM, False))
         context = llm_context.context or Context()
         try:
@@ -122,6 +126,9 @@ class ServiceTool(llm.Tool):
             return refusal("invalid_arguments", f"Invalid arguments: {err}")
         except HomeAssistantError as err:
             return refusal("failed", str(err) or type(err).__name__)
+        except Exception:  # noqa: BLE001 - a faulty integration must not end the conversation
+            LOGGER.exception("Unexpected error calling %s", spec.full_name)
+            return refusal("failed", f"{spec.full_name} failed with an unexpected error.")
 
         data: JsonObjectType = {"success": True, "action": spec.full_name}
         if entity_ids:
@@ -157,7 +164,10 @@ class ListEntitiesTool(llm.Tool):
         self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
     ) -> llm.ToolResult:
         """List matching exposed entities (at most MAX_LISTED_ENTITIES)."""
-        args = tool_input.tool_args
+        try:
+            args = self.parameters(dict(tool_input.tool_args))
+        except probatio.Invalid as err:
+            return refusal("invalid_arguments", f"Invalid arguments: {err}")
         area_registry = ar.async_get(hass)
         area_ids: set[str] | None = None
         if area := args.get("area"):
@@ -214,8 +224,6 @@ def _conversation_key(llm_context: llm.LLMContext) -> str:
     """What ties a confirmation to its request: the chat session, else the request context."""
     if (session := chat_session.current_session.get()) is not None:
         return session.conversation_id
-    if (chat_log := current_chat_log.get()) is not None:
-        return chat_log.conversation_id
     if llm_context.context is not None:
         return llm_context.context.id
     return llm_context.device_id or ""
