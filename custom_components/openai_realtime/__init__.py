@@ -18,7 +18,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .agent import AgentSessions
-from .const import CONF_MODEL, DOMAIN, LOGGER, PROBE_TIMEOUT
+from .const import CONF_MODEL, CONF_PRICES, DOMAIN, LOGGER, PROBE_TIMEOUT
 from .device_view import DeviceWebSocketView
 from .devices import DATA_HUB, DeviceHub, DeviceState, device_subentries
 from .ota import ActivateView, OtaView
@@ -29,6 +29,7 @@ from .realtime import (
     async_probe,
 )
 from .settings import endpoint_from_config
+from .usage import EntryUsage, InvalidPricesError, parse_prices
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -44,6 +45,8 @@ class OpenAIRealtimeData:
     """Realtime sessions of the Assist agent, one per conversation."""
     devices: dict[str, tuple[ConfigSubentry, DeviceState]] = field(default_factory=dict)
     """Paired xiaozhi devices by MAC: their subentry and live state."""
+    usage: EntryUsage
+    """Token counts and estimated cost of every response of this entry."""
 
 
 type OpenAIRealtimeConfigEntry = ConfigEntry[OpenAIRealtimeData]
@@ -75,9 +78,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
             translation_placeholders={"error": str(err)},
         ) from err
     hub = hass.data[DATA_HUB]
+    usage = EntryUsage(hass, entry.entry_id, endpoint.model, _price_overrides(entry))
+    await usage.async_load()
     entry.runtime_data = OpenAIRealtimeData(
         endpoint=endpoint,
-        agent_sessions=AgentSessions(hass, lambda: entry.runtime_data.endpoint),
+        usage=usage,
+        agent_sessions=AgentSessions(hass, lambda: entry.runtime_data.endpoint, usage=usage),
         devices={
             str(sub.unique_id): (sub, hub.state(str(sub.unique_id)))
             for sub in device_subentries(entry)
@@ -86,6 +92,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
     entry.async_on_unload(_async_track_devices(hass, entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+def _price_overrides(entry: OpenAIRealtimeConfigEntry) -> dict[str, float]:
+    """The user's price overrides; the flow validated them, so a bad value is only logged."""
+    try:
+        return parse_prices(entry.options.get(CONF_PRICES))
+    except InvalidPricesError:
+        LOGGER.warning("Ignoring invalid price overrides in the options of %s", entry.title)
+        return {}
 
 
 @callback
@@ -112,7 +127,13 @@ async def async_unload_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEnt
     if not await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
         return False
     await entry.runtime_data.agent_sessions.async_close()
+    await entry.runtime_data.usage.async_save()
     for _, state in entry.runtime_data.devices.values():
         if state.connection is not None:
             await state.connection.async_close("integration reloading")
     return True
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) -> None:
+    """Delete the stored usage totals of a removed entry."""
+    await EntryUsage(hass, entry.entry_id, "").async_remove()

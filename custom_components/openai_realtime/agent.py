@@ -29,6 +29,7 @@ from .realtime import (
 )
 from .settings import session_config
 from .tools import ToolNames, format_tool, tool_output
+from .usage import EntryUsage
 
 MAX_TOOL_ROUNDS: Final = 10
 MAX_SESSIONS: Final = 8
@@ -39,12 +40,17 @@ class AgentSession:
     """One Realtime text session carrying one Home Assistant conversation."""
 
     def __init__(
-        self, hass: HomeAssistant, endpoint: RealtimeEndpoint, conversation_id: str
+        self,
+        hass: HomeAssistant,
+        endpoint: RealtimeEndpoint,
+        conversation_id: str,
+        usage: EntryUsage | None = None,
     ) -> None:
         """Prepare; the session connects on its first message."""
         self.hass = hass
         self.endpoint = endpoint
         self.conversation_id = conversation_id
+        self.usage = usage
         self.lock = asyncio.Lock()
         self.names = ToolNames()
         self._client: RealtimeClient | None = None
@@ -99,6 +105,8 @@ class AgentSession:
             ]
             self._sent = len(chat_log.content)
             self._trace(chat_log, response)
+            if self.usage is not None:
+                self.usage.record(response.usage)
             if response.status != "completed":
                 raise HomeAssistantError(
                     translation_domain=DOMAIN,
@@ -176,9 +184,11 @@ class AgentSessions:
         *,
         max_sessions: int = MAX_SESSIONS,
         idle_timeout: float = IDLE_TIMEOUT,
+        usage: EntryUsage | None = None,
     ) -> None:
-        """Create an empty pool."""
+        """Create an empty pool; every session's responses are recorded in `usage`."""
         self.hass = hass
+        self.usage = usage
         self._endpoint_factory = endpoint_factory
         self._max = max_sessions
         self._idle_timeout = idle_timeout
@@ -205,7 +215,7 @@ class AgentSessions:
             oldest = next(iter(self._sessions))
             LOGGER.debug("Closing the least recently used Realtime session %s", oldest)
             self.async_discard(oldest)
-        session = AgentSession(self.hass, self._endpoint_factory(), conversation_id)
+        session = AgentSession(self.hass, self._endpoint_factory(), conversation_id, self.usage)
         self._sessions[conversation_id] = session
         self._touch(conversation_id)
         return session, True

@@ -132,3 +132,6 @@ DEFAULT_SERVICES_ALLOWLIST: Final = (
     "calendar.get_events",
     "calendar.create_event",
 )
+
+# Usage and cost (options): price overrides, "text_in=4, audio_out=64" in USD per 1M tokens.
+CONF_PRICES: Final = "prices"

@@ -1,0 +1,190 @@
+"""Token usage and estimated cost of one config entry, kept across restarts.
+
+Every Realtime response of the entry (the Assist agent and the paired devices) is recorded
+here; the entry's usage sensors listen for changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, fields, replace
+import math
+from typing import Any, Final
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.storage import Store
+
+from .const import DOMAIN, LOGGER
+from .realtime import ModelPrices, Usage, prices_for
+
+STORAGE_VERSION: Final = 1
+SAVE_DELAY: Final = 30.0
+"""Seconds to gather responses before writing the totals (a busy turn writes once)."""
+
+PRICE_FIELDS: Final = tuple(f.name for f in fields(ModelPrices))
+"""The price names a user may override: USD per one million tokens."""
+
+_COUNTERS: Final = ("text_in", "text_cached", "audio_in", "audio_cached", "text_out", "audio_out")
+
+
+class InvalidPricesError(ValueError):
+    """The price override text is not a list of known `name=value` pairs."""
+
+
+def parse_prices(text: str | None) -> dict[str, float]:
+    """Parse `text_in=4, audio_out=64` (commas or new lines) into known non-negative prices."""
+    prices: dict[str, float] = {}
+    for part in (text or "").replace("\n", ",").split(","):
+        if not (part := part.strip()):
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in PRICE_FIELDS or name in prices:
+            raise InvalidPricesError(part)
+        try:
+            number = float(value)
+        except ValueError as err:
+            raise InvalidPricesError(part) from err
+        if not math.isfinite(number) or number < 0:
+            raise InvalidPricesError(part)
+        prices[name] = number
+    return prices
+
+
+def effective_prices(model: str, overrides: Mapping[str, float]) -> ModelPrices | None:
+    """The model's list prices with the user's overrides on top; None when not all are known.
+
+    A model without list prices (an Azure deployment name, a local server) is priced only when
+    the user gives all six prices.
+    """
+    base = prices_for(model)
+    if base is not None:
+        return replace(base, **overrides)
+    if set(overrides) == set(PRICE_FIELDS):
+        return ModelPrices(**overrides)
+    return None
+
+
+class EntryUsage:
+    """Cumulative token counts and estimated USD cost of a config entry's responses."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        model: str,
+        overrides: Mapping[str, float] | None = None,
+    ) -> None:
+        """Start at zero; `async_load` restores the stored totals."""
+        self.hass = hass
+        self.model = model
+        self.prices = effective_prices(model, overrides or {})
+        self.totals = Usage()
+        self.cost_usd = 0.0
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.usage.{entry_id}"
+        )
+        self._listeners: list[CALLBACK_TYPE] = []
+
+    @property
+    def text_input_tokens(self) -> int:
+        """Text input tokens, cached ones included."""
+        return self.totals.text_in
+
+    @property
+    def audio_input_tokens(self) -> int:
+        """Audio input tokens, cached ones included."""
+        return self.totals.audio_in
+
+    @property
+    def cached_input_tokens(self) -> int:
+        """Input tokens (text and audio) served from the prompt cache at the cheaper rate."""
+        return self.totals.text_cached + self.totals.audio_cached
+
+    @property
+    def text_output_tokens(self) -> int:
+        """Text output tokens (text replies and audio transcripts)."""
+        return self.totals.text_out
+
+    @property
+    def audio_output_tokens(self) -> int:
+        """Audio output tokens (spoken replies)."""
+        return self.totals.audio_out
+
+    @property
+    def responses(self) -> int:
+        """Responses recorded."""
+        return self.totals.responses
+
+    @callback
+    def record(self, usage: Mapping[str, Any] | None) -> None:
+        """Add one `response.done` usage object; None is ignored, malformed ones logged."""
+        if usage is None:
+            return
+        if not isinstance(usage, Mapping) or not any(
+            isinstance(usage.get(key), Mapping)
+            for key in ("input_token_details", "output_token_details")
+        ):
+            LOGGER.debug("Ignoring a response usage without token details: %.200r", usage)
+            return
+        one = Usage()
+        one.add(_plain(usage))
+        for name in ("responses", *_COUNTERS):
+            setattr(self.totals, name, getattr(self.totals, name) + getattr(one, name))
+        if self.prices is not None:
+            self.cost_usd += one.cost(self.prices)
+        self._store.async_delay_save(self._data, SAVE_DELAY)
+        self._notify()
+
+    @callback
+    def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `update` after every recorded response; returns the remover."""
+        self._listeners.append(update)
+        return lambda: self._listeners.remove(update)
+
+    @callback
+    def _notify(self) -> None:
+        for update in list(self._listeners):
+            update()
+
+    async def async_load(self) -> None:
+        """Restore the stored totals; a damaged store starts from zero."""
+        data = await self._store.async_load()
+        if not isinstance(data, dict):
+            return
+        for name in ("responses", *_COUNTERS):
+            value = data.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                setattr(self.totals, name, value)
+        cost = data.get("cost_usd")
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
+            self.cost_usd = float(cost)
+
+    async def async_save(self) -> None:
+        """Write the totals now (on unload), instead of after the save delay."""
+        await self._store.async_save(self._data())
+
+    async def async_remove(self) -> None:
+        """Delete the stored totals (the entry was removed)."""
+        await self._store.async_remove()
+
+    def _data(self) -> dict[str, Any]:
+        return {
+            **{name: getattr(self.totals, name) for name in ("responses", *_COUNTERS)},
+            "cost_usd": self.cost_usd,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The totals, the model and the prices in use (for diagnostics)."""
+        return {
+            "model": self.model,
+            "prices": asdict(self.prices) if self.prices is not None else None,
+            **self._data(),
+        }
+
+
+def _plain(value: Any) -> Any:
+    """Mappings as dicts all the way down (`Usage.add` reads plain dicts)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
