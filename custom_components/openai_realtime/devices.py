@@ -6,7 +6,7 @@ paired devices themselves are config subentries of type `device`, the single sou
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +51,9 @@ TOKEN_HANDOVER_LIFETIME: Final = 3600.0
 
 MAX_PENDING_DEVICES: Final = 32
 """Unknown devices remembered at once; the oldest is forgotten first (OTA is unauthenticated)."""
+
+LATENCY_HISTORY: Final = 50
+"""Response latencies kept per device for diagnostics."""
 
 DATA_HUB: HassKey[DeviceHub] = HassKey(DOMAIN)
 
@@ -120,6 +123,11 @@ class DeviceState:
     connection: LiveConnection | None = None
     tools: list[McpTool] = field(default_factory=list)
     volume: int | None = None
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
+    """Recent response latencies in ms (end of the user's speech to the first reply audio)."""
+    last_latency_ms: float | None = None
+    errors: Counter[str] = field(default_factory=Counter)
+    """Failures on this device's conversations, by kind (for diagnostics)."""
     _listeners: list[CALLBACK_TYPE] = field(default_factory=list)
 
     @property
