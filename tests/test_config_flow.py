@@ -262,6 +262,7 @@ async def test_options_flow(hass: HomeAssistant, realtime_server: RealtimeServer
         "max_output_tokens",
         "greeting",
         "device_websocket_url",
+        "services_allowlist",
     }
 
     chosen = {

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-import sys
-import types
 from typing import Any
 from unittest.mock import patch
 
@@ -54,17 +52,6 @@ from custom_components.openai_realtime.services_api.spec import (
     UnsupportedServiceError,
     build_spec,
 )
-
-# Home Assistant resolves the feature names in services.yaml by importing every base entity
-# component, camera included, and camera imports PyTurboJPEG, which real installations always
-# have (it is in HA's package constraints) but this test environment does not ship yet. Only the
-# import must succeed: no test decodes a JPEG. Remove once PyTurboJPEG is a test requirement.
-try:
-    import turbojpeg  # noqa: F401
-except ImportError:  # pragma: no cover - depends on the environment
-    _turbojpeg = types.ModuleType("turbojpeg")
-    _turbojpeg.TurboJPEG = object  # type: ignore[attr-defined]
-    sys.modules["turbojpeg"] = _turbojpeg
 
 ASSISTANT = "conversation"
 

@@ -28,6 +28,7 @@ from .realtime import (
     RealtimeError,
     async_probe,
 )
+from .services_api import async_register_services_api
 from .settings import endpoint_from_config
 from .usage import EntryUsage, InvalidPricesError, parse_prices
 
@@ -55,6 +56,7 @@ type OpenAIRealtimeConfigEntry = ConfigEntry[OpenAIRealtimeData]
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up what is shared by all entries: the device hub and its HTTP endpoints."""
     hass.data[DATA_HUB] = DeviceHub(hass)
+    async_register_services_api(hass)
     hass.http.register_view(OtaView())
     hass.http.register_view(ActivateView())
     hass.http.register_view(DeviceWebSocketView())

@@ -47,6 +47,7 @@ from .const import (
     CONF_MODEL,
     CONF_NOISE_REDUCTION,
     CONF_PROMPT,
+    CONF_SERVICES_ALLOWLIST,
     CONF_SPEED,
     CONF_TRANSCRIPTION_MODEL,
     CONF_TURN_DETECTION,
@@ -55,6 +56,7 @@ from .const import (
     CONF_VAD_SILENCE_DURATION_MS,
     CONF_VAD_THRESHOLD,
     CONF_VOICE,
+    DEFAULT_SERVICES_ALLOWLIST,
     DEFAULT_TITLE,
     DIALECT_GA,
     DIALECTS,
@@ -65,6 +67,7 @@ from .const import (
     MIN_SPEED,
     MODELS,
     NOISE_REDUCTION_LEVELS,
+    OPTIONAL_SERVICE_DOMAINS,
     PROBE_TIMEOUT,
     RECOMMENDED_MODEL,
     SUBENTRY_DEVICE,
@@ -425,6 +428,14 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
                 probatio.Optional(CONF_GREETING): TextSelector(TextSelectorConfig(multiline=True)),
                 probatio.Optional(CONF_DEVICE_WEBSOCKET_URL): TextSelector(
                     TextSelectorConfig(type=TextSelectorType.URL)
+                ),
+                probatio.Optional(CONF_SERVICES_ALLOWLIST): SelectSelector(
+                    SelectSelectorConfig(
+                        options=sorted({*DEFAULT_SERVICES_ALLOWLIST, *OPTIONAL_SERVICE_DOMAINS}),
+                        multiple=True,
+                        custom_value=True,
+                        sort=True,
+                    )
                 ),
             }
         )

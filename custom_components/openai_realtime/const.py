@@ -135,3 +135,16 @@ DEFAULT_SERVICES_ALLOWLIST: Final = (
 
 # Usage and cost (options): price overrides, "text_in=4, audio_out=64" in USD per 1M tokens.
 CONF_PRICES: Final = "prices"
+
+# Offered in the options next to the default allowlist, off unless the user picks them
+# (unlock and disarm still need the user's spoken confirmation).
+OPTIONAL_SERVICE_DOMAINS: Final = (
+    "alarm_control_panel",
+    "button",
+    "lock",
+    "notify",
+    "number",
+    "select",
+    "siren",
+    "valve",
+)
