@@ -1,0 +1,86 @@
+"""The services API used by the Realtime Assist agent, end to end through the local server."""
+
+from __future__ import annotations
+
+import json
+
+from homeassistant.components import conversation
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import llm
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.openai_realtime.const import (
+    CONF_BASE_URL,
+    CONF_DIALECT,
+    CONF_LLM_HASS_API,
+    DOMAIN,
+)
+from custom_components.openai_realtime.services_api import API_ID
+from custom_components.openai_realtime.settings import default_options
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.test_conversation import _ask
+from tests.test_services_api import demo_home  # noqa: F401 - fixture
+
+
+async def _agent_entry(hass: HomeAssistant, server: RealtimeServer) -> MockConfigEntry:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="OpenAI Realtime",
+        data={CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
+        options={**default_options(), CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID]},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+def _tool_named(server: RealtimeServer, suffix: str) -> str:
+    tools = server.of_type("session.update")[-1]["session"]["tools"]
+    matches = [tool["name"] for tool in tools if tool["name"].endswith(suffix)]
+    assert len(matches) == 1, [tool["name"] for tool in tools]
+    return matches[0]
+
+
+async def test_set_hvac_mode_through_the_agent(
+    hass: HomeAssistant,
+    demo_home: None,  # noqa: F811
+    realtime_server: RealtimeServer,
+) -> None:
+    """The model sets an exposed thermostat's mode; an unexposed one is refused."""
+    await _agent_entry(hass, realtime_server)
+    async_expose_entity(hass, conversation.DOMAIN, "climate.hvac", True)
+    async_expose_entity(hass, conversation.DOMAIN, "climate.ecobee", False)
+
+    realtime_server.script(ScriptedResponse(text="Hello."))
+    first = await _ask(hass, "Hello")
+    name = _tool_named(realtime_server, "climate__set_hvac_mode")
+    assert len(name) <= 64
+
+    realtime_server.script(
+        ScriptedResponse(
+            calls=[ScriptedCall(name, '{"entity_id": "climate.hvac", "hvac_mode": "heat"}')]
+        ),
+        ScriptedResponse(text="Heating."),
+        ScriptedResponse(
+            calls=[ScriptedCall(name, '{"entity_id": "climate.ecobee", "hvac_mode": "heat"}')]
+        ),
+        ScriptedResponse(text="I can't."),
+    )
+    result = await _ask(hass, "Heat the house", first.conversation_id)
+    assert result.response.speech["plain"]["speech"] == "Heating."
+    await hass.async_block_till_done()
+    assert hass.states.get("climate.hvac").state == "heat"
+
+    ecobee_before = hass.states.get("climate.ecobee").state
+    result = await _ask(hass, "And the ecobee", first.conversation_id)
+    assert result.response.speech["plain"]["speech"] == "I can't."
+    assert hass.states.get("climate.ecobee").state == ecobee_before
+    outputs = [
+        json.loads(event["item"]["output"])
+        for event in realtime_server.of_type("conversation.item.create")
+        if event["item"]["type"] == "function_call_output"
+    ]
+    assert [output["error"] for output in outputs] == [False, True]
