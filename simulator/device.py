@@ -1,0 +1,959 @@
+"""A firmware-faithful xiaozhi-esp32 device simulator (OTA, WebSocket, audio, MCP server).
+
+It behaves as stock firmware v2.x does (see the xiaozhi protocol reference): the OTA boot
+check and activation loop, the WebSocket headers and hello, listen/abort messages, real Opus
+uplink at 16 kHz / 60 ms with DTX, Speaking-state gating and the 40-packet decode queue on
+downlink, and the built-in MCP tools with paginated `tools/list`. The tests drive it directly;
+`python -m simulator` (see `simulator.cli`) drives it against a running Home Assistant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+import hashlib
+import hmac
+import json
+import logging
+import math
+from pathlib import Path
+import random
+from typing import Any
+import uuid
+import wave
+
+import aiohttp
+import numpy as np
+import opuslib_next
+
+from custom_components.openai_realtime.xiaozhi import (
+    Abort,
+    Alert,
+    AudioParams,
+    BinaryFrameError,
+    CustomMessage,
+    DeviceFeatures,
+    DeviceHello,
+    HelloError,
+    ListenDetect,
+    ListenMode,
+    ListenStart,
+    ListenStop,
+    LlmEmotion,
+    McpMessage,
+    ProtocolError,
+    ServerHello,
+    Stt,
+    SystemCommand,
+    TtsSentenceStart,
+    TtsStart,
+    TtsStop,
+    decode_audio_frame,
+    decode_object,
+    encode_audio_frame,
+    encode_object,
+    parse_server_hello,
+    parse_server_message,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+UPLINK_SAMPLE_RATE = 16000
+UPLINK_FRAME_MS = 60
+UPLINK_FRAME_SAMPLES = UPLINK_SAMPLE_RATE * UPLINK_FRAME_MS // 1000
+MAX_DECODE_PACKETS_IN_QUEUE = 2400 // 60
+HELLO_TIMEOUT = 10.0
+MCP_PAGE_BYTES = 8000
+
+
+class DeviceState(StrEnum):
+    """The firmware's device states that matter on the wire."""
+
+    IDLE = "idle"
+    ACTIVATING = "activating"
+    CONNECTING = "connecting"
+    LISTENING = "listening"
+    SPEAKING = "speaking"
+
+
+class SimulatorError(Exception):
+    """Base class of the simulator's own failures."""
+
+
+class OtaError(SimulatorError):
+    """The OTA server did not answer 200 with a JSON object."""
+
+
+class HelloTimeoutError(SimulatorError):
+    """No acceptable server hello within the firmware's 10 s ("server timeout")."""
+
+
+class DeviceCrashedError(SimulatorError):
+    """The server hello lacked `transport`; real firmware dereferences NULL and reboots."""
+
+
+@dataclass(slots=True)
+class OtaResult:
+    """A parsed OTA reply, section by section (every section is optional)."""
+
+    body: dict[str, Any]
+    websocket: dict[str, Any] | None = None
+    mqtt: dict[str, Any] | None = None
+    activation: dict[str, Any] | None = None
+    server_time: dict[str, Any] | None = None
+    firmware: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class DownlinkPacket:
+    """One received binary frame: when it arrived and what became of it."""
+
+    arrival: float
+    payload: bytes
+    outcome: str  # "played", "not_speaking", "queue_full", "bad_frame", "decode_error"
+    queue_depth: int = 0
+
+
+@dataclass(slots=True)
+class Tool:
+    """One tool of the device's MCP server."""
+
+    name: str
+    description: str
+    properties: dict[str, dict[str, Any]]
+    handler: Callable[[dict[str, Any]], object]
+    user_only: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The `tools/list` entry, as McpTool::to_json writes it."""
+        schema: dict[str, Any] = {"type": "object", "properties": self.properties}
+        required = [n for n, p in self.properties.items() if "default" not in p]
+        if required:
+            schema["required"] = required
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": schema,
+        }
+        if self.user_only:
+            entry["annotations"] = {"audience": ["user"]}
+        return entry
+
+
+def _version_newer(candidate: str, current: str) -> bool:
+    """Numeric dot-separated version comparison, as the firmware's OTA check does."""
+
+    def parts(version: str) -> list[int]:
+        return [int(p) if p.isdigit() else 0 for p in version.split(".")]
+
+    return parts(candidate) > parts(current)
+
+
+def encode_pcm16(pcm: bytes, encoder: Any) -> list[bytes]:
+    """Encode 16 kHz mono PCM16 into 60 ms Opus packets, zero-padding the last frame."""
+    frame_bytes = UPLINK_FRAME_SAMPLES * 2
+    packets = []
+    for start in range(0, len(pcm), frame_bytes):
+        chunk = pcm[start : start + frame_bytes].ljust(frame_bytes, b"\0")
+        packets.append(bytes(encoder.encode(chunk, UPLINK_FRAME_SAMPLES)))
+    return packets
+
+
+def new_uplink_encoder() -> Any:
+    """An Opus encoder configured like the firmware's AS_OPUS_ENC_CONFIG."""
+    encoder = opuslib_next.Encoder(UPLINK_SAMPLE_RATE, 1, opuslib_next.APPLICATION_AUDIO)
+    encoder.bitrate = opuslib_next.constants.AUTO
+    encoder.complexity = 0
+    encoder.inband_fec = 0
+    encoder.dtx = 1
+    encoder.vbr = 1
+    return encoder
+
+
+def read_wav_as_16k(path: Path) -> bytes:
+    """Read a PCM16 WAV file as 16 kHz mono (averaging channels, resampling linearly)."""
+    with wave.open(str(path), "rb") as wav:
+        if wav.getsampwidth() != 2:
+            raise SimulatorError("only 16-bit WAV files are supported")
+        channels, rate = wav.getnchannels(), wav.getframerate()
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    mono = samples.reshape(-1, channels).mean(axis=1)
+    if rate != UPLINK_SAMPLE_RATE:
+        count = int(len(mono) * UPLINK_SAMPLE_RATE / rate)
+        mono = np.interp(np.arange(count) * rate / UPLINK_SAMPLE_RATE, np.arange(len(mono)), mono)
+    pcm: bytes = np.clip(np.round(mono), -32768, 32767).astype("<i2").tobytes()
+    return pcm
+
+
+class DeviceSimulator:
+    """One simulated xiaozhi device; see the module docstring for what it reproduces."""
+
+    def __init__(
+        self,
+        ota_url: str | None = None,
+        *,
+        ws_url: str | None = None,
+        token: str | None = None,
+        protocol_version: int | None = None,
+        mac: str | None = None,
+        client_id: str | None = None,
+        board_type: str = "bread-compact-wifi",
+        board_name: str = "bread-compact-wifi",
+        firmware_version: str = "2.4.2",
+        language: str = "zh-CN",
+        serial_number: str | None = None,
+        hmac_key: bytes = b"",
+        default_mode: ListenMode = ListenMode.AUTO,
+        server_aec: bool = False,
+        glyph_push: bool = False,
+        has_screen: bool = True,
+        mcp_page_size: int = 2,
+        hello_timeout: float = HELLO_TIMEOUT,
+        activation_retry_delay: float = 3.0,
+        activation_error_delay: float = 10.0,
+        session: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Configure the device; `ws_url`/`token`/`protocol_version` pre-seed NVS `websocket`."""
+        self.ota_url = ota_url
+        self.mac = (mac or ":".join(f"{random.randrange(256):02x}" for _ in range(6))).lower()
+        self.client_id = client_id or str(uuid.uuid4())
+        self.board_type = board_type
+        self.board_name = board_name
+        self.firmware_version = firmware_version
+        self.language = language
+        self.serial_number = serial_number
+        self.hmac_key = hmac_key
+        self.default_mode = default_mode
+        self.server_aec = server_aec
+        self.glyph_push = glyph_push
+        self.has_screen = has_screen
+        self.mcp_page_size = mcp_page_size
+        self.hello_timeout = hello_timeout
+        self.activation_retry_delay = activation_retry_delay
+        self.activation_error_delay = activation_error_delay
+        self._session = session
+        self._owns_session = session is None
+        self._clock = clock
+
+        self.nvs_websocket: dict[str, str | int] = {}
+        if ws_url is not None:
+            self.nvs_websocket["url"] = ws_url
+        if token is not None:
+            self.nvs_websocket["token"] = token
+        if protocol_version is not None:
+            self.nvs_websocket["version"] = protocol_version
+        self.ota: OtaResult | None = None
+        self.uses_mqtt = False
+        self.firmware_upgrade_url: str | None = None
+        self.server_time_ms: int | None = None
+
+        self.state = DeviceState.IDLE
+        self.listen_mode = default_mode
+        self.aborted = False
+        self.server_hello: ServerHello | None = None
+        self.session_id = ""
+        self.crashed = False
+        self.reboot_requested = False
+        self.messages: list[dict[str, Any]] = []
+        self.ignored_text: list[str] = []
+        self.user_lines: list[str] = []
+        self.assistant_lines: list[str] = []
+        self.emotions: list[str] = []
+        self.alerts: list[Alert] = []
+        self.custom_payloads: list[dict[str, Any]] = []
+        self.downlink: list[DownlinkPacket] = []
+        self.played_pcm = bytearray()
+        self.sent_frames: list[str | bytes] = []
+        self.mic_frames_dropped = 0
+
+        self.volume = 70
+        self.brightness = 75
+        self.theme = "light"
+        self.vision: dict[str, Any] | None = None
+        self.mcp_mute = False
+        self.upgrade_requests: list[str] = []
+        self.tools = self._build_tools()
+
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self._hello_event = asyncio.Event()
+        self._closed_event = asyncio.Event()
+        self._message_event = asyncio.Event()
+        self._encoder = new_uplink_encoder()
+        self._decoder: Any = None
+        self._playback_ends: deque[float] = deque()
+        self._uplink_ms = 0
+
+    # --- helpers -----
+
+    def _now(self) -> float:
+        """Current time on the injected clock, or the event loop's."""
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    async def _http(self) -> aiohttp.ClientSession:
+        """The HTTP session, created on first use (without aiohttp's own User-Agent)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(skip_auto_headers=("User-Agent",))
+        return self._session
+
+    @property
+    def protocol_version(self) -> int:
+        """NVS `websocket/version`; 0 or absent keeps the default 1."""
+        version = self.nvs_websocket.get("version", 1)
+        return version if isinstance(version, int) and version else 1
+
+    @property
+    def mic_active(self) -> bool:
+        """Whether the firmware would stream microphone audio right now."""
+        if self.state is DeviceState.LISTENING:
+            return True
+        return self.state is DeviceState.SPEAKING and self.listen_mode is ListenMode.REALTIME
+
+    def http_headers(self) -> dict[str, str]:
+        """Headers of the OTA and activation requests (Ota::SetupHttp)."""
+        headers = {
+            "Activation-Version": "2" if self.serial_number else "1",
+            "Device-Id": self.mac,
+            "Client-Id": self.client_id,
+            "User-Agent": f"{self.board_name}/{self.firmware_version}",
+            "Accept-Language": self.language,
+            "Content-Type": "application/json",
+        }
+        if self.serial_number:
+            headers["Serial-Number"] = self.serial_number
+        return headers
+
+    def system_info(self) -> dict[str, Any]:
+        """The OTA request body (Board::GetSystemInfoJson)."""
+        return {
+            "version": 2,
+            "language": self.language,
+            "flash_size": 16777216,
+            "minimum_free_heap_size": "123456",
+            "mac_address": self.mac,
+            "uuid": self.client_id,
+            "chip_model_name": "esp32s3",
+            "chip_info": {"model": 9, "cores": 2, "revision": 2, "features": 18},
+            "application": {
+                "name": "xiaozhi",
+                "version": self.firmware_version,
+                "compile_time": "2026-08-01T00:00:00Z",
+                "idf_version": "v5.5.1",
+                "elf_sha256": hashlib.sha256(self.firmware_version.encode()).hexdigest(),
+            },
+            "partition_table": [
+                {"label": "nvs", "type": 1, "subtype": 2, "address": 36864, "size": 16384},
+                {"label": "ota_0", "type": 0, "subtype": 16, "address": 1048576, "size": 6291456},
+            ],
+            "ota": {"label": "ota_0"},
+            "display": {"monochrome": False, "width": 240, "height": 240},
+            "board": {
+                "type": self.board_type,
+                "name": self.board_name,
+                "manufacturer": "simulator",
+                "ssid": "sim-wifi",
+                "rssi": -50,
+                "channel": 6,
+                "ip": "127.0.0.1",
+                "mac": self.mac,
+            },
+        }
+
+    # --- OTA and activation -----
+
+    async def check_version(self) -> OtaResult:
+        """POST the boot-time version check and apply the reply as the firmware does."""
+        if self.ota_url is None:
+            raise OtaError("no OTA URL configured")
+        session = await self._http()
+        async with session.post(
+            self.ota_url, data=json.dumps(self.system_info()), headers=self.http_headers()
+        ) as resp:
+            text = await resp.text()
+            if resp.status != 200:
+                raise OtaError(f"OTA status {resp.status}")
+        try:
+            body = json.loads(text)
+        except ValueError as err:
+            raise OtaError("OTA reply is not JSON") from err
+        if not isinstance(body, dict):
+            raise OtaError("OTA reply is not an object")
+        result = OtaResult(body)
+        for name in ("websocket", "mqtt", "activation", "server_time", "firmware"):
+            section = body.get(name)
+            if isinstance(section, dict):
+                setattr(result, name, section)
+        if result.websocket is not None:
+            for key, value in result.websocket.items():
+                if isinstance(value, (str, int)) and not isinstance(value, bool):
+                    self.nvs_websocket[key] = value
+        self.uses_mqtt = result.mqtt is not None or result.websocket is None
+        if result.server_time is not None:
+            timestamp = result.server_time.get("timestamp")
+            offset = result.server_time.get("timezone_offset", 0)
+            if isinstance(timestamp, (int, float)) and isinstance(offset, (int, float)):
+                self.server_time_ms = int(timestamp + offset * 60_000)
+        if result.firmware is not None:
+            version, url = result.firmware.get("version"), result.firmware.get("url")
+            newer = isinstance(version, str) and _version_newer(version, self.firmware_version)
+            if isinstance(url, str) and url and (newer or result.firmware.get("force") == 1):
+                self.firmware_upgrade_url = url
+        self.ota = result
+        return result
+
+    def activation_body(self) -> dict[str, Any]:
+        """The `/activate` body: empty without an efuse serial number, an HMAC otherwise."""
+        challenge = ((self.ota and self.ota.activation) or {}).get("challenge", "")
+        if not self.serial_number:
+            return {}
+        digest = hmac.new(self.hmac_key, str(challenge).encode(), hashlib.sha256).hexdigest()
+        return {
+            "algorithm": "hmac-sha256",
+            "serial_number": self.serial_number,
+            "challenge": challenge,
+            "hmac": digest,
+        }
+
+    async def activate(self, max_attempts: int = 10) -> bool:
+        """Ota::Activate in the firmware's retry loop: 202 waits, 200 succeeds."""
+        activation = self.ota.activation if self.ota else None
+        if not activation or "challenge" not in activation or self.ota_url is None:
+            return False
+        url = self.ota_url if self.ota_url.endswith("/") else self.ota_url + "/"
+        session = await self._http()
+        self.state = DeviceState.ACTIVATING
+        try:
+            for _ in range(max_attempts):
+                async with session.post(
+                    url + "activate",
+                    data=json.dumps(self.activation_body()),
+                    headers=self.http_headers(),
+                ) as resp:
+                    status = resp.status
+                if status == 200:
+                    return True
+                delay = (
+                    self.activation_retry_delay if status == 202 else self.activation_error_delay
+                )
+                await asyncio.sleep(delay)
+            return False
+        finally:
+            self.state = DeviceState.IDLE
+
+    async def boot(self, max_rounds: int = 10) -> OtaResult:
+        """Check the version and activate until the OTA reply carries no `activation`."""
+        result = await self.check_version()
+        for _ in range(max_rounds):
+            if result.activation is None:
+                return result
+            await self.activate()
+            result = await self.check_version()
+        raise OtaError("still not activated")
+
+    # --- WebSocket channel -----
+
+    def ws_headers(self) -> dict[str, str]:
+        """Handshake headers (WebsocketProtocol::OpenAudioChannel)."""
+        headers: dict[str, str] = {}
+        token = str(self.nvs_websocket.get("token", ""))
+        if token:
+            headers["Authorization"] = token if " " in token else f"Bearer {token}"
+        headers["Protocol-Version"] = str(self.protocol_version)
+        headers["Device-Id"] = self.mac
+        headers["Client-Id"] = self.client_id
+        return headers
+
+    def hello(self) -> DeviceHello:
+        """The client hello this device sends."""
+        return DeviceHello(
+            version=self.protocol_version,
+            features=DeviceFeatures(mcp=True, aec=self.server_aec, glyph_push=self.glyph_push),
+            audio_params=AudioParams(UPLINK_SAMPLE_RATE, UPLINK_FRAME_MS),
+        )
+
+    @property
+    def channel_open(self) -> bool:
+        """Whether the WebSocket is connected and the hello exchange completed."""
+        return self._ws is not None and not self._ws.closed and self.server_hello is not None
+
+    async def open_audio_channel(self) -> None:
+        """Connect, send hello and wait for an acceptable server hello (10 s by default)."""
+        url = self.nvs_websocket.get("url")
+        if self.uses_mqtt and self.ota is not None:
+            raise SimulatorError("the OTA reply selected MQTT, which is not simulated")
+        if not isinstance(url, str) or not url:
+            raise SimulatorError("no websocket URL in NVS")
+        session = await self._http()
+        self.state = DeviceState.CONNECTING
+        self.server_hello = None
+        self._hello_event.clear()
+        self._closed_event.clear()
+        self._ws = await session.ws_connect(url, headers=self.ws_headers(), autoping=True)
+        self._receiver = asyncio.create_task(self._receive_loop(self._ws))
+        hello = self.hello().to_dict()
+        if self.glyph_push:
+            hello["text_font"] = {"bundle": "noto-v1", "charset": "common", "size": 20, "bpp": 4}
+        await self._send_text(encode_object(hello))
+        try:
+            async with asyncio.timeout(self.hello_timeout):
+                await self._hello_event.wait()
+        except TimeoutError as err:
+            await self.close_audio_channel()
+            raise HelloTimeoutError("server timeout") from err
+        if self.crashed:
+            raise DeviceCrashedError("server hello without transport")
+
+    async def close_audio_channel(self) -> None:
+        """Close the WebSocket (what toggling chat while listening does) and go idle."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()
+        if self._receiver is not None:
+            self._receiver.cancel()
+            await asyncio.gather(self._receiver, return_exceptions=True)
+            self._receiver = None
+        self.state = DeviceState.IDLE
+
+    async def close(self) -> None:
+        """Close the channel and the HTTP session if the simulator created it."""
+        await self.close_audio_channel()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def wait_closed(self) -> None:
+        """Wait until the server closes the WebSocket."""
+        await self._closed_event.wait()
+
+    async def wait_for_message(
+        self, predicate: Callable[[dict[str, Any]], bool], start: int = 0
+    ) -> dict[str, Any]:
+        """Wait for a received JSON message (from index `start` on) matching `predicate`."""
+        while True:
+            for message in self.messages[start:]:
+                if predicate(message):
+                    return message
+            start = len(self.messages)
+            self._message_event.clear()
+            if self._closed_event.is_set():
+                raise SimulatorError("connection closed while waiting")
+            await self._message_event.wait()
+
+    # --- sending -----
+
+    async def _send_text(self, text: str) -> None:
+        """Send one text frame and keep a copy."""
+        if self._ws is None:
+            raise SimulatorError("audio channel is not open")
+        self.sent_frames.append(text)
+        await self._ws.send_str(text)
+
+    async def _send_bytes(self, data: bytes) -> None:
+        """Send one binary frame and keep a copy."""
+        if self._ws is None:
+            raise SimulatorError("audio channel is not open")
+        self.sent_frames.append(data)
+        await self._ws.send_bytes(data)
+
+    async def send_raw_text(self, text: str) -> None:
+        """Misbehave: send any text frame."""
+        await self._send_text(text)
+
+    async def send_raw_bytes(self, data: bytes) -> None:
+        """Misbehave: send any binary frame."""
+        await self._send_bytes(data)
+
+    async def start_listening(self, mode: ListenMode | None = None) -> None:
+        """Enter Listening and send `listen start` (default mode unless told)."""
+        self.listen_mode = mode or self.default_mode
+        self.state = DeviceState.LISTENING
+        await self._send_text(
+            encode_object(ListenStart(self.listen_mode, session_id=self.session_id).to_dict())
+        )
+
+    async def stop_listening(self) -> None:
+        """Push-to-talk release: send `listen stop` and go idle."""
+        await self._send_text(encode_object(ListenStop(session_id=self.session_id).to_dict()))
+        self.state = DeviceState.IDLE
+
+    async def abort(self, reason: str | None = None) -> None:
+        """Send `abort`; the device stays Speaking until the server sends `tts stop`."""
+        self.aborted = True
+        await self._send_text(encode_object(Abort(reason, session_id=self.session_id).to_dict()))
+
+    async def detect_wake_word(self, text: str = "你好小智", wake_pcm: bytes = b"") -> None:
+        """Wake word: buffered wake-word Opus, `listen detect`, then `listen start`.
+
+        During Speaking the firmware aborts instead (`reason: wake_word_detected`).
+        """
+        if self.state is DeviceState.SPEAKING:
+            await self.abort("wake_word_detected")
+            return
+        if not self.channel_open:
+            await self.open_audio_channel()
+        for packet in encode_pcm16(wake_pcm, self._encoder):
+            await self._send_packet(packet)
+        await self._send_text(
+            encode_object(ListenDetect(text, session_id=self.session_id).to_dict())
+        )
+        await self.start_listening()
+
+    async def _send_packet(self, packet: bytes) -> None:
+        """Frame one Opus packet for the NVS protocol version and send it."""
+        await self._send_bytes(
+            encode_audio_frame(self.protocol_version, packet, timestamp=self._uplink_ms)
+        )
+        self._uplink_ms = (self._uplink_ms + UPLINK_FRAME_MS) & 0xFFFFFFFF
+
+    async def send_audio(self, pcm: bytes, *, realtime: bool = False) -> int:
+        """Stream 16 kHz mono PCM16 as the microphone would; returns packets sent.
+
+        Frames captured while the microphone is off (e.g. Speaking in auto mode) are dropped,
+        as the firmware's disabled voice processing does. `realtime` paces at 60 ms per frame.
+        """
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        sent = 0
+        for index, packet in enumerate(encode_pcm16(pcm, self._encoder)):
+            if realtime:
+                await asyncio.sleep(max(0.0, start + index * UPLINK_FRAME_MS / 1000 - loop.time()))
+            if not self.mic_active:
+                self.mic_frames_dropped += 1
+                continue
+            await self._send_packet(packet)
+            sent += 1
+        return sent
+
+    async def send_wav(self, path: Path, *, realtime: bool = False) -> int:
+        """Stream a 16-bit WAV file (any rate, mono or stereo) through `send_audio`."""
+        pcm = await asyncio.to_thread(read_wav_as_16k, path)
+        return await self.send_audio(pcm, realtime=realtime)
+
+    async def send_mcp_notification(self, method: str, params: dict[str, Any]) -> None:
+        """A device-initiated MCP notification (no id)."""
+        payload = {"jsonrpc": "2.0", "method": method, "params": params}
+        await self._send_text(
+            encode_object(McpMessage(payload, session_id=self.session_id).to_dict())
+        )
+
+    # --- receiving -----
+
+    async def _receive_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Dispatch every incoming frame until the socket closes."""
+        try:
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    await self._on_text(msg.data)
+                elif msg.type is aiohttp.WSMsgType.BINARY:
+                    self._on_binary(msg.data)
+                if self.crashed:
+                    break
+        finally:
+            self.state = DeviceState.IDLE
+            self._closed_event.set()
+            self._message_event.set()
+            if self.crashed:
+                await ws.close()
+
+    async def _on_text(self, text: str) -> None:
+        """OnIncomingJson, plus the hello handling of the protocol layer."""
+        try:
+            obj = decode_object(text)
+        except ProtocolError:
+            self.ignored_text.append(text)
+            return
+        if not isinstance(obj.get("type"), str):
+            self.ignored_text.append(text)
+            return
+        self.messages.append(obj)
+        self._message_event.set()
+        if obj["type"] == "hello":
+            self._on_server_hello(obj)
+            return
+        try:
+            message = parse_server_message(obj)
+        except ProtocolError:
+            self.ignored_text.append(text)
+            return
+        match message:
+            case TtsStart():
+                self.aborted = False
+                self.state = DeviceState.SPEAKING
+            case TtsStop():
+                if self.state is DeviceState.SPEAKING:
+                    self._playback_ends.clear()
+                    if self.listen_mode is ListenMode.MANUAL:
+                        self.state = DeviceState.IDLE
+                    else:
+                        await self.start_listening(self.listen_mode)
+            case TtsSentenceStart(text=line):
+                self.assistant_lines.append(line)
+            case Stt(text=line):
+                self.user_lines.append(line)
+            case LlmEmotion(emotion=emotion):
+                self.emotions.append(emotion)
+            case McpMessage(payload=payload):
+                await self._on_mcp(payload)
+            case SystemCommand(command="reboot"):
+                self.reboot_requested = True
+            case Alert():
+                self.alerts.append(message)
+            case CustomMessage(payload=payload):
+                self.custom_payloads.append(payload)
+            case _:
+                self.ignored_text.append(text)
+
+    def _on_server_hello(self, obj: dict[str, Any]) -> None:
+        """ParseServerHello: transport must be "websocket"; a missing key crashes the device."""
+        if "transport" not in obj:
+            self.crashed = True
+            self._hello_event.set()
+            return
+        try:
+            hello = parse_server_hello(obj)
+        except HelloError:
+            return
+        self.server_hello = hello
+        self.session_id = hello.session_id
+        self._decoder = opuslib_next.Decoder(hello.sample_rate, 1)
+        self._hello_event.set()
+
+    def _queue_depth(self, now: float) -> int:
+        """Packets still waiting in the emulated decode queue at time `now`."""
+        while self._playback_ends and self._playback_ends[0] <= now:
+            self._playback_ends.popleft()
+        return len(self._playback_ends)
+
+    def _on_binary(self, data: bytes) -> None:
+        """Queue downlink audio only while Speaking, and only up to 40 packets."""
+        now = self._now()
+        try:
+            packet = decode_audio_frame(self.protocol_version, data)
+        except BinaryFrameError:
+            self.downlink.append(DownlinkPacket(now, data, "bad_frame"))
+            return
+        if self.state is not DeviceState.SPEAKING or self.server_hello is None:
+            self.downlink.append(DownlinkPacket(now, packet.payload, "not_speaking"))
+            return
+        depth = self._queue_depth(now)
+        if depth >= MAX_DECODE_PACKETS_IN_QUEUE:
+            self.downlink.append(DownlinkPacket(now, packet.payload, "queue_full", depth))
+            return
+        params = self.server_hello.audio_params
+        try:
+            pcm = self._decoder.decode(packet.payload, params.samples_per_frame)
+        except opuslib_next.OpusError:
+            self.downlink.append(DownlinkPacket(now, packet.payload, "decode_error", depth))
+            return
+        self.played_pcm.extend(pcm)
+        start = self._playback_ends[-1] if self._playback_ends else now
+        self._playback_ends.append(max(start, now) + params.frame_duration / 1000)
+        self.downlink.append(DownlinkPacket(now, packet.payload, "played", depth))
+
+    def downlink_outcomes(self) -> dict[str, int]:
+        """Count received binary frames by outcome."""
+        counts: dict[str, int] = {}
+        for packet in self.downlink:
+            counts[packet.outcome] = counts.get(packet.outcome, 0) + 1
+        return counts
+
+    # --- MCP server -----
+
+    def _build_tools(self) -> list[Tool]:
+        """The firmware's common tools, screen tools when present, then user-only tools."""
+        percent = {"type": "integer", "minimum": 0, "maximum": 100}
+        tools = [
+            Tool(
+                "self.get_device_status",
+                "Provides the real-time information of the device, including the current status "
+                "of the audio speaker, screen, battery, network, etc.",
+                {},
+                lambda _: json.dumps(self.device_status()),
+            ),
+            Tool(
+                "self.audio_speaker.set_volume",
+                "Set the volume of the audio speaker.",
+                {"volume": percent},
+                self._set_volume,
+            ),
+        ]
+        if self.has_screen:
+            tools += [
+                Tool(
+                    "self.screen.set_brightness",
+                    "Set the brightness of the screen.",
+                    {"brightness": percent},
+                    self._set_brightness,
+                ),
+                Tool(
+                    "self.screen.set_theme",
+                    "Set the theme of the screen. The theme can be `light` or `dark`.",
+                    {"theme": {"type": "string"}},
+                    self._set_theme,
+                ),
+            ]
+        tools += [
+            Tool(
+                "self.get_system_info",
+                "Get the system information",
+                {},
+                lambda _: json.dumps(self.system_info()),
+                user_only=True,
+            ),
+            Tool("self.reboot", "Reboot the system", {}, self._reboot, user_only=True),
+            Tool(
+                "self.upgrade_firmware",
+                "Upgrade firmware from a specific URL.",
+                {"url": {"type": "string", "description": "firmware binary URL"}},
+                self._upgrade,
+                user_only=True,
+            ),
+        ]
+        if self.has_screen:
+            tools.append(
+                Tool(
+                    "self.screen.get_info",
+                    "Information about the screen, including width, height, etc.",
+                    {},
+                    lambda _: json.dumps({"width": 240, "height": 240, "monochrome": False}),
+                    user_only=True,
+                )
+            )
+        return tools
+
+    def device_status(self) -> dict[str, Any]:
+        """GetDeviceStatusJson: what `self.get_device_status` returns."""
+        status: dict[str, Any] = {"audio_speaker": {"volume": self.volume}}
+        if self.has_screen:
+            status["screen"] = {"brightness": self.brightness, "theme": self.theme}
+        status["battery"] = {"level": 87, "charging": False}
+        status["network"] = {"type": "wifi", "ssid": "sim-wifi", "signal": "strong"}
+        status["chip"] = {"temperature": 41.5}
+        return status
+
+    def _set_volume(self, args: dict[str, Any]) -> object:
+        self.volume = args["volume"]
+        return True
+
+    def _set_brightness(self, args: dict[str, Any]) -> object:
+        self.brightness = args["brightness"]
+        return True
+
+    def _set_theme(self, args: dict[str, Any]) -> object:
+        if args["theme"] not in ("light", "dark"):
+            raise SimulatorError(f"Invalid theme: {args['theme']}")
+        self.theme = args["theme"]
+        return True
+
+    def _reboot(self, _: dict[str, Any]) -> object:
+        self.reboot_requested = True
+        return True
+
+    def _upgrade(self, args: dict[str, Any]) -> object:
+        self.upgrade_requests.append(args["url"])
+        return True
+
+    async def _send_mcp(self, payload: dict[str, Any]) -> None:
+        await self._send_text(
+            encode_object(McpMessage(payload, session_id=self.session_id).to_dict())
+        )
+
+    async def _reply_error(self, request_id: int | float, message: str) -> None:
+        """ReplyError: the firmware's error object has no `code`."""
+        await self._send_mcp({"jsonrpc": "2.0", "id": request_id, "error": {"message": message}})
+
+    async def _on_mcp(self, payload: dict[str, Any]) -> None:
+        """McpServer::ParseMessage with its quirks (numeric ids only, notifications ignored)."""
+        if self.mcp_mute or payload.get("jsonrpc") != "2.0":
+            return
+        method = payload.get("method")
+        if not isinstance(method, str):
+            return
+        if method.startswith("notifications"):
+            return
+        request_id = payload.get("id")
+        if isinstance(request_id, bool) or not isinstance(request_id, (int, float)):
+            return
+        params = payload.get("params")
+        params = params if isinstance(params, dict) else {}
+        if method == "initialize":
+            capabilities = params.get("capabilities")
+            if isinstance(capabilities, dict) and isinstance(capabilities.get("vision"), dict):
+                self.vision = capabilities["vision"]
+            result: dict[str, Any] = {
+                "protocolVersion": "2024-11-05",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": self.board_name, "version": self.firmware_version},
+            }
+        elif method == "tools/list":
+            result = self._tools_page(params)
+        elif method == "tools/call":
+            call = await self._call_tool(params)
+            if isinstance(call, str):
+                await self._reply_error(request_id, call)
+                return
+            result = call
+        else:
+            await self._reply_error(request_id, f"Method not implemented: {method}")
+            return
+        await self._send_mcp({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+    def _tools_page(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One `tools/list` page starting at the tool named by `cursor`."""
+        cursor = params.get("cursor") if isinstance(params.get("cursor"), str) else ""
+        with_user = params.get("withUserTools") is True
+        visible = [t for t in self.tools if with_user or not t.user_only]
+        start = 0
+        if cursor:
+            names = [t.name for t in visible]
+            start = names.index(cursor) if cursor in names else len(visible)
+        page: list[dict[str, Any]] = []
+        size = 0
+        index = start
+        while index < len(visible) and len(page) < self.mcp_page_size:
+            entry = visible[index].to_json()
+            size += len(json.dumps(entry))
+            if page and size > MCP_PAGE_BYTES:
+                break
+            page.append(entry)
+            index += 1
+        result: dict[str, Any] = {"tools": page}
+        if index < len(visible):
+            result["nextCursor"] = visible[index].name
+        return result
+
+    async def _call_tool(self, params: dict[str, Any]) -> dict[str, Any] | str:
+        """Run one tool; a string return value is the error message to reply with."""
+        name = params.get("name")
+        arguments = params.get("arguments")
+        arguments = arguments if isinstance(arguments, dict) else {}
+        tool = next((t for t in self.tools if t.name == name), None)
+        if tool is None:
+            return f"Unknown tool: {name}"
+        values: dict[str, Any] = {}
+        for prop_name, prop in tool.properties.items():
+            value = arguments.get(prop_name, prop.get("default"))
+            kind = prop.get("type")
+            valid = (
+                (kind == "integer" and isinstance(value, int) and not isinstance(value, bool))
+                or (kind == "string" and isinstance(value, str))
+                or (kind == "boolean" and isinstance(value, bool))
+            )
+            if not valid:
+                return f"Missing valid argument: {prop_name}"
+            if kind == "integer" and not prop.get("minimum", -math.inf) <= value <= prop.get(
+                "maximum", math.inf
+            ):
+                return f"Value is out of range: {prop_name}"
+            values[prop_name] = value
+        await asyncio.sleep(0)  # tool calls run on the main loop, so replies are asynchronous
+        try:
+            value = tool.handler(values)
+        except SimulatorError as err:
+            return str(err)
+        text = value if isinstance(value, str) else json.dumps(value)
+        return {"content": [{"type": "text", "text": text}], "isError": False}
