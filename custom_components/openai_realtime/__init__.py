@@ -13,12 +13,12 @@ from homeassistant.config_entries import (
 from homeassistant.const import Platform
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .agent import AgentSessions
-from .const import CONF_MODEL, CONF_PRICES, DOMAIN, LOGGER, PROBE_TIMEOUT
+from .const import CONF_FIRMWARE, CONF_MODEL, CONF_PRICES, DOMAIN, LOGGER, PROBE_TIMEOUT
 from .device_view import DeviceWebSocketView
 from .devices import DATA_HUB, DeviceHub, DeviceState, device_subentries
 from .ota import ActivateView, OtaView
@@ -27,6 +27,13 @@ from .realtime import (
     RealtimeEndpoint,
     RealtimeError,
     async_probe,
+)
+from .repairs import (
+    AvailabilityLog,
+    async_check_libopus,
+    async_firmware_issue,
+    async_quota_issue,
+    firmware_issue_id,
 )
 from .services_api import async_register_services_api
 from .settings import endpoint_from_config
@@ -48,6 +55,8 @@ class OpenAIRealtimeData:
     """Paired xiaozhi devices by MAC: their subentry and live state."""
     usage: EntryUsage
     """Token counts and estimated cost of every response of this entry."""
+    service: AvailabilityLog
+    """Logs once when Realtime sessions of this entry stop opening, and once when they do again."""
 
 
 type OpenAIRealtimeConfigEntry = ConfigEntry[OpenAIRealtimeData]
@@ -85,12 +94,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
     entry.runtime_data = OpenAIRealtimeData(
         endpoint=endpoint,
         usage=usage,
+        service=AvailabilityLog(f"Realtime service of {entry.title}"),
         agent_sessions=AgentSessions(hass, lambda: entry.runtime_data.endpoint, usage=usage),
         devices={
             str(sub.unique_id): (sub, hub.state(str(sub.unique_id)))
             for sub in device_subentries(entry)
         },
     )
+    await async_check_libopus(hass)
+    for subentry in device_subentries(entry):
+        async_firmware_issue(
+            hass, str(subentry.unique_id), subentry.title, subentry.data.get(CONF_FIRMWARE)
+        )
     entry.async_on_unload(_async_track_devices(hass, entry))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
@@ -118,6 +133,7 @@ def _async_track_devices(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) 
         if current == loaded:
             return
         for mac in loaded - current:
+            ir.async_delete_issue(hass, DOMAIN, firmware_issue_id(mac))
             hass.async_create_task(hass.data[DATA_HUB].async_revoke(mac), eager_start=True)
         hass.config_entries.async_schedule_reload(entry.entry_id)
 
@@ -137,5 +153,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEnt
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) -> None:
-    """Delete the stored usage totals of a removed entry."""
+    """Delete the stored usage totals and the quota issue of a removed entry."""
     await EntryUsage(hass, entry.entry_id, "").async_remove()
+    async_quota_issue(hass, entry, active=False)

@@ -10,12 +10,13 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import chat_session, issue_registry as ir
+from homeassistant.helpers import chat_session
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import CONF_LLM_HASS_API, CONF_MODEL, CONF_PROMPT, DOMAIN, LOGGER
+from .const import CONF_LLM_HASS_API, CONF_MODEL, CONF_PROMPT, DOMAIN
 from .realtime import RealtimeAuthError, RealtimeError, RealtimeQuotaError
+from .repairs import async_quota_issue
 
 PARALLEL_UPDATES = 0
 
@@ -104,21 +105,13 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
                 ) from err
             except RealtimeQuotaError as err:
                 sessions.async_discard(conversation_id)
-                ir.async_create_issue(
-                    self.hass,
-                    DOMAIN,
-                    f"quota_exceeded_{self.entry.entry_id}",
-                    is_fixable=False,
-                    severity=ir.IssueSeverity.ERROR,
-                    translation_key="quota_exceeded",
-                    translation_placeholders={"title": self.entry.title},
-                )
+                async_quota_issue(self.hass, self.entry, active=True)
                 raise HomeAssistantError(
                     translation_domain=DOMAIN, translation_key="quota_exceeded"
                 ) from err
             except RealtimeError as err:
                 sessions.async_discard(conversation_id)
-                LOGGER.warning("Realtime request failed: %s", err)
+                self.entry.runtime_data.service.failed(err)
                 raise HomeAssistantError(
                     translation_domain=DOMAIN,
                     translation_key="cannot_connect",
@@ -127,5 +120,6 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
             except HomeAssistantError:
                 sessions.async_discard(conversation_id)
                 raise
-        ir.async_delete_issue(self.hass, DOMAIN, f"quota_exceeded_{self.entry.entry_id}")
+        async_quota_issue(self.hass, self.entry, active=False)
+        self.entry.runtime_data.service.succeeded()
         return conversation.async_get_result_from_chat_log(user_input, chat_log)
