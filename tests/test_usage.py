@@ -1,0 +1,202 @@
+"""Entry usage: token totals, the cost estimate, price overrides and persistence."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+import homeassistant.util.dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.openai_realtime.realtime import ModelPrices
+from custom_components.openai_realtime.usage import (
+    PRICE_FIELDS,
+    SAVE_DELAY,
+    EntryUsage,
+    InvalidPricesError,
+    effective_prices,
+    parse_prices,
+)
+from tests.realtime_server import default_usage
+
+STORE_KEY = "openai_realtime.usage.entry1"
+
+# default_usage(): text in 119 (64 cached), audio in 13, text out 30, audio out 91.
+# gpt-realtime-2.1 (USD per 1M): text 4 / 0.40 / 24, audio 32 / 0.40 / 64.
+ONE_RESPONSE_USD = ((119 - 64) * 4 + 64 * 0.40 + 13 * 32 + 30 * 24 + 91 * 64) / 1_000_000
+
+
+def test_parse_prices_accepts_pairs_on_lines_or_commas() -> None:
+    """Names and values are trimmed; commas and new lines both separate pairs."""
+    assert parse_prices("text_in=4, audio_out = 64\ntext_cached=0.4,") == {
+        "text_in": 4.0,
+        "audio_out": 64.0,
+        "text_cached": 0.4,
+    }
+    assert parse_prices(None) == {}
+    assert parse_prices("  ") == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["text_in", "video_in=3", "text_in=cheap", "text_in=-1", "text_in=nan", "text_in=1,text_in=2"],
+)
+def test_parse_prices_rejects_bad_pairs(text: str) -> None:
+    """Unknown names, non-numbers, negative or non-finite values and repeats are refused."""
+    with pytest.raises(InvalidPricesError):
+        parse_prices(text)
+
+
+def test_effective_prices_overrides_list_prices() -> None:
+    """Overrides replace single list prices; an unknown model needs all six."""
+    prices = effective_prices("gpt-realtime-2.1", {"audio_out": 50.0})
+    assert prices is not None
+    assert prices.audio_out == 50.0
+    assert prices.text_out == 24.0
+    assert effective_prices("my-azure-deployment", {"audio_out": 50.0}) is None
+    everything = dict.fromkeys(PRICE_FIELDS, 1.0)
+    assert effective_prices("my-azure-deployment", everything) == ModelPrices(**everything)
+
+
+async def test_record_adds_tokens_and_cost(hass: HomeAssistant) -> None:
+    """Each usage object adds its tokens; the cost follows the model's price table."""
+    usage = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
+    calls: list[None] = []
+    remove = usage.async_add_listener(lambda: calls.append(None))
+    usage.record(default_usage())
+    usage.record(default_usage())
+    assert usage.responses == 2
+    assert usage.text_input_tokens == 238
+    assert usage.audio_input_tokens == 26
+    assert usage.cached_input_tokens == 128
+    assert usage.text_output_tokens == 60
+    assert usage.audio_output_tokens == 182
+    assert usage.cost_usd == pytest.approx(2 * ONE_RESPONSE_USD)
+    assert len(calls) == 2
+    remove()
+    usage.record(default_usage())
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, {}, {"input_tokens": 3}, {"input_token_details": "text"}, ["usage"], "usage", 7],
+)
+async def test_record_ignores_missing_and_malformed_usage(
+    hass: HomeAssistant, bad: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing is counted, nothing raises, and listeners are not bothered."""
+    usage = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
+    calls: list[None] = []
+    usage.async_add_listener(lambda: calls.append(None))
+    with caplog.at_level(logging.DEBUG, "custom_components.openai_realtime"):
+        usage.record(bad)
+    assert usage.responses == 0
+    assert usage.cost_usd == 0
+    assert calls == []
+
+
+async def test_record_counts_malformed_parts_as_zero(hass: HomeAssistant) -> None:
+    """A usage with some broken counters still counts the good ones."""
+    usage = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
+    usage.record(
+        {
+            "input_token_details": {"text_tokens": "ten", "audio_tokens": 5},
+            "output_token_details": {"text_tokens": True, "audio_tokens": 7},
+        }
+    )
+    assert usage.text_input_tokens == 0
+    assert usage.audio_input_tokens == 5
+    assert usage.text_output_tokens == 0
+    assert usage.audio_output_tokens == 7
+
+
+async def test_unknown_model_counts_tokens_without_cost(hass: HomeAssistant) -> None:
+    """A model without list prices has no estimate unless all six prices are given."""
+    usage = EntryUsage(hass, "entry1", "local-model")
+    usage.record(default_usage())
+    assert usage.prices is None
+    assert usage.text_input_tokens == 119
+    assert usage.cost_usd == 0
+    priced = EntryUsage(hass, "entry1", "local-model", dict.fromkeys(PRICE_FIELDS, 1.0))
+    priced.record(default_usage())
+    # 55 + 64 cached + 13 audio in + 30 + 91 out, all at 1 USD per 1M tokens.
+    assert priced.cost_usd == pytest.approx((55 + 64 + 13 + 30 + 91) / 1_000_000)
+
+
+async def test_totals_survive_a_restart(hass: HomeAssistant, hass_storage: dict[str, Any]) -> None:
+    """A delayed save writes the totals; a new object for the entry loads them."""
+    usage = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
+    usage.record(default_usage())
+    assert STORE_KEY not in hass_storage
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=SAVE_DELAY + 1))
+    await hass.async_block_till_done()
+    assert hass_storage[STORE_KEY]["data"]["text_in"] == 119
+
+    restored = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
+    await restored.async_load()
+    assert restored.as_dict() == usage.as_dict()
+    restored.record(default_usage())
+    assert restored.responses == 2
+    assert restored.cost_usd == pytest.approx(2 * ONE_RESPONSE_USD)
+
+    await restored.async_remove()
+    assert STORE_KEY not in hass_storage
+
+
+async def test_damaged_store_starts_from_zero(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """Values of the wrong type or sign are ignored; good ones are kept."""
+    hass_storage[STORE_KEY] = {
+        "version": 1,
+        "key": STORE_KEY,
+        "data": {"text_in": -5, "audio_in": "x", "text_out": 12, "cost_usd": True},
+    }
+    usage = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
+    await usage.async_load()
+    assert usage.text_input_tokens == 0
+    assert usage.audio_input_tokens == 0
+    assert usage.text_output_tokens == 12
+    assert usage.cost_usd == 0
+
+
+async def test_store_that_is_not_a_mapping_is_ignored(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """A store holding a list loads as zero."""
+    hass_storage[STORE_KEY] = {"version": 1, "key": STORE_KEY, "data": [1, 2]}
+    usage = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
+    await usage.async_load()
+    assert usage.responses == 0
+
+
+async def test_unload_saves_and_removal_deletes(
+    hass: HomeAssistant, entry: MockConfigEntry, hass_storage: dict[str, Any]
+) -> None:
+    """Unloading writes the totals at once; removing the entry deletes them."""
+    key = f"openai_realtime.usage.{entry.entry_id}"
+    entry.runtime_data.usage.record(default_usage())
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert hass_storage[key]["data"]["responses"] == 1
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage
+
+
+async def test_invalid_stored_overrides_fall_back_to_list_prices(
+    hass: HomeAssistant, entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Options edited outside the flow cannot break setup: the overrides are ignored."""
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, "prices": "text_in=free"}
+    )
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    prices = entry.runtime_data.usage.prices
+    assert prices is not None
+    assert prices.text_in == 4.0
+    assert "Ignoring invalid price overrides" in caplog.text
