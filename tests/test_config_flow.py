@@ -263,6 +263,7 @@ async def test_options_flow(hass: HomeAssistant, realtime_server: RealtimeServer
         "greeting",
         "device_websocket_url",
         "services_allowlist",
+        "prices",
     }
 
     chosen = {

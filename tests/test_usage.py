@@ -200,3 +200,46 @@ async def test_invalid_stored_overrides_fall_back_to_list_prices(
     assert prices is not None
     assert prices.text_in == 4.0
     assert "Ignoring invalid price overrides" in caplog.text
+
+
+async def _options_form(hass: HomeAssistant, entry: MockConfigEntry, prices: str) -> Any:
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], {**entry.options, "prices": prices}
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "prices", "error"),
+    [
+        ("gpt-realtime-2.1", "text_in=free", "invalid_prices"),
+        ("gpt-realtime-2.1", "video_in=1", "invalid_prices"),
+        ("my-deployment", "audio_out=50", "prices_incomplete"),
+    ],
+)
+async def test_options_flow_refuses_bad_prices_on_their_field(
+    hass: HomeAssistant, entry: MockConfigEntry, model: str, prices: str, error: str
+) -> None:
+    """Unparsable overrides, and partial ones for a model without list prices, are refused."""
+    hass.config_entries.async_update_entry(entry, options={**entry.options, "model": model})
+    result = await _options_form(hass, entry, prices)
+    assert result["type"] == "form"
+    assert result["errors"] == {"prices": error}
+
+
+async def test_options_flow_stores_prices_that_apply_after_reload(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> None:
+    """Valid overrides are stored as typed and priced from the reload on; empty means none."""
+    result = await _options_form(hass, entry, "audio_out = 50\n")
+    await hass.async_block_till_done()
+    assert result["type"] == "create_entry"
+    assert entry.options["prices"] == "audio_out = 50"
+    prices = entry.runtime_data.usage.prices
+    assert prices is not None
+    assert prices.audio_out == 50.0
+
+    result = await _options_form(hass, entry, "  ")
+    await hass.async_block_till_done()
+    assert result["type"] == "create_entry"
+    assert "prices" not in entry.options

@@ -46,6 +46,7 @@ from .const import (
     CONF_MAX_OUTPUT_TOKENS,
     CONF_MODEL,
     CONF_NOISE_REDUCTION,
+    CONF_PRICES,
     CONF_PROMPT,
     CONF_SERVICES_ALLOWLIST,
     CONF_SPEED,
@@ -84,6 +85,7 @@ from .realtime import (
     async_probe,
 )
 from .settings import default_options, endpoint_from_config
+from .usage import InvalidPricesError, effective_prices, parse_prices
 
 
 def _select(options: tuple[str, ...], key: str, *, custom: bool = False) -> SelectSelector:
@@ -351,6 +353,21 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         )
 
 
+def _prices_error(options: dict[str, Any]) -> str | None:
+    """Check the price overrides (dropping an empty field); the error key, or None."""
+    if not (text := str(options.get(CONF_PRICES) or "").strip()):
+        options.pop(CONF_PRICES, None)
+        return None
+    try:
+        overrides = parse_prices(text)
+    except InvalidPricesError:
+        return "invalid_prices"
+    if effective_prices(str(options.get(CONF_MODEL, "")), overrides) is None:
+        return "prices_incomplete"
+    options[CONF_PRICES] = text
+    return None
+
+
 class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
     """Tune the model, voice, instructions, tools and turn detection."""
 
@@ -367,6 +384,8 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
                 options.pop(CONF_MAX_OUTPUT_TOKENS, None)
             if not str(options.get(CONF_MODEL, "")).strip():
                 errors[CONF_MODEL] = "model_required"
+            if error := _prices_error(options):
+                errors[CONF_PRICES] = error
             if not errors:
                 return self.async_create_entry(data=options)
 
@@ -429,6 +448,7 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
                 probatio.Optional(CONF_DEVICE_WEBSOCKET_URL): TextSelector(
                     TextSelectorConfig(type=TextSelectorType.URL)
                 ),
+                probatio.Optional(CONF_PRICES): TextSelector(TextSelectorConfig(multiline=True)),
                 probatio.Optional(CONF_SERVICES_ALLOWLIST): SelectSelector(
                     SelectSelectorConfig(
                         options=sorted({*DEFAULT_SERVICES_ALLOWLIST, *OPTIONAL_SERVICE_DOMAINS}),

@@ -1,0 +1,165 @@
+"""Sensors: the entry's token and cost totals after scripted turns, and per-device latency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.components.sensor import (
+    ATTR_STATE_CLASS,
+    SensorDeviceClass,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    ATTR_DEVICE_CLASS,
+    ATTR_UNIT_OF_MEASUREMENT,
+    STATE_UNKNOWN,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.openai_realtime.const import DOMAIN
+from custom_components.openai_realtime.devices import DATA_HUB
+from tests.device_helpers import device_client, pair, simulator
+from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage
+from tests.test_conversation import _ask
+
+TOKEN_KEYS = (
+    "text_input_tokens",
+    "audio_input_tokens",
+    "cached_input_tokens",
+    "text_output_tokens",
+    "audio_output_tokens",
+)
+
+
+def _usage(text_in: int, cached: int, audio_in: int, text_out: int, audio_out: int) -> Any:
+    return {
+        "input_token_details": {
+            "text_tokens": text_in,
+            "audio_tokens": audio_in,
+            "cached_tokens_details": {"text_tokens": cached, "audio_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": text_out, "audio_tokens": audio_out},
+    }
+
+
+def _entity_id(entity_registry: er.EntityRegistry, unique_id: str) -> str:
+    entity_id = entity_registry.async_get_entity_id("sensor", DOMAIN, unique_id)
+    assert entity_id is not None
+    return entity_id
+
+
+async def test_usage_sensors_follow_scripted_turns(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    entity_registry: er.EntityRegistry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """Tokens and cost equal the sums of the server's usage objects, priced per the table."""
+    ids = {
+        key: _entity_id(entity_registry, f"{entry.entry_id}_{key}")
+        for key in (*TOKEN_KEYS, "estimated_cost")
+    }
+    for key in TOKEN_KEYS:
+        assert hass.states.get(ids[key]).state == "0"
+    realtime_server.script(
+        ScriptedResponse(text="One", usage=default_usage()),
+        ScriptedResponse(text="Two", usage=_usage(1000, 400, 2000, 100, 3000)),
+    )
+    await _ask(hass, "first")
+    await _ask(hass, "second")
+    await hass.async_block_till_done()
+
+    expected = {
+        "text_input_tokens": 119 + 1000,
+        "audio_input_tokens": 13 + 2000,
+        "cached_input_tokens": 64 + 400,
+        "text_output_tokens": 30 + 100,
+        "audio_output_tokens": 91 + 3000,
+    }
+    for key, value in expected.items():
+        state = hass.states.get(ids[key])
+        assert int(state.state) == value, key
+        assert state.attributes[ATTR_STATE_CLASS] == SensorStateClass.TOTAL_INCREASING
+        assert state.attributes[ATTR_UNIT_OF_MEASUREMENT] == "tokens"
+
+    # gpt-realtime-2.1: text 4 / 0.40 / 24, audio 32 / 0.40 / 64 USD per 1M tokens.
+    usd = (
+        (119 - 64 + 1000 - 400) * 4
+        + (64 + 400) * 0.40
+        + (13 + 2000) * 32
+        + (30 + 100) * 24
+        + (91 + 3000) * 64
+    ) / 1_000_000
+    cost = hass.states.get(ids["estimated_cost"])
+    assert float(cost.state) == pytest.approx(usd)
+    assert cost.attributes[ATTR_DEVICE_CLASS] == SensorDeviceClass.MONETARY
+    assert cost.attributes[ATTR_STATE_CLASS] == SensorStateClass.TOTAL
+    assert cost.attributes[ATTR_UNIT_OF_MEASUREMENT] == "USD"
+
+    device = device_registry.async_get_device_by_identifier(
+        (DOMAIN, entry.entry_id), entry.entry_id
+    )
+    assert device is not None
+    assert entity_registry.async_get(ids["estimated_cost"]).device_id == device.id
+    assert entity_registry.async_get(ids["text_input_tokens"]).translation_key == (
+        "text_input_tokens"
+    )
+
+
+async def test_cost_is_unknown_for_a_model_without_prices(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """A model missing from the price table counts tokens but has no cost estimate."""
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, "model": "my-deployment"}
+    )
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    realtime_server.script(ScriptedResponse(text="One", usage=default_usage()))
+    await _ask(hass, "first")
+    await hass.async_block_till_done()
+    cost = _entity_id(entity_registry, f"{entry.entry_id}_estimated_cost")
+    tokens = _entity_id(entity_registry, f"{entry.entry_id}_text_input_tokens")
+    assert hass.states.get(cost).state == STATE_UNKNOWN
+    assert hass.states.get(tokens).state == "119"
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
+) -> TestClient:
+    """A loaded entry and a client without Home Assistant credentials."""
+    return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+async def test_device_latency_sensor(
+    hass: HomeAssistant, client: TestClient, entity_registry: er.EntityRegistry
+) -> None:
+    """The latency sensor shows the device's last response latency in milliseconds."""
+    device = simulator(client)
+    try:
+        await pair(hass, device)
+        await hass.async_block_till_done()
+        entity_id = _entity_id(entity_registry, f"{device.mac}_latency")
+        state = hass.states.get(entity_id)
+        assert state.state == STATE_UNKNOWN
+        assert state.attributes[ATTR_DEVICE_CLASS] == SensorDeviceClass.DURATION
+        assert state.attributes[ATTR_UNIT_OF_MEASUREMENT] == "ms"
+        assert entity_registry.async_get(entity_id).entity_category == "diagnostic"
+
+        device_state = hass.data[DATA_HUB].states[device.mac]
+        device_state.latencies.append(640.0)
+        device_state.last_latency_ms = 640.0
+        device_state.async_notify()
+        await hass.async_block_till_done()
+        assert float(hass.states.get(entity_id).state) == 640.0
+    finally:
+        await device.close()
