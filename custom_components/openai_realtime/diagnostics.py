@@ -1,0 +1,126 @@
+"""Diagnostics downloads for the entry and each device, with every secret redacted."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.device_registry import DeviceEntry
+
+from . import OpenAIRealtimeConfigEntry
+from .const import (
+    CONF_BOARD,
+    CONF_CLIENT_ID,
+    CONF_CODE,
+    CONF_FIRMWARE,
+    CONF_TOKEN_HASH,
+    DOMAIN,
+)
+from .devices import DATA_HUB, DeviceState, device_subentries
+
+TO_REDACT: Final = {
+    CONF_API_KEY,
+    CONF_TOKEN_HASH,
+    CONF_CLIENT_ID,
+    CONF_CODE,
+    "token",
+    "challenge",
+    "authorization",
+}
+"""Keys whose values never leave Home Assistant: API key, device tokens and their hashes,
+pairing codes and challenges, and the firmware's client ids."""
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry
+) -> dict[str, Any]:
+    """The entry's settings, usage, service state, paired and waiting devices, open issues."""
+    result: dict[str, Any] = {
+        "entry": {
+            "title": entry.title,
+            "state": entry.state.value,
+            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "options": async_redact_data(dict(entry.options), TO_REDACT),
+        },
+        "issues": sorted(
+            issue_id
+            for (domain, issue_id), issue in ir.async_get(hass).issues.items()
+            if domain == DOMAIN and issue.active
+        ),
+    }
+    hub = hass.data.get(DATA_HUB)
+    if entry.state is ConfigEntryState.LOADED:
+        data = entry.runtime_data
+        endpoint = data.endpoint
+        result["service"] = {
+            "model": endpoint.model,
+            "dialect": str(endpoint.dialect),
+            "auth_style": str(endpoint.auth_style),
+            "custom_base_url": endpoint.base_url is not None,
+            "available": data.service.available,
+            "agent_sessions": len(data.agent_sessions),
+        }
+        result["usage"] = data.usage.as_dict()
+    result["devices"] = [
+        _device(subentry, hub.states.get(str(subentry.unique_id)) if hub else None)
+        for subentry in device_subentries(entry)
+    ]
+    if hub is not None:
+        result["pending_devices"] = [
+            async_redact_data(
+                {
+                    "mac": pending.mac,
+                    "board": pending.board,
+                    "firmware": pending.firmware,
+                    CONF_CLIENT_ID: pending.client_id,
+                    CONF_CODE: pending.code,
+                    "challenge": pending.challenge,
+                    "approved": pending.approved,
+                    "wrong_codes": len(pending.wrong_codes),
+                },
+                TO_REDACT,
+            )
+            for pending in hub.pending.values()
+        ]
+    return result
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry, device: DeviceEntry
+) -> dict[str, Any]:
+    """One paired device's diagnostics; the service device gets the entry's."""
+    hub = hass.data.get(DATA_HUB)
+    for subentry in device_subentries(entry):
+        if (DOMAIN, str(subentry.unique_id)) in device.identifiers:
+            state = hub.states.get(str(subentry.unique_id)) if hub else None
+            return _device(subentry, state)
+    return await async_get_config_entry_diagnostics(hass, entry)
+
+
+def _device(subentry: ConfigSubentry, state: DeviceState | None) -> dict[str, Any]:
+    """A paired device: board and firmware as paired, and its live state."""
+    result: dict[str, Any] = {
+        "title": subentry.title,
+        "data": async_redact_data(dict(subentry.data), TO_REDACT),
+        "board": subentry.data.get(CONF_BOARD),
+        "firmware": subentry.data.get(CONF_FIRMWARE),
+    }
+    if state is None:
+        result["connected"] = False
+        return result
+    result.update(
+        {
+            "connected": state.connected,
+            "last_seen": state.last_seen.isoformat() if state.last_seen else None,
+            "volume": state.volume,
+            "tools": sorted(tool.name for tool in state.tools),
+            "last_latency_ms": state.last_latency_ms,
+            "latencies_ms": list(state.latencies),
+            "errors": dict(state.errors),
+        }
+    )
+    return result
