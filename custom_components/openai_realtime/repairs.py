@@ -61,7 +61,9 @@ async def async_check_libopus(hass: HomeAssistant) -> bool:
     try:
         await hass.async_add_executor_job(load_opuslib)
     except OpusNotFoundError as err:
-        LOGGER.warning("Voice devices need libopus: %s", err)
+        LOGGER.warning(
+            "Voice devices need libopus; install it with `%s` (%s)", err.platform_hint, err
+        )
         ir.async_create_issue(
             hass,
             DOMAIN,
@@ -133,11 +135,17 @@ class LibopusRepairFlow(RepairsFlow):
     """Check again for libopus after the user installed it."""
 
     async def async_step_init(self, user_input: dict[str, str] | None = None) -> RepairsFlowResult:
-        """Explain the fix and check on submit."""
+        """Start at the explanation (the first step gets the issue id, not user input)."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """Explain the fix; check again on submit."""
         if user_input is None:
             issue = ir.async_get(self.hass).async_get_issue(DOMAIN, ISSUE_LIBOPUS)
             placeholders = issue.translation_placeholders if issue is not None else None
-            return self.async_show_form(step_id="init", description_placeholders=placeholders)
+            return self.async_show_form(step_id="confirm", description_placeholders=placeholders)
         if await async_check_libopus(self.hass):
             return self.async_create_entry(data={})
         return self.async_abort(reason="still_missing")

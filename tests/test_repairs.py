@@ -1,0 +1,243 @@
+"""Repair issues (libopus, quota, firmware) and the "unavailable" / "back" log lines."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from unittest.mock import patch
+
+from aiohttp.test_utils import TestClient
+from homeassistant.components import conversation
+from homeassistant.components.repairs import repairs_flow_manager
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import intent, issue_registry as ir
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.openai_realtime.audio import OpusNotFoundError
+from custom_components.openai_realtime.const import CONF_FIRMWARE, DOMAIN
+from custom_components.openai_realtime.repairs import (
+    ISSUE_LIBOPUS,
+    AvailabilityLog,
+    async_firmware_issue,
+    async_quota_issue,
+    firmware_issue_id,
+    firmware_too_old,
+    parse_version,
+    quota_issue_id,
+)
+from tests.device_helpers import device_client, pair, setup_entry, simulator
+from tests.realtime_server import RealtimeServer, ScriptedResponse
+from tests.test_conversation import AGENT
+
+MISSING = OpusNotFoundError("libopus was not found", platform_hint="apk add opus")
+
+
+def _missing_libopus() -> Any:
+    return patch("custom_components.openai_realtime.repairs.load_opuslib", side_effect=MISSING)
+
+
+async def test_libopus_missing_raises_a_fixable_issue_and_keeps_text_working(
+    hass: HomeAssistant,
+    realtime_server: RealtimeServer,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without libopus the entry loads (text only) and the issue names the platform's fix."""
+    assert await async_setup_component(hass, "repairs", {})
+    with _missing_libopus():
+        entry = await setup_entry(hass, realtime_server)
+    assert entry.state is ConfigEntryState.LOADED
+    issue = issue_registry.async_get_issue(DOMAIN, ISSUE_LIBOPUS)
+    assert issue is not None
+    assert issue.is_fixable
+    assert issue.translation_placeholders == {"command": "apk add opus"}
+    assert "apk add opus" in caplog.text
+
+    realtime_server.script(ScriptedResponse(text="Still here"))
+    result = await conversation.async_converse(
+        hass, "hello", None, Context(), language="en", agent_id="conversation.mock_title"
+    )
+    assert result.response.response_type is intent.IntentResponseType.ACTION_DONE
+
+    manager = repairs_flow_manager(hass)
+    assert manager is not None
+    # The user has not installed it yet: the check fails and the issue stays.
+    flow = await manager.async_init(DOMAIN, context={"issue_id": ISSUE_LIBOPUS})
+    assert flow["type"] == "form"
+    assert flow["step_id"] == "confirm"
+    assert flow["description_placeholders"] == {"command": "apk add opus"}
+    with _missing_libopus():
+        flow = await manager.async_configure(flow["flow_id"], {})
+    assert flow["type"] == "abort"
+    assert flow["reason"] == "still_missing"
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_LIBOPUS) is not None
+
+    # Installed now (this machine has libopus): the flow finds it and the issue goes.
+    flow = await manager.async_init(DOMAIN, context={"issue_id": ISSUE_LIBOPUS})
+    flow = await manager.async_configure(flow["flow_id"], {})
+    assert flow["type"] == "create_entry"
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_LIBOPUS) is None
+
+
+async def test_libopus_found_on_reload_clears_the_issue(
+    hass: HomeAssistant, realtime_server: RealtimeServer, issue_registry: ir.IssueRegistry
+) -> None:
+    """A reload after installing libopus clears the issue by itself."""
+    with _missing_libopus():
+        entry = await setup_entry(hass, realtime_server)
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_LIBOPUS) is not None
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_LIBOPUS) is None
+
+
+async def test_quota_issue_is_raised_and_cleared(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A quota refusal raises the entry's issue; the next good answer clears it."""
+    realtime_server.on_connect_error = {
+        "type": "insufficient_quota",
+        "code": "billing_hard_limit_reached",
+        "message": "Billing hard limit reached.",
+    }
+    result = await conversation.async_converse(
+        hass, "hello", None, Context(), language="en", agent_id=AGENT
+    )
+    assert result.response.response_type is intent.IntentResponseType.ERROR
+    issue = issue_registry.async_get_issue(DOMAIN, quota_issue_id(entry))
+    assert issue is not None
+    assert issue.translation_key == "quota_exceeded"
+
+    realtime_server.on_connect_error = None
+    realtime_server.script(ScriptedResponse(text="Back"))
+    await conversation.async_converse(hass, "again", None, Context(), language="en", agent_id=AGENT)
+    assert issue_registry.async_get_issue(DOMAIN, quota_issue_id(entry)) is None
+
+
+async def test_quota_issue_goes_with_the_entry(
+    hass: HomeAssistant, entry: MockConfigEntry, issue_registry: ir.IssueRegistry
+) -> None:
+    """Removing the entry removes its quota issue."""
+    async_quota_issue(hass, entry, active=True)
+    assert issue_registry.async_get_issue(DOMAIN, quota_issue_id(entry)) is not None
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    assert issue_registry.async_get_issue(DOMAIN, quota_issue_id(entry)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("1.9.2", (1, 9, 2)),
+        ("v2.0", (2, 0, 0)),
+        ("2.4.2-beta", (2, 4, 2)),
+        ("", None),
+        (None, None),
+        ("latest", None),
+    ],
+)
+def test_parse_version(text: str | None, parsed: tuple[int, int, int] | None) -> None:
+    """Dotted versions with an optional v and suffix; anything else is unknown."""
+    assert parse_version(text) == parsed
+
+
+def test_firmware_too_old() -> None:
+    """Below 1.8.0 or a hello without MCP is too old; unknown versions get the benefit."""
+    assert firmware_too_old("1.7.6")
+    assert not firmware_too_old("1.8.0")
+    assert not firmware_too_old("2.4.2")
+    assert not firmware_too_old("custom-build")
+    assert not firmware_too_old(None)
+    assert firmware_too_old("2.4.2", mcp=False)
+    assert not firmware_too_old(None, mcp=True)
+
+
+async def test_firmware_issue_is_raised_and_cleared(
+    hass: HomeAssistant, issue_registry: ir.IssueRegistry
+) -> None:
+    """Old firmware raises the device's issue; the updated firmware clears it."""
+    mac = "aa:bb:cc:dd:ee:ff"
+    assert async_firmware_issue(hass, mac, "Kitchen box", "1.6.0")
+    issue = issue_registry.async_get_issue(DOMAIN, firmware_issue_id(mac))
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "name": "Kitchen box",
+        "version": "1.6.0",
+        "minimum": "1.8.0",
+    }
+    assert not async_firmware_issue(hass, mac, "Kitchen box", "2.0.1")
+    assert issue_registry.async_get_issue(DOMAIN, firmware_issue_id(mac)) is None
+    assert async_firmware_issue(hass, mac, "Kitchen box", mcp=False)
+    issue = issue_registry.async_get_issue(DOMAIN, firmware_issue_id(mac))
+    assert issue is not None
+    assert issue.translation_placeholders["version"] == "unknown"
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
+) -> TestClient:
+    """A loaded entry and a client without Home Assistant credentials."""
+    return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+async def test_paired_device_with_old_firmware_gets_an_issue_until_removed(
+    hass: HomeAssistant, client: TestClient, issue_registry: ir.IssueRegistry
+) -> None:
+    """A device paired with old firmware is reported at setup; removing it clears the issue."""
+    device = simulator(client, firmware_version="1.7.2")
+    try:
+        await pair(hass, device)
+        await hass.async_block_till_done()
+    finally:
+        await device.close()
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    subentry = next(iter(entry.subentries.values()))
+    assert subentry.data[CONF_FIRMWARE] == "1.7.2"
+    assert issue_registry.async_get_issue(DOMAIN, firmware_issue_id(device.mac)) is not None
+
+    hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, firmware_issue_id(device.mac)) is None
+
+
+def test_availability_is_logged_once_each_way(caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of failures logs "unavailable" once; recovery logs "back" once."""
+    log = AvailabilityLog("Realtime service of Home")
+    with caplog.at_level(logging.INFO, "custom_components.openai_realtime"):
+        for attempt in range(50):
+            log.failed(f"connection refused #{attempt}")
+        log.succeeded()
+        log.succeeded()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "Realtime service of Home is unavailable: connection refused #0",
+        "Realtime service of Home is back",
+    ]
+
+
+async def test_agent_logs_the_service_unavailable_once(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Many failed Assist requests while the service is down: one line down, one line back."""
+    await realtime_server.refuse_connections()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, "custom_components.openai_realtime"):
+        for _ in range(5):
+            result = await conversation.async_converse(
+                hass, "hello", None, Context(), language="en", agent_id=AGENT
+            )
+            assert result.response.response_type is intent.IntentResponseType.ERROR
+    ours = [r for r in caplog.records if r.name.startswith("custom_components.openai_realtime")]
+    unavailable = [r for r in ours if "unavailable" in r.getMessage()]
+    assert len(unavailable) == 1
+    assert unavailable[0].levelno == logging.INFO
+    assert not [r for r in ours if r.levelno >= logging.WARNING]
