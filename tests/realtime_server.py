@@ -5,10 +5,14 @@ against the `openai` SDK models with an unknown-key walk, validates every event 
 plays scripted model responses (text, audio, transcripts, tool calls, cancellations, errors).
 Violations are recorded in `server.violations`; the `realtime_server` fixture fails the test
 on teardown when any were seen.
+
+Offline use: `python -m tests.realtime_server --port 8765 --scenario config/scenario.yaml`
+answers from a YAML scenario (see `Scenario`) with speech synthesised by espeak-ng.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 from collections import deque
@@ -20,7 +24,10 @@ from http import HTTPStatus
 import itertools
 import json
 import logging
+from pathlib import Path
+import signal
 import socket
+import sys
 from typing import Annotated, Any
 
 from openai.types.beta.realtime import (
@@ -33,6 +40,9 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+import yaml
+
+from simulator.speech import SpeechError, synthesize
 
 CLIENT_EVENT: TypeAdapter[Any] = TypeAdapter(
     Annotated[RealtimeClientEvent, Field(discriminator="type")]
@@ -390,13 +400,16 @@ class _Session:
             }
         )
         await self._item_added(item, previous)
-        if self.server.user_transcript is not None:
+        transcript = self.server.user_transcript
+        if self.server.scenario is not None:
+            transcript = self.server.scenario.hear_speech(self)
+        if transcript is not None:
             await self.send(
                 {
                     "type": "conversation.item.input_audio_transcription.completed",
                     "item_id": item_id,
                     "content_index": 0,
-                    "transcript": self.server.user_transcript,
+                    "transcript": transcript,
                     "usage": {"type": "duration", "seconds": 1.0},
                 }
             )
@@ -489,11 +502,12 @@ class _Session:
     # -- responses ---------------------------------------------------------------------------
 
     async def _start_response(self, params: dict[str, Any]) -> None:
-        script = (
-            self.server.responses.popleft()
-            if self.server.responses
-            else ScriptedResponse(text="Hello.", audio=silence(40))
-        )
+        if self.server.responses:
+            script = self.server.responses.popleft()
+        elif self.server.scenario is not None:
+            script = self.server.scenario.respond(self)
+        else:
+            script = ScriptedResponse(text="Hello.", audio=silence(40))
         self.response_id = self.server.new_id("resp")
         self.cancel_reason = None
         self.cancelled = asyncio.Event()
@@ -717,11 +731,14 @@ class RealtimeServer:
         api_key: str = API_KEY,
         model: str = "gpt-realtime",
         beta: bool = False,
+        port: int = 0,
+        scenario: Scenario | None = None,
     ) -> None:
-        """Configure; call `start()` to listen."""
+        """Configure; call `start()` to listen (on `port`, 0 picks a free one)."""
         self.api_key = api_key
         self.model = model
         self.beta = beta
+        self.scenario = scenario
         self.reject_auth = False
         self.handshake_status: int | None = None
         self.stall = False
@@ -738,7 +755,7 @@ class RealtimeServer:
         self.hooks: dict[str, Callable[[dict[str, Any]], Awaitable[bool | None]]] = {}
         self._ids = itertools.count(1)
         self._server: Server | None = None
-        self._port = 0
+        self._port = port
         self._changed = asyncio.Condition()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -907,6 +924,187 @@ class RealtimeServer:
         await session.handle(event)
 
 
+# -- scenario mode (offline use: `python -m tests.realtime_server --scenario FILE`) -----------
+
+
+class ScenarioError(Exception):
+    """A scenario file is missing, malformed, or its speech could not be synthesised."""
+
+
+def normalize_phrase(text: str) -> str:
+    """Lower-case words without punctuation, single-spaced (what `when` phrases match on)."""
+    kept = "".join(c if c.isalnum() else " " for c in text.lower())
+    return " ".join(kept.split())
+
+
+@dataclass(slots=True)
+class ScenarioRule:
+    """When the user says or types one of `when`, call `call(arguments)`, then say `say`."""
+
+    when: tuple[str, ...]
+    say: str
+    call: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    audio: bytes = b""
+
+    def matches(self, text: str) -> bool:
+        """Whether one of the phrases occurs in `text` (both normalised)."""
+        heard = f" {normalize_phrase(text)} "
+        return any(f" {phrase} " in heard for phrase in self.when)
+
+
+def _parse_rule(index: int, raw: Any) -> ScenarioRule:
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"rule {index + 1}: expected a mapping")
+    unknown = set(raw) - {"when", "say", "call", "arguments"}
+    if unknown:
+        raise ScenarioError(f"rule {index + 1}: unknown keys {sorted(unknown)}")
+    when = raw.get("when")
+    phrases = [when] if isinstance(when, str) else when
+    if (
+        not isinstance(phrases, list)
+        or not phrases
+        or not all(isinstance(p, str) and normalize_phrase(p) for p in phrases)
+    ):
+        raise ScenarioError(f"rule {index + 1}: `when` must be a phrase or a list of phrases")
+    say, call, arguments = raw.get("say"), raw.get("call"), raw.get("arguments", {})
+    if not isinstance(say, str) or not say.strip():
+        raise ScenarioError(f"rule {index + 1}: `say` must be a sentence")
+    if call is not None and (not isinstance(call, str) or not call):
+        raise ScenarioError(f"rule {index + 1}: `call` must be a tool name")
+    if not isinstance(arguments, dict):
+        raise ScenarioError(f"rule {index + 1}: `arguments` must be a mapping")
+    return ScenarioRule(
+        when=tuple(normalize_phrase(p) for p in phrases),
+        say=say.strip(),
+        call=call,
+        arguments=arguments,
+    )
+
+
+class Scenario:
+    """Scripted answers for offline use, chosen from what the client sends.
+
+    Typed text (a user `input_text` item) picks the first rule whose `when` phrase occurs in
+    it. The server has no speech recognition: spoken turns (committed audio) take the rules in
+    file order, one per turn and connection, starting again after the last; the rule's first
+    phrase is reported as the input transcript. A rule with `call` first answers with that
+    function call; once the client returns its output, the rule's `say` follows. Anything
+    else gets `fallback`; a response with no user input yet (a greeting) gets `greeting`.
+    """
+
+    def __init__(
+        self, rules: list[ScenarioRule], fallback: ScenarioRule, greeting: ScenarioRule
+    ) -> None:
+        """Use parsed rules; `load` builds them from a file with their speech."""
+        self.rules = rules
+        self.fallback = fallback
+        self.greeting = greeting
+        self.log: list[str] = []
+        self._spoken: dict[int, int] = {}
+        self._heard: dict[int, ScenarioRule] = {}
+        self._calls: dict[str, ScenarioRule] = {}
+
+    @classmethod
+    def parse(cls, data: Any) -> tuple[Scenario, str]:
+        """Build a scenario (without audio) from parsed YAML; also return the espeak voice."""
+        if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+            raise ScenarioError("a scenario is a mapping with a `rules` list")
+        unknown = set(data) - {"rules", "fallback", "greeting", "voice"}
+        if unknown:
+            raise ScenarioError(f"unknown keys {sorted(unknown)}")
+        rules = [_parse_rule(i, raw) for i, raw in enumerate(data["rules"])]
+        if not rules:
+            raise ScenarioError("a scenario needs at least one rule")
+        texts = {}
+        for key, default in (
+            ("fallback", "Sorry, this offline demo does not know how to answer that."),
+            ("greeting", "Hello! How can I help?"),
+            ("voice", "en-us"),
+        ):
+            value = data.get(key, default)
+            if not isinstance(value, str) or not value.strip():
+                raise ScenarioError(f"`{key}` must be text")
+            texts[key] = value.strip()
+        scenario = cls(
+            rules,
+            ScenarioRule(when=(), say=texts["fallback"]),
+            ScenarioRule(when=(), say=texts["greeting"]),
+        )
+        return scenario, texts["voice"]
+
+    @classmethod
+    async def load(cls, path: Path, *, speak: bool = True) -> Scenario:
+        """Read a YAML scenario and synthesise every sentence as 24 kHz PCM16 (espeak-ng, sox)."""
+        try:
+            data = yaml.safe_load(await asyncio.to_thread(path.read_text))
+        except (OSError, yaml.YAMLError) as err:
+            raise ScenarioError(f"cannot read {path}: {err}") from err
+        scenario, voice = cls.parse(data)
+        if speak:
+            rules = [*scenario.rules, scenario.fallback, scenario.greeting]
+            try:
+                audio = await asyncio.gather(
+                    *(synthesize(rule.say, 24000, voice=voice) for rule in rules)
+                )
+            except SpeechError as err:
+                raise ScenarioError(str(err)) from err
+            for rule, pcm in zip(rules, audio, strict=True):
+                rule.audio = pcm
+        return scenario
+
+    def match(self, text: str) -> ScenarioRule:
+        """The first rule matching typed text, or the fallback."""
+        return next((rule for rule in self.rules if rule.matches(text)), self.fallback)
+
+    def hear_speech(self, session: _Session) -> str | None:
+        """A spoken turn was committed: pick the next rule; the transcript, if transcribing."""
+        turn = self._spoken.get(id(session), 0)
+        self._spoken[id(session)] = turn + 1
+        rule = self.rules[turn % len(self.rules)]
+        self._heard[id(session)] = rule
+        self.log.append(f"heard speech, playing rule {turn % len(self.rules) + 1}")
+        audio_in = session.session.get("audio", {}).get("input", {})
+        transcribing = (
+            session.session.get("input_audio_transcription")
+            if session.server.beta
+            else audio_in.get("transcription")
+        )
+        return rule.when[0] if transcribing else None
+
+    def respond(self, session: _Session) -> ScriptedResponse:
+        """The response to play now, from the latest items of the conversation."""
+        last = session.items.get(session.last_item_id or "", {})
+        answered = last.get("type") == "function_call_output"
+        rule = self._rule_for(session)
+        if rule.call is not None and not answered:
+            call_id = session.server.new_id("call")
+            self._calls[call_id] = rule
+            self.log.append(f"calling {rule.call} {json.dumps(rule.arguments)}")
+            return ScriptedResponse(
+                calls=[ScriptedCall(rule.call, json.dumps(rule.arguments), call_id)]
+            )
+        self.log.append(f"saying {rule.say!r}")
+        chunks = max(1, len(rule.audio) // (BYTES_PER_MS * 100))  # 100 ms deltas
+        return ScriptedResponse(text=rule.say, audio=rule.audio, chunks=chunks)
+
+    def _rule_for(self, session: _Session) -> ScenarioRule:
+        items = list(session.items.values())
+        if items and items[-1].get("type") == "function_call_output":
+            self.log.append(f"tool output {str(items[-1].get('output'))[:300]}")
+            return self._calls.pop(items[-1].get("call_id", ""), self.fallback)
+        for item in reversed(items):
+            if item.get("type") != "message" or item.get("role") != "user":
+                continue
+            for part in item.get("content") or []:
+                if part.get("type") == "input_text" and isinstance(part.get("text"), str):
+                    self.log.append(f"typed {part['text']!r}")
+                    return self.match(part["text"])
+                if part.get("type") == "input_audio":
+                    return self._heard.pop(id(session), self.fallback)
+        return self.greeting
+
+
 def closed_port_url() -> str:
     """A base URL whose port nobody listens on (connections are refused)."""
     with socket.socket() as sock:
@@ -925,3 +1123,60 @@ async def realtime_server(socket_enabled: None) -> AsyncGenerator[RealtimeServer
     finally:
         await server.stop()
     assert not server.violations, "\n".join(server.violations)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+async def serve_forever(args: argparse.Namespace) -> None:
+    """Run the server (with the scenario, if given) until SIGINT or SIGTERM."""
+    scenario = await Scenario.load(Path(args.scenario)) if args.scenario else None
+    server = RealtimeServer(api_key=args.api_key, port=args.port, scenario=scenario)
+    await server.start()
+    print(f"Realtime server on {server.url} (API key {args.api_key!r})", flush=True)
+    if scenario is not None:
+        print(f"scenario {args.scenario}: {len(scenario.rules)} rules", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    shown = 0
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await stop.wait()
+            news = (scenario.log if scenario else [])[shown:] + server.violations
+            shown += len(news) - len(server.violations)
+            for line in news:
+                print(line, flush=True)
+            server.violations.clear()
+    finally:
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.realtime_server [--port N] [--scenario FILE] [--api-key KEY]`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.realtime_server",
+        description="A local stand-in for the OpenAI Realtime service on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=8765, help="port (default: %(default)s)")
+    parser.add_argument("--scenario", help="a YAML scenario (see config/scenario.yaml)")
+    parser.add_argument(
+        "--api-key", default="offline", help="the key clients must send (default: %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(serve_forever(args))
+    except ScenarioError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: cannot listen on 127.0.0.1:{args.port}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,12 +14,11 @@ class DemoToggle(ToggleEntity):
     """Keeps its state in memory."""
 
     _attr_should_poll = False
-    _attr_has_entity_name = True
-    _attr_name = None
 
     def __init__(self, unique_id: str, name: str, room: str) -> None:
-        """Name the device and put it in its room."""
+        """Name the entity (YAML platforms get no device, so the device name alone is lost)."""
         self._attr_unique_id = unique_id
+        self._attr_name = name
         self._attr_is_on = False
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, unique_id)}, name=name, suggested_area=room

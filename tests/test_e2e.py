@@ -1,0 +1,143 @@
+"""End to end: a real `hass` process, the offline Realtime server and the device simulator.
+
+The flow a user meets: the config flow through the REST API, Assist turning a light on
+through `/api/conversation/process`, a simulated xiaozhi device through OTA, pairing and the
+WebSocket hello, then a clean shutdown without errors from this integration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e_helpers import (
+    DOMAIN,
+    HomeAssistantProcess,
+    RealtimeProcess,
+    allow_sockets,
+    running,
+    start_simulator,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.timeout(120)]
+
+KITCHEN = "light.kitchen_light"
+
+
+@pytest.fixture(scope="module")
+def realtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealtimeProcess]:
+    """The local Realtime server in scenario mode (config/scenario.yaml), as a process."""
+    allow_sockets()
+    server = RealtimeProcess()
+    server.start(tmp_path_factory.mktemp("realtime") / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ha(
+    tmp_path_factory: pytest.TempPathFactory, realtime: RealtimeProcess
+) -> Iterator[HomeAssistantProcess]:
+    """Home Assistant with the demo home, onboarded, with our entry added over REST."""
+    allow_sockets()
+    with running(HomeAssistantProcess(tmp_path_factory.mktemp("ha"))) as hass:
+        result = hass.add_entry(realtime.url)
+        assert result["type"] == "create_entry", result
+        yield hass
+
+
+def _turn_off_kitchen(ha: HomeAssistantProcess) -> None:
+    ha.api("POST", "/api/services/light/turn_off", {"entity_id": KITCHEN})
+    wait_for(lambda: ha.state(KITCHEN) == "off", 10, "the kitchen light to be off")
+
+
+def test_entry_is_loaded(ha: HomeAssistantProcess) -> None:
+    """The entry made through the REST flow API is loaded and has its Assist agent."""
+    entries = ha.api("GET", f"/api/config/config_entries/entry?domain={DOMAIN}")
+    assert [e["state"] for e in entries] == ["loaded"]
+    assert ha.states("conversation.openai_realtime")
+    assert ha.state(KITCHEN) == "off"
+
+
+def test_rest_flow_rejects_a_wrong_key(ha: HomeAssistantProcess, realtime: RealtimeProcess) -> None:
+    """A wrong key is refused by the server and shown on the form, nothing is created."""
+    result = ha.add_entry(realtime.url, api_key="wrong-key")
+    assert result["type"] == "form"
+    assert result["errors"] == {"base": "invalid_auth"}
+    ha.api("DELETE", f"/api/config/config_entries/flow/{result['flow_id']}")
+
+
+def test_assist_turns_the_light_on(ha: HomeAssistantProcess) -> None:
+    """Typed text goes through our agent, the scenario calls HassTurnOn, the light goes on."""
+    _turn_off_kitchen(ha)
+    agent = ha.states("conversation.openai_realtime")[0]["entity_id"]
+    reply = ha.api(
+        "POST",
+        "/api/conversation/process",
+        {"text": "Please turn on the kitchen light", "agent_id": agent, "language": "en"},
+    )
+    assert reply["response"]["response_type"] == "action_done", reply
+    speech = reply["response"]["speech"]["plain"]["speech"]
+    assert speech == "The kitchen light is on."
+    assert ha.state(KITCHEN) == "on"
+
+
+def test_assist_fallback_changes_nothing(ha: HomeAssistantProcess) -> None:
+    """A sentence the scenario does not know gets the fallback answer and no action."""
+    _turn_off_kitchen(ha)
+    agent = ha.states("conversation.openai_realtime")[0]["entity_id"]
+    reply = ha.api(
+        "POST",
+        "/api/conversation/process",
+        {"text": "What is the weather like?", "agent_id": agent, "language": "en"},
+    )
+    assert "offline demo" in reply["response"]["speech"]["plain"]["speech"]
+    assert ha.state(KITCHEN) == "off"
+
+
+def test_device_pairs_through_ota_and_the_flow_api(
+    ha: HomeAssistantProcess, tmp_path: Path
+) -> None:
+    """The simulator boots, shows a code, is approved through the discovered flow, connects."""
+    report_file = tmp_path / "report.json"
+    run = start_simulator(ha, tmp_path, "--pair-only", "--report", str(report_file))
+    code = run.read_until(r"pairing code: (\d+)").group(1)
+    flows = wait_for(
+        lambda: [f for f in ha.flows_in_progress() if f["handler"] == DOMAIN],
+        10,
+        "the discovered device flow",
+    )
+    assert flows[0]["context"]["source"] == "integration_discovery"
+    wrong = ha.api(
+        "POST", f"/api/config/config_entries/flow/{flows[0]['flow_id']}", {"code": "000000"}
+    )
+    assert wrong["type"] == "form"
+    assert wrong["errors"]
+    approved = ha.api(
+        "POST", f"/api/config/config_entries/flow/{flows[0]['flow_id']}", {"code": code}
+    )
+    assert approved["type"] == "abort", approved
+    assert approved["reason"] == "device_paired"
+    assert run.finish() == 0, run.output
+    report = json.loads(report_file.read_text())
+    assert report["paired_now"] is True
+    assert report["error"] is None
+    assert "self.audio_speaker.set_volume" in report["tools"]
+    assert "==> approved" in run.output
+
+    # A second boot reuses the saved token: no new code, straight to the WebSocket.
+    again = start_simulator(ha, tmp_path, "--pair-only", "--report", str(report_file))
+    assert again.finish() == 0, again.output
+    assert "pairing code" not in again.output
+    assert json.loads(report_file.read_text())["paired_now"] is False
+
+
+def test_home_assistant_stops_cleanly(ha: HomeAssistantProcess) -> None:
+    """SIGTERM ends Home Assistant with status 0 and no error from this integration."""
+    assert ha.stop() == 0, ha.log_tail()
+    problems = ha.our_problems()
+    assert not problems, "\n\n".join(problems)
