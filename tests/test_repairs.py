@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from unittest.mock import patch
 
@@ -241,3 +242,23 @@ async def test_agent_logs_the_service_unavailable_once(
     assert len(unavailable) == 1
     assert unavailable[0].levelno == logging.INFO
     assert not [r for r in ours if r.levelno >= logging.WARNING]
+
+
+async def test_debug_logs_hold_no_secret_and_no_audio_dump(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A turn at debug level logs event types, never the key or base64 payloads."""
+    realtime_server.script(ScriptedResponse(text="Hello there", audio=b"\x01\x02" * 4800))
+    with caplog.at_level(logging.DEBUG):
+        await conversation.async_converse(
+            hass, "hello", None, Context(), language="en", agent_id=AGENT
+        )
+    ours = "\n".join(
+        r.getMessage() for r in caplog.records if r.name.startswith("custom_components")
+    )
+    assert "response.create" in ours or "Sending" in ours
+    assert realtime_server.api_key not in caplog.text
+    assert re.search(r"[A-Za-z0-9+/]{200,}", ours) is None
