@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, override
+from typing import Any, Final, override
 
 from homeassistant.config_entries import (
     ConfigEntry,
@@ -19,8 +19,9 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import AbortFlow
-from homeassistant.helpers import llm
+from homeassistant.helpers import device_registry as dr, llm
 from homeassistant.helpers.selector import (
+    AreaSelector,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -78,6 +79,15 @@ from .const import (
     VOICES,
 )
 from .devices import DATA_HUB, PairingResult
+from .profile import (
+    CONF_AREA,
+    CONF_EXTRA_INSTRUCTIONS,
+    CONF_LANGUAGE,
+    CONF_PROFILE,
+    CONF_USER,
+    profile_of,
+    validate_profile,
+)
 from .realtime import (
     RealtimeAuthError,
     RealtimeConnectionError,
@@ -98,6 +108,28 @@ def _select(options: tuple[str, ...], key: str, *, custom: bool = False) -> Sele
             mode=SelectSelectorMode.DROPDOWN,
         )
     )
+
+
+# Settings that both the entry's options and a device's profile can set.
+SETTING_SELECTORS: Final[dict[str, Any]] = {
+    CONF_VOICE: _select(VOICES, CONF_VOICE, custom=True),
+    CONF_TURN_DETECTION: _select(TURN_DETECTIONS, CONF_TURN_DETECTION),
+    CONF_VAD_THRESHOLD: NumberSelector(
+        NumberSelectorConfig(min=0.0, max=1.0, step=0.05, mode=NumberSelectorMode.SLIDER)
+    ),
+    CONF_VAD_SILENCE_DURATION_MS: NumberSelector(
+        NumberSelectorConfig(
+            min=100,
+            max=3000,
+            step=50,
+            unit_of_measurement="ms",
+            mode=NumberSelectorMode.SLIDER,
+        )
+    ),
+    CONF_VAD_EAGERNESS: _select(VAD_EAGERNESS_LEVELS, CONF_VAD_EAGERNESS),
+    CONF_NOISE_REDUCTION: _select(NOISE_REDUCTION_LEVELS, CONF_NOISE_REDUCTION),
+    CONF_GREETING: TextSelector(TextSelectorConfig(multiline=True)),
+}
 
 
 def _connection_schema(with_model: bool) -> probatio.Schema:
@@ -352,6 +384,64 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             errors=errors,
         )
 
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Edit the device's profile: its overrides of the entry-wide settings."""
+        entry = self._get_entry()
+        subentry = self._get_reconfigure_subentry()
+        devices = dr.async_get(self.hass)
+        device = devices.async_get_device_by_identifier(
+            (DOMAIN, str(subentry.unique_id)), entry.entry_id
+        )
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            profile = {
+                k: v for k, v in user_input.items() if v not in (None, "", []) and k != CONF_AREA
+            }
+            if not (errors := validate_profile(profile)):
+                if device is not None:
+                    devices.async_update_device(device.id, area_id=user_input.get(CONF_AREA))
+                return self.async_update_and_abort(
+                    entry, subentry, data={**subentry.data, CONF_PROFILE: profile}
+                )
+        suggested = {**profile_of(subentry), **(user_input or {})}
+        if user_input is None and device is not None and device.area_id:
+            suggested[CONF_AREA] = device.area_id
+        users = [
+            SelectOptionDict(value=user.id, label=user.name or user.id)
+            for user in await self.hass.auth.async_get_users()
+            if not user.system_generated and user.is_active
+        ]
+        schema = probatio.Schema(
+            {
+                probatio.Optional(CONF_VOICE): SETTING_SELECTORS[CONF_VOICE],
+                probatio.Optional(CONF_EXTRA_INSTRUCTIONS): TemplateSelector(),
+                probatio.Optional(CONF_LANGUAGE): TextSelector(),
+                **{
+                    probatio.Optional(key): SETTING_SELECTORS[key]
+                    for key in (
+                        CONF_TURN_DETECTION,
+                        CONF_VAD_THRESHOLD,
+                        CONF_VAD_SILENCE_DURATION_MS,
+                        CONF_VAD_EAGERNESS,
+                        CONF_NOISE_REDUCTION,
+                        CONF_GREETING,
+                    )
+                },
+                probatio.Optional(CONF_USER): SelectSelector(
+                    SelectSelectorConfig(options=users, mode=SelectSelectorMode.DROPDOWN)
+                ),
+                probatio.Optional(CONF_AREA): AreaSelector(),
+            }
+        )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
+            errors=errors,
+            description_placeholders={"device": subentry.title},
+        )
+
 
 def _prices_error(options: dict[str, Any]) -> str | None:
     """Check the price overrides (dropping an empty field); the error key, or None."""
@@ -406,33 +496,23 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
         return probatio.Schema(
             {
                 probatio.Required(CONF_MODEL): _select(MODELS, CONF_MODEL, custom=True),
-                probatio.Required(CONF_VOICE): _select(VOICES, CONF_VOICE, custom=True),
+                probatio.Required(CONF_VOICE): SETTING_SELECTORS[CONF_VOICE],
                 probatio.Optional(CONF_PROMPT): TemplateSelector(),
                 probatio.Optional(CONF_LLM_HASS_API): SelectSelector(
                     SelectSelectorConfig(options=hass_apis, multiple=True)
                 ),
-                probatio.Required(CONF_TURN_DETECTION): _select(
-                    TURN_DETECTIONS, CONF_TURN_DETECTION
-                ),
-                probatio.Required(CONF_VAD_THRESHOLD): NumberSelector(
-                    NumberSelectorConfig(min=0.0, max=1.0, step=0.05, mode=slider)
-                ),
+                probatio.Required(CONF_TURN_DETECTION): SETTING_SELECTORS[CONF_TURN_DETECTION],
+                probatio.Required(CONF_VAD_THRESHOLD): SETTING_SELECTORS[CONF_VAD_THRESHOLD],
                 probatio.Required(CONF_VAD_PREFIX_PADDING_MS): NumberSelector(
                     NumberSelectorConfig(
                         min=0, max=2000, step=50, unit_of_measurement="ms", mode=slider
                     )
                 ),
-                probatio.Required(CONF_VAD_SILENCE_DURATION_MS): NumberSelector(
-                    NumberSelectorConfig(
-                        min=100, max=3000, step=50, unit_of_measurement="ms", mode=slider
-                    )
-                ),
-                probatio.Required(CONF_VAD_EAGERNESS): _select(
-                    VAD_EAGERNESS_LEVELS, CONF_VAD_EAGERNESS
-                ),
-                probatio.Required(CONF_NOISE_REDUCTION): _select(
-                    NOISE_REDUCTION_LEVELS, CONF_NOISE_REDUCTION
-                ),
+                probatio.Required(CONF_VAD_SILENCE_DURATION_MS): SETTING_SELECTORS[
+                    CONF_VAD_SILENCE_DURATION_MS
+                ],
+                probatio.Required(CONF_VAD_EAGERNESS): SETTING_SELECTORS[CONF_VAD_EAGERNESS],
+                probatio.Required(CONF_NOISE_REDUCTION): SETTING_SELECTORS[CONF_NOISE_REDUCTION],
                 probatio.Required(CONF_TRANSCRIPTION_MODEL): _select(
                     TRANSCRIPTION_MODELS, CONF_TRANSCRIPTION_MODEL, custom=True
                 ),
@@ -444,7 +524,7 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
                         min=1, max=MAX_OUTPUT_TOKENS_LIMIT, step=1, mode=NumberSelectorMode.BOX
                     )
                 ),
-                probatio.Optional(CONF_GREETING): TextSelector(TextSelectorConfig(multiline=True)),
+                probatio.Optional(CONF_GREETING): SETTING_SELECTORS[CONF_GREETING],
                 probatio.Optional(CONF_DEVICE_WEBSOCKET_URL): TextSelector(
                     TextSelectorConfig(type=TextSelectorType.URL)
                 ),
