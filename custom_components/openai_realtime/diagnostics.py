@@ -52,7 +52,7 @@ async def async_get_config_entry_diagnostics(
             if domain == DOMAIN and issue.active
         ),
     }
-    hub = hass.data.get(DATA_HUB)
+    hub = hass.data[DATA_HUB]
     if entry.state is ConfigEntryState.LOADED:
         data = entry.runtime_data
         endpoint = data.endpoint
@@ -66,26 +66,25 @@ async def async_get_config_entry_diagnostics(
         }
         result["usage"] = data.usage.as_dict()
     result["devices"] = [
-        _device(subentry, hub.states.get(str(subentry.unique_id)) if hub else None)
+        _device(subentry, hub.state(str(subentry.unique_id)))
         for subentry in device_subentries(entry)
     ]
-    if hub is not None:
-        result["pending_devices"] = [
-            async_redact_data(
-                {
-                    "mac": pending.mac,
-                    "board": pending.board,
-                    "firmware": pending.firmware,
-                    CONF_CLIENT_ID: pending.client_id,
-                    CONF_CODE: pending.code,
-                    "challenge": pending.challenge,
-                    "approved": pending.approved,
-                    "wrong_codes": len(pending.wrong_codes),
-                },
-                TO_REDACT,
-            )
-            for pending in hub.pending.values()
-        ]
+    result["pending_devices"] = [
+        async_redact_data(
+            {
+                "mac": pending.mac,
+                "board": pending.board,
+                "firmware": pending.firmware,
+                CONF_CLIENT_ID: pending.client_id,
+                CONF_CODE: pending.code,
+                "challenge": pending.challenge,
+                "approved": pending.approved,
+                "wrong_codes": len(pending.wrong_codes),
+            },
+            TO_REDACT,
+        )
+        for pending in hub.pending.values()
+    ]
     return result
 
 
@@ -93,34 +92,25 @@ async def async_get_device_diagnostics(
     hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry, device: DeviceEntry
 ) -> dict[str, Any]:
     """One paired device's diagnostics; the service device gets the entry's."""
-    hub = hass.data.get(DATA_HUB)
+    hub = hass.data[DATA_HUB]
     for subentry in device_subentries(entry):
         if (DOMAIN, str(subentry.unique_id)) in device.identifiers:
-            state = hub.states.get(str(subentry.unique_id)) if hub else None
-            return _device(subentry, state)
+            return _device(subentry, hub.state(str(subentry.unique_id)))
     return await async_get_config_entry_diagnostics(hass, entry)
 
 
-def _device(subentry: ConfigSubentry, state: DeviceState | None) -> dict[str, Any]:
+def _device(subentry: ConfigSubentry, state: DeviceState) -> dict[str, Any]:
     """A paired device: board and firmware as paired, and its live state."""
-    result: dict[str, Any] = {
+    return {
         "title": subentry.title,
         "data": async_redact_data(dict(subentry.data), TO_REDACT),
         "board": subentry.data.get(CONF_BOARD),
         "firmware": subentry.data.get(CONF_FIRMWARE),
+        "connected": state.connected,
+        "last_seen": state.last_seen.isoformat() if state.last_seen else None,
+        "volume": state.volume,
+        "tools": sorted(tool.name for tool in state.tools),
+        "last_latency_ms": state.last_latency_ms,
+        "latencies_ms": list(state.latencies),
+        "errors": dict(state.errors),
     }
-    if state is None:
-        result["connected"] = False
-        return result
-    result.update(
-        {
-            "connected": state.connected,
-            "last_seen": state.last_seen.isoformat() if state.last_seen else None,
-            "volume": state.volume,
-            "tools": sorted(tool.name for tool in state.tools),
-            "last_latency_ms": state.last_latency_ms,
-            "latencies_ms": list(state.latencies),
-            "errors": dict(state.errors),
-        }
-    )
-    return result
