@@ -41,7 +41,13 @@ from .usage import EntryUsage, InvalidPricesError, parse_prices
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.CONVERSATION, Platform.NUMBER, Platform.SENSOR]
+PLATFORMS = [
+    Platform.ASSIST_SATELLITE,
+    Platform.BINARY_SENSOR,
+    Platform.CONVERSATION,
+    Platform.NUMBER,
+    Platform.SENSOR,
+]
 
 
 @dataclass(kw_only=True)

@@ -148,3 +148,7 @@ OPTIONAL_SERVICE_DOMAINS: Final = (
     "siren",
     "valve",
 )
+
+# Speech bridge (ESP32 devices <-> Realtime): the Home Assistant user whose permissions the
+# devices' tool calls run with (none: no user, as for voice satellites).
+CONF_DEVICE_USER: Final = "device_user"

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import json
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from .const import LOGGER
-from .devices import DeviceState
+from .devices import DATA_HUB, DeviceState
 from .xiaozhi import (
     AbortRequested,
     AudioReceived,
@@ -28,6 +28,9 @@ from .xiaozhi import (
     ProtocolError,
     encode_object,
 )
+
+if TYPE_CHECKING:
+    from .bridge import SpeechBridge
 
 HELLO_TIMEOUT: Final = 10.0
 """Seconds a device has to send its hello after the upgrade."""
@@ -118,10 +121,25 @@ class DeviceConnection:
 
     async def run(self) -> None:
         """Serve the device until it leaves, misbehaves, idles out or is replaced."""
+        bridge = self._start_bridge()
         try:
             await self._receive_loop()
         finally:
-            await self._shutdown()
+            try:
+                if bridge is not None:
+                    await bridge.async_stop()
+            finally:
+                await self._shutdown()
+
+    def _start_bridge(self) -> SpeechBridge | None:
+        """Plug the speech bridge of the device's config entry into this connection."""
+        from .bridge import SpeechBridge
+
+        if (found := self.hass.data[DATA_HUB].find_paired(self.mac)) is None:
+            return None
+        bridge = SpeechBridge(self.hass, found[0], found[1], self)
+        bridge.async_start()
+        return bridge
 
     async def _receive_loop(self) -> None:
         while not self._ws.closed:

@@ -1,0 +1,187 @@
+"""An Assist satellite entity per paired xiaozhi device.
+
+Its state follows the speech bridge. On the Realtime path no Assist pipeline runs, so the
+entity sets its state with the base class's `_set_state` (the same call the base makes for
+announcements); on the fallback path the pipeline's own events drive it as for any satellite.
+"""
+
+from __future__ import annotations
+
+from typing import Any, override
+
+from homeassistant.components import tts
+from homeassistant.components.assist_pipeline import PipelineEvent
+from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
+from homeassistant.components.assist_satellite import (
+    AssistSatelliteAnnouncement,
+    AssistSatelliteConfiguration,
+    AssistSatelliteEntity,
+    AssistSatelliteEntityDescription,
+    AssistSatelliteEntityFeature,
+)
+from homeassistant.components.assist_satellite.const import PREANNOUNCE_URL
+from homeassistant.components.assist_satellite.entity import AssistSatelliteState
+from homeassistant.components.ffmpeg import get_ffmpeg_manager
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import OpenAIRealtimeConfigEntry
+from .bridge import BridgePath, MediaError, SpeechBridge, async_transcode
+from .const import DOMAIN
+from .devices import DeviceState
+from .entity import XiaozhiDeviceEntity
+from .realtime import RealtimeError
+
+PARALLEL_UPDATES = 0
+
+SATELLITE = AssistSatelliteEntityDescription(key="assist_satellite", name=None)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: OpenAIRealtimeConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add a satellite per paired device."""
+    for subentry, state in entry.runtime_data.devices.values():
+        async_add_entities(
+            [XiaozhiAssistSatellite(subentry, state)], config_subentry_id=subentry.subentry_id
+        )
+
+
+class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
+    """A xiaozhi device as an Assist satellite: announcements, conversations, state."""
+
+    _attr_supported_features = (
+        AssistSatelliteEntityFeature.ANNOUNCE | AssistSatelliteEntityFeature.START_CONVERSATION
+    )
+
+    def __init__(self, subentry: ConfigSubentry, state: DeviceState) -> None:
+        """Attach the satellite to its device."""
+        super().__init__(subentry, state, SATELLITE)
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Become the device's satellite and follow its bridge."""
+        await super().async_added_to_hass()
+        self.device.satellite = self
+        self.async_on_remove(self.device.async_add_listener(self._on_device_changed))
+
+    @override
+    async def async_will_remove_from_hass(self) -> None:
+        """Stop being the device's satellite."""
+        if self.device.satellite is self:
+            self.device.satellite = None
+        await super().async_will_remove_from_hass()
+
+    @callback
+    def _on_device_changed(self) -> None:
+        """Mirror the Realtime conversation's phase as the satellite state."""
+        bridge = self.device.bridge
+        if bridge is None or bridge.path is not BridgePath.REALTIME or self._is_announcing:
+            return
+        state = AssistSatelliteState(bridge.phase)
+        if self.state != state:
+            self._set_state(state)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Which engine answers: `realtime`, `assist_pipeline`, or None while disconnected."""
+        bridge = self.device.bridge
+        return {"path": str(bridge.path) if bridge is not None else None}
+
+    @callback
+    @override
+    def async_get_configuration(self) -> AssistSatelliteConfiguration:
+        """The device's wake words live in its firmware; none are configurable here."""
+        return AssistSatelliteConfiguration(
+            available_wake_words=[], active_wake_words=[], max_active_wake_words=0
+        )
+
+    @override
+    async def async_set_configuration(self, config: AssistSatelliteConfiguration) -> None:
+        """Nothing to configure (see `async_get_configuration`)."""
+
+    @override
+    def on_pipeline_event(self, event: PipelineEvent) -> None:
+        """Fallback runs: the bridge shows the text and plays the spoken answer."""
+        bridge = self.device.bridge
+        if bridge is not None and bridge.fallback is not None:
+            bridge.fallback.on_pipeline_event(event)
+
+    def _bridge(self) -> SpeechBridge:
+        bridge = self.device.bridge
+        if not isinstance(bridge, SpeechBridge):
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="device_not_connected"
+            )
+        return bridge
+
+    def _has_tts_engine(self) -> bool:
+        pipeline = async_get_pipeline(self.hass, self._resolve_pipeline())
+        return tts.async_resolve_engine(self.hass, pipeline.tts_engine) is not None
+
+    @override
+    async def async_internal_announce(
+        self,
+        message: str | None = None,
+        media_id: str | None = None,
+        preannounce: bool = True,
+        preannounce_media_id: str = PREANNOUNCE_URL,
+    ) -> None:
+        """Without media and without a TTS engine, speak the message in the Realtime voice."""
+        if media_id or self._has_tts_engine():
+            await super().async_internal_announce(
+                message, media_id, preannounce, preannounce_media_id
+            )
+            return
+        bridge = self._bridge()
+        self._is_announcing = True
+        self._set_state(AssistSatelliteState.RESPONDING)
+        try:
+            await self._say(bridge, message or "")
+        finally:
+            self._is_announcing = False
+            self._set_state(AssistSatelliteState.IDLE)
+
+    @override
+    async def async_announce(self, announcement: AssistSatelliteAnnouncement) -> None:
+        """Play the announcement on the device; returns once it has been heard."""
+        await self._play(self._bridge(), announcement)
+
+    @override
+    async def async_start_conversation(
+        self, start_announcement: AssistSatelliteAnnouncement
+    ) -> None:
+        """Announce, then listen: after `tts stop` the device listens by itself (auto mode)."""
+        await self._play(self._bridge(), start_announcement)
+
+    async def _play(self, bridge: SpeechBridge, announcement: AssistSatelliteAnnouncement) -> None:
+        source: Any
+        if announcement.media_id_source == "tts" and announcement.tts_token:
+            stream = tts.async_get_stream(self.hass, announcement.tts_token)
+            if stream is None:
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN, translation_key="announcement_failed"
+                )
+            source = stream.async_stream_result()
+        else:
+            source = announcement.media_id
+        ffmpeg = get_ffmpeg_manager(self.hass).binary
+        try:
+            await bridge.async_play(async_transcode(ffmpeg, source), announcement.message)
+        except MediaError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="announcement_failed"
+            ) from err
+
+    async def _say(self, bridge: SpeechBridge, message: str) -> None:
+        try:
+            await bridge.async_say(message)
+        except RealtimeError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="announcement_failed"
+            ) from err

@@ -1,0 +1,26 @@
+"""Speech to speech for xiaozhi devices: the bridge between a device and its Realtime session."""
+
+from __future__ import annotations
+
+from .core import BridgePath, BridgePhase, SpeechBridge
+from .downlink import DeviceLink, Downlink
+from .media import MediaError, async_transcode
+from .sentences import SentenceSplitter
+from .tools import TOOL_TIMEOUT, BridgeTools, ToolRun
+from .uplink import BATCH_MS, Uplink
+
+__all__ = [
+    "BATCH_MS",
+    "TOOL_TIMEOUT",
+    "BridgePath",
+    "BridgePhase",
+    "BridgeTools",
+    "DeviceLink",
+    "Downlink",
+    "MediaError",
+    "SentenceSplitter",
+    "SpeechBridge",
+    "ToolRun",
+    "Uplink",
+    "async_transcode",
+]

@@ -1,0 +1,687 @@
+"""The speech bridge: one device's microphone and speaker wired to its own Realtime session.
+
+Turn flow (xiaozhi reference §7): uplink Opus after `listen start` -> 24 kHz PCM ->
+`input_audio_buffer.append` every ~100 ms; server VAD ends turns in auto mode, `listen stop`
+commits in manual mode. Each response -> `tts start`, `stt`/`sentence_start` lines, paced Opus,
+tools, `tts stop` once played out. `abort`, a wake word or `speech_started` while speaking cut
+the reply (barge-in). When the Realtime service is unreachable or refuses, the same audio runs
+through the user's Assist pipeline (`fallback.py`) until Realtime is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, Coroutine, Sequence
+import contextlib
+from dataclasses import replace
+from enum import StrEnum
+import itertools
+from typing import TYPE_CHECKING, Any, Final
+
+from homeassistant.components import conversation
+from homeassistant.components.conversation.trace import (
+    ConversationTraceEvent,
+    ConversationTraceEventType,
+    async_conversation_trace,
+)
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
+from homeassistant.helpers import chat_session, device_registry as dr, llm
+
+from ..audio import OpusNotFoundError, load_opuslib
+from ..const import (
+    CONF_DEVICE_USER,
+    CONF_GREETING,
+    CONF_LLM_HASS_API,
+    CONF_PROMPT,
+    DOMAIN,
+    LOGGER,
+)
+from ..realtime import (
+    AudioDelta,
+    Closed,
+    InputTranscript,
+    Modality,
+    RealtimeClient,
+    RealtimeError,
+    RealtimeResponse,
+    ResponseDone,
+    ResponseStarted,
+    ServerError,
+    SessionConfig,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptDelta,
+)
+from ..settings import session_config
+from ..tools import tool_output
+from ..xiaozhi import (
+    AbortRequested,
+    AudioReceived,
+    DeviceEvent,
+    HelloReceived,
+    ListenMode,
+    ListenStarted,
+    ListenStopped,
+    WakeWordDetected,
+)
+from .downlink import Downlink
+from .tools import BridgeTools, ToolRun
+from .uplink import Uplink
+
+if TYPE_CHECKING:
+    from ..device_connection import DeviceConnection
+    from ..fallback import AssistFallback
+
+RETRY_DELAYS: Final = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+"""Seconds between attempts to reach Realtime again while the Assist pipeline stands in."""
+
+UPLINK_QUEUE: Final = 50
+"""Uplink batches (~100 ms each) waiting to be sent before the oldest are dropped."""
+
+ANNOUNCE_KEY: Final = "announce"
+
+
+class BridgePath(StrEnum):
+    """Which engine answers the device."""
+
+    REALTIME = "realtime"
+    ASSIST_PIPELINE = "assist_pipeline"
+
+
+class BridgePhase(StrEnum):
+    """What the conversation is doing (mirrors the assist satellite's states)."""
+
+    IDLE = "idle"
+    LISTENING = "listening"
+    PROCESSING = "processing"
+    RESPONDING = "responding"
+
+
+class _Commit:
+    """Uplink marker: end the user's turn (manual mode)."""
+
+
+type _UplinkItem = bytes | _Commit
+
+
+class SpeechBridge:
+    """Bridge one connected device to a Realtime session (or the Assist pipeline fallback).
+
+    Every task it starts is owned and cancelled by `async_stop()`, which the device
+    connection calls when the device leaves or the entry unloads.
+    """
+
+    retry_delays: Sequence[float] = RETRY_DELAYS
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry[Any],
+        subentry: ConfigSubentry,
+        connection: DeviceConnection,
+    ) -> None:
+        """Prepare; `async_start()` begins once the device said hello."""
+        self.hass = hass
+        self.entry = entry
+        self.subentry = subentry
+        self.connection = connection
+        self.device = connection.state
+        self.path = BridgePath.REALTIME
+        self.phase = BridgePhase.IDLE
+        self.client: RealtimeClient | None = None
+        self.downlink: Downlink | None = None
+        self.fallback: AssistFallback | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.dropped_batches = 0
+        self._uplink: Uplink | None = None
+        self._uplink_queue: asyncio.Queue[_UplinkItem] = asyncio.Queue()
+        self._responses: asyncio.Queue[RealtimeResponse] = asyncio.Queue()
+        self._speaker = asyncio.Lock()
+        self._tools: BridgeTools | None = None
+        self._tool_names: tuple[str, ...] = ()
+        self._config: SessionConfig | None = None
+        self._mode = ListenMode.AUTO
+        self._hello = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._turn_started: float | None = None
+        self._user_text: str | None = None
+        self._conversation_id: str | None = None
+        self._current: RealtimeResponse | None = None
+        self._base_ms = 0
+        self._greeted = False
+        self._announce_ids = itertools.count(1)
+        self._announced: dict[str, asyncio.Future[None]] = {}
+        self._logged: set[str] = set()
+        self._remove_listeners: list[CALLBACK_TYPE] = []
+        self._loop = asyncio.get_running_loop()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @callback
+    def async_start(self) -> None:
+        """Follow the device's events and start the bridge's main task."""
+        self._remove_listeners.append(self.connection.async_add_listener(self._on_device_event))
+        self._remove_listeners.append(self.device.async_add_listener(self._on_device_changed))
+        if self.connection.session.hello_done:
+            self._hello.set()
+        self.device.bridge = self
+        self.spawn(self._run(), "run")
+
+    async def async_stop(self) -> None:
+        """Cancel every task, close the Realtime session and forget the device.
+
+        The device connection calls this while its handler may be cancelled itself, so the
+        state is released first and the awaited cleanup is shielded.
+        """
+        for remove in self._remove_listeners:
+            remove()
+        self._remove_listeners.clear()
+        if self.device.bridge is self:
+            self.device.bridge = None
+        self._set_phase(BridgePhase.IDLE)
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        for future in self._announced.values():
+            future.cancel()
+        client, self.client = self.client, None
+        fallback, self.fallback = self.fallback, None
+        await asyncio.shield(self._close(tasks, client, fallback))
+
+    async def _close(
+        self,
+        tasks: list[asyncio.Task[Any]],
+        client: RealtimeClient | None,
+        fallback: AssistFallback | None,
+    ) -> None:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if fallback is not None:
+            await fallback.async_stop()
+        if client is not None:
+            await client.close()
+        if self.downlink is not None:
+            await self.downlink.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run a task owned by this bridge (and by the entry, so unload cancels it too)."""
+        task: asyncio.Task[Any] = self.entry.async_create_background_task(
+            self.hass, coro, f"{DOMAIN} bridge {self.device.mac} {name}"
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def _run(self) -> None:
+        """Load the codec, wait for the hello, then keep a Realtime session (or the fallback)."""
+        try:
+            await self.hass.async_add_executor_job(load_opuslib)
+        except OpusNotFoundError as err:
+            self.fail("opus", f"Opus is not available: {err}", alert=True)
+            return
+        await self._hello.wait()
+        session = self.connection.session
+        hello = session.device_hello
+        assert hello is not None
+        server = session.server_hello
+        self.downlink = Downlink(
+            self.connection,
+            sample_rate=server.sample_rate,
+            frame_ms=server.frame_duration,
+            on_first_frame=self._on_first_frame,
+        )
+        self._uplink = Uplink(24000, hello.audio_params.frame_duration)
+        self._ready.set()
+        self.spawn(self._send_uplink(), "uplink")
+        self.spawn(self._play_responses(), "downlink")
+        await self._keep_realtime()
+
+    # --- Realtime session and fallback -------------------------------------------------------
+
+    async def _keep_realtime(self) -> None:
+        """Hold a Realtime session; while it cannot be had, use the fallback and retry."""
+        attempt = 0
+        while True:
+            try:
+                client = await self._open_client()
+            except RealtimeError as err:
+                self._use_fallback(err)
+                delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            self.client = client
+            if self.path is not BridgePath.REALTIME:
+                LOGGER.info("Device %s is back on the Realtime service", self.device.mac)
+                self._logged.discard("realtime")
+            await self._use_realtime()
+            if not self._greeted and (greeting := self.entry.options.get(CONF_GREETING)):
+                self._greeted = True
+                with contextlib.suppress(RealtimeError):
+                    await client.create_response(
+                        instructions=f"Greet the user by saying exactly: {greeting}"
+                    )
+            error = await self._follow(client)
+            self.client = None
+            await client.close()
+            if error is None:
+                return
+            self._use_fallback(error)
+
+    async def _open_client(self) -> RealtimeClient:
+        """Connect a Realtime audio session with the configured prompt and tools."""
+        instructions, api = await self._llm_data()
+        self._tools = BridgeTools(api, self.device.tools, self.connection.mcp)
+        self._tool_names = tuple(tool.name for tool in self.device.tools)
+        config = session_config(
+            self.entry.options,
+            instructions=instructions,
+            tools=self._tools.functions,
+            modality=Modality.AUDIO,
+            language=self.hass.config.language,
+        )
+        self._config = config
+        client = RealtimeClient(self.entry.runtime_data.endpoint, self._for_mode(config))
+        await client.connect()
+        return client
+
+    async def _llm_data(self) -> tuple[str, llm.APIInstance | None]:
+        """The system prompt and the HA LLM API for this device, rendered by a chat log."""
+        options = self.entry.options
+        context = llm.LLMContext(
+            platform=DOMAIN,
+            context=Context(user_id=options.get(CONF_DEVICE_USER) or None),
+            language=self.hass.config.language,
+            assistant=conversation.DOMAIN,
+            device_id=self._device_id(),
+        )
+        with (
+            chat_session.async_get_chat_session(self.hass, self._conversation_id) as session,
+            conversation.async_get_chat_log(self.hass, session) as chat_log,
+        ):
+            self._conversation_id = session.conversation_id
+            try:
+                await chat_log.async_provide_llm_data(
+                    context, options.get(CONF_LLM_HASS_API), options.get(CONF_PROMPT)
+                )
+            except conversation.ConverseError:
+                self.device.errors["llm_api"] += 1
+                await chat_log.async_provide_llm_data(context, None, options.get(CONF_PROMPT))
+            system = chat_log.content[0]
+            prompt = system.content if isinstance(system, conversation.SystemContent) else ""
+            return prompt, chat_log.llm_api
+
+    def _device_id(self) -> str | None:
+        device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, self.device.mac)})
+        return device.id if device is not None else None
+
+    async def _use_realtime(self) -> None:
+        self.path = BridgePath.REALTIME
+        if self.fallback is not None:
+            await self.fallback.async_stop()
+            self.fallback = None
+        self.device.async_notify()
+
+    def _use_fallback(self, error: RealtimeError) -> None:
+        """Switch to the Assist pipeline; say why once per outage."""
+        from ..fallback import AssistFallback
+
+        self.device.errors["realtime"] += 1
+        if self.path is BridgePath.REALTIME:
+            LOGGER.warning(
+                "Realtime service unavailable for device %s (%s); using the Assist pipeline",
+                self.device.mac,
+                error,
+            )
+        self.path = BridgePath.ASSIST_PIPELINE
+        if self.fallback is None:
+            self.fallback = AssistFallback(self)
+        self.device.async_notify()
+
+    async def _follow(self, client: RealtimeClient) -> RealtimeError | None:
+        """Act on session events until the client stops; return why it stopped."""
+        async for event in client.events():
+            match event:
+                case SpeechStarted():
+                    if self.downlink is not None and self.downlink.speaking:
+                        await self.async_interrupt()
+                    self._set_phase(BridgePhase.LISTENING)
+                case SpeechStopped():
+                    self._turn_started = self._loop.time()
+                    self._set_phase(BridgePhase.PROCESSING)
+                case InputTranscript(text=text) if text:
+                    self._user_text = text
+                    self.connection.session.send_stt(text)
+                    await self.connection.flush()
+                case ResponseStarted(response=response):
+                    self._responses.put_nowait(response)
+                case ResponseDone(response=response):
+                    if (usage := getattr(self.entry.runtime_data, "usage", None)) is not None:
+                        usage.record(response.usage)
+                case ServerError(code=code, message=message):
+                    self.device.errors["server_error"] += 1
+                    LOGGER.debug("Realtime error for %s: %s %s", self.device.mac, code, message)
+                case Closed(error=error):
+                    return error
+        return None  # pragma: no cover - the stream always ends with Closed
+
+    # --- device events ----------------------------------------------------------------------
+
+    @callback
+    def _on_device_event(self, event: DeviceEvent) -> None:
+        """Handle one device event synchronously (the hot path stays in the event loop)."""
+        match event:
+            case AudioReceived(packet=packet, listening=True) if self._ready.is_set():
+                self._on_audio(packet.payload)
+            case HelloReceived():
+                self._hello.set()
+            case ListenStarted(mode=mode):
+                self._on_listen_start(mode)
+            case ListenStopped():
+                self._on_listen_stop()
+            case WakeWordDetected(text=text):
+                self._on_detect(text)
+            case AbortRequested():
+                self.spawn(self.async_interrupt(), "abort")
+
+    def _on_audio(self, payload: bytes) -> None:
+        if self.path is BridgePath.ASSIST_PIPELINE:
+            if self.fallback is not None:
+                self.fallback.audio(payload)
+            return
+        assert self._uplink is not None
+        if (batch := self._uplink.feed(payload)) is not None:
+            self._queue_uplink(batch)
+
+    def _queue_uplink(self, item: _UplinkItem) -> None:
+        queue = self._uplink_queue
+        if isinstance(item, bytes) and queue.qsize() >= UPLINK_QUEUE:
+            queue.get_nowait()
+            self.dropped_batches += 1
+        queue.put_nowait(item)
+
+    def _on_listen_start(self, mode: ListenMode) -> None:
+        previous, self._mode = self._mode, mode
+        if self._uplink is not None:
+            self._uplink.reset()
+        self._set_phase(BridgePhase.LISTENING)
+        if self.path is BridgePath.ASSIST_PIPELINE:
+            if self.fallback is not None:
+                self.fallback.start_turn()
+            return
+        if (mode is ListenMode.MANUAL) != (previous is ListenMode.MANUAL):
+            self.spawn(self._apply_mode(), "mode")
+
+    def _on_listen_stop(self) -> None:
+        if self.path is BridgePath.ASSIST_PIPELINE:
+            if self.fallback is not None:
+                self.fallback.end_turn()
+            return
+        if self._mode is not ListenMode.MANUAL or self._uplink is None:
+            return
+        if (rest := self._uplink.flush()) is not None:
+            self._queue_uplink(rest)
+        self._queue_uplink(_Commit())
+
+    def _on_detect(self, text: str) -> None:
+        if self.downlink is not None and self.downlink.speaking:
+            self.spawn(self.async_interrupt(), "wake word")
+            return
+        if text.strip() and self.path is BridgePath.REALTIME:
+            self.spawn(self._typed_turn(text.strip()), "typed turn")
+
+    @callback
+    def _on_device_changed(self) -> None:
+        """Offer newly discovered device tools to the running session."""
+        names = tuple(tool.name for tool in self.device.tools)
+        if names != self._tool_names and self.client is not None:
+            self._tool_names = names
+            self.spawn(self._refresh_tools(), "tools")
+
+    # --- uplink -----------------------------------------------------------------------------
+
+    async def _send_uplink(self) -> None:
+        """Send queued audio batches, and commit the turn when manual mode says so."""
+        while True:
+            item = await self._uplink_queue.get()
+            client = self.client
+            if client is None:
+                continue
+            try:
+                if isinstance(item, _Commit):
+                    self._turn_started = self._loop.time()
+                    self._set_phase(BridgePhase.PROCESSING)
+                    await client.commit_audio()
+                    await client.create_response()
+                else:
+                    await client.append_audio(item)
+            except RealtimeError as err:
+                self.fail("realtime", f"Realtime request failed: {err}")
+
+    async def _apply_mode(self) -> None:
+        """Manual (push-to-talk) turns need client commits: no server turn detection then."""
+        if (client := self.client) is None or (config := self._config) is None:
+            return
+        with contextlib.suppress(RealtimeError):
+            await client.update_session(self._for_mode(config))
+
+    def _for_mode(self, config: SessionConfig) -> SessionConfig:
+        """The session for the device's listening mode (manual: no server turn detection)."""
+        if self._mode is ListenMode.MANUAL:
+            return replace(config, turn_detection=None)
+        return config
+
+    async def _refresh_tools(self) -> None:
+        if (client := self.client) is None:
+            return
+        instructions, api = await self._llm_data()
+        self._tools = BridgeTools(api, self.device.tools, self.connection.mcp)
+        if (config := self._config) is None:
+            return
+        config = self._config = replace(
+            config, instructions=instructions, tools=self._tools.functions
+        )
+        with contextlib.suppress(RealtimeError):
+            await client.update_session(self._for_mode(config))
+
+    async def _typed_turn(self, text: str) -> None:
+        """`listen detect` text is a typed user turn."""
+        if (client := self.client) is None:
+            return
+        self._user_text = text
+        self._turn_started = self._loop.time()
+        try:
+            await client.add_user_text(text)
+            await client.create_response()
+        except RealtimeError as err:
+            self.fail("realtime", f"Realtime request failed: {err}")
+
+    # --- downlink ---------------------------------------------------------------------------
+
+    async def _play_responses(self) -> None:
+        """Play responses one after another; `tts stop` once the last one has played out."""
+        while True:
+            response = await self._responses.get()
+            async with self._speaker:
+                try:
+                    await self._play(response)
+                except Exception:  # noqa: BLE001 - never leave the device stuck in Speaking
+                    self.fail("bridge", "Speech bridge failed", exc_info=True, alert=True)
+                    await self.end_speech()
+                finally:
+                    self._current = None
+                    self._resolve_announce(response)
+
+    async def _play(self, response: RealtimeResponse) -> None:
+        downlink = self.downlink
+        assert downlink is not None
+        self._current = response
+        self._base_ms = downlink.pushed_ms
+        await downlink.start()
+        self._set_phase(BridgePhase.RESPONDING)
+        with async_conversation_trace() as trace:
+            trace.add_event(
+                ConversationTraceEvent(
+                    ConversationTraceEventType.ASYNC_PROCESS,
+                    {"text": self._user_text, "device_id": self._device_id(), "source": DOMAIN},
+                )
+            )
+            async for event in response:
+                if response.cancelled:
+                    continue
+                if isinstance(event, AudioDelta):
+                    downlink.audio(event.pcm)
+                elif isinstance(event, TranscriptDelta):
+                    await downlink.text(event.text)
+            await response.wait()
+            if response.cancelled:
+                return
+            await downlink.finish()
+            runs: list[ToolRun] = []
+            if response.status == "completed" and response.function_calls and self._tools:
+                self._set_phase(BridgePhase.PROCESSING)
+                runs = await self._tools.run(response.function_calls)
+            self._record(response, runs)
+            trace.set_result(transcript=response.transcript, status=response.status)
+        if runs and (client := self.client) is not None:
+            try:
+                follow_up = await client.submit_tool_outputs(
+                    {run.call.call_id: tool_output(run.result) for run in runs}
+                )
+            except RealtimeError as err:
+                self.fail("realtime", f"Realtime request failed: {err}")
+                follow_up = None
+            if follow_up is not None:
+                return  # its ResponseStarted queues it; the device stays Speaking
+        await downlink.drained()
+        if self._responses.empty() and not response.cancelled:
+            await self.end_speech()
+
+    async def end_speech(self) -> None:
+        """`tts stop`: the device listens again (or idles in manual mode)."""
+        if self.downlink is not None:
+            await self.downlink.end()
+        self._set_phase(BridgePhase.IDLE)
+
+    async def async_interrupt(self) -> None:
+        """Barge-in: cut the reply now, `tts stop`, cancel and truncate to what was heard."""
+        downlink = self.downlink
+        if downlink is None or (not downlink.speaking and self._current is None):
+            return
+        played = max(0, await downlink.stop() - self._base_ms)
+        self._base_ms = 0
+        await downlink.end()
+        self._set_phase(BridgePhase.LISTENING)
+        if (client := self.client) is not None:
+            await client.cancel(played)
+
+    def _on_first_frame(self) -> None:
+        """Record the turn's latency: end of user speech -> first reply frame sent."""
+        if self._turn_started is None:
+            return
+        latency = (self._loop.time() - self._turn_started) * 1000
+        self._turn_started = None
+        self.device.latencies.append(latency)
+        self.device.last_latency_ms = latency
+        self.device.async_notify()
+
+    # --- announcements ----------------------------------------------------------------------
+
+    async def async_play(self, pcm: AsyncIterable[bytes], text: str | None = None) -> None:
+        """Play 24 kHz PCM (an announcement or fallback TTS) and wait until it was heard."""
+        await self._ready.wait()
+        downlink = self.downlink
+        assert downlink is not None
+        await self.async_interrupt()
+        async with self._speaker:
+            try:
+                await downlink.start()
+                self._set_phase(BridgePhase.RESPONDING)
+                if text:
+                    await downlink.sentence(text)
+                async for chunk in pcm:
+                    downlink.audio(chunk)
+                await downlink.finish()
+                await downlink.drained()
+            finally:
+                await self.end_speech()
+
+    async def async_say(self, message: str) -> None:
+        """Speak a message in the Realtime voice (out of band) and wait until it was heard."""
+        await self._ready.wait()
+        client = self.client
+        if client is None:
+            raise RealtimeError("the Realtime session is not available")
+        key = str(next(self._announce_ids))
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._announced[key] = future
+        try:
+            await self.async_interrupt()
+            await client.create_response(
+                instructions=f"Say exactly this to the user, and nothing else: {message}",
+                out_of_band=True,
+                metadata={ANNOUNCE_KEY: key},
+            )
+            await future
+        finally:
+            self._announced.pop(key, None)
+
+    def _resolve_announce(self, response: RealtimeResponse) -> None:
+        key = (response.metadata or {}).get(ANNOUNCE_KEY)
+        if (future := self._announced.get(str(key))) is not None and not future.done():
+            future.set_result(None)
+
+    # --- history and errors -----------------------------------------------------------------
+
+    def _record(self, response: RealtimeResponse, runs: Sequence[ToolRun]) -> None:
+        """Add the turn to the device's chat log (tools already ran: recorded as external)."""
+        satellite = self.device.satellite
+        agent_id = satellite.entity_id if satellite is not None else DOMAIN
+        user_text, self._user_text = self._user_text, None
+        with (
+            chat_session.async_get_chat_session(self.hass, self._conversation_id) as session,
+            conversation.async_get_chat_log(self.hass, session) as chat_log,
+        ):
+            self._conversation_id = session.conversation_id
+            if user_text:
+                chat_log.async_add_user_content(conversation.UserContent(content=user_text))
+            if response.transcript or runs:
+                calls = [replace(run.tool_input, external=True) for run in runs]
+                chat_log.async_add_assistant_content_without_tools(
+                    conversation.AssistantContent(
+                        agent_id=agent_id,
+                        content=response.transcript or None,
+                        tool_calls=calls or None,
+                    )
+                )
+            for run in runs:
+                chat_log.async_add_assistant_content_without_tools(
+                    conversation.ToolResultContent(
+                        agent_id=agent_id,
+                        tool_call_id=run.call.call_id,
+                        tool_name=run.tool_input.tool_name,
+                        result=run.result,
+                    )
+                )
+                if run.result.error:
+                    self.device.errors["tool"] += 1
+
+    def fail(self, kind: str, message: str, *, exc_info: bool = False, alert: bool = False) -> None:
+        """Count a failure, log it once per kind, and optionally show an alert on the device."""
+        self.device.errors[kind] += 1
+        if kind not in self._logged:
+            self._logged.add(kind)
+            LOGGER.warning("Device %s: %s", self.device.mac, message, exc_info=exc_info)
+        self.device.async_notify()
+        if alert and self.connection.session.hello_done and not self.connection.closed:
+            self.connection.session.send_alert("Error", message, "sad")
+            self.spawn(self.connection.flush(), "alert")
+
+    def _set_phase(self, phase: BridgePhase) -> None:
+        if phase is not self.phase:
+            self.phase = phase
+            self.device.async_notify()
+
+
+__all__ = ["BridgePath", "BridgePhase", "SpeechBridge"]

@@ -1,0 +1,150 @@
+"""The Assist pipeline standing in for Realtime: device speech -> STT -> agent -> TTS -> device.
+
+While the Realtime service is unreachable or refuses, each listening turn of the device runs
+through the user's Assist pipeline via the device's satellite entity
+(`async_accept_pipeline_from_satellite`, 16 kHz PCM); the TTS answer is converted to 24 kHz
+PCM with ffmpeg and played through the bridge's usual downlink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components import tts
+from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
+from homeassistant.components.assist_pipeline.models import PipelineStage
+from homeassistant.components.ffmpeg import get_ffmpeg_manager
+from homeassistant.core import callback
+
+from .audio import DEVICE_SAMPLE_RATE
+from .bridge.media import MediaError, async_transcode
+from .bridge.uplink import Uplink
+
+if TYPE_CHECKING:
+    from .bridge import SpeechBridge
+
+
+class AssistFallback:
+    """Run the device's turns through the Assist pipeline of its satellite entity."""
+
+    def __init__(self, bridge: SpeechBridge) -> None:
+        """Serve turns for `bridge` until it returns to Realtime."""
+        self.bridge = bridge
+        self.hass = bridge.hass
+        self.turns = 0
+        self._uplink: Uplink | None = None
+        self._audio: asyncio.Queue[bytes | None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tts_text: str | None = None
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = self.bridge.spawn(coro, f"fallback {name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @callback
+    def start_turn(self) -> None:
+        """The device listens: start a pipeline run fed with its audio."""
+        satellite = self.bridge.device.satellite
+        if satellite is None:
+            self.bridge.fail("fallback", "No assist satellite entity to run the pipeline")
+            return
+        hello = self.bridge.connection.session.device_hello
+        frame_ms = hello.audio_params.frame_duration if hello is not None else 60
+        if self._uplink is None:
+            self._uplink = Uplink(DEVICE_SAMPLE_RATE, frame_ms)
+        self._uplink.reset()
+        if self._audio is not None:
+            self._audio.put_nowait(None)
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._audio = queue
+        self.turns += 1
+        self._spawn(self._run_pipeline(satellite, queue), "pipeline")
+
+    @callback
+    def audio(self, payload: bytes) -> None:
+        """One device packet, while a pipeline run reads audio."""
+        if self._audio is None or self._uplink is None:
+            return
+        if (batch := self._uplink.feed(payload)) is not None:
+            self._audio.put_nowait(batch)
+
+    @callback
+    def end_turn(self) -> None:
+        """The device stopped listening (push-to-talk release): end the audio stream."""
+        if self._audio is None or self._uplink is None:
+            return
+        if (rest := self._uplink.flush()) is not None:
+            self._audio.put_nowait(rest)
+        self._audio.put_nowait(None)
+        self._audio = None
+
+    async def _run_pipeline(self, satellite: Any, queue: asyncio.Queue[bytes | None]) -> None:
+        try:
+            await satellite.async_accept_pipeline_from_satellite(
+                audio_stream=self._stream(queue),
+                start_stage=PipelineStage.STT,
+                end_stage=PipelineStage.TTS,
+            )
+        except Exception as err:  # noqa: BLE001 - any pipeline failure must free the device
+            self.bridge.fail("fallback", f"Assist pipeline failed: {err}", alert=True)
+            await self.bridge.end_speech()
+
+    async def _stream(self, queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
+        """The run's audio until the turn ends (or the pipeline stops reading)."""
+        try:
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+        finally:
+            if self._audio is queue:
+                self._audio = None
+
+    @callback
+    def on_pipeline_event(self, event: PipelineEvent) -> None:
+        """Mirror the run on the device: user text, the spoken answer, errors."""
+        data = event.data or {}
+        session = self.bridge.connection.session
+        match event.type:
+            case PipelineEventType.STT_END:
+                if text := (data.get("stt_output") or {}).get("text"):
+                    session.send_stt(str(text))
+                    self._spawn(self.bridge.connection.flush(), "stt")
+            case PipelineEventType.TTS_START:
+                self._tts_text = str(data.get("tts_input") or "") or None
+            case PipelineEventType.TTS_END:
+                if output := data.get("tts_output"):
+                    self._spawn(self._speak(str(output.get("token", ""))), "tts")
+            case PipelineEventType.ERROR:
+                self.bridge.fail("fallback", f"Assist pipeline error: {data.get('message')}")
+                self._spawn(self.bridge.end_speech(), "error")
+
+    async def _speak(self, token: str) -> None:
+        """Play the run's TTS answer, then tell the satellite it has been heard."""
+        satellite = self.bridge.device.satellite
+        try:
+            await self.bridge.async_play(self._tts_audio(token), self._tts_text)
+        except MediaError as err:
+            self.bridge.fail("fallback", f"Cannot play the answer: {err}", alert=True)
+        finally:
+            if satellite is not None:
+                satellite.tts_response_finished()
+
+    async def _tts_audio(self, token: str) -> AsyncIterator[bytes]:
+        """The TTS result as 24 kHz PCM."""
+        if (stream := tts.async_get_stream(self.hass, token)) is None:
+            raise MediaError("the TTS result is gone")
+        ffmpeg = get_ffmpeg_manager(self.hass).binary
+        async for chunk in async_transcode(ffmpeg, stream.async_stream_result()):
+            yield chunk
+
+    async def async_stop(self) -> None:
+        """End the audio stream and cancel every run still going."""
+        if self._audio is not None:
+            self._audio.put_nowait(None)
+            self._audio = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

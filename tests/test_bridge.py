@@ -1,0 +1,150 @@
+"""The speech bridge end to end: a simulated device, real Home Assistant, a scripted model."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.components import conversation
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import chat_session
+import numpy as np
+import pytest
+
+from custom_components.openai_realtime.audio import Resampler
+from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
+from custom_components.openai_realtime.devices import DATA_HUB, DeviceState
+from custom_components.openai_realtime.xiaozhi import ListenMode
+from simulator.speech import synthesize
+from tests.device_helpers import connected_device, device_client, until
+from tests.device_simulator import MAX_DECODE_PACKETS_IN_QUEUE, DeviceSimulator
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, silence, tone
+
+TURN_ON = "intent__HassTurnOn"
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer, lights: None
+) -> TestClient:
+    """A loaded entry with lights, and an HTTP client for the simulated devices."""
+    return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:
+    """A paired, connected device whose bridge has a Realtime session."""
+    device = await connected_device(hass, client, **kwargs)
+    state = device_state(hass, device)
+    await until(lambda: bridge_of(state) is not None and bridge_of(state).client is not None)
+    await until(lambda: bridge_of(state).client.connected)
+    return device
+
+
+async def disconnect(device: DeviceSimulator, state: DeviceState) -> SpeechBridge:
+    """Close the device's channel and wait until its bridge has stopped; return the bridge."""
+    bridge = bridge_of(state)
+    await device.close()
+    await until(lambda: state.bridge is None and bridge.connection.closed)
+    assert not bridge.tasks
+    assert bridge.client is None
+    return bridge
+
+
+def device_state(hass: HomeAssistant, device: DeviceSimulator) -> DeviceState:
+    """The server-side state of a simulated device."""
+    return hass.data[DATA_HUB].states[device.mac]
+
+
+def bridge_of(state: DeviceState) -> SpeechBridge:
+    """The device's live bridge."""
+    bridge: SpeechBridge = state.bridge
+    return bridge
+
+
+def tts_states(device: DeviceSimulator) -> list[str]:
+    """The `tts` messages the device got, as `start` / `sentence_start:<text>` / `stop`."""
+    states = []
+    for message in device.messages:
+        if message["type"] == "tts":
+            text = f":{message['text']}" if message["state"] == "sentence_start" else ""
+            states.append(f"{message['state']}{text}")
+    return states
+
+
+def appended_audio(server: RealtimeServer) -> bytes:
+    """Every PCM byte the bridge appended to the input buffer."""
+    return b"".join(
+        base64.b64decode(event["audio"]) for event in server.of_type("input_audio_buffer.append")
+    )
+
+
+def correlation(sent: np.ndarray, received: np.ndarray) -> float:
+    """Peak normalised cross-correlation of two signals (shift-tolerant)."""
+    a = (sent - sent.mean()) / (sent.std() * len(sent))
+    b = (received - received.mean()) / received.std()
+    return float(np.max(np.correlate(b, a, mode="valid")))
+
+
+async def wait_tts(device: DeviceSimulator, state: str, start: int = 0) -> None:
+    """Wait for a `tts` message of this state."""
+    await device.wait_for_message(
+        lambda m: m["type"] == "tts" and m["state"] == state, start=start
+    )
+
+
+async def test_spoken_turn_turns_on_the_light(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Real speech reaches the model, its tool call runs, its reply plays in order."""
+    speech = await synthesize("turn on the kitchen lights", 16000)
+    realtime_server.user_transcript = "turn on the kitchen lights"
+    reply = "Done. The kitchen lights are on."
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]),
+        ScriptedResponse(text=reply, audio=tone(1500), chunks=7),
+    )
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.start_listening()
+    await device.send_audio(speech + bytes(32000))  # then 1 s of silence ends the turn
+    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_tts(device, "stop")
+    await hass.async_block_till_done()
+
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    # The speech arrived as 24 kHz PCM that matches what was spoken.
+    received = np.frombuffer(appended_audio(realtime_server), dtype="<i2").astype(np.float64)
+    expected = np.frombuffer(Resampler(16000, 24000).process(speech), dtype="<i2")
+    assert correlation(expected.astype(np.float64), received) > 0.8
+    # The reply: exact message order, valid Opus at 24 kHz / 60 ms, never over 40 queued.
+    assert tts_states(device) == [
+        "start",
+        "sentence_start:Done.",
+        "sentence_start:The kitchen lights are on.",
+        "stop",
+    ]
+    assert device.user_lines == ["turn on the kitchen lights"]
+    outcomes = device.downlink_outcomes()
+    assert outcomes == {"played": 25}  # 1500 ms in 60 ms frames
+    assert max(p.queue_depth for p in device.downlink) < MAX_DECODE_PACKETS_IN_QUEUE
+    assert len(device.played_pcm) == 25 * 1440 * 2
+    # The device listens again, the latency was measured, the turn is in the chat log.
+    await until(lambda: device.state.value == "listening")
+    assert state.last_latency_ms is not None
+    assert list(state.latencies) == [state.last_latency_ms]
+    outputs = realtime_server.of_type("conversation.item.create")
+    assert outputs[-1]["item"]["type"] == "function_call_output"
+    bridge = bridge_of(state)
+    assert bridge.phase is BridgePhase.IDLE
+    with (
+        chat_session.async_get_chat_session(hass, bridge._conversation_id) as session,
+        conversation.async_get_chat_log(hass, session) as chat_log,
+    ):
+        roles = [content.role for content in chat_log.content]
+        assert roles == ["system", "user", "assistant", "tool_result", "assistant"]
+        assert chat_log.content[2].tool_calls[0].tool_name == TURN_ON
+        assert chat_log.content[1].content == "turn on the kitchen lights"
+        assert chat_log.content[4].content == reply
+    await disconnect(device, state)
