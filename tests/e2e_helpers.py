@@ -390,8 +390,8 @@ class SimulatorRun:
         return "\n".join(self.lines)
 
 
-def start_simulator(ha: HomeAssistantProcess, tmp: Path, *args: str) -> SimulatorRun:
-    """`python -m simulator` against `ha` with its state kept in `tmp`."""
+def start_simulator(ha: HomeAssistantProcess, state_file: Path, *args: str) -> SimulatorRun:
+    """`python -m simulator` against `ha`, keeping the device identity in `state_file`."""
     proc = subprocess.Popen(
         [
             str(PYTHON),
@@ -400,7 +400,7 @@ def start_simulator(ha: HomeAssistantProcess, tmp: Path, *args: str) -> Simulato
             "--ota-url",
             ha.url("/api/openai_realtime/ota/"),
             "--state",
-            str(tmp / "simulator.json"),
+            str(state_file),
             "--pair-timeout",
             "60",
             *args,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 import json
 from pathlib import Path
+import wave
 
 import pytest
 
@@ -48,6 +49,12 @@ def ha(
         result = hass.add_entry(realtime.url)
         assert result["type"] == "create_entry", result
         yield hass
+
+
+@pytest.fixture(scope="module")
+def device_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the simulated device keeps its identity and token across runs."""
+    return tmp_path_factory.mktemp("device") / "simulator.json"
 
 
 def _turn_off_kitchen(ha: HomeAssistantProcess) -> None:
@@ -100,11 +107,11 @@ def test_assist_fallback_changes_nothing(ha: HomeAssistantProcess) -> None:
 
 
 def test_device_pairs_through_ota_and_the_flow_api(
-    ha: HomeAssistantProcess, tmp_path: Path
+    ha: HomeAssistantProcess, device_state: Path, tmp_path: Path
 ) -> None:
     """The simulator boots, shows a code, is approved through the discovered flow, connects."""
     report_file = tmp_path / "report.json"
-    run = start_simulator(ha, tmp_path, "--pair-only", "--report", str(report_file))
+    run = start_simulator(ha, device_state, "--pair-only", "--report", str(report_file))
     code = run.read_until(r"pairing code: (\d+)").group(1)
     flows = wait_for(
         lambda: [f for f in ha.flows_in_progress() if f["handler"] == DOMAIN],
@@ -130,10 +137,43 @@ def test_device_pairs_through_ota_and_the_flow_api(
     assert "==> approved" in run.output
 
     # A second boot reuses the saved token: no new code, straight to the WebSocket.
-    again = start_simulator(ha, tmp_path, "--pair-only", "--report", str(report_file))
+    again = start_simulator(ha, device_state, "--pair-only", "--report", str(report_file))
     assert again.finish() == 0, again.output
     assert "pairing code" not in again.output
     assert json.loads(report_file.read_text())["paired_now"] is False
+
+
+def test_device_turns_the_light_on_by_voice(
+    ha: HomeAssistantProcess, device_state: Path, tmp_path: Path
+) -> None:
+    """Speech from the paired simulator turns the light on and comes back as a spoken reply."""
+    _turn_off_kitchen(ha)
+    report_file, reply = tmp_path / "report.json", tmp_path / "reply.wav"
+    run = start_simulator(
+        ha,
+        device_state,
+        "--say",
+        "Turn on the kitchen light",
+        "--out",
+        str(reply),
+        "--report",
+        str(report_file),
+        "--reply-timeout",
+        "20",
+    )
+    assert run.finish() == 0, run.output
+    report = json.loads(report_file.read_text())
+    assert report["paired_now"] is False
+    assert ha.state(KITCHEN) == "on"
+    assert report["tts"] == ["The kitchen light is on."]
+    assert report["stt"] == ["turn on the kitchen light"]
+    assert report["latency_ms"] is not None
+    assert report["reply_seconds"] > 0.5
+    with wave.open(str(reply)) as wav:
+        assert wav.getnframes() / wav.getframerate() == pytest.approx(
+            report["reply_seconds"], abs=0.05
+        )
+    assert "latency:" in run.output
 
 
 def test_home_assistant_stops_cleanly(ha: HomeAssistantProcess) -> None:
