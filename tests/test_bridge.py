@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from custom_components.openai_realtime.audio import Resampler
-from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
+from custom_components.openai_realtime.bridge import BridgePhase, SpeechBridge
 from custom_components.openai_realtime.devices import DATA_HUB, DeviceState
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.speech import synthesize
 from tests.device_helpers import connected_device, device_client, until
 from tests.device_simulator import MAX_DECODE_PACKETS_IN_QUEUE, DeviceSimulator
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, silence, tone
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 TURN_ON = "intent__HassTurnOn"
 
@@ -89,9 +89,7 @@ def correlation(sent: np.ndarray, received: np.ndarray) -> float:
 
 async def wait_tts(device: DeviceSimulator, state: str, start: int = 0) -> None:
     """Wait for a `tts` message of this state."""
-    await device.wait_for_message(
-        lambda m: m["type"] == "tts" and m["state"] == state, start=start
-    )
+    await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == state, start=start)
 
 
 async def test_spoken_turn_turns_on_the_light(
@@ -147,4 +145,146 @@ async def test_spoken_turn_turns_on_the_light(
         assert chat_log.content[2].tool_calls[0].tool_name == TURN_ON
         assert chat_log.content[1].content == "turn on the kitchen lights"
         assert chat_log.content[4].content == reply
+    await disconnect(device, state)
+
+
+def loud(ms: int, rate: int = 16000) -> bytes:
+    """A loud 16 kHz tone the toy server VAD hears as speech."""
+    t = np.arange(rate * ms // 1000) / rate
+    return (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes()
+
+
+async def test_abort_mid_reply_stops_at_once(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """`abort` -> `tts stop` at once, `response.cancel`, truncate within what was received."""
+    hold = asyncio.Event()
+    realtime_server.script(
+        ScriptedResponse(text="Once upon a time.", audio=tone(3000), chunks=10, hold=hold)
+    )
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.detect_wake_word("tell me a story")
+    await until(lambda: device.downlink_outcomes().get("played", 0) >= 6)
+    start = len(device.messages)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await device.abort()
+    await wait_tts(device, "stop", start)
+    assert loop.time() - began < 0.1
+    await realtime_server.wait_for("response.cancel")
+    truncate = await realtime_server.wait_for("conversation.item.truncate")
+    assert 0 < truncate["audio_end_ms"] <= 3000
+    await until(lambda: realtime_server.responses_done >= 1)
+    played = device.downlink_outcomes().get("played", 0)
+    assert played < 50
+    assert realtime_server.of_type("conversation.item.create")[0]["item"]["content"] == [
+        {"type": "input_text", "text": "tell me a story"}
+    ]
+    assert bridge_of(state).phase is not BridgePhase.RESPONDING
+    await disconnect(device, state)
+
+
+async def test_device_tool_called_by_the_model(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The device's MCP tools are offered with valid names and run when the model calls them."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+
+    def offered() -> set[str]:
+        return {tool["name"] for tool in realtime_server.session.session["tools"]}
+
+    await until(lambda: "self_audio_speaker_set_volume" in offered())
+    assert TURN_ON in offered()
+    assert "self_reboot" not in offered()  # user-only tools stay with the user
+    realtime_server.script(
+        ScriptedResponse(
+            calls=[
+                ScriptedCall("self_audio_speaker_set_volume", '{"volume": 30}'),
+                ScriptedCall("no_such_tool", "{}"),
+                ScriptedCall(TURN_ON, "not json"),
+            ]
+        ),
+        ScriptedResponse(text="Volume set.", audio=tone(300)),
+    )
+    await device.detect_wake_word("quieter please")
+    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_tts(device, "stop")
+    assert device.volume == 30
+    outputs = [
+        event["item"]["output"]
+        for event in realtime_server.of_type("conversation.item.create")
+        if event["item"]["type"] == "function_call_output"
+    ]
+    assert len(outputs) == 3
+    assert '"error":false' in outputs[0]
+    assert '"error":true' in outputs[1]
+    assert "not a JSON object" in outputs[2]
+    assert state.errors["tool"] == 2
+    await disconnect(device, state)
+
+
+async def test_manual_mode_commits_on_listen_stop(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Push-to-talk: no server turn detection, a commit and a response on `listen stop`."""
+    realtime_server.script(ScriptedResponse(text="Yes?", audio=tone(120)))
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.start_listening(ListenMode.MANUAL)
+
+    def turn_detection() -> Any:
+        return realtime_server.session.session["audio"]["input"]["turn_detection"]
+
+    await until(lambda: turn_detection() is None)
+    await device.send_audio(loud(500))
+    await device.stop_listening()
+    await realtime_server.wait_for("input_audio_buffer.commit")
+    await realtime_server.wait_for("response.create")
+    await wait_tts(device, "stop")
+    assert device.state.value == "idle"  # manual mode idles after the reply
+    assert state.last_latency_ms is not None
+    await device.start_listening(ListenMode.AUTO)
+    await until(lambda: turn_detection() is not None)
+    await disconnect(device, state)
+
+
+async def test_speech_while_speaking_barges_in(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Realtime mode: the user talks over the reply -> playback stops, the reply is truncated."""
+    hold = asyncio.Event()
+    realtime_server.script(
+        ScriptedResponse(text="A long answer.", audio=tone(3000), chunks=10, hold=hold)
+    )
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.detect_wake_word("talk to me")
+    await device.start_listening(ListenMode.REALTIME)
+    await until(lambda: device.downlink_outcomes().get("played", 0) >= 6)
+    start = len(device.messages)
+    await device.send_audio(loud(300))
+    await wait_tts(device, "stop", start)
+    truncate = await realtime_server.wait_for("conversation.item.truncate")
+    assert 0 < truncate["audio_end_ms"] <= 3000
+    assert not realtime_server.of_type("response.cancel")  # server VAD cancels by itself
+    await disconnect(device, state)
+
+
+async def test_greeting_when_the_session_opens(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The optional greeting is spoken first."""
+    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, "greeting": "Hello there"}
+    )
+    realtime_server.script(ScriptedResponse(text="Hello there", audio=tone(120)))
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    create = await realtime_server.wait_for("response.create")
+    assert "Hello there" in create["response"]["instructions"]
+    await wait_tts(device, "stop")
+    assert device.assistant_lines == ["Hello there"]
     await disconnect(device, state)

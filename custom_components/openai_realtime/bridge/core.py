@@ -258,16 +258,24 @@ class SpeechBridge:
             await self._use_realtime()
             if not self._greeted and (greeting := self.entry.options.get(CONF_GREETING)):
                 self._greeted = True
-                with contextlib.suppress(RealtimeError):
-                    await client.create_response(
-                        instructions=f"Greet the user by saying exactly: {greeting}"
-                    )
+                self.spawn(self._greet(client, greeting), "greeting")
             error = await self._follow(client)
             self.client = None
             await client.close()
             if error is None:
                 return
             self._use_fallback(error)
+
+    async def _greet(self, client: RealtimeClient, greeting: str) -> None:
+        """Who speaks first: the greeting, once per device connection.
+
+        Sent from its own task so that `_follow` is already subscribed to the session's
+        events when `response.created` arrives.
+        """
+        with contextlib.suppress(RealtimeError):
+            await client.create_response(
+                instructions=f"Greet the user by saying exactly: {greeting}"
+            )
 
     async def _open_client(self) -> RealtimeClient:
         """Connect a Realtime audio session with the configured prompt and tools."""
