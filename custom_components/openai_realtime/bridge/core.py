@@ -321,7 +321,9 @@ class SpeechBridge:
             return prompt, chat_log.llm_api
 
     def _device_id(self) -> str | None:
-        device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, self.device.mac)})
+        device = dr.async_get(self.hass).async_get_device_by_identifier(
+            (DOMAIN, self.device.mac), self.entry.entry_id
+        )
         return device.id if device is not None else None
 
     async def _use_realtime(self) -> None:

@@ -1,0 +1,112 @@
+"""The device's Assist satellite: state follows the bridge, announcements reach the device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import entity_registry as er
+import pytest
+
+from custom_components.openai_realtime.const import DOMAIN
+from tests.device_helpers import device_client, until
+from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
+from tests.test_bridge import bridged, device_state, disconnect, tts_states
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer, lights: None
+) -> TestClient:
+    """A loaded entry with lights, and an HTTP client for the simulated devices."""
+    return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+def satellite_id(hass: HomeAssistant, mac: str) -> str:
+    """The entity id of a device's satellite."""
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "assist_satellite", DOMAIN, f"{mac}_assist_satellite"
+    )
+    assert entity_id is not None
+    return entity_id
+
+
+async def test_announce_in_the_realtime_voice(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Without a TTS engine the message is spoken by the Realtime model, out of band."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    assert hass.states.get(entity_id).state == "idle"
+    assert hass.states.get(entity_id).attributes["path"] == "realtime"
+    realtime_server.script(ScriptedResponse(text="Dinner is ready.", audio=tone(600)))
+    await hass.services.async_call(
+        "assist_satellite",
+        "announce",
+        {"message": "Dinner is ready"},
+        target={"entity_id": entity_id},
+        blocking=True,
+    )
+    await until(lambda: "stop" in tts_states(device))
+    create = realtime_server.of_type("response.create")[-1]
+    assert create["response"]["conversation"] == "none"
+    assert "Dinner is ready" in create["response"]["instructions"]
+    assert tts_states(device) == ["start", "sentence_start:Dinner is ready.", "stop"]
+    assert device.downlink_outcomes() == {"played": 10}
+    # After `tts stop` the device (auto mode) listens again, and so does the satellite.
+    await until(lambda: hass.states.get(entity_id).state == "listening")
+    await disconnect(device, state)
+    await until(lambda: hass.states.get(entity_id).attributes["path"] is None)
+
+
+async def test_state_follows_the_conversation(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """listening -> processing -> responding -> idle, as the bridge goes."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    seen: list[str] = []
+
+    @callback
+    def changed(event: Event[EventStateChangedData]) -> None:
+        if event.data["entity_id"] == entity_id and (new := event.data["new_state"]):
+            seen.append(new.state)
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, changed)
+    realtime_server.script(ScriptedResponse(text="Hi.", audio=tone(120)))
+    await device.start_listening()
+    await until(lambda: "listening" in seen)
+    await device.send_audio(tone_16k(600) + bytes(32000))
+    await until(lambda: realtime_server.responses_done >= 1)
+    await until(lambda: seen[-1] == "listening")  # the device listens again after the reply
+    assert "processing" in seen
+    assert "responding" in seen
+    await disconnect(device, state)
+
+
+async def test_announce_needs_a_connected_device(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A device without a live connection cannot announce."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    await disconnect(device, state)
+    with pytest.raises(HomeAssistantError):
+        await hass.services.async_call(
+            "assist_satellite",
+            "announce",
+            {"message": "Anyone there?"},
+            target={"entity_id": entity_id},
+            blocking=True,
+        )
+
+
+def tone_16k(ms: int) -> bytes:
+    """A loud 16 kHz tone for the device's microphone."""
+    return tone(ms * 2 // 3)[: ms * 32]

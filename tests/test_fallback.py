@@ -1,0 +1,66 @@
+"""The Assist pipeline fallback: used while Realtime is unreachable, left when it is back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.core import HomeAssistant
+import pytest
+
+from custom_components.openai_realtime.bridge import BridgePath, SpeechBridge
+from tests.device_helpers import device_client, until
+from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
+from tests.test_assist_satellite import satellite_id
+from tests.test_bridge import bridge_of, bridged, device_state, disconnect, wait_tts
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant,
+    hass_client_no_auth: Any,
+    realtime_server: RealtimeServer,
+    lights: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> TestClient:
+    """A loaded entry whose bridges retry Realtime quickly."""
+    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
+    return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+async def test_fallback_while_realtime_is_down_and_back(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Refused connections switch the device to the pipeline; recovery switches it back."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    # The account runs out of quota: the client stops for good, no reconnect.
+    realtime_server.on_connect_error = {
+        "type": "insufficient_quota",
+        "code": "insufficient_quota",
+        "message": "You exceeded your current quota.",
+    }
+    await realtime_server.close_connection(1008, "insufficient_quota")
+    await until(
+        lambda: state.bridge is not None and bridge_of(state).path is BridgePath.ASSIST_PIPELINE
+    )
+    await until(lambda: hass.states.get(entity_id).attributes["path"] == "assist_pipeline")
+    assert state.errors["realtime"] >= 1
+    # A turn on the fallback path starts a pipeline run through the satellite.
+    await device.start_listening()
+    await device.send_audio(tone(300)[:9600])
+    await until(
+        lambda: bridge_of(state).fallback is not None and bridge_of(state).fallback.turns == 1
+    )
+    realtime_server.on_connect_error = None
+    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
+    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    assert hass.states.get(entity_id).attributes["path"] == "realtime"
+    assert bridge_of(state).fallback is None
+    # Realtime answers again.
+    realtime_server.script(ScriptedResponse(text="I am back.", audio=tone(120)))
+    start = len(device.messages)
+    await device.detect_wake_word("are you there")
+    await wait_tts(device, "stop", start)
+    await disconnect(device, state)
