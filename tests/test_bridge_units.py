@@ -1,0 +1,131 @@
+"""Bridge parts on their own: sentences, media conversion, tool execution, uplink batching."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+import shutil
+from typing import Any
+
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import llm
+import pytest
+
+from custom_components.openai_realtime.audio import OpusEncoder, load_opuslib
+from custom_components.openai_realtime.bridge import (
+    BridgeTools,
+    MediaError,
+    SentenceSplitter,
+    Uplink,
+    async_transcode,
+)
+from custom_components.openai_realtime.realtime import FunctionCall
+from custom_components.openai_realtime.xiaozhi import McpTool
+from simulator.speech import write_wav
+
+FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+
+
+def test_sentences_split_on_stops_and_cjk() -> None:
+    """Sentences come out whole, CJK full stops need no space, the rest is flushed."""
+    splitter = SentenceSplitter()
+    assert splitter.push("Hello there. How") == ["Hello there."]
+    assert splitter.push(" are you? 好的。下") == ["How are you?", "好的。"]
+    assert splitter.push("一步") == []
+    assert splitter.flush() == "下一步"
+    assert splitter.flush() is None
+
+
+async def test_transcode_a_file_and_a_stream(tmp_path: Any) -> None:
+    """ffmpeg turns a 16 kHz WAV (path or byte stream) into 24 kHz mono PCM."""
+    path = tmp_path / "a.wav"
+    write_wav(path, bytes(32000), 16000)  # 1 s of silence
+    pcm = b"".join([chunk async for chunk in async_transcode(FFMPEG, str(path))])
+    assert abs(len(pcm) - 48000) <= 96
+
+    async def stream() -> AsyncIterator[bytes]:
+        data = path.read_bytes()
+        yield data[:100]
+        yield data[100:]
+
+    piped = b"".join([chunk async for chunk in async_transcode(FFMPEG, stream())])
+    assert abs(len(piped) - 48000) <= 96
+
+
+async def test_transcode_errors(tmp_path: Any) -> None:
+    """Undecodable media and a missing ffmpeg raise MediaError."""
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(MediaError):
+        async for _ in async_transcode(FFMPEG, str(bad)):
+            pass
+    with pytest.raises(MediaError):
+        async for _ in async_transcode(str(tmp_path / "no-ffmpeg"), str(bad)):
+            pass
+
+
+async def test_transcode_stops_ffmpeg_when_abandoned(tmp_path: Any) -> None:
+    """Leaving the stream early kills ffmpeg and its feeder."""
+
+    async def long() -> AsyncIterator[bytes]:
+        path = tmp_path / "b.wav"
+        write_wav(path, bytes(32000 * 30), 16000)  # 30 s
+        yield path.read_bytes()
+
+    stream = async_transcode(FFMPEG, long())
+    assert await anext(stream)
+    await stream.aclose()
+
+
+class _Api:
+    """An LLM API instance stand-in with one slow, one failing and one good tool."""
+
+    custom_serializer = None
+    tools: list[Any] = []
+
+    async def async_call_tool(self, tool_input: llm.ToolInput) -> llm.ToolResult:
+        if tool_input.tool_name == "slow":
+            await asyncio.Event().wait()
+        if tool_input.tool_name == "broken":
+            raise RuntimeError("boom")
+        if tool_input.tool_name == "refused":
+            raise HomeAssistantError("not allowed")
+        return llm.ToolResult(data={"ok": True})
+
+
+async def test_tool_outcomes() -> None:
+    """Timeouts, refusals, crashes and missing devices all become error results."""
+    tools = BridgeTools(
+        _Api(),  # type: ignore[arg-type]
+        [McpTool("self.light", "", {"type": "object"}), McpTool("self.reboot", "", {}, True)],
+        None,
+        timeout=0.01,
+    )
+    assert [f.name for f in tools.functions] == ["self_light"]
+    calls = [
+        FunctionCall(f"c{i}", name, "{}", "item")
+        for i, name in enumerate(["slow", "broken", "refused", "good", "self_light"])
+    ]
+    runs = await tools.run(calls)
+    assert [run.result.error for run in runs] == [True, True, True, False, True]
+    assert "timed out" in runs[0].result.data["error"]
+    assert runs[2].result.data["error"] == "not allowed"
+    assert runs[4].result.data["error"] == "device is not connected"
+    no_api = BridgeTools(None, [], None)
+    (run,) = await no_api.run([FunctionCall("c", "x", "[1]", "i")])
+    assert run.result.error
+
+
+async def test_uplink_batches_and_flushes() -> None:
+    """Packets decode to 24 kHz and leave in ~100 ms batches; the rest is flushed."""
+    await asyncio.get_running_loop().run_in_executor(None, load_opuslib)
+    packet = OpusEncoder(16000, 60).encode(bytes(1920))
+    uplink = Uplink(24000, 60)
+    assert uplink.feed(packet) is None
+    batch = uplink.feed(packet)
+    assert batch is not None
+    assert len(batch) == 2 * 2880
+    assert uplink.flush() is None
+    uplink.feed(packet)
+    assert uplink.flush() is not None
+    uplink.reset()
