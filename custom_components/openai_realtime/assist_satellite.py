@@ -61,6 +61,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
     def __init__(self, subentry: ConfigSubentry, state: DeviceState) -> None:
         """Attach the satellite to its device."""
         super().__init__(subentry, state, SATELLITE)
+        self._mirrored = False
 
     @override
     async def async_added_to_hass(self) -> None:
@@ -78,11 +79,22 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
 
     @callback
     def _on_device_changed(self) -> None:
-        """Mirror the Realtime conversation's phase as the satellite state."""
+        """Mirror the Realtime conversation's phase as the satellite state.
+
+        When the device leaves or the fallback pipeline takes over, a state mirrored from
+        the Realtime path goes back to idle: nothing else would end it.
+        """
+        if self._is_announcing:
+            return
         bridge = self.device.bridge
-        if bridge is None or bridge.path is not BridgePath.REALTIME or self._is_announcing:
+        if bridge is None or bridge.path is not BridgePath.REALTIME:
+            if self._mirrored:
+                self._mirrored = False
+                if self.state != AssistSatelliteState.IDLE:
+                    self._set_state(AssistSatelliteState.IDLE)
             return
         state = AssistSatelliteState(bridge.phase)
+        self._mirrored = True
         if self.state != state:
             self._set_state(state)
 

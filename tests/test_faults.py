@@ -1,0 +1,491 @@
+"""Fault injection: a failing Realtime service and misbehaving devices, end to end.
+
+Each case runs a paired simulated device through real Home Assistant against the local
+Realtime server, breaks something, and checks the same promises: nothing reaches HA's log
+at ERROR or with a traceback, the satellite returns to idle, the device is told (`tts stop`
+or an alert) or recovers on its own, and no task outlives the entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+import functools
+import gc
+import logging
+import tracemalloc
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.components.assist_satellite.entity import AssistSatelliteState
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+import pytest
+from websockets.asyncio.server import Server, ServerConnection
+
+from custom_components.openai_realtime.bridge import (
+    BridgePath,
+    BridgePhase,
+    SpeechBridge,
+    core as bridge_core,
+)
+from custom_components.openai_realtime.devices import DATA_HUB, DeviceState
+from custom_components.openai_realtime.realtime import RealtimeClient
+from custom_components.openai_realtime.realtime.client import ClientOptions
+from custom_components.openai_realtime.xiaozhi import ListenMode
+from tests.device_helpers import connected_device, device_client, until
+from tests.device_simulator import DeviceSimulator
+from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
+
+OUR_LOGGER = "custom_components.openai_realtime"
+
+
+@pytest.fixture(autouse=True)
+def fast_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short setup timeouts and retry delays, so every failure path runs in milliseconds."""
+    options = ClientOptions(open_timeout=0.5, backoff_base=0.01, backoff_max=0.02)
+    monkeypatch.setattr(
+        bridge_core, "RealtimeClient", functools.partial(RealtimeClient, options=options)
+    )
+    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer, lights: None
+) -> TestClient:
+    """A loaded entry with lights, and an HTTP client for the simulated devices."""
+    return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+@pytest.fixture(autouse=True)
+def clean_log(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail the test if anything logged an error, or our loggers logged a traceback."""
+    caplog.set_level(logging.DEBUG, logger=OUR_LOGGER)
+    yield
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    tracebacks = [r for r in caplog.records if r.name.startswith(OUR_LOGGER) and r.exc_info]
+    assert not errors, [r.getMessage() for r in errors]
+    assert not tracebacks, [r.getMessage() for r in tracebacks]
+
+
+def state_of(hass: HomeAssistant, device: DeviceSimulator) -> DeviceState:
+    """The server-side state of a simulated device."""
+    return hass.data[DATA_HUB].states[device.mac]
+
+
+def bridge_of(state: DeviceState) -> SpeechBridge:
+    """The device's live bridge."""
+    bridge: SpeechBridge = state.bridge
+    return bridge
+
+
+async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:
+    """A paired, connected device whose bridge has a Realtime session."""
+    device = await connected_device(hass, client, **kwargs)
+    state = state_of(hass, device)
+    await until(lambda: state.bridge is not None and bridge_of(state).client is not None)
+    await until(lambda: bridge_of(state).client.connected)
+    return device
+
+
+def satellite_state(hass: HomeAssistant, state: DeviceState) -> str:
+    """The assist satellite entity's state."""
+    entity_state = hass.states.get(state.satellite.entity_id)
+    assert entity_state is not None
+    return entity_state.state
+
+
+async def settles(hass: HomeAssistant, state: DeviceState) -> None:
+    """Nothing is stuck: the bridge is idle or listening again, and the satellite says so."""
+    done = (BridgePhase.IDLE, BridgePhase.LISTENING)
+    await until(lambda: state.bridge is None or bridge_of(state).phase in done)
+    await hass.async_block_till_done()
+    expected = bridge_of(state).phase if state.bridge is not None else BridgePhase.IDLE
+    if state.bridge is None or bridge_of(state).path is BridgePath.REALTIME:
+        assert satellite_state(hass, state) == AssistSatelliteState(expected)
+    else:
+        assert satellite_state(hass, state) == AssistSatelliteState.IDLE
+
+
+async def wait_tts(device: DeviceSimulator, state: str, start: int = 0) -> None:
+    """Wait for a `tts` message of this state from message index `start` on."""
+    async with asyncio.timeout(5):
+        await device.wait_for_message(
+            lambda m: m["type"] == "tts" and m["state"] == state, start=start
+        )
+
+
+async def speaking_reply(
+    device: DeviceSimulator, server: RealtimeServer, **kwargs: Any
+) -> asyncio.Event:
+    """Start a long held reply and wait until the device is playing it; returns the hold."""
+    hold = asyncio.Event()
+    server.script(
+        ScriptedResponse(text="A long answer.", audio=tone(3000), chunks=10, hold=hold, **kwargs)
+    )
+    await device.detect_wake_word("tell me something")
+    await until(lambda: device.downlink_outcomes().get("played", 0) >= 3)
+    return hold
+
+
+async def typed_turn(device: DeviceSimulator, server: RealtimeServer, text: str = "hi") -> None:
+    """One complete typed turn: `listen detect` -> reply -> `tts stop`."""
+    server.script(ScriptedResponse(text="Ok.", audio=tone(120)))
+    start = len(device.messages)
+    await device.detect_wake_word(text)
+    await wait_tts(device, "stop", start)
+
+
+async def close_device(hass: HomeAssistant, device: DeviceSimulator, state: DeviceState) -> None:
+    """Close the device's channel and wait until its bridge has let go."""
+    bridge = state.bridge
+    await device.close()
+    await until(lambda: state.bridge is None)
+    if bridge is not None:
+        await until(lambda: not bridge.tasks and bridge.client is None)
+
+
+# --- the Realtime service fails --------------------------------------------------------------
+
+
+async def test_service_drops_mid_response(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A network drop mid-reply: `tts stop`, a new session at once, the next turn works."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    start = len(device.messages)
+    await speaking_reply(device, realtime_server)
+    await realtime_server.drop()
+    await wait_tts(device, "stop", start)
+    await realtime_server.wait_connections(2)
+    await settles(hass, state)
+    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await typed_turn(device, realtime_server)
+    assert bridge_of(state).path is BridgePath.REALTIME
+    await close_device(hass, device, state)
+
+
+async def test_service_stalls_on_connect_then_recovers(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """After a drop the service accepts but never answers: the fallback stands in, then Realtime."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    realtime_server.stall = True
+    await realtime_server.drop()
+    await until(
+        lambda: state.bridge is not None and bridge_of(state).path is BridgePath.ASSIST_PIPELINE
+    )
+    assert state.errors["realtime"] >= 1
+    await settles(hass, state)
+    realtime_server.stall = False
+    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
+    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await typed_turn(device, realtime_server)
+    await close_device(hass, device, state)
+
+
+async def test_service_stalls_mid_response_user_aborts(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A reply that never finishes: the device's abort ends it at once and it listens again."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    start = len(device.messages)
+    await speaking_reply(device, realtime_server)
+    await hass.async_block_till_done()
+    assert satellite_state(hass, state) == AssistSatelliteState.RESPONDING
+    await device.abort()
+    await wait_tts(device, "stop", start)
+    await realtime_server.wait_for("response.cancel")
+    await settles(hass, state)
+    await typed_turn(device, realtime_server)
+    await close_device(hass, device, state)
+
+
+async def test_service_error_events(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A stray error event is counted and ignored; a failed response still ends in `tts stop`."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    await realtime_server.session.error("server_error", "The server had an error", None)
+    await until(lambda: state.errors["server_error"] == 1)
+    realtime_server.script(
+        ScriptedResponse(text="Half an", audio=tone(300), status="failed"),
+    )
+    start = len(device.messages)
+    await device.detect_wake_word("hello")
+    await wait_tts(device, "stop", start)
+    await settles(hass, state)
+    await typed_turn(device, realtime_server)
+    assert bridge_of(state).path is BridgePath.REALTIME
+    await close_device(hass, device, state)
+
+
+async def test_fatal_error_event_switches_to_the_fallback(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Out of quota mid-session: the Assist pipeline stands in until Realtime is back."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    start = len(device.messages)
+    await speaking_reply(device, realtime_server)
+    realtime_server.on_connect_error = {
+        "type": "insufficient_quota",
+        "code": "insufficient_quota",
+        "message": "You exceeded your current quota.",
+    }
+    await realtime_server.session.error("insufficient_quota", "You exceeded your quota.", None)
+    await wait_tts(device, "stop", start)
+    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+    await settles(hass, state)
+    realtime_server.on_connect_error = None
+    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
+    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await typed_turn(device, realtime_server)
+    await close_device(hass, device, state)
+
+
+async def test_session_expired_renews_without_the_device_noticing(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """`session_expired` then a 1001 close: a new session, the history replayed, turns go on."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    await typed_turn(device, realtime_server, "remember the word banana")
+    await realtime_server.session_expired()
+    await realtime_server.wait_connections(2)
+    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    replayed = [
+        e["item"]["content"][0].get("text")
+        for e in realtime_server.of_type("conversation.item.create")
+    ]
+    assert replayed.count("remember the word banana") == 2
+    await typed_turn(device, realtime_server)
+    assert bridge_of(state).path is BridgePath.REALTIME
+    assert not device.alerts
+    await settles(hass, state)
+    await close_device(hass, device, state)
+
+
+async def test_rejected_key_falls_back_and_recovers(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The key is refused after a drop: fallback (logged once), Realtime again once accepted."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    realtime_server.reject_auth = True
+    await realtime_server.drop()
+    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+    attempts = realtime_server.connections
+    await until(lambda: state.errors["realtime"] >= 3)  # it keeps retrying, quietly
+    await settles(hass, state)
+    realtime_server.reject_auth = False
+    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
+    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    assert realtime_server.connections == attempts + 1
+    await typed_turn(device, realtime_server)
+    await close_device(hass, device, state)
+
+
+async def test_refused_connections_fall_back_and_recover(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The service goes away (connections refused) and comes back on the same address."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    start = len(device.messages)
+    await speaking_reply(device, realtime_server)
+    await realtime_server.refuse_connections()
+    await wait_tts(device, "stop", start)
+    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+    await until(lambda: state.errors["realtime"] >= 3)
+    await settles(hass, state)
+    unavailable = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(unavailable) == 1  # one warning per outage, not per retry
+    await realtime_server.start()
+    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
+    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await typed_turn(device, realtime_server)
+    await close_device(hass, device, state)
+
+
+# --- the device misbehaves -------------------------------------------------------------------
+
+
+async def test_device_disconnects_mid_reply(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The device vanishes while speaking: its bridge and Realtime session go with it."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    await speaking_reply(device, realtime_server)
+    bridge = bridge_of(state)
+    await close_device(hass, device, state)
+    assert bridge.connection.closed
+    assert not state.connected
+    await hass.async_block_till_done()
+    assert satellite_state(hass, state) == AssistSatelliteState.IDLE
+
+
+async def test_device_reconnects_at_once(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A second connection of the same device mid-reply replaces the first; turns go on."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    await speaking_reply(device, realtime_server)
+    old = bridge_of(state)
+    again = DeviceSimulator(
+        device.ota_url,
+        mac=device.mac,
+        client_id=device.client_id,
+        ws_url=str(device.nvs_websocket["url"]),
+        token=str(device.nvs_websocket["token"]),
+    )
+    try:
+        await again.open_audio_channel()
+        await device.wait_closed()
+        await until(lambda: state.bridge is not None and state.bridge is not old)
+        await until(lambda: not old.tasks and old.connection.closed)
+        await until(
+            lambda: bridge_of(state).client is not None and bridge_of(state).client.connected
+        )
+        await settles(hass, state)
+        await typed_turn(again, realtime_server)
+    finally:
+        await device.close()
+        await close_device(hass, again, state)
+
+
+async def test_device_floods_frames(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Thousands of audio frames and garbage at wire speed: bounded queues, then a normal turn."""
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    bridge = bridge_of(state)
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(tone(60)[: 960 * 2])  # prime the encoder state
+    frame = device.sent_frames[-1]
+    assert isinstance(frame, bytes)
+    for _ in range(3000):
+        await device.send_raw_bytes(frame)
+    for index in range(300):
+        await device.send_raw_text("{not json" if index % 2 else '{"type": 7}')
+        await device.send_raw_bytes(b"")
+    await until(lambda: live_packets(hass, device) >= 3001)
+    assert bridge._uplink_queue.qsize() <= bridge_core.UPLINK_QUEUE
+    assert not device._closed_event.is_set()
+    await device.stop_listening()
+    await until(
+        lambda: bridge.phase is BridgePhase.IDLE or bool(realtime_server.of_type("response.create"))
+    )
+    await realtime_server.wait_for("input_audio_buffer.commit")
+    await wait_tts(device, "stop")
+    await device.start_listening(ListenMode.AUTO)
+    await typed_turn(device, realtime_server)
+    await settles(hass, state)
+    await close_device(hass, device, state)
+
+
+def live_packets(hass: HomeAssistant, device: DeviceSimulator) -> int:
+    """Audio packets the server side counted for the device's live connection."""
+    connection = state_of(hass, device).connection
+    return connection.audio_packets_received if connection is not None else 0
+
+
+# --- nothing accumulates ---------------------------------------------------------------------
+
+
+async def test_no_task_outlives_the_entry(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Faults, turns, a disconnect mid-reply and an unload leave no task of ours running."""
+    await hass.async_block_till_done()
+    before = set(asyncio.all_tasks())
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    start = len(device.messages)
+    await speaking_reply(device, realtime_server)
+    await realtime_server.drop()
+    await wait_tts(device, "stop", start)
+    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await typed_turn(device, realtime_server)
+    await speaking_reply(device, realtime_server)
+    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    await device.close()
+    await until(lambda: state.bridge is None and not state.connected)
+    await hass.async_block_till_done()
+    current = asyncio.current_task()
+
+    def ours() -> list[asyncio.Task[Any]]:
+        """New, unfinished tasks that are not the stand-in service's own."""
+        tasks = asyncio.all_tasks() - before - {current}
+        return [t for t in tasks if not t.done() and not _service_task(t)]
+
+    await until(lambda: not ours())  # closing handshakes finish within milliseconds
+
+
+def _service_task(task: asyncio.Task[Any]) -> bool:
+    """Whether a task belongs to the local Realtime server (a stand-in, not under test)."""
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    owner = frame.f_locals.get("self") if frame is not None else None
+    return isinstance(owner, (Server, ServerConnection))
+
+
+async def test_memory_is_flat_over_a_thousand_turns(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """1,000 typed turns on one device: turns 100..1,000 add under 2 KiB each, no tasks.
+
+    What remains is the device conversation's chat log, which Home Assistant keeps until the
+    conversation has been idle for five minutes (measured: about 1.6 KiB per turn).
+    """
+    caplog.set_level(logging.WARNING)  # captured DEBUG records would be the biggest "leak"
+    caplog.set_level(logging.WARNING, logger=OUR_LOGGER)
+    device = await bridged(hass, client)
+    state = state_of(hass, device)
+    realtime_server.script(*(ScriptedResponse(text="Ok.") for _ in range(1000)))
+
+    async def turns(count: int) -> None:
+        for _ in range(count):
+            start = len(device.messages)
+            await device.detect_wake_word("hi")
+            await wait_tts(device, "stop", start)
+            if start > 100:  # the test's own records, not the integration's
+                device.messages.clear()
+                device.sent_frames.clear()
+                realtime_server.received.clear()
+                realtime_server.response_params.clear()
+                realtime_server.session.items.clear()
+
+    await turns(100)
+    gc.collect()
+    tasks = len(asyncio.all_tasks())
+    tracemalloc.start()
+    try:
+        first = tracemalloc.take_snapshot()
+        await turns(900)
+        gc.collect()
+        last = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    growth = sum(stat.size_diff for stat in last.compare_to(first, "filename"))
+    assert growth < 900 * 2048, f"{growth} bytes over 900 turns"
+    assert len(asyncio.all_tasks()) <= tasks
+    assert realtime_server.responses_done == 1000
+    assert state.errors.total() == 0
+    await close_device(hass, device, state)
