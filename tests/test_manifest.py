@@ -143,7 +143,7 @@ def test_flow_errors_and_aborts_are_translated() -> None:
         # Config, options and subentry flows each keep their own errors and aborts.
         return any(
             k.endswith(f".{kind}.{key}")
-            and k.startswith(("config.", "options.", "config_subentries."))
+            and k.startswith(("config.", "options.", "config_subentries.", "issues."))
             for k in STRINGS
         )
 
@@ -175,3 +175,9 @@ def test_every_flow_field_is_translated_with_a_description() -> None:
             data = step.get("data", {})
             descriptions = step.get("data_description", {})
             assert set(data) == set(descriptions), f"{section}.{step_id}"
+
+
+def test_texts_have_no_markup_the_frontend_would_misread() -> None:
+    """The frontend parses `<word>` in translations as a tag ("Translation error")."""
+    text = (INTEGRATION / "strings.json").read_text(encoding="utf-8")
+    assert not re.findall(r"<[A-Za-z][^>]*>", text)

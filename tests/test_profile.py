@@ -12,6 +12,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime.const import (
     CONF_BASE_URL,
+    CONF_DEVICE_USER,
     CONF_DIALECT,
     CONF_GREETING,
     CONF_PROMPT,
@@ -115,7 +116,7 @@ async def test_profile_is_saved_and_the_area_set(
     assert options[CONF_VAD_THRESHOLD] == 0.7
     assert options[CONF_VAD_SILENCE_DURATION_MS] == 900
     assert options[CONF_LANGUAGE] == "de"
-    assert options[CONF_USER] == user.id
+    assert options[CONF_DEVICE_USER] == user.id
     assert options[CONF_PROMPT].startswith(device_entry.options[CONF_PROMPT])
     assert "You are in the Kitchen." in options[CONF_PROMPT]
     assert "'de'" in options[CONF_PROMPT]

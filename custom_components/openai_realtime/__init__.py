@@ -35,6 +35,7 @@ from .repairs import (
     async_quota_issue,
     firmware_issue_id,
 )
+from .services import async_setup_services
 from .services_api import async_register_services_api
 from .settings import endpoint_from_config
 from .usage import EntryUsage, InvalidPricesError, parse_prices
@@ -72,6 +73,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up what is shared by all entries: the device hub and its HTTP endpoints."""
     hass.data[DATA_HUB] = DeviceHub(hass)
     async_register_services_api(hass)
+    async_setup_services(hass)
     hass.http.register_view(OtaView())
     hass.http.register_view(ActivateView())
     hass.http.register_view(DeviceWebSocketView())

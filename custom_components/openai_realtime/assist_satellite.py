@@ -160,6 +160,50 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
             self._set_state(AssistSatelliteState.IDLE)
 
     @override
+    async def async_internal_start_conversation(
+        self,
+        start_message: str | None = None,
+        start_media_id: str | None = None,
+        extra_system_prompt: str | None = None,
+        preannounce: bool = True,
+        preannounce_media_id: str = PREANNOUNCE_URL,
+    ) -> None:
+        """On the Realtime path the session itself converses: extra instructions, then listen.
+
+        Home Assistant's own flow needs a pipeline agent and refuses the built-in one; the
+        Realtime session is the agent here, so the start message and the extra prompt go to it.
+        """
+        bridge = self.device.bridge
+        if (
+            start_media_id
+            or not isinstance(bridge, SpeechBridge)
+            or (bridge.path is not BridgePath.REALTIME)
+        ):
+            await super().async_internal_start_conversation(
+                start_message,
+                start_media_id,
+                extra_system_prompt,
+                preannounce,
+                preannounce_media_id,
+            )
+            return
+        self._is_announcing = True
+        self._set_state(AssistSatelliteState.RESPONDING)
+        try:
+            await bridge.async_converse(
+                start_message or None, extra_system_prompt or start_message or ""
+            )
+        except RealtimeError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="realtime_unavailable",
+                translation_placeholders={"device": self.device.mac},
+            ) from err
+        finally:
+            self._is_announcing = False
+            self._set_state(AssistSatelliteState.IDLE)
+
+    @override
     async def async_announce(self, announcement: AssistSatelliteAnnouncement) -> None:
         """Play the announcement on the device; returns once it has been heard."""
         await self._play(self._bridge(), announcement)

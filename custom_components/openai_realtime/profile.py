@@ -12,6 +12,7 @@ from homeassistant.exceptions import TemplateError
 from homeassistant.helpers import area_registry as ar, device_registry as dr, template
 
 from .const import (
+    CONF_DEVICE_USER,
     CONF_GREETING,
     CONF_NOISE_REDUCTION,
     CONF_PROMPT,
@@ -108,5 +109,5 @@ def effective_options(
             part for part in (str(options.get(CONF_PROMPT) or ""), *additions) if part
         )
     if user := profile.get(CONF_USER):
-        merged[CONF_USER] = user
+        merged[CONF_DEVICE_USER] = user
     return merged

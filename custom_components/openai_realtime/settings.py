@@ -151,3 +151,10 @@ def session_config(
         tools=tools,
         max_output_tokens=int(max_tokens) if max_tokens else None,
     )
+
+
+def transcription_language(language: str | None) -> str | None:
+    """The ISO-639-1 code the transcription model takes, from a Home Assistant language."""
+    if not language:
+        return None
+    return language.split("-", 1)[0].split("_", 1)[0].lower() or None

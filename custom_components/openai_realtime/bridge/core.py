@@ -16,6 +16,7 @@ import contextlib
 from dataclasses import replace
 from enum import StrEnum
 import itertools
+import json
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components import conversation
@@ -37,6 +38,7 @@ from ..const import (
     DOMAIN,
     LOGGER,
 )
+from ..profile import CONF_LANGUAGE, effective_options
 from ..realtime import (
     AudioDelta,
     Closed,
@@ -53,7 +55,7 @@ from ..realtime import (
     SpeechStopped,
     TranscriptDelta,
 )
-from ..settings import session_config
+from ..settings import session_config, transcription_language
 from ..tools import tool_output
 from ..xiaozhi import (
     AbortRequested,
@@ -80,6 +82,12 @@ UPLINK_QUEUE: Final = 50
 """Uplink batches (~100 ms each) waiting to be sent before the oldest are dropped."""
 
 ANNOUNCE_KEY: Final = "announce"
+SILENT_KEY: Final = "silent"
+"""Metadata of out-of-band text responses the bridge reads itself and never plays."""
+
+
+class BridgeBusyError(RealtimeError):
+    """The device is already waiting for the answer to a question."""
 
 
 class BridgePath(StrEnum):
@@ -152,6 +160,8 @@ class SpeechBridge:
         self._greeted = False
         self._announce_ids = itertools.count(1)
         self._announced: dict[str, asyncio.Future[None]] = {}
+        self._asking: asyncio.Future[str] | None = None
+        self._extra_instructions = False
         self._logged: set[str] = set()
         self._remove_listeners: list[CALLBACK_TYPE] = []
         self._loop = asyncio.get_running_loop()
@@ -256,7 +266,7 @@ class SpeechBridge:
                 LOGGER.info("Device %s is back on the Realtime service", self.device.mac)
                 self._logged.discard("realtime")
             await self._use_realtime()
-            if not self._greeted and (greeting := self.entry.options.get(CONF_GREETING)):
+            if not self._greeted and (greeting := self.options().get(CONF_GREETING)):
                 self._greeted = True
                 self.spawn(self._greet(client, greeting), "greeting")
             error = await self._follow(client)
@@ -282,12 +292,15 @@ class SpeechBridge:
         instructions, api = await self._llm_data()
         self._tools = BridgeTools(api, self.device.tools, self.connection.mcp)
         self._tool_names = tuple(tool.name for tool in self.device.tools)
+        options = self.options()
         config = session_config(
-            self.entry.options,
+            options,
             instructions=instructions,
             tools=self._tools.functions,
             modality=Modality.AUDIO,
-            language=self.hass.config.language,
+            language=transcription_language(
+                options.get(CONF_LANGUAGE) or self.hass.config.language
+            ),
         )
         self._config = config
         client = RealtimeClient(self.entry.runtime_data.endpoint, self._for_mode(config))
@@ -296,11 +309,11 @@ class SpeechBridge:
 
     async def _llm_data(self) -> tuple[str, llm.APIInstance | None]:
         """The system prompt and the HA LLM API for this device, rendered by a chat log."""
-        options = self.entry.options
+        options = self.options()
         context = llm.LLMContext(
             platform=DOMAIN,
             context=Context(user_id=options.get(CONF_DEVICE_USER) or None),
-            language=self.hass.config.language,
+            language=options.get(CONF_LANGUAGE) or self.hass.config.language,
             assistant=conversation.DOMAIN,
             device_id=self._device_id(),
         )
@@ -319,6 +332,11 @@ class SpeechBridge:
             system = chat_log.content[0]
             prompt = system.content if isinstance(system, conversation.SystemContent) else ""
             return prompt, chat_log.llm_api
+
+    def options(self) -> dict[str, Any]:
+        """The entry's settings with this device's profile applied (read at each session)."""
+        subentry = self.entry.subentries.get(self.subentry.subentry_id, self.subentry)
+        return effective_options(self.hass, self.entry, subentry)
 
     def _device_id(self) -> str | None:
         device = dr.async_get(self.hass).async_get_device_by_identifier(
@@ -364,9 +382,14 @@ class SpeechBridge:
                     self._user_text = text
                     self.connection.session.send_stt(text)
                     await self.connection.flush()
+                    if self._asking is not None and not self._asking.done():
+                        self._asking.set_result(text)
                 case ResponseStarted(response=response):
-                    self._responses.put_nowait(response)
+                    if SILENT_KEY not in (response.metadata or {}):
+                        self._responses.put_nowait(response)
                 case ResponseDone(response=response):
+                    if self._extra_instructions and ANNOUNCE_KEY not in (response.metadata or {}):
+                        self.spawn(self._end_extra_instructions(), "instructions")
                     if (usage := getattr(self.entry.runtime_data, "usage", None)) is not None:
                         usage.record(response.usage)
                 case ServerError(code=code, message=message):
@@ -463,7 +486,8 @@ class SpeechBridge:
                     self._turn_started = self._loop.time()
                     self._set_phase(BridgePhase.PROCESSING)
                     await client.commit_audio()
-                    await client.create_response()
+                    if self._asking is None:
+                        await client.create_response()
                 else:
                     await client.append_audio(item)
             except RealtimeError as err:
@@ -618,24 +642,151 @@ class SpeechBridge:
                 await self.end_speech()
 
     async def async_say(self, message: str) -> None:
-        """Speak a message in the Realtime voice (out of band) and wait until it was heard."""
-        await self._ready.wait()
-        client = self.client
-        if client is None:
+        """Speak a message in the Realtime voice now (out of band) and wait until it was heard."""
+        await self.async_speak(message=message, interrupt=True)
+
+    def _require_client(self) -> RealtimeClient:
+        if (client := self.client) is None or self.path is not BridgePath.REALTIME:
             raise RealtimeError("the Realtime session is not available")
+        return client
+
+    async def async_speak(
+        self,
+        *,
+        message: str | None = None,
+        prompt: str | None = None,
+        instructions: str | None = None,
+        interrupt: bool = False,
+        remember: bool = False,
+    ) -> None:
+        """Speak a message verbatim, or one the model words from a prompt; wait until heard.
+
+        It queues behind a reply in progress unless `interrupt`; it stays out of the
+        conversation (an out-of-band response) unless `remember`.
+        """
+        await self._ready.wait()
+        client = self._require_client()
+        parts = [
+            f"Say exactly this to the user, and nothing else: {message}"
+            if message
+            else str(prompt or "")
+        ]
+        if instructions:
+            parts.append(instructions)
         key = str(next(self._announce_ids))
         future: asyncio.Future[None] = self._loop.create_future()
         self._announced[key] = future
         try:
-            await self.async_interrupt()
+            if interrupt:
+                await self.async_interrupt()
             await client.create_response(
-                instructions=f"Say exactly this to the user, and nothing else: {message}",
-                out_of_band=True,
+                instructions="\n\n".join(parts),
+                out_of_band=not remember,
                 metadata={ANNOUNCE_KEY: key},
             )
             await future
         finally:
             self._announced.pop(key, None)
+
+    async def async_ask(
+        self,
+        question: str,
+        *,
+        options: Sequence[str] | None = None,
+        instructions: str | None = None,
+        answer_timeout: float = 15.0,
+    ) -> dict[str, Any]:
+        """Ask a question, listen for the answer and return its transcript (and matched option).
+
+        While asking, server turn detection creates no response by itself: the answer is heard
+        and transcribed, not answered. The question stays in the conversation.
+        """
+        await self._ready.wait()
+        client = self._require_client()
+        if self._asking is not None:
+            raise BridgeBusyError
+        config = self._config
+        answer: asyncio.Future[str] = self._loop.create_future()
+        self._asking = answer
+        try:
+            if config is not None and config.turn_detection is not None:
+                quiet = replace(config.turn_detection, create_response=False)
+                await client.update_session(self._for_mode(replace(config, turn_detection=quiet)))
+            await self.async_speak(message=question, instructions=instructions, remember=True)
+            try:
+                async with asyncio.timeout(answer_timeout):
+                    transcript = await answer
+            except TimeoutError:
+                return {"answered": False}
+        finally:
+            self._asking = None
+            if config is not None and self.client is client:
+                with contextlib.suppress(RealtimeError):
+                    await client.update_session(self._for_mode(self._config or config))
+        result: dict[str, Any] = {"answered": True, "transcript": transcript}
+        if options:
+            result.update(await self._match(client, question, transcript, list(options)))
+        return result
+
+    async def _match(
+        self, client: RealtimeClient, question: str, transcript: str, options: list[str]
+    ) -> dict[str, Any]:
+        """Let the model pick the option an answer chooses, with its confidence."""
+        response = await client.create_response(
+            instructions=(
+                f"The user was asked {json.dumps(question)} and answered "
+                f"{json.dumps(transcript)}. Which of these options does the answer choose: "
+                f"{json.dumps(options)}? Reply with JSON only, no other text: "
+                '{"option": <one of the options exactly, or null>, "confidence": <0 to 1>}.'
+            ),
+            modality=Modality.TEXT,
+            out_of_band=True,
+            metadata={SILENT_KEY: "match"},
+        )
+        await response.wait()
+        try:
+            verdict = json.loads(response.text.strip().removeprefix("```json").strip("`\n "))
+            option = verdict.get("option")
+            confidence = float(verdict.get("confidence"))
+        except ValueError, TypeError, AttributeError:
+            LOGGER.debug("The model's option match was not JSON: %r", response.text[:200])
+            lowered = transcript.lower()
+            found = [o for o in options if o.lower() in lowered]
+            return {"option": found[0] if len(found) == 1 else None, "confidence": None}
+        if option not in options:
+            option = None
+        return {"option": option, "confidence": max(0.0, min(confidence, 1.0))}
+
+    async def async_converse(self, message: str | None, instructions: str) -> None:
+        """Start a conversation: extra instructions for the next answer only, then listen.
+
+        The opening line (the message, or one the model words) stays in the conversation; the
+        device listens by itself once it has been played.
+        """
+        await self._ready.wait()
+        client = self._require_client()
+        config = self._config
+        if config is not None:
+            await client.update_session(
+                self._for_mode(
+                    replace(config, instructions=f"{config.instructions}\n\n{instructions}")
+                )
+            )
+            self._extra_instructions = True
+        if message:
+            await self.async_speak(message=message, remember=True)
+        else:
+            await self.async_speak(
+                prompt="Open the conversation in one short sentence, as your instructions say.",
+                remember=True,
+            )
+
+    async def _end_extra_instructions(self) -> None:
+        """The conversation's next answer is done: back to the session's own instructions."""
+        self._extra_instructions = False
+        if (client := self.client) is not None and (config := self._config) is not None:
+            with contextlib.suppress(RealtimeError):
+                await client.update_session(self._for_mode(config))
 
     def _resolve_announce(self, response: RealtimeResponse) -> None:
         key = (response.metadata or {}).get(ANNOUNCE_KEY)
@@ -694,4 +845,4 @@ class SpeechBridge:
             self.device.async_notify()
 
 
-__all__ = ["BridgePath", "BridgePhase", "SpeechBridge"]
+__all__ = ["BridgeBusyError", "BridgePath", "BridgePhase", "SpeechBridge"]
