@@ -262,3 +262,25 @@ async def test_debug_logs_hold_no_secret_and_no_audio_dump(
     assert "response.create" in ours or "Sending" in ours
     assert realtime_server.api_key not in caplog.text
     assert re.search(r"[A-Za-z0-9+/]{200,}", ours) is None
+
+
+async def test_updated_device_clears_its_firmware_issue_at_boot(
+    hass: HomeAssistant,
+    hass_client_no_auth: Any,
+    realtime_server: RealtimeServer,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A paired device that reports old, then new firmware at boot raises, then clears."""
+
+    client = await device_client(hass, hass_client_no_auth, realtime_server)
+    device = simulator(client, firmware_version="1.7.0")
+    try:
+        await pair(hass, device)
+        await device.check_version()
+        issue_id = firmware_issue_id(device.mac)
+        assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
+        device.firmware_version = "2.4.2"
+        await device.check_version()
+        assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    finally:
+        await device.close()

@@ -29,6 +29,7 @@ from .const import (
     OTA_PATH,
 )
 from .devices import CODE_LIFETIME, DATA_HUB, DeviceHub, PendingDevice, normalize_mac
+from .repairs import async_firmware_issue
 
 MAX_BODY_SIZE: Final = 16 * 1024
 """Largest request body read; the firmware's system info is about 2 KB."""
@@ -169,7 +170,9 @@ class OtaView(HomeAssistantView):
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE, text="not ready")
         body: dict[str, Any] = {}
         if (found := hub.find_paired(check.mac)) is not None:
-            entry, _ = found
+            entry, subentry = found
+            # The device reports its firmware at every boot: an update clears the repair.
+            async_firmware_issue(hass, check.mac, subentry.title, check.firmware or None)
             socket: dict[str, Any] = {
                 "url": websocket_url(
                     hass, entry.options.get(CONF_DEVICE_WEBSOCKET_URL), request.url
