@@ -55,6 +55,10 @@ async def test_diagnostics_redact_every_secret(
         state.last_latency_ms = 730.0
         state.errors["realtime_timeout"] += 2
         subentry = next(iter(entry.subentries.values()))
+        hass.config_entries.async_update_subentry(
+            entry, subentry, data={**subentry.data, "profile": {"voice": "coral"}}
+        )
+        subentry = entry.subentries[subentry.subentry_id]
 
         secrets = {
             "api key": realtime_server.api_key,
@@ -101,9 +105,14 @@ async def test_diagnostics_redact_every_secret(
     assert device_diagnostics["connected"] is False
     assert device_diagnostics["latencies_ms"] == [510.0, 730.0]
     assert device_diagnostics["last_latency_ms"] == 730.0
+    # The settings the device's next session gets: its profile over the entry's options.
+    assert device_diagnostics["effective_settings"]["voice"] == "coral"
+    assert device_diagnostics["effective_settings"]["model"] == entry.options["model"]
     assert device_diagnostics["errors"] == {"realtime_timeout": 2}
     assert device_diagnostics["data"][CONF_TOKEN_HASH] == "**REDACTED**"
-    assert diagnostics["devices"] == [device_diagnostics]
+    assert diagnostics["devices"] == [
+        {k: v for k, v in device_diagnostics.items() if k != "effective_settings"}
+    ]
 
 
 async def test_diagnostics_of_an_entry_that_is_not_loaded(

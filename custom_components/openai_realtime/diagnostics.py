@@ -21,6 +21,7 @@ from .const import (
     DOMAIN,
 )
 from .devices import DATA_HUB, DeviceState, device_subentries
+from .profile import effective_options
 
 TO_REDACT: Final = {
     CONF_API_KEY,
@@ -95,7 +96,13 @@ async def async_get_device_diagnostics(
     hub = hass.data[DATA_HUB]
     for subentry in device_subentries(entry):
         if (DOMAIN, str(subentry.unique_id)) in device.identifiers:
-            return _device(subentry, hub.state(str(subentry.unique_id)))
+            return {
+                **_device(subentry, hub.state(str(subentry.unique_id))),
+                # What the device's next session gets: the entry's settings with its profile.
+                "effective_settings": async_redact_data(
+                    effective_options(hass, entry, subentry), TO_REDACT
+                ),
+            }
     return await async_get_config_entry_diagnostics(hass, entry)
 
 
