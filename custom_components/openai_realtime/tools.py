@@ -50,12 +50,6 @@ def tool_output(result: llm.ToolResult) -> str:
     return output
 
 
-def error_output(message: str) -> str:
-    """A function output telling the model that a call failed and why."""
-    output: str = json_dumps({"data": {"error": message}, "error": True})
-    return output
-
-
 @dataclass
 class ToolNames:
     """Valid, unique Realtime function names for tool names that may contain other characters.
