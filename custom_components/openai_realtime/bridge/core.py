@@ -345,11 +345,12 @@ class SpeechBridge:
         return device.id if device is not None else None
 
     async def _use_realtime(self) -> None:
+        """Back on Realtime: detach the fallback before stopping it, so both never serve."""
         self.path = BridgePath.REALTIME
-        if self.fallback is not None:
-            await self.fallback.async_stop()
-            self.fallback = None
+        fallback, self.fallback = self.fallback, None
         self.device.async_notify()
+        if fallback is not None:
+            await fallback.async_stop()
 
     def _use_fallback(self, error: RealtimeError) -> None:
         """Switch to the Assist pipeline; say why once per outage."""
