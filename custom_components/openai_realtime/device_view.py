@@ -7,6 +7,8 @@ from typing import Final
 
 from aiohttp import web
 from homeassistant.components.http.ban import process_success_login, process_wrong_login
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import Event
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
 from .const import DEVICE_WS_PATH, LOGGER
@@ -65,9 +67,16 @@ class DeviceWebSocketView(HomeAssistantView):
         connection = DeviceConnection(hass, ws, hub.state(mac), protocol_version=version)
         await hub.async_attach(connection)
         LOGGER.debug("Device %s connected", mac)
+
+        async def _close_on_stop(_: Event) -> None:
+            """HA stops: end the channel (the HTTP server would wait for this handler)."""
+            await connection.async_close("server stopping")
+
+        remove_stop_listener = hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _close_on_stop)
         try:
             await connection.run()
         finally:
+            remove_stop_listener()
             hub.async_detach(connection)
             LOGGER.debug("Device %s disconnected (%s)", mac, connection.close_reason)
         return ws
