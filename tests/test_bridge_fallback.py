@@ -21,6 +21,7 @@ from homeassistant.components.assist_pipeline.pipeline import (
 from homeassistant.config_entries import ConfigEntry, ConfigFlow
 from homeassistant.const import EVENT_STATE_CHANGED, Platform
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.setup import async_setup_component
 import numpy as np
@@ -34,7 +35,7 @@ from pytest_homeassistant_custom_component.common import (
     mock_platform,
 )
 
-from custom_components.openai_realtime.bridge import BridgePath, SpeechBridge
+from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
 from simulator.speech import synthesize
 from tests.device_helpers import device_client, until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
@@ -313,4 +314,59 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
     await wait_tts(device, "stop", start)
     assert realtime_server.of_type("conversation.item.create")
     assert len(providers.stt.requests) == 1
+    await disconnect(device, state)
+
+
+async def test_announce_with_the_pipeline_tts(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """With a TTS engine, the announcement is synthesised by it and converted by ffmpeg."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    await hass.services.async_call(
+        "assist_satellite",
+        "announce",
+        {"message": "Dinner is ready", "preannounce": False},
+        target={"entity_id": entity_id},
+        blocking=True,
+    )
+    assert providers.tts.messages == ["Dinner is ready"]
+    assert not realtime_server.of_type("response.create")
+    await wait_tts(device, "stop")
+    played = bytes(device.played_pcm)
+    assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
+    assert len(played) >= 24000 * 2 * TONE_SECONDS * 0.95
+    sentences = [m["text"] for m in device.messages if m.get("state") == "sentence_start"]
+    assert sentences == ["Dinner is ready"]
+    await disconnect(device, state)
+
+
+async def test_announce_media_that_cannot_be_decoded(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+    tmp_path: Any,
+) -> None:
+    """Media ffmpeg cannot read fails the action; the device is left listening, not stuck."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"this is not audio")
+    with pytest.raises(HomeAssistantError):
+        await hass.services.async_call(
+            "assist_satellite",
+            "announce",
+            {"media_id": str(bad), "preannounce": False},
+            target={"entity_id": entity_id},
+            blocking=True,
+        )
+    await until(lambda: hass.states.get(entity_id).state == "idle")
+    assert bridge_of(state).phase is BridgePhase.IDLE
+    assert not device.downlink_outcomes().get("played")
     await disconnect(device, state)
