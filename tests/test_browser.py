@@ -9,7 +9,9 @@ fails the test.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import os
 from pathlib import Path
+import tempfile
 
 from playwright.sync_api import Page, sync_playwright
 import pytest
@@ -36,7 +38,13 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-IMAGES = ROOT / "docs" / "images"
+# README screenshots are refreshed on request only, so that test runs leave the tree clean:
+# UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_browser.py
+IMAGES = (
+    ROOT / "docs" / "images"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "openai_realtime_screenshots"
+)
 TIMEOUT_MS = 20_000
 
 # Every text node and error alert on the page, shadow roots included.
