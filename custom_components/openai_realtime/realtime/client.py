@@ -135,6 +135,7 @@ class RealtimeClient:
         self._restart: str | None = None
         self._session_started = 0.0
         self._update_waiter: asyncio.Future[None] | None = None
+        self._update_lock = asyncio.Lock()
         self._update_event_id: str | None = None
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "error": self._on_error,
@@ -610,7 +611,14 @@ class RealtimeClient:
     # -- public operations -------------------------------------------------------------------
 
     async def update_session(self, config: SessionConfig) -> None:
-        """Send only what changed and wait for session.updated; voice waits for a new session."""
+        """Send only what changed and wait for session.updated; voice waits for a new session.
+
+        Updates are serialised: each waits for its own session.updated before the next is sent.
+        """
+        async with self._update_lock:
+            await self._update_session(config)
+
+    async def _update_session(self, config: SessionConfig) -> None:
         self._config = config
         target = config
         if self._audio_produced and config.voice != self._applied.voice:
