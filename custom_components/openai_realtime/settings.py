@@ -54,13 +54,6 @@ from .realtime import (
     Transcription,
 )
 
-# Hosts that authenticate with an `api-key` header instead of a Bearer token.
-_AZURE_HOST_SUFFIXES = (
-    ".openai.azure.com",
-    ".cognitiveservices.azure.com",
-    ".services.ai.azure.com",
-)
-
 
 def default_options() -> dict[str, Any]:
     """The settings a new entry starts with."""
@@ -81,15 +74,6 @@ def default_options() -> dict[str, Any]:
     }
 
 
-def auth_style_for(base_url: str | None) -> AuthStyle:
-    """Azure resources take the key in an `api-key` header; everyone else uses Bearer."""
-    if base_url:
-        host = base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
-        if host.endswith(_AZURE_HOST_SUFFIXES):
-            return AuthStyle.API_KEY
-    return AuthStyle.BEARER
-
-
 def endpoint_from_config(data: Mapping[str, Any], model: str | None = None) -> RealtimeEndpoint:
     """Build the connection target from entry data and the chosen model."""
     base_url = data.get(CONF_BASE_URL) or None
@@ -97,7 +81,7 @@ def endpoint_from_config(data: Mapping[str, Any], model: str | None = None) -> R
         api_key=data[CONF_API_KEY],
         model=model or RECOMMENDED_MODEL,
         base_url=base_url,
-        auth_style=auth_style_for(base_url),
+        auth_style=AuthStyle.for_base_url(base_url),
         dialect=Dialect.BETA if data.get(CONF_DIALECT) == DIALECT_BETA else Dialect.GA,
     )
 

@@ -85,3 +85,20 @@ def test_headers() -> None:
     assert azure.headers() == {"api-key": KEY}
     assert azure.is_azure
     assert not RealtimeEndpoint(api_key=KEY, model="m").is_azure
+
+
+@pytest.mark.parametrize(
+    ("base_url", "style"),
+    [
+        (None, AuthStyle.BEARER),
+        ("https://api.openai.com/v1", AuthStyle.BEARER),
+        ("https://home.openai.azure.com", AuthStyle.API_KEY),
+        ("https://HOME.cognitiveservices.azure.com:443/openai/v1", AuthStyle.API_KEY),
+        ("wss://x.services.ai.azure.com/openai/v1/realtime", AuthStyle.API_KEY),
+        ("http://openai.azure.com.example.net", AuthStyle.BEARER),
+        ("http://[::1", AuthStyle.BEARER),
+    ],
+)
+def test_auth_style_for_base_url(base_url: str | None, style: AuthStyle) -> None:
+    """Azure hosts (any case, any port) take `api-key`; anything else, even unparsable, Bearer."""
+    assert AuthStyle.for_base_url(base_url) is style

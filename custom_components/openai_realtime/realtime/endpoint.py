@@ -20,11 +20,25 @@ _AZURE_HOST_SUFFIXES: Final = (
 )
 
 
+def _is_azure_host(base_url: str | None) -> bool:
+    """Whether a base URL names an Azure OpenAI resource."""
+    try:
+        host = urlsplit((base_url or OPENAI_BASE_URL).strip()).hostname or ""
+    except ValueError:
+        return False
+    return host.endswith(_AZURE_HOST_SUFFIXES)
+
+
 class AuthStyle(StrEnum):
     """How the API key travels: OpenAI `Authorization: Bearer` or Azure `api-key`."""
 
     BEARER = "bearer"
     API_KEY = "api-key"
+
+    @classmethod
+    def for_base_url(cls, base_url: str | None) -> AuthStyle:
+        """The style a server expects: Azure resources take `api-key`, everyone else Bearer."""
+        return cls.API_KEY if _is_azure_host(base_url) else cls.BEARER
 
 
 class Dialect(StrEnum):
@@ -53,8 +67,7 @@ class RealtimeEndpoint:
     @property
     def is_azure(self) -> bool:
         """Whether the host is an Azure OpenAI resource (30-minute sessions, deployment names)."""
-        host = urlsplit(self.base_url or OPENAI_BASE_URL).hostname or ""
-        return host.endswith(_AZURE_HOST_SUFFIXES)
+        return _is_azure_host(self.base_url)
 
     def url(self) -> str:
         """Return the WebSocket URL, e.g. `wss://api.openai.com/v1/realtime?model=gpt-realtime`."""
@@ -72,8 +85,7 @@ class RealtimeEndpoint:
         path = parts.path.rstrip("/")
         path = path.removesuffix("/realtime")
         if not path.endswith("/v1"):
-            is_azure = (parts.hostname or "").endswith(_AZURE_HOST_SUFFIXES)
-            if is_azure and not path.endswith("/openai"):
+            if _is_azure_host(raw) and not path.endswith("/openai"):
                 path += "/openai"
             path += "/v1"
         query = f"model={quote(self.model.strip(), safe='')}"
