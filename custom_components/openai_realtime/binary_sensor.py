@@ -13,7 +13,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import OpenAIRealtimeConfigEntry
-from .entity import XiaozhiDeviceEntity
+from .entity import XiaozhiDeviceEntity, async_add_device_entities
 
 PARALLEL_UPDATES = 0
 
@@ -30,11 +30,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a connectivity sensor per paired device."""
-    for subentry, state in entry.runtime_data.devices.values():
-        async_add_entities(
-            [XiaozhiConnectedSensor(subentry, state, CONNECTED)],
-            config_subentry_id=subentry.subentry_id,
-        )
+    async_add_device_entities(
+        entry,
+        async_add_entities,
+        lambda subentry, state: [XiaozhiConnectedSensor(subentry, state, CONNECTED)],
+    )
 
 
 class XiaozhiConnectedSensor(XiaozhiDeviceEntity, BinarySensorEntity):

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from typing import override
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, override
 
 from homeassistant.config_entries import ConfigSubentry
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import CONNECTION_NETWORK_MAC, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_BOARD, CONF_FIRMWARE, DEVICE_MANUFACTURER, DOMAIN
 from .devices import DeviceState
+
+if TYPE_CHECKING:
+    from . import OpenAIRealtimeConfigEntry
+
+
+@callback
+def async_add_device_entities(
+    entry: OpenAIRealtimeConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entities_for: Callable[[ConfigSubentry, DeviceState], Iterable[Entity]],
+) -> None:
+    """Add a platform's entities for each paired device, under the device's config subentry."""
+    for subentry, state in entry.runtime_data.devices.values():
+        async_add_entities(entities_for(subentry, state), config_subentry_id=subentry.subentry_id)
 
 
 class XiaozhiDeviceEntity(Entity):

@@ -13,7 +13,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import OpenAIRealtimeConfigEntry
 from .const import DOMAIN
 from .device_connection import VOLUME_TOOL, DeviceConnection
-from .entity import XiaozhiDeviceEntity
+from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .xiaozhi import McpError
 
 PARALLEL_UPDATES = 1
@@ -34,10 +34,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a volume control per paired device."""
-    for subentry, state in entry.runtime_data.devices.values():
-        async_add_entities(
-            [XiaozhiVolume(subentry, state, VOLUME)], config_subentry_id=subentry.subentry_id
-        )
+    async_add_device_entities(
+        entry, async_add_entities, lambda subentry, state: [XiaozhiVolume(subentry, state, VOLUME)]
+    )
 
 
 class XiaozhiVolume(XiaozhiDeviceEntity, NumberEntity):

@@ -21,7 +21,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import OpenAIRealtimeConfigEntry
 from .const import CONF_MODEL, DOMAIN
-from .entity import XiaozhiDeviceEntity
+from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .usage import EntryUsage
 
 PARALLEL_UPDATES = 0
@@ -91,14 +91,14 @@ async def async_setup_entry(
 ) -> None:
     """Add the entry's usage sensors, and last-seen and latency sensors per paired device."""
     async_add_entities(UsageSensor(entry, description) for description in USAGE_SENSORS)
-    for subentry, state in entry.runtime_data.devices.values():
-        async_add_entities(
-            [
-                XiaozhiLastSeenSensor(subentry, state, LAST_SEEN),
-                XiaozhiLatencySensor(subentry, state, LATENCY),
-            ],
-            config_subentry_id=subentry.subentry_id,
-        )
+    async_add_device_entities(
+        entry,
+        async_add_entities,
+        lambda subentry, state: [
+            XiaozhiLastSeenSensor(subentry, state, LAST_SEEN),
+            XiaozhiLatencySensor(subentry, state, LATENCY),
+        ],
+    )
 
 
 class UsageSensor(SensorEntity):
