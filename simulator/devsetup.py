@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-import json
 import os
 import sys
 import time
 from typing import Any
-import urllib.error
-import urllib.parse
-import urllib.request
+
+from .http import http
 
 DOMAIN = "openai_realtime"
 DEV_USER = {"name": "Developer", "username": "dev", "password": "dev"}
@@ -29,26 +27,6 @@ def say(line: str, *, error: bool = False) -> None:
 
 class SetupError(Exception):
     """A step failed; the message says what to do by hand."""
-
-
-def _request(
-    url: str, *, body: Any = None, form: dict[str, str] | None = None, token: str = ""
-) -> Any:
-    """One HTTP call on the development instance; JSON in and out."""
-    headers: dict[str, str] = {}
-    data = None
-    if form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    elif body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    method = "GET" if data is None else "POST"
-    request = urllib.request.Request(url, data, headers, method=method)  # noqa: S310 - http only
-    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - our own instance
-        return json.loads(resp.read().decode() or "null")
 
 
 class DevInstance:
@@ -65,7 +43,7 @@ class DevInstance:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                steps: list[dict[str, Any]] = _request(self.base + "/api/onboarding")
+                steps: list[dict[str, Any]] = http("GET", self.base + "/api/onboarding")
                 return steps
             except OSError, ValueError:
                 if time.monotonic() > deadline:
@@ -75,7 +53,8 @@ class DevInstance:
     def onboard(self, steps: list[dict[str, Any]]) -> None:
         """Create the development owner and finish the remaining onboarding steps."""
         if not any(s["step"] == "user" and s["done"] for s in steps):
-            created = _request(
+            created = http(
+                "POST",
                 self.base + "/api/onboarding/users",
                 body={**DEV_USER, "client_id": self.client_id, "language": "en"},
             )
@@ -88,9 +67,10 @@ class DevInstance:
         pending = {s["step"] for s in steps if not s["done"]}
         for step in ("core_config", "analytics"):
             if step in pending:
-                _request(f"{self.base}/api/onboarding/{step}", body={}, token=self.token)
+                http("POST", f"{self.base}/api/onboarding/{step}", body={}, token=self.token)
         if "integration" in pending:
-            _request(
+            http(
+                "POST",
                 self.base + "/api/onboarding/integration",
                 body={"client_id": self.client_id, "redirect_uri": self.client_id},
                 token=self.token,
@@ -98,7 +78,8 @@ class DevInstance:
 
     def login(self) -> None:
         """Log in as the development owner (fails if onboarding used another account)."""
-        flow = _request(
+        flow = http(
+            "POST",
             self.base + "/auth/login_flow",
             body={
                 "client_id": self.client_id,
@@ -106,7 +87,8 @@ class DevInstance:
                 "redirect_uri": self.client_id,
             },
         )
-        result = _request(
+        result = http(
+            "POST",
             f"{self.base}/auth/login_flow/{flow['flow_id']}",
             body={
                 "username": DEV_USER["username"],
@@ -121,7 +103,8 @@ class DevInstance:
         self._token_from_code(result["result"])
 
     def _token_from_code(self, code: str) -> None:
-        tokens = _request(
+        tokens = http(
+            "POST",
             self.base + "/auth/token",
             form={"grant_type": "authorization_code", "code": code, "client_id": self.client_id},
         )
@@ -129,14 +112,15 @@ class DevInstance:
 
     def has_entry(self) -> bool:
         """Whether an OpenAI Realtime Voice entry exists already."""
-        entries = _request(
-            f"{self.base}/api/config/config_entries/entry?domain={DOMAIN}", token=self.token
+        entries = http(
+            "GET", f"{self.base}/api/config/config_entries/entry?domain={DOMAIN}", token=self.token
         )
         return bool(entries)
 
     def add_entry(self, api_key: str, base_url: str | None) -> None:
         """Complete the config flow through the REST API."""
-        flow = _request(
+        flow = http(
+            "POST",
             self.base + "/api/config/config_entries/flow",
             body={"handler": DOMAIN, "show_advanced_options": False},
             token=self.token,
@@ -144,7 +128,8 @@ class DevInstance:
         user_input: dict[str, Any] = {"api_key": api_key, "dialect": "ga"}
         if base_url:
             user_input["base_url"] = base_url
-        result = _request(
+        result = http(
+            "POST",
             f"{self.base}/api/config/config_entries/flow/{flow['flow_id']}",
             body=user_input,
             token=self.token,
@@ -177,12 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             say("==> no OPENAI_API_KEY: add OpenAI Realtime Voice in the UI with your key")
     except (SetupError, OSError, ValueError, KeyError) as err:
-        detail = (
-            err.read().decode(errors="replace")[:200]
-            if isinstance(err, urllib.error.HTTPError)
-            else ""
-        )
-        say(f"!! automatic setup stopped: {err} {detail}".rstrip(), error=True)
+        say(f"!! automatic setup stopped: {err}", error=True)
         return 1
     return 0
 

@@ -19,12 +19,11 @@ import socket
 import subprocess
 import time
 from typing import Any
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pytest_socket
 from websockets.sync.client import connect
+
+from simulator.http import http
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -50,48 +49,6 @@ def allow_sockets() -> None:
     pytest_socket.enable_socket()
 
 
-class HttpError(Exception):
-    """A REST call answered with an error status."""
-
-    def __init__(self, status: int, body: str) -> None:
-        """Keep the status and body for the assertion message."""
-        super().__init__(f"HTTP {status}: {body[:300]}")
-        self.status = status
-        self.body = body
-
-
-def http(
-    method: str,
-    url: str,
-    *,
-    token: str | None = None,
-    body: Any = None,
-    form: dict[str, str] | None = None,
-    timeout: float = 30.0,
-) -> Any:
-    """One JSON (or form) request; returns the decoded JSON reply (or text)."""
-    headers = {}
-    data = None
-    if form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    elif body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            text = resp.read().decode()
-    except urllib.error.HTTPError as err:
-        raise HttpError(err.code, err.read().decode(errors="replace")) from err
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
     """Poll `predicate` until it returns something truthy (exceptions count as not yet)."""
     deadline = time.monotonic() + timeout
@@ -100,7 +57,7 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -
         try:
             if result := predicate():
                 return result
-        except (OSError, HttpError, ValueError) as err:
+        except (OSError, ValueError) as err:  # HttpError is an OSError
             last = err
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what} (last error: {last})")
