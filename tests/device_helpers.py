@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from aiohttp.test_utils import TestClient
 from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntryState
@@ -43,11 +44,29 @@ async def setup_entry(
     return entry
 
 
+# The simulators made for each test client, so that `release_devices` can close them.
+_SIMULATORS: WeakKeyDictionary[TestClient, list[DeviceSimulator]] = WeakKeyDictionary()
+
+
 def simulator(client: TestClient, **kwargs: Any) -> DeviceSimulator:
     """A device whose OTA URL points at Home Assistant's test server."""
     kwargs.setdefault("activation_retry_delay", 0.0)
     kwargs.setdefault("activation_error_delay", 0.0)
-    return DeviceSimulator(str(client.make_url(OTA_PATH)), **kwargs)
+    device = DeviceSimulator(str(client.make_url(OTA_PATH)), **kwargs)
+    _SIMULATORS.setdefault(client, []).append(device)
+    return device
+
+
+async def release_devices(hass: HomeAssistant, client: TestClient) -> None:
+    """Close the client's simulators and wait until every bridge has stopped.
+
+    For fixture teardown: a bridge still talking to the Realtime server when the test's
+    server stops would log connection errors into the next assertions.
+    """
+    for device in _SIMULATORS.pop(client, []):
+        await device.close()
+    hub = hass.data[DATA_HUB]
+    await until(lambda: all(state.bridge is None for state in hub.states.values()))
 
 
 def discovery_flow(hass: HomeAssistant, mac: str) -> dict[str, Any]:

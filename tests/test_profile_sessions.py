@@ -15,9 +15,8 @@ from homeassistant.helpers import (
 import pytest
 
 from custom_components.openai_realtime.const import DOMAIN
-from custom_components.openai_realtime.devices import DATA_HUB
 from custom_components.openai_realtime.profile import CONF_PROFILE
-from tests.device_helpers import device_client, pair, simulator, until
+from tests.device_helpers import device_client, pair, release_devices, simulator, until
 from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from tests.test_bridge import device_state
@@ -32,12 +31,8 @@ async def client(
 ) -> AsyncIterator[TestClient]:
     """A loaded entry with lights and an HTTP client; simulators are closed afterwards."""
     http = await device_client(hass, hass_client_no_auth, realtime_server)
-    http.simulators = []  # type: ignore[attr-defined]
     yield http
-    for device in http.simulators:  # type: ignore[attr-defined]
-        await device.close()
-    hub = hass.data[DATA_HUB]
-    await until(lambda: all(state.bridge is None for state in hub.states.values()))
+    await release_devices(hass, http)
 
 
 def _subentry_id(hass: HomeAssistant, mac: str) -> str:
@@ -68,7 +63,6 @@ async def _connect(
 
 async def _paired(hass: HomeAssistant, client: TestClient, mac: str) -> DeviceSimulator:
     device = simulator(client, mac=mac)
-    client.simulators.append(device)  # type: ignore[attr-defined]
     await pair(hass, device)
     return device
 

@@ -14,9 +14,8 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 
 from custom_components.openai_realtime.const import DOMAIN
-from custom_components.openai_realtime.devices import DATA_HUB
 from simulator.speech import synthesize
-from tests.device_helpers import device_client, pair, simulator, until
+from tests.device_helpers import device_client, pair, release_devices, simulator, until
 from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.test_bridge import bridge_of, bridged, device_state, tts_states, wait_tts
@@ -32,20 +31,7 @@ async def client(
     """
     http = await device_client(hass, hass_client_no_auth, realtime_server)
     yield http
-    for device in SIMULATORS.pop(id(http), []):
-        await device.close()
-    hub = hass.data[DATA_HUB]
-    await until(lambda: all(state.bridge is None for state in hub.states.values()))
-
-
-SIMULATORS: dict[int, list[DeviceSimulator]] = {}
-
-
-async def _bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:
-    """A connected device, closed when the test ends."""
-    device = await bridged(hass, client, **kwargs)
-    SIMULATORS.setdefault(id(client), []).append(device)
-    return device
+    await release_devices(hass, http)
 
 
 async def _two_devices(
@@ -56,7 +42,6 @@ async def _two_devices(
         simulator(client, mac="aa:bb:cc:00:00:01"),
         simulator(client, mac="aa:bb:cc:00:00:02"),
     )
-    SIMULATORS.setdefault(id(client), []).extend(devices)
     for device in devices:
         await pair(hass, device)
     for device in devices:
@@ -122,7 +107,7 @@ async def test_speak_waits_for_the_reply_in_progress(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """A speak during a reply is played after it, without cutting it off."""
-    device = await _bridged(hass, client)
+    device = await bridged(hass, client)
     hold = asyncio.Event()
     realtime_server.script(
         ScriptedResponse(text="Here is a long story.", audio=tone(600), hold=hold),
@@ -159,7 +144,7 @@ async def test_ask_returns_the_answer_and_the_matched_option(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """ask: the question is spoken, the spoken answer transcribed and matched, not answered."""
-    device = await _bridged(hass, client)
+    device = await bridged(hass, client)
     realtime_server.user_transcript = "yes please, all of them"
     realtime_server.script(
         ScriptedResponse(text="Shall I turn off the downstairs lights?", audio=tone(240)),
@@ -211,7 +196,7 @@ async def test_ask_times_out_cleanly(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """No answer within the timeout: answered false, and the device can be asked again."""
-    device = await _bridged(hass, client)
+    device = await bridged(hass, client)
     realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
     result = await hass.services.async_call(
         DOMAIN,
@@ -228,7 +213,7 @@ async def test_converse_adds_instructions_for_the_next_answer_only(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """converse: extra instructions reach the session until its next answer is done."""
-    device = await _bridged(hass, client)
+    device = await bridged(hass, client)
     base = _instructions(realtime_server)
     realtime_server.user_transcript = "yes"
     realtime_server.script(
