@@ -258,12 +258,16 @@ async def test_session_expired_renews_without_the_device_noticing(
     await typed_turn(device, realtime_server, "remember the word banana")
     await realtime_server.session_expired()
     await realtime_server.wait_connections(2)
+
+    def said(text: str) -> int:
+        return [
+            e["item"]["content"][0].get("text")
+            for e in realtime_server.of_type("conversation.item.create")
+        ].count(text)
+
+    # The new connection is accepted before the client has replayed the history into it.
+    await until(lambda: said("remember the word banana") == 2)
     await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
-    replayed = [
-        e["item"]["content"][0].get("text")
-        for e in realtime_server.of_type("conversation.item.create")
-    ]
-    assert replayed.count("remember the word banana") == 2
     await typed_turn(device, realtime_server)
     assert bridge_of(state).path is BridgePath.REALTIME
     assert not device.alerts
