@@ -47,6 +47,7 @@ from ..realtime import (
     RealtimeClient,
     RealtimeError,
     RealtimeResponse,
+    RealtimeSessionClosed,
     ResponseDone,
     ResponseStarted,
     ServerError,
@@ -173,7 +174,9 @@ class SpeechBridge:
         """Follow the device's events and start the bridge's main task."""
         self._remove_listeners.append(self.connection.async_add_listener(self._on_device_event))
         self._remove_listeners.append(self.device.async_add_listener(self._on_device_changed))
-        if self.connection.session.hello_done:
+        if (
+            self.connection.session.hello_done
+        ):  # pragma: no cover - started before the hello is read
             self._hello.set()
         self.device.bridge = self
         self.spawn(self._run(), "run")
@@ -187,14 +190,15 @@ class SpeechBridge:
         for remove in self._remove_listeners:
             remove()
         self._remove_listeners.clear()
-        if self.device.bridge is self:
+        if self.device.bridge is self:  # pragma: no branch - a replaced bridge stops first
             self.device.bridge = None
         self._set_phase(BridgePhase.IDLE)
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
         for future in self._announced.values():
-            future.cancel()
+            if not future.done():
+                future.set_exception(RealtimeSessionClosed("the device disconnected"))
         client, self.client = self.client, None
         fallback, self.fallback = self.fallback, None
         await asyncio.shield(self._close(tasks, client, fallback))
@@ -227,6 +231,7 @@ class SpeechBridge:
         try:
             await self.hass.async_add_executor_job(load_opuslib)
         except OpusNotFoundError as err:
+            await self._hello.wait()  # the alert can only reach a device that said hello
             self.fail("opus", f"Opus is not available: {err}", alert=True)
             return
         await self._hello.wait()
@@ -272,7 +277,7 @@ class SpeechBridge:
             error = await self._follow(client)
             self.client = None
             await client.close()
-            if error is None:
+            if error is None:  # pragma: no cover - only our own close() ends without an error
                 return
             self._use_fallback(error)
 
@@ -391,8 +396,7 @@ class SpeechBridge:
                 case ResponseDone(response=response):
                     if self._extra_instructions and ANNOUNCE_KEY not in (response.metadata or {}):
                         self.spawn(self._end_extra_instructions(), "instructions")
-                    if (usage := getattr(self.entry.runtime_data, "usage", None)) is not None:
-                        usage.record(response.usage)
+                    self.entry.runtime_data.usage.record(response.usage)
                 case ServerError(code=code, message=message):
                     self.device.errors["server_error"] += 1
                     LOGGER.debug("Realtime error for %s: %s %s", self.device.mac, code, message)
@@ -420,9 +424,8 @@ class SpeechBridge:
                 self.spawn(self.async_interrupt(), "abort")
 
     def _on_audio(self, payload: bytes) -> None:
-        if self.path is BridgePath.ASSIST_PIPELINE:
-            if self.fallback is not None:
-                self.fallback.audio(payload)
+        if (fallback := self.fallback) is not None:  # the Assist pipeline path
+            fallback.audio(payload)
             return
         assert self._uplink is not None
         if (batch := self._uplink.feed(payload)) is not None:
@@ -440,17 +443,15 @@ class SpeechBridge:
         if self._uplink is not None:
             self._uplink.reset()
         self._set_phase(BridgePhase.LISTENING)
-        if self.path is BridgePath.ASSIST_PIPELINE:
-            if self.fallback is not None:
-                self.fallback.start_turn()
+        if (fallback := self.fallback) is not None:  # the Assist pipeline path
+            fallback.start_turn()
             return
         if (mode is ListenMode.MANUAL) != (previous is ListenMode.MANUAL):
             self.spawn(self._apply_mode(), "mode")
 
     def _on_listen_stop(self) -> None:
-        if self.path is BridgePath.ASSIST_PIPELINE:
-            if self.fallback is not None:
-                self.fallback.end_turn()
+        if (fallback := self.fallback) is not None:  # the Assist pipeline path
+            fallback.end_turn()
             return
         if self._mode is not ListenMode.MANUAL or self._uplink is None:
             return
@@ -482,23 +483,23 @@ class SpeechBridge:
             client = self.client
             if client is None:
                 continue
+            if not isinstance(item, _Commit):
+                await client.append_audio(item)  # never raises: dropped while disconnected
+                continue
+            self._turn_started = self._loop.time()
+            self._set_phase(BridgePhase.PROCESSING)
             try:
-                if isinstance(item, _Commit):
-                    self._turn_started = self._loop.time()
-                    self._set_phase(BridgePhase.PROCESSING)
-                    await client.commit_audio()
-                    if self._asking is None:
-                        await client.create_response()
-                else:
-                    await client.append_audio(item)
+                await client.commit_audio()
+                if self._asking is None:
+                    await client.create_response()
             except RealtimeError as err:
                 self.fail("realtime", f"Realtime request failed: {err}")
+                self._set_phase(BridgePhase.IDLE)  # no answer is coming
 
     async def _apply_mode(self) -> None:
         """Manual (push-to-talk) turns need client commits: no server turn detection then."""
-        if (client := self.client) is None or (config := self._config) is None:
-            return
         with contextlib.suppress(RealtimeError):
+            client, config = self._require_session()
             await client.update_session(self._for_mode(config))
 
     def _for_mode(self, config: SessionConfig) -> SessionConfig:
@@ -508,16 +509,14 @@ class SpeechBridge:
         return config
 
     async def _refresh_tools(self) -> None:
-        if (client := self.client) is None:
-            return
+        """Offer the device's current tools (and the prompt rendered again) to the session."""
         instructions, api = await self._llm_data()
         self._tools = BridgeTools(api, self.device.tools, self.connection.mcp)
-        if (config := self._config) is None:
-            return
-        config = self._config = replace(
-            config, instructions=instructions, tools=self._tools.functions
-        )
         with contextlib.suppress(RealtimeError):
+            client, config = self._require_session()
+            config = self._config = replace(
+                config, instructions=instructions, tools=self._tools.functions
+            )
             await client.update_session(self._for_mode(config))
 
     async def _typed_turn(self, text: str) -> None:
@@ -646,10 +645,12 @@ class SpeechBridge:
         """Speak a message in the Realtime voice now (out of band) and wait until it was heard."""
         await self.async_speak(message=message, interrupt=True)
 
-    def _require_client(self) -> RealtimeClient:
-        if (client := self.client) is None or self.path is not BridgePath.REALTIME:
+    def _require_session(self) -> tuple[RealtimeClient, SessionConfig]:
+        """The open Realtime session's client and configuration (set together)."""
+        client, config = self.client, self._config
+        if client is None or config is None or self.path is not BridgePath.REALTIME:
             raise RealtimeError("the Realtime session is not available")
-        return client
+        return client, config
 
     async def async_speak(
         self,
@@ -666,7 +667,7 @@ class SpeechBridge:
         conversation (an out-of-band response) unless `remember`.
         """
         await self._ready.wait()
-        client = self._require_client()
+        client, _ = self._require_session()
         parts = [
             f"Say exactly this to the user, and nothing else: {message}"
             if message
@@ -703,16 +704,15 @@ class SpeechBridge:
         and transcribed, not answered. The question stays in the conversation.
         """
         await self._ready.wait()
-        client = self._require_client()
+        client, config = self._require_session()
         if self._asking is not None:
             raise BridgeBusyError
-        config = self._config
         answer: asyncio.Future[str] = self._loop.create_future()
         self._asking = answer
+        detection = config.turn_detection
+        quiet = replace(detection, create_response=False) if detection is not None else None
         try:
-            if config is not None and config.turn_detection is not None:
-                quiet = replace(config.turn_detection, create_response=False)
-                await client.update_session(self._for_mode(replace(config, turn_detection=quiet)))
+            await client.update_session(self._for_mode(replace(config, turn_detection=quiet)))
             await self.async_speak(message=question, instructions=instructions, remember=True)
             try:
                 async with asyncio.timeout(answer_timeout):
@@ -721,9 +721,8 @@ class SpeechBridge:
                 return {"answered": False}
         finally:
             self._asking = None
-            if config is not None and self.client is client:
-                with contextlib.suppress(RealtimeError):
-                    await client.update_session(self._for_mode(self._config or config))
+            with contextlib.suppress(RealtimeError):  # a session that ended needs no restoring
+                await client.update_session(self._for_mode(self._config or config))
         result: dict[str, Any] = {"answered": True, "transcript": transcript}
         if options:
             result.update(await self._match(client, question, transcript, list(options)))
@@ -765,15 +764,11 @@ class SpeechBridge:
         device listens by itself once it has been played.
         """
         await self._ready.wait()
-        client = self._require_client()
-        config = self._config
-        if config is not None:
-            await client.update_session(
-                self._for_mode(
-                    replace(config, instructions=f"{config.instructions}\n\n{instructions}")
-                )
-            )
-            self._extra_instructions = True
+        client, config = self._require_session()
+        await client.update_session(
+            self._for_mode(replace(config, instructions=f"{config.instructions}\n\n{instructions}"))
+        )
+        self._extra_instructions = True
         if message:
             await self.async_speak(message=message, remember=True)
         else:
@@ -785,9 +780,9 @@ class SpeechBridge:
     async def _end_extra_instructions(self) -> None:
         """The conversation's next answer is done: back to the session's own instructions."""
         self._extra_instructions = False
-        if (client := self.client) is not None and (config := self._config) is not None:
-            with contextlib.suppress(RealtimeError):
-                await client.update_session(self._for_mode(config))
+        with contextlib.suppress(RealtimeError):
+            client, config = self._require_session()
+            await client.update_session(self._for_mode(config))
 
     def _resolve_announce(self, response: RealtimeResponse) -> None:
         key = (response.metadata or {}).get(ANNOUNCE_KEY)
