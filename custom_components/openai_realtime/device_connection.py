@@ -266,10 +266,11 @@ class DeviceConnection:
 
     async def _close(self, reason: str, code: WSCloseCode | None) -> None:
         self.close_reason = self.close_reason or reason
-        if not self._ws.closed:
-            await self._ws.close(
-                code=code or WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120]
-            )
+        # Closing an already closed socket is a no-op in aiohttp (only a concurrent
+        # `async_close` racing a receive timeout can get here with the socket closed).
+        await self._ws.close(
+            code=code or WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120]
+        )
 
     async def _shutdown(self) -> None:
         """Stop every owned task, fail pending MCP requests and release the socket."""
