@@ -199,7 +199,10 @@ class DeviceConnection:
                 except ProtocolError as err:
                     self._log_ignored(err)
         for listener in list(self._listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - one listener's bug must not end the session
+                LOGGER.exception("Error handling %s from device %s", type(event).__name__, self.mac)
 
     def _log_ignored(self, err: ProtocolError) -> None:
         """Log a bad frame without a traceback, then only at debug level."""
