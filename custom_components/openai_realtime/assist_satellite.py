@@ -72,10 +72,22 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
 
     @override
     async def async_will_remove_from_hass(self) -> None:
-        """Stop being the device's satellite."""
-        if self.device.satellite is self:
+        """Stop being the device's satellite; a fallback run in progress ends with it."""
+        if self.device.satellite is self:  # pragma: no branch - HA removes before re-adding
             self.device.satellite = None
+        await self._cancel_running_pipeline()
         await super().async_will_remove_from_hass()
+
+    @callback
+    @override
+    def _set_state(self, state: AssistSatelliteState) -> None:
+        """Write the state while this entity is the device's satellite, not once removed.
+
+        The base class writes it on the events of a run, and the run that its removal
+        cancels still ends with one.
+        """
+        if self.device.satellite is self:
+            super()._set_state(state)
 
     @callback
     def _on_device_changed(self) -> None:

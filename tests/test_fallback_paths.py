@@ -1,0 +1,456 @@
+"""The Assist fallback's unhappy and less common paths, with real STT/TTS entities in HA.
+
+Push-to-talk turns, a second `listen start`, audio arriving with no pipeline run, pipeline
+errors and failures, answers that cannot be played, and a device without a satellite entity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
+import logging
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.components import stt, tts
+from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
+from homeassistant.components.assist_pipeline.error import PipelineNotFound
+from homeassistant.config_entries import ConfigFlow
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import numpy as np
+import pytest
+from pytest_homeassistant_custom_component.common import mock_config_flow
+
+from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
+from custom_components.openai_realtime.devices import DeviceState
+from custom_components.openai_realtime.xiaozhi import ListenMode
+from simulator.speech import synthesize
+from tests import test_bridge_fallback
+from tests.device_helpers import device_client, until
+from tests.device_simulator import DeviceSimulator
+from tests.realtime_server import RealtimeServer
+from tests.test_assist_satellite import satellite_id
+from tests.test_bridge import bridge_of, bridged, correlation, device_state, disconnect, wait_tts
+from tests.test_bridge_fallback import (
+    STT_TEXT,
+    TEST_DOMAIN,
+    Providers,
+    RecordingSTT,
+    ToneTTS,
+    dominant_hz,
+    setup_providers,
+)
+
+TONE_HZ = test_bridge_fallback.TONE_HZ
+
+
+class ScriptedSTT(RecordingSTT):
+    """The recording STT entity, with a settable result and an optional hold."""
+
+    def __init__(self) -> None:
+        """Hear `STT_TEXT` at once unless told otherwise."""
+        super().__init__()
+        self.text = STT_TEXT
+        self.hold: asyncio.Event | None = None
+
+    async def async_process_audio_stream(
+        self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
+    ) -> stt.SpeechResult:
+        """Read the whole stream, wait for `hold` if set, then return `text`."""
+        audio = b"".join([chunk async for chunk in stream])
+        self.requests.append((metadata, audio))
+        if self.hold is not None:
+            await self.hold.wait()
+        return stt.SpeechResult(self.text, stt.SpeechResultState.SUCCESS)
+
+
+class ScriptedTTS(ToneTTS):
+    """The tone TTS entity, or any other answer it is given."""
+
+    def __init__(self) -> None:
+        """Answer with the tone unless told otherwise."""
+        super().__init__()
+        self.answer: tts.TtsAudioType | None = None
+
+    async def async_get_tts_audio(
+        self, message: str, language: str, options: dict[str, Any]
+    ) -> tts.TtsAudioType:
+        """`answer` if set, else the tone."""
+        tone = await super().async_get_tts_audio(message, language, options)
+        return self.answer or tone
+
+
+class _ProvidersFlow(ConfigFlow):
+    """The test integration's (unused) config flow."""
+
+
+async def scripted_providers(
+    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> Providers:
+    """The fallback test's providers, built from the scriptable entities above."""
+    monkeypatch.setattr(test_bridge_fallback, "RecordingSTT", ScriptedSTT)
+    monkeypatch.setattr(test_bridge_fallback, "ToneTTS", ScriptedTTS)
+    return await setup_providers(hass, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+async def providers(
+    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Providers]:
+    """Scriptable STT and TTS entities in the preferred pipeline."""
+    with mock_config_flow(TEST_DOMAIN, _ProvidersFlow):
+        yield await scripted_providers(hass, tmp_path, monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bridges retry Realtime every 50 ms."""
+    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant,
+    hass_client_no_auth: Any,
+    realtime_server: RealtimeServer,
+    lights: None,
+    providers: Providers,
+) -> TestClient:
+    """A loaded entry with lights and providers, and an HTTP client for devices."""
+    return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+def stt_of(providers: Providers) -> ScriptedSTT:
+    """The scriptable STT entity."""
+    assert isinstance(providers.stt, ScriptedSTT)
+    return providers.stt
+
+
+def tts_of(providers: Providers) -> ScriptedTTS:
+    """The scriptable TTS entity."""
+    assert isinstance(providers.tts, ScriptedTTS)
+    return providers.tts
+
+
+async def refuse_realtime(realtime_server: RealtimeServer, state: DeviceState) -> None:
+    """The account runs out of quota: the device's bridge switches to the fallback."""
+    realtime_server.on_connect_error = {
+        "type": "insufficient_quota",
+        "code": "insufficient_quota",
+        "message": "You exceeded your current quota.",
+    }
+    await realtime_server.close_connection(1008, "insufficient_quota")
+    await until(
+        lambda: (
+            bridge_of(state).path is BridgePath.ASSIST_PIPELINE
+            and bridge_of(state).fallback is not None
+        )
+    )
+
+
+async def on_fallback(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> tuple[DeviceSimulator, DeviceState]:
+    """A bridged device whose Realtime service refuses: it is served by the pipeline."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await refuse_realtime(realtime_server, state)
+    return device, state
+
+
+def alerts(device: DeviceSimulator) -> list[str]:
+    """The messages of the alerts the device showed."""
+    return [m["message"] for m in device.messages if m["type"] == "alert"]
+
+
+async def test_push_to_talk_release_ends_the_turn(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """Manual mode: `listen stop` ends the audio, STT gets all of it, the answer plays."""
+    device, state = await on_fallback(hass, client, realtime_server)
+    speech = await synthesize(STT_TEXT, 16000)
+    start = len(device.messages)
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(speech)
+    await device.stop_listening()
+    await wait_tts(device, "stop", start)
+    await until(lambda: hass.states.get(satellite_id(hass, device.mac)).state == "idle")
+    [(_, audio)] = stt_of(providers).requests
+    # Every packet sent before the release reached STT (the last batch was flushed).
+    assert len(speech) <= len(audio) <= len(speech) + 60 * 32
+    spoken = np.frombuffer(speech, dtype="<i2").astype(np.float64)
+    heard = np.frombuffer(audio, dtype="<i2").astype(np.float64)
+    assert correlation(spoken[:-1600], heard) > 0.8  # Opus delays the audio a little
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    assert abs(dominant_hz(bytes(device.played_pcm), 24000) - TONE_HZ) < 5
+    # Push-to-talk: the device idles after the answer instead of listening again.
+    assert device.state.value == "idle"
+    assert bridge_of(state).fallback is not None
+    assert bridge_of(state).fallback.turns == 1
+    await disconnect(device, state)
+
+
+async def test_listen_start_again_replaces_the_turn(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """A second `listen start` ends the first run's audio; the new turn gets the new audio."""
+    device, state = await on_fallback(hass, client, realtime_server)
+    fallback = bridge_of(state).fallback
+    assert fallback is not None
+    await device.start_listening(ListenMode.MANUAL)
+    await until(lambda: fallback.turns == 1)
+    speech = await synthesize(STT_TEXT, 16000)
+    start = len(device.messages)
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(speech)
+    await device.stop_listening()
+    await wait_tts(device, "stop", start)
+    assert fallback.turns == 2
+    # The last run heard exactly the second turn's speech.
+    _, audio = stt_of(providers).requests[-1]
+    assert len(speech) <= len(audio) <= len(speech) + 60 * 32
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    await disconnect(device, state)
+
+
+async def test_audio_of_a_turn_begun_on_realtime_is_dropped(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """Realtime drops mid-turn: the rest of that turn's audio goes nowhere; the next turn runs."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.start_listening(ListenMode.MANUAL)
+    await until(lambda: bridge_of(state).phase is BridgePhase.LISTENING)
+    await refuse_realtime(realtime_server, state)
+    fallback = bridge_of(state).fallback
+    assert fallback is not None
+    orphan = await synthesize("this is lost", 16000)
+    await device.send_audio(orphan)
+    await device.stop_listening()
+    assert fallback.turns == 0
+    speech = await synthesize(STT_TEXT, 16000)
+    start = len(device.messages)
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(speech)
+    await device.stop_listening()
+    await wait_tts(device, "stop", start)
+    # Only the new turn ran, and it heard only its own audio.
+    assert fallback.turns == 1
+    [(_, audio)] = stt_of(providers).requests
+    assert len(speech) <= len(audio) <= len(speech) + 60 * 32
+    await disconnect(device, state)
+
+
+async def test_pipeline_error_event_frees_the_device(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """STT hears nothing: the pipeline's error is counted and logged, nothing is played."""
+    device, state = await on_fallback(hass, client, realtime_server)
+    entity_id = satellite_id(hass, device.mac)
+    stt_of(providers).text = ""
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(await synthesize("mumble", 16000))
+    await device.stop_listening()
+    await until(lambda: state.errors["fallback"] == 1)
+    assert "Assist pipeline error: No text recognized" in caplog.text
+    await until(lambda: bridge_of(state).phase is BridgePhase.IDLE)
+    await until(lambda: hass.states.get(entity_id).state == "idle")
+    assert tts_of(providers).messages == []
+    assert "start" not in [m.get("state") for m in device.messages if m["type"] == "tts"]
+    assert [m["text"] for m in device.messages if m["type"] == "stt"] == []
+    await disconnect(device, state)
+
+
+async def test_pipeline_that_cannot_run_alerts_the_device(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    *,
+    providers: Providers,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run that raises is logged and shown on the device as an alert; the device is freed.
+
+    The satellite's pipeline start is patched to raise `PipelineNotFound` (what HA raises for a
+    vanished pipeline): the preferred pipeline cannot be made to vanish for real.
+    """
+    device, state = await on_fallback(hass, client, realtime_server)
+    satellite = state.satellite
+
+    async def vanished(*args: Any, **kwargs: Any) -> None:
+        raise PipelineNotFound("pipeline_not_found", "Pipeline gone not found")
+
+    monkeypatch.setattr(satellite, "async_accept_pipeline_from_satellite", vanished)
+    with caplog.at_level(logging.WARNING):
+        await device.start_listening(ListenMode.MANUAL)
+        await until(lambda: bool(alerts(device)))
+    message = (
+        "Assist pipeline failed: Pipeline error code=pipeline_not_found, "
+        "message=Pipeline gone not found"
+    )
+    assert alerts(device) == [message]
+    assert state.errors["fallback"] == 1
+    assert message in caplog.text
+    await until(lambda: bridge_of(state).phase is BridgePhase.IDLE)
+    assert stt_of(providers).requests == []
+    await disconnect(device, state)
+
+
+async def test_undecodable_answer_alerts_and_the_satellite_idles(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """A TTS answer ffmpeg cannot decode: an alert, `tts stop`, the satellite back to idle."""
+    device, state = await on_fallback(hass, client, realtime_server)
+    entity_id = satellite_id(hass, device.mac)
+    tts_of(providers).answer = ("wav", b"this is not audio")
+    start = len(device.messages)
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(await synthesize(STT_TEXT, 16000))
+    await device.stop_listening()
+    await until(lambda: bool(alerts(device)))
+    [alert] = alerts(device)
+    assert alert.startswith("Cannot play the answer: ")
+    await wait_tts(device, "stop", start)
+    await until(lambda: hass.states.get(entity_id).state == "idle")
+    assert state.errors["fallback"] == 1
+    assert not device.downlink_outcomes().get("played")
+    assert bridge_of(state).phase is BridgePhase.IDLE
+    await disconnect(device, state)
+
+
+async def test_answer_gone_before_it_is_played(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """The TTS result expired before the bridge fetched it: an alert, the satellite idles.
+
+    The satellite's pipeline events are wrapped to delete the result (HA's own
+    `async_delete_result_stream`, as its expiry does) just before `tts-end` is handled:
+    expiry itself takes minutes of real time.
+    """
+    device, state = await on_fallback(hass, client, realtime_server)
+    entity_id = satellite_id(hass, device.mac)
+    satellite = state.satellite
+    handle = satellite.on_pipeline_event
+    manager = hass.data[tts.DATA_TTS_MANAGER]
+    expired: list[tts.ResultStream] = []
+
+    def expire_then_handle(event: PipelineEvent) -> None:
+        if event.type is PipelineEventType.TTS_END and event.data:
+            token = event.data["tts_output"]["token"]
+            expired.append(manager.async_get_result_stream(token))
+            manager.async_delete_result_stream(token)
+        handle(event)
+
+    satellite.on_pipeline_event = expire_then_handle
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(await synthesize(STT_TEXT, 16000))
+    await device.stop_listening()
+    await until(lambda: bool(alerts(device)))
+    assert alerts(device) == ["Cannot play the answer: the TTS result is gone"]
+    await until(lambda: hass.states.get(entity_id).state == "idle")
+    # The answer itself was fine (reading it also lets HA finish caching it).
+    [stream] = expired
+    assert b"".join([chunk async for chunk in stream.async_stream_result()])
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    assert not device.downlink_outcomes().get("played")
+    await disconnect(device, state)
+
+
+async def test_turn_without_a_satellite_entity(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the satellite entity disabled no pipeline can run: logged, counted, alerted."""
+    device, state = await on_fallback(hass, client, realtime_server)
+    entity_id = satellite_id(hass, device.mac)
+    er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
+    await until(lambda: state.satellite is None)
+    fallback = bridge_of(state).fallback
+    assert fallback is not None
+    await device.start_listening(ListenMode.MANUAL)
+    await until(lambda: state.errors["fallback"] == 1)
+    assert "No assist satellite entity to run the pipeline" in caplog.text
+    await until(lambda: bool(alerts(device)))
+    assert alerts(device) == ["No assist satellite entity to run the pipeline"]
+    assert fallback.turns == 0
+    await device.send_audio(await synthesize(STT_TEXT, 16000))
+    await device.stop_listening()
+    assert stt_of(providers).requests == []
+    await disconnect(device, state)
+
+
+async def test_satellite_disabled_while_a_turn_runs(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The satellite entity is disabled mid-run: the run ends with it, no intent, no answer."""
+    device, state = await on_fallback(hass, client, realtime_server)
+    entity_id = satellite_id(hass, device.mac)
+    stt = stt_of(providers)
+    stt.hold = asyncio.Event()
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(await synthesize(STT_TEXT, 16000))
+    await device.stop_listening()
+    await until(lambda: bool(stt.requests))
+    er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
+    await until(lambda: hass.states.get(entity_id) is None)  # removal (and its run) done
+    assert state.satellite is None
+    stt.hold.set()
+    await hass.async_block_till_done()
+    assert hass.states.get("light.kitchen_lights").state == "off"
+    assert tts_of(providers).messages == []
+    assert not [m for m in device.messages if m["type"] == "tts"]
+    assert "incorrectly being triggered" not in caplog.text
+    await disconnect(device, state)
+
+
+async def test_satellite_disabled_while_the_answer_plays(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The satellite entity is disabled mid-answer: the answer plays out, the entity is left be."""
+    device, state = await on_fallback(hass, client, realtime_server)
+    entity_id = satellite_id(hass, device.mac)
+    start = len(device.messages)
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(await synthesize(STT_TEXT, 16000))
+    await device.stop_listening()
+    await wait_tts(device, "start", start)
+    er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
+    await until(lambda: state.satellite is None)
+    await wait_tts(device, "stop", start)
+    played = bytes(device.played_pcm)
+    assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
+    assert len(played) >= 24000 * 2 * 0.95
+    assert "incorrectly being triggered" not in caplog.text
+    await disconnect(device, state)
