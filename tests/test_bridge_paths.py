@@ -9,22 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import threading
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from homeassistant.components import conversation
+from homeassistant.components.assist_satellite.entity import AssistSatelliteState
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import chat_session
 import pytest
 
 from custom_components.openai_realtime.audio import OpusNotFoundError, load_opuslib
 from custom_components.openai_realtime.bridge import (
     BridgePath,
+    BridgePhase,
     SpeechBridge,
     core as bridge_core,
 )
+from custom_components.openai_realtime.bridge.core import BridgeBusyError
 from custom_components.openai_realtime.const import DOMAIN
-from custom_components.openai_realtime.realtime import RealtimeClient
+from custom_components.openai_realtime.realtime import (
+    RealtimeClient,
+    RealtimeError,
+    RealtimeSessionClosed,
+)
 from custom_components.openai_realtime.realtime.client import ClientOptions
 from custom_components.openai_realtime.xiaozhi import (
     DeviceEvent,
@@ -35,14 +46,16 @@ from custom_components.openai_realtime.xiaozhi import (
 )
 from tests.device_helpers import device_client, live, pair, simulator, until
 from tests.device_simulator import DeviceSimulator
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.test_bridge import (
     TURN_ON,
+    appended_audio,
     bridge_of,
     bridged,
     device_state,
     disconnect,
     loud,
+    tts_states,
     wait_tts,
 )
 
@@ -255,4 +268,390 @@ async def test_unknown_llm_api_still_opens_a_session(
     offered = {tool["name"] for tool in realtime_server.session.session["tools"]}
     assert TURN_ON not in offered
     await typed_turn(device, realtime_server)
+    await disconnect(device, state)
+
+
+# --- device events ----------------------------------------------------------------------------
+
+
+async def test_wake_word_while_speaking_cuts_the_reply(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """`listen detect` during a reply barges in (`tts stop`, cancel); an empty one is ignored."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await held_reply(device, realtime_server)
+    start = len(device.messages)
+    await listen_detect(device, "hey")
+    await wait_tts(device, "stop", start)
+    await realtime_server.wait_for("response.cancel")
+    await until(lambda: realtime_server.responses_done == 1)
+    assert typed_texts(realtime_server) == ["tell me something"]  # "hey" only interrupted
+    # Not speaking: a blank wake word text and a `listen stop` in auto mode start nothing.
+    await listen_detect(device, "   ")
+    await device.stop_listening()
+    await typed_turn(device, realtime_server, "next")
+    assert typed_texts(realtime_server) == ["tell me something", "next"]
+    assert not realtime_server.of_type("input_audio_buffer.commit")
+    assert len(realtime_server.of_type("response.create")) == 2
+    await disconnect(device, state)
+
+
+async def test_push_to_talk_of_whole_batches_is_sent_whole(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """300 ms of push-to-talk (three whole 100 ms batches): all appended, one commit, one reply."""
+    realtime_server.script(ScriptedResponse(text="Yes?", audio=tone(120)))
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.start_listening(ListenMode.MANUAL)
+    await until(lambda: realtime_server.session.session["audio"]["input"]["turn_detection"] is None)
+    assert await device.send_audio(loud(300)) == 5
+    await device.stop_listening()
+    await realtime_server.wait_for("input_audio_buffer.commit")
+    await wait_tts(device, "stop")
+    assert len(appended_audio(realtime_server)) == 300 * 48  # 24 kHz PCM16
+    assert len(realtime_server.of_type("input_audio_buffer.append")) == 3
+    assert len(realtime_server.of_type("response.create")) == 1
+    await disconnect(device, state)
+
+
+async def test_failed_commit_is_counted_and_frees_the_device(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A push-to-talk commit that fails: logged once, counted, the satellite idles again.
+
+    The session ending under a commit is a race; the failure is injected into the commit.
+    """
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    bridge = bridge_of(state)
+    commits: list[None] = []
+
+    async def failing_commit() -> None:
+        commits.append(None)
+        raise RealtimeSessionClosed("client closed")
+
+    monkeypatch.setattr(bridge.client, "commit_audio", failing_commit)
+    for turn in (1, 2):
+        await device.start_listening(ListenMode.MANUAL)
+        await device.send_audio(loud(200))
+        await device.stop_listening()
+        await until(lambda turn=turn: len(commits) == turn and state.errors["realtime"] == turn)
+    await until(lambda: bridge.phase is BridgePhase.IDLE)
+    await hass.async_block_till_done()
+    assert satellite_state(hass, device) == AssistSatelliteState.IDLE
+    assert len(warnings(caplog, "Realtime request failed: client closed")) == 1
+    assert not realtime_server.of_type("response.create")
+    await disconnect(device, state)
+
+
+async def test_failed_typed_turn_is_counted_and_logged_once(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Typed turns the session refuses: counted each time, logged once, no response asked for.
+
+    The failure is injected into `add_user_text` (the session ending under it is a race).
+    """
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    bridge = bridge_of(state)
+    real_add = bridge.client.add_user_text
+
+    async def failing_add(text: str) -> None:
+        raise RealtimeSessionClosed("client closed")
+
+    monkeypatch.setattr(bridge.client, "add_user_text", failing_add)
+    await device.detect_wake_word("one")
+    await until(lambda: state.errors["realtime"] == 1)
+    await device.detect_wake_word("two")
+    await until(lambda: state.errors["realtime"] == 2)
+    assert len(warnings(caplog, "Realtime request failed: client closed")) == 1
+    assert not realtime_server.of_type("response.create")
+    monkeypatch.setattr(bridge.client, "add_user_text", real_add)
+    await typed_turn(device, realtime_server, "three")
+    assert typed_texts(realtime_server) == ["three"]
+    await disconnect(device, state)
+
+
+# --- replies ----------------------------------------------------------------------------------
+
+
+async def test_reply_that_fails_to_play_frees_the_device(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reply that breaks mid-way: `tts stop`, an alert, a logged traceback; the next one plays.
+
+    No real reply makes the downlink fail; the failure is injected into its last step.
+    """
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    downlink = bridge_of(state).downlink
+    assert downlink is not None
+
+    async def broken_finish() -> None:
+        raise RuntimeError("encoder failed")
+
+    monkeypatch.setattr(downlink, "finish", broken_finish)
+    realtime_server.script(ScriptedResponse(text="Broken.", audio=tone(300)))
+    await device.detect_wake_word("hi")
+    await wait_tts(device, "stop")
+    await until(lambda: bool(device.alerts))
+    assert device.alerts[0].message == "Speech bridge failed"
+    assert state.errors["bridge"] == 1
+    (record,) = warnings(caplog, "Speech bridge failed")
+    assert record.exc_info is not None
+    assert bridge_of(state).phase is BridgePhase.IDLE
+    monkeypatch.undo()
+    await typed_turn(device, realtime_server)
+    assert tts_states(device)[-3:] == ["start", "sentence_start:Ok.", "stop"]
+    await disconnect(device, state)
+
+
+async def test_tool_outputs_that_cannot_be_sent_end_the_reply(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The tool ran but its output cannot reach the session: logged, counted, `tts stop`.
+
+    The failure is injected into `submit_tool_outputs` (the session ending under it is a race).
+    """
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    bridge = bridge_of(state)
+
+    async def failing_submit(outputs: Any) -> None:
+        raise RealtimeSessionClosed("client closed")
+
+    monkeypatch.setattr(bridge.client, "submit_tool_outputs", failing_submit)
+    realtime_server.script(
+        ScriptedResponse(
+            text="Turning it on.",
+            audio=tone(120),
+            calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')],
+        )
+    )
+    await device.detect_wake_word("kitchen lights on")
+    await wait_tts(device, "stop")
+    await hass.async_block_till_done()
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    assert state.errors["realtime"] == 1
+    assert len(warnings(caplog, "Realtime request failed: client closed")) == 1
+    await until(lambda: bridge.phase is BridgePhase.IDLE)
+    await disconnect(device, state)
+
+
+async def test_tool_loop_limit_ends_the_reply(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A model that keeps calling tools past the round limit: no more responses, `tts stop`."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    calls = [ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]
+    realtime_server.script(ScriptedResponse(calls=calls), ScriptedResponse(calls=calls))
+    await device.detect_wake_word("lights")
+    await wait_tts(device, "stop")
+    await until(lambda: realtime_server.responses_done == 2)
+    assert len(realtime_server.of_type("response.create")) == 2  # the turn, one tool round
+    outputs = [
+        e
+        for e in realtime_server.of_type("conversation.item.create")
+        if e["item"]["type"] == "function_call_output"
+    ]
+    assert len(outputs) == 2  # both rounds' results are in the conversation
+    assert any("Tool loop limit (1) reached" in r.getMessage() for r in caplog.records)
+    assert bridge_of(state).phase is BridgePhase.IDLE
+    assert state.errors["realtime"] == 0
+    await disconnect(device, state)
+
+
+async def test_empty_reply_records_only_the_user_turn(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A reply with neither words nor tools: the device is freed, the chat log has the user only."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    realtime_server.script(ScriptedResponse())
+    await device.detect_wake_word("hmm")
+    await wait_tts(device, "stop")
+    bridge = bridge_of(state)
+    await until(lambda: bridge.phase is BridgePhase.IDLE)
+    with (
+        chat_session.async_get_chat_session(hass, bridge._conversation_id) as session,
+        conversation.async_get_chat_log(hass, session) as chat_log,
+    ):
+        assert [content.role for content in chat_log.content] == ["system", "user"]
+        assert chat_log.content[1].content == "hmm"
+    await disconnect(device, state)
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+
+async def test_actions_refused_while_the_pipeline_stands_in(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """On the Assist pipeline path, speak/ask/converse need Realtime and say so at once."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    realtime_server.on_connect_error = QUOTA
+    await realtime_server.close_connection(1008, "insufficient_quota")
+    bridge = bridge_of(state)
+    await until(lambda: bridge.path is BridgePath.ASSIST_PIPELINE)
+    for action in (
+        bridge.async_say("hello"),
+        bridge.async_ask("Ready?"),
+        bridge.async_converse(None, "Be brief."),
+    ):
+        with pytest.raises(RealtimeError, match="not available"):
+            await action
+    # The satellite's announcement (no TTS engine: the Realtime voice) fails translated.
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "assist_satellite",
+            "announce",
+            {"message": "Dinner is ready", "preannounce": False},
+            target={"entity_id": state.satellite.entity_id},
+            blocking=True,
+        )
+    assert err.value.translation_key == "announcement_failed"
+    realtime_server.on_connect_error = None
+    await until(lambda: bridge.client is not None and bridge.client.connected)
+    await disconnect(device, state)
+
+
+async def test_speak_fails_when_the_device_leaves(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A device that leaves mid-announcement fails the announcement (no stray cancellation)."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    realtime_server.script(
+        ScriptedResponse(text="Dinner is ready.", audio=tone(3000), hold=asyncio.Event())
+    )
+    announce = hass.async_create_task(
+        hass.services.async_call(
+            "assist_satellite",
+            "announce",
+            {"message": "Dinner is ready", "preannounce": False},
+            target={"entity_id": state.satellite.entity_id},
+            blocking=True,
+        )
+    )
+    await until(lambda: device.downlink_outcomes().get("played", 0) >= 2)
+    await device.close()
+    with pytest.raises(HomeAssistantError) as err:
+        await announce
+    assert err.value.translation_key == "announcement_failed"
+    assert isinstance(err.value.__cause__, RealtimeSessionClosed)
+    await until(lambda: state.bridge is None)
+
+
+async def test_second_ask_is_refused_while_one_waits(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """One question at a time: a second ask is refused; the first times out unanswered."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    bridge = bridge_of(state)
+    realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
+    first = hass.async_create_task(bridge.async_ask("Are you there?", answer_timeout=1))
+    await realtime_server.wait_for("response.create")
+    with pytest.raises(BridgeBusyError):
+        await bridge.async_ask("And now?")
+    assert await first == {"answered": False}
+    assert len(realtime_server.of_type("response.create")) == 1
+    await disconnect(device, state)
+
+
+async def test_ask_on_push_to_talk_without_options(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A push-to-talk answer is committed but not answered; without options only its text."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.start_listening(ListenMode.MANUAL)
+    await until(lambda: realtime_server.session.session["audio"]["input"]["turn_detection"] is None)
+    realtime_server.user_transcript = "the blue one"
+    realtime_server.script(ScriptedResponse(text="Which one?", audio=tone(120)))
+    asking = hass.async_create_task(bridge_of(state).async_ask("Which one?", answer_timeout=20))
+    await wait_tts(device, "stop")
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(loud(300))
+    await device.stop_listening()
+    assert await asking == {"answered": True, "transcript": "the blue one"}
+    assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
+    assert len(realtime_server.of_type("response.create")) == 1  # the question only
+    await disconnect(device, state)
+
+
+async def test_option_match_when_the_model_does_not_answer_in_json(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Not JSON: the option the transcript names; an option not offered: none, confidence kept
+    within 0..1."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    bridge = bridge_of(state)
+    realtime_server.user_transcript = "yes please"
+
+    async def ask(match_reply: str) -> dict[str, Any]:
+        realtime_server.script(
+            ScriptedResponse(text="Lights off?", audio=tone(120)),
+            ScriptedResponse(text=match_reply),
+        )
+        start = len(device.messages)
+        asking = hass.async_create_task(
+            bridge.async_ask("Lights off?", options=["yes", "no"], answer_timeout=20)
+        )
+        await wait_tts(device, "stop", start)
+        await until(lambda: device.state.value == "listening")
+        await device.send_audio(loud(300) + bytes(32000))
+        return await asking
+
+    assert await ask("Sure, they said yes.") == {
+        "answered": True,
+        "transcript": "yes please",
+        "option": "yes",
+        "confidence": None,
+    }
+    assert await ask(json.dumps({"option": "maybe", "confidence": 3})) == {
+        "answered": True,
+        "transcript": "yes please",
+        "option": None,
+        "confidence": 1.0,
+    }
+    await disconnect(device, state)
+
+
+async def test_converse_without_a_message_lets_the_model_open(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """converse without a message: the model words the opening line, which is remembered."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    realtime_server.script(ScriptedResponse(text="Shall we plan dinner?", audio=tone(120)))
+    await bridge_of(state).async_converse(None, "Help the user plan dinner.")
+    create = realtime_server.of_type("response.create")[-1]["response"]
+    assert "Open the conversation in one short sentence" in create["instructions"]
+    assert "conversation" not in create  # in the conversation, not out of band
+    assert device.assistant_lines[-1] == "Shall we plan dinner?"
     await disconnect(device, state)

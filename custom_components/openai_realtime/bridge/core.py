@@ -535,6 +535,8 @@ class SpeechBridge:
 
     async def _play_responses(self) -> None:
         """Play responses one after another; `tts stop` once the last one has played out."""
+        downlink = self.downlink
+        assert downlink is not None  # created before this task starts
         while True:
             response = await self._responses.get()
             async with self._speaker:
@@ -542,6 +544,7 @@ class SpeechBridge:
                     await self._play(response)
                 except Exception:  # noqa: BLE001 - never leave the device stuck in Speaking
                     self.fail("bridge", "Speech bridge failed", exc_info=True, alert=True)
+                    await downlink.stop()  # its half sentence must not open the next reply
                     await self.end_speech()
                 finally:
                     self._current = None
