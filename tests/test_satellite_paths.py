@@ -1,0 +1,322 @@
+"""The satellite's conversations and announcements on each path, and their failures.
+
+`start_conversation` goes to the Realtime session on the Realtime path and through Home
+Assistant's announce-then-listen flow (the pipeline's TTS) on the fallback path; announcements
+fail cleanly when their TTS result is gone or no Realtime session can speak them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.components.assist_pipeline.pipeline import (
+    async_get_pipeline,
+    async_update_pipeline,
+)
+from homeassistant.components.tts import DATA_TTS_MANAGER, ResultStream
+from homeassistant.config_entries import ConfigFlow
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import mock_config_flow
+
+from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
+from tests.device_helpers import device_client, until
+from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
+from tests.test_assist_satellite import satellite_id
+from tests.test_bridge import bridge_of, bridged, device_state, disconnect, tts_states, wait_tts
+from tests.test_bridge_fallback import TEST_DOMAIN, TONE_HZ, Providers, dominant_hz
+from tests.test_fallback_paths import refuse_realtime, scripted_providers
+
+OPENING = "Shall I turn on the lights?"
+EXTRA = "The user just came home in the dark."
+
+
+class _ProvidersFlow(ConfigFlow):
+    """The test providers' (unused) config flow."""
+
+
+@pytest.fixture
+async def providers(
+    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Providers]:
+    """STT and TTS entities in the preferred pipeline."""
+    with mock_config_flow(TEST_DOMAIN, _ProvidersFlow):
+        yield await scripted_providers(hass, tmp_path, monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bridges retry Realtime every 50 ms."""
+    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
+
+
+@pytest.fixture
+async def websocket_api(hass: HomeAssistant) -> None:
+    """The WebSocket API, set up before the HTTP server starts (its router is then frozen)."""
+    assert await async_setup_component(hass, "websocket_api", {})
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer, lights: None
+) -> TestClient:
+    """A loaded entry with lights (no TTS engine), and an HTTP client for devices."""
+    return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+@pytest.fixture
+async def tts_client(
+    hass: HomeAssistant,
+    hass_client_no_auth: Any,
+    realtime_server: RealtimeServer,
+    lights: None,
+    providers: Providers,
+) -> TestClient:
+    """As `client`, with STT and TTS entities in the preferred pipeline."""
+    return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+def last_instructions(server: RealtimeServer) -> str:
+    """The session's instructions as last set by a session.update."""
+    updates = [
+        e["session"] for e in server.of_type("session.update") if "instructions" in e["session"]
+    ]
+    return str(updates[-1]["instructions"])
+
+
+def record_states(hass: HomeAssistant, entity_id: str) -> list[str]:
+    """Every state the entity takes from now on."""
+    seen: list[str] = []
+
+    @callback
+    def changed(event: Event[EventStateChangedData]) -> None:
+        if event.data["entity_id"] == entity_id and (new := event.data["new_state"]):
+            seen.append(new.state)
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, changed)
+    return seen
+
+
+async def start_conversation(hass: HomeAssistant, entity_id: str, **data: Any) -> None:
+    """Call `assist_satellite.start_conversation` (no pre-announce sound) and wait for it."""
+    await hass.services.async_call(
+        "assist_satellite",
+        "start_conversation",
+        {"preannounce": False, **data},
+        target={"entity_id": entity_id},
+        blocking=True,
+    )
+
+
+async def test_start_conversation_on_the_realtime_path(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The session gets the extra prompt and says the opening line; the device then listens."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    base = last_instructions(realtime_server)
+    seen = record_states(hass, entity_id)
+    realtime_server.script(ScriptedResponse(text=OPENING, audio=tone(300)))
+    await start_conversation(hass, entity_id, start_message=OPENING, extra_system_prompt=EXTRA)
+    assert last_instructions(realtime_server) == f"{base}\n\n{EXTRA}"
+    create = realtime_server.of_type("response.create")[-1]["response"]
+    assert OPENING in create["instructions"]
+    assert create.get("conversation") != "none"  # the opening line stays in the conversation
+    await wait_tts(device, "stop")
+    assert tts_states(device) == ["start", f"sentence_start:{OPENING}", "stop"]
+    assert device.downlink_outcomes() == {"played": 5}
+    # Responding while the line plays, idle after it, then listening with the device.
+    await until(lambda: seen[-1:] == ["listening"])
+    assert seen[:2] == ["responding", "idle"]
+    await disconnect(device, state)
+
+
+async def test_start_conversation_without_a_message_lets_the_model_open(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """No start message: the model words the opening itself, following the extra prompt."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    base = last_instructions(realtime_server)
+    realtime_server.script(ScriptedResponse(text="Hello there.", audio=tone(120)))
+    await start_conversation(hass, entity_id, start_message="", extra_system_prompt=EXTRA)
+    assert last_instructions(realtime_server) == f"{base}\n\n{EXTRA}"
+    create = realtime_server.of_type("response.create")[-1]["response"]
+    assert "Open the conversation in one short sentence" in create["instructions"]
+    await wait_tts(device, "stop")
+    assert tts_states(device) == ["start", "sentence_start:Hello there.", "stop"]
+    await disconnect(device, state)
+
+
+async def test_start_conversation_refused_by_the_session(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The session refuses the extra prompt: a translated error, nothing said, satellite idle."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+
+    async def refuse(event: dict[str, Any]) -> bool:
+        await realtime_server.session.error(
+            "invalid_value", "instructions too long", event["event_id"]
+        )
+        return True
+
+    realtime_server.hooks["session.update"] = refuse
+    creates = len(realtime_server.of_type("response.create"))
+    with pytest.raises(HomeAssistantError) as err:
+        await start_conversation(hass, entity_id, start_message=OPENING, extra_system_prompt=EXTRA)
+    assert err.value.translation_key == "realtime_unavailable"
+    assert err.value.translation_placeholders == {"device": device.mac}
+    assert hass.states.get(entity_id).state == "idle"
+    assert len(realtime_server.of_type("response.create")) == creates
+    assert tts_states(device) == []
+    # The session itself is still fine: the device can talk to it.
+    del realtime_server.hooks["session.update"]
+    realtime_server.script(ScriptedResponse(text="Still here.", audio=tone(120)))
+    await device.detect_wake_word("are you there")
+    await wait_tts(device, "stop")
+    await disconnect(device, state)
+
+
+async def test_start_conversation_on_the_fallback_path_announces_then_listens(
+    hass: HomeAssistant,
+    tts_client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """Fallback: the pipeline's TTS says the opening line on the device, which then listens."""
+    # Home Assistant's flow needs a pipeline agent other than the built-in one: this one.
+    agent = next(
+        e
+        for e in hass.states.async_entity_ids("conversation")
+        if e != "conversation.home_assistant"
+    )
+    await async_update_pipeline(hass, async_get_pipeline(hass), conversation_engine=agent)
+    device = await bridged(hass, tts_client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    await refuse_realtime(realtime_server, state)
+    creates = len(realtime_server.of_type("response.create"))
+    start = len(device.messages)
+    await start_conversation(hass, entity_id, start_message=OPENING, extra_system_prompt=EXTRA)
+    assert providers.tts.messages == [OPENING]
+    await wait_tts(device, "stop", start)
+    assert tts_states(device) == ["start", f"sentence_start:{OPENING}", "stop"]
+    played = bytes(device.played_pcm)
+    assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
+    assert len(realtime_server.of_type("response.create")) == creates
+    # After `tts stop` the device listens again, into a pipeline run of the fallback.
+    await until(
+        lambda: bridge_of(state).fallback is not None and bridge_of(state).fallback.turns == 1
+    )
+    assert bridge_of(state).path is BridgePath.ASSIST_PIPELINE
+    await disconnect(device, state)
+
+
+async def test_announcement_whose_tts_result_is_gone(
+    hass: HomeAssistant,
+    tts_client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """The TTS result vanished before playing: the action fails, nothing plays, satellite idle.
+
+    A state listener deletes the result (HA's own `async_delete_result_stream`, as its expiry
+    does) the moment the satellite starts responding: expiry itself takes minutes.
+    """
+    device = await bridged(hass, tts_client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    manager = hass.data[DATA_TTS_MANAGER]
+    expired: list[ResultStream] = []
+
+    @callback
+    def expire(event: Event[EventStateChangedData]) -> None:
+        new = event.data["new_state"]
+        if event.data["entity_id"] == entity_id and new and new.state == "responding":
+            for token, stream in list(manager.token_to_stream.items()):
+                expired.append(stream)
+                manager.async_delete_result_stream(token)
+
+    remove = hass.bus.async_listen(EVENT_STATE_CHANGED, expire)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "assist_satellite",
+            "announce",
+            {"message": "Dinner is ready", "preannounce": False},
+            target={"entity_id": entity_id},
+            blocking=True,
+        )
+    remove()
+    assert err.value.translation_key == "announcement_failed"
+    assert hass.states.get(entity_id).state == "idle"
+    assert tts_states(device) == []
+    assert bridge_of(state).phase is BridgePhase.IDLE
+    # The result itself was fine (reading it also lets HA finish caching it).
+    [stream] = expired
+    assert b"".join([chunk async for chunk in stream.async_stream_result()])
+    await disconnect(device, state)
+
+
+async def test_announce_in_the_realtime_voice_needs_the_realtime_path(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Without a TTS engine and on the fallback path, nobody can speak: the action fails."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    await refuse_realtime(realtime_server, state)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "assist_satellite",
+            "announce",
+            {"message": "Dinner is ready", "preannounce": False},
+            target={"entity_id": entity_id},
+            blocking=True,
+        )
+    assert err.value.translation_key == "announcement_failed"
+    assert hass.states.get(entity_id).state == "idle"
+    assert tts_states(device) == []
+    await disconnect(device, state)
+
+
+async def test_wake_words_are_not_configurable(
+    hass: HomeAssistant, websocket_api: None, client: TestClient, hass_ws_client: Any
+) -> None:
+    """The configuration offers no wake words; activating one is refused, none is accepted."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    ws = await hass_ws_client(hass)
+    await ws.send_json_auto_id(
+        {"type": "assist_satellite/get_configuration", "entity_id": entity_id}
+    )
+    msg = await ws.receive_json()
+    assert msg["success"], msg
+    assert msg["result"]["available_wake_words"] == []
+    assert msg["result"]["active_wake_words"] == []
+    assert msg["result"]["max_active_wake_words"] == 0
+    await ws.send_json_auto_id(
+        {
+            "type": "assist_satellite/set_wake_words",
+            "entity_id": entity_id,
+            "wake_word_ids": ["hey"],
+        }
+    )
+    msg = await ws.receive_json()
+    assert not msg["success"]
+    assert msg["error"]["code"] == "not_supported"
+    await ws.send_json_auto_id(
+        {"type": "assist_satellite/set_wake_words", "entity_id": entity_id, "wake_word_ids": []}
+    )
+    msg = await ws.receive_json()
+    assert msg["success"], msg
+    await disconnect(device, state)
