@@ -173,8 +173,40 @@ async def test_missing_opus_alerts_the_device(
     assert state.errors["opus"] == 1
     assert len(warnings(caplog, "Opus is not available")) == 1
     assert realtime_server.connections == connections
+    # Actions on the device fail at once instead of waiting for a codec that never comes.
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "speak",
+            {"entity_id": state.satellite.entity_id, "message": "Dinner is ready"},
+            blocking=True,
+        )
+    assert err.value.translation_key == "realtime_unavailable"
+    assert "Opus is not available" in str(err.value.__cause__)
     await device.close()
     await until(lambda: state.bridge is None)
+
+
+async def test_actions_waiting_for_the_hello_fail_when_the_device_leaves(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """An action sent before the device's hello fails cleanly if the device leaves first."""
+    device = simulator(client)
+    await pair(hass, device)
+    state = device_state(hass, device)
+    session = await device._http()
+    async with session.ws_connect(
+        str(device.nvs_websocket["url"]), headers=device.ws_headers()
+    ) as ws:  # connected, but no hello yet
+        await until(lambda: state.bridge is not None)
+        speak = hass.async_create_task(bridge_of(state).async_say("hello"))
+        await asyncio.sleep(0)
+        assert not speak.done()
+        await ws.close()
+    with pytest.raises(RealtimeSessionClosed):
+        await speak
+    await until(lambda: state.bridge is None)
+    await device.close()
 
 
 async def test_push_to_talk_pressed_before_the_bridge_is_ready(
@@ -516,13 +548,22 @@ async def test_actions_refused_while_the_pipeline_stands_in(
     await realtime_server.close_connection(1008, "insufficient_quota")
     bridge = bridge_of(state)
     await until(lambda: bridge.path is BridgePath.ASSIST_PIPELINE)
-    for action in (
-        bridge.async_say("hello"),
-        bridge.async_ask("Ready?"),
-        bridge.async_converse(None, "Be brief."),
+    satellite = state.satellite.entity_id
+    for action, data, response in (
+        ("speak", {"message": "hello"}, False),
+        ("ask", {"question": "Ready?"}, True),
+        ("converse", {"instructions": "Be brief."}, False),
     ):
-        with pytest.raises(RealtimeError, match="not available"):
-            await action
+        with pytest.raises(HomeAssistantError) as err:
+            await hass.services.async_call(
+                DOMAIN,
+                action,
+                {"entity_id": satellite, **data},
+                blocking=True,
+                return_response=response,
+            )
+        assert err.value.translation_key == "realtime_unavailable"
+        assert isinstance(err.value.__cause__, RealtimeError)
     # The satellite's announcement (no TTS engine: the Realtime voice) fails translated.
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
@@ -575,8 +616,16 @@ async def test_second_ask_is_refused_while_one_waits(
     realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
     first = hass.async_create_task(bridge.async_ask("Are you there?", answer_timeout=1))
     await realtime_server.wait_for("response.create")
-    with pytest.raises(BridgeBusyError):
-        await bridge.async_ask("And now?")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "ask",
+            {"entity_id": state.satellite.entity_id, "question": "And now?"},
+            blocking=True,
+            return_response=True,
+        )
+    assert err.value.translation_key == "device_busy"
+    assert isinstance(err.value.__cause__, BridgeBusyError)
     assert await first == {"answered": False}
     assert len(realtime_server.of_type("response.create")) == 1
     await disconnect(device, state)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
 from homeassistant.core import (
@@ -21,8 +22,13 @@ from homeassistant.helpers import (
 )
 import probatio
 
+from .bridge import BridgeBusyError
 from .const import DOMAIN
 from .devices import DATA_HUB
+from .realtime import RealtimeError
+
+if TYPE_CHECKING:
+    from .bridge import SpeechBridge
 
 SERVICE_SPEAK: Final = "speak"
 SERVICE_ASK: Final = "ask"
@@ -116,6 +122,24 @@ def _bridges(hass: HomeAssistant, call: ServiceCall) -> list[Any]:
     return bridges
 
 
+async def _on_device[T](bridge: SpeechBridge, action: Awaitable[T]) -> T:
+    """Run a bridge action; its errors become messages naming the device."""
+    try:
+        return await action
+    except BridgeBusyError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="device_busy",
+            translation_placeholders={"device": bridge.subentry.title},
+        ) from err
+    except RealtimeError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="realtime_unavailable",
+            translation_placeholders={"device": bridge.subentry.title},
+        ) from err
+
+
 async def _async_speak(call: ServiceCall) -> None:
     message = call.data.get(ATTR_MESSAGE)
     prompt = call.data.get(ATTR_PROMPT)
@@ -124,12 +148,15 @@ async def _async_speak(call: ServiceCall) -> None:
     bridges = _bridges(call.hass, call)
     await asyncio.gather(
         *(
-            bridge.async_speak(
-                message=message,
-                prompt=prompt,
-                instructions=call.data.get(ATTR_INSTRUCTIONS),
-                interrupt=call.data[ATTR_INTERRUPT],
-                remember=call.data[ATTR_REMEMBER],
+            _on_device(
+                bridge,
+                bridge.async_speak(
+                    message=message,
+                    prompt=prompt,
+                    instructions=call.data.get(ATTR_INSTRUCTIONS),
+                    interrupt=call.data[ATTR_INTERRUPT],
+                    remember=call.data[ATTR_REMEMBER],
+                ),
             )
             for bridge in bridges
         )
@@ -140,11 +167,14 @@ async def _async_ask(call: ServiceCall) -> ServiceResponse:
     bridges = _bridges(call.hass, call)
     if len(bridges) != 1:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="one_device")
-    result: dict[str, Any] = await bridges[0].async_ask(
-        call.data[ATTR_QUESTION],
-        options=call.data.get(ATTR_OPTIONS),
-        instructions=call.data.get(ATTR_INSTRUCTIONS),
-        answer_timeout=call.data[ATTR_TIMEOUT],
+    result: dict[str, Any] = await _on_device(
+        bridges[0],
+        bridges[0].async_ask(
+            call.data[ATTR_QUESTION],
+            options=call.data.get(ATTR_OPTIONS),
+            instructions=call.data.get(ATTR_INSTRUCTIONS),
+            answer_timeout=call.data[ATTR_TIMEOUT],
+        ),
     )
     return result
 
@@ -153,7 +183,10 @@ async def _async_converse(call: ServiceCall) -> None:
     bridges = _bridges(call.hass, call)
     await asyncio.gather(
         *(
-            bridge.async_converse(call.data.get(ATTR_MESSAGE), call.data[ATTR_INSTRUCTIONS])
+            _on_device(
+                bridge,
+                bridge.async_converse(call.data.get(ATTR_MESSAGE), call.data[ATTR_INSTRUCTIONS]),
+            )
             for bridge in bridges
         )
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .core import BridgePath, BridgePhase, SpeechBridge
+from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge
 from .downlink import DeviceLink, Downlink
 from .media import MediaError, async_transcode
 from .sentences import SentenceSplitter
@@ -12,6 +12,7 @@ from .uplink import BATCH_MS, Uplink
 __all__ = [
     "BATCH_MS",
     "TOOL_TIMEOUT",
+    "BridgeBusyError",
     "BridgePath",
     "BridgePhase",
     "BridgeTools",

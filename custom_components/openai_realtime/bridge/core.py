@@ -153,6 +153,8 @@ class SpeechBridge:
         self._mode = ListenMode.AUTO
         self._hello = asyncio.Event()
         self._ready = asyncio.Event()
+        # Why actions cannot run once `_ready` is set without a downlink: (error type, reason).
+        self._unusable: tuple[type[RealtimeError], str] | None = None
         self._turn_started: float | None = None
         self._user_text: str | None = None
         self._conversation_id: str | None = None
@@ -193,6 +195,9 @@ class SpeechBridge:
         if self.device.bridge is self:  # pragma: no branch - a replaced bridge stops first
             self.device.bridge = None
         self._set_phase(BridgePhase.IDLE)
+        if not self._ready.is_set():
+            self._unusable = (RealtimeSessionClosed, "the device disconnected")
+            self._ready.set()
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
@@ -233,6 +238,8 @@ class SpeechBridge:
         except OpusNotFoundError as err:
             await self._hello.wait()  # the alert can only reach a device that said hello
             self.fail("opus", f"Opus is not available: {err}", alert=True)
+            self._unusable = (RealtimeError, f"Opus is not available: {err}")
+            self._ready.set()
             return
         await self._hello.wait()
         session = self.connection.session
@@ -410,7 +417,7 @@ class SpeechBridge:
     def _on_device_event(self, event: DeviceEvent) -> None:
         """Handle one device event synchronously (the hot path stays in the event loop)."""
         match event:
-            case AudioReceived(packet=packet, listening=True) if self._ready.is_set():
+            case AudioReceived(packet=packet, listening=True) if self._uplink is not None:
                 self._on_audio(packet.payload)
             case HelloReceived():
                 self._hello.set()
@@ -627,7 +634,7 @@ class SpeechBridge:
 
     async def async_play(self, pcm: AsyncIterable[bytes], text: str | None = None) -> None:
         """Play 24 kHz PCM (an announcement or fallback TTS) and wait until it was heard."""
-        await self._ready.wait()
+        await self._until_ready()
         downlink = self.downlink
         assert downlink is not None
         await self.async_interrupt()
@@ -647,6 +654,13 @@ class SpeechBridge:
     async def async_say(self, message: str) -> None:
         """Speak a message in the Realtime voice now (out of band) and wait until it was heard."""
         await self.async_speak(message=message, interrupt=True)
+
+    async def _until_ready(self) -> None:
+        """Wait for the device's hello and the codec; fail if the bridge can never play."""
+        await self._ready.wait()
+        if self._unusable is not None:
+            error, reason = self._unusable
+            raise error(reason)
 
     def _require_session(self) -> tuple[RealtimeClient, SessionConfig]:
         """The open Realtime session's client and configuration (set together)."""
@@ -669,7 +683,7 @@ class SpeechBridge:
         It queues behind a reply in progress unless `interrupt`; it stays out of the
         conversation (an out-of-band response) unless `remember`.
         """
-        await self._ready.wait()
+        await self._until_ready()
         client, _ = self._require_session()
         parts = [
             f"Say exactly this to the user, and nothing else: {message}"
@@ -706,7 +720,7 @@ class SpeechBridge:
         While asking, server turn detection creates no response by itself: the answer is heard
         and transcribed, not answered. The question stays in the conversation.
         """
-        await self._ready.wait()
+        await self._until_ready()
         client, config = self._require_session()
         if self._asking is not None:
             raise BridgeBusyError
@@ -766,7 +780,7 @@ class SpeechBridge:
         The opening line (the message, or one the model words) stays in the conversation; the
         device listens by itself once it has been played.
         """
-        await self._ready.wait()
+        await self._until_ready()
         client, config = self._require_session()
         await client.update_session(
             self._for_mode(replace(config, instructions=f"{config.instructions}\n\n{instructions}"))
