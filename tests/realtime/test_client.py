@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 import contextlib
+import gc
 import json
 from typing import Any
 
@@ -766,3 +767,49 @@ async def test_stray_and_malformed_deltas(
     await client.cancel(0)
     await response.wait()
     await recorder.stop()
+
+
+@pytest.mark.parametrize("action", ["update", "create"])
+async def test_request_whose_send_fails_after_the_session_ended(
+    realtime_server: RealtimeServer, action: str
+) -> None:
+    """A send that fails after a fatal error ended the session raises its own error, once.
+
+    The waiter the fatal error failed is consumed, so asyncio reports no "Future exception was
+    never retrieved". The late send failure is injected: a real one needs a socket that blocks.
+    """
+    rt = make_client(realtime_server)
+    await rt.connect()
+    unhandled: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    kind = "session.update" if action == "update" else "response.create"
+
+    async def quota(event: dict[str, Any]) -> bool:
+        await realtime_server.session.error("insufficient_quota", "no quota", None)
+        return True
+
+    realtime_server.hooks[kind] = quota
+    send_on = rt._send_on
+
+    async def send_then_fail(ws: Any, event: dict[str, Any]) -> None:
+        await send_on(ws, event)
+        if event["type"] == kind:
+            await rt._stopped.wait()  # the fatal error has failed the waiter by now
+            raise RealtimeConnectionError("send failed")
+
+    rt._send_on = send_then_fail  # type: ignore[method-assign]
+    try:
+        request = (
+            rt.update_session(SessionConfig(turn_detection=None, instructions="new"))
+            if action == "update"
+            else rt.create_response()
+        )
+        with pytest.raises(RealtimeConnectionError, match="send failed"):
+            await request
+        gc.collect()
+        await asyncio.sleep(0)
+        assert unhandled == []
+    finally:
+        loop.set_exception_handler(None)
+        await rt.close()

@@ -88,6 +88,12 @@ class ClientOptions:
     prices: Mapping[str, ModelPrices] | None = None
 
 
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Mark a waiter's failure as seen when the send failed first and raised its own error."""
+    if future.done() and not future.cancelled():
+        future.exception()
+
+
 class RealtimeClient:
     """A Realtime session that stays usable across drops, expiry and renewal until `close()`."""
 
@@ -628,16 +634,17 @@ class RealtimeClient:
         if changes is None:
             return
         await self._wait_ready()
-        loop = asyncio.get_running_loop()
-        self._update_waiter = loop.create_future()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._update_waiter = waiter
         self._update_event_id = self._event_id()
         try:
             await self._send(
                 {"type": "session.update", "event_id": self._update_event_id, "session": changes}
             )
-            await self._update_waiter
+            await waiter
         finally:
             self._update_waiter = None
+            _consume(waiter)
         self._applied = target
 
     async def append_audio(self, pcm: bytes) -> None:
@@ -747,7 +754,10 @@ class RealtimeClient:
             while True:
                 await self._idle.wait()
                 await self._wait_ready()
-                self._created = asyncio.get_running_loop().create_future()
+                created: asyncio.Future[RealtimeResponse] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                self._created = created
                 self._create_event_id = self._event_id()
                 tag[CLIENT_EVENT_KEY] = self._create_event_id
                 event: dict[str, Any] = {
@@ -757,13 +767,14 @@ class RealtimeClient:
                 }
                 try:
                     await self._send(event)
-                    response = await self._created
+                    response = await created
                 except _Retry:
                     _LOGGER.debug("A response is already active; waiting for it")
                     await asyncio.sleep(0)
                     continue
                 finally:
                     self._created = None
+                    _consume(created)
                 if out_of_band:
                     self._pending_history[response.id] = False
                 return response
