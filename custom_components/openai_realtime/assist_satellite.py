@@ -31,7 +31,7 @@ from . import OpenAIRealtimeConfigEntry
 from .bridge import BridgePath, MediaError, SpeechBridge, async_transcode
 from .const import DOMAIN
 from .devices import DeviceState
-from .entity import XiaozhiDeviceEntity
+from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .realtime import RealtimeError
 
 PARALLEL_UPDATES = 0
@@ -45,10 +45,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a satellite per paired device."""
-    for subentry, state in entry.runtime_data.devices.values():
-        async_add_entities(
-            [XiaozhiAssistSatellite(subentry, state)], config_subentry_id=subentry.subentry_id
-        )
+    async_add_device_entities(
+        entry,
+        async_add_entities,
+        lambda subentry, state: [XiaozhiAssistSatellite(subentry, state)],
+    )
 
 
 class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
