@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp.test_utils import TestClient
 from homeassistant.components import conversation
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.const import CONF_API_KEY
@@ -17,6 +18,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import custom_components.openai_realtime  # noqa: F401
 from custom_components.openai_realtime.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
 from custom_components.openai_realtime.settings import default_options
+from tests.device_helpers import device_client
 from tests.realtime_server import RealtimeServer, realtime_server  # noqa: F401 - shared fixture
 
 
@@ -97,3 +99,13 @@ async def entry(
     await hass.async_block_till_done()
     realtime_server.received.clear()
     return entry
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant,
+    hass_client_no_auth: Any,
+    realtime_server: RealtimeServer,  # noqa: F811
+) -> TestClient:
+    """A loaded entry (failed logins counted by HTTP bans) and a client for simulated devices."""
+    return await device_client(hass, hass_client_no_auth, realtime_server)

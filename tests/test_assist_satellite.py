@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp.test_utils import TestClient
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
@@ -12,17 +10,11 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 
 from custom_components.openai_realtime.const import DOMAIN
-from tests.device_helpers import device_client, until
+from tests.device_helpers import until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.test_bridge import bridged, device_state, disconnect, tts_states
 
-
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer, lights: None
-) -> TestClient:
-    """A loaded entry with lights, and an HTTP client for the simulated devices."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
+pytestmark = pytest.mark.usefixtures("lights")
 
 
 def satellite_id(hass: HomeAssistant, mac: str) -> str:

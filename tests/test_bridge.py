@@ -17,19 +17,13 @@ from custom_components.openai_realtime.bridge import BridgePhase, SpeechBridge
 from custom_components.openai_realtime.devices import DATA_HUB, DeviceState
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.speech import synthesize
-from tests.device_helpers import connected_device, device_client, until
+from tests.device_helpers import connected_device, until
 from tests.device_simulator import MAX_DECODE_PACKETS_IN_QUEUE, DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
+pytestmark = pytest.mark.usefixtures("lights")
+
 TURN_ON = "intent__HassTurnOn"
-
-
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer, lights: None
-) -> TestClient:
-    """A loaded entry with lights, and an HTTP client for the simulated devices."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
 
 
 async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:

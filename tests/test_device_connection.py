@@ -25,9 +25,8 @@ from custom_components.openai_realtime.xiaozhi import (
     encode_object,
 )
 from custom_components.openai_realtime.xiaozhi.hello import DeviceFeatures, DeviceHello
-from tests.device_helpers import connected_device, device_client, live, pair, simulator, until
+from tests.device_helpers import connected_device, live, pair, simulator, until
 from tests.device_simulator import DeviceSimulator
-from tests.realtime_server import RealtimeServer
 
 OPUS_PACKET = b"\xf8\xff\xfe"
 """One (silent) Opus packet, as the other endpoint tests send."""
@@ -39,14 +38,6 @@ class NoMcpDevice(DeviceSimulator):
     def hello(self) -> DeviceHello:
         """The simulator's hello without the MCP feature."""
         return replace(super().hello(), features=DeviceFeatures(mcp=False))
-
-
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
-) -> TestClient:
-    """A loaded entry and a client without Home Assistant credentials."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
 
 
 def raw_hello() -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp.test_utils import TestClient
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
@@ -12,16 +10,7 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 
 from custom_components.openai_realtime.devices import DATA_HUB
-from tests.device_helpers import connected_device, device_client, live, pair, simulator, until
-from tests.realtime_server import RealtimeServer
-
-
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
-) -> TestClient:
-    """A loaded entry and a client without Home Assistant credentials."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
+from tests.device_helpers import connected_device, live, pair, simulator, until
 
 
 def entity_ids(entity_registry: er.EntityRegistry, mac: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from ipaddress import ip_address
 import json
-from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient
@@ -26,24 +25,14 @@ from custom_components.openai_realtime.xiaozhi import (
 )
 from tests.device_helpers import (
     connected_device,
-    device_client,
     live,
     pair,
     simulator,
     until,
 )
 from tests.device_simulator import DeviceSimulator, SimulatorError
-from tests.realtime_server import RealtimeServer
 
 LOOPBACK = ip_address("127.0.0.1")
-
-
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
-) -> TestClient:
-    """A loaded entry and a client without Home Assistant credentials."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
 
 
 def failed_logins(client: TestClient) -> int:

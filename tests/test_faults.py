@@ -33,9 +33,11 @@ from custom_components.openai_realtime.devices import DATA_HUB, DeviceState
 from custom_components.openai_realtime.realtime import RealtimeClient
 from custom_components.openai_realtime.realtime.client import ClientOptions
 from custom_components.openai_realtime.xiaozhi import ListenMode
-from tests.device_helpers import connected_device, device_client, until
+from tests.device_helpers import connected_device, until
 from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
+
+pytestmark = pytest.mark.usefixtures("lights")
 
 OUR_LOGGER = "custom_components.openai_realtime"
 
@@ -48,14 +50,6 @@ def fast_failures(monkeypatch: pytest.MonkeyPatch) -> None:
         bridge_core, "RealtimeClient", functools.partial(RealtimeClient, options=options)
     )
     monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
-
-
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer, lights: None
-) -> TestClient:
-    """A loaded entry with lights, and an HTTP client for the simulated devices."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
 
 
 @pytest.fixture(autouse=True)

@@ -16,16 +16,7 @@ from custom_components.openai_realtime.const import (
 )
 from custom_components.openai_realtime.devices import CODE_LIFETIME, DATA_HUB
 from custom_components.openai_realtime.ota import MAX_BODY_SIZE, websocket_url
-from tests.device_helpers import device_client, pair, simulator
-from tests.realtime_server import RealtimeServer
-
-
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
-) -> TestClient:
-    """A loaded entry and a client without Home Assistant credentials."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
+from tests.device_helpers import pair, simulator
 
 
 async def test_unknown_device_gets_activation(hass: HomeAssistant, client: TestClient) -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp.test_utils import TestClient
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
-import pytest
 
 from custom_components.openai_realtime.const import (
     CONF_CODE,
@@ -26,20 +23,10 @@ from custom_components.openai_realtime.devices import (
 )
 from tests.device_helpers import (
     connected_device,
-    device_client,
     discovery_flow,
     pair,
     simulator,
 )
-from tests.realtime_server import RealtimeServer
-
-
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
-) -> TestClient:
-    """A loaded entry and a client without Home Assistant credentials."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
 
 
 async def test_discovered_device_paired_with_its_code(

@@ -179,14 +179,6 @@ async def test_firmware_issue_is_raised_and_cleared(
     assert issue.translation_placeholders["version"] == "unknown"
 
 
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
-) -> TestClient:
-    """A loaded entry and a client without Home Assistant credentials."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
-
-
 async def test_paired_device_with_old_firmware_gets_an_issue_until_removed(
     hass: HomeAssistant, client: TestClient, issue_registry: ir.IssueRegistry
 ) -> None:

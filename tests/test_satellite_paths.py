@@ -32,6 +32,8 @@ from tests.test_bridge import bridge_of, bridged, device_state, disconnect, tts_
 from tests.test_bridge_fallback import TEST_DOMAIN, TONE_HZ, Providers, dominant_hz
 from tests.test_fallback_paths import refuse_realtime, scripted_providers
 
+pytestmark = pytest.mark.usefixtures("lights")
+
 OPENING = "Shall I turn on the lights?"
 EXTRA = "The user just came home in the dark."
 
@@ -59,14 +61,6 @@ def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 async def websocket_api(hass: HomeAssistant) -> None:
     """The WebSocket API, set up before the HTTP server starts (its router is then frozen)."""
     assert await async_setup_component(hass, "websocket_api", {})
-
-
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer, lights: None
-) -> TestClient:
-    """A loaded entry with lights (no TTS engine), and an HTTP client for devices."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime.const import DOMAIN
 from custom_components.openai_realtime.devices import DATA_HUB
-from tests.device_helpers import device_client, pair, simulator
+from tests.device_helpers import pair, simulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage
 from tests.test_conversation import _ask
 
@@ -130,14 +130,6 @@ async def test_cost_is_unknown_for_a_model_without_prices(
     tokens = _entity_id(entity_registry, f"{entry.entry_id}_text_input_tokens")
     assert hass.states.get(cost).state == STATE_UNKNOWN
     assert hass.states.get(tokens).state == "119"
-
-
-@pytest.fixture
-async def client(
-    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
-) -> TestClient:
-    """A loaded entry and a client without Home Assistant credentials."""
-    return await device_client(hass, hass_client_no_auth, realtime_server)
 
 
 async def test_device_latency_sensor(
