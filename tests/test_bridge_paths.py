@@ -631,6 +631,36 @@ async def test_second_ask_is_refused_while_one_waits(
     await disconnect(device, state)
 
 
+async def test_ask_fails_when_the_session_ends_while_it_waits(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A question whose Realtime session ends for good fails at once, not after its timeout."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
+    asking = hass.async_create_task(
+        hass.services.async_call(
+            DOMAIN,
+            "ask",
+            {"entity_id": state.satellite.entity_id, "question": "Are you there?", "timeout": 60},
+            blocking=True,
+            return_response=True,
+        )
+    )
+    await wait_tts(device, "stop")  # the question was heard; the answer is awaited
+    realtime_server.on_connect_error = QUOTA
+    await realtime_server.close_connection(1008, "insufficient_quota")
+    with pytest.raises(HomeAssistantError) as err:
+        async with asyncio.timeout(10):
+            await asking
+    assert err.value.translation_key == "realtime_unavailable"
+    assert isinstance(err.value.__cause__, RealtimeSessionClosed)
+    assert bridge_of(state)._asking is None
+    realtime_server.on_connect_error = None
+    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await disconnect(device, state)
+
+
 async def test_ask_on_push_to_talk_without_options(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:

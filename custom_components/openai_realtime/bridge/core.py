@@ -204,6 +204,7 @@ class SpeechBridge:
         for future in self._announced.values():
             if not future.done():
                 future.set_exception(RealtimeSessionClosed("the device disconnected"))
+        self._end_asking("the device disconnected")
         client, self.client = self.client, None
         fallback, self.fallback = self.fallback, None
         await asyncio.shield(self._close(tasks, client, fallback))
@@ -283,6 +284,7 @@ class SpeechBridge:
                 self.spawn(self._greet(client, greeting), "greeting")
             error = await self._follow(client)
             self.client = None
+            self._end_asking("the Realtime session ended")
             await client.close()
             if error is None:  # pragma: no cover - only our own close() ends without an error
                 return
@@ -744,6 +746,11 @@ class SpeechBridge:
         if options:
             result.update(await self._match(client, question, transcript, list(options)))
         return result
+
+    def _end_asking(self, reason: str) -> None:
+        """A question whose session is gone gets no answer: fail it instead of waiting it out."""
+        if self._asking is not None and not self._asking.done():
+            self._asking.set_exception(RealtimeSessionClosed(reason))
 
     async def _match(
         self, client: RealtimeClient, question: str, transcript: str, options: list[str]
