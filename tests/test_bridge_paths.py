@@ -661,6 +661,33 @@ async def test_ask_fails_when_the_session_ends_while_it_waits(
     await disconnect(device, state)
 
 
+async def test_reply_the_service_stalls_is_abandoned(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reply that stops mid-way is cut off: `tts stop`, cancelled, logged; the next turn works."""
+    monkeypatch.setattr(SpeechBridge, "stall_timeout", 0.5)
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    realtime_server.script(
+        ScriptedResponse(text="Half a sentence.", audio=tone(600), hold=asyncio.Event())
+    )
+    await listen_detect(device, "hi")
+    await wait_tts(device, "stop")
+    await realtime_server.wait_for("response.cancel")
+    assert len(warnings(caplog, "Realtime reply stalled for 0.5 s")) == 1
+    assert state.errors["stalled"] == 1
+    realtime_server.script(ScriptedResponse(text="Back again.", audio=tone(120)))
+    start = len(device.messages)
+    await listen_detect(device, "hello")
+    await wait_tts(device, "stop", start)
+    assert tts_states(device)[-3:] == ["start", "sentence_start:Back again.", "stop"]
+    await disconnect(device, state)
+
+
 async def test_ask_on_push_to_talk_without_options(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:

@@ -79,6 +79,9 @@ if TYPE_CHECKING:
 RETRY_DELAYS: Final = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds between attempts to reach Realtime again while the Assist pipeline stands in."""
 
+STALL_TIMEOUT: Final = 30.0
+"""Seconds a reply may go without an event before the bridge gives up on it."""
+
 UPLINK_QUEUE: Final = 50
 """Uplink batches (~100 ms each) waiting to be sent before the oldest are dropped."""
 
@@ -122,6 +125,7 @@ class SpeechBridge:
     """
 
     retry_delays: Sequence[float] = RETRY_DELAYS
+    stall_timeout: float = STALL_TIMEOUT
 
     def __init__(
         self,
@@ -573,14 +577,12 @@ class SpeechBridge:
                     {"text": self._user_text, "device_id": self._device_id(), "source": DOMAIN},
                 )
             )
-            async for event in response:
-                if response.cancelled:
-                    continue
-                if isinstance(event, AudioDelta):
-                    downlink.audio(event.pcm)
-                elif isinstance(event, TranscriptDelta):
-                    await downlink.text(event.text)
-            await response.wait()
+            try:
+                await self._stream(response, downlink)
+            except TimeoutError:
+                self.fail("stalled", f"Realtime reply stalled for {self.stall_timeout:g} s")
+                await self.async_interrupt()
+                return
             if response.cancelled:
                 return
             await downlink.finish()
@@ -603,6 +605,24 @@ class SpeechBridge:
         await downlink.drained()
         if self._responses.empty() and not response.cancelled:
             await self.end_speech()
+
+    async def _stream(self, response: RealtimeResponse, downlink: Downlink) -> None:
+        """Feed a reply's audio and text to the device; TimeoutError when the service stalls."""
+        events = aiter(response)
+        while True:
+            try:
+                async with asyncio.timeout(self.stall_timeout):
+                    event = await anext(events)
+            except StopAsyncIteration:
+                break
+            if response.cancelled:
+                continue
+            if isinstance(event, AudioDelta):
+                downlink.audio(event.pcm)
+            elif isinstance(event, TranscriptDelta):
+                await downlink.text(event.text)
+        async with asyncio.timeout(self.stall_timeout):
+            await response.wait()
 
     async def end_speech(self) -> None:
         """`tts stop`: the device listens again (or idles in manual mode)."""
