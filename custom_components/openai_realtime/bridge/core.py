@@ -408,7 +408,9 @@ class SpeechBridge:
                         self._responses.put_nowait(response)
                 case ResponseDone(response=response):
                     if self._extra_instructions and ANNOUNCE_KEY not in (response.metadata or {}):
-                        self.spawn(self._end_extra_instructions(), "instructions")
+                        # The conversation's next answer is done: back to the own instructions.
+                        self._extra_instructions = False
+                        self.spawn(self._apply_session(), "instructions")
                     self.entry.runtime_data.usage.record(response.usage)
                 case ServerError(code=code, message=message):
                     self.device.errors["server_error"] += 1
@@ -460,7 +462,7 @@ class SpeechBridge:
             fallback.start_turn()
             return
         if (mode is ListenMode.MANUAL) != (previous is ListenMode.MANUAL):
-            self.spawn(self._apply_mode(), "mode")
+            self.spawn(self._apply_session(), "mode")
 
     def _on_listen_stop(self) -> None:
         if (fallback := self.fallback) is not None:  # the Assist pipeline path
@@ -509,8 +511,12 @@ class SpeechBridge:
                 self.fail("realtime", f"Realtime request failed: {err}")
                 self._set_phase(BridgePhase.IDLE)  # no answer is coming
 
-    async def _apply_mode(self) -> None:
-        """Manual (push-to-talk) turns need client commits: no server turn detection then."""
+    async def _apply_session(self) -> None:
+        """Send the session's own configuration for the listening mode, if a session is open.
+
+        After a mode change (manual turns need client commits: no server turn detection) and
+        after extra instructions for one answer have been used.
+        """
         with contextlib.suppress(RealtimeError):
             client, config = self._require_session()
             await client.update_session(self._for_mode(config))
@@ -820,13 +826,6 @@ class SpeechBridge:
                 prompt="Open the conversation in one short sentence, as your instructions say.",
                 remember=True,
             )
-
-    async def _end_extra_instructions(self) -> None:
-        """The conversation's next answer is done: back to the session's own instructions."""
-        self._extra_instructions = False
-        with contextlib.suppress(RealtimeError):
-            client, config = self._require_session()
-            await client.update_session(self._for_mode(config))
 
     def _resolve_announce(self, response: RealtimeResponse) -> None:
         key = (response.metadata or {}).get(ANNOUNCE_KEY)
