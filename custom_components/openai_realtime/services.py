@@ -95,11 +95,11 @@ def _device_ids(hass: HomeAssistant, call: ServiceCall) -> list[str]:
     return list(dict.fromkeys(device_ids))
 
 
-def _bridges(hass: HomeAssistant, call: ServiceCall) -> list[Any]:
+def _bridges(hass: HomeAssistant, call: ServiceCall) -> list[SpeechBridge]:
     """The speech bridges of the targeted devices; every device must be connected."""
     devices = dr.async_get(hass)
     hub = hass.data[DATA_HUB]
-    bridges = []
+    bridges: list[SpeechBridge] = []
     for device_id in _device_ids(hass, call):
         device = devices.async_get(device_id)
         mac = next(
