@@ -29,13 +29,14 @@ from custom_components.openai_realtime.bridge import (
     SpeechBridge,
     core as bridge_core,
 )
-from custom_components.openai_realtime.devices import DATA_HUB, DeviceState
+from custom_components.openai_realtime.devices import DeviceState
 from custom_components.openai_realtime.realtime import RealtimeClient
 from custom_components.openai_realtime.realtime.client import ClientOptions
 from custom_components.openai_realtime.xiaozhi import ListenMode
-from tests.device_helpers import connected_device, until
+from tests.device_helpers import until
 from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
+from tests.test_bridge import bridge_of, bridged, device_state
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -61,26 +62,6 @@ def clean_log(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     tracebacks = [r for r in caplog.records if r.name.startswith(OUR_LOGGER) and r.exc_info]
     assert not errors, [r.getMessage() for r in errors]
     assert not tracebacks, [r.getMessage() for r in tracebacks]
-
-
-def state_of(hass: HomeAssistant, device: DeviceSimulator) -> DeviceState:
-    """The server-side state of a simulated device."""
-    return hass.data[DATA_HUB].states[device.mac]
-
-
-def bridge_of(state: DeviceState) -> SpeechBridge:
-    """The device's live bridge."""
-    bridge: SpeechBridge = state.bridge
-    return bridge
-
-
-async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:
-    """A paired, connected device whose bridge has a Realtime session."""
-    device = await connected_device(hass, client, **kwargs)
-    state = state_of(hass, device)
-    await until(lambda: state.bridge is not None and bridge_of(state).client is not None)
-    await until(lambda: bridge_of(state).client.connected)
-    return device
 
 
 def satellite_state(hass: HomeAssistant, state: DeviceState) -> str:
@@ -148,7 +129,7 @@ async def test_service_drops_mid_response(
 ) -> None:
     """A network drop mid-reply: `tts stop`, a new session at once, the next turn works."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     start = len(device.messages)
     await speaking_reply(device, realtime_server)
     await realtime_server.drop()
@@ -166,7 +147,7 @@ async def test_service_stalls_on_connect_then_recovers(
 ) -> None:
     """After a drop the service accepts but never answers: the fallback stands in, then Realtime."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     realtime_server.stall = True
     await realtime_server.drop()
     await until(
@@ -186,7 +167,7 @@ async def test_service_stalls_mid_response_user_aborts(
 ) -> None:
     """A reply that never finishes: the device's abort ends it at once and it listens again."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     start = len(device.messages)
     await speaking_reply(device, realtime_server)
     await hass.async_block_till_done()
@@ -204,7 +185,7 @@ async def test_service_error_events(
 ) -> None:
     """A stray error event is counted and ignored; a failed response still ends in `tts stop`."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     await realtime_server.session.error("server_error", "The server had an error", None)
     await until(lambda: state.errors["server_error"] == 1)
     realtime_server.script(
@@ -224,7 +205,7 @@ async def test_fatal_error_event_switches_to_the_fallback(
 ) -> None:
     """Out of quota mid-session: the Assist pipeline stands in until Realtime is back."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     start = len(device.messages)
     await speaking_reply(device, realtime_server)
     realtime_server.on_connect_error = {
@@ -248,7 +229,7 @@ async def test_session_expired_renews_without_the_device_noticing(
 ) -> None:
     """`session_expired` then a 1001 close: a new session, the history replayed, turns go on."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     await typed_turn(device, realtime_server, "remember the word banana")
     await realtime_server.session_expired()
     await realtime_server.wait_connections(2)
@@ -274,7 +255,7 @@ async def test_rejected_key_falls_back_and_recovers(
 ) -> None:
     """The key is refused after a drop: fallback (logged once), Realtime again once accepted."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     realtime_server.reject_auth = True
     await realtime_server.drop()
     await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
@@ -297,7 +278,7 @@ async def test_refused_connections_fall_back_and_recover(
 ) -> None:
     """The service goes away (connections refused) and comes back on the same address."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     start = len(device.messages)
     await speaking_reply(device, realtime_server)
     await realtime_server.refuse_connections()
@@ -322,7 +303,7 @@ async def test_device_disconnects_mid_reply(
 ) -> None:
     """The device vanishes while speaking: its bridge and Realtime session go with it."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     await speaking_reply(device, realtime_server)
     bridge = bridge_of(state)
     await close_device(hass, device, state)
@@ -337,7 +318,7 @@ async def test_device_reconnects_at_once(
 ) -> None:
     """A second connection of the same device mid-reply replaces the first; turns go on."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     await speaking_reply(device, realtime_server)
     old = bridge_of(state)
     again = DeviceSimulator(
@@ -367,7 +348,7 @@ async def test_device_floods_frames(
 ) -> None:
     """Thousands of audio frames and garbage at wire speed: bounded queues, then a normal turn."""
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     bridge = bridge_of(state)
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(tone(60)[: 960 * 2])  # prime the encoder state
@@ -395,7 +376,7 @@ async def test_device_floods_frames(
 
 def live_packets(hass: HomeAssistant, device: DeviceSimulator) -> int:
     """Audio packets the server side counted for the device's live connection."""
-    connection = state_of(hass, device).connection
+    connection = device_state(hass, device).connection
     return connection.audio_packets_received if connection is not None else 0
 
 
@@ -409,7 +390,7 @@ async def test_no_task_outlives_the_entry(
     await hass.async_block_till_done()
     before = set(asyncio.all_tasks())
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     start = len(device.messages)
     await speaking_reply(device, realtime_server)
     await realtime_server.drop()
@@ -455,7 +436,7 @@ async def test_memory_is_flat_over_a_thousand_turns(
     caplog.set_level(logging.WARNING)  # captured DEBUG records would be the biggest "leak"
     caplog.set_level(logging.WARNING, logger=OUR_LOGGER)
     device = await bridged(hass, client)
-    state = state_of(hass, device)
+    state = device_state(hass, device)
     realtime_server.script(*(ScriptedResponse(text="Ok.") for _ in range(1000)))
 
     async def turns(count: int) -> None:
