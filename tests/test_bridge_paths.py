@@ -58,6 +58,7 @@ from tests.test_bridge import (
     tts_states,
     wait_tts,
 )
+from tests.test_faults import satellite_state
 
 OUR_LOGGER = "custom_components.openai_realtime"
 QUOTA = {
@@ -97,14 +98,6 @@ def warnings(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRec
         for r in caplog.records
         if r.name.startswith(OUR_LOGGER) and r.levelno == logging.WARNING and text in r.getMessage()
     ]
-
-
-def satellite_state(hass: HomeAssistant, device: DeviceSimulator) -> str:
-    """The device's assist satellite state."""
-    satellite = device_state(hass, device).satellite
-    entity = hass.states.get(satellite.entity_id)
-    assert entity is not None
-    return entity.state
 
 
 async def listen_detect(device: DeviceSimulator, text: str) -> None:
@@ -376,7 +369,7 @@ async def test_failed_commit_is_counted_and_frees_the_device(
         await until(lambda turn=turn: len(commits) == turn and state.errors["realtime"] == turn)
     await until(lambda: bridge.phase is BridgePhase.IDLE)
     await hass.async_block_till_done()
-    assert satellite_state(hass, device) == AssistSatelliteState.IDLE
+    assert satellite_state(hass, state) == AssistSatelliteState.IDLE
     assert len(warnings(caplog, "Realtime request failed: client closed")) == 1
     assert not realtime_server.of_type("response.create")
     await disconnect(device, state)
