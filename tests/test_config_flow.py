@@ -10,7 +10,7 @@ from homeassistant import config_entries
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import llm
+from homeassistant.helpers import llm, translation
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -25,6 +25,7 @@ from custom_components.openai_realtime.const import (
     CONF_TURN_DETECTION,
     CONF_VOICE,
     DOMAIN,
+    MODELS,
     RECOMMENDED_MODEL,
 )
 from custom_components.openai_realtime.settings import default_options
@@ -339,3 +340,53 @@ async def test_api_key_never_leaks_from_a_failed_connection(
     assert result["errors"] == {"base": "unknown"}
     assert secret not in caplog.text
     assert "SECRET" not in caplog.text
+
+
+async def test_connection_forms_fill_every_placeholder_of_their_texts(
+    hass: HomeAssistant, realtime_server: RealtimeServer
+) -> None:
+    """The example URLs of the base URL's help come as placeholders (hassfest bans URLs in
+    translated text), and every placeholder of the user and reconfigure texts is filled."""
+    strings = await translation.async_get_translations(hass, "en", "config", [DOMAIN])
+    user = await _start_user_flow(hass)
+    entry = await _setup_entry(hass, realtime_server)
+    reconfigure = await entry.start_reconfigure_flow(hass)
+    for result in (user, reconfigure):
+        prefix = f"component.{DOMAIN}.config.step.{result['step_id']}."
+        texts = {key: text for key, text in strings.items() if key.startswith(prefix)}
+        assert f"{prefix}data_description.base_url" in texts
+        rendered = {
+            key: text.format(**(result["description_placeholders"] or {}))
+            for key, text in texts.items()
+        }
+        help_text = rendered[f"{prefix}data_description.base_url"]
+        assert "https://YOUR-RESOURCE.openai.azure.com/openai/v1" in help_text
+        assert "http://HOST:PORT/v1" in help_text
+    hass.config_entries.flow.async_abort(user["flow_id"])
+    hass.config_entries.flow.async_abort(reconfigure["flow_id"])
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_model_choices_are_model_names_and_any_name_may_be_typed(
+    hass: HomeAssistant, realtime_server: RealtimeServer
+) -> None:
+    """The model dropdown lists the model names themselves (no translation keys, which
+    cannot contain their dots) and keeps a typed Azure deployment name."""
+    result = await _start_user_flow(hass)
+    model = next(key for key in result["data_schema"].schema if key == CONF_MODEL)
+    config = result["data_schema"].schema[model].config
+    assert "translation_key" not in config
+    assert config["custom_value"] is True
+    assert [(o["value"], o["label"]) for o in config["options"]] == [(m, m) for m in MODELS]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_API_KEY: realtime_server.api_key,
+            CONF_BASE_URL: realtime_server.url,
+            CONF_MODEL: "my-realtime-deployment",
+        },
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["options"][CONF_MODEL] == "my-realtime-deployment"
+    await hass.config_entries.async_unload(result["result"].entry_id)

@@ -110,6 +110,23 @@ def _select(options: tuple[str, ...], key: str, *, custom: bool = False) -> Sele
     )
 
 
+# Model names are not translated (hassfest's translation keys cannot hold the dots in
+# `gpt-realtime-2.1`): the options show the names themselves, their status is in the field's
+# description. Any other model or Azure deployment name may be typed.
+MODEL_SELECTOR: Final = SelectSelector(
+    SelectSelectorConfig(
+        options=[SelectOptionDict(value=model, label=model) for model in MODELS],
+        custom_value=True,
+        mode=SelectSelectorMode.DROPDOWN,
+    )
+)
+
+# Examples in the base URL's description (hassfest keeps URLs out of translated text).
+BASE_URL_PLACEHOLDERS: Final = {
+    "azure_url": "https://YOUR-RESOURCE.openai.azure.com/openai/v1",
+    "compatible_url": "http://HOST:PORT/v1",
+}
+
 # Settings that both the entry's options and a device's profile can set.
 SETTING_SELECTORS: Final[dict[str, Any]] = {
     CONF_VOICE: _select(VOICES, CONF_VOICE, custom=True),
@@ -143,9 +160,7 @@ def _connection_schema(with_model: bool) -> probatio.Schema:
         probatio.Required(CONF_DIALECT, default=DIALECT_GA): _select(DIALECTS, CONF_DIALECT),
     }
     if with_model:
-        schema[probatio.Required(CONF_MODEL, default=RECOMMENDED_MODEL)] = _select(
-            MODELS, CONF_MODEL, custom=True
-        )
+        schema[probatio.Required(CONF_MODEL, default=RECOMMENDED_MODEL)] = MODEL_SELECTOR
     return probatio.Schema(schema)
 
 
@@ -212,6 +227,7 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
                 _connection_schema(with_model=True), user_input
             ),
             errors=errors,
+            description_placeholders=BASE_URL_PLACEHOLDERS,
         )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
@@ -260,6 +276,7 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
                 _connection_schema(with_model=False), suggested
             ),
             errors=errors,
+            description_placeholders=BASE_URL_PLACEHOLDERS,
         )
 
     @staticmethod
@@ -495,7 +512,7 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
         slider = NumberSelectorMode.SLIDER
         return probatio.Schema(
             {
-                probatio.Required(CONF_MODEL): _select(MODELS, CONF_MODEL, custom=True),
+                probatio.Required(CONF_MODEL): MODEL_SELECTOR,
                 probatio.Required(CONF_VOICE): SETTING_SELECTORS[CONF_VOICE],
                 probatio.Optional(CONF_PROMPT): TemplateSelector(),
                 probatio.Optional(CONF_LLM_HASS_API): SelectSelector(
