@@ -9,6 +9,8 @@ from typing import Any
 
 from awesomeversion import AwesomeVersion
 from homeassistant import const as ha_const
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent.parent
 INTEGRATION = ROOT / "custom_components" / "openai_realtime"
@@ -24,7 +26,7 @@ def _requirements(path: Path) -> dict[str, str]:
         line = raw.split("#", 1)[0].strip()
         if "==" in line:
             name, version = line.split("==", 1)
-            pins[name.strip().lower()] = version.strip()
+            pins[canonicalize_name(name.strip())] = version.strip()
     return pins
 
 
@@ -58,26 +60,75 @@ def test_manifest_has_what_home_assistant_and_hacs_require() -> None:
     assert not any(req.lower().startswith("openai") for req in manifest["requirements"])
 
 
-def test_manifest_requirements_are_pinned_and_installed_for_tests() -> None:
-    """Every runtime requirement is pinned exactly and matches the test environment."""
-    manifest = _load(INTEGRATION / "manifest.json")
+def _manifest_requirements() -> list[Requirement]:
+    return [Requirement(line) for line in _load(INTEGRATION / "manifest.json")["requirements"]]
+
+
+def _home_assistant_constraints() -> dict[str, Requirement]:
+    """homeassistant/package_constraints.txt of the installed Home Assistant, by package name."""
+    import homeassistant
+
+    path = Path(homeassistant.__file__).parent / "package_constraints.txt"
+    constraints: dict[str, Requirement] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            requirement = Requirement(line)
+            constraints[canonicalize_name(requirement.name)] = requirement
+    return constraints
+
+
+def test_manifest_requirements_are_ranges_the_test_pins_satisfy() -> None:
+    """The manifest names ranges, never exact pins; requirements_test.txt pins a version of each
+    inside its range (the tests run what users get)."""
     test_pins = _requirements(ROOT / "requirements_test.txt")
-    for requirement in manifest["requirements"]:
-        name, _, version = requirement.partition("==")
-        assert version, f"{requirement} is not pinned"
-        assert test_pins.get(name.lower()) == version, requirement
+    requirements = _manifest_requirements()
+    assert {canonicalize_name(r.name) for r in requirements} == {
+        "websockets",
+        "opuslib-next",
+        "numpy",
+    }
+    for requirement in requirements:
+        assert not any(spec.operator in {"==", "==="} for spec in requirement.specifier), (
+            f"{requirement} is pinned exactly: the next Home Assistant that moves it breaks us"
+        )
+        pinned = test_pins.get(canonicalize_name(requirement.name))
+        assert pinned is not None, f"{requirement.name} is not pinned in requirements_test.txt"
+        assert requirement.specifier.contains(pinned), (requirement, pinned)
+
+
+def constraint_conflicts(requirement: Requirement, constraint: Requirement) -> list[str]:
+    """How a manifest requirement could clash with Home Assistant's constraint of the package,
+    now or after Home Assistant raises it (its constraints only ever move up)."""
+    problems = []
+    floors = [s.version for s in constraint.specifier if s.operator in {"==", ">=", "~="}]
+    problems += [
+        f"{requirement} excludes Home Assistant's {constraint}"
+        for floor in floors
+        if not requirement.specifier.contains(floor, prereleases=True)
+    ]
+    if not requirement.specifier.contains("9999", prereleases=True):
+        problems.append(f"{requirement} has an upper bound a Home Assistant upgrade can cross")
+    return problems
+
+
+def test_constraint_check_catches_exact_pins_and_upper_bounds() -> None:
+    """The check fails on what broke before: an exact pin that HA's constraint moves away from."""
+    assert constraint_conflicts(Requirement("numpy==2.3.1"), Requirement("numpy==2.3.2"))
+    assert constraint_conflicts(Requirement("numpy==2.3.2"), Requirement("numpy==2.3.2"))
+    assert constraint_conflicts(Requirement("websockets<16"), Requirement("websockets>=15.0.1"))
+    assert not constraint_conflicts(Requirement("numpy>=2.0"), Requirement("numpy==2.3.2"))
 
 
 def test_requirements_respect_home_assistant_constraints() -> None:
-    """A requirement Home Assistant pins must carry the same version."""
-    import homeassistant
-
-    constraints = _requirements(Path(homeassistant.__file__).parent / "package_constraints.txt")
-    manifest = _load(INTEGRATION / "manifest.json")
-    for requirement in manifest["requirements"]:
-        name, _, version = requirement.partition("==")
-        if name.lower() in constraints:
-            assert constraints[name.lower()] == version, requirement
+    """Every requirement Home Assistant constrains admits HA's version, today's and later ones."""
+    constraints = _home_assistant_constraints()
+    constrained = [r for r in _manifest_requirements() if canonicalize_name(r.name) in constraints]
+    # numpy is pinned and websockets bounded by Home Assistant: this test has something to check.
+    assert {canonicalize_name(r.name) for r in constrained} >= {"numpy", "websockets"}
+    for requirement in constrained:
+        constraint = constraints[canonicalize_name(requirement.name)]
+        assert constraint_conflicts(requirement, constraint) == []
 
 
 def test_hacs_json() -> None:
