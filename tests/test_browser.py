@@ -1,28 +1,42 @@
 """Browser test: Home Assistant's own UI in headless Chromium (Debian's), driven by Playwright.
 
-Logs in, adds the integration through the config flow dialog against the offline Realtime
-server, opens the options and a device page, and saves the screenshots the README shows. Any
-untranslated key (`component.openai_realtime...`), translation error or error alert on screen
+Logs in, renders the config flow dialog in German and Simplified Chinese, adds the integration
+in English against the offline Realtime server, opens the options, pairs the device simulator and
+opens its device page, and saves the screenshots the README shows. Any untranslated key
+(`component.openai_realtime...`), unfilled placeholder, translation error or error alert on screen
 fails the test.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+import contextlib
+import hashlib
+import json
 import os
 from pathlib import Path
+import subprocess
 import tempfile
+import threading
+from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
 import pytest
 
+from simulator.cli import load_state
+from simulator.device import DeviceSimulator
 from tests.e2e_helpers import (
+    DOMAIN,
     OWNER,
     ROOT,
     HomeAssistantProcess,
     RealtimeProcess,
     allow_sockets,
     running,
+    start_simulator,
+    wait_for,
+    ws_command,
 )
 
 pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.timeout(180)]
@@ -53,6 +67,7 @@ SCREEN_PROBLEMS_JS = """
   const bad = [];
   const suspicious = new RegExp(
     "component\\.openai_realtime|Translation error|Unknown error|Config flow could not be loaded"
+    + "|[{][a-z_]+[}]"
   );
   const visit = (root) => {
     const walker = document.createTreeWalker(root, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
@@ -83,10 +98,10 @@ def assert_clean(page: Page, where: str) -> None:
     assert not problems, f"{where}: {problems}"
 
 
-def screenshot(page: Page, name: str) -> None:
+def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     """Save a README screenshot (only after the screen passed `assert_clean`)."""
     IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMAGES / name))
+    page.screenshot(path=str(IMAGES / name), full_page=full_page)
 
 
 @pytest.fixture
@@ -135,35 +150,160 @@ def log_in(page: Page, ha: HomeAssistantProcess) -> None:
     confirm.click()
 
 
+INTEGRATION = ROOT / "custom_components" / DOMAIN
+# Home Assistant's own label of the button that confirms adding a custom integration.
+CONFIRM = {"en": "OK", "de": "OK", "zh-Hans": "确定"}
+AZURE_EXAMPLE = "https://YOUR-RESOURCE.openai.azure.com/openai/v1"
+
+
+def use_language(page: Page, language: str) -> None:
+    """The frontend's language choice, as its profile page stores it."""
+    page.evaluate(
+        "language => localStorage.setItem('selectedLanguage', JSON.stringify(language))", language
+    )
+
+
+def user_step(language: str) -> dict[str, Any]:
+    """Our translation of the config flow's first step."""
+    path = INTEGRATION / "translations" / f"{language}.json"
+    step: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["config"]["step"]["user"]
+    return step
+
+
+def open_config_flow(page: Page, ha: HomeAssistantProcess, language: str) -> dict[str, Any]:
+    """Start adding the integration; returns the step's texts once its form is on screen."""
+    step = user_step(language)
+    page.goto(ha.base_url + f"/config/integrations/dashboard/add?domain={DOMAIN}")
+    page.get_by_role("button", name=CONFIRM[language], exact=True).click()
+    page.get_by_role("textbox", name=step["data"]["api_key"]).wait_for()
+    page.get_by_text(step["title"]).first.wait_for()
+    page.get_by_text(AZURE_EXAMPLE, exact=False).first.wait_for()
+    return step
+
+
+def test_chinese_glyphs_are_installed() -> None:
+    """Without a CJK font the zh-Hans screenshot shows boxes (scripts/setup installs one)."""
+    fonts = subprocess.run(
+        ["fc-list", ":lang=zh-cn", "family"], capture_output=True, text=True, check=True
+    ).stdout
+    assert fonts.strip(), "no Chinese font: run scripts/setup (fonts-wqy-microhei)"
+
+
+def paired_device_id(ha: HomeAssistantProcess, mac: str) -> str:
+    """The Home Assistant device of the paired simulator."""
+    devices = ws_command(ha.port, ha.token, {"type": "config/device_registry/list"})
+    return next(device["id"] for device in devices if [DOMAIN, mac] in device["identifiers"])
+
+
+@contextlib.contextmanager
+def connected(ha: HomeAssistantProcess, state_file: Path) -> Iterator[str]:
+    """Keep the paired simulator's WebSocket open (as an idle device does) while the block runs;
+    yields its MAC. The token is the one `python -m simulator` saved in `state_file`."""
+    ota_url = ha.url("/api/openai_realtime/ota/")
+    state = load_state(state_file, None)
+    # The key simulator.cli files the token under: one entry per OTA URL.
+    saved = state["websocket"][hashlib.sha256(ota_url.encode()).hexdigest()[:12]]
+    ready, stop = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    async def hold() -> None:
+        device = DeviceSimulator(
+            ota_url,
+            mac=state["mac"],
+            client_id=state["client_id"],
+            language="en-US",
+            ws_url=saved["url"],
+            token=saved["token"],
+        )
+        try:
+            await device.check_version()
+            await device.open_audio_channel()
+            ready.set()
+            await asyncio.to_thread(stop.wait)
+        finally:
+            await device.close()
+
+    def run() -> None:
+        try:
+            asyncio.run(hold())
+        except BaseException as err:  # reported to the test below
+            failures.append(err)
+            ready.set()
+
+    thread = threading.Thread(target=run, name="simulated device", daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(30), "the simulated device did not connect"
+        assert not failures, failures
+        yield state["mac"]
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not failures, failures
+
+
 def test_add_configure_and_open_a_device_in_the_ui(
-    stack: tuple[HomeAssistantProcess, RealtimeProcess], page: Page
+    stack: tuple[HomeAssistantProcess, RealtimeProcess], page: Page, tmp_path: Path
 ) -> None:
-    """The config flow dialog, the options dialog and the device page render cleanly."""
+    """The config flow in German and Chinese, then in English; the options; a paired device."""
     ha, realtime = stack
     log_in(page, ha)
 
-    page.goto(ha.base_url + "/config/integrations/dashboard/add?domain=openai_realtime")
-    page.get_by_role("button", name="OK").click()
+    # The first step in German and Simplified Chinese: our texts, the example URLs filled in.
+    for language in ("de", "zh-Hans"):
+        use_language(page, language)
+        open_config_flow(page, ha, language)
+        assert_clean(page, f"config flow ({language})")
+        screenshot(page, f"config-flow-{language}.png")
+        page.keyboard.press("Escape")
+    use_language(page, "en")
+
+    open_config_flow(page, ha, "en")
     page.get_by_role("textbox", name="API key").fill("offline")
     page.get_by_role("textbox", name="Base URL").fill(realtime.url)
     page.get_by_role("button", name="Submit").wait_for()
     assert_clean(page, "config flow")
+    # Cosmetic only: let the filled fields' labels finish floating up before the screenshot.
+    page.wait_for_timeout(500)
     screenshot(page, "config-flow.png")
     page.get_by_role("button", name="Submit").click()
     page.get_by_role("button", name="Skip and finish").click()
-    entries = ha.api("GET", "/api/config/config_entries/entry?domain=openai_realtime")
+    entries = ha.api("GET", f"/api/config/config_entries/entry?domain={DOMAIN}")
     assert [e["state"] for e in entries] == ["loaded"]
 
-    page.goto(ha.base_url + "/config/integrations/integration/openai_realtime")
+    page.goto(ha.base_url + f"/config/integrations/integration/{DOMAIN}")
     page.get_by_role("button", name="Configure").click()
     page.get_by_text("Instructions", exact=True).wait_for()
     assert_clean(page, "options")
     screenshot(page, "options.png")
     page.keyboard.press("Escape")
 
-    page.get_by_text("gpt-realtime-2.1").first.click()
-    page.wait_for_url("**/config/devices/device/**")
-    page.get_by_text("OpenAI Realtime").first.wait_for()
-    page.wait_for_load_state("networkidle")
-    assert_clean(page, "device page")
-    screenshot(page, "device.png")
+    # Pair the simulator (its code approved through the discovered flow) and talk once, so
+    # that the device has a response latency; then keep it connected for its page.
+    state_file, report = tmp_path / "simulator.json", tmp_path / "report.json"
+    run = start_simulator(
+        ha, state_file, "--say", "Turn on the kitchen light", "--report", str(report)
+    )
+    code = run.read_until(r"pairing code: (\d+)").group(1)
+    flow = wait_for(
+        lambda: [f for f in ha.flows_in_progress() if f["handler"] == DOMAIN],
+        10,
+        "the discovered device",
+    )[0]
+    approved = ha.api("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"code": code})
+    assert approved["reason"] == "device_paired", approved
+    assert run.finish() == 0, run.output
+    assert json.loads(report.read_text())["latency_ms"] is not None
+
+    with connected(ha, state_file) as mac:
+        page.goto(ha.base_url + f"/config/devices/device/{paired_device_id(ha, mac)}")
+        for name in ("Connected", "Last seen", "Response latency", "Volume"):
+            page.get_by_text(name, exact=True).first.wait_for()
+        wait_for(
+            lambda: [s for s in ha.states("binary_sensor.") if s["state"] == "on"],
+            10,
+            "the device to be connected",
+        )
+        page.wait_for_load_state("networkidle")
+        assert_clean(page, "device page")
+        screenshot(page, "device.png", full_page=True)
