@@ -10,7 +10,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    selector,
+    service as service_helper,
+)
 import pytest
 
 from custom_components.openai_realtime.const import DOMAIN
@@ -277,3 +282,29 @@ async def test_actions_refuse_unknown_and_offline_targets(
             DOMAIN, "speak", {"device_id": device_id, "message": "hi"}, blocking=True
         )
     assert err.value.translation_key == "device_offline"
+
+
+async def test_actions_take_devices_from_a_device_selector_field(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """hassfest refuses device filters on a target: the actions' target picks satellites, and a
+    `device_id` field's device selector lists the voice devices. What that selector returns is
+    what the action takes."""
+    descriptions = await service_helper.async_get_all_descriptions(hass)
+    kitchen, _ = await _two_devices(hass, client)
+    for name, multiple in (("speak", True), ("ask", False), ("converse", True)):
+        description = descriptions[DOMAIN][name]
+        assert "device" not in description["target"], name
+        field = selector.selector(description["fields"]["device_id"]["selector"])
+        assert isinstance(field, selector.DeviceSelector)
+        assert field.config["multiple"] is multiple, name
+        assert field.config["filter"] == [{"integration": DOMAIN}]
+    picked = selector.selector(descriptions[DOMAIN]["speak"]["fields"]["device_id"]["selector"])(
+        [_device_id(hass, kitchen)]
+    )
+    realtime_server.script(ScriptedResponse(text="Dinner is ready.", audio=tone(300)))
+    await hass.services.async_call(
+        DOMAIN, "speak", {"device_id": picked, "message": "Dinner is ready."}, blocking=True
+    )
+    await wait_tts(kitchen, "stop")
+    assert "sentence_start:Dinner is ready." in tts_states(kitchen)
