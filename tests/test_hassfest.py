@@ -9,6 +9,7 @@ violation fails here before it fails in CI. Each rule names the hassfest module 
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 import json
 from pathlib import Path
@@ -16,6 +17,7 @@ import re
 import string
 from typing import Any
 
+from homeassistant.const import Platform
 from homeassistant.helpers import config_validation as cv, selector
 from homeassistant.util.yaml import load_yaml_dict
 from packaging.requirements import InvalidRequirement, Requirement
@@ -492,3 +494,53 @@ def test_quality_scale_statuses_are_honest() -> None:
     assert {"sensor.py", "number.py", "binary_sensor.py"} <= set(_platform_modules())
     for rule in ("entity-unavailable", "entity-unique-id", "has-entity-name", "devices"):
         assert status[rule] != "exempt", f"{rule} is exempt, but the integration has entities"
+
+
+# --- dependencies.py --------------------------------------------------------------------------
+
+
+def referenced_components(source: str) -> set[str]:
+    """Integrations a module imports from `homeassistant.components` (hassfest's import scan)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[:2] == ["homeassistant", "components"] and len(parts) > 2:
+                found.add(parts[2])
+    return found
+
+
+def undeclared_components(manifest: dict[str, Any], references: set[str]) -> set[str]:
+    """References neither declared in the manifest nor allowed without a dependency: entity
+    platforms, `homeassistant`, and integrations this one has a platform file for."""
+    allowed = {platform.value for platform in Platform} | {"homeassistant", manifest["domain"]}
+    allowed |= set(manifest.get("dependencies", [])) | set(manifest.get("after_dependencies", []))
+    own = {path.stem for path in INTEGRATION.glob("*.py")}
+    own |= {path.name for path in INTEGRATION.iterdir() if path.is_dir()}
+    return references - allowed - own
+
+
+def test_dependency_rule_catches_an_undeclared_integration() -> None:
+    """An import from an integration the manifest does not name is reported."""
+    source = (
+        "from homeassistant.components.zha import helpers\n"
+        "from homeassistant.components import mqtt\n"
+    )
+    assert referenced_components(source) == {"zha", "mqtt"}
+    manifest = {"domain": "openai_realtime", "dependencies": ["http"]}
+    assert undeclared_components(manifest, {"zha", "mqtt", "http", "sensor"}) == {"zha", "mqtt"}
+
+
+def test_every_imported_integration_is_a_dependency() -> None:
+    """hassfest: "Using component X but it's not in 'dependencies' or 'after_dependencies'"."""
+    manifest = _load(INTEGRATION / "manifest.json")
+    references: set[str] = set()
+    for path in INTEGRATION.rglob("*.py"):
+        references |= referenced_components(path.read_text(encoding="utf-8"))
+    assert {"assist_satellite", "conversation", "ffmpeg"} <= references
+    assert undeclared_components(manifest, references) == set()
