@@ -544,3 +544,29 @@ def test_every_imported_integration_is_a_dependency() -> None:
         references |= referenced_components(path.read_text(encoding="utf-8"))
     assert {"assist_satellite", "conversation", "ffmpeg"} <= references
     assert undeclared_components(manifest, references) == set()
+
+
+# --- config_schema.py and json.py --------------------------------------------------------------
+
+
+def test_async_setup_comes_with_a_config_schema() -> None:
+    """An integration with async_setup defines CONFIG_SCHEMA (config entries only, here)."""
+    module = ast.parse(_source("__init__.py"))
+    functions = {n.name for n in module.body if isinstance(n, ast.AsyncFunctionDef)}
+    assigned = {
+        target.id
+        for node in module.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    assert "async_setup" in functions
+    assert "CONFIG_SCHEMA" in assigned
+
+
+def test_every_json_file_parses() -> None:
+    """hassfest reports any JSON file of the integration that does not parse."""
+    files = list(INTEGRATION.rglob("*.json"))
+    assert len(files) >= 5
+    for path in files:
+        json.loads(path.read_text(encoding="utf-8"))
