@@ -85,9 +85,13 @@ async def test_paired_device_gets_websocket_and_token_once(
         # Another client id (NVS erased, or an impostor) does not get the token.
         headers = device.http_headers() | {"Client-Id": "someone-else"}
         response = await client.post(OTA_PATH, json=device.system_info(), headers=headers)
-        assert "token" not in (await response.json())["websocket"]
-        # The same client may fetch it again until it connected once with it.
-        assert (await device.check_version()).websocket["token"] == token
+        assert str(token) not in await response.text()
+        # The hand-over is single-use: the next check carries no token, and the one the
+        # device stored still opens its channel.
+        again = await device.check_version()
+        assert again.websocket is not None
+        assert "token" not in again.websocket
+        assert device.nvs_websocket["token"] == token
         await device.open_audio_channel()
         await device.close_audio_channel()
         assert "token" not in (await device.check_version()).websocket
@@ -111,17 +115,15 @@ async def test_websocket_url_option(hass: HomeAssistant, client: TestClient) -> 
         await device.close()
 
 
-def test_websocket_url_from_internal_url(hass: HomeAssistant) -> None:
-    """HTTPS becomes wss; without any known URL the request's own origin is used."""
-    hass.config.internal_url = "https://ha.local:8443"
-    assert websocket_url(hass, None, yarl.URL("http://x")) == (
-        "wss://ha.local:8443/api/openai_realtime/ws"
+def test_websocket_url_from_the_request() -> None:
+    """The request's own host and port; HTTPS becomes wss; the option wins."""
+    assert websocket_url(None, yarl.URL("https://ha.example:8443/api/x")) == (
+        "wss://ha.example:8443/api/openai_realtime/ws"
     )
-    hass.config.internal_url = None
-    hass.config.api = None
-    assert websocket_url(hass, None, yarl.URL("http://10.0.0.5:8123/api/x?y=1")) == (
+    assert websocket_url(None, yarl.URL("http://10.0.0.5:8123/api/x?y=1")) == (
         "ws://10.0.0.5:8123/api/openai_realtime/ws"
     )
+    assert websocket_url("ws://voice:1/ws", yarl.URL("http://10.0.0.5:8123/")) == "ws://voice:1/ws"
 
 
 @pytest.mark.parametrize(
@@ -155,23 +157,33 @@ async def test_chunked_oversized_body(hass: HomeAssistant, client: TestClient) -
 
 
 async def test_missing_device_id_and_get(hass: HomeAssistant, client: TestClient) -> None:
-    """A request without a MAC is refused; GET is answered from the headers alone."""
+    """A request without a MAC or Client-Id is refused; a GET is answered but changes nothing."""
     response = await client.post(OTA_PATH, json={})
+    assert response.status == 400
+    response = await client.post(OTA_PATH, json={}, headers={"Device-Id": "aa:bb:cc:dd:ee:02"})
     assert response.status == 400
     response = await client.get(OTA_PATH)
     assert response.status == 400
     response = await client.get(
         OTA_PATH.rstrip("/"),
-        headers={"Device-Id": "AA-BB-CC-DD-EE-02", "User-Agent": "esp-box-3/2.0.1"},
+        headers={
+            "Device-Id": "AA-BB-CC-DD-EE-02",
+            "Client-Id": "c1",
+            "User-Agent": "esp-box-3/2.0.1",
+        },
     )
     body = await response.json()
     assert body["firmware"] == {"version": "2.0.1", "url": ""}
-    assert hass.data[DATA_HUB].pending["aa:bb:cc:dd:ee:02"].board == "esp-box-3"
+    assert "activation" not in body
+    assert not hass.data[DATA_HUB].pending
+    await hass.async_block_till_done()
+    assert not hass.config_entries.flow.async_progress_by_handler("openai_realtime")
 
 
 async def test_not_ready_without_a_loaded_entry(hass: HomeAssistant, client: TestClient) -> None:
     """Without a loaded service entry, devices are asked to come back later."""
     entry = hass.config_entries.async_entries("openai_realtime")[0]
     await hass.config_entries.async_unload(entry.entry_id)
-    response = await client.post(OTA_PATH, json={}, headers={"Device-Id": "aa:bb:cc:dd:ee:03"})
+    headers = {"Device-Id": "aa:bb:cc:dd:ee:03", "Client-Id": "c1"}
+    response = await client.post(OTA_PATH, json={}, headers=headers)
     assert response.status == 503

@@ -84,8 +84,12 @@ async def test_wrong_codes_are_rate_limited(hass: HomeAssistant, client: TestCli
         now = hub.clock()
         hub.clock = lambda: now + CODE_LIFETIME + 1  # the window passed, and the code expired
         step = await hass.config_entries.flow.async_configure(flow["flow_id"], {CONF_CODE: code})
-        assert step["errors"] == {"base": "code_expired"}
+        assert step["type"] is FlowResultType.ABORT
+        assert step["reason"] == "code_expired"
+        # The device's next check gets a new code, and a new card for it.
         renewed = await device.check_version()
+        await hass.async_block_till_done()
+        flow = discovery_flow(hass, device.mac)
         step = await hass.config_entries.flow.async_configure(
             flow["flow_id"], {CONF_CODE: renewed.activation["code"]}
         )

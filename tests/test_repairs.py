@@ -12,7 +12,7 @@ from homeassistant.components import conversation
 from homeassistant.components.repairs import repairs_flow_manager
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import intent, issue_registry as ir
+from homeassistant.helpers import device_registry as dr, intent, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -29,7 +29,7 @@ from custom_components.openai_realtime.repairs import (
     parse_version,
     quota_issue_id,
 )
-from tests.device_helpers import device_client, pair, setup_entry, simulator
+from tests.device_helpers import device_client, pair, setup_entry, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedResponse
 from tests.test_conversation import AGENT
 
@@ -256,23 +256,41 @@ async def test_debug_logs_hold_no_secret_and_no_audio_dump(
     assert re.search(r"[A-Za-z0-9+/]{200,}", ours) is None
 
 
-async def test_updated_device_clears_its_firmware_issue_at_boot(
+async def test_updated_device_clears_its_firmware_issue_when_it_connects(
     hass: HomeAssistant,
     hass_client_no_auth: Any,
     realtime_server: RealtimeServer,
     issue_registry: ir.IssueRegistry,
+    device_registry: dr.DeviceRegistry,
 ) -> None:
-    """A paired device that reports old, then new firmware at boot raises, then clears."""
+    """Old, then new firmware reported over the device's connection raises, then clears.
+
+    The version comes from the MCP `initialize` answer (`McpServer::ParseMessage` sends the
+    running firmware's version); the unauthenticated boot check alone changes nothing.
+    """
 
     client = await device_client(hass, hass_client_no_auth, realtime_server)
     device = simulator(client, firmware_version="1.7.0")
     try:
         await pair(hass, device)
-        await device.check_version()
         issue_id = firmware_issue_id(device.mac)
         assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
         device.firmware_version = "2.4.2"
         await device.check_version()
-        assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+        assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
+        await device.open_audio_channel()
+        await until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is None)
+        entry = hass.config_entries.async_entries(DOMAIN)[0]
+        (subentry,) = entry.subentries.values()
+        assert subentry.data["firmware"] == "2.4.2"
+        ha_device = device_registry.async_get_device_by_identifier(
+            (DOMAIN, device.mac), entry.entry_id
+        )
+        assert ha_device is not None
+        assert ha_device.sw_version == "2.4.2"
+        await device.close_audio_channel()
+        device.firmware_version = "1.7.9"
+        await device.open_audio_channel()
+        await until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None)
     finally:
         await device.close()

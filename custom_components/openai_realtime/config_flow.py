@@ -38,6 +38,7 @@ import probatio
 
 from .const import (
     CONF_BASE_URL,
+    CONF_CLIENT_ID,
     CONF_CODE,
     CONF_DEVICE_WEBSOCKET_URL,
     CONF_DIALECT,
@@ -297,60 +298,81 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
 
     # --- a xiaozhi device asked to be paired ---------------------------------------------------
 
+    _client_id = ""
+    """The Client-Id of the pairing this discovered card is about."""
+
     @override
     async def async_step_integration_discovery(
         self, discovery_info: dict[str, Any]
     ) -> ConfigFlowResult:
-        """An unknown device made its boot check: offer to pair it."""
+        """A device made its boot check: offer to pair it (again, if it was reset)."""
         mac = str(discovery_info[CONF_MAC])
+        self._client_id = str(discovery_info.get(CONF_CLIENT_ID, ""))
         await self.async_set_unique_id(mac)
         self._abort_if_unique_id_configured()
         hub = self.hass.data[DATA_HUB]
-        if hub.find_paired(mac) is not None:
-            return self.async_abort(reason="already_configured")
-        if (pending := hub.pending.get(mac)) is None:
-            return self.async_abort(reason="code_expired")
+        if (pending := hub.pending_for(mac, self._client_id)) is None:
+            paired = hub.find_paired(mac) is not None
+            return self.async_abort(reason="already_configured" if paired else "code_expired")
         self.context["title_placeholders"] = {"name": pending.title}
         return await self.async_step_pair()
 
     async def async_step_pair(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the code the device speaks and shows."""
+        """Ask for the code the device speaks and shows, naming the device precisely."""
         hub = self.hass.data[DATA_HUB]
         mac = str(self.unique_id)
+        if (pending := hub.pending_for(mac, self._client_id)) is None:
+            return self.async_abort(reason="code_expired")
         errors: dict[str, str] = {}
         if user_input is not None:
             entries = self.hass.config_entries.async_loaded_entries(DOMAIN)
             if not entries:
                 return self.async_abort(reason="entry_not_loaded")
-            result = hub.check_code(mac, str(user_input[CONF_CODE]))
+            result = hub.check_code(mac, str(user_input[CONF_CODE]), self._client_id)
             if result is PairingResult.OK:
-                title = hub.pending[mac].title
-                self.hass.config_entries.async_add_subentry(
-                    entries[0],
-                    ConfigSubentry(
-                        data=MappingProxyType(hub.approve(mac)),
-                        subentry_type=SUBENTRY_DEVICE,
-                        title=title,
-                        unique_id=mac,
-                    ),
-                )
+                title = pending.title
+                data = hub.approve(mac)
+                if (found := hub.find_paired(mac)) is not None:
+                    # A reset device: the new token replaces the old one, which stops working.
+                    entry, subentry = found
+                    self.hass.config_entries.async_update_subentry(
+                        entry, subentry, data={**subentry.data, **data}
+                    )
+                    await hub.async_disconnect(mac, "paired again")
+                    title = subentry.title
+                else:
+                    self.hass.config_entries.async_add_subentry(
+                        entries[0],
+                        ConfigSubentry(
+                            data=MappingProxyType(data),
+                            subentry_type=SUBENTRY_DEVICE,
+                            title=title,
+                            unique_id=mac,
+                        ),
+                    )
                 return self.async_abort(
                     reason="device_paired", description_placeholders={"name": title}
                 )
             if result is PairingResult.UNKNOWN:
                 return self.async_abort(reason="code_expired")
             errors["base"] = result.value
-        pending = hub.pending.get(mac)
         return self.async_show_form(
-            step_id="pair",
+            step_id="pair_reset" if pending.reset else "pair",
             data_schema=_code_schema(),
             errors=errors,
             description_placeholders={
-                "board": pending.board if pending else "",
+                "board": pending.board,
                 "mac": mac,
-                "firmware": pending.firmware if pending else "",
+                "firmware": pending.firmware or "?",
+                "client_id": pending.client_id_start,
             },
         )
+
+    async def async_step_pair_reset(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The same, for a paired device that was reset (erased or reflashed)."""
+        return await self.async_step_pair(user_input)
 
 
 def _code_schema() -> probatio.Schema:
@@ -360,34 +382,50 @@ def _code_schema() -> probatio.Schema:
 class DeviceSubentryFlow(ConfigSubentryFlow):
     """Pair a device that is waiting for approval, from the entry's "Add device" button."""
 
+    def __init__(self) -> None:
+        """Nothing listed yet."""
+        super().__init__()
+        self._shown: dict[str, str] = {}
+        """The Client-Id of each device the form listed, by MAC."""
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Choose a waiting device and type its code."""
         entry = self._get_entry()
         if entry.state is not ConfigEntryState.LOADED:
             return self.async_abort(reason="entry_not_loaded")
         hub = self.hass.data[DATA_HUB]
-        waiting = {p.mac: p.title for p in hub.pending_devices() if hub.find_paired(p.mac) is None}
-        if not waiting:
-            return self.async_abort(reason="no_pending_devices")
+        # A reset device (paired, new Client-Id) is paired again from its discovered card.
+        waiting = {p.mac: p for p in hub.pending_devices() if not p.reset}
         errors: dict[str, str] = {}
         if user_input is not None:
             mac = str(user_input[CONF_MAC])
-            result = hub.check_code(mac, str(user_input[CONF_CODE]))
-            if result is PairingResult.OK:
+            # The code goes to the device the user was shown, not one that replaced it.
+            shown = self._shown.get(mac)
+            result = hub.check_code(mac, str(user_input[CONF_CODE]), shown or "")
+            if result is PairingResult.OK and mac in waiting:
+                title = waiting[mac].title
                 data = hub.approve(mac)
                 for flow in self.hass.config_entries.flow.async_progress_by_handler(
                     DOMAIN, match_context={"unique_id": mac}
                 ):
                     self.hass.config_entries.flow.async_abort(flow["flow_id"])
-                return self.async_create_entry(title=waiting[mac], data=data, unique_id=mac)
-            errors["base"] = result.value
+                return self.async_create_entry(title=title, data=data, unique_id=mac)
+            errors["base"] = (
+                result.value if result is not PairingResult.OK else PairingResult.UNKNOWN.value
+            )
+        if not waiting:
+            return self.async_abort(reason="no_pending_devices")
+        self._shown = {mac: p.client_id for mac, p in waiting.items()}
         schema = probatio.Schema(
             {
                 probatio.Required(CONF_MAC): SelectSelector(
                     SelectSelectorConfig(
                         options=[
-                            SelectOptionDict(value=mac, label=title)
-                            for mac, title in waiting.items()
+                            SelectOptionDict(
+                                value=mac,
+                                label=f"{p.title} {p.firmware} · {p.client_id_start}…",
+                            )
+                            for mac, p in waiting.items()
                         ],
                         mode=SelectSelectorMode.LIST,
                     )

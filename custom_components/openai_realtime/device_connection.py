@@ -188,6 +188,9 @@ class DeviceConnection:
                 LOGGER.debug("Device %s said hello (protocol v%s)", self.mac, hello.version)
                 if hello.features.mcp:
                     self._start(self._async_discover_tools(), "tools")
+                else:
+                    # Firmware before 1.8 has no MCP: too old to serve (its volume, status).
+                    self.hass.data[DATA_HUB].async_report_firmware(self.mac, mcp=False)
             case AudioReceived():
                 self.audio_packets_received += 1
             case AbortRequested() if self.session.speaking:
@@ -242,7 +245,10 @@ class DeviceConnection:
     async def _async_discover_tools(self) -> None:
         """Initialize MCP, list the device's tools and read its volume."""
         try:
-            await self.mcp.initialize()
+            info = await self.mcp.initialize()
+            # `McpServer::ParseMessage` answers with the running firmware's version: the
+            # authenticated place to learn it (the OTA request could come from anyone).
+            self.hass.data[DATA_HUB].async_report_firmware(self.mac, info.version or None)
             self.state.tools = await self.mcp.list_tools()
             LOGGER.debug("Device %s has %d tools", self.mac, len(self.state.tools))
             await self.async_refresh_status()

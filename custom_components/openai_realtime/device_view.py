@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+import logging
 from typing import Final
 
 from aiohttp import web
@@ -14,9 +15,16 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from .const import DEVICE_WS_PATH, LOGGER
 from .device_connection import DeviceConnection
 from .devices import DATA_HUB, normalize_mac
+from .rate_limit import RateLimiter
 
 MAX_MESSAGE_SIZE: Final = 256 * 1024
 """Largest WebSocket message accepted at all; the session refuses smaller oversized frames."""
+
+REFUSAL_LOG_WINDOW: Final = 600.0
+"""A refused connection is logged as a warning once per source address in this many seconds
+(later ones at debug level), and at most `REFUSAL_WARNINGS` times in all per window."""
+
+REFUSAL_WARNINGS: Final = 10
 
 # No aiohttp heartbeat: in aiohttp 3.14 data arriving during the closing handshake re-arms the
 # heartbeat timer after close (a leaked timer per connection). The connection's own idle
@@ -40,6 +48,24 @@ class DeviceWebSocketView(HomeAssistantView):
     name = "api:openai_realtime:ws"
     requires_auth = False
 
+    def __init__(self) -> None:
+        """Start with no refusal logged."""
+        self._warned_sources = RateLimiter(1, REFUSAL_LOG_WINDOW)
+        self._warnings = RateLimiter(REFUSAL_WARNINGS, REFUSAL_LOG_WINDOW)
+
+    def _log_refusal(self, source: str, mac: str | None, why: str) -> None:
+        """Warn about a refused device once per address and window; a flood goes to debug."""
+        level = logging.DEBUG
+        if self._warned_sources.allow(source) and self._warnings.allow(""):
+            level = logging.WARNING
+        LOGGER.log(
+            level,
+            "Refused a device connection from %s (Device-Id %s): %s",
+            source,
+            mac or "missing",
+            why,
+        )
+
     async def get(self, request: web.Request) -> web.StreamResponse:
         """Check the device's token, upgrade, and serve it until it leaves."""
         hass = request.app[KEY_HASS]
@@ -47,11 +73,13 @@ class DeviceWebSocketView(HomeAssistantView):
         mac = normalize_mac(request.headers.get("Device-Id"))
         token = bearer_token(request.headers.get("Authorization"))
         if hub.authenticate(mac, token) is None or mac is None:
-            LOGGER.warning(
-                "Refused a device connection from %s (Device-Id %s): %s",
-                request.remote,
-                mac or "missing",
-                "no token" if token is None else "invalid token",
+            if hub.paired_while_unloaded(mac, token):
+                # A known device while its entry reloads or its service is down: not a
+                # failed login (no ban, no notification), just "come back later".
+                LOGGER.debug("Device %s connected while its entry is not loaded", mac)
+                return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE, text="not ready")
+            self._log_refusal(
+                request.remote or "unknown", mac, "no token" if token is None else "invalid token"
             )
             await process_wrong_login(request)
             return web.Response(status=HTTPStatus.UNAUTHORIZED)

@@ -79,8 +79,8 @@ async def async_get_config_entry_diagnostics(
                 CONF_CLIENT_ID: pending.client_id,
                 CONF_CODE: pending.code,
                 "challenge": pending.challenge,
-                "approved": pending.approved,
-                "wrong_codes": len(pending.wrong_codes),
+                "reset": pending.reset,
+                "wrong_codes": hub.wrong_codes(pending.mac),
             },
             TO_REDACT,
         )

@@ -3,6 +3,10 @@
 Answers exactly what stock xiaozhi firmware expects: `websocket` (url, token, version) for paired
 devices, `activation` (code, message, challenge) for unknown ones, always `server_time` and a
 `firmware` echo that never triggers a flash, and never `mqtt`.
+
+Both endpoints are unauthenticated (the firmware sends no credentials there), so they are
+rate-limited per source address and change nothing about a paired device: only its
+authenticated WebSocket does.
 """
 
 from __future__ import annotations
@@ -14,9 +18,7 @@ import time
 from typing import Any, Final
 
 from aiohttp import web
-from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
-from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.util import dt as dt_util
 import yarl
 
@@ -28,8 +30,14 @@ from .const import (
     LOGGER,
     OTA_PATH,
 )
-from .devices import CODE_LIFETIME, DATA_HUB, DeviceHub, PendingDevice, normalize_mac
-from .repairs import async_firmware_issue
+from .devices import (
+    CODE_LIFETIME,
+    DATA_HUB,
+    ActivationRefused,
+    DeviceHub,
+    PendingDevice,
+    normalize_mac,
+)
 
 MAX_BODY_SIZE: Final = 16 * 1024
 """Largest request body read; the firmware's system info is about 2 KB."""
@@ -91,6 +99,9 @@ def parse_boot_check(headers: Any, body: dict[str, Any]) -> BootCheck:
     mac = normalize_mac(headers.get("Device-Id"))
     if mac is None:
         raise BadRequestError(HTTPStatus.BAD_REQUEST, "missing or invalid Device-Id")
+    # The firmware always sends its Client-Id (`Ota::SetupHttp`); pairing is bound to it.
+    if (client_id := _text(headers.get("Client-Id"), 64)) is None:
+        raise BadRequestError(HTTPStatus.BAD_REQUEST, "missing Client-Id")
     agent_board, _, agent_version = str(headers.get("User-Agent", "")).partition("/")
     board = body.get("board")
     board = board if isinstance(board, dict) else {}
@@ -98,7 +109,7 @@ def parse_boot_check(headers: Any, body: dict[str, Any]) -> BootCheck:
     application = application if isinstance(application, dict) else {}
     return BootCheck(
         mac=mac,
-        client_id=_text(headers.get("Client-Id"), 64) or "",
+        client_id=client_id,
         board=_text(board.get("name")) or _text(board.get("type")) or _text(agent_board) or "",
         firmware=_text(application.get("version"), 32) or _text(agent_version, 32) or "",
     )
@@ -111,14 +122,16 @@ def server_time() -> dict[str, int]:
     return {"timestamp": int(time.time() * 1000), "timezone_offset": minutes}
 
 
-def websocket_url(hass: HomeAssistant, override: str | None, request_url: yarl.URL) -> str:
-    """The device WebSocket URL: the option, else HA's internal URL, else this request's host."""
+def websocket_url(override: str | None, request_url: yarl.URL) -> str:
+    """The device WebSocket URL: the option, else the host and port of this very request.
+
+    The device just reached Home Assistant at that address, so it can reach it again there;
+    the firmware has no mDNS, so HA's own `homeassistant.local` or a container address
+    would not resolve.
+    """
     if override:
         return override
-    try:
-        base = yarl.URL(get_url(hass, allow_external=False, prefer_external=False))
-    except NoURLAvailableError:
-        base = request_url.origin()
+    base = request_url.origin()
     scheme = "wss" if base.scheme == "https" else "ws"
     return str(base.with_scheme(scheme).with_path(DEVICE_WS_PATH))
 
@@ -138,6 +151,18 @@ def _hub(request: web.Request) -> DeviceHub:
     return request.app[KEY_HASS].data[DATA_HUB]
 
 
+def _source(request: web.Request) -> str:
+    """The address rate limits count against (the client's, behind a trusted proxy)."""
+    return request.remote or "unknown"
+
+
+_REFUSED_STATUS: Final = {
+    ActivationRefused.CONFLICT: HTTPStatus.CONFLICT,
+    ActivationRefused.RATE_LIMITED: HTTPStatus.TOO_MANY_REQUESTS,
+    ActivationRefused.FULL: HTTPStatus.SERVICE_UNAVAILABLE,
+}
+
+
 class OtaView(HomeAssistantView):
     """The boot-time version check every xiaozhi device makes."""
 
@@ -148,46 +173,53 @@ class OtaView(HomeAssistantView):
 
     async def post(self, request: web.Request) -> web.Response:
         """Answer the firmware's boot check."""
+        if not _hub(request).ota_requests.allow(_source(request)):
+            return web.Response(status=HTTPStatus.TOO_MANY_REQUESTS, text="too many requests")
         try:
             check = parse_boot_check(request.headers, await read_json_body(request))
         except BadRequestError as err:
             LOGGER.debug("Refused OTA request from %s: %s", request.remote, err)
             return web.Response(status=err.status, text=str(err))
-        return self._answer(request, check)
+        return self._answer(request, check, pairing=True)
 
     async def get(self, request: web.Request) -> web.Response:
-        """Answer a body-less check (browsers, older clients) from the headers alone."""
+        """Answer a body-less check (browsers, older clients) from the headers alone.
+
+        A GET changes nothing: it starts no pairing and hands over no token.
+        """
+        if not _hub(request).ota_requests.allow(_source(request)):
+            return web.Response(status=HTTPStatus.TOO_MANY_REQUESTS, text="too many requests")
         try:
             check = parse_boot_check(request.headers, {})
         except BadRequestError as err:
             return web.Response(status=err.status, text=str(err))
-        return self._answer(request, check)
+        return self._answer(request, check, pairing=False)
 
-    def _answer(self, request: web.Request, check: BootCheck) -> web.Response:
+    def _answer(self, request: web.Request, check: BootCheck, *, pairing: bool) -> web.Response:
         hub = _hub(request)
         hass = hub.hass
         if not hass.config_entries.async_loaded_entries(DOMAIN):
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE, text="not ready")
         body: dict[str, Any] = {}
-        if (found := hub.find_paired(check.mac)) is not None:
-            entry, subentry = found
-            # The device reports its firmware at every boot: an update clears the repair.
-            async_firmware_issue(hass, check.mac, subentry.title, check.firmware or None)
+        found = hub.find_paired(check.mac)
+        if found is not None and hub.is_paired_client(check.mac, check.client_id):
+            # Nothing here changes the device's state (firmware issue, last seen): anyone can
+            # send its MAC and Client-Id. Its authenticated connection reports them.
+            entry = found[0]
             socket: dict[str, Any] = {
-                "url": websocket_url(
-                    hass, entry.options.get(CONF_DEVICE_WEBSOCKET_URL), request.url
-                ),
+                "url": websocket_url(entry.options.get(CONF_DEVICE_WEBSOCKET_URL), request.url),
                 "version": PROTOCOL_VERSION,
             }
-            if (token := hub.take_token(check.mac, check.client_id)) is not None:
+            if pairing and (token := hub.take_token(check.mac, check.client_id)) is not None:
                 socket["token"] = token
                 LOGGER.info("Handed device %s its token", check.mac)
             body["websocket"] = socket
-            hub.async_seen(check.mac)
-        else:
+        elif pairing:
             pending = hub.async_activation(
-                check.mac, check.client_id, check.board or "xiaozhi", check.firmware
+                check.mac, check.client_id, check.board, check.firmware, _source(request)
             )
+            if isinstance(pending, ActivationRefused):
+                return web.Response(status=_REFUSED_STATUS[pending], text=str(pending))
             body["activation"] = activation_section(pending, hub.clock())
         body["server_time"] = server_time()
         body["firmware"] = {"version": check.firmware, "url": ""}
@@ -200,6 +232,8 @@ class ActivateView(HomeAssistantView):
     DIY boards send `{}`; boards with an efuse serial number send an HMAC of the challenge
     keyed with a secret burnt into the chip, which only the vendor can check. We verify that
     the challenge (when sent) is the one we issued, and otherwise rely on the typed code.
+    Only the Client-Id that asked to pair learns anything: any other gets 404, so nobody can
+    watch another device's pairing.
     """
 
     url = ACTIVATE_PATH
@@ -209,15 +243,18 @@ class ActivateView(HomeAssistantView):
     async def post(self, request: web.Request) -> web.Response:
         """Report whether the device has been approved."""
         hub = _hub(request)
+        if not hub.activate_requests.allow(_source(request)):
+            return web.Response(status=HTTPStatus.TOO_MANY_REQUESTS, text="too many requests")
         if (mac := normalize_mac(request.headers.get("Device-Id"))) is None:
             return web.Response(status=HTTPStatus.BAD_REQUEST, text="invalid Device-Id")
+        client_id = _text(request.headers.get("Client-Id"), 64) or ""
         try:
             body = await read_json_body(request)
         except BadRequestError as err:
             return web.Response(status=err.status, text=str(err))
-        if hub.is_approved(mac):
+        if hub.is_approved(mac, client_id):
             return web.Response(status=HTTPStatus.OK, text="success")
-        pending = hub.pending.get(mac)
+        pending = hub.pending_for(mac, client_id)
         if pending is None:
             return web.Response(status=HTTPStatus.NOT_FOUND, text="unknown device")
         challenge = body.get("challenge")

@@ -1,0 +1,46 @@
+"""A sliding-window rate limiter per key (a source address, a device), bounded in memory."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+import time
+from typing import Final
+
+MAX_KEYS: Final = 1024
+"""Keys remembered at once; the least recently used is forgotten first (keys are untrusted)."""
+
+
+class RateLimiter:
+    """Allows at most `limit` events per `window` seconds for each key."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_KEYS,
+    ) -> None:
+        """`clock` is injectable for tests; `max_keys` bounds the memory an attacker can use."""
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._max_keys = max_keys
+        self._events: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def allow(self, key: str) -> bool:
+        """Count one event for `key`; False (and not counted) when the key is over its limit."""
+        now = self._clock()
+        events = self._events.pop(key, None)
+        if events is None:
+            events = deque()
+        while events and events[0] <= now - self.window:
+            events.popleft()
+        self._events[key] = events
+        while len(self._events) > self._max_keys:
+            self._events.popitem(last=False)
+        if len(events) >= self.limit:
+            return False
+        events.append(now)
+        return True
