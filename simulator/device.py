@@ -454,6 +454,16 @@ class DeviceSimulator:
             result = await self.check_version()
         raise OtaError("still not activated")
 
+    def erase_settings(self) -> None:
+        """Erase NVS (or flash the firmware again): the MAC stays, everything else is new.
+
+        `Board::Board()` (`board.cc`) reads `board/uuid` and makes a new random one when it is
+        missing, so the device comes back with a new Client-Id and no `websocket` settings.
+        """
+        self.client_id = str(uuid.uuid4())
+        self.nvs_websocket = {}
+        self.ota = None
+
     # --- WebSocket channel -----
 
     def ws_headers(self) -> dict[str, str]:

@@ -373,9 +373,13 @@ async def test_reflashed_device_pairs_again(
     hub = hass.data[DATA_HUB]
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     old_headers = old.ws_headers()
-    new = simulator(client, mac=old.mac)  # the same board, erased: new Client-Id, no token
+    # The same board, erased: a new Client-Id, no token (the old board's connection stays
+    # open meanwhile, as if the erased board were a second one with the old settings).
+    new = simulator(client, mac=old.mac, client_id=old.client_id)
+    new.erase_settings()
     try:
         assert new.client_id != old.client_id
+        assert not new.nvs_websocket
         check = await new.check_version()
         assert check.activation is not None
         assert check.websocket is None
@@ -388,6 +392,11 @@ async def test_reflashed_device_pairs_again(
         assert form["description_placeholders"]["client_id"] == new.client_id[:8]
         # Until the user approves, the old token still works.
         assert hub.states[old.mac].connected
+        # "Add device" would make a second subentry for the MAC: the card is the one way.
+        add = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, SUBENTRY_DEVICE), context={"source": "user"}
+        )
+        assert add["reason"] == "no_pending_devices"
         done = await hass.config_entries.flow.async_configure(
             flow["flow_id"], {CONF_CODE: check.activation["code"]}
         )
