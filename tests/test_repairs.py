@@ -18,7 +18,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime.audio import OpusNotFoundError
-from custom_components.openai_realtime.const import CONF_FIRMWARE, DOMAIN
+from custom_components.openai_realtime.const import CONF_FIRMWARE, DOMAIN, OTA_PATH
 from custom_components.openai_realtime.repairs import (
     ISSUE_LIBOPUS,
     AvailabilityLog,
@@ -32,6 +32,7 @@ from custom_components.openai_realtime.repairs import (
 from tests.device_helpers import device_client, pair, setup_entry, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedResponse
 from tests.test_conversation import AGENT
+from tests.test_device_connection import NoMcpDevice
 
 MISSING = OpusNotFoundError("libopus was not found", platform_hint="apk add opus")
 
@@ -290,6 +291,28 @@ async def test_updated_device_clears_its_firmware_issue_when_it_connects(
         assert ha_device.sw_version == "2.4.2"
         await device.close_audio_channel()
         device.firmware_version = "1.7.9"
+        await device.open_audio_channel()
+        await until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None)
+    finally:
+        await device.close()
+
+
+async def test_device_without_mcp_raises_its_firmware_issue_when_it_connects(
+    hass: HomeAssistant,
+    hass_client_no_auth: Any,
+    realtime_server: RealtimeServer,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A hello without `features.mcp` (firmware before 1.8) raises the issue, whatever the
+    unauthenticated boot check claimed."""
+    client = await device_client(hass, hass_client_no_auth, realtime_server)
+    device = NoMcpDevice(
+        str(client.make_url(OTA_PATH)), activation_retry_delay=0.0, activation_error_delay=0.0
+    )
+    try:
+        await pair(hass, device)
+        issue_id = firmware_issue_id(device.mac)
+        assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
         await device.open_audio_channel()
         await until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None)
     finally:
