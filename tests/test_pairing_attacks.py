@@ -13,7 +13,10 @@ import logging
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from homeassistant.components.http.ban import KEY_FAILED_LOGIN_ATTEMPTS
+from homeassistant.components.http.ban import KEY_FAILED_LOGIN_ATTEMPTS, NOTIFICATION_ID_LOGIN
+from homeassistant.components.persistent_notification import (
+    _async_get_or_create_notifications as notifications,
+)
 from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -39,6 +42,7 @@ from custom_components.openai_realtime.devices import (
     MAX_WRONG_CODES,
     NEW_DEVICES_PER_SOURCE,
     OTA_REQUESTS_PER_MINUTE,
+    TOKEN_HANDOVER_LIFETIME,
     hash_token,
 )
 from custom_components.openai_realtime.repairs import firmware_issue_id
@@ -313,11 +317,12 @@ async def test_valid_token_while_the_entry_is_not_loaded(
             response = await client.get(DEVICE_WS_PATH, headers=device.ws_headers())
             assert response.status == 503
         assert client.app[KEY_FAILED_LOGIN_ATTEMPTS][LOOPBACK] == 0
-        assert not hass.states.async_all("persistent_notification")
+        assert NOTIFICATION_ID_LOGIN not in notifications(hass)
         # A wrong token is still a failed login.
         headers = device.ws_headers() | {"Authorization": "Bearer wrong"}
         assert (await client.get(DEVICE_WS_PATH, headers=headers)).status == 401
         assert client.app[KEY_FAILED_LOGIN_ATTEMPTS][LOOPBACK] == 1
+        assert NOTIFICATION_ID_LOGIN in notifications(hass)
     finally:
         await device.close()
 
@@ -452,5 +457,81 @@ async def test_paired_device_gets_503_not_401_during_setup(
         response = await client.get(DEVICE_WS_PATH, headers=device.ws_headers())
         assert response.status == 503
         assert client.app[KEY_FAILED_LOGIN_ATTEMPTS][LOOPBACK] == 0
+    finally:
+        await device.close()
+
+
+async def test_add_device_pairs_only_the_device_it_listed(
+    hass: HomeAssistant, client: TestClient
+) -> None:
+    """A code typed into "Add device" pairs the listed device, not one that took its place;
+    a listed device whose code expired meanwhile says so."""
+    hub = hass.data[DATA_HUB]
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    first, second = simulator(client), simulator(client)
+    try:
+        await first.check_version()
+        second_code = (await second.check_version()).activation["code"]
+        form = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, SUBENTRY_DEVICE), context={"source": "user"}
+        )
+        # The first device's code expires; an impostor then asks with its MAC and gets a new
+        # code for its own Client-Id.
+        hub.pending[first.mac].expires = hub.clock()
+        impostor = boot_headers(first.mac, "impostor")
+        response = await client.post(OTA_PATH, json={}, headers=impostor)
+        impostor_code = (await response.json())["activation"]["code"]
+        form = await hass.config_entries.subentries.async_configure(
+            form["flow_id"], {CONF_MAC: first.mac, CONF_CODE: impostor_code}
+        )
+        assert form["errors"] == {"base": "unknown_device"}
+        # The second device's code expires while the form is open.
+        hub.pending[second.mac].expires = hub.clock()
+        form = await hass.config_entries.subentries.async_configure(
+            form["flow_id"], {CONF_MAC: second.mac, CONF_CODE: second_code}
+        )
+        assert form["errors"] == {"base": "code_expired"}
+        assert not entry.subentries
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_token_hand_over_expires(hass: HomeAssistant, client: TestClient) -> None:
+    """A token not fetched within an hour of the approval is never handed over."""
+    hub = hass.data[DATA_HUB]
+    device = simulator(client)
+    try:
+        code = (await device.check_version()).activation["code"]
+        await hass.async_block_till_done()
+        flow = discovery_flow(hass, device.mac)
+        await hass.config_entries.flow.async_configure(flow["flow_id"], {CONF_CODE: code})
+        await hass.async_block_till_done()
+        now = hub.clock()
+        hub.clock = lambda: now + TOKEN_HANDOVER_LIFETIME
+        result = await device.check_version()
+        assert result.websocket is not None
+        assert "token" not in result.websocket
+    finally:
+        await device.close()
+
+
+async def test_removing_a_device_drops_its_reset_card(
+    hass: HomeAssistant, client: TestClient
+) -> None:
+    """A paired device with a pending "was reset" card: removing the device drops the card."""
+    device = simulator(client)
+    try:
+        await pair(hass, device)
+        device.erase_settings()
+        assert (await device.check_version()).activation is not None
+        await hass.async_block_till_done()
+        discovery_flow(hass, device.mac)
+        entry = hass.config_entries.async_entries(DOMAIN)[0]
+        (subentry,) = entry.subentries.values()
+        hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
+        await hass.async_block_till_done()
+        assert not discovery_flows(hass)
+        assert device.mac not in hass.data[DATA_HUB].pending
     finally:
         await device.close()

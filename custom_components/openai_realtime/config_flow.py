@@ -353,8 +353,6 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_abort(
                     reason="device_paired", description_placeholders={"name": title}
                 )
-            if result is PairingResult.UNKNOWN:
-                return self.async_abort(reason="code_expired")
             errors["base"] = result.value
         return self.async_show_form(
             step_id="pair_reset" if pending.reset else "pair",
@@ -394,25 +392,24 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         if entry.state is not ConfigEntryState.LOADED:
             return self.async_abort(reason="entry_not_loaded")
         hub = self.hass.data[DATA_HUB]
-        # A reset device (paired, new Client-Id) is paired again from its discovered card.
-        waiting = {p.mac: p for p in hub.pending_devices() if not p.reset}
         errors: dict[str, str] = {}
         if user_input is not None:
             mac = str(user_input[CONF_MAC])
-            # The code goes to the device the user was shown, not one that replaced it.
-            shown = self._shown.get(mac)
-            result = hub.check_code(mac, str(user_input[CONF_CODE]), shown or "")
-            if result is PairingResult.OK and mac in waiting:
-                title = waiting[mac].title
+            # The code goes to the device the user was shown (never a reset one, see below),
+            # not to one that took its place since.
+            shown = self._shown.get(mac, "")
+            result = hub.check_code(mac, str(user_input[CONF_CODE]), shown)
+            if result is PairingResult.OK:
+                title = hub.pending[mac].title
                 data = hub.approve(mac)
                 for flow in self.hass.config_entries.flow.async_progress_by_handler(
                     DOMAIN, match_context={"unique_id": mac}
                 ):
                     self.hass.config_entries.flow.async_abort(flow["flow_id"])
                 return self.async_create_entry(title=title, data=data, unique_id=mac)
-            errors["base"] = (
-                result.value if result is not PairingResult.OK else PairingResult.UNKNOWN.value
-            )
+            errors["base"] = result.value
+        # A reset device (paired, new Client-Id) is paired again from its discovered card.
+        waiting = {p.mac: p for p in hub.pending_devices() if not p.reset}
         if not waiting:
             return self.async_abort(reason="no_pending_devices")
         self._shown = {mac: p.client_id for mac, p in waiting.items()}

@@ -438,19 +438,17 @@ class DeviceHub:
         self._async_expire(now)
         self._async_schedule_expiry(now)
 
-    def check_code(self, mac: str, code: str, client_id: str | None = None) -> PairingResult:
+    def check_code(self, mac: str, code: str, client_id: str) -> PairingResult:
         """Check a typed code against the device's current one, with rate limiting.
 
         `client_id` is the one the user was shown: a record that changed since is unknown.
         """
+        pending = self.pending.get(mac)
+        if pending is None or not same_client(client_id, pending.client_id):
+            return PairingResult.UNKNOWN
         now = self.clock()
         wrong = self._wrong_codes.setdefault(mac, deque())
         _prune(wrong, now)
-        pending = self.pending.get(mac)
-        if pending is None or (
-            client_id is not None and not same_client(client_id, pending.client_id)
-        ):
-            return PairingResult.UNKNOWN
         if len(wrong) >= MAX_WRONG_CODES:
             return PairingResult.TOO_MANY
         if pending.expires <= now:
@@ -504,11 +502,7 @@ class DeviceHub:
         if handover is None:
             return None
         token, expected_client, expires = handover
-        if expires <= self.clock():
-            del self._handover[mac]
-            return None
-        if not same_client(client_id, expected_client):
-            LOGGER.warning("Device %s asked for its token with another Client-Id", mac)
+        if expires <= self.clock() or not same_client(client_id, expected_client):
             return None
         del self._handover[mac]
         self._conflicts_logged.discard(mac)
