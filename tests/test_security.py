@@ -2,9 +2,11 @@
 
 Covered elsewhere and not repeated here: a token replayed with another `Device-Id`, wrong and
 missing tokens, and failed-login counting (`test_device_view.py`); the token handed only to
-the pairing Client-Id and only once (`test_ota.py`); wrong codes refused after five in the
-discovery flow (`test_pairing.py`); diagnostics redaction (`test_diagnostics.py`); debug logs
-without audio dumps (`test_repairs.py`); hostile frames (`xiaozhi/test_fuzz.py`).
+the pairing Client-Id and only once (`test_ota.py`); a LAN attacker against pairing, the
+endpoints' rate limits, discovery floods and spoofed boot checks (`test_pairing_attacks.py`);
+wrong codes refused after five in the discovery flow (`test_pairing.py`); diagnostics
+redaction (`test_diagnostics.py`); debug logs without audio dumps (`test_repairs.py`); hostile
+frames (`xiaozhi/test_fuzz.py`).
 """
 
 from __future__ import annotations
