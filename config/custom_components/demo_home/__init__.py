@@ -1,13 +1,21 @@
-"""A small home to talk to during development: lights and switches in named rooms."""
+"""A small home to talk to during development: lights and switches in named rooms.
+
+A config entry integration: `demo_home:` in configuration.yaml imports one entry (or add it in
+the UI). Each light and switch is a device placed in its room through the device's suggested
+area, so Assist can reach "the kitchen light" by name and by area.
+"""
 
 from __future__ import annotations
 
+from homeassistant.config_entries import SOURCE_IMPORT, ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.discovery import async_load_platform
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 DOMAIN = "demo_home"
+PLATFORMS = [Platform.LIGHT, Platform.SWITCH]
+CONFIG_SCHEMA = cv.empty_config_schema(DOMAIN)
 
 # (unique id, name, room, platform)
 DEVICES = (
@@ -20,7 +28,20 @@ DEVICES = (
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Load the light and switch platforms."""
-    for platform in (Platform.LIGHT, Platform.SWITCH):
-        hass.async_create_task(async_load_platform(hass, platform, DOMAIN, {}, config))
+    """Import `demo_home:` from configuration.yaml as the (single) config entry."""
+    if DOMAIN in config and not hass.config_entries.async_entries(DOMAIN):
+        hass.async_create_task(
+            hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_IMPORT})
+        )
     return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """Add the lights and switches."""
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """Remove the lights and switches."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

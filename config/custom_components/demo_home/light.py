@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from homeassistant.components.light import ColorMode, LightEntity
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
-from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import DEVICES
 from .entity import DemoToggle
@@ -19,13 +19,12 @@ class DemoLight(DemoToggle, LightEntity):
     _attr_supported_color_modes = {ColorMode.ONOFF}
 
 
-async def async_setup_platform(
-    hass: HomeAssistant,
-    config: ConfigType,
-    async_add_entities: AddEntitiesCallback,
-    discovery_info: DiscoveryInfoType | None = None,
+async def async_setup_entry(
+    hass: HomeAssistant, entry: ConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """Add the demo lights."""
     async_add_entities(
-        DemoLight(uid, name, room) for uid, name, room, kind in DEVICES if kind is Platform.LIGHT
+        DemoLight(kind, uid, name, room)
+        for uid, name, room, kind in DEVICES
+        if kind is Platform.LIGHT
     )
