@@ -1,9 +1,11 @@
 """The user-facing simulator run: OTA check, pairing, one spoken turn, the reply as a WAV.
 
 It prints what a user needs to check an installation (the pairing code, the transcripts, the
-device tools the server called, the latency) and can also write them as JSON (`--report`).
-The device identity and the token Home Assistant hands out once are kept in a state file, so
-a second run reuses the pairing.
+tools Home Assistant ran with their results, the latency) and can also write them as JSON
+(`--report`). The exit status is 1 when something failed: no reply, a tool that failed, or an
+entity state other than `--expect-state` asks. The device identity and the token Home Assistant
+hands out once are kept in a state file, so a second run reuses the pairing; a token Home
+Assistant no longer accepts (401) is reported, with an offer to pair a fresh identity.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import json
 import math
 import os
 from pathlib import Path
-import random
 import sys
 from typing import Any
-import uuid
+
+import aiohttp
 
 from custom_components.openai_realtime.xiaozhi import ListenMode
 
@@ -35,12 +37,14 @@ from .device import (
     read_wav_as_16k,
 )
 from .speech import SpeechError, synthesize, write_wav
+from .state import DEFAULT_STATE, base_url, load_state, new_identity, save_state
+from .watch import ChatLogWatch, HomeAssistantAuthError
 
-DEFAULT_STATE = (
-    Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    / "openai_realtime"
-    / "simulator.json"
-)
+__all__ = ["DEFAULT_STATE", "Report", "load_state", "main", "save_state"]
+
+LATENCY_MEANING = "end of speech -> first reply audio, at the device"
+RESULT_GRACE_S = 1.0
+"""How long to wait after the reply for Home Assistant's chat log events and entity states."""
 TRAILING_SILENCE_MS = 3000
 """Silence streamed after the speech until a reply starts (lets server VAD end the turn)."""
 
@@ -55,22 +59,49 @@ class Report:
     tools: list[str] = field(default_factory=list)
     stt: list[str] = field(default_factory=list)
     tts: list[str] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] | None = None
+    """Every tool Home Assistant ran for this device, with its outcome (None: not visible)."""
+    device_tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """The device's own MCP tools Home Assistant called (what the device itself sees)."""
+    states: list[dict[str, Any]] = field(default_factory=list)
     latency_ms: float | None = None
     reply_seconds: float = 0.0
     reply_wav: str | None = None
     error: str | None = None
+    stale_token: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the run failed: an error, a failed tool, or an unexpected state."""
+        return bool(
+            self.error
+            or any(not call["ok"] for call in self.tool_calls or [])
+            or any(not check["ok"] for check in self.states)
+        )
+
+
+class StaleTokenError(SimulatorError):
+    """Home Assistant refused the saved device token (401)."""
+
+
+def _expected_state(text: str) -> tuple[str, str]:
+    entity_id, sep, state = text.partition("=")
+    if not sep or "." not in entity_id or not state:
+        raise argparse.ArgumentTypeError(f"expected ENTITY_ID=STATE, got {text!r}")
+    return entity_id.strip(), state.strip()
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/simulate",
         description="Behave like a xiaozhi-esp32 voice device against a running Home Assistant.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--ota-url",
         default="http://127.0.0.1:8123/api/openai_realtime/ota/",
-        help="the OTA URL the firmware would use (default: %(default)s)",
+        help="the OTA URL the firmware would use",
     )
     speech = parser.add_mutually_exclusive_group()
     speech.add_argument("--wav", type=Path, help="a 16-bit WAV file to speak (any rate)")
@@ -82,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         "--state",
         type=Path,
         default=DEFAULT_STATE,
-        help="file keeping the device identity and token (default: %(default)s)",
+        help="file keeping the device identity and tokens",
     )
     parser.add_argument("--mac", help="device MAC address (default: random, kept in --state)")
     parser.add_argument(
@@ -94,40 +125,44 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pair-only", action="store_true", help="stop after pairing and the WebSocket hello"
     )
+    parser.add_argument(
+        "--pair-again",
+        action="store_true",
+        help="when Home Assistant refuses the saved device token, pair a new identity without "
+        "asking",
+    )
+    parser.add_argument(
+        "--ha-token",
+        default=os.environ.get("HA_TOKEN") or None,
+        help="a Home Assistant (admin) access token, to show its tool calls and check states "
+        "(default: $HA_TOKEN, else the one scripts/develop keeps in --state)",
+    )
+    parser.add_argument(
+        "--expect-state",
+        type=_expected_state,
+        action="append",
+        default=[],
+        metavar="ENTITY_ID=STATE",
+        help="after the reply, check that the entity has this state (repeatable)",
+    )
     return parser
-
-
-def load_state(path: Path, mac: str | None) -> dict[str, Any]:
-    """The saved identity (or a new one); a different `--mac` starts a fresh identity."""
-    try:
-        state = json.loads(path.read_text())
-    except OSError, ValueError:
-        state = {}
-    if not isinstance(state, dict) or (mac and state.get("mac") != mac.lower()):
-        state = {}
-    if not state.get("mac"):
-        octets = [0x02, *(random.randrange(256) for _ in range(5))]  # locally administered
-        state["mac"] = (mac or ":".join(f"{o:02x}" for o in octets)).lower()
-    state.setdefault("client_id", str(uuid.uuid5(uuid.NAMESPACE_URL, state["mac"])))
-    state.setdefault("websocket", {})
-    return state
-
-
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write the state file (owner-only: it holds the device token)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(state, indent=2))
-    path.chmod(0o600)
 
 
 class Run:
     """One simulator run, printing progress through `say`."""
 
-    def __init__(self, args: argparse.Namespace, say: Callable[[str], None]) -> None:
-        """Keep the arguments; nothing happens until `run()`."""
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        say: Callable[[str], None],
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        """Keep the arguments (and a state to use instead of the file's); `run()` acts."""
         self.args = args
         self.say = say
-        self.state = load_state(args.state, args.mac)
+        self.state = state if state is not None else load_state(args.state, args.mac)
+        self.ha_base = base_url(args.ota_url)
+        self.watch: ChatLogWatch | None = None
         self.ota_key = hashlib.sha256(args.ota_url.encode()).hexdigest()[:12]
         saved = self.state["websocket"].get(self.ota_key, {})
         self.device = DeviceSimulator(
@@ -144,17 +179,75 @@ class Run:
         """Pair if needed, open the audio channel, speak and collect the reply."""
         try:
             pcm = await self._speech()
+            await self._watch_home_assistant()
             await self._pair()
             await self._connect()
             if not self.args.pair_only and pcm is not None:
                 await self._talk(pcm)
-        except (SimulatorError, SpeechError, OSError, TimeoutError) as err:
+                await self._results()
+        except StaleTokenError as err:
+            self.report.stale_token = True
+            self.report.error = str(err)
+            self.say(f"!! {err}")
+        except (SimulatorError, SpeechError, OSError, TimeoutError, aiohttp.ClientError) as err:
             self.report.error = str(err) or type(err).__name__
             self.say(f"!! {self.report.error}")
         finally:
             self._collect()
             await self.device.close()
+            if self.watch is not None:
+                await self.watch.close()
         return self.report
+
+    async def _watch_home_assistant(self) -> None:
+        """Follow Home Assistant's chat logs, when a token for it is known."""
+        token = self.args.ha_token or self.state["home_assistant"].get(self.ha_base)
+        if not token:
+            self._note(
+                "Home Assistant's tool calls are not shown: no token for "
+                f"{self.ha_base} (pass --ha-token, or start it with scripts/develop)"
+            )
+        else:
+            watch = ChatLogWatch(self.ha_base, token)
+            try:
+                await watch.start()
+            except (HomeAssistantAuthError, aiohttp.WSServerHandshakeError) as err:
+                self._note(
+                    f"Home Assistant refused the token for {self.ha_base} ({err}); its tool "
+                    "calls are not shown (scripts/develop saves a new one; or pass --ha-token)"
+                )
+            else:
+                self.watch = watch
+                self.report.tool_calls = []
+        if self.args.expect_state and self.watch is None:
+            raise SimulatorError("--expect-state needs a Home Assistant token (--ha-token)")
+
+    def _note(self, text: str) -> None:
+        self.report.notes.append(text)
+        self.say(f"    note: {text}")
+
+    async def _results(self) -> None:
+        """After the reply: Home Assistant's tool calls for this device, and entity states."""
+        watch = self.watch
+        if watch is None:
+            return
+        await asyncio.sleep(RESULT_GRACE_S)
+        satellite = await watch.satellite_of(self.device.mac)
+        assert self.report.tool_calls is not None
+        self.report.tool_calls = [
+            call.to_json() for call in watch.calls if call.agent_id == satellite
+        ]
+        states = await watch.states()
+        for entity_id, expected in self.args.expect_state:
+            actual = states.get(entity_id)
+            self.report.states.append(
+                {
+                    "entity_id": entity_id,
+                    "expected": expected,
+                    "state": actual,
+                    "ok": actual == expected,
+                }
+            )
 
     async def _speech(self) -> bytes | None:
         """The 16 kHz PCM to speak, from --wav or --say."""
@@ -173,8 +266,9 @@ class Run:
             self.report.pairing_code = code
             self.say(f"==> pairing code: {code}")
             self.say(
-                "    In Home Assistant open Settings > Devices & services, choose the discovered "
-                "xiaozhi device and type this code."
+                "    In Home Assistant open Settings > Devices & services: the discovered "
+                f'"{self.device.board_name} ({self.device.mac})" card waits there; select Add '
+                "and type this code."
             )
             delay = self.device.activation_retry_delay
             attempts = max(1, math.ceil(self.args.pair_timeout / delay))
@@ -197,7 +291,15 @@ class Run:
     async def _connect(self) -> None:
         """Open the WebSocket, exchange hellos and give the server time to list the tools."""
         self.say(f"==> connecting to {self.device.nvs_websocket.get('url')}")
-        await self.device.open_audio_channel()
+        try:
+            await self.device.open_audio_channel()
+        except aiohttp.WSServerHandshakeError as err:
+            if err.status != 401:
+                raise
+            raise StaleTokenError(
+                "Home Assistant refused the saved device token (401): it no longer knows this "
+                "pairing (was its configuration wiped, or the device removed?)"
+            ) from None
         hello = self.device.server_hello
         assert hello is not None
         self.say(f"    session {hello.session_id or '-'}, reply audio {hello.sample_rate} Hz")
@@ -247,7 +349,7 @@ class Run:
                 continue
             if payload.get("method") == "tools/call" and isinstance(payload.get("params"), dict):
                 params = payload["params"]
-                report.tool_calls.append(
+                report.device_tool_calls.append(
                     {"name": params.get("name"), "arguments": params.get("arguments", {})}
                 )
         hello = device.server_hello
@@ -277,27 +379,66 @@ def print_report(report: Report, say: Callable[[str], None]) -> None:
         say(f"stt:  {line}")
     for line in report.tts:
         say(f"tts:  {line}")
-    for call in report.tool_calls:
-        say(f"tool: {call['name']} {json.dumps(call['arguments'], ensure_ascii=False)}")
+    if report.tool_calls is not None:
+        for call in report.tool_calls:
+            arguments = json.dumps(call["arguments"], ensure_ascii=False)
+            say(f"tool: {call['name']} {arguments} -> {call['outcome']}")
+    else:
+        for call in report.device_tool_calls:
+            arguments = json.dumps(call["arguments"], ensure_ascii=False)
+            say(f"device tool: {call['name']} {arguments}")
+    for check in report.states:
+        verdict = "as expected" if check["ok"] else f"expected {check['expected']}"
+        say(f"state: {check['entity_id']} is {check['state']} ({verdict})")
     if report.latency_ms is not None:
-        say(f"latency: {report.latency_ms:.0f} ms (end of speech -> first reply audio)")
+        say(f"latency: {report.latency_ms:.0f} ms ({LATENCY_MEANING})")
     if report.reply_seconds:
         where = f", saved to {report.reply_wav}" if report.reply_wav else ""
         say(f"reply: {report.reply_seconds:.1f} s of audio{where}")
+    if report.failed and not report.error:
+        say("!! failed: " + "; ".join(_failures(report)))
+
+
+def _failures(report: Report) -> list[str]:
+    failures = [
+        f"{call['name']} {call['outcome']}" for call in report.tool_calls or [] if not call["ok"]
+    ]
+    failures += [
+        f"{c['entity_id']} is {c['state']}, not {c['expected']}"
+        for c in report.states
+        if not c["ok"]
+    ]
+    return failures
+
+
+def _ask(question: str) -> bool:
+    """Ask on the terminal (no when not interactive)."""
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"{question} [Y/n] ").strip().lower()
+    return answer in ("", "y", "yes")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run once; exit status 0 when every requested step worked."""
+    """Run once (twice when a stale token is paired again); 0 when everything worked."""
     args = _parser().parse_args(argv)
 
     def say(line: str) -> None:
         print(line, flush=True)  # noqa: T201 - this is a command-line tool
 
     report = asyncio.run(Run(args, say).run())
+    if report.stale_token:
+        if args.pair_again or _ask("Pair this simulator again, as a new device?"):
+            state = new_identity(load_state(args.state, None))
+            save_state(args.state, state)
+            say(f"==> pairing again as the new device {state['mac']}")
+            report = asyncio.run(Run(args, say, state).run())
+        else:
+            say("    run again with --pair-again to pair a new device identity")
     print_report(report, say)
     if args.report is not None:
         args.report.write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False))
-    return 1 if report.error else 0
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,178 @@
+"""What Home Assistant did during a simulator run: its tool calls with their results.
+
+The device only sees its own MCP tools being called; Home Assistant's tools (Assist intents,
+services) run inside Home Assistant. The integration records every turn of a device in Home
+Assistant's chat log (the satellite is the agent), which the WebSocket API streams to an admin
+(`conversation/chat_log/subscribe_index`, `conversation/chat_log/subscribe`). This module
+follows those logs and keeps each tool result with its call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+import itertools
+from typing import Any
+
+import aiohttp
+
+from .outcome import describe_result
+
+
+class HomeAssistantAuthError(Exception):
+    """Home Assistant refused the token (401 or auth_invalid)."""
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """One tool Home Assistant ran for a device turn, and what it returned."""
+
+    agent_id: str
+    name: str
+    arguments: dict[str, Any]
+    ok: bool
+    outcome: str
+
+    def to_json(self) -> dict[str, Any]:
+        """For the JSON report."""
+        return {
+            "agent_id": self.agent_id,
+            "name": self.name,
+            "arguments": self.arguments,
+            "ok": self.ok,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass
+class ChatLogWatch:
+    """Follows every chat log of a Home Assistant and collects tool calls with results."""
+
+    base_url: str
+    token: str
+    calls: list[ToolCall] = field(default_factory=list)
+    _pending: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    _subscribed: set[str] = field(default_factory=set)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _session: aiohttp.ClientSession | None = None
+    _ws: aiohttp.ClientWebSocketResponse | None = None
+    _task: asyncio.Task[None] | None = None
+    _results: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        """Connect, authenticate and subscribe; raises HomeAssistantAuthError or OSError."""
+        self._session = aiohttp.ClientSession()
+        url = self.base_url.replace("http", "ws", 1).rstrip("/") + "/api/websocket"
+        try:
+            self._ws = await self._session.ws_connect(url, timeout=aiohttp.ClientWSTimeout(10))
+            await self._ws.receive_json(timeout=10)  # auth_required
+            await self._ws.send_json({"type": "auth", "access_token": self.token})
+            reply = await self._ws.receive_json(timeout=10)
+            if reply.get("type") == "auth_ok":
+                await self._send({"type": "conversation/chat_log/subscribe_index"})
+        except BaseException:
+            await self.close()
+            raise
+        if reply.get("type") != "auth_ok":
+            await self.close()
+            raise HomeAssistantAuthError(str(reply.get("message") or reply.get("type")))
+        self._task = asyncio.create_task(self._receive())
+
+    async def close(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._ws is not None:
+            await self._ws.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _send(self, message: dict[str, Any]) -> int:
+        assert self._ws is not None
+        msg_id = next(self._ids)
+        await self._ws.send_json({"id": msg_id, **message})
+        return msg_id
+
+    async def _subscribe(self, conversation_id: str) -> None:
+        if conversation_id in self._subscribed:
+            return
+        self._subscribed.add(conversation_id)
+        await self._send(
+            {"type": "conversation/chat_log/subscribe", "conversation_id": conversation_id}
+        )
+
+    async def command(self, kind: str, **data: Any) -> Any:
+        """Run one WebSocket command on the same connection; its result (OSError if refused)."""
+        assert self._ws is not None
+        msg_id = next(self._ids)
+        future = self._results[msg_id] = asyncio.get_running_loop().create_future()
+        await self._ws.send_json({"id": msg_id, "type": kind, **data})
+        async with asyncio.timeout(10):
+            reply = await future
+        if not reply.get("success"):
+            raise OSError(f"{kind}: {(reply.get('error') or {}).get('message', reply)}")
+        return reply.get("result")
+
+    async def satellite_of(self, mac: str) -> str | None:
+        """The Assist satellite entity of the paired device with this MAC address."""
+        devices = await self.command("config/device_registry/list")
+        device_id = next(
+            (d["id"] for d in devices if ["openai_realtime", mac] in d.get("identifiers", [])),
+            None,
+        )
+        if device_id is None:
+            return None
+        entities = await self.command("config/entity_registry/list")
+        return next(
+            (
+                str(e["entity_id"])
+                for e in entities
+                if e.get("device_id") == device_id
+                and e["entity_id"].startswith("assist_satellite.")
+            ),
+            None,
+        )
+
+    async def states(self) -> dict[str, str]:
+        """Every entity's state."""
+        return {s["entity_id"]: s["state"] for s in await self.command("get_states")}
+
+    async def _receive(self) -> None:
+        assert self._ws is not None
+        async for message in self._ws:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                break
+            data = message.json()
+            for item in data if isinstance(data, list) else [data]:
+                if item.get("type") == "event":
+                    await self._on_event(item.get("event") or {})
+                elif (future := self._results.pop(item.get("id"), None)) and not future.done():
+                    future.set_result(item)
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        kind, data = event.get("event_type"), event.get("data")
+        if kind == "initial_state" and isinstance(data, list):  # the index: existing logs
+            for chat_log in data:
+                await self._subscribe(str(chat_log.get("conversation_id")))
+        elif kind == "created" and isinstance(data, dict):
+            await self._subscribe(str(event.get("conversation_id")))
+        elif kind == "content_added" and isinstance(data, dict):
+            self._on_content(data.get("content") or {})
+
+    def _on_content(self, content: dict[str, Any]) -> None:
+        agent_id = str(content.get("agent_id", ""))
+        if content.get("role") == "assistant":
+            for call in content.get("tool_calls") or []:
+                self._pending[str(call.get("id"))] = (
+                    str(call.get("tool_name")),
+                    call.get("tool_args") or {},
+                )
+        elif content.get("role") == "tool_result":
+            name, arguments = self._pending.pop(
+                str(content.get("tool_call_id")), (str(content.get("tool_name")), {})
+            )
+            ok, outcome = describe_result(content.get("result") or {})
+            self.calls.append(ToolCall(agent_id, name, arguments, ok, outcome))
