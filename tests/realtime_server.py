@@ -42,6 +42,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 import yaml
 
+from simulator.outcome import describe_output
 from simulator.speech import SpeechError, synthesize
 
 CLIENT_EVENT: TypeAdapter[Any] = TypeAdapter(
@@ -505,7 +506,7 @@ class _Session:
         if self.server.responses:
             script = self.server.responses.popleft()
         elif self.server.scenario is not None:
-            script = self.server.scenario.respond(self)
+            script = await self.server.scenario.respond(self)
         else:
             script = ScriptedResponse(text="Hello.", audio=silence(40))
         self.response_id = self.server.new_id("resp")
@@ -989,8 +990,10 @@ class Scenario:
     it. The server has no speech recognition: spoken turns (committed audio) take the rules in
     file order, one per turn and connection, starting again after the last; the rule's first
     phrase is reported as the input transcript. A rule with `call` first answers with that
-    function call; once the client returns its output, the rule's `say` follows. Anything
-    else gets `fallback`; a response with no user input yet (a greeting) gets `greeting`.
+    function call; once the client returns its output, the rule's `say` follows when the tool
+    worked, else `failure` with `{error}` replaced by what went wrong (synthesised then), as a
+    model reads a failed tool's output and says so. Anything else gets `fallback`; a response
+    with no user input yet (a greeting) gets `greeting`.
     """
 
     def __init__(
@@ -1000,6 +1003,9 @@ class Scenario:
         self.rules = rules
         self.fallback = fallback
         self.greeting = greeting
+        self.failure = "Sorry, that did not work: {error}"
+        self.voice = "en-us"
+        self.speak = False
         self.log: list[str] = []
         self._spoken: dict[int, int] = {}
         self._heard: dict[int, ScenarioRule] = {}
@@ -1010,7 +1016,7 @@ class Scenario:
         """Build a scenario (without audio) from parsed YAML; also return the espeak voice."""
         if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
             raise ScenarioError("a scenario is a mapping with a `rules` list")
-        unknown = set(data) - {"rules", "fallback", "greeting", "voice"}
+        unknown = set(data) - {"rules", "fallback", "greeting", "voice", "failure"}
         if unknown:
             raise ScenarioError(f"unknown keys {sorted(unknown)}")
         rules = [_parse_rule(i, raw) for i, raw in enumerate(data["rules"])]
@@ -1021,6 +1027,7 @@ class Scenario:
             ("fallback", "Sorry, this offline demo does not know how to answer that."),
             ("greeting", "Hello! How can I help?"),
             ("voice", "en-us"),
+            ("failure", "Sorry, that did not work: {error}"),
         ):
             value = data.get(key, default)
             if not isinstance(value, str) or not value.strip():
@@ -1031,6 +1038,8 @@ class Scenario:
             ScenarioRule(when=(), say=texts["fallback"]),
             ScenarioRule(when=(), say=texts["greeting"]),
         )
+        scenario.failure = texts["failure"]
+        scenario.voice = texts["voice"]
         return scenario, texts["voice"]
 
     @classmethod
@@ -1041,6 +1050,7 @@ class Scenario:
         except (OSError, yaml.YAMLError) as err:
             raise ScenarioError(f"cannot read {path}: {err}") from err
         scenario, voice = cls.parse(data)
+        scenario.speak = speak
         if speak:
             rules = [*scenario.rules, scenario.fallback, scenario.greeting]
             try:
@@ -1072,11 +1082,15 @@ class Scenario:
         )
         return rule.when[0] if transcribing else None
 
-    def respond(self, session: _Session) -> ScriptedResponse:
+    async def respond(self, session: _Session) -> ScriptedResponse:
         """The response to play now, from the latest items of the conversation."""
         last = session.items.get(session.last_item_id or "", {})
         answered = last.get("type") == "function_call_output"
         rule = self._rule_for(session)
+        if answered:
+            ok, outcome = describe_output(str(last.get("output", "")))
+            if not ok:
+                return await self._failed(outcome.removeprefix("failed: "))
         if rule.call is not None and not answered:
             call_id = session.server.new_id("call")
             self._calls[call_id] = rule
@@ -1087,6 +1101,20 @@ class Scenario:
         self.log.append(f"saying {rule.say!r}")
         chunks = max(1, len(rule.audio) // (BYTES_PER_MS * 100))  # 100 ms deltas
         return ScriptedResponse(text=rule.say, audio=rule.audio, chunks=chunks)
+
+    async def _failed(self, error: str) -> ScriptedResponse:
+        """Say what failed (the sentence is synthesised now: it names the error)."""
+        text = self.failure.replace("{error}", error.rstrip(".") + ".")
+        self.log.append(f"the tool failed, saying {text!r}")
+        audio = b""
+        if self.speak:
+            try:
+                audio = await synthesize(text, 24000, voice=self.voice)
+            except SpeechError as err:
+                self.log.append(f"cannot speak the failure: {err}")
+        return ScriptedResponse(
+            text=text, audio=audio, chunks=max(1, len(audio) // (BYTES_PER_MS * 100))
+        )
 
     def _rule_for(self, session: _Session) -> ScenarioRule:
         items = list(session.items.values())
