@@ -56,6 +56,7 @@ from ..realtime import (
     SpeechStopped,
     TranscriptDelta,
 )
+from ..realtime.response import BYTES_PER_MS
 from ..settings import session_config, transcription_language
 from ..tools import tool_output
 from ..xiaozhi import (
@@ -69,6 +70,7 @@ from ..xiaozhi import (
     WakeWordDetected,
 )
 from .downlink import Downlink
+from .latency import UplinkClock, speech_end
 from .tools import BridgeTools, ToolRun
 from .uplink import Uplink
 
@@ -160,6 +162,7 @@ class SpeechBridge:
         # Why actions cannot run once `_ready` is set without a downlink: (error type, reason).
         self._unusable: tuple[type[RealtimeError], str] | None = None
         self._turn_started: float | None = None
+        self._uplink_clock = UplinkClock()
         self._user_text: str | None = None
         self._conversation_id: str | None = None
         self._current: RealtimeResponse | None = None
@@ -394,8 +397,14 @@ class SpeechBridge:
                     if self.downlink is not None and self.downlink.speaking:
                         await self.async_interrupt()
                     self._set_phase(BridgePhase.LISTENING)
-                case SpeechStopped():
-                    self._turn_started = self._loop.time()
+                case SpeechStopped(audio_end_ms=audio_end_ms):
+                    self._turn_started = speech_end(
+                        self._uplink_clock,
+                        (client, client.session_started),
+                        audio_end_ms,
+                        self._config.turn_detection if self._config is not None else None,
+                        self._loop.time(),
+                    )
                     self._set_phase(BridgePhase.PROCESSING)
                 case InputTranscript(text=text) if text:
                     self._user_text = text
@@ -499,7 +508,11 @@ class SpeechBridge:
             if client is None:
                 continue
             if not isinstance(item, _Commit):
+                arrived = self._loop.time()  # the queue is normally empty: when it came
                 await client.append_audio(item)  # never raises: dropped while disconnected
+                self._uplink_clock.appended(
+                    (client, client.session_started), len(item) // BYTES_PER_MS, arrived
+                )
                 continue
             self._turn_started = self._loop.time()
             self._set_phase(BridgePhase.PROCESSING)
@@ -649,7 +662,11 @@ class SpeechBridge:
             await client.cancel(played)
 
     def _on_first_frame(self) -> None:
-        """Record the turn's latency: end of user speech -> first reply frame sent."""
+        """Record the turn's latency: end of user speech at the device -> first reply frame sent.
+
+        The start is where the service's turn detection placed the end of speech (see
+        `latency.speech_end`), the end of a typed turn, or the device's end of a manual turn.
+        """
         if self._turn_started is None:
             return
         latency = (self._loop.time() - self._turn_started) * 1000

@@ -187,6 +187,11 @@ class RealtimeClient:
         return None if prices is None else self.usage.cost(prices)
 
     @property
+    def session_started(self) -> float:
+        """When the current session opened (client clock); its input audio counts from here."""
+        return self._session_started
+
+    @property
     def session_limit(self) -> float:
         """Seconds a session may live at the provider."""
         if self.options.session_limit is not None:
