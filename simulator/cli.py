@@ -24,6 +24,7 @@ import sys
 from typing import Any
 
 import aiohttp
+import numpy as np
 
 from custom_components.openai_realtime.xiaozhi import ListenMode
 
@@ -42,9 +43,11 @@ from .watch import ChatLogWatch, HomeAssistantAuthError
 
 __all__ = ["DEFAULT_STATE", "Report", "load_state", "main", "save_state"]
 
-LATENCY_MEANING = "end of speech -> first reply audio, at the device"
+LATENCY_MEANING = "end of speech -> first reply audio at the device, VAD silence included"
 RESULT_GRACE_S = 1.0
 """How long to wait after the reply for Home Assistant's chat log events and entity states."""
+VOICE_RMS = 500.0
+"""RMS (PCM16) from which a frame counts as speech when finding where the speech ends."""
 TRAILING_SILENCE_MS = 3000
 """Silence streamed after the speech until a reply starts (lets server VAD end the turn)."""
 
@@ -313,8 +316,11 @@ class Run:
         loop = asyncio.get_running_loop()
         self.say(f"==> speaking {len(pcm) / 2 / UPLINK_SAMPLE_RATE:.1f} s of audio")
         await device.start_listening(ListenMode.AUTO)
+        started = loop.time()
         await device.send_audio(pcm, realtime=True)
-        speech_end = loop.time()
+        # The end of the speech is the last voiced frame, not the end of the recording (its
+        # trailing silence is already part of the turn detection's silence window).
+        speech_end = started + voice_end_ms(pcm) / 1000
         frame = bytes(UPLINK_FRAME_SAMPLES * 2)
         deadline = speech_end + self.args.reply_timeout
         sent_silence = 0
@@ -358,6 +364,20 @@ class Run:
             if self.args.out is not None:
                 write_wav(self.args.out, bytes(device.played_pcm), hello.sample_rate)
                 report.reply_wav = str(self.args.out)
+
+
+def voice_end_ms(pcm: bytes, level: float = VOICE_RMS) -> int:
+    """Where the last voiced uplink frame of 16 kHz PCM16 ends (ms); 0 for silence.
+
+    A frame is voiced when its RMS reaches `level`; frames are the firmware's 60 ms.
+    """
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float64)
+    count = len(samples) // UPLINK_FRAME_SAMPLES
+    if not count:
+        return 0
+    frames = samples[: count * UPLINK_FRAME_SAMPLES].reshape(count, UPLINK_FRAME_SAMPLES)
+    voiced = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) >= level)
+    return int((voiced[-1] + 1) * UPLINK_FRAME_MS) if len(voiced) else 0
 
 
 def _is_tools_list(message: dict[str, Any]) -> bool:

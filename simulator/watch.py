@@ -54,6 +54,7 @@ class ChatLogWatch:
     calls: list[ToolCall] = field(default_factory=list)
     _pending: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     _subscribed: set[str] = field(default_factory=set)
+    _created: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _session: aiohttp.ClientSession | None = None
     _ws: aiohttp.ClientWebSocketResponse | None = None
@@ -153,12 +154,29 @@ class ChatLogWatch:
                     future.set_result(item)
 
     async def _on_event(self, event: dict[str, Any]) -> None:
+        """Index and chat log events.
+
+        Home Assistant creates a device's chat log when it records a turn and adds the turn's
+        content at once, before a subscription can follow: a log created while we watch is
+        read from its subscription's initial state; for logs that existed before, only
+        content added later counts. A log opened without content is deleted again, and its
+        conversation id may come back: forget it on deletion.
+        """
         kind, data = event.get("event_type"), event.get("data")
+        conversation_id = str(event.get("conversation_id"))
         if kind == "initial_state" and isinstance(data, list):  # the index: existing logs
             for chat_log in data:
                 await self._subscribe(str(chat_log.get("conversation_id")))
-        elif kind == "created" and isinstance(data, dict):
-            await self._subscribe(str(event.get("conversation_id")))
+        elif kind == "initial_state" and isinstance(data, dict):  # one log, as it is now
+            if (created := str(data.get("conversation_id"))) in self._created:
+                self._created.discard(created)
+                for content in data.get("content") or []:
+                    self._on_content(content)
+        elif kind == "created":
+            self._created.add(conversation_id)
+            await self._subscribe(conversation_id)
+        elif kind == "deleted":
+            self._subscribed.discard(conversation_id)
         elif kind == "content_added" and isinstance(data, dict):
             self._on_content(data.get("content") or {})
 
