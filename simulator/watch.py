@@ -19,6 +19,9 @@ import aiohttp
 
 from .outcome import describe_result
 
+SUBSCRIBE_ATTEMPTS = 50
+SUBSCRIBE_RETRY_S = 0.1
+
 
 class HomeAssistantAuthError(Exception):
     """Home Assistant refused the token (401 or auth_invalid)."""
@@ -60,6 +63,7 @@ class ChatLogWatch:
     _ws: aiohttp.ClientWebSocketResponse | None = None
     _task: asyncio.Task[None] | None = None
     _results: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
         """Connect, authenticate and subscribe; raises HomeAssistantAuthError or OSError."""
@@ -82,6 +86,8 @@ class ChatLogWatch:
 
     async def close(self) -> None:
         """Stop following."""
+        for task in self._tasks:
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,13 +103,29 @@ class ChatLogWatch:
         await self._ws.send_json({"id": msg_id, **message})
         return msg_id
 
-    async def _subscribe(self, conversation_id: str) -> None:
+    def _follow(self, conversation_id: str) -> None:
+        """Subscribe to one chat log (in a task: the answer comes through the receiver)."""
         if conversation_id in self._subscribed:
             return
         self._subscribed.add(conversation_id)
-        await self._send(
-            {"type": "conversation/chat_log/subscribe", "conversation_id": conversation_id}
-        )
+        task = asyncio.create_task(self._subscribe(conversation_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _subscribe(self, conversation_id: str) -> None:
+        """Home Assistant announces a new log before it stores it (while the agent prepares
+        its prompt): a subscription that comes too early is refused, so try again shortly.
+        """
+        for _ in range(SUBSCRIBE_ATTEMPTS):
+            try:
+                await self.command(
+                    "conversation/chat_log/subscribe", conversation_id=conversation_id
+                )
+            except OSError:
+                await asyncio.sleep(SUBSCRIBE_RETRY_S)
+            else:
+                return
+        self._subscribed.discard(conversation_id)
 
     async def command(self, kind: str, **data: Any) -> Any:
         """Run one WebSocket command on the same connection; its result (OSError if refused)."""
@@ -149,11 +171,11 @@ class ChatLogWatch:
             data = message.json()
             for item in data if isinstance(data, list) else [data]:
                 if item.get("type") == "event":
-                    await self._on_event(item.get("event") or {})
+                    self._on_event(item.get("event") or {})
                 elif (future := self._results.pop(item.get("id"), None)) and not future.done():
                     future.set_result(item)
 
-    async def _on_event(self, event: dict[str, Any]) -> None:
+    def _on_event(self, event: dict[str, Any]) -> None:
         """Index and chat log events.
 
         Home Assistant creates a device's chat log when it records a turn and adds the turn's
@@ -166,7 +188,7 @@ class ChatLogWatch:
         conversation_id = str(event.get("conversation_id"))
         if kind == "initial_state" and isinstance(data, list):  # the index: existing logs
             for chat_log in data:
-                await self._subscribe(str(chat_log.get("conversation_id")))
+                self._follow(str(chat_log.get("conversation_id")))
         elif kind == "initial_state" and isinstance(data, dict):  # one log, as it is now
             if (created := str(data.get("conversation_id"))) in self._created:
                 self._created.discard(created)
@@ -174,7 +196,7 @@ class ChatLogWatch:
                     self._on_content(content)
         elif kind == "created":
             self._created.add(conversation_id)
-            await self._subscribe(conversation_id)
+            self._follow(conversation_id)
         elif kind == "deleted":
             self._subscribed.discard(conversation_id)
         elif kind == "content_added" and isinstance(data, dict):

@@ -22,6 +22,7 @@ from tests.e2e_helpers import (
     running,
     start_simulator,
     wait_for,
+    ws_command,
 )
 
 pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.timeout(120)]
@@ -174,6 +175,91 @@ def test_device_turns_the_light_on_by_voice(
             report["reply_seconds"], abs=0.05
         )
     assert "latency:" in run.output
+    # One definition: the device's Response latency sensor and the simulator measure the same
+    # span (end of speech at the device -> first reply audio, the 500 ms VAD silence included).
+    [sensor] = [s for s in ha.states("sensor.") if s["entity_id"].endswith("_response_latency")]
+    assert float(sensor["state"]) == pytest.approx(report["latency_ms"], abs=200)
+    assert float(sensor["state"]) > 400  # most of the VAD window (counted from speech_stopped: a few ms)
+
+
+@pytest.fixture
+def kitchen_hidden(socket_enabled: None, ha: HomeAssistantProcess) -> Iterator[None]:
+    """The kitchen light not exposed to Assist: turning it on by name fails in Home Assistant."""
+    _turn_off_kitchen(ha)
+
+    def expose(should: bool) -> None:
+        ws_command(
+            ha.port,
+            ha.token,
+            {
+                "type": "homeassistant/expose_entity",
+                "assistants": ["conversation"],
+                "entity_ids": [KITCHEN],
+                "should_expose": should,
+            },
+        )
+
+    expose(False)
+    try:
+        yield
+    finally:
+        expose(True)
+
+
+@pytest.mark.usefixtures("kitchen_hidden")
+def test_assist_says_when_the_tool_failed(ha: HomeAssistantProcess) -> None:
+    """The typed turn's tool fails: the answer says what failed, not the success line."""
+    agent = ha.states("conversation.openai_realtime")[0]["entity_id"]
+    reply = ha.api(
+        "POST",
+        "/api/conversation/process",
+        {"text": "Turn on the kitchen light", "agent_id": agent, "language": "en"},
+    )
+    speech = reply["response"]["speech"]["plain"]["speech"]
+    assert speech.startswith("Sorry, that did not work: "), speech
+    assert "kitchen light" in speech.lower()
+    assert ha.state(KITCHEN) == "off"
+
+
+@pytest.mark.usefixtures("kitchen_hidden")
+def test_device_says_when_the_tool_failed_and_the_simulator_fails(
+    ha: HomeAssistantProcess, device_state: Path, tmp_path: Path
+) -> None:
+    """Spoken turn, failing tool: the spoken line says so, the simulator prints the failed
+    call from Home Assistant's side and exits 1; `--expect-state` reports the light still off.
+    """
+    report_file = tmp_path / "report.json"
+    run = start_simulator(
+        ha,
+        device_state,
+        "--say",
+        "Turn on the kitchen light",
+        "--ha-token",
+        ha.token,
+        "--expect-state",
+        f"{KITCHEN}=on",
+        "--report",
+        str(report_file),
+        "--reply-timeout",
+        "20",
+    )
+    assert run.finish() == 1, run.output
+    report = json.loads(report_file.read_text())
+    assert report["error"] is None, run.output
+    [spoken] = report["tts"]
+    assert spoken.startswith("Sorry, that did not work: "), run.output
+    assert spoken != "The kitchen light is on."
+    [call] = report["tool_calls"]
+    assert call["name"] == "intent__HassTurnOn"
+    assert call["arguments"] == {"name": "Kitchen light"}
+    assert call["ok"] is False
+    assert call["outcome"].startswith("failed: ")
+    assert report["states"] == [
+        {"entity_id": KITCHEN, "expected": "on", "state": "off", "ok": False}
+    ]
+    assert "tool: intent__HassTurnOn" in run.output
+    assert f"!! failed: intent__HassTurnOn {call['outcome']}" in run.output
+    assert ha.state(KITCHEN) == "off"
 
 
 def test_home_assistant_stops_cleanly(ha: HomeAssistantProcess) -> None:
