@@ -4,7 +4,8 @@ Logs in, renders the config flow dialog in German and Simplified Chinese, adds t
 in English against the offline Realtime server, opens the options, pairs the device simulator and
 opens its device page, and saves the screenshots the README shows. Any untranslated key
 (`component.openai_realtime...`), unfilled placeholder, translation error or error alert on screen
-fails the test.
+fails the test. Then, as `scripts/develop` leaves it, the Assist dialog with the default
+assistant turns the kitchen light off through this integration's agent.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import pytest
 
 from simulator.cli import load_state
 from simulator.device import DeviceSimulator
+from simulator.devsetup import ASSISTANT, DevInstance
+from simulator.ha import HomeAssistantSocket
 from tests.e2e_helpers import (
     DOMAIN,
     OWNER,
@@ -307,3 +310,51 @@ def test_add_configure_and_open_a_device_in_the_ui(
         page.wait_for_load_state("networkidle")
         assert_clean(page, "device page")
         screenshot(page, "device.png", full_page=True)
+
+
+def test_assist_dialog_uses_the_openai_realtime_assistant(
+    stack: tuple[HomeAssistantProcess, RealtimeProcess], page: Page
+) -> None:
+    """The default assistant, as scripts/develop sets it up, answers through our agent.
+
+    Typed in the Assist dialog: the light goes off, the dialog shows the scenario's answer, and
+    the pipeline run's debug record names this integration's agent as the engine, not handled
+    locally.
+    """
+    ha, realtime = stack
+    assert ha.add_entry(realtime.url)["type"] == "create_entry"
+    kitchen = "light.kitchen_light"
+    ha.api("POST", "/api/services/light/turn_on", {"entity_id": kitchen})
+    wait_for(lambda: ha.state(kitchen) == "on", 10, "the kitchen light to be on")
+    dev = DevInstance(ha.base_url)
+    dev.token = ha.token
+    with HomeAssistantSocket(ha.base_url, ha.token) as ws:
+        agent_id = wait_for(lambda: dev.agent_id(ws), 30, "our conversation agent")
+        pipeline_id = dev.ensure_assistant(ws, agent_id)
+
+    log_in(page, ha)
+    page.keyboard.press("a")  # the frontend's shortcut for the Assist dialog
+    dialog = page.locator("ha-voice-command-dialog")
+    dialog.get_by_text(ASSISTANT).first.wait_for()
+    field = dialog.get_by_role("textbox")
+    field.fill("turn off the kitchen light")
+    field.press("Enter")
+    dialog.get_by_text("The kitchen light is off.").wait_for()
+    assert_clean(page, "assist dialog")
+    wait_for(lambda: ha.state(kitchen) == "off", 10, "the kitchen light to be off")
+
+    with HomeAssistantSocket(ha.base_url, ha.token) as ws:
+        runs = ws.command("assist_pipeline/pipeline_debug/list", pipeline_id=pipeline_id)
+        [run] = runs["pipeline_runs"]
+        debug = ws.command(
+            "assist_pipeline/pipeline_debug/get",
+            pipeline_id=pipeline_id,
+            pipeline_run_id=run["pipeline_run_id"],
+        )
+    events = {event["type"]: event["data"] for event in debug["events"]}
+    assert events["intent-start"]["engine"] == agent_id
+    assert agent_id.startswith(f"conversation.{DOMAIN}")
+    assert events["intent-start"]["prefer_local_intents"] is False
+    assert events["intent-end"]["processed_locally"] is False
+    speech = events["intent-end"]["intent_output"]["response"]["speech"]["plain"]["speech"]
+    assert speech == "The kitchen light is off."

@@ -179,7 +179,9 @@ def test_device_turns_the_light_on_by_voice(
     # span (end of speech at the device -> first reply audio, the 500 ms VAD silence included).
     [sensor] = [s for s in ha.states("sensor.") if s["entity_id"].endswith("_response_latency")]
     assert float(sensor["state"]) == pytest.approx(report["latency_ms"], abs=200)
-    assert float(sensor["state"]) > 400  # most of the VAD window (counted from speech_stopped: a few ms)
+    assert (
+        float(sensor["state"]) > 400
+    )  # most of the VAD window (counted from speech_stopped: a few ms)
 
 
 @pytest.fixture
@@ -260,6 +262,37 @@ def test_device_says_when_the_tool_failed_and_the_simulator_fails(
     assert "tool: intent__HassTurnOn" in run.output
     assert f"!! failed: intent__HassTurnOn {call['outcome']}" in run.output
     assert ha.state(KITCHEN) == "off"
+
+
+def test_a_refused_device_token_offers_to_pair_again(
+    ha: HomeAssistantProcess, device_state: Path, tmp_path: Path
+) -> None:
+    """A saved token Home Assistant no longer accepts (401) is named, with the way out;
+    `--pair-again` pairs a new identity and connects.
+    """
+    state_file = tmp_path / "simulator.json"
+    state = json.loads(device_state.read_text())
+    for saved in state["websocket"].values():
+        saved["token"] = "a-token-from-a-wiped-config"
+    state_file.write_text(json.dumps(state))
+
+    refused = start_simulator(ha, state_file, "--pair-only")
+    assert refused.finish() == 1, refused.output
+    assert "refused the saved device token (401)" in refused.output
+    assert "--pair-again" in refused.output
+
+    again = start_simulator(ha, state_file, "--pair-only", "--pair-again")
+    code = again.read_until(r"pairing code: (\d+)").group(1)
+    flow = wait_for(
+        lambda: [f for f in ha.flows_in_progress() if f["handler"] == DOMAIN],
+        10,
+        "the discovered device flow",
+    )[0]
+    approved = ha.api("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"code": code})
+    assert approved["reason"] == "device_paired", approved
+    assert again.finish() == 0, again.output
+    assert "pairing again as the new device" in again.output
+    assert json.loads(state_file.read_text())["mac"] != state["mac"]
 
 
 def test_home_assistant_stops_cleanly(ha: HomeAssistantProcess) -> None:
