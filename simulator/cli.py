@@ -95,11 +95,20 @@ def _expected_state(text: str) -> tuple[str, str]:
     return entity_id.strip(), state.strip()
 
 
+class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, []):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/simulate",
         description="Behave like a xiaozhi-esp32 voice device against a running Home Assistant.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpWithDefaults,
     )
     parser.add_argument(
         "--ota-url",
@@ -136,7 +145,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ha-token",
-        default=os.environ.get("HA_TOKEN") or None,
         help="a Home Assistant (admin) access token, to show its tool calls and check states "
         "(default: $HA_TOKEN, else the one scripts/develop keeps in --state)",
     )
@@ -204,7 +212,11 @@ class Run:
 
     async def _watch_home_assistant(self) -> None:
         """Follow Home Assistant's chat logs, when a token for it is known."""
-        token = self.args.ha_token or self.state["home_assistant"].get(self.ha_base)
+        token = (
+            self.args.ha_token
+            or os.environ.get("HA_TOKEN")
+            or self.state["home_assistant"].get(self.ha_base)
+        )
         if not token:
             self._note(
                 "Home Assistant's tool calls are not shown: no token for "

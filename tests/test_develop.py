@@ -195,6 +195,31 @@ def check_instance(run: Develop, token: str) -> None:
     assert [e["state"] for e in demo] == ["loaded"]
 
 
+def readme_block(after: str) -> list[str]:
+    """The first `text` block after the line of README.md containing `after`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rest = text[text.index(after) :]
+    block = rest[rest.index("```text\n") + len("```text\n") :]
+    return block[: block.index("```")].splitlines()
+
+
+def shape(lines: list[str]) -> list[str]:
+    """Output lines with what changes between runs (addresses, codes, ids, figures) masked."""
+    masks = (
+        (r"([0-9a-f]{2}:){5}[0-9a-f]{2}", "MAC"),
+        (r"session [0-9a-f]+", "session ID"),
+        (r"saved to \S+", "saved to FILE"),
+        (r"\d+(\.\d+)?", "N"),
+    )
+    shaped = []
+    for line in lines:
+        masked = line
+        for pattern, replacement in masks:
+            masked = re.sub(pattern, replacement, masked)
+        shaped.append(masked)
+    return shaped
+
+
 def assert_clean_console(text: str) -> None:
     """No ERROR/CRITICAL line, traceback or failed step anywhere on the console."""
     problems = [line for line in text.splitlines() if CONSOLE_PROBLEM.search(line)]
@@ -256,6 +281,8 @@ def test_develop_offline_fresh_then_existing(config_copy: Path, tmp_path: Path) 
                 "Turn on the kitchen light",
                 "--expect-state",
                 "light.kitchen_light=on",
+                "--out",
+                str(tmp_path / "reply.wav"),
                 "--report",
                 str(report),
             ],
@@ -279,11 +306,14 @@ def test_develop_offline_fresh_then_existing(config_copy: Path, tmp_path: Path) 
         output = "\n".join(lines)
         seen = json.loads(report.read_text())
         assert seen["tts"] == ["The kitchen light is on."], output
-        assert [(c["name"], c["ok"]) for c in seen["tool_calls"]] == [("intent__HassTurnOn", True)], output
+        assert [(c["name"], c["ok"]) for c in seen["tool_calls"]] == [
+            ("intent__HassTurnOn", True)
+        ], output
         assert seen["states"] == [
             {"entity_id": "light.kitchen_light", "expected": "on", "state": "on", "ok": True}
         ]
         assert "state: light.kitchen_light is on (as expected)" in output
+        assert shape(output.splitlines()) == shape(readme_block("scripts/simulate --say"))
         assert (
             http("GET", f"{second.base_url}/api/states/light.kitchen_light", token=token)["state"]
             == "on"
