@@ -28,6 +28,7 @@ from pathlib import Path
 import signal
 import socket
 import sys
+import time
 from typing import Annotated, Any
 
 from openai.types.beta.realtime import (
@@ -59,6 +60,19 @@ BETA_SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(
 )
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
+# Built-in voices (SDK RealtimeAudioConfigOutput.voice); another name is an `invalid_value`.
+VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+BETA_DISABLED = (
+    "beta_api_shape_disabled",
+    "The Realtime beta API shape is no longer supported; use the GA interface.",
+    4000,
+    None,
+)
+SESSION_LIFETIME = 60 * 60.0  # GA sessions end after 60 minutes (realtime-protocol.md §3.3)
+RATE_LIMITS = [
+    {"name": "requests", "limit": 1000, "remaining": 999, "reset_seconds": 0.06},
+    {"name": "tokens", "limit": 40000, "remaining": 39000, "reset_seconds": 1.5},
+]
 BYTES_PER_MS = 48  # PCM16 mono 24 kHz
 VAD_RMS = 500.0  # energy above which the toy VAD hears speech
 
@@ -242,6 +256,17 @@ class ScriptedResponse:
     usage: dict[str, Any] | None = None
 
 
+@dataclass(eq=False)
+class _Running:
+    """A response in progress: in the default conversation, or out of band (`conversation: none`)."""
+
+    id: str
+    out_of_band: bool
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str | None = None
+    task: asyncio.Task[None] | None = None
+
+
 def default_usage() -> dict[str, Any]:
     """A response.done usage block shaped like the spec example."""
     return {
@@ -282,10 +307,20 @@ class _Session:
         self.silence_ms = 0
         self.speech_item: str | None = None
         self.buffer_start_ms = 0
-        self.response_task: asyncio.Task[None] | None = None
-        self.response_id: str | None = None
-        self.cancel_reason: str | None = None
-        self.cancelled = asyncio.Event()
+        self.running: dict[str, _Running] = {}
+        self.pending_transcripts: list[dict[str, Any]] = []
+        self.out_of_band_items: set[str] = set()
+
+    @property
+    def response_id(self) -> str | None:
+        """The response writing to the default conversation (only one at a time)."""
+        return next((r.id for r in self.running.values() if not r.out_of_band), None)
+
+    def cancel_tasks(self) -> None:
+        """Stop every response task of this connection."""
+        for running in self.running.values():
+            if running.task is not None:
+                running.task.cancel()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -334,6 +369,29 @@ class _Session:
         if handler is not None:
             await handler(event)
 
+    async def fatal(self, code: str, message: str, close_code: int, event_id: str | None) -> None:
+        """Send a fatal error event, then close: the way the service ends a session it refuses."""
+        await self.send(
+            {
+                "type": "error",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": code,
+                    "message": message,
+                    "param": None,
+                    "event_id": event_id,
+                },
+            }
+        )
+        await self.ws.close(close_code, code if close_code >= 4000 else "")
+
+    async def expire(self) -> None:
+        """End the session at its `expires_at` like the service: `session_expired`, close 1001."""
+        minutes = round(self.server.session_lifetime / 60)
+        message = f"Your session hit the maximum duration of {minutes} minutes."
+        await self.error("session_expired", message, None)
+        await self.ws.close(1001, message)
+
     async def on_session_update(self, event: dict[str, Any]) -> None:
         self.session = merge_session(self.session, event["session"])
         await self.send({"type": "session.updated", "session": copy.deepcopy(self.session)})
@@ -358,9 +416,14 @@ class _Session:
                         "item_id": self.speech_item,
                     }
                 )
-                if td.get("interrupt_response", True) and self.response_id is not None:
-                    self.cancel_reason = "turn_detected"
-                    self.cancelled.set()
+                if td.get("interrupt_response", True):
+                    # `interrupt_response` cancels "any ongoing response with output to the
+                    # default conversation (i.e. `conversation` of `auto`)" (SDK docstring of
+                    # RealtimeAudioInputTurnDetection.ServerVad): out-of-band ones keep running.
+                    for running in self.running.values():
+                        if not running.out_of_band and not running.cancelled.is_set():
+                            running.reason = "turn_detected"
+                            running.cancelled.set()
             return
         if not self.speaking:
             return
@@ -405,15 +468,20 @@ class _Session:
         if self.server.scenario is not None:
             transcript = self.server.scenario.hear_speech(self)
         if transcript is not None:
-            await self.send(
-                {
-                    "type": "conversation.item.input_audio_transcription.completed",
-                    "item_id": item_id,
-                    "content_index": 0,
-                    "transcript": transcript,
-                    "usage": {"type": "duration", "seconds": 1.0},
-                }
-            )
+            completed = {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": item_id,
+                "content_index": 0,
+                "transcript": transcript,
+                "usage": {"type": "duration", "seconds": 1.0},
+            }
+            # Transcription runs asynchronously to the response: the SDK docstring of
+            # ConversationItemInputAudioTranscriptionCompletedEvent says it "can be emitted
+            # before or after" other events; `transcript_after_response` scripts the late order.
+            if self.server.transcript_after_response:
+                self.pending_transcripts.append(completed)
+            else:
+                await self.send(completed)
 
     async def _item_added(self, item: dict[str, Any], previous: str | None) -> None:
         await self.send(
@@ -448,6 +516,14 @@ class _Session:
 
     async def on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
         item_id = event["item_id"]
+        if item_id in self.out_of_band_items:
+            # An out-of-band response's items are not in the conversation: nothing to truncate.
+            await self.error(
+                "item_truncate_invalid_item_id",
+                f"Item with item_id '{item_id}' not found in the conversation",
+                event.get("event_id"),
+            )
+            return
         if item_id not in self.audio_ms:
             await self.error(
                 "invalid_value",
@@ -480,25 +556,63 @@ class _Session:
         await self.send({"type": "conversation.item.deleted", "item_id": event["item_id"]})
 
     async def on_response_create(self, event: dict[str, Any]) -> None:
-        if self.response_id is not None:
+        params = event.get("response") or {}
+        if (rejection := self._rejection(params)) is not None:
+            # Rejected requests answer with an error naming the client's event_id (SDK
+            # RealtimeError.event_id: "The event_id of the client event that caused the error").
+            code, message = rejection
+            await self.error(code, message, event.get("event_id"))
+            return
+        # "Only one Response can write to the default Conversation at a time, but otherwise
+        # multiple Responses can be created in parallel" (SDK docstring of ResponseCreateEvent).
+        if params.get("conversation") != "none" and self.response_id is not None:
             await self.error(
                 "conversation_already_has_active_response",
                 "Conversation already has an active response",
                 event.get("event_id"),
             )
             return
-        await self._start_response(event.get("response") or {})
+        await self._start_response(params)
+
+    def _rejection(self, params: dict[str, Any]) -> tuple[str, str] | None:
+        """Why the service refuses a response.create (other than an active response)."""
+        if self.server.reject_responses:
+            return self.server.reject_responses.popleft()
+        voice = (
+            params.get("voice")
+            if self.server.beta
+            else params.get("audio", {}).get("output", {}).get("voice")
+        )
+        if isinstance(voice, str) and voice not in VOICES:
+            return "invalid_value", f"Invalid value: '{voice}'. Supported values are: {VOICES}."
+        for tool in params.get("tools") or []:
+            schema = tool.get("parameters")
+            if (
+                tool.get("type") == "function"
+                and schema is not None
+                and (not isinstance(schema, dict) or schema.get("type") != "object")
+            ):
+                return "invalid_function_parameters", (
+                    f"Invalid schema for function '{tool.get('name')}': schema must be a JSON "
+                    "Schema of 'type: \"object\"'."
+                )
+        return None
 
     async def on_response_cancel(self, event: dict[str, Any]) -> None:
-        if self.response_id is None:
+        # "A specific response ID to cancel - if not provided, will cancel an in-progress
+        # response in the default conversation" (SDK docstring of ResponseCancelEvent).
+        wanted = event.get("response_id") or self.response_id
+        running = self.running.get(wanted or "")
+        if running is None:
             await self.error(
                 "response_cancel_not_active",
                 "Cancellation failed: no active response found",
                 event.get("event_id"),
             )
             return
-        self.cancel_reason = "client_cancelled"
-        self.cancelled.set()
+        if not running.cancelled.is_set():
+            running.reason = "client_cancelled"
+            running.cancelled.set()
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -509,15 +623,24 @@ class _Session:
             script = await self.server.scenario.respond(self)
         else:
             script = ScriptedResponse(text="Hello.", audio=silence(40))
-        self.response_id = self.server.new_id("resp")
-        self.cancel_reason = None
-        self.cancelled = asyncio.Event()
+        running = _Running(self.server.new_id("resp"), params.get("conversation") == "none")
+        self.running[running.id] = running
         self.server.response_params.append(params)
-        self.response_task = asyncio.create_task(self._run_response(script, params))
+        running.task = asyncio.create_task(self._run_response(script, params, running))
 
-    async def _run_response(self, script: ScriptedResponse, params: dict[str, Any]) -> None:
-        response_id = self.response_id
-        assert response_id is not None
+    async def _run_response(
+        self, script: ScriptedResponse, params: dict[str, Any], running: _Running
+    ) -> None:
+        try:
+            await self._play_response(script, params, running)
+        finally:
+            self.running.pop(running.id, None)
+
+    async def _play_response(
+        self, script: ScriptedResponse, params: dict[str, Any], running: _Running
+    ) -> None:
+        response_id = running.id
+        in_conversation = not running.out_of_band
         modalities = params.get("output_modalities") or self.output_modalities
         if self.server.beta:
             modalities = params.get("modalities") or self.session["modalities"]
@@ -561,18 +684,17 @@ class _Session:
                     "item": item,
                 }
             )
-            previous = self._add_item(item)
-            await self.send(
-                {"type": "conversation.item.added", "item": item, "previous_item_id": previous}
-            )
+            await self._output_item_added(item, in_conversation)
             part_type = "audio" if audio_out else "text"
             await self.send(
                 {"type": "response.content_part.added", **where, "part": {"type": part_type}}
             )
             if audio_out:
-                self.audio_ms[item_id] = 0
+                if in_conversation:
+                    self.audio_ms[item_id] = 0
                 for pcm in _chunks(script.audio, script.chunks):
-                    self.audio_ms[item_id] += len(pcm) // BYTES_PER_MS
+                    if in_conversation:
+                        self.audio_ms[item_id] += len(pcm) // BYTES_PER_MS
                     await self.send(
                         {
                             "type": "response.output_audio.delta",
@@ -587,7 +709,7 @@ class _Session:
             else:
                 for piece in _chunks(script.text, script.chunks):
                     await self.send({"type": "response.output_text.delta", **where, "delta": piece})
-            if await self._hold(script):
+            if await self._hold(script, running):
                 for _ in range(script.late_deltas):
                     await self.send(
                         {
@@ -618,9 +740,9 @@ class _Session:
             await self.send(
                 {"type": "response.output_item.done", **base(), "output_index": index, "item": item}
             )
-            if not self.server.beta:
+            if not self.server.beta and in_conversation:
                 await self.send({"type": "conversation.item.done", "item": item})
-        elif not script.calls and await self._hold(script):
+        elif not script.calls and await self._hold(script, running):
             status = "cancelled"
         for call in script.calls:
             index = len(output)
@@ -644,16 +766,13 @@ class _Session:
                     "item": item,
                 }
             )
-            previous = self._add_item(item)
-            await self.send(
-                {"type": "conversation.item.added", "item": item, "previous_item_id": previous}
-            )
+            await self._output_item_added(item, in_conversation)
             where = {**base(), "item_id": item_id, "output_index": index, "call_id": call_id}
             for piece in _chunks(call.arguments, 2):
                 await self.send(
                     {"type": "response.function_call_arguments.delta", **where, "delta": piece}
                 )
-            if call is script.calls[-1] and await self._hold(script):
+            if call is script.calls[-1] and await self._hold(script, running):
                 status = "cancelled"
             item_status = call.status if status != "cancelled" else "incomplete"
             await self.send(
@@ -666,11 +785,12 @@ class _Session:
             )
             item = {**item, "status": item_status, "arguments": call.arguments}
             output[index] = item
-            self.items[item_id] = item
+            if in_conversation:
+                self.items[item_id] = item
             await self.send(
                 {"type": "response.output_item.done", **base(), "output_index": index, "item": item}
             )
-            if not self.server.beta:
+            if not self.server.beta and in_conversation:
                 await self.send({"type": "conversation.item.done", "item": item})
         response: dict[str, Any] = {
             "id": response_id,
@@ -683,7 +803,7 @@ class _Session:
         if status == "cancelled":
             response["status_details"] = {
                 "type": "cancelled",
-                "reason": self.cancel_reason or "client_cancelled",
+                "reason": running.reason or "client_cancelled",
             }
         elif status == "failed":
             response["status_details"] = {
@@ -692,29 +812,48 @@ class _Session:
             }
         elif status == "incomplete":
             response["status_details"] = {"type": "incomplete", "reason": "max_output_tokens"}
-        self.response_id = None
+        if params.get("conversation") is not None:
+            response["conversation_id"] = None if running.out_of_band else "conv_default"
+        self.running.pop(response_id, None)
         await self.send({"type": "response.done", "response": response})
         self.server.responses_done += 1
+        # The service reports the (adjusted) limits once a response is done; the SDK docstring
+        # of RateLimitsUpdatedEvent says "at the beginning of a Response", observed traffic has
+        # it after response.done: clients must not rely on its position.
+        await self.send({"type": "rate_limits.updated", "rate_limits": RATE_LIMITS})
+        pending, self.pending_transcripts = self.pending_transcripts, []
+        for completed in pending:
+            await self.send(completed)
+
+    async def _output_item_added(self, item: dict[str, Any], in_conversation: bool) -> None:
+        """An output item joins the conversation, or stays out of it (out-of-band response)."""
+        if not in_conversation:
+            self.out_of_band_items.add(item["id"])
+            return
+        previous = self._add_item(item)
+        await self.send(
+            {"type": "conversation.item.added", "item": item, "previous_item_id": previous}
+        )
 
     def _content_type(self, ga: str) -> str:
         return ga.removeprefix("output_") if self.server.beta else ga
 
-    async def _hold(self, script: ScriptedResponse) -> bool:
+    async def _hold(self, script: ScriptedResponse, running: _Running) -> bool:
         """Wait for the script's hold event; return True when the response got cancelled."""
-        if self.cancelled.is_set():
+        if running.cancelled.is_set():
             return True
         if script.hold is None:
             return False
         waiters = [
             asyncio.ensure_future(script.hold.wait()),
-            asyncio.ensure_future(self.cancelled.wait()),
+            asyncio.ensure_future(running.cancelled.wait()),
         ]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
-        return self.cancelled.is_set()
+        return running.cancelled.is_set()
 
 
 # The server's own handshake log would show the client's key; the client side is what the
@@ -746,6 +885,11 @@ class RealtimeServer:
         self.on_connect_error: dict[str, Any] | None = None
         self.close_on_connect: tuple[int, str] | None = None
         self.user_transcript: str | None = None
+        # Behaviours of the real service a test can switch on:
+        self.transcript_after_response = False  # input transcripts follow the turn's response
+        self.reject_responses: deque[tuple[str, str]] = deque()  # next response.create errors
+        self.known_models: set[str] | None = None  # other models get `model_not_found`
+        self.session_lifetime = SESSION_LIFETIME  # seconds until `expires_at`
         self.received: list[dict[str, Any]] = []
         self.violations: list[str] = []
         self.responses: deque[ScriptedResponse] = deque()
@@ -781,10 +925,11 @@ class RealtimeServer:
             await self._server.wait_closed()
             self._server = None
         for session in self.sessions:
-            if session.response_task is not None:
-                session.response_task.cancel()
+            tasks = [r.task for r in session.running.values() if r.task is not None]
+            session.cancel_tasks()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await session.response_task
+                    await task
 
     async def refuse_connections(self) -> None:
         """Stop listening but keep `url`: new connections are refused."""
@@ -893,15 +1038,41 @@ class RealtimeServer:
             await session.send({"type": "error", "error": self.on_connect_error})
             await ws.close(1000)
             return
+        if (refusal := self._refusal(ws)) is not None:
+            await session.fatal(*refusal)
+            return
+        # "expires_at: Expiration timestamp for the session, in seconds since epoch" (SDK
+        # RealtimeSessionCreateResponse); the service ends the session at that moment.
+        if not self.beta:
+            session.session["expires_at"] = int(time.time() + self.session_lifetime)
         await session.send({"type": "session.created", "session": copy.deepcopy(session.session)})
         try:
-            async for raw in ws:
-                await self._receive(session, raw)
+            async with asyncio.timeout(self.session_lifetime) as lifetime:
+                async for raw in ws:
+                    await self._receive(session, raw)
         except ConnectionClosed:
             pass
+        except TimeoutError:
+            if not lifetime.expired():
+                raise
+            await session.expire()
         finally:
-            if session.response_task is not None and not session.response_task.done():
-                session.response_task.cancel()
+            session.cancel_tasks()
+
+    def _refusal(self, ws: ServerConnection) -> tuple[str, str, int, str | None] | None:
+        """Why the service ends a new connection at once: (code, message, close code, event)."""
+        request = ws.request
+        if request is None:  # pragma: no cover - a handler always has its request
+            return None
+        if not self.beta and request.headers.get("OpenAI-Beta"):
+            # The beta interface is shut down: langwatch/scenario#604 saw the error, then close
+            # 4000 `beta_api_shape_disabled` (realtime-protocol.md §1.2).
+            return BETA_DISABLED
+        model = request.path.partition("model=")[2].partition("&")[0]
+        if self.known_models is not None and model not in self.known_models:
+            message = f"The model '{model}' does not exist or you do not have access to it."
+            return "model_not_found", message, 1000, None
+        return None
 
     async def _receive(self, session: _Session, raw: str | bytes) -> None:
         try:
@@ -912,6 +1083,13 @@ class RealtimeServer:
             return
         problems = client_event_problems(event, beta=self.beta)
         event_id = event.get("event_id") if isinstance(event, dict) else None
+        if problems and not self.beta and not client_event_problems(event, beta=True):
+            # A beta-shaped event (flat session.update) against the GA endpoint is refused like
+            # the `OpenAI-Beta` header: error `beta_api_shape_disabled`, then close 4000.
+            self.received.append(event)
+            code, message, close_code, _ = BETA_DISABLED
+            await session.fatal(code, message, close_code, event_id)
+            return
         if problems:
             kind = event.get("type") if isinstance(event, dict) else None
             self.violations.append(f"client sent invalid {kind}: {problems}")

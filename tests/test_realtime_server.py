@@ -276,3 +276,187 @@ async def test_beta_server(socket_enabled: None) -> None:
         assert not server.violations
     finally:
         await server.stop()
+
+
+# -- behaviours of the real service (issue 19) ---------------------------------------------------
+
+
+def _append(pcm: bytes) -> str:
+    import base64
+
+    return json.dumps(
+        {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
+    )
+
+
+async def test_vad_interrupts_only_the_default_conversation(
+    ws: ClientConnection, realtime_server: RealtimeServer
+) -> None:
+    """Server VAD cancels the default conversation's response; an out-of-band one runs on.
+
+    SDK docstring of ServerVad.interrupt_response: it cancels "any ongoing response with output
+    to the default conversation (i.e. `conversation` of `auto`)". ResponseCreateEvent: "Only
+    one Response can write to the default Conversation at a time, but otherwise multiple
+    Responses can be created in parallel". Out-of-band items are not in the conversation, so
+    truncating one is an error.
+    """
+    import asyncio
+
+    aside, reply = asyncio.Event(), asyncio.Event()
+    realtime_server.script(
+        ScriptedResponse(text="aside", audio=silence(100), hold=aside),
+        ScriptedResponse(text="reply", audio=silence(100), hold=reply),
+    )
+    await ws.send(
+        json.dumps(
+            {
+                "type": "response.create",
+                "response": {"conversation": "none", "metadata": {"k": "1"}},
+            }
+        )
+    )
+    oob_item = (await _recv_until(ws, "response.output_audio.delta"))[-1]["item_id"]
+    await ws.send(json.dumps({"type": "response.create"}))  # parallel: accepted
+    events = await _recv_until(ws, "response.output_audio_transcript.delta")
+    assert "error" not in [e["type"] for e in events]
+    await ws.send(_append(tone(100)))
+    events = await _recv_until(ws, "response.done")
+    done = events[-1]["response"]
+    assert done["status"] == "cancelled"
+    assert done["status_details"]["reason"] == "turn_detected"
+    assert done["output"][0]["id"] != oob_item
+    truncate = {
+        "type": "conversation.item.truncate",
+        "event_id": "evt_t",
+        "item_id": oob_item,
+        "content_index": 0,
+        "audio_end_ms": 10,
+    }
+    await ws.send(json.dumps(truncate))
+    error = (await _recv_until(ws, "error"))[-1]["error"]
+    assert error["code"] == "item_truncate_invalid_item_id"
+    assert error["event_id"] == "evt_t"
+    aside.set()
+    done = (await _recv_until(ws, "response.done"))[-1]["response"]
+    assert done["status"] == "completed"
+    assert done["metadata"] == {"k": "1"}
+    assert done["conversation_id"] is None
+    assert oob_item not in realtime_server.session.items
+
+
+async def test_response_create_rejections(
+    ws: ClientConnection, realtime_server: RealtimeServer
+) -> None:
+    """response.create fails for more than an active response, naming the client's event_id.
+
+    SDK RealtimeError.event_id: "The event_id of the client event that caused the error".
+    """
+    unknown_voice = {"audio": {"output": {"voice": "nobody"}}}
+    bad_tool = {"tools": [{"type": "function", "name": "f", "parameters": {"type": "string"}}]}
+    realtime_server.reject_responses.append(("rate_limit_exceeded", "Rate limit reached"))
+    for event_id, params, code in (
+        ("evt_1", {}, "rate_limit_exceeded"),
+        ("evt_2", unknown_voice, "invalid_value"),
+        ("evt_3", bad_tool, "invalid_function_parameters"),
+    ):
+        await ws.send(
+            json.dumps({"type": "response.create", "event_id": event_id, "response": params})
+        )
+        error = (await _recv_until(ws, "error"))[-1]["error"]
+        assert (error["code"], error["event_id"]) == (code, event_id)
+    assert realtime_server.response_params == []
+
+
+@pytest.mark.parametrize("after", [False, True])
+async def test_input_transcript_before_or_after_the_response(
+    ws: ClientConnection, realtime_server: RealtimeServer, after: bool
+) -> None:
+    """The input transcript may come before or after the turn's response events.
+
+    SDK docstring of ConversationItemInputAudioTranscriptionCompletedEvent: transcription
+    "runs asynchronously with Response creation, so this event may come before or after the
+    Response events".
+    """
+    realtime_server.user_transcript = "hello"
+    realtime_server.transcript_after_response = after
+    for pcm in (tone(200), silence(300)):
+        await ws.send(_append(pcm))
+    events = await _recv_until(ws, "conversation.item.input_audio_transcription.completed")
+    kinds = [e["type"] for e in events]
+    assert ("response.done" in kinds) is after
+    if not after:
+        await _recv_until(ws, "response.done")
+
+
+async def test_failed_response_carries_its_cause_then_rate_limits(
+    ws: ClientConnection, realtime_server: RealtimeServer
+) -> None:
+    """A failed response names its cause in status_details.error; rate_limits.updated follows.
+
+    SDK RealtimeResponseStatus.error: "A description of the error that caused the response to
+    fail, populated when the `status` is `failed`".
+    """
+    cause = {"type": "insufficient_quota", "code": "insufficient_quota"}
+    realtime_server.script(ScriptedResponse(status="failed", error=cause))
+    await ws.send(json.dumps({"type": "response.create"}))
+    done = (await _recv_until(ws, "response.done"))[-1]
+    assert done["response"]["status_details"] == {"type": "failed", "error": cause}
+    limits = json.loads(await ws.recv())
+    assert limits["type"] == "rate_limits.updated"
+    assert not server_event_problems(limits)
+
+
+async def test_session_expires_at(realtime_server: RealtimeServer) -> None:
+    """session.created carries expires_at; at that moment the session ends (error, close 1001)."""
+    import time
+
+    realtime_server.session_lifetime = 0.3
+    url = realtime_server.url.replace("http", "ws") + "/realtime?model=gpt-realtime"
+    headers = {"Authorization": f"Bearer {realtime_server.api_key}"}
+    async with connect(url, additional_headers=headers) as client:
+        created = json.loads(await client.recv())
+        assert created["session"]["expires_at"] == pytest.approx(time.time() + 0.3, abs=1.5)
+        error = json.loads(await client.recv())
+        assert error["error"]["code"] == "session_expired"
+        await client.wait_closed()
+    assert client.close_code == 1001
+
+
+@pytest.mark.parametrize(
+    ("setup", "code", "close_code"),
+    [
+        ("model", "model_not_found", 1000),
+        ("header", "beta_api_shape_disabled", 4000),
+        ("shape", "beta_api_shape_disabled", 4000),
+    ],
+)
+async def test_fatal_errors_then_close(
+    realtime_server: RealtimeServer, setup: str, code: str, close_code: int
+) -> None:
+    """An unknown model or the beta shape (header or session) gets an error event, then a close.
+
+    realtime-protocol.md §1.2: the beta shape is disabled on api.openai.com (close 4000
+    `beta_api_shape_disabled`).
+    """
+    realtime_server.known_models = {"gpt-realtime"}
+    model = "gpt-nope" if setup == "model" else "gpt-realtime"
+    url = realtime_server.url.replace("http", "ws") + f"/realtime?model={model}"
+    headers = {"Authorization": f"Bearer {realtime_server.api_key}"}
+    if setup == "header":
+        headers["OpenAI-Beta"] = "realtime=v1"
+    async with connect(url, additional_headers=headers) as client:
+        first = json.loads(await client.recv())
+        if setup == "shape":
+            assert first["type"] == "session.created"
+            update = {
+                "type": "session.update",
+                "event_id": "e1",
+                "session": {"modalities": ["text"]},
+            }
+            await client.send(json.dumps(update))
+            first = json.loads(await client.recv())
+            assert first["error"]["event_id"] == "e1"
+        assert first["type"] == "error"
+        assert first["error"]["code"] == code
+        await client.wait_closed()
+    assert client.close_code == close_code
