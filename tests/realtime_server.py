@@ -258,7 +258,7 @@ class ScriptedResponse:
 
 @dataclass(eq=False)
 class _Running:
-    """A response in progress: in the default conversation, or out of band (`conversation: none`)."""
+    """A response in progress, in the default conversation or out of band (`conversation: none`)."""
 
     id: str
     out_of_band: bool
