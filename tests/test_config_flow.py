@@ -77,6 +77,8 @@ async def test_user_flow_creates_entry(
         ({CONF_API_KEY: "sk-wrong"}, {"base": "invalid_auth"}),
         ({CONF_BASE_URL: "unreachable"}, {"base": "cannot_connect"}),
         ({CONF_BASE_URL: "ftp://example.com/v1"}, {CONF_BASE_URL: "invalid_url"}),
+        # The service refuses the legacy beta shape: the form says to choose the GA protocol.
+        ({CONF_DIALECT: "beta"}, {CONF_DIALECT: "beta_protocol_disabled"}),
     ],
 )
 async def test_user_flow_errors_then_recovers(
