@@ -93,6 +93,7 @@ from .realtime import (
     RealtimeAuthError,
     RealtimeConnectionError,
     RealtimeInvalidEndpointError,
+    RealtimeProtocolError,
     async_probe,
 )
 from .settings import default_options, endpoint_from_config
@@ -202,6 +203,9 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
             return {CONF_BASE_URL: "invalid_url"}
         except RealtimeAuthError:
             return {"base": "invalid_auth"}
+        except RealtimeProtocolError:
+            # The service refused the legacy beta shape: the form points at the GA protocol.
+            return {CONF_DIALECT: "beta_protocol_disabled"}
         except RealtimeConnectionError as err:
             LOGGER.debug("Cannot connect to the Realtime service: %s", err)
             return {"base": "cannot_connect"}

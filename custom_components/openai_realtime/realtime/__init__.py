@@ -21,7 +21,10 @@ from .errors import (
     RealtimeConnectionError,
     RealtimeError,
     RealtimeInvalidEndpointError,
+    RealtimeProtocolError,
     RealtimeQuotaError,
+    RealtimeRateLimitError,
+    RealtimeRequestError,
     RealtimeSessionClosed,
 )
 from .events import (
@@ -66,7 +69,10 @@ __all__ = [
     "RealtimeEndpoint",
     "RealtimeError",
     "RealtimeInvalidEndpointError",
+    "RealtimeProtocolError",
     "RealtimeQuotaError",
+    "RealtimeRateLimitError",
+    "RealtimeRequestError",
     "RealtimeResponse",
     "RealtimeSessionClosed",
     "Reconnected",

@@ -24,8 +24,10 @@ from .connection import async_open, closed_error, error_event_exception
 from .endpoint import Dialect, RealtimeEndpoint
 from .errors import (
     FATAL_ERROR_CODES,
+    RATE_LIMIT_CODE,
     RealtimeConnectionError,
     RealtimeError,
+    RealtimeRequestError,
     RealtimeSessionClosed,
     error_for_code,
     redact,
@@ -68,6 +70,7 @@ BENIGN_ERROR_CODES: Final = frozenset(
 )
 # Tags our response.create in metadata so its response.created is told apart from VAD's.
 CLIENT_EVENT_KEY: Final = "client_event_id"
+BUSY_CODE: Final = "conversation_already_has_active_response"
 OPENAI_SESSION_LIMIT: Final = 60 * 60.0
 AZURE_SESSION_LIMIT: Final = 30 * 60.0
 
@@ -86,6 +89,17 @@ class ClientOptions:
     max_tool_rounds: int = 10
     max_history_items: int = 50
     prices: Mapping[str, ModelPrices] | None = None
+    response_timeout: float = 15.0  # response.create -> response.created (or its error)
+    create_retries: int = 5  # resends of a response.create the service was too busy for
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One replayable message; `key` is its item id (user audio) or response id (a reply)."""
+
+    role: str
+    text: str
+    key: str | None = None
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
@@ -125,18 +139,23 @@ class RealtimeClient:
         self._renew_task: asyncio.Task[None] | None = None
         self._subscribers: list[asyncio.Queue[SessionEvent | None]] = []
         self._ids = itertools.count(1)
-        self._active: RealtimeResponse | None = None
+        self._running: dict[str, RealtimeResponse] = {}
         self._last: RealtimeResponse | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        # Cleared while the user's turn is open (speech started, its reply not done yet).
+        self._turn_quiet = asyncio.Event()
+        self._turn_quiet.set()
+        self._turn_reply: str | None = None  # "next": speech stopped, its reply not created yet
         self._create_lock = asyncio.Lock()
         self._created: asyncio.Future[RealtimeResponse] | None = None
         self._create_event_id: str | None = None
-        self._create_metadata: dict[str, Any] | None = None
-        self._pending_history: dict[str, bool] = {}
-        self._history: deque[tuple[str, str]] = deque(maxlen=self.options.max_history_items)
+        self._create_out_of_band = False
+        self._cut: set[str] = set()
+        self._history: deque[_Entry] = deque(maxlen=self.options.max_history_items)
         self._audio_produced = False
-        self._server_cancelling = False
+        self._server_cancelled: set[str] = set()
+        self._expires_in: float | None = None
         self._tool_rounds = 0
         self._restart: str | None = None
         self._session_started = 0.0
@@ -173,8 +192,12 @@ class RealtimeClient:
 
     @property
     def active_response(self) -> RealtimeResponse | None:
-        """The response in progress, if any."""
+        """The latest response in progress, if any."""
         return self._active
+
+    @property
+    def _active(self) -> RealtimeResponse | None:
+        return next(reversed(self._running.values()), None)
 
     @property
     def tool_rounds(self) -> int:
@@ -193,10 +216,14 @@ class RealtimeClient:
 
     @property
     def session_limit(self) -> float:
-        """Seconds a session may live at the provider."""
+        """Seconds a session may live: the service's `expires_at` when it gave one."""
         if self.options.session_limit is not None:
-            return self.options.session_limit
-        return AZURE_SESSION_LIMIT if self.endpoint.is_azure else OPENAI_SESSION_LIMIT
+            limit = self.options.session_limit
+        else:
+            limit = AZURE_SESSION_LIMIT if self.endpoint.is_azure else OPENAI_SESSION_LIMIT
+        if self._expires_in is not None:
+            limit = min(limit, self._expires_in)
+        return limit
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -248,7 +275,7 @@ class RealtimeClient:
         self._error = error
         self._stopped.set()
         self._ready.clear()
-        self._end_active("failed")
+        self._end_running("failed")
         if self._created is not None and not self._created.done():
             self._created.set_exception(error or RealtimeSessionClosed("client closed"))
         if self._update_waiter is not None and not self._update_waiter.done():
@@ -278,7 +305,8 @@ class RealtimeClient:
         )
         try:
             async with asyncio.timeout(self.options.open_timeout):
-                await self._expect(ws, "session.created", None)
+                created = await self._expect(ws, "session.created", None)
+                self._expires_in = _expires_in(created)
                 self._applied = self._config
                 event_id = self._event_id()
                 await self._send_on(
@@ -298,18 +326,23 @@ class RealtimeClient:
             raise
         self._ws = ws
         self._audio_produced = False
-        self._server_cancelling = False
+        self._server_cancelled.clear()
+        self._turn_reply = None
+        self._turn_quiet.set()
         self._session_started = self._clock()
         if replay:
-            for role, text in list(self._history):
-                await self._send_on(ws, self._message_item(role, text))
+            for entry in list(self._history):
+                if entry.text:
+                    await self._send_on(ws, self._message_item(entry.role, entry.text))
         self._ready.set()
         if self._renew_task is not None:
             self._renew_task.cancel()
         self._renew_task = asyncio.create_task(self._renew_later(), name="realtime-renew")
 
-    async def _expect(self, ws: ClientConnection, kind: str, event_id: str | None) -> None:
-        """Read events until `kind`; an error event (ours, or fatal) raises."""
+    async def _expect(
+        self, ws: ClientConnection, kind: str, event_id: str | None
+    ) -> dict[str, Any]:
+        """Read events until `kind` and return it; an error event (ours, or fatal) raises."""
         while True:
             try:
                 raw = await ws.recv()
@@ -319,7 +352,7 @@ class RealtimeClient:
             if event is None:
                 continue
             if event["type"] == kind:
-                return
+                return event
             if event["type"] == "error":
                 error = ServerError.from_event(event)
                 if error.code in FATAL_ERROR_CODES or error.event_id in (event_id, None):
@@ -353,7 +386,7 @@ class RealtimeClient:
             except ConnectionClosed as err:
                 error = closed_error(err)
             self._ready.clear()
-            self._end_active("failed")
+            self._end_running("failed")
             if self._created is not None and not self._created.done():
                 self._created.set_exception(RealtimeConnectionError("connection lost"))
             if self._stopped.is_set():
@@ -388,10 +421,25 @@ class RealtimeClient:
         raise last
 
     async def _renew_later(self) -> None:
-        """Replace the session before the provider's limit, waiting until no response runs."""
-        deadline = self._session_started + self.session_limit - self.options.renew_margin
-        await self._sleep(max(deadline - self._clock(), 0.0))
-        await self._idle.wait()
+        """Replace the session before it expires, at the end of a turn.
+
+        Due `renew_margin` before the limit (the service's `expires_at` when given), it waits
+        until no response runs and the user is not mid-utterance, but not past the point where
+        the service would end the session anyway.
+        """
+        limit = self.session_limit
+        margin = min(self.options.renew_margin, limit)
+        start = self._session_started
+        due = start + max(limit - margin, limit / 4)
+        await self._sleep(max(due - self._clock(), 0.0))
+        hard = start + limit - margin / 5
+        try:
+            async with asyncio.timeout(max(hard - self._clock(), 0.0)):
+                while not (self._idle.is_set() and self._turn_quiet.is_set()):
+                    await self._idle.wait()
+                    await self._turn_quiet.wait()
+        except TimeoutError:
+            _LOGGER.debug("Renewing mid-turn: the session is about to expire")
         await self.renew()
 
     async def renew(self) -> None:
@@ -431,7 +479,7 @@ class RealtimeClient:
             return
         if self._created is not None and error.event_id == self._create_event_id:
             if not self._created.done():
-                self._created.set_exception(_Retry())
+                self._created.set_exception(_create_failure(error, message))
             return
         if self._update_waiter is not None and error.event_id == self._update_event_id:
             if not self._update_waiter.done():
@@ -448,48 +496,82 @@ class RealtimeClient:
             self._update_waiter.set_result(None)
 
     async def _on_speech_started(self, event: dict[str, Any]) -> None:
-        if self._active is not None and self._applied.server_interrupts:
-            self._server_cancelling = True
+        self._turn_quiet.clear()
+        self._turn_reply = None
+        if self._applied.server_interrupts:
+            # Server VAD cancels only responses in the default conversation (SDK docstring
+            # of ServerVad.interrupt_response); out-of-band ones are ours to cancel.
+            self._server_cancelled.update(r.id for r in self._running.values() if not r.out_of_band)
         self._emit(SpeechStarted(_int(event, "audio_start_ms"), str(event.get("item_id", ""))))
 
     async def _on_speech_stopped(self, event: dict[str, Any]) -> None:
+        detection = self._applied.turn_detection
+        if detection is None or not detection.create_response:
+            self._turn_quiet.set()  # no reply follows by itself: the turn is over
+        else:
+            self._turn_reply = "next"
         self._emit(SpeechStopped(_int(event, "audio_end_ms"), str(event.get("item_id", ""))))
 
     async def _on_committed(self, event: dict[str, Any]) -> None:
         self._tool_rounds = 0
-        self._emit(InputCommitted(str(event.get("item_id", ""))))
+        item_id = str(event.get("item_id", ""))
+        # The user's turn takes its place now; its transcript may come after the reply.
+        self._history.append(_Entry("user", "", item_id))
+        self._emit(InputCommitted(item_id))
 
     async def _on_input_transcript_delta(self, event: dict[str, Any]) -> None:
         self._emit(InputTranscriptDelta(str(event.get("item_id", "")), str(event.get("delta", ""))))
 
     async def _on_input_transcript(self, event: dict[str, Any]) -> None:
         text = str(event.get("transcript", ""))
+        item_id = str(event.get("item_id", ""))
         if text:
-            self._history.append(("user", text))
-        self._emit(InputTranscript(str(event.get("item_id", "")), text))
+            entry = next((e for e in self._history if e.key == item_id and e.role == "user"), None)
+            if entry is not None:
+                entry.text = text
+            else:
+                self._history.append(_Entry("user", text, item_id))
+        self._emit(InputTranscript(item_id, text))
 
     async def _on_response_created(self, event: dict[str, Any]) -> None:
         data = event.get("response")
         data = data if isinstance(data, dict) else {}
         metadata = data.get("metadata")
-        response = RealtimeResponse(
-            str(data.get("id", "")), metadata if isinstance(metadata, dict) else None
-        )
-        self._end_active("failed")
-        self._active = self._last = response
-        self._idle.clear()
-        self._server_cancelling = False
-        tag = response.metadata.get(CLIENT_EVENT_KEY) if response.metadata else None
+        metadata = metadata if isinstance(metadata, dict) else None
+        tag = metadata.get(CLIENT_EVENT_KEY) if metadata else None
         pending = self._created
-        if pending is not None and not pending.done() and tag in (self._create_event_id, None):
+        # Ours only by our own tag: a server-VAD response (metadata null) is not the reply to
+        # our request. Beta servers may not echo metadata, so there an untagged one is taken.
+        accepted: tuple[str | None, ...] = (self._create_event_id,)
+        if self.endpoint.dialect is Dialect.BETA:
+            accepted = (self._create_event_id, None)
+        ours = pending is not None and not pending.done() and tag in accepted
+        response = RealtimeResponse(
+            str(data.get("id", "")),
+            metadata,
+            out_of_band=ours and self._create_out_of_band,
+        )
+        if response.id in self._running:
+            _LOGGER.debug("Ignoring a repeated response.created")
+            return
+        if not response.out_of_band:
+            # One response writes to the default conversation at a time: one still open
+            # here was never finished by the server.
+            for old in [r for r in self._running.values() if not r.out_of_band]:
+                self._end(old, "failed")
+        self._running[response.id] = response
+        self._last = response
+        if self._turn_reply == "next" and not response.out_of_band:
+            self._turn_reply = response.id
+        self._idle.clear()
+        if ours and pending is not None:
             pending.set_result(response)
         self._emit(ResponseStarted(response))
 
     def _response_for(self, event: dict[str, Any]) -> RealtimeResponse | None:
-        response = self._active
-        if response is None or event.get("response_id") != response.id:
+        response = self._running.get(str(event.get("response_id")))
+        if response is None:
             _LOGGER.debug("Dropping %s of an inactive response", event["type"])
-            return None
         return response
 
     async def _on_audio_delta(self, event: dict[str, Any]) -> None:
@@ -533,8 +615,8 @@ class RealtimeClient:
     async def _on_response_done(self, event: dict[str, Any]) -> None:
         data = event.get("response")
         data = data if isinstance(data, dict) else {}
-        response = self._active
-        if response is None or data.get("id") != response.id:
+        response = self._running.get(str(data.get("id")))
+        if response is None:
             _LOGGER.debug("Ignoring response.done of an unknown response")
             return
         usage = data.get("usage")
@@ -543,32 +625,59 @@ class RealtimeClient:
         details = data.get("status_details")
         response.finish(
             status,
-            details if isinstance(details, dict) else None,
+            self._redacted(details) if isinstance(details, dict) else None,
             usage if isinstance(usage, dict) else None,
         )
-        self._active = None
-        self._idle.set()
+        self._forget(response)
         _LOGGER.debug(
             "Response %s %s: %d ms audio, %d text chars",
             response.id,
             status,
             sum(response.audio_bytes.values()) // BYTES_PER_MS,
-            len(response.text or response.transcript),
+            len(response.reply),
         )
-        if status == "completed" and self._pending_history.pop(response.id, True):
-            reply = response.text or response.transcript
-            if reply:
-                self._history.append(("assistant", reply))
+        cut = response.id in self._cut
+        self._cut.discard(response.id)
+        if status == "completed" and not response.out_of_band and not cut and response.reply:
+            self._history.append(_Entry("assistant", response.reply, response.id))
         self._emit(ResponseDone(response))
+        if response.error is not None:
+            _LOGGER.debug("Response %s failed: %s", response.id, response.error)
+        if (error := response.error) is not None and _fatal_failure(response):
+            # The same codes end the session whether an error event or a response carries them.
+            self._finish(error)
+            if self._ws is not None:
+                await self._ws.close()
+            return
         calls = response.function_calls if status == "completed" else []
         if calls and self.tool_executor is not None:
             self._spawn(self._run_tools(calls), "realtime-tools")
 
-    def _end_active(self, status: str) -> None:
-        if self._active is not None:
-            self._active.finish(status)
-            self._emit(ResponseDone(self._active))
-            self._active = None
+    def _redacted(self, details: dict[str, Any]) -> dict[str, Any]:
+        error = details.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            error = {**error, "message": redact(error["message"], self.endpoint.api_key)}
+            return {**details, "error": error}
+        return details
+
+    def _forget(self, response: RealtimeResponse) -> None:
+        self._running.pop(response.id, None)
+        self._server_cancelled.discard(response.id)
+        if not self._running:
+            self._idle.set()
+        if response.id == self._turn_reply:
+            self._turn_reply = None
+            self._turn_quiet.set()  # the reply of the user's turn is done
+
+    def _end(self, response: RealtimeResponse, status: str) -> None:
+        response.finish(status)
+        self._forget(response)
+        self._cut.discard(response.id)
+        self._emit(ResponseDone(response))
+
+    def _end_running(self, status: str) -> None:
+        for response in list(self._running.values()):
+            self._end(response, status)
         self._idle.set()
 
     # -- sending -----------------------------------------------------------------------------
@@ -673,12 +782,12 @@ class RealtimeClient:
     async def add_user_text(self, text: str) -> None:
         """Add a user text message (a new user turn; replayed after reconnects)."""
         self._tool_rounds = 0
-        self._history.append(("user", text))
+        self._history.append(_Entry("user", text))
         await self._send(self._message_item("user", text))
 
     async def add_assistant_text(self, text: str) -> None:
         """Add an assistant text message, e.g. to restore a conversation's history."""
-        self._history.append(("assistant", text))
+        self._history.append(_Entry("assistant", text))
         await self._send(self._message_item("assistant", text))
 
     async def add_function_call(self, call_id: str, name: str, arguments: str) -> None:
@@ -756,64 +865,131 @@ class RealtimeClient:
         if tools is not None:
             params["tools"] = [tool.render() for tool in tools]
         async with self._create_lock:
+            attempt = 0
             while True:
                 await self._idle.wait()
                 await self._wait_ready()
-                created: asyncio.Future[RealtimeResponse] = (
-                    asyncio.get_running_loop().create_future()
-                )
-                self._created = created
-                self._create_event_id = self._event_id()
-                tag[CLIENT_EVENT_KEY] = self._create_event_id
-                event: dict[str, Any] = {
-                    "type": "response.create",
-                    "event_id": self._create_event_id,
-                    "response": {**params, "metadata": tag},
-                }
                 try:
-                    await self._send(event)
-                    response = await created
-                except _Retry:
-                    _LOGGER.debug("A response is already active; waiting for it")
-                    await asyncio.sleep(0)
-                    continue
-                finally:
-                    self._created = None
-                    _consume(created)
-                if out_of_band:
-                    self._pending_history[response.id] = False
-                return response
+                    return await self._request_response(params, tag, out_of_band)
+                except _Retry as retry:
+                    attempt += 1
+                    if attempt > self.options.create_retries:
+                        raise retry.error from None
+                    if retry.busy and not self._idle.is_set():
+                        _LOGGER.debug("A response is already active; waiting for it")
+                        continue  # resent once that response is done
+                    delay = min(
+                        self.options.backoff_base * 2 ** (attempt - 1), self.options.backoff_max
+                    )
+                    _LOGGER.debug(
+                        "response.create refused (%s); retry in %.2f s", retry.error, delay
+                    )
+                    await self._sleep(delay * random.uniform(0.75, 1.0))
 
-    async def cancel(self, played_ms: int) -> None:
-        """Barge-in: stop the current response and cut its audio to what the user heard.
+    async def _request_response(
+        self, params: dict[str, Any], tag: dict[str, str], out_of_band: bool
+    ) -> RealtimeResponse:
+        """Send one response.create; its response once created, or why it was refused."""
+        created: asyncio.Future[RealtimeResponse] = asyncio.get_running_loop().create_future()
+        self._created = created
+        self._create_event_id = self._event_id()
+        self._create_out_of_band = out_of_band
+        event: dict[str, Any] = {
+            "type": "response.create",
+            "event_id": self._create_event_id,
+            "response": {**params, "metadata": {**tag, CLIENT_EVENT_KEY: self._create_event_id}},
+        }
+        try:
+            await self._send(event)
+            async with asyncio.timeout(self.options.response_timeout):
+                return await created
+        except TimeoutError:
+            raise RealtimeRequestError(
+                f"no response.created within {self.options.response_timeout:g} s"
+            ) from None
+        finally:
+            self._created = None
+            _consume(created)
 
-        Sends `response.cancel` unless server VAD already cancels it, and
-        `conversation.item.truncate` at min(played, received) ms (skipped at 0).
+    async def cancel(self, played_ms: int, *, response: RealtimeResponse | None = None) -> None:
+        """Barge-in: stop every response in progress and cut the reply the user was hearing.
+
+        `response` is the reply playing (default: the latest one) and `played_ms` how much of
+        it was heard. Each response still running gets `response.cancel`, unless server VAD
+        already cancels it (only in the default conversation); the playing reply's audio item
+        gets `conversation.item.truncate` at min(played, received) ms (skipped at 0, and for
+        out-of-band replies, which are not in the conversation). A reply cut this way is not
+        replayed after a reconnect.
         """
-        response = self._active or self._last
-        if response is None:
+        playing = response or self._active or self._last
+        if playing is None:
             return
-        active = response is self._active
-        response.cancelled = True
-        if active and not self._server_cancelling:
+        for running in list(self._running.values()):
+            running.cancelled = True
+            self._cut.add(running.id)
+            if running.id in self._server_cancelled:
+                continue
+            self._server_cancelled.add(running.id)  # one response.cancel per response
             with contextlib.suppress(RealtimeError):
-                await self._send({"type": "response.cancel", "response_id": response.id})
-        end_ms = min(max(played_ms, 0), response.audio_ms)
-        if response.audio_item_id is not None and end_ms > 0:
-            self._pending_history[response.id] = False
-            with contextlib.suppress(RealtimeError):
-                await self._send(
-                    {
-                        "type": "conversation.item.truncate",
-                        "item_id": response.audio_item_id,
-                        "content_index": 0,
-                        "audio_end_ms": end_ms,
-                    }
-                )
+                await self._send({"type": "response.cancel", "response_id": running.id})
+        playing.cancelled = True
+        if playing.done:
+            self._drop_reply(playing.id)
+        else:
+            self._cut.add(playing.id)
+        end_ms = min(max(played_ms, 0), playing.audio_ms)
+        if playing.out_of_band or playing.audio_item_id is None or end_ms <= 0:
+            return
+        with contextlib.suppress(RealtimeError):
+            await self._send(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": playing.audio_item_id,
+                    "content_index": 0,
+                    "audio_end_ms": end_ms,
+                }
+            )
+
+    def _drop_reply(self, response_id: str) -> None:
+        """A finished reply was cut: it leaves the replay history (once, however often cut)."""
+        for entry in [e for e in self._history if e.key == response_id]:
+            self._history.remove(entry)
 
 
 class _Retry(Exception):  # noqa: N818 - internal signal, never escapes
-    """response.create hit an active response; wait and send again."""
+    """response.create was refused for now (busy or rate limited); `error` if it stays so."""
+
+    def __init__(self, error: RealtimeError, *, busy: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.busy = busy
+
+
+def _create_failure(error: ServerError, message: str) -> Exception:
+    """What a refused response.create means: retry (busy, rate limited) or a typed error."""
+    text = f"{error.code}: {message}"
+    if error.code == BUSY_CODE:
+        return _Retry(RealtimeRequestError(text, code=error.code), busy=True)
+    if error.code == RATE_LIMIT_CODE:
+        mapped = error_for_code(error.code, message)
+        assert mapped is not None
+        return _Retry(mapped, busy=False)
+    return RealtimeRequestError(text, code=error.code)
+
+
+def _fatal_failure(response: RealtimeResponse) -> bool:
+    """Whether a failed response's cause ends the session, as the same error event would."""
+    error = (response.status_details or {}).get("error")
+    return isinstance(error, dict) and error.get("code") in FATAL_ERROR_CODES
+
+
+def _expires_in(event: dict[str, Any]) -> float | None:
+    """Seconds until session.created's `expires_at` (epoch seconds), if the service gave it."""
+    session = event.get("session")
+    expires_at = session.get("expires_at") if isinstance(session, dict) else None
+    if not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool) or expires_at <= 0:
+        return None
+    return max(float(expires_at) - time.time(), 0.0)
 
 
 def _int(event: dict[str, Any], key: str) -> int:

@@ -10,6 +10,7 @@ from typing import Any, Final
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from .config import SessionConfig
 from .endpoint import RealtimeEndpoint
 from .errors import (
     RealtimeAuthError,
@@ -21,7 +22,13 @@ from .errors import (
     redact,
 )
 
-__all__ = ["RETRYABLE_CLOSE_CODES", "async_open", "async_probe", "error_for_close"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "RETRYABLE_CLOSE_CODES",
+    "async_open",
+    "async_probe",
+    "error_for_close",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,19 +60,23 @@ _WIRE_LOGGER.addFilter(_WireLogFilter())
 RETRYABLE_CLOSE_CODES: Final = frozenset({1000, 1001, 1005, 1006, 1011, 1012, 1013, 1014, 1015})
 CLOSE_BETA_SHAPE_DISABLED: Final = 4000
 PING_INTERVAL: Final = 20.0
+# The largest server message accepted. Audio deltas are a few KiB and a full session.updated
+# with long instructions and many tools stays well below 1 MiB; a bigger message closes the
+# connection (1009) instead of buffering whatever the other end sends.
+MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
 
 
 async def async_open(
     endpoint: RealtimeEndpoint, *, open_timeout: float, ping_interval: float | None = PING_INTERVAL
 ) -> ClientConnection:
-    """Connect with auth headers, no frame size limit and keepalive pings; raise typed errors."""
+    """Connect with auth headers, a bounded message size and keepalive pings; raise typed errors."""
     url = endpoint.url()
     _LOGGER.debug("Connecting to %s", url)
     try:
         return await connect(
             url,
             additional_headers=endpoint.headers(),
-            max_size=None,
+            max_size=MAX_MESSAGE_BYTES,
             open_timeout=open_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_interval,
@@ -93,6 +104,8 @@ def error_for_close(code: int | None, reason: str) -> RealtimeError:
     """Map a WebSocket close frame to the typed error it implies."""
     for word in reason.replace(":", " ").split():
         if (fatal := error_for_code(word, reason)) is not None:
+            if isinstance(fatal, RealtimeSessionClosed):
+                fatal.code = code
             return fatal
     if code == CLOSE_BETA_SHAPE_DISABLED:
         return RealtimeSessionClosed(
@@ -122,29 +135,54 @@ def error_event_exception(event: dict[str, Any], api_key: str) -> RealtimeError:
 
 
 async def async_probe(endpoint: RealtimeEndpoint, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - API agreed with the config flow
-    """Open a session, wait for session.created, close. Raises the typed errors above."""
+    """Open a session and configure it once in the endpoint's dialect, then close.
+
+    session.created -> one `session.update` (a default configuration) -> session.updated:
+    a service that refuses the dialect (the beta shape on the GA service) fails here, with
+    the typed errors above, instead of on the first real session.
+    """
+    waiting = "session.created"
     try:
         async with asyncio.timeout(timeout):
             ws = await async_open(endpoint, open_timeout=timeout, ping_interval=None)
             try:
                 while True:
-                    try:
-                        raw = await ws.recv()
-                    except ConnectionClosed as err:
-                        raise closed_error(err) from None
-                    try:
-                        event = json.loads(raw)
-                    except ValueError:
-                        raise RealtimeConnectionError("server sent invalid JSON") from None
-                    if not isinstance(event, dict):
-                        raise RealtimeConnectionError("server sent a non-object event")
+                    event = await _probe_event(ws)
                     kind = event.get("type")
-                    if kind == "session.created":
-                        return
                     if kind == "error":
                         raise error_event_exception(event, endpoint.api_key)
-                    _LOGGER.debug("Ignoring %s before session.created", kind)
+                    if kind == waiting == "session.created":
+                        waiting = "session.updated"
+                        update = {
+                            "type": "session.update",
+                            "event_id": "evt_probe",
+                            "session": SessionConfig().render(endpoint.dialect),
+                        }
+                        try:
+                            await ws.send(json.dumps(update))
+                        except ConnectionClosed as err:
+                            raise closed_error(err) from None
+                    elif kind == waiting or (
+                        kind == "transcription_session.updated" and waiting == "session.updated"
+                    ):
+                        return
+                    else:
+                        _LOGGER.debug("Ignoring %s while waiting for %s", kind, waiting)
             finally:
                 await ws.close()
     except TimeoutError:
-        raise RealtimeConnectionError(f"no session.created within {timeout:g} s") from None
+        raise RealtimeConnectionError(f"no {waiting} within {timeout:g} s") from None
+
+
+async def _probe_event(ws: ClientConnection) -> dict[str, Any]:
+    try:
+        raw = await ws.recv()
+    except ConnectionClosed as err:
+        raise closed_error(err) from None
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        raise RealtimeConnectionError("server sent invalid JSON") from None
+    if not isinstance(event, dict):
+        raise RealtimeConnectionError("server sent a non-object event")
+    return event

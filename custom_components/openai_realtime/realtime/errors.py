@@ -10,7 +10,10 @@ __all__ = [
     "RealtimeConnectionError",
     "RealtimeError",
     "RealtimeInvalidEndpointError",
+    "RealtimeProtocolError",
     "RealtimeQuotaError",
+    "RealtimeRateLimitError",
+    "RealtimeRequestError",
     "RealtimeSessionClosed",
     "error_for_code",
 ]
@@ -32,8 +35,21 @@ class RealtimeAuthError(RealtimeError):
     """The server rejected the credentials (HTTP 401/403, `invalid_api_key`); needs a new key."""
 
 
+class RealtimeRateLimitError(RealtimeConnectionError):
+    """The service is rate limiting requests (`rate_limit_exceeded`); retry after a backoff."""
+
+
 class RealtimeQuotaError(RealtimeError):
-    """The account is out of quota, over its billing limit or rate limited."""
+    """The account is out of quota or over its billing limit."""
+
+
+class RealtimeRequestError(RealtimeError):
+    """The service rejected one request (e.g. `response.create`); the session is fine."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        """Keep the service's error code for callers that map it."""
+        super().__init__(message)
+        self.code = code
 
 
 class RealtimeSessionClosed(RealtimeError):  # noqa: N818 - name agreed with the HA side
@@ -46,13 +62,24 @@ class RealtimeSessionClosed(RealtimeError):  # noqa: N818 - name agreed with the
         self.reason = reason
 
 
+class RealtimeProtocolError(RealtimeSessionClosed):
+    """The service refused the protocol dialect (the beta shape on the GA service)."""
+
+
 AUTH_ERROR_CODES: Final = frozenset({"invalid_api_key", "account_deactivated"})
-QUOTA_ERROR_CODES: Final = frozenset(
-    {"insufficient_quota", "billing_hard_limit_reached", "rate_limit_exceeded"}
-)
-# Codes after which reconnecting cannot help (LiveKit and pipecat treat the same set as fatal).
+QUOTA_ERROR_CODES: Final = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+RATE_LIMIT_CODE: Final = "rate_limit_exceeded"
+BETA_DISABLED_CODE: Final = "beta_api_shape_disabled"
+MODEL_NOT_FOUND_CODE: Final = "model_not_found"
+# Codes after which reconnecting cannot help (LiveKit and pipecat treat the first four as
+# fatal); the service sends them as an error event, then closes the socket.
 FATAL_ERROR_CODES: Final = frozenset(
-    {"invalid_api_key", "account_deactivated", "insufficient_quota", "billing_hard_limit_reached"}
+    {
+        *AUTH_ERROR_CODES,
+        *QUOTA_ERROR_CODES,
+        BETA_DISABLED_CODE,
+        MODEL_NOT_FOUND_CODE,
+    }
 )
 
 
@@ -62,6 +89,15 @@ def error_for_code(code: str | None, message: str) -> RealtimeError | None:
         return RealtimeAuthError(f"{code}: {message}")
     if code in QUOTA_ERROR_CODES:
         return RealtimeQuotaError(f"{code}: {message}")
+    if code == RATE_LIMIT_CODE:
+        return RealtimeRateLimitError(f"{code}: {message}")
+    if code == BETA_DISABLED_CODE:
+        return RealtimeProtocolError(
+            f"{code}: the service no longer accepts the beta protocol; use the GA protocol",
+            reason=code,
+        )
+    if code == MODEL_NOT_FOUND_CODE:
+        return RealtimeSessionClosed(f"{code}: {message}", reason=code)
     return None
 
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+from .errors import RealtimeError, RealtimeRequestError, error_for_code
 from .events import AudioDelta, FunctionCall, ResponseEvent, TextDelta, TranscriptDelta
 
 __all__ = ["BYTES_PER_MS", "RealtimeResponse"]
@@ -17,12 +18,20 @@ _END: Final = object()
 class RealtimeResponse:
     """A response's deltas (iterate once) plus status, usage and completed function calls."""
 
-    def __init__(self, response_id: str, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        response_id: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        out_of_band: bool = False,
+    ) -> None:
         """Create an in-progress response; the client feeds it."""
         self.id = response_id
         self.metadata = metadata
+        self.out_of_band = out_of_band
         self.status: str | None = None
         self.status_details: dict[str, Any] | None = None
+        self.error: RealtimeError | None = None
         self.usage: dict[str, Any] | None = None
         self.function_calls: list[FunctionCall] = []
         self.text = ""
@@ -77,8 +86,15 @@ class RealtimeResponse:
         self.status = status
         self.status_details = details
         self.usage = usage
+        if status == "failed":
+            self.error = failure(details)
         self._done.set()
         self._queue.put_nowait(_END)
+
+    @property
+    def reply(self) -> str:
+        """What the response said: its text, or the transcript of its audio."""
+        return self.text or self.transcript
 
     async def wait(self) -> RealtimeResponse:
         """Wait until the response has ended; return it."""
@@ -105,3 +121,14 @@ class RealtimeResponse:
         async for event in self:
             if isinstance(event, (TextDelta, TranscriptDelta)):
                 yield event.text
+
+
+def failure(details: dict[str, Any] | None) -> RealtimeError:
+    """Why a response failed (`status_details.error`), mapped like an `error` event's code."""
+    error = (details or {}).get("error")
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    code = code if isinstance(code, str) else None
+    message = str(error.get("message") or error.get("type") or "the response failed")
+    mapped = error_for_code(code, message)
+    return mapped or RealtimeRequestError(f"{code or 'failed'}: {message}", code=code)
