@@ -7,7 +7,6 @@ tests/test_realtime_server.py for the server side) and checks what the client do
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from typing import Any
 
@@ -17,6 +16,7 @@ from custom_components.openai_realtime.realtime import (
     ClientOptions,
     Closed,
     Dialect,
+    InputTranscript,
     RealtimeClient,
     RealtimeEndpoint,
     RealtimeError,
@@ -68,7 +68,7 @@ async def test_rejected_create_fails_once_with_a_typed_error(
 async def test_rate_limited_create_is_retried_with_backoff(
     realtime_server: RealtimeServer,
 ) -> None:
-    """`rate_limit_exceeded` on response.create is retried after a backoff, a bounded number of times."""
+    """`rate_limit_exceeded` on response.create is retried after a backoff, a bounded number."""
     slept: list[float] = []
 
     async def sleep(delay: float) -> None:
@@ -83,13 +83,14 @@ async def test_rate_limited_create_is_retried_with_backoff(
         response = await asyncio.wait_for(client.create_response(), 2)
         assert (await response.wait()).status == "completed"
         assert len(realtime_server.of_type("response.create")) == 3
-        assert len(slept) == 2 and slept[1] > slept[0] > 0
-        for _ in range(FAST.reconnect_attempts + 1):
+        assert len(slept) == 2
+        assert slept[1] > slept[0] > 0
+        for _ in range(FAST.create_retries + 1):
             realtime_server.reject_responses.append(("rate_limit_exceeded", "Rate limit reached"))
         with pytest.raises(RealtimeError, match="rate_limit_exceeded") as raised:
             await asyncio.wait_for(client.create_response(), 2)
         assert not isinstance(raised.value, RealtimeQuotaError)
-        assert len(realtime_server.of_type("response.create")) == 3 + FAST.reconnect_attempts + 1
+        assert len(realtime_server.of_type("response.create")) == 3 + FAST.create_retries + 1
     finally:
         await client.close()
 
@@ -150,7 +151,8 @@ async def test_a_vad_response_is_not_taken_for_our_request(
         await asyncio.sleep(0.1)
         release.set()
         response = await asyncio.wait_for(request, 3)
-        assert response.metadata is not None and response.metadata["who"] == "us"
+        assert response.metadata is not None
+        assert response.metadata["who"] == "us"
         assert (await response.wait()).reply == "ours"
     finally:
         await client.close()
@@ -249,8 +251,6 @@ async def test_late_transcript_keeps_its_turn_in_the_replay(
     try:
         for pcm in (tone(200), silence(300)):
             await client.append_audio(pcm)
-        from custom_components.openai_realtime.realtime import InputTranscript
-
         await recorder.wait(InputTranscript)
         await realtime_server.drop()
         await recorder.wait(Reconnected)
