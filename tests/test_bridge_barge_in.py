@@ -1,0 +1,76 @@
+"""Barge-in on the device path against the service's semantics (issue 19 items 2 and 5).
+
+A paired simulated device, real Home Assistant and the scripted Realtime server, which
+cancels only default-conversation responses on speech and refuses to truncate out-of-band
+items, as the service does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp.test_utils import TestClient
+from homeassistant.core import HomeAssistant
+import pytest
+
+from custom_components.openai_realtime.xiaozhi import ListenMode
+from tests.device_helpers import until
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
+from tests.test_bridge import TURN_ON, bridge_of, bridged, device_state, disconnect, loud, wait_tts
+
+pytestmark = pytest.mark.usefixtures("lights")
+
+
+async def test_barge_in_during_an_out_of_band_reply_cancels_it(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The user talks over `say` (out of band): the bridge cancels it, never truncates it."""
+    realtime_server.script(
+        ScriptedResponse(text="An announcement.", audio=tone(3000), chunks=10, hold=asyncio.Event())
+    )
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.start_listening(ListenMode.REALTIME)
+    bridge = bridge_of(state)
+    say = hass.async_create_task(bridge.async_say("An announcement."))
+    await until(lambda: device.downlink_outcomes().get("played", 0) >= 6)
+    start = len(device.messages)
+    await device.send_audio(loud(300))
+    await wait_tts(device, "stop", start)
+    cancel = await asyncio.wait_for(realtime_server.wait_for("response.cancel"), 3)
+    created = realtime_server.response_params[0]
+    assert created["conversation"] == "none"
+    assert cancel["response_id"]
+    await asyncio.wait_for(say, 3)  # the announcement ended: its caller does not hang
+    assert not realtime_server.of_type("conversation.item.truncate")
+    await until(lambda: realtime_server.responses_done >= 1)
+    await disconnect(device, state)
+
+
+async def test_barge_in_after_a_tool_follow_up_truncates_the_reply_playing(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Reply A still plays while its tool follow-up B is generated: A is cut where heard."""
+    realtime_server.script(
+        ScriptedResponse(
+            text="Let me check.",
+            audio=tone(3000),
+            chunks=10,
+            calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')],
+        ),
+        ScriptedResponse(text="It is on.", audio=tone(1000), chunks=4, hold=asyncio.Event()),
+    )
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.detect_wake_word("turn on the kitchen")
+    await until(lambda: len(realtime_server.response_params) >= 2)
+    await until(lambda: device.downlink_outcomes().get("played", 0) >= 6)
+    first_item = next(iter(realtime_server.session.audio_ms))
+    await device.abort()
+    truncate = await asyncio.wait_for(realtime_server.wait_for("conversation.item.truncate"), 3)
+    assert truncate["item_id"] == first_item
+    assert 0 < truncate["audio_end_ms"] < 3000
+    cancel = await asyncio.wait_for(realtime_server.wait_for("response.cancel"), 3)
+    assert cancel["response_id"] != realtime_server.response_params[0]
+    await until(lambda: realtime_server.responses_done >= 2)
+    await disconnect(device, state)
