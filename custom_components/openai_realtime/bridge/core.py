@@ -166,7 +166,8 @@ class SpeechBridge:
         self._user_text: str | None = None
         self._conversation_id: str | None = None
         self._current: RealtimeResponse | None = None
-        self._base_ms = 0
+        # The replies of the current speaking stretch and where each starts in the downlink.
+        self._segments: list[tuple[int, RealtimeResponse]] = []
         self._greeted = False
         self._announce_ids = itertools.count(1)
         self._announced: dict[str, asyncio.Future[None]] = {}
@@ -577,6 +578,7 @@ class SpeechBridge:
                 except Exception:  # noqa: BLE001 - never leave the device stuck in Speaking
                     self.fail("bridge", "Speech bridge failed", exc_info=True, alert=True)
                     await downlink.stop()  # its half sentence must not open the next reply
+                    self._segments.clear()
                     await self.end_speech()
                 finally:
                     self._current = None
@@ -586,7 +588,7 @@ class SpeechBridge:
         downlink = self.downlink
         assert downlink is not None
         self._current = response
-        self._base_ms = downlink.pushed_ms
+        self._segments.append((downlink.pushed_ms, response))
         await downlink.start()
         self._set_phase(BridgePhase.RESPONDING)
         with async_conversation_trace() as trace:
@@ -647,6 +649,7 @@ class SpeechBridge:
         """`tts stop`: the device listens again (or idles in manual mode)."""
         if self.downlink is not None:
             await self.downlink.end()
+        self._segments.clear()
         self._set_phase(BridgePhase.IDLE)
 
     async def async_interrupt(self) -> None:
@@ -654,12 +657,23 @@ class SpeechBridge:
         downlink = self.downlink
         if downlink is None or (not downlink.speaking and self._current is None):
             return
-        played = max(0, await downlink.stop() - self._base_ms)
-        self._base_ms = 0
+        playing, played = self._heard(await downlink.stop())
         await downlink.end()
         self._set_phase(BridgePhase.LISTENING)
         if (client := self.client) is not None:
-            await client.cancel(played)
+            await client.cancel(played, response=playing)
+
+    def _heard(self, heard_ms: int) -> tuple[RealtimeResponse | None, int]:
+        """The reply the user was hearing when cut, and how much of it they heard.
+
+        After a tool follow-up the device may still play the previous reply while the next
+        one is generated: the cut belongs to the reply whose audio was playing.
+        """
+        segments, self._segments = self._segments, []
+        for start, response in reversed(segments):
+            if heard_ms > start:
+                return response, heard_ms - start
+        return (segments[0][1] if segments else self._current), 0
 
     def _on_first_frame(self) -> None:
         """Record the turn's latency: end of user speech at the device -> first reply frame sent.
