@@ -122,6 +122,34 @@ async def test_quota_issue_is_raised_and_cleared(
     assert issue_registry.async_get_issue(DOMAIN, quota_issue_id(entry)) is None
 
 
+@pytest.mark.parametrize(
+    ("code", "raised"), [("insufficient_quota", True), ("rate_limit_exceeded", False)]
+)
+async def test_failed_response_maps_quota_but_not_rate_limits(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    issue_registry: ir.IssueRegistry,
+    code: str,
+    raised: bool,
+) -> None:
+    """A response that fails for quota raises the issue; a rate limit is retried, no issue."""
+    cause = {"type": "requests", "code": code, "message": "refused"}
+    realtime_server.script(
+        ScriptedResponse(status="failed", error=cause), ScriptedResponse(text="Hello")
+    )
+    result = await conversation.async_converse(
+        hass, "hello", None, Context(), language="en", agent_id=AGENT
+    )
+    issue = issue_registry.async_get_issue(DOMAIN, quota_issue_id(entry))
+    assert (issue is not None) is raised
+    if raised:
+        assert result.response.response_type is intent.IntentResponseType.ERROR
+    else:  # retried after a backoff: the second response answers
+        assert result.response.speech["plain"]["speech"] == "Hello"
+        assert len(realtime_server.of_type("response.create")) == 2
+
+
 async def test_quota_issue_goes_with_the_entry(
     hass: HomeAssistant, entry: MockConfigEntry, issue_registry: ir.IssueRegistry
 ) -> None:

@@ -23,6 +23,8 @@ from .realtime import (
     RealtimeClient,
     RealtimeEndpoint,
     RealtimeError,
+    RealtimeRateLimitError,
+    RealtimeRequestError,
     RealtimeResponse,
     TextDelta,
     TranscriptDelta,
@@ -32,8 +34,16 @@ from .tools import ToolNames, format_tool, tool_output
 from .usage import EntryUsage
 
 MAX_TOOL_ROUNDS: Final = 10
+RATE_LIMIT_RETRIES: Final = 3
+"""Times a response the service failed for `rate_limit_exceeded` is asked for again."""
 MAX_SESSIONS: Final = 8
 IDLE_TIMEOUT: Final = 300.0
+
+
+def _backoff(client: RealtimeClient, attempt: int) -> float:
+    """Seconds before asking again after a rate limit: exponential, like reconnects."""
+    options = client.options
+    return float(min(options.backoff_base * 2 ** (attempt - 1), options.backoff_max))
 
 
 class AgentSession:
@@ -96,7 +106,8 @@ class AgentSession:
         self._sent = len(chat_log.content)
 
         response = await client.create_response()
-        for _ in range(MAX_TOOL_ROUNDS):
+        rounds = rate_limited = 0
+        while rounds < MAX_TOOL_ROUNDS:
             added = [
                 content
                 async for content in chat_log.async_add_delta_content_stream(
@@ -108,11 +119,21 @@ class AgentSession:
             if self.usage is not None:
                 self.usage.record(response.usage)
             if response.status != "completed":
+                error = response.error
+                retry = isinstance(error, RealtimeRateLimitError) and not added
+                if retry and rate_limited < RATE_LIMIT_RETRIES:
+                    rate_limited += 1
+                    await asyncio.sleep(_backoff(client, rate_limited))
+                    response = await client.create_response()
+                    continue
+                if error is not None and not isinstance(error, RealtimeRequestError):
+                    raise error  # quota, auth, rate limit: mapped by the conversation agent
                 raise HomeAssistantError(
                     translation_domain=DOMAIN,
                     translation_key="response_failed",
                     translation_placeholders={"status": str(response.status)},
                 )
+            rounds += 1
             if not chat_log.unresponded_tool_results:
                 return
             outputs = {
