@@ -441,8 +441,18 @@ class _Session:
             }
         )
         await self._commit(item_id)
-        if td.get("create_response", True):
-            await self._start_response({})
+        if not td.get("create_response", True):
+            return
+        busy = [r for r in self.running.values() if not r.out_of_band]
+        if any(not r.cancelled.is_set() for r in busy):
+            # "If `interrupt_response` is set to `false` this may fail to create a response if
+            # the model is already responding" (SDK docstring of ServerVad).
+            return
+        for running in busy:  # an interrupted response ends before the next one starts
+            if running.task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(running.task)
+        await self._start_response({})
 
     async def _commit(self, item_id: str) -> None:
         item = {

@@ -460,3 +460,32 @@ async def test_fatal_errors_then_close(
         assert first["error"]["code"] == code
         await client.wait_closed()
     assert client.close_code == close_code
+
+
+async def test_vad_without_interrupt_creates_no_second_response(
+    ws: ClientConnection, realtime_server: RealtimeServer
+) -> None:
+    """With `interrupt_response: false` a turn that ends while the model responds gets no reply.
+
+    SDK docstring of ServerVad: "If `interrupt_response` is set to `false` this may fail to
+    create a response if the model is already responding."
+    """
+    import asyncio
+
+    detection = {"type": "server_vad", "silence_duration_ms": 200, "interrupt_response": False}
+    update = {"type": "realtime", "audio": {"input": {"turn_detection": detection}}}
+    await ws.send(json.dumps({"type": "session.update", "session": update}))
+    await _recv_until(ws, "session.updated")
+    release = asyncio.Event()
+    realtime_server.script(ScriptedResponse(text="busy", hold=release))
+    await ws.send(json.dumps({"type": "response.create"}))
+    await _recv_until(ws, "response.output_audio_transcript.delta")
+    for pcm in (tone(100), silence(300)):
+        await ws.send(_append(pcm))
+    events = await _recv_until(ws, "conversation.item.done")  # the committed user turn
+    assert "response.created" not in [e["type"] for e in events]
+    release.set()
+    done = (await _recv_until(ws, "response.done"))[-1]
+    assert done["response"]["status"] == "completed"
+    assert realtime_server.responses_done == 1
+    assert len(realtime_server.response_params) == 1

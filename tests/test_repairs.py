@@ -127,6 +127,7 @@ async def test_quota_issue_is_raised_and_cleared(
 )
 async def test_failed_response_maps_quota_but_not_rate_limits(
     hass: HomeAssistant,
+    *,
     entry: MockConfigEntry,
     realtime_server: RealtimeServer,
     issue_registry: ir.IssueRegistry,

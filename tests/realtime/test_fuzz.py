@@ -171,3 +171,144 @@ def test_close_frames_map_to_typed_errors(code: int, reason: str) -> None:
     """Any close code and reason the server sends becomes one of the package's errors."""
     error = closed_error(ConnectionClosed(Close(code, reason), None))
     assert isinstance(error, RealtimeError)
+
+
+# -- random interleavings against the service's behaviours (issue 19) ---------------------------
+
+INTERLEAVING = settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+TEXTS = ("Sure.", "It is on.", "Hello there.", "Done.")
+TRANSCRIPT = "turn on the light"
+ACTIONS = st.sampled_from(
+    [
+        "speak",  # a VAD turn: speech, silence, commit, transcript, a response
+        "create",  # our response.create (default conversation)
+        "create_oob",  # our out-of-band response.create
+        "create_bad",  # a response.create the service always refuses (bad tool schema)
+        "reject",  # the next response.create is refused (a random reason)
+        "hold",  # the next response holds until released
+        "fail",  # the next response fails (a random cause)
+        "release",  # held responses go on
+        "cancel",  # barge-in
+        "error",  # a stray error event
+        "drop",  # the network drops
+        "expire",  # session_expired + close 1001
+        "fatal",  # model_not_found + close
+        "late_transcripts",  # transcripts follow the responses from now on
+    ]
+)
+REJECTIONS = st.sampled_from(
+    ["conversation_already_has_active_response", "rate_limit_exceeded", "invalid_value"]
+)
+FAILURES = st.sampled_from(["server_error", "rate_limit_exceeded", "insufficient_quota"])
+
+
+@INTERLEAVING
+@given(
+    st.lists(st.tuples(ACTIONS, st.integers(0, 3), REJECTIONS, FAILURES), max_size=8),
+    st.booleans(),
+)
+async def test_random_interleavings_end_with_typed_errors_and_a_consistent_history(
+    socket_enabled: None, script: list[tuple[str, int, str, str]], interrupt: bool
+) -> None:
+    """Whatever the service does in whatever order, every wait ends, retries are bounded,
+    only the client's typed errors escape, and the replay history holds only what was said."""
+    from custom_components.openai_realtime.realtime import ClientOptions, FunctionTool, ServerVad
+    from tests.realtime_server import RealtimeServer, ScriptedResponse, silence, tone
+
+    server = RealtimeServer()
+    server.user_transcript = TRANSCRIPT
+    await server.start()
+    options = ClientOptions(
+        open_timeout=1,
+        ping_interval=None,
+        backoff_base=0.001,
+        backoff_max=0.004,
+        reconnect_attempts=2,
+        response_timeout=0.5,
+        create_retries=3,
+    )
+    config = SessionConfig(
+        turn_detection=ServerVad(silence_duration_ms=100, interrupt_response=interrupt)
+    )
+    endpoint = RealtimeEndpoint(api_key=server.api_key, model=server.model, base_url=server.url)
+    client = RealtimeClient(endpoint, config, options=options)
+    holds: list[asyncio.Event] = []
+    calls: list[asyncio.Task[Any]] = []
+
+    def script_next(**kwargs: Any) -> None:
+        server.script(ScriptedResponse(audio=silence(40), **kwargs))
+
+    async def act(action: str, pick: int, rejection: str, failure: str) -> None:
+        text = TEXTS[pick]
+        match action:
+            case "speak":
+                script_next(text=text)
+                for pcm in (tone(60), silence(120)):
+                    await client.append_audio(pcm)
+            case "create" | "create_oob":
+                script_next(text=text)
+                request = client.create_response(out_of_band=action == "create_oob")
+                calls.append(asyncio.ensure_future(request))
+            case "create_bad":
+                bad = FunctionTool(name="f", parameters={"type": "string"})
+                calls.append(asyncio.ensure_future(client.create_response(tools=[bad])))
+            case "reject":
+                server.reject_responses.append((rejection, "refused"))
+            case "hold":
+                holds.append(asyncio.Event())
+                script_next(text=text, hold=holds[-1])
+            case "fail":
+                cause = {"type": "server_error", "code": failure, "message": "no"}
+                server.script(ScriptedResponse(status="failed", error=cause))
+            case "release":
+                for hold in holds:
+                    hold.set()
+            case "cancel":
+                calls.append(asyncio.ensure_future(client.cancel(pick * 20)))
+            case "error":
+                await server.session.error("server_error", "stray", None)
+            case "drop":
+                await server.drop()
+            case "expire":
+                await server.session_expired()
+            case "fatal":
+                await server.session.fatal("model_not_found", "no such model", 1000, None)
+            case "late_transcripts":
+                server.transcript_after_response = True
+
+    try:
+        await asyncio.wait_for(client.connect(), 2)
+        for step in script:
+            await act(*step)
+            await asyncio.sleep(0.01)
+        for hold in holds:
+            hold.set()
+        # No wait without an end: every request finishes (or fails) by itself.
+        done, pending = await asyncio.wait(calls, timeout=5) if calls else (set(), set())
+        assert not pending, f"requests still waiting: {pending}"
+        for call in done:
+            if (error := call.exception()) is not None:
+                assert isinstance(error, RealtimeError), repr(error)
+            elif call.result() is not None:
+                await asyncio.wait_for(call.result().wait(), 5)
+        # No unbounded resend.
+        creates = sum(1 for step in script if step[0].startswith("create"))
+        assert len(server.of_type("response.create")) <= creates * (options.create_retries + 1)
+        # The replay history holds what was said, once per turn or reply.
+        keys = [entry.key for entry in client._history if entry.key is not None]
+        assert len(keys) == len(set(keys))
+        for entry in client._history:
+            if entry.role == "assistant":
+                assert entry.text in TEXTS
+            else:
+                assert entry.text in ("", TRANSCRIPT)
+    finally:
+        for call in calls:
+            call.cancel()
+        await client.close()
+        await server.stop()
+    assert not server.violations, server.violations
