@@ -310,6 +310,7 @@ class _Session:
         self.running: dict[str, _Running] = {}
         self.pending_transcripts: list[dict[str, Any]] = []
         self.out_of_band_items: set[str] = set()
+        self.tails: set[asyncio.Task[None]] = set()
 
     @property
     def response_id(self) -> str | None:
@@ -321,6 +322,8 @@ class _Session:
         for running in self.running.values():
             if running.task is not None:
                 running.task.cancel()
+        for tail in self.tails:
+            tail.cancel()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -832,8 +835,16 @@ class _Session:
         # it after response.done: clients must not rely on its position.
         await self.send({"type": "rate_limits.updated", "rate_limits": RATE_LIMITS})
         pending, self.pending_transcripts = self.pending_transcripts, []
-        for completed in pending:
-            await self.send(completed)
+        if pending:
+            tail = asyncio.create_task(self._send_later(pending, self.server.transcript_delay))
+            self.tails.add(tail)
+            tail.add_done_callback(self.tails.discard)
+
+    async def _send_later(self, events: list[dict[str, Any]], delay: float) -> None:
+        """Late transcripts: transcription can take longer than a short reply."""
+        await asyncio.sleep(delay)
+        for event in events:
+            await self.send(event)
 
     async def _output_item_added(self, item: dict[str, Any], in_conversation: bool) -> None:
         """An output item joins the conversation, or stays out of it (out-of-band response)."""
@@ -897,6 +908,7 @@ class RealtimeServer:
         self.user_transcript: str | None = None
         # Behaviours of the real service a test can switch on:
         self.transcript_after_response = False  # input transcripts follow the turn's response
+        self.transcript_delay = 0.0  # ... by this many seconds after its response.done
         self.reject_responses: deque[tuple[str, str]] = deque()  # next response.create errors
         self.known_models: set[str] | None = None  # other models get `model_not_found`
         self.session_lifetime = SESSION_LIFETIME  # seconds until `expires_at`
@@ -936,6 +948,7 @@ class RealtimeServer:
             self._server = None
         for session in self.sessions:
             tasks = [r.task for r in session.running.values() if r.task is not None]
+            tasks += session.tails
             session.cancel_tasks()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):

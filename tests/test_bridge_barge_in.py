@@ -75,3 +75,41 @@ async def test_barge_in_after_a_tool_follow_up_truncates_the_reply_playing(
     assert cancel["response_id"] == follow_up
     await until(lambda: realtime_server.responses_done >= 2)
     await disconnect(device, state)
+
+
+async def test_late_transcripts_keep_their_turn_in_the_chat_log(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Transcripts that arrive after their turn's reply are recorded in that turn (issue 19.6)."""
+    from homeassistant.components import conversation
+    from homeassistant.helpers import chat_session
+
+    from tests.test_bridge import wait_tts
+
+    realtime_server.transcript_after_response = True
+    realtime_server.transcript_delay = 0.5  # after the reply was recorded
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    bridge = bridge_of(state)
+    for question, answer in (("first question", "First."), ("second question", "Second.")):
+        realtime_server.user_transcript = question
+        realtime_server.script(ScriptedResponse(text=answer, audio=tone(300)))
+        start = len(device.messages)
+        await device.start_listening()
+        await device.send_audio(loud(300) + bytes(32000))
+        await wait_tts(device, "stop", start)
+        await until(lambda q=question: q in device.user_lines)
+    await until(lambda: realtime_server.responses_done >= 2)
+    await hass.async_block_till_done()
+    with (
+        chat_session.async_get_chat_session(hass, bridge._conversation_id) as session,
+        conversation.async_get_chat_log(hass, session) as chat_log,
+    ):
+        turns = [(c.role, c.content) for c in chat_log.content[1:]]
+    assert turns == [
+        ("user", "first question"),
+        ("assistant", "First."),
+        ("user", "second question"),
+        ("assistant", "Second."),
+    ]
+    await disconnect(device, state)
