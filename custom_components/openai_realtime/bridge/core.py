@@ -42,6 +42,7 @@ from ..profile import CONF_LANGUAGE, effective_options
 from ..realtime import (
     AudioDelta,
     Closed,
+    InputCommitted,
     InputTranscript,
     Modality,
     RealtimeClient,
@@ -164,6 +165,9 @@ class SpeechBridge:
         self._turn_started: float | None = None
         self._uplink_clock = UplinkClock()
         self._user_text: str | None = None
+        self._turn_item: str | None = None  # the user audio item of the turn in progress
+        # A turn waiting for its transcript before it is recorded: (item id, reply, tool runs).
+        self._untranscribed: tuple[str, RealtimeResponse, Sequence[ToolRun]] | None = None
         self._conversation_id: str | None = None
         self._current: RealtimeResponse | None = None
         # The replies of the current speaking stretch and where each starts in the downlink.
@@ -291,6 +295,7 @@ class SpeechBridge:
                 self._greeted = True
                 self.spawn(self._greet(client, greeting), "greeting")
             error = await self._follow(client)
+            self._flush_untranscribed()
             self.client = None
             self._end_asking("the Realtime session ended")
             await client.close()
@@ -407,8 +412,10 @@ class SpeechBridge:
                         self._loop.time(),
                     )
                     self._set_phase(BridgePhase.PROCESSING)
-                case InputTranscript(text=text) if text:
-                    self._user_text = text
+                case InputCommitted(item_id=item_id):
+                    self._turn_item = item_id
+                case InputTranscript(item_id=item_id, text=text) if text:
+                    self._add_transcript(item_id, text)
                     self.connection.session.send_stt(text)
                     await self.connection.flush()
                     if self._asking is not None and not self._asking.done():
@@ -866,10 +873,42 @@ class SpeechBridge:
     # --- history and errors -----------------------------------------------------------------
 
     def _record(self, response: RealtimeResponse, runs: Sequence[ToolRun]) -> None:
-        """Add the turn to the device's chat log (tools already ran: recorded as external)."""
+        """Add the turn to the device's chat log, once its transcript is known.
+
+        Transcription runs alongside the reply and may finish after it: such a turn waits
+        for its transcript (matched by item id), or is written without it when the next
+        turn is recorded or the session ends.
+        """
+        self._flush_untranscribed()
+        user_text, self._user_text = self._user_text, None
+        item_id, self._turn_item = self._turn_item, None
+        config = self._config
+        transcribing = config is not None and config.transcription is not None
+        if not user_text and item_id is not None and transcribing:
+            self._untranscribed = (item_id, response, runs)
+            return
+        self._write_turn(user_text, response, runs)
+
+    def _add_transcript(self, item_id: str, text: str) -> None:
+        """The user's words of one audio item: for the turn in progress, or a finished one."""
+        late = self._untranscribed
+        if late is None or late[0] != item_id:
+            self._user_text = text
+            return
+        self._untranscribed = None
+        self._write_turn(text, late[1], late[2])
+
+    def _flush_untranscribed(self) -> None:
+        if (late := self._untranscribed) is not None:
+            self._untranscribed = None
+            self._write_turn(None, late[1], late[2])
+
+    def _write_turn(
+        self, user_text: str | None, response: RealtimeResponse, runs: Sequence[ToolRun]
+    ) -> None:
+        """Add one turn to the chat log (tools already ran: recorded as external)."""
         satellite = self.device.satellite
         agent_id = satellite.entity_id if satellite is not None else DOMAIN
-        user_text, self._user_text = self._user_text, None
         with (
             chat_session.async_get_chat_session(self.hass, self._conversation_id) as session,
             conversation.async_get_chat_log(self.hass, session) as chat_log,
