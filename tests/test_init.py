@@ -72,3 +72,23 @@ def test_endpoint_from_config() -> None:
     assert local.dialect is Dialect.BETA
     assert local.url() == "ws://10.0.0.2:8000/v1/realtime?model=gpt-realtime-2.1"
     assert endpoint_from_config({CONF_API_KEY: "k"}).base_url is None
+
+
+async def test_setup_refused_for_good_does_not_retry(
+    hass: HomeAssistant, realtime_server: RealtimeServer
+) -> None:
+    """The service refuses the beta protocol: setup fails for good, saying which to choose."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={
+            CONF_API_KEY: realtime_server.api_key,
+            CONF_BASE_URL: realtime_server.url,
+            CONF_DIALECT: "beta",
+        },
+        options=default_options(),
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert "GA protocol" in (entry.reason or "")
