@@ -12,7 +12,11 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import Platform
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryError,
+    ConfigEntryNotReady,
+)
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
@@ -26,6 +30,7 @@ from .realtime import (
     RealtimeAuthError,
     RealtimeEndpoint,
     RealtimeError,
+    RealtimeSessionClosed,
     async_probe,
 )
 from .repairs import (
@@ -88,6 +93,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
     except RealtimeAuthError as err:
         raise ConfigEntryAuthFailed(
             translation_domain=DOMAIN, translation_key="invalid_auth"
+        ) from err
+    except RealtimeSessionClosed as err:  # refused for good (protocol, model): no retries
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="session_refused",
+            translation_placeholders={"error": str(err)},
         ) from err
     except RealtimeError as err:
         LOGGER.debug("Realtime service not ready: %s", err)
