@@ -290,17 +290,21 @@ async def test_random_interleavings_end_with_typed_errors_and_a_consistent_histo
         # No wait without an end: every request finishes (or fails) by itself.
         done, pending = await asyncio.wait(calls, timeout=5) if calls else (set(), set())
         assert not pending, f"requests still waiting: {pending}"
+        replies: list[Any] = []
         for call in done:
             if (error := call.exception()) is not None:
                 assert isinstance(error, RealtimeError), repr(error)
             elif call.result() is not None:
-                await asyncio.wait_for(call.result().wait(), 5)
+                replies.append(await asyncio.wait_for(call.result().wait(), 5))
         # No unbounded resend.
         creates = sum(1 for step in script if step[0].startswith("create"))
         assert len(server.of_type("response.create")) <= creates * (options.create_retries + 1)
         # The replay history holds what was said, once per turn or reply.
         keys = [entry.key for entry in client._history if entry.key is not None]
         assert len(keys) == len(set(keys))
+        for reply in replies:  # out of band, failed or cut: not in the conversation
+            if reply.out_of_band or reply.status != "completed" or reply.cancelled:
+                assert reply.id not in keys
         for entry in client._history:
             if entry.role == "assistant":
                 assert entry.text in TEXTS
