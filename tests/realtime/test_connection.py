@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from custom_components.openai_realtime.realtime import (
@@ -136,3 +138,30 @@ async def test_probe_dropped(realtime_server: RealtimeServer) -> None:
 def test_error_for_close(code: int | None, reason: str, error: type[Exception]) -> None:
     """Close frames map to retryable or fatal errors."""
     assert isinstance(error_for_close(code, reason), error)
+
+
+@pytest.mark.parametrize(("frame", "match"), [("not json", "invalid JSON"), ("[1]", "non-object")])
+async def test_probe_refuses_garbage_after_the_update(
+    realtime_server: RealtimeServer, frame: str, match: str
+) -> None:
+    """A frame that is no event while the probe waits for session.updated is an error."""
+
+    async def garbage(event: dict[str, Any]) -> bool:
+        await realtime_server.session.ws.send(frame)
+        return True
+
+    realtime_server.hooks["session.update"] = garbage
+    with pytest.raises(RealtimeConnectionError, match=match):
+        await async_probe(_endpoint(realtime_server), timeout=2)
+
+
+async def test_probe_waits_past_other_events(realtime_server: RealtimeServer) -> None:
+    """Events before session.updated (rate limits, say) are skipped."""
+
+    async def noise(event: dict[str, Any]) -> bool:
+        await realtime_server.send({"type": "rate_limits.updated", "rate_limits": []})
+        return False
+
+    realtime_server.hooks["session.update"] = noise
+    await async_probe(_endpoint(realtime_server), timeout=2)
+    assert len(realtime_server.of_type("session.update")) == 1
