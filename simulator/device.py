@@ -67,6 +67,8 @@ UPLINK_FRAME_SAMPLES = UPLINK_SAMPLE_RATE * UPLINK_FRAME_MS // 1000
 MAX_DECODE_PACKETS_IN_QUEUE = 2400 // 60
 HELLO_TIMEOUT = 10.0
 MCP_PAGE_BYTES = 8000
+FAKE_JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
+"""A minimal JPEG (SOI, JFIF header, EOI) the simulated camera uploads."""
 
 
 class DeviceState(StrEnum):
@@ -210,6 +212,7 @@ class DeviceSimulator:
         server_aec: bool = False,
         glyph_push: bool = False,
         has_screen: bool = True,
+        camera: bool = False,
         mcp_page_size: int = 2,
         hello_timeout: float = HELLO_TIMEOUT,
         activation_retry_delay: float = 3.0,
@@ -231,6 +234,7 @@ class DeviceSimulator:
         self.server_aec = server_aec
         self.glyph_push = glyph_push
         self.has_screen = has_screen
+        self.camera = camera
         self.mcp_page_size = mcp_page_size
         self.hello_timeout = hello_timeout
         self.activation_retry_delay = activation_retry_delay
@@ -267,6 +271,7 @@ class DeviceSimulator:
         self.custom_payloads: list[dict[str, Any]] = []
         self.downlink: list[DownlinkPacket] = []
         self.played_pcm = bytearray()
+        self.cut_at_stop = 0
         self.sent_frames: list[str | bytes] = []
         self.mic_frames_dropped = 0
 
@@ -276,6 +281,7 @@ class DeviceSimulator:
         self.vision: dict[str, Any] | None = None
         self.mcp_mute = False
         self.upgrade_requests: list[str] = []
+        self.photo_uploads: list[dict[str, Any]] = []
         self.tools = self._build_tools()
 
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -595,22 +601,35 @@ class DeviceSimulator:
         self.aborted = True
         await self._send_text(encode_object(Abort(reason, session_id=self.session_id).to_dict()))
 
-    async def detect_wake_word(self, text: str = "你好小智", wake_pcm: bytes = b"") -> None:
-        """Wake word: buffered wake-word Opus, `listen detect`, then `listen start`.
+    async def detect_wake_word(
+        self, text: str = "你好小智", wake_pcm: bytes = b"", *, speech: bytes = b""
+    ) -> None:
+        """Wake word: buffered wake-word Opus, `listen detect`, `listen start`, microphone.
 
-        During Speaking the firmware aborts instead (`reason: wake_word_detected`).
+        `ContinueWakeWordInvoke` sends these the moment the server hello arrives, with no
+        pause, and the microphone streams from then on: `speech` (16 kHz PCM16, what the
+        user says straight after the wake word) follows at real time without waiting for
+        anything from the server.
+
+        During Speaking `HandleWakeWordDetectedEvent` aborts (`reason: wake_word_detected`),
+        sets `play_popup_on_listening_` and goes straight to Listening, so
+        `HandleStateChangedEvent` sends `listen start` (whatever the listening mode).
         """
         if self.state is DeviceState.SPEAKING:
             await self.abort("wake_word_detected")
-            return
-        if not self.channel_open:
-            await self.open_audio_channel()
-        for packet in encode_pcm16(wake_pcm, self._encoder):
-            await self._send_packet(packet)
-        await self._send_text(
-            encode_object(ListenDetect(text, session_id=self.session_id).to_dict())
-        )
-        await self.start_listening()
+            self._playback_ends.clear()
+            await self.start_listening()
+        else:
+            if not self.channel_open:
+                await self.open_audio_channel()
+            for packet in encode_pcm16(wake_pcm, self._encoder):
+                await self._send_packet(packet)
+            await self._send_text(
+                encode_object(ListenDetect(text, session_id=self.session_id).to_dict())
+            )
+            await self.start_listening()
+        if speech:
+            await self.send_audio(speech, realtime=True)
 
     async def _send_packet(self, packet: bytes) -> None:
         """Frame one Opus packet for the NVS protocol version and send it."""
@@ -695,9 +714,14 @@ class DeviceSimulator:
                 self.state = DeviceState.SPEAKING
             case TtsStop():
                 if self.state is DeviceState.SPEAKING:
-                    self._playback_ends.clear()
+                    self._on_tts_stop()
                     if self.listen_mode is ListenMode.MANUAL:
                         self.state = DeviceState.IDLE
+                    elif self.listen_mode is ListenMode.REALTIME:
+                        # HandleStateChangedEvent(Listening) sends `listen start` only if
+                        # `play_popup_on_listening_ || !IsAudioProcessorRunning()`; in realtime
+                        # mode the processor kept running while Speaking, so nothing is sent.
+                        self.state = DeviceState.LISTENING
                     else:
                         await self.start_listening(self.listen_mode)
             case TtsSentenceStart(text=line):
@@ -731,6 +755,13 @@ class DeviceSimulator:
         self.session_id = hello.session_id
         self._decoder = opuslib_next.Decoder(hello.sample_rate, 1)
         self._hello_event.set()
+
+    def _on_tts_stop(self) -> None:
+        """Before v2.2.2 `tts stop` clears the playback queue at once (no
+        `WaitForPlaybackQueueEmpty`): count the packets that were never heard."""
+        if not _version_newer(self.firmware_version, "2.2.1"):
+            self.cut_at_stop += self._queue_depth(self._now())
+        self._playback_ends.clear()
 
     def _queue_depth(self, now: float) -> int:
         """Packets still waiting in the emulated decode queue at time `now`."""
@@ -806,6 +837,16 @@ class DeviceSimulator:
                     self._set_theme,
                 ),
             ]
+        if self.camera:
+            # McpServer::AddCommonTools registers it when the board has a camera.
+            tools.append(
+                Tool(
+                    "self.camera.take_photo",
+                    "Take a photo with the device's camera and answer a question about it.",
+                    {"question": {"type": "string", "description": "what to ask about the photo"}},
+                    self._take_photo,
+                )
+            )
         tools += [
             Tool(
                 "self.get_system_info",
@@ -862,6 +903,50 @@ class DeviceSimulator:
     def _reboot(self, _: dict[str, Any]) -> object:
         self.reboot_requested = True
         return True
+
+    async def _take_photo(self, args: dict[str, Any]) -> object:
+        """Esp32Camera::Explain: upload a JPEG to the vision URL from MCP `initialize`.
+
+        Without `capabilities.vision.url` it throws "Image explain URL or token is not set"
+        (an MCP error reply). Otherwise it POSTs `multipart/form-data` (boundary
+        `----ESP32_CAMERA_BOUNDARY`, chunked) with `question` then `file` (`camera.jpg`),
+        headers Device-Id, Client-Id and `Authorization: Bearer` only when a token was
+        given; any status but 200 fails the tool, else the body is returned verbatim.
+        """
+        vision = self.vision or {}
+        url, token = vision.get("url"), vision.get("token")
+        if not isinstance(url, str) or not url:
+            raise SimulatorError("Image explain URL or token is not set")
+        boundary = "----ESP32_CAMERA_BOUNDARY"
+        question = str(args["question"])
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="question"\r\n\r\n'
+                f'{question}\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="camera.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+            ).encode()
+            + FAKE_JPEG
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        headers = {
+            "Device-Id": self.mac,
+            "Client-Id": self.client_id,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        }
+        if isinstance(token, str) and token:
+            headers["Authorization"] = f"Bearer {token}"
+
+        async def chunks() -> Any:
+            for start in range(0, len(body), 512):
+                yield body[start : start + 512]
+
+        session = await self._http()
+        self.photo_uploads.append({"url": url, "question": question, "headers": headers})
+        async with session.post(url, data=chunks(), headers=headers) as resp:
+            text = await resp.text()
+            if resp.status != 200:
+                raise SimulatorError(f"Failed to upload photo, status code: {resp.status}")
+        return text
 
     def _upgrade(self, args: dict[str, Any]) -> object:
         self.upgrade_requests.append(args["url"])
@@ -963,6 +1048,8 @@ class DeviceSimulator:
         await asyncio.sleep(0)  # tool calls run on the main loop, so replies are asynchronous
         try:
             value = tool.handler(values)
+            if asyncio.iscoroutine(value):
+                value = await value
         except SimulatorError as err:
             return str(err)
         text = value if isinstance(value, str) else json.dumps(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 import json
 from pathlib import Path
@@ -9,6 +10,8 @@ import uuid
 import wave
 
 import aiohttp
+from aiohttp.test_utils import TestServer
+import aiohttp.web
 import numpy as np
 import opuslib_next
 import pytest
@@ -316,11 +319,137 @@ async def test_abort_keeps_speaking_until_tts_stop(
     assert (await conn.next_event(AbortRequested)).reason is None
     assert device.state is DeviceState.SPEAKING
     assert device.mic_active  # realtime mode keeps the microphone on while speaking
-    await device.detect_wake_word()
-    assert (await conn.next_event(AbortRequested)).reason == "wake_word_detected"
     conn.session.send_tts_stop()
     await conn.flush()
-    assert (await conn.next_event(ListenStarted)).mode is ListenMode.REALTIME
+    await device.wait_for_message(lambda m: m.get("state") == "stop")
+    assert device.state is DeviceState.LISTENING
+
+
+async def test_realtime_mode_listens_again_without_listen_start(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """Firmware `HandleStateChangedEvent(Listening)` sends `listen start` only when
+    `play_popup_on_listening_ || !IsAudioProcessorRunning()`: in realtime mode the audio
+    processor kept running while Speaking, so `tts stop` returns to Listening silently."""
+    conn = await connect(device, server)
+    await device.start_listening(ListenMode.REALTIME)
+    await conn.next_event(ListenStarted)
+    await conn.speak(tone(0.12, 24000))
+    await device.wait_for_message(lambda m: m.get("state") == "stop")
+    assert device.state is DeviceState.LISTENING
+    assert device.mic_active
+    assert await device.send_audio(tone(0.06, 16000)) == 1
+    event = await conn.events.get()
+    assert isinstance(event, AudioReceived)  # no ListenStarted came before the audio
+    sent = [json.loads(f) for f in device.sent_frames if isinstance(f, str)]
+    assert [m.get("state") for m in sent if m["type"] == "listen"] == ["start"]
+
+
+async def test_wake_word_while_speaking_aborts_and_listens_at_once(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """Firmware `HandleWakeWordDetectedEvent` in Speaking: `AbortSpeaking(
+    kAbortReasonWakeWordDetected)`, `play_popup_on_listening_ = true` and
+    `SetListeningMode(...)`: straight to Listening with `listen start`, no `tts stop` needed,
+    and the rest of the reply is no longer played."""
+    conn = await connect(device, server)
+    await device.start_listening()
+    await conn.next_event(ListenStarted)
+    await conn.speak(tone(0.12, 24000), stop=False)
+    await device.wait_for_message(lambda m: m.get("state") == "start")
+    await device.detect_wake_word()
+    assert (await conn.next_event(AbortRequested)).reason == "wake_word_detected"
+    assert (await conn.next_event(ListenStarted)).mode is ListenMode.AUTO
+    assert device.state is DeviceState.LISTENING
+    assert device.mic_active
+    heard = len(device.downlink)
+    encoder = opuslib_next.Encoder(24000, 1, opuslib_next.APPLICATION_AUDIO)
+    conn.session.send_audio(encoder.encode(bytes(2880), 1440))  # the reply's rest
+    await conn.flush()
+    async with asyncio.timeout(5):
+        while len(device.downlink) == heard:  # noqa: ASYNC110 - set by the receive loop
+            await asyncio.sleep(0.005)
+    assert device.downlink[-1].outcome == "not_speaking"
+
+
+async def test_microphone_streams_right_after_the_hello(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """Firmware `ContinueWakeWordInvoke`: right after the server hello the device sends the
+    wake-word audio, `listen detect`, `listen start` and streams the microphone with no
+    pause, whatever the server does (here it sends nothing at all after its hello)."""
+    speech = tone(0.6, 16000)
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(device.detect_wake_word("你好小智", speech=speech))
+    conn = await server.connections.get()
+    await conn.next_event(HelloReceived)
+    hello_at = loop.time()
+    assert await conn.next_event(WakeWordDetected) == WakeWordDetected("你好小智")
+    await conn.next_event(ListenStarted)
+    first = await conn.next_event(AudioReceived)
+    assert first.listening
+    assert loop.time() - hello_at < 0.2  # the first word is on the wire at once
+    await task
+    assert sum(isinstance(f, bytes) for f in device.sent_frames) == 10  # 600 ms, 60 ms frames
+
+
+async def test_camera_board_take_photo_needs_vision(
+    server: XiaozhiTestServer, socket_enabled: None
+) -> None:
+    """Firmware `mcp_server.cc` offers `self.camera.take_photo {question}` on camera boards;
+    `Esp32Camera::Explain` throws "Image explain URL or token is not set" when the MCP
+    `initialize` carried no `capabilities.vision`, and otherwise uploads a multipart JPEG
+    with Device-Id, Client-Id and the Bearer token and returns the body verbatim."""
+    uploads: list[tuple[dict[str, str], bytes]] = []
+
+    async def explain(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        uploads.append((dict(request.headers), await request.read()))
+        return aiohttp.web.Response(text='{"success": true, "text": "a cat"}')
+
+    app = aiohttp.web.Application()
+    app.router.add_post("/vision/explain", explain)
+    async with TestServer(app, host="127.0.0.1") as vision:
+        sim = DeviceSimulator(server.ota_url, mac=MAC, camera=True, activation_retry_delay=0)
+        try:
+            await sim.boot()
+            conn = await connect(sim, server)
+            await conn.mcp.initialize()
+            tools = await conn.mcp.list_tools()
+            photo = next(t for t in tools if t.name == "self.camera.take_photo")
+            assert photo.input_schema["required"] == ["question"]
+            with pytest.raises(McpError, match="Image explain URL or token is not set"):
+                await conn.mcp.call_tool("self.camera.take_photo", {"question": "what?"})
+            url = str(vision.make_url("/vision/explain"))
+            await conn.mcp.initialize(vision_url=url, vision_token="vt")
+            result = await conn.mcp.call_tool("self.camera.take_photo", {"question": "what?"})
+        finally:
+            await sim.close()
+    assert result.text == '{"success": true, "text": "a cat"}'
+    headers, body = uploads[0]
+    assert headers["Authorization"] == "Bearer vt"
+    assert headers["Device-Id"] == MAC.lower()
+    assert headers["Transfer-Encoding"] == "chunked"
+    assert headers["Content-Type"] == "multipart/form-data; boundary=----ESP32_CAMERA_BOUNDARY"
+    assert body.index(b'name="question"') < body.index(b'filename="camera.jpg"')
+    assert b"what?" in body
+
+
+@pytest.mark.parametrize(("version", "cut"), [("2.1.0", True), ("2.2.2", False)])
+async def test_tts_stop_before_2_2_2_clears_the_playback_queue(
+    version: str, cut: bool, server: XiaozhiTestServer
+) -> None:
+    """Before v2.2.2 the firmware clears its playback queue at `tts stop`
+    (`WaitForPlaybackQueueEmpty` came in v2.2.2): audio still queued is never heard."""
+    sim = DeviceSimulator(server.ota_url, mac=MAC, firmware_version=version)
+    try:
+        await sim.boot()
+        conn = await connect(sim, server)
+        await sim.start_listening()
+        await conn.speak(tone(0.6, 24000))  # ten packets at once, then tts stop
+        await sim.wait_for_message(lambda m: m.get("state") == "stop")
+    finally:
+        await sim.close()
+    assert (sim.cut_at_stop > 0) is cut
 
 
 async def test_mic_is_off_while_speaking_in_auto_mode(
