@@ -903,6 +903,9 @@ class RealtimeServer:
         self.reject_auth = False
         self.handshake_status: int | None = None
         self.stall = False
+        # Seconds from the WebSocket upgrade to `session.created`: the real service takes
+        # 0.3-0.8 s from connect to a configured session; 0 answers at once.
+        self.accept_delay = 0.0
         self.on_connect_error: dict[str, Any] | None = None
         self.close_on_connect: tuple[int, str] | None = None
         self.user_transcript: str | None = None
@@ -1064,6 +1067,8 @@ class RealtimeServer:
         if (refusal := self._refusal(ws)) is not None:
             await session.fatal(*refusal)
             return
+        if self.accept_delay:
+            await asyncio.sleep(self.accept_delay)
         # "expires_at: Expiration timestamp for the session, in seconds since epoch" (SDK
         # RealtimeSessionCreateResponse); the service ends the session at that moment.
         if not self.beta:

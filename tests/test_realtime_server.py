@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 import json
 from typing import Any
@@ -54,6 +55,19 @@ async def test_session_created_is_full_ga_session(realtime_server: RealtimeServe
     assert session["type"] == "realtime"
     assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
     assert session["audio"]["output"]["voice"] == "alloy"
+
+
+async def test_accept_delay_holds_session_created(realtime_server: RealtimeServer) -> None:
+    """`accept_delay` models the real service's 0.3-0.8 s from connect to a session."""
+    realtime_server.accept_delay = 0.3
+    url = realtime_server.url.replace("http", "ws") + "/realtime?model=gpt-realtime"
+    loop = asyncio.get_running_loop()
+    async with connect(url, additional_headers={"api-key": realtime_server.api_key}) as client:
+        opened = loop.time()
+        created = json.loads(await client.recv())
+        waited = loop.time() - opened
+    assert created["type"] == "session.created"
+    assert waited >= 0.3
 
 
 async def test_session_update_merges(ws: ClientConnection, realtime_server: RealtimeServer) -> None:
