@@ -263,6 +263,8 @@ class DeviceSimulator:
         self.crashed = False
         self.reboot_requested = False
         self.messages: list[dict[str, Any]] = []
+        # For each received message: how many downlink packets had arrived before it.
+        self.message_downlink: list[int] = []
         self.ignored_text: list[str] = []
         self.user_lines: list[str] = []
         self.assistant_lines: list[str] = []
@@ -699,6 +701,7 @@ class DeviceSimulator:
             self.ignored_text.append(text)
             return
         self.messages.append(obj)
+        self.message_downlink.append(len(self.downlink))
         self._message_event.set()
         if obj["type"] == "hello":
             self._on_server_hello(obj)

@@ -36,6 +36,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
+from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.speech import synthesize
 from tests.device_helpers import device_client, until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
@@ -369,4 +370,38 @@ async def test_announce_media_that_cannot_be_decoded(
     await until(lambda: hass.states.get(entity_id).state == "idle")
     assert bridge_of(state).phase is BridgePhase.IDLE
     assert not device.downlink_outcomes().get("played")
+    await disconnect(device, state)
+
+
+async def test_two_fallback_turns_on_a_realtime_mode_board(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """A realtime-mode board (device AEC) listens again after `tts stop` without sending
+    `listen start` (firmware `HandleStateChangedEvent`): the next pipeline turn starts from
+    the device's state, so every utterance is answered and the satellite shows listening."""
+    device = await bridged(hass, client, default_mode=ListenMode.REALTIME)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    realtime_server.on_connect_error = {
+        "type": "insufficient_quota",
+        "code": "insufficient_quota",
+        "message": "You exceeded your current quota.",
+    }
+    await realtime_server.close_connection(1008, "insufficient_quota")
+    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+    speech = await synthesize(STT_TEXT, 16000)
+    await device.start_listening(ListenMode.REALTIME)
+    for answers in (1, 2):
+        start = len(device.messages)
+        await device.send_audio(speech + bytes(32000 * 2))
+        await wait_tts(device, "stop", start)
+        await until(lambda n=answers: len(providers.tts.messages) == n)
+        assert device.state.value == "listening"
+    assert len(providers.stt.requests) == 2
+    sent = [f for f in device.sent_frames if isinstance(f, str) and '"listen"' in f]
+    assert sum('"start"' in f for f in sent) == 1  # the board never repeated `listen start`
+    await until(lambda: hass.states.get(entity_id).state == "listening")
     await disconnect(device, state)
