@@ -398,7 +398,7 @@ async def test_two_fallback_turns_on_a_realtime_mode_board(
         start = len(device.messages)
         await device.send_audio(speech + bytes(32000 * 2))
         await wait_tts(device, "stop", start)
-        await until(lambda n=answers: len(providers.tts.messages) == n)
+        await until(lambda n=answers: len(providers.stt.requests) == n)
         assert device.state.value == "listening"
     assert len(providers.stt.requests) == 2
     sent = [f for f in device.sent_frames if isinstance(f, str) and '"listen"' in f]
