@@ -43,6 +43,7 @@ from .const import (
     CONF_DEVICE_WEBSOCKET_URL,
     CONF_DIALECT,
     CONF_GREETING,
+    CONF_LISTENING_TIMEOUT,
     CONF_LLM_HASS_API,
     CONF_MAC,
     CONF_MAX_OUTPUT_TOKENS,
@@ -59,14 +60,17 @@ from .const import (
     CONF_VAD_SILENCE_DURATION_MS,
     CONF_VAD_THRESHOLD,
     CONF_VOICE,
+    CONF_WAKE_WORDS,
     DEFAULT_SERVICES_ALLOWLIST,
     DEFAULT_TITLE,
     DIALECT_GA,
     DIALECTS,
     DOMAIN,
     LOGGER,
+    MAX_LISTENING_TIMEOUT,
     MAX_OUTPUT_TOKENS_LIMIT,
     MAX_SPEED,
+    MIN_LISTENING_TIMEOUT,
     MIN_SPEED,
     MODELS,
     NOISE_REDUCTION_LEVELS,
@@ -528,6 +532,8 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
                 options.pop(CONF_GREETING, None)
             if not options.get(CONF_MAX_OUTPUT_TOKENS):
                 options.pop(CONF_MAX_OUTPUT_TOKENS, None)
+            if not (options.get(CONF_WAKE_WORDS) or "").strip():
+                options.pop(CONF_WAKE_WORDS, None)
             if not str(options.get(CONF_MODEL, "")).strip():
                 errors[CONF_MODEL] = "model_required"
             if error := _prices_error(options):
@@ -584,6 +590,16 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
                 probatio.Optional(CONF_DEVICE_WEBSOCKET_URL): TextSelector(
                     TextSelectorConfig(type=TextSelectorType.URL)
                 ),
+                probatio.Required(CONF_LISTENING_TIMEOUT): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_LISTENING_TIMEOUT,
+                        max=MAX_LISTENING_TIMEOUT,
+                        step=5,
+                        unit_of_measurement="s",
+                        mode=NumberSelectorMode.BOX,
+                    )
+                ),
+                probatio.Optional(CONF_WAKE_WORDS): TextSelector(),
                 probatio.Optional(CONF_PRICES): TextSelector(TextSelectorConfig(multiline=True)),
                 probatio.Optional(CONF_SERVICES_ALLOWLIST): SelectSelector(
                     SelectSelectorConfig(

@@ -93,6 +93,12 @@ PROBE_TIMEOUT: Final = 10.0
 
 # xiaozhi devices (ESP32 endpoint).
 CONF_DEVICE_WEBSOCKET_URL: Final = "device_websocket_url"
+CONF_LISTENING_TIMEOUT: Final = "listening_timeout"
+RECOMMENDED_LISTENING_TIMEOUT: Final = 25
+"""Seconds without speech (after the last reply) before a device's channel is closed."""
+MIN_LISTENING_TIMEOUT: Final = 5
+MAX_LISTENING_TIMEOUT: Final = 600
+CONF_WAKE_WORDS: Final = "wake_words"
 SUBENTRY_DEVICE: Final = "device"
 CONF_MAC: Final = "mac"
 CONF_CLIENT_ID: Final = "client_id"

@@ -117,6 +117,11 @@ class DeviceConnection:
             await self._ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120])
         await self._closed.wait()
 
+    @callback
+    def close_soon(self, reason: str) -> None:
+        """Close the socket (the device goes idle) from a task the closing itself cancels."""
+        self._start(self._close(reason, WSCloseCode.OK), "close")
+
     # --- the receive loop -------------------------------------------------------------------
 
     async def run(self) -> None:

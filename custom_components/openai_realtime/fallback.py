@@ -21,6 +21,7 @@ from homeassistant.core import callback
 from .audio import DEVICE_SAMPLE_RATE
 from .bridge.media import MediaError, async_transcode
 from .bridge.uplink import Uplink
+from .xiaozhi import ListenMode
 
 if TYPE_CHECKING:
     from .bridge import SpeechBridge
@@ -134,6 +135,16 @@ class AssistFallback:
             # The satellite of now: one removed while the answer played is left alone.
             if (satellite := self.bridge.device.satellite) is not None:
                 satellite.tts_response_finished()
+        # A realtime-mode board listens again after `tts stop` without a `listen start`
+        # (firmware HandleStateChangedEvent): the next turn starts from its state.
+        session = self.bridge.connection.session
+        if (
+            self.bridge.fallback is self
+            and session.listening
+            and session.listen_mode is ListenMode.REALTIME
+            and not self.bridge.connection.closed
+        ):
+            self.start_turn()
 
     async def _tts_audio(self, token: str) -> AsyncIterator[bytes]:
         """The TTS result as 24 kHz PCM."""

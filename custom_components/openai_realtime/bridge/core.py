@@ -11,6 +11,7 @@ through the user's Assist pipeline (`fallback.py`) until Realtime is back.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterable, Coroutine, Sequence
 import contextlib
 from dataclasses import replace
@@ -32,11 +33,15 @@ from homeassistant.helpers import chat_session, device_registry as dr, llm
 from ..audio import OpusNotFoundError, load_opuslib
 from ..const import (
     CONF_DEVICE_USER,
+    CONF_FIRMWARE,
     CONF_GREETING,
+    CONF_LISTENING_TIMEOUT,
     CONF_LLM_HASS_API,
     CONF_PROMPT,
+    CONF_WAKE_WORDS,
     DOMAIN,
     LOGGER,
+    RECOMMENDED_LISTENING_TIMEOUT,
 )
 from ..profile import CONF_LANGUAGE, effective_options
 from ..realtime import (
@@ -74,6 +79,7 @@ from .downlink import Downlink
 from .latency import UplinkClock, speech_end
 from .tools import BridgeTools, ToolRun
 from .uplink import Uplink
+from .wake import parse_wake_words, strip_wake_word
 
 if TYPE_CHECKING:
     from ..device_connection import DeviceConnection
@@ -86,7 +92,27 @@ STALL_TIMEOUT: Final = 30.0
 """Seconds a reply may go without an event before the bridge gives up on it."""
 
 UPLINK_QUEUE: Final = 50
-"""Uplink batches (~100 ms each) waiting to be sent before the oldest are dropped."""
+"""Uplink batches (~100 ms each) waiting to be sent before the oldest are dropped; they also
+hold what the user says while the Realtime session opens (the service takes 0.3-0.8 s)."""
+
+GREETING_QUIET: Final = 0.5
+"""Seconds after the session opens in which speech from the user cancels the greeting."""
+
+ECHO_GUARD: Final = 0.3
+"""Seconds after a reply during which a server-AEC device's microphone is still ignored."""
+
+OLD_FIRMWARE_STOP_GUARD: Final = 0.2
+"""Extra wait before `tts stop` for firmware that clears its playback queue at `tts stop`."""
+
+FIRST_WAITING_FIRMWARE: Final = (2, 2, 2)
+"""The first firmware whose `tts stop` waits for the queued audio (WaitForPlaybackQueueEmpty)."""
+
+MAX_DETECT_CHARS: Final = 300
+"""Longest `listen detect` text sent to the model; the rest is cut."""
+
+DETECT_LIMIT: Final = 5
+DETECT_WINDOW: Final = 60.0
+"""At most DETECT_LIMIT `listen detect` requests per DETECT_WINDOW seconds and device."""
 
 ANNOUNCE_KEY: Final = "announce"
 SILENT_KEY: Final = "silent"
@@ -180,6 +206,13 @@ class SpeechBridge:
         self._logged: set[str] = set()
         self._remove_listeners: list[CALLBACK_TYPE] = []
         self._loop = asyncio.get_running_loop()
+        self._client_changed = asyncio.Event()
+        self._last_voice = self._loop.time()
+        self._user_spoke = False  # on this connection: the greeting is no longer wanted
+        self._user_speaking = False
+        self._server_aec = False
+        self._echo_until = 0.0
+        self._detects: deque[float] = deque()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -264,11 +297,14 @@ class SpeechBridge:
             sample_rate=server.sample_rate,
             frame_ms=server.frame_duration,
             on_first_frame=self._on_first_frame,
+            stop_guard=0.0 if self._waits_for_playback() else OLD_FIRMWARE_STOP_GUARD,
         )
         self._uplink = Uplink(24000, hello.audio_params.frame_duration)
+        self._server_aec = hello.features.aec
         self._ready.set()
         self.spawn(self._send_uplink(), "uplink")
         self.spawn(self._play_responses(), "downlink")
+        self.spawn(self._watch_listening(), "listening timeout")
         await self._keep_realtime()
 
     # --- Realtime session and fallback -------------------------------------------------------
@@ -287,6 +323,7 @@ class SpeechBridge:
                 continue
             attempt = 0
             self.client = client
+            self._client_changed.set()
             if self.path is not BridgePath.REALTIME:
                 LOGGER.info("Device %s is back on the Realtime service", self.device.mac)
                 self._logged.discard("realtime")
@@ -304,11 +341,17 @@ class SpeechBridge:
             self._use_fallback(error)
 
     async def _greet(self, client: RealtimeClient, greeting: str) -> None:
-        """Who speaks first: the greeting, once per device connection.
+        """Who speaks first: the greeting, once per device connection, unless the user did.
 
+        The device streams the user's first words while the session opens; they reach the
+        service when it is ready. A user who speaks (or typed) by `GREETING_QUIET` after that
+        is not greeted: `tts start` would turn an auto-mode device's microphone off.
         Sent from its own task so that `_follow` is already subscribed to the session's
         events when `response.created` arrives.
         """
+        await asyncio.sleep(GREETING_QUIET)
+        if self._user_spoke or client is not self.client or self._busy():
+            return
         with contextlib.suppress(RealtimeError):
             await client.create_response(
                 instructions=f"Greet the user by saying exactly: {greeting}"
@@ -393,6 +436,7 @@ class SpeechBridge:
         self.path = BridgePath.ASSIST_PIPELINE
         if self.fallback is None:
             self.fallback = AssistFallback(self)
+        self._client_changed.set()  # the uplink stops waiting for a session
         self.device.async_notify()
 
     async def _follow(self, client: RealtimeClient) -> RealtimeError | None:
@@ -400,10 +444,14 @@ class SpeechBridge:
         async for event in client.events():
             match event:
                 case SpeechStarted():
+                    self._user_spoke = self._user_speaking = True
+                    self._heard()
                     if self.downlink is not None and self.downlink.speaking:
                         await self.async_interrupt()
                     self._set_phase(BridgePhase.LISTENING)
                 case SpeechStopped(audio_end_ms=audio_end_ms):
+                    self._user_speaking = False
+                    self._heard()
                     self._turn_started = speech_end(
                         self._uplink_clock,
                         (client, client.session_started),
@@ -456,6 +504,10 @@ class SpeechBridge:
                 self.spawn(self.async_interrupt(), "abort")
 
     def _on_audio(self, payload: bytes) -> None:
+        if self._server_aec and (
+            self.connection.session.speaking or self._loop.time() < self._echo_until
+        ):
+            return  # a server-AEC build hears its own speaker: no echo cancelling here
         if (fallback := self.fallback) is not None:  # the Assist pipeline path
             fallback.audio(payload)
             return
@@ -471,6 +523,7 @@ class SpeechBridge:
         queue.put_nowait(item)
 
     def _on_listen_start(self, mode: ListenMode) -> None:
+        self._heard()
         previous, self._mode = self._mode, mode
         if self._uplink is not None:
             self._uplink.reset()
@@ -492,11 +545,32 @@ class SpeechBridge:
         self._queue_uplink(_Commit())
 
     def _on_detect(self, text: str) -> None:
+        """A wake word starts listening (its `listen start` follows); other text is a request.
+
+        Each request is a billed response: its text is capped and its rate per device bounded.
+        """
         if self.downlink is not None and self.downlink.speaking:
             self.spawn(self.async_interrupt(), "wake word")
             return
-        if text.strip() and self.path is BridgePath.REALTIME:
-            self.spawn(self._typed_turn(text.strip()), "typed turn")
+        self._heard()
+        request = strip_wake_word(text, parse_wake_words(self.options().get(CONF_WAKE_WORDS)))
+        if not request or self.path is not BridgePath.REALTIME:
+            return
+        if len(request) > MAX_DETECT_CHARS:
+            self.fail(
+                "detect_length",
+                f"listen detect text of {len(request)} characters cut to {MAX_DETECT_CHARS}",
+            )
+            request = request[:MAX_DETECT_CHARS]
+        now = self._loop.time()
+        while self._detects and self._detects[0] <= now - DETECT_WINDOW:
+            self._detects.popleft()
+        if len(self._detects) >= DETECT_LIMIT:
+            self.fail("detect_rate", "too many listen detect requests; ignoring some")
+            return
+        self._detects.append(now)
+        self._user_spoke = True
+        self.spawn(self._typed_turn(request), "typed turn")
 
     @callback
     def _on_device_changed(self) -> None:
@@ -508,11 +582,22 @@ class SpeechBridge:
 
     # --- uplink -----------------------------------------------------------------------------
 
+    async def _session(self) -> RealtimeClient | None:
+        """The Realtime session; while one is opening, wait for it (None: the fallback serves).
+
+        The device streams the user's first words while the session opens: they wait in the
+        bounded uplink queue and go out in order once the session is ready.
+        """
+        while self.client is None and self.path is BridgePath.REALTIME:
+            self._client_changed.clear()
+            await self._client_changed.wait()
+        return self.client
+
     async def _send_uplink(self) -> None:
         """Send queued audio batches, and commit the turn when manual mode says so."""
         while True:
             item = await self._uplink_queue.get()
-            client = self.client
+            client = self.client or await self._session()
             if client is None:
                 continue
             if not isinstance(item, _Commit):
@@ -560,8 +645,8 @@ class SpeechBridge:
             await client.update_session(self._for_mode(config))
 
     async def _typed_turn(self, text: str) -> None:
-        """`listen detect` text is a typed user turn."""
-        if (client := self.client) is None:
+        """`listen detect` text is a typed user turn (kept while the session opens)."""
+        if (client := await self._session()) is None:
             return
         self._user_text = text
         self._turn_started = self._loop.time()
@@ -653,11 +738,67 @@ class SpeechBridge:
             await response.wait()
 
     async def end_speech(self) -> None:
-        """`tts stop`: the device listens again (or idles in manual mode)."""
+        """`tts stop`: the device listens again (or idles in manual mode).
+
+        A realtime-mode board is listening right away (it sends no `listen start`).
+        """
         if self.downlink is not None:
             await self.downlink.end()
         self._segments.clear()
-        self._set_phase(BridgePhase.IDLE)
+        if self._server_aec:
+            self._echo_until = self._loop.time() + ECHO_GUARD
+        self._heard()
+        listening = self.connection.session.listening
+        self._set_phase(BridgePhase.LISTENING if listening else BridgePhase.IDLE)
+
+    # --- listening timeout ------------------------------------------------------------------
+
+    def _heard(self) -> None:
+        """Something happened in the conversation: the listening timeout starts again."""
+        self._last_voice = self._loop.time()
+
+    def _busy(self) -> bool:
+        """Whether the conversation is mid-turn (the user speaks or a reply is on its way)."""
+        return (
+            self._user_speaking
+            or self._current is not None
+            or self._asking is not None
+            or self.phase in (BridgePhase.PROCESSING, BridgePhase.RESPONDING)
+            or (self.downlink is not None and self.downlink.speaking)
+        )
+
+    async def _watch_listening(self) -> None:
+        """Close the channel after `listening_timeout` s without speech, so the device idles.
+
+        The firmware streams its microphone until the server closes (it has no timeout of
+        its own); closing also ends the paid Realtime session.
+        """
+        while True:
+            timeout = float(
+                self.options().get(CONF_LISTENING_TIMEOUT) or RECOMMENDED_LISTENING_TIMEOUT
+            )
+            remaining = self._last_voice + timeout - self._loop.time()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+                continue
+            if self._busy():
+                self._heard()
+                continue
+            LOGGER.debug(
+                "Device %s: no speech for %g s; sending it back to idle", self.device.mac, timeout
+            )
+            self.connection.close_soon("no speech")
+            return
+
+    def _waits_for_playback(self) -> bool:
+        """Whether the device's firmware plays its queue out at `tts stop` (v2.2.2 and later)."""
+        subentry = self.entry.subentries.get(self.subentry.subentry_id, self.subentry)
+        version = str(subentry.data.get(CONF_FIRMWARE) or "")
+        try:
+            parts = tuple(int(part) for part in version.split(".")[:3])
+        except ValueError:
+            return False  # unknown: wait, as for old firmware
+        return parts >= FIRST_WAITING_FIRMWARE
 
     async def async_interrupt(self) -> None:
         """Barge-in: cut the reply now, `tts stop`, cancel and truncate to what was heard."""
