@@ -37,6 +37,9 @@ class _Session:
     def send_sentence(self, text: str) -> None:
         """Unused."""
 
+    def send_emotion(self, emotion: str, text: str | None = None) -> None:
+        """Unused."""
+
     def send_stt(self, text: str) -> None:
         """Unused."""
 

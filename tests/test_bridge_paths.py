@@ -248,10 +248,11 @@ async def test_push_to_talk_pressed_before_the_bridge_is_ready(
     await disconnect(device, state)
 
 
-async def test_input_while_the_session_opens_is_dropped(
+async def test_input_while_a_failing_session_opens_is_dropped(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
-    """Speech and a typed turn while the first session is still opening never reach a session."""
+    """Speech and a typed turn wait while the first session opens; when that attempt fails
+    (the Assist pipeline takes over) they are dropped and never reach a later session."""
     device = simulator(client)
     await pair(hass, device)
     connections = realtime_server.connections
@@ -266,11 +267,12 @@ async def test_input_while_the_session_opens_is_dropped(
     sent = await device.send_audio(loud(600))
     await listen_detect(device, "hello there")
     await until(lambda: live(hass, device.mac).audio_packets_received >= sent)
-    await until(bridge._uplink_queue.empty)
-    await until(lambda: not [t for t in bridge.tasks if t.get_name().endswith("typed turn")])
+    assert not bridge._uplink_queue.empty()  # kept for the session being opened
     realtime_server.stall = False
     await realtime_server.drop()  # the stalled attempt fails; the next one succeeds
     await until(lambda: bridge.client is not None and bridge.client.connected)
+    await until(bridge._uplink_queue.empty)
+    await until(lambda: not [t for t in bridge.tasks if t.get_name().endswith("typed turn")])
     assert not realtime_server.of_type("input_audio_buffer.append")
     assert typed_texts(realtime_server) == []
     await typed_turn(device, realtime_server, "are you there")

@@ -265,6 +265,8 @@ async def test_options_flow(hass: HomeAssistant, realtime_server: RealtimeServer
         "max_output_tokens",
         "greeting",
         "device_websocket_url",
+        "listening_timeout",
+        "wake_words",
         "services_allowlist",
         "prices",
     }
@@ -278,6 +280,8 @@ async def test_options_flow(hass: HomeAssistant, realtime_server: RealtimeServer
         CONF_TURN_DETECTION: "semantic_vad",
         CONF_MAX_OUTPUT_TOKENS: 300,
         CONF_GREETING: "Hello!",
+        "listening_timeout": 40,
+        "wake_words": "Hey Nova, 你好小白",
     }
     result = await hass.config_entries.options.async_configure(result["flow_id"], chosen)
     await hass.async_block_till_done()
@@ -296,12 +300,14 @@ async def test_options_flow_drops_empty_optional_values(
         **default_options(),
         CONF_LLM_HASS_API: [],
         CONF_GREETING: "   ",
+        "wake_words": " ",
     }
     result = await hass.config_entries.options.async_configure(result["flow_id"], options)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert CONF_LLM_HASS_API not in entry.options
     assert CONF_GREETING not in entry.options
     assert CONF_MAX_OUTPUT_TOKENS not in entry.options
+    assert "wake_words" not in entry.options
 
 
 async def test_options_flow_requires_a_model(

@@ -748,7 +748,8 @@ class SpeechBridge:
         if self._server_aec:
             self._echo_until = self._loop.time() + ECHO_GUARD
         self._heard()
-        listening = self.connection.session.listening
+        session = self.connection.session
+        listening = session.listening and session.listen_mode is ListenMode.REALTIME
         self._set_phase(BridgePhase.LISTENING if listening else BridgePhase.IDLE)
 
     # --- listening timeout ------------------------------------------------------------------
