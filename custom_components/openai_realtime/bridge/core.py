@@ -29,6 +29,7 @@ from homeassistant.components.conversation.trace import (
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.helpers import chat_session, device_registry as dr, llm
+from homeassistant.util.hass_dict import HassKey
 
 from ..audio import OpusNotFoundError, load_opuslib
 from ..const import (
@@ -113,6 +114,9 @@ MAX_DETECT_CHARS: Final = 300
 DETECT_LIMIT: Final = 5
 DETECT_WINDOW: Final = 60.0
 """At most DETECT_LIMIT `listen detect` requests per DETECT_WINDOW seconds and device."""
+
+DATA_DETECTS: HassKey[dict[str, deque[float]]] = HassKey(f"{DOMAIN}_detect_times")
+"""When each device's recent `listen detect` requests were answered."""
 
 ANNOUNCE_KEY: Final = "announce"
 SILENT_KEY: Final = "silent"
@@ -212,7 +216,10 @@ class SpeechBridge:
         self._user_speaking = False
         self._server_aec = False
         self._echo_until = 0.0
-        self._detects: deque[float] = deque()
+        # Per device, not per connection: reconnecting does not reset the typed-turn budget.
+        self._detects = hass.data.setdefault(DATA_DETECTS, {}).setdefault(
+            connection.state.mac, deque()
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
 
