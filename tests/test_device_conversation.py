@@ -16,7 +16,7 @@ from homeassistant.core import HomeAssistant
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePhase
+from custom_components.openai_realtime.bridge import BridgePhase, core as bridge_core
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from tests.device_helpers import pair, simulator, until
 from tests.device_simulator import DeviceSimulator
@@ -224,6 +224,24 @@ async def test_speech_keeps_the_channel_open(
     await device.close()
 
 
+async def test_a_long_reply_is_not_cut_by_the_listening_timeout(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A reply longer than `listening_timeout` plays to the end; the timeout counts after it."""
+    set_options(hass, listening_timeout=0.3)
+    realtime_server.script(ScriptedResponse(text="A long story.", audio=tone(1200)))
+    device = await bridged(hass, client)
+    connection = bridge_of(device_state(hass, device)).connection
+    await device.detect_wake_word("tell me a story")
+    await wait_tts(device, "stop")
+    assert device.downlink_outcomes() == {"played": 20}
+    async with asyncio.timeout(3):
+        await device.wait_closed()
+    await until(lambda: connection.closed)
+    assert connection.close_reason == "no speech"
+    await device.close()
+
+
 # --- 6. Server-side AEC builds ---------------------------------------------------------------
 
 
@@ -341,7 +359,7 @@ async def test_user_line_before_the_reply_and_late(
     await disconnect(device, device_state(hass, device))
 
 
-@pytest.mark.parametrize("firmware", ["2.1.0", "2.2.2"])
+@pytest.mark.parametrize("firmware", ["2.1.0", "2.0.5-custom", "2.2.2", "unknown"])
 async def test_old_firmware_hears_the_whole_reply(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer, firmware: str
 ) -> None:
@@ -379,6 +397,7 @@ async def test_detect_text_is_capped_and_rate_limited(
     client: TestClient,
     realtime_server: RealtimeServer,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each `detect` is a billed response: its text is capped and its rate per device bounded."""
     realtime_server.script(*(ScriptedResponse(text="Ok.", audio=tone(60)) for _ in range(20)))
@@ -397,4 +416,9 @@ async def test_detect_text_is_capped_and_rate_limited(
     assert 2 <= len(sent) <= 6
     assert state.errors["detect_rate"] >= 1
     assert sum("too many listen detect" in r.getMessage() for r in caplog.records) == 1
+    # Once the window has passed, a request is answered again.
+    monkeypatch.setattr(bridge_core, "DETECT_WINDOW", 0.2)
+    await asyncio.sleep(0.3)
+    await device.detect_wake_word("one more")
+    await until(lambda: user_texts(realtime_server)[-1:] == ["one more"])
     await disconnect(device, state)

@@ -18,6 +18,7 @@ from dataclasses import replace
 from enum import StrEnum
 import itertools
 import json
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components import conversation
@@ -801,12 +802,10 @@ class SpeechBridge:
     def _waits_for_playback(self) -> bool:
         """Whether the device's firmware plays its queue out at `tts stop` (v2.2.2 and later)."""
         subentry = self.entry.subentries.get(self.subentry.subentry_id, self.subentry)
-        version = str(subentry.data.get(CONF_FIRMWARE) or "")
-        try:
-            parts = tuple(int(part) for part in version.split(".")[:3])
-        except ValueError:
+        found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", str(subentry.data.get(CONF_FIRMWARE) or ""))
+        if found is None:
             return False  # unknown: wait, as for old firmware
-        return parts >= FIRST_WAITING_FIRMWARE
+        return tuple(int(part or 0) for part in found.groups()) >= FIRST_WAITING_FIRMWARE
 
     async def async_interrupt(self) -> None:
         """Barge-in: cut the reply now, `tts stop`, cancel and truncate to what was heard."""
