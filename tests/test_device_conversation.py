@@ -8,6 +8,7 @@ accept a session as the real service when `accept_delay` is set.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 import logging
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 
 from custom_components.openai_realtime.bridge import BridgePhase, core as bridge_core
 from custom_components.openai_realtime.xiaozhi import ListenMode
-from tests.device_helpers import pair, simulator, until
+from tests.device_helpers import pair, release_devices, simulator, until
 from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.test_bridge import (
@@ -33,6 +34,13 @@ from tests.test_bridge import (
 
 WAKE_WORD = "你好小智"
 VOICED_RMS = 2000.0
+
+
+@pytest.fixture(autouse=True)
+async def _release(hass: HomeAssistant, client: TestClient) -> AsyncGenerator[None]:
+    """Close every simulated device, also when a test fails half-way."""
+    yield
+    await release_devices(hass, client)
 
 
 def chirp(ms: int, rate: int = 16000, low: float = 300.0, high: float = 2400.0) -> bytes:
