@@ -182,7 +182,8 @@ class SpeechBridge:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.dropped_batches = 0
         self._uplink: Uplink | None = None
-        self._uplink_queue: asyncio.Queue[_UplinkItem] = asyncio.Queue()
+        # Each item with when it arrived from the device (it may wait for a session).
+        self._uplink_queue: asyncio.Queue[tuple[_UplinkItem, float]] = asyncio.Queue()
         self._responses: asyncio.Queue[RealtimeResponse] = asyncio.Queue()
         self._speaker = asyncio.Lock()
         self._tools: BridgeTools | None = None
@@ -528,7 +529,7 @@ class SpeechBridge:
         if isinstance(item, bytes) and queue.qsize() >= UPLINK_QUEUE:
             queue.get_nowait()
             self.dropped_batches += 1
-        queue.put_nowait(item)
+        queue.put_nowait((item, self._loop.time()))
 
     def _on_listen_start(self, mode: ListenMode) -> None:
         self._heard()
@@ -604,12 +605,11 @@ class SpeechBridge:
     async def _send_uplink(self) -> None:
         """Send queued audio batches, and commit the turn when manual mode says so."""
         while True:
-            item = await self._uplink_queue.get()
+            item, arrived = await self._uplink_queue.get()
             client = self.client or await self._session()
             if client is None:
                 continue
             if not isinstance(item, _Commit):
-                arrived = self._loop.time()  # the queue is normally empty: when it came
                 await client.append_audio(item)  # never raises: dropped while disconnected
                 self._uplink_clock.appended(
                     (client, client.session_started), len(item) // BYTES_PER_MS, arrived
