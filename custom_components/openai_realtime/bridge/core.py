@@ -454,13 +454,13 @@ class SpeechBridge:
             match event:
                 case SpeechStarted():
                     self._user_spoke = self._user_speaking = True
-                    self._heard()
+                    self._note_activity()
                     if self.downlink is not None and self.downlink.speaking:
                         await self.async_interrupt()
                     self._set_phase(BridgePhase.LISTENING)
                 case SpeechStopped(audio_end_ms=audio_end_ms):
                     self._user_speaking = False
-                    self._heard()
+                    self._note_activity()
                     self._turn_started = speech_end(
                         self._uplink_clock,
                         (client, client.session_started),
@@ -532,7 +532,7 @@ class SpeechBridge:
         queue.put_nowait((item, self._loop.time()))
 
     def _on_listen_start(self, mode: ListenMode) -> None:
-        self._heard()
+        self._note_activity()
         previous, self._mode = self._mode, mode
         if self._uplink is not None:
             self._uplink.reset()
@@ -561,7 +561,7 @@ class SpeechBridge:
         if self.downlink is not None and self.downlink.speaking:
             self.spawn(self.async_interrupt(), "wake word")
             return
-        self._heard()
+        self._note_activity()
         request = strip_wake_word(text, parse_wake_words(self.options().get(CONF_WAKE_WORDS)))
         if not request or self.path is not BridgePath.REALTIME:
             return
@@ -755,14 +755,14 @@ class SpeechBridge:
         self._segments.clear()
         if self._server_aec:
             self._echo_until = self._loop.time() + ECHO_GUARD
-        self._heard()
+        self._note_activity()
         session = self.connection.session
         listening = session.listening and session.listen_mode is ListenMode.REALTIME
         self._set_phase(BridgePhase.LISTENING if listening else BridgePhase.IDLE)
 
     # --- listening timeout ------------------------------------------------------------------
 
-    def _heard(self) -> None:
+    def _note_activity(self) -> None:
         """Something happened in the conversation: the listening timeout starts again."""
         self._last_voice = self._loop.time()
 
@@ -791,7 +791,7 @@ class SpeechBridge:
                 await asyncio.sleep(remaining)
                 continue
             if self._busy():
-                self._heard()
+                self._note_activity()
                 continue
             LOGGER.debug(
                 "Device %s: no speech for %g s; sending it back to idle", self.device.mac, timeout
