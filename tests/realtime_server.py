@@ -227,6 +227,40 @@ def _rms(pcm: bytes) -> float:
     return float((total / count) ** 0.5)
 
 
+def input_images(item: dict[str, Any]) -> list[bytes]:
+    """The decoded pictures of an item's `input_image` parts."""
+    content = item.get("content") if item.get("type") == "message" else None
+    return [
+        base64.b64decode(part["image_url"].partition(",")[2])
+        for part in content or []
+        if part.get("type") == "input_image"
+    ]
+
+
+def image_problem(item: dict[str, Any]) -> str | None:
+    """Why the service would refuse an item's `input_image` part, if it would.
+
+    The SDK's `Content.image_url` docstring: base64 image bytes as a data URI, PNG or JPEG.
+    """
+    content = item.get("content") if item.get("type") == "message" else None
+    for part in content or []:
+        if part.get("type") != "input_image":
+            continue
+        url = part.get("image_url")
+        if not isinstance(url, str):
+            return "input_image without image_url"
+        head, _, data = url.partition(",")
+        if head not in ("data:image/jpeg;base64", "data:image/png;base64"):
+            return "image_url is not a base64 JPEG or PNG data URI"
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except ValueError:
+            return "image_url is not valid base64"
+        if not raw.startswith((b"\xff\xd8\xff", b"\x89PNG")):
+            return "image_url does not hold a JPEG or PNG"
+    return None
+
+
 @dataclass
 class ScriptedCall:
     """A function call the scripted model makes."""
@@ -520,6 +554,10 @@ class _Session:
         await self.send({"type": "input_audio_buffer.cleared"})
 
     async def on_conversation_item_create(self, event: dict[str, Any]) -> None:
+        if problem := image_problem(event["item"]):
+            self.server.violations.append(f"client sent a bad input_image: {problem}")
+            await self.error("invalid_value", problem, event.get("event_id"))
+            return
         item = copy.deepcopy(event["item"])
         item.setdefault("id", self.server.new_id("item"))
         item["object"] = "realtime.item"
@@ -1024,6 +1062,14 @@ class RealtimeServer:
         """Wait until `count` connections have been accepted."""
         async with self._changed:
             await self._changed.wait_for(lambda: self.connections >= count)
+
+    def images(self) -> list[bytes]:
+        """Every picture the client added to the conversation, in order."""
+        return [
+            image
+            for event in self.of_type("conversation.item.create")
+            for image in input_images(event["item"])
+        ]
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         """Received client events of one type."""

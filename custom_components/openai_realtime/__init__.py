@@ -44,6 +44,8 @@ from .services import async_setup_services
 from .services_api import async_register_services_api
 from .settings import endpoint_from_config
 from .usage import EntryUsage, InvalidPricesError, parse_prices
+from .vision import DATA_VISION, VisionHub
+from .vision_view import DeviceVisionView
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -82,6 +84,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     hass.http.register_view(OtaView())
     hass.http.register_view(ActivateView())
     hass.http.register_view(DeviceWebSocketView())
+    hass.data[DATA_VISION] = VisionHub()
+    hass.http.register_view(DeviceVisionView())
     return True
 
 

@@ -158,3 +158,9 @@ OPTIONAL_SERVICE_DOMAINS: Final = (
 # Speech bridge (ESP32 devices <-> Realtime): the Home Assistant user whose permissions the
 # devices' tool calls run with (none: no user, as for voice satellites).
 CONF_DEVICE_USER: Final = "device_user"
+
+# Image input (camera boards and Home Assistant cameras).
+CONF_IMAGE_INPUT: Final = "image_input"
+DEFAULT_IMAGE_INPUT: Final = True
+CONF_IMAGE_MAX_SIDE: Final = "image_max_side"
+VISION_PATH: Final = "/api/openai_realtime/vision"

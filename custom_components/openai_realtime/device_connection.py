@@ -63,8 +63,12 @@ class DeviceConnection:
         state: DeviceState,
         *,
         protocol_version: int | None = None,
+        vision: tuple[str, str] | None = None,
     ) -> None:
-        """Wrap a prepared WebSocket of an authenticated device."""
+        """Wrap a prepared WebSocket of an authenticated device.
+
+        `vision` (URL, token) goes to the device in MCP `initialize`, for its camera.
+        """
         self.hass = hass
         self.mac = state.mac
         self.state = state
@@ -74,6 +78,7 @@ class DeviceConnection:
         self.ignored_frames = 0
         self.close_reason: str | None = None
         self._ws = ws
+        self._vision = vision
         self._listeners: list[EventListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop = asyncio.get_running_loop()
@@ -250,7 +255,12 @@ class DeviceConnection:
     async def _async_discover_tools(self) -> None:
         """Initialize MCP, list the device's tools and read its volume."""
         try:
-            info = await self.mcp.initialize()
+            if self._vision is not None:
+                info = await self.mcp.initialize(
+                    vision_url=self._vision[0], vision_token=self._vision[1]
+                )
+            else:
+                info = await self.mcp.initialize()
             # `McpServer::ParseMessage` answers with the running firmware's version: the
             # authenticated place to learn it (the OTA request could come from anyone).
             self.hass.data[DATA_HUB].async_report_firmware(self.mac, info.version or None)

@@ -12,10 +12,11 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
-from .const import DEVICE_WS_PATH, LOGGER
+from .const import DEVICE_WS_PATH, LOGGER, VISION_PATH
 from .device_connection import DeviceConnection
 from .devices import DATA_HUB, normalize_mac
 from .rate_limit import RateLimiter
+from .vision import DATA_VISION, image_input_allowed
 
 MAX_MESSAGE_SIZE: Final = 256 * 1024
 """Largest WebSocket message accepted at all; the session refuses smaller oversized frames."""
@@ -92,7 +93,16 @@ class DeviceWebSocketView(HomeAssistantView):
 
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE, decode_text=False)
         await ws.prepare(request)
-        connection = DeviceConnection(hass, ws, hub.state(mac), protocol_version=version)
+        # A camera board uploads its photos beside this socket, with a token of its own that
+        # ends with this connection (never the device's main token).
+        vision_hub = hass.data.get(DATA_VISION)
+        vision: tuple[str, str] | None = None
+        found = hub.find_paired(mac)
+        if vision_hub is not None and found is not None and image_input_allowed(*found):
+            vision = (str(request.url.with_path(VISION_PATH)), vision_hub.issue(mac))
+        connection = DeviceConnection(
+            hass, ws, hub.state(mac), protocol_version=version, vision=vision
+        )
         await hub.async_attach(connection)
         LOGGER.debug("Device %s connected", mac)
 
@@ -105,6 +115,8 @@ class DeviceWebSocketView(HomeAssistantView):
             await connection.run()
         finally:
             remove_stop_listener()
+            if vision is not None and vision_hub is not None:
+                vision_hub.revoke(mac)
             hub.async_detach(connection)
             LOGGER.debug("Device %s disconnected (%s)", mac, connection.close_reason)
         return ws

@@ -68,6 +68,7 @@ def _tokens(key: str, value_fn: Callable[[EntryUsage], int]) -> UsageSensorDescr
 USAGE_SENSORS: tuple[UsageSensorDescription, ...] = (
     _tokens("text_input_tokens", lambda usage: usage.text_input_tokens),
     _tokens("audio_input_tokens", lambda usage: usage.audio_input_tokens),
+    _tokens("image_input_tokens", lambda usage: usage.image_input_tokens),
     _tokens("cached_input_tokens", lambda usage: usage.cached_input_tokens),
     _tokens("text_output_tokens", lambda usage: usage.text_output_tokens),
     _tokens("audio_output_tokens", lambda usage: usage.audio_output_tokens),

@@ -24,7 +24,21 @@ SAVE_DELAY: Final = 30.0
 PRICE_FIELDS: Final = tuple(f.name for f in fields(ModelPrices))
 """The price names a user may override: USD per one million tokens."""
 
-_COUNTERS: Final = ("text_in", "text_cached", "audio_in", "audio_cached", "text_out", "audio_out")
+REQUIRED_PRICE_FIELDS: Final = tuple(
+    f.name for f in fields(ModelPrices) if not f.name.startswith("image_")
+)
+"""The prices a model without list prices needs before it is priced (images cost 0 unless given)."""
+
+_COUNTERS: Final = (
+    "text_in",
+    "text_cached",
+    "audio_in",
+    "audio_cached",
+    "text_out",
+    "audio_out",
+    "image_in",
+    "image_cached",
+)
 
 
 class InvalidPricesError(ValueError):
@@ -55,12 +69,12 @@ def effective_prices(model: str, overrides: Mapping[str, float]) -> ModelPrices 
     """The model's list prices with the user's overrides on top; None when not all are known.
 
     A model without list prices (an Azure deployment name, a local server) is priced only when
-    the user gives all six prices.
+    the user gives the six text and audio prices (image prices default to 0).
     """
     base = prices_for(model)
     if base is not None:
         return replace(base, **overrides)
-    if set(overrides) == set(PRICE_FIELDS):
+    if set(overrides) >= set(REQUIRED_PRICE_FIELDS):
         return ModelPrices(**overrides)
     return None
 
@@ -97,9 +111,14 @@ class EntryUsage:
         return self.totals.audio_in
 
     @property
+    def image_input_tokens(self) -> int:
+        """Image input tokens (camera pictures), cached ones included."""
+        return self.totals.image_in
+
+    @property
     def cached_input_tokens(self) -> int:
-        """Input tokens (text and audio) served from the prompt cache at the cheaper rate."""
-        return self.totals.text_cached + self.totals.audio_cached
+        """Input tokens (text, audio, images) served from the prompt cache at the cheaper rate."""
+        return self.totals.text_cached + self.totals.audio_cached + self.totals.image_cached
 
     @property
     def text_output_tokens(self) -> int:

@@ -790,6 +790,22 @@ class RealtimeClient:
         self._history.append(_Entry("assistant", text))
         await self._send(self._message_item("assistant", text))
 
+    async def add_user_image(self, image_url: str, *, detail: str = "auto") -> None:
+        """Add a picture (a `data:image/jpeg;base64,...` URL) as a user `input_image` item.
+
+        Pictures are not replayed after a reconnect: they answered one question.
+        """
+        await self._send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_image", "image_url": image_url, "detail": detail}],
+                },
+            }
+        )
+
     async def add_function_call(self, call_id: str, name: str, arguments: str) -> None:
         """Add a function call the model made earlier, e.g. to restore a conversation's history."""
         await self._send(

@@ -19,6 +19,8 @@ class ModelPrices:
     audio_in: float
     audio_cached: float
     audio_out: float
+    image_in: float = 0.0
+    image_cached: float = 0.0
 
 
 _FULL: Final = ModelPrices(
@@ -28,6 +30,8 @@ _FULL: Final = ModelPrices(
     audio_in=32.00,
     audio_cached=0.40,
     audio_out=64.00,
+    image_in=5.00,
+    image_cached=0.50,
 )
 _MINI: Final = ModelPrices(
     text_in=0.60,
@@ -36,6 +40,8 @@ _MINI: Final = ModelPrices(
     audio_in=10.00,
     audio_cached=0.30,
     audio_out=20.00,
+    image_in=0.80,
+    image_cached=0.08,
 )
 _V2: Final = ModelPrices(
     text_in=4.00,
@@ -44,6 +50,8 @@ _V2: Final = ModelPrices(
     audio_in=32.00,
     audio_cached=0.40,
     audio_out=64.00,
+    image_in=5.00,
+    image_cached=0.50,
 )
 
 # Longest matching prefix wins; dated snapshots share their family's price.
@@ -84,6 +92,8 @@ class Usage:
     audio_cached: int = 0
     text_out: int = 0
     audio_out: int = 0
+    image_in: int = 0
+    image_cached: int = 0
 
     def add(self, usage: Any) -> None:
         """Add one `response.done` `usage` object; malformed parts count as zero."""
@@ -97,6 +107,8 @@ class Usage:
         self.audio_in += _int(details_in, "audio_tokens")
         self.text_cached += _int(cached, "text_tokens")
         self.audio_cached += _int(cached, "audio_tokens")
+        self.image_in += _int(details_in, "image_tokens")
+        self.image_cached += _int(cached, "image_tokens")
         self.text_out += _int(details_out, "text_tokens")
         self.audio_out += _int(details_out, "audio_tokens")
 
@@ -107,6 +119,8 @@ class Usage:
             + self.text_cached * prices.text_cached
             + max(self.audio_in - self.audio_cached, 0) * prices.audio_in
             + self.audio_cached * prices.audio_cached
+            + max(self.image_in - self.image_cached, 0) * prices.image_in
+            + self.image_cached * prices.image_cached
             + self.text_out * prices.text_out
             + self.audio_out * prices.audio_out
         )

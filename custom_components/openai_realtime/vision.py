@@ -1,0 +1,118 @@
+"""Image input: who may upload pictures, and how a picture reaches a Realtime conversation.
+
+A device camera (xiaozhi `self.camera.take_photo`) gets a vision URL and a short-lived token in
+the MCP `initialize` of each connection; the token is random, stored only as a hash, ends with the
+connection and after `VISION_TOKEN_LIFETIME` at the latest. Pictures are scaled in an executor
+and never stored.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+import hashlib
+import secrets
+import time
+from typing import Any, Final
+
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import HomeAssistant
+from homeassistant.util.hass_dict import HassKey
+
+from .const import (
+    CONF_IMAGE_INPUT,
+    CONF_IMAGE_MAX_SIDE,
+    DEFAULT_IMAGE_INPUT,
+    DOMAIN,
+)
+from .images import DEFAULT_MAX_SIDE, MAX_MAX_SIDE, MIN_MAX_SIDE, ScaledImage, scale_picture
+from .profile import profile_of
+
+CONF_CAMERA: Final = "camera"
+"""Profile key: False turns the device's camera off (no vision URL in its `initialize`)."""
+
+VISION_TOKEN_LIFETIME: Final = 3600.0
+"""Seconds a device's vision token stays valid at most (it ends with the connection anyway)."""
+
+DATA_VISION: HassKey[VisionHub] = HassKey(f"{DOMAIN}_vision")
+
+
+def image_input_allowed(entry: ConfigEntry[Any], subentry: ConfigSubentry | None = None) -> bool:
+    """Whether the entry allows image input, and the device's profile keeps its camera on."""
+    if not entry.options.get(CONF_IMAGE_INPUT, DEFAULT_IMAGE_INPUT):
+        return False
+    return profile_of(subentry).get(CONF_CAMERA) is not False
+
+
+def max_side(entry: ConfigEntry[Any]) -> int:
+    """The long side, in pixels, pictures are scaled down to for this entry."""
+    value = entry.options.get(CONF_IMAGE_MAX_SIDE, DEFAULT_MAX_SIDE)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return DEFAULT_MAX_SIDE
+    return min(max(int(value), MIN_MAX_SIDE), MAX_MAX_SIDE)
+
+
+async def async_scale(
+    hass: HomeAssistant, data: bytes, side: int, *, jpeg_only: bool = False
+) -> ScaledImage:
+    """Decode and scale a picture in the executor (raises `ImageError`)."""
+    job = partial(scale_picture, data, side, jpeg_only=jpeg_only)
+    return await hass.async_add_executor_job(job)
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    mac: str
+    expires: float
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class VisionHub:
+    """Vision tokens of the connected devices, and how many pictures each entry sent."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """Start with no tokens; `clock` is injectable to test expiry."""
+        self.clock = clock
+        self.lifetime = VISION_TOKEN_LIFETIME
+        self._grants: dict[str, _Grant] = {}
+        self._by_mac: dict[str, str] = {}
+        self.images_sent: Counter[str] = Counter()
+        """Pictures given to a model, by config entry ID."""
+        self.device_images: Counter[str] = Counter()
+        """Pictures a device camera uploaded, by MAC."""
+
+    def issue(self, mac: str) -> str:
+        """A fresh token for this device's connection; any earlier one stops working."""
+        self.revoke(mac)
+        token = secrets.token_urlsafe(32)
+        digest = _digest(token)
+        self._grants[digest] = _Grant(mac, self.clock() + self.lifetime)
+        self._by_mac[mac] = digest
+        return token
+
+    def check(self, mac: str | None, token: str | None) -> bool:
+        """Whether the token is the live one of this device."""
+        if mac is None or token is None:
+            return False
+        grant = self._grants.get(_digest(token))
+        if grant is None or not secrets.compare_digest(grant.mac, mac):
+            return False
+        if self.clock() >= grant.expires:
+            self.revoke(mac)
+            return False
+        return True
+
+    def revoke(self, mac: str) -> None:
+        """Forget the device's token (its connection ended)."""
+        if (digest := self._by_mac.pop(mac, None)) is not None:
+            self._grants.pop(digest, None)
+
+    @property
+    def live_tokens(self) -> int:
+        """Tokens issued and not yet revoked (for tests and diagnostics)."""
+        return len(self._grants)

@@ -1,0 +1,252 @@
+"""Camera boards: vision token in MCP `initialize`, the firmware's photo upload, the picture in the
+Realtime conversation, and the refusals (wrong or expired token, oversized or bad uploads)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+import io
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.core import HomeAssistant
+from PIL import Image
+import pytest
+
+from custom_components.openai_realtime.const import VISION_PATH
+from custom_components.openai_realtime.devices import DATA_HUB
+from custom_components.openai_realtime.vision import DATA_VISION
+from custom_components.openai_realtime.vision_view import MAX_UPLOAD_BYTES
+from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
+from tests.device_helpers import device_client, pair, release_devices, simulator, until
+from tests.device_simulator import DeviceSimulator
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
+
+pytestmark = pytest.mark.usefixtures("lights")
+
+PHOTO_TOOL = "self_camera_take_photo"
+
+
+@pytest.fixture
+async def client(
+    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
+) -> AsyncIterator[TestClient]:
+    """A loaded entry and an HTTP client; the simulators are closed afterwards."""
+    http = await device_client(hass, hass_client_no_auth, realtime_server)
+    yield http
+    await release_devices(hass, http)
+
+
+async def camera_board(
+    hass: HomeAssistant, client: TestClient, camera: Camera | None = None
+) -> tuple[DeviceSimulator, Camera]:
+    """A paired camera board with an open channel and a Realtime session."""
+    camera = camera or Camera()
+    device = simulator(client, board_type="esp32s3-korvo2-v3", board_name="esp32s3-korvo2-v3")
+    camera.attach(device)  # the firmware registers the camera tool at boot
+    await pair(hass, device)
+    await device.open_audio_channel()
+    state = hass.data[DATA_HUB].states[device.mac]
+    await until(lambda: any(t.name == TAKE_PHOTO for t in state.tools))
+    await until(lambda: state.bridge is not None and state.bridge.client is not None)
+    await until(lambda: state.bridge.client.connected)
+    return device, camera
+
+
+def size_of(jpeg: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(jpeg)) as image:
+        assert image.format == "JPEG"
+        return image.size
+
+
+async def test_camera_board_photo_reaches_the_model(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """take_photo -> chunked multipart upload -> input_image item -> the scripted answer plays."""
+    picture = generated_picture(1600, 1200)
+    device, camera = await camera_board(hass, client, Camera(picture))
+    # The device got a vision URL beside its WebSocket and a token that is not its main token.
+    assert device.vision is not None
+    assert device.vision["url"] == str(client.make_url(VISION_PATH))
+    assert device.vision["token"]
+    assert device.vision["token"] != device.nvs_websocket["token"]
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(PHOTO_TOOL, '{"question": "What do you see?"}')]),
+        ScriptedResponse(text="I see a white square.", audio=tone(600)),
+    )
+    await device.detect_wake_word("what do you see")
+    await until(lambda: realtime_server.responses_done >= 2, timeout=10)
+    await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == "stop")
+
+    assert camera.uploads[-1]["status"] == 200
+    images = realtime_server.images()
+    assert len(images) == 1
+    width, height = size_of(images[0])
+    assert (width, height) == (1024, 768)  # scaled to the default long side, aspect kept
+    assert not realtime_server.violations
+    # The image item came before the tool's output, which tells the model where the photo is.
+    created = [e["item"] for e in realtime_server.of_type("conversation.item.create")]
+    kinds = [item["type"] for item in created]
+    assert kinds.index("message") < kinds.index("function_call_output")
+    output = next(i for i in created if i["type"] == "function_call_output")["output"]
+    assert "photo is now in the conversation" in output
+    assert "What do you see?" in output
+    assert "sentence_start" in {m.get("state") for m in device.messages if m["type"] == "tts"}
+    assert device.assistant_lines[-1] == "I see a white square."
+    assert hass.data[DATA_VISION].device_images[device.mac] == 1
+
+
+async def test_small_picture_is_not_enlarged(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A QVGA frame (what most camera boards send) reaches the model at its own size."""
+    device, camera = await camera_board(hass, client, Camera(generated_picture(320, 240)))
+    answer = await camera.explain(device, "Is the door open?")
+    assert "photo is now in the conversation" in answer
+    assert size_of(realtime_server.images()[0]) == (320, 240)
+
+
+async def test_without_vision_the_tool_fails_like_the_firmware(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Image input switched off: no vision URL, so take_photo fails with the firmware's text."""
+    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    hass.config_entries.async_update_entry(entry, options={**entry.options, "image_input": False})
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    device, camera = await camera_board(hass, client)
+    assert device.vision is None
+    with pytest.raises(Exception, match="Image explain URL or token is not set"):
+        await camera.explain(device, "anything?")
+    assert not camera.uploads
+
+
+async def _post(client: TestClient, device: DeviceSimulator, token: str, body: Any) -> Any:
+    return await client.post(
+        VISION_PATH,
+        data=body,
+        headers={
+            "Device-Id": device.mac,
+            "Client-Id": device.client_id,
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+        },
+    )
+
+
+async def test_wrong_expired_and_revoked_tokens_get_401(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Only the live connection's own token opens the endpoint, and only until it expires."""
+    device, _ = await camera_board(hass, client)
+    assert device.vision is not None
+    token = device.vision["token"]
+    body = b"".join(multipart_parts("q", generated_picture(64, 48)))
+    for wrong in ("nope", device.nvs_websocket["token"], ""):
+        resp = await _post(client, device, str(wrong), body)
+        assert resp.status == 401
+    resp = await client.post(VISION_PATH, data=body)  # no headers at all
+    assert resp.status == 401
+    # Another device's MAC with this token: refused.
+    resp = await client.post(
+        VISION_PATH,
+        data=body,
+        headers={"Device-Id": "02:00:00:00:00:01", "Authorization": f"Bearer {token}"},
+    )
+    assert resp.status == 401
+    vision = hass.data[DATA_VISION]
+    now = vision.clock()
+    vision.clock = lambda: now + vision.lifetime + 1
+    resp = await _post(client, device, token, body)
+    assert resp.status == 401
+    assert realtime_server.images() == []
+
+
+async def test_token_ends_with_the_connection(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A closed channel revokes its vision token; the next connection gets a new one."""
+    device, _ = await camera_board(hass, client)
+    assert device.vision is not None
+    old = device.vision["token"]
+    vision = hass.data[DATA_VISION]
+    await device.close_audio_channel()
+    await until(lambda: vision.live_tokens == 0)
+    body = b"".join(multipart_parts("q", generated_picture(64, 48)))
+    assert (await _post(client, device, old, body)).status == 401
+    await device.open_audio_channel()
+    await until(lambda: device.vision is not None and device.vision["token"] != old)
+
+
+async def test_oversized_upload_is_refused_unread(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A Content-Length over the cap gets 413 and the connection closes without the body."""
+    device, _ = await camera_board(hass, client)
+    assert device.vision is not None
+    url = client.make_url(VISION_PATH)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(
+        (
+            f"POST {VISION_PATH} HTTP/1.1\r\nHost: {url.host}\r\n"
+            f"Device-Id: {device.mac}\r\nAuthorization: Bearer {device.vision['token']}\r\n"
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"Content-Length: {MAX_UPLOAD_BYTES * 10}\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    async with asyncio.timeout(3):  # aiohttp would linger 10 s reading a body it refused
+        answer = await reader.read()  # to EOF: the server closed without reading the body
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+async def test_oversized_chunked_upload_is_cut_off(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A chunked upload that grows past the cap is refused once it crosses it."""
+    device, _ = await camera_board(hass, client)
+    assert device.vision is not None
+    sent = 0
+
+    async def endless() -> Any:
+        nonlocal sent
+        for part in multipart_parts("q", b"")[:2]:
+            yield part
+        while sent < MAX_UPLOAD_BYTES * 4:
+            chunk = b"\xff" * 65536
+            sent += len(chunk)
+            yield chunk
+
+    try:
+        resp = await _post(client, device, device.vision["token"], endless())
+        status = resp.status
+    except OSError:  # the server may close while the client still writes
+        status = 413
+    assert status == 413
+    assert sent < MAX_UPLOAD_BYTES * 4
+    assert realtime_server.images() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"".join(multipart_parts("q", b"GIF89a not a jpeg")), 400),
+        (b"".join(multipart_parts("q", b"\xff\xd8\xff broken")), 400),
+        (b"".join(multipart_parts("q", b"")[:1]) + f"--{BOUNDARY}--\r\n".encode(), 400),
+        (b"not multipart at all", 400),
+    ],
+)
+async def test_bad_uploads_get_400(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    body: bytes,
+    status: int,
+) -> None:
+    """Not a JPEG, a broken JPEG, no file part, a malformed body: 400, nothing sent."""
+    device, _ = await camera_board(hass, client)
+    assert device.vision is not None
+    resp = await _post(client, device, device.vision["token"], body)
+    assert resp.status == status
+    assert realtime_server.images() == []
