@@ -118,7 +118,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
         endpoint=endpoint,
         usage=usage,
         service=AvailabilityLog(f"Realtime service of {entry.title}"),
-        agent_sessions=AgentSessions(hass, lambda: entry.runtime_data.endpoint, usage=usage),
+        agent_sessions=AgentSessions(
+            hass, lambda: entry.runtime_data.endpoint, usage=usage, entry_id=entry.entry_id
+        ),
         devices={
             str(sub.unique_id): (sub, hub.state(str(sub.unique_id)))
             for sub in device_subentries(entry)

@@ -32,6 +32,7 @@ from .realtime import (
 from .settings import session_config
 from .tools import ToolNames, format_tool, tool_output
 from .usage import EntryUsage
+from .vision import async_send_parked
 
 MAX_TOOL_ROUNDS: Final = 10
 RATE_LIMIT_RETRIES: Final = 3
@@ -55,9 +56,11 @@ class AgentSession:
         endpoint: RealtimeEndpoint,
         conversation_id: str,
         usage: EntryUsage | None = None,
+        entry_id: str = "",
     ) -> None:
         """Prepare; the session connects on its first message."""
         self.hass = hass
+        self.entry_id = entry_id
         self.endpoint = endpoint
         self.conversation_id = conversation_id
         self.usage = usage
@@ -141,6 +144,8 @@ class AgentSession:
                 for content in added
                 if isinstance(content, conversation.ToolResultContent)
             }
+            # Pictures tools took (a camera snapshot) go in right before their outputs.
+            await async_send_parked(self.hass, client, outputs, self.entry_id)
             next_response = await client.submit_tool_outputs(outputs)
             if next_response is None:
                 break
@@ -206,9 +211,11 @@ class AgentSessions:
         max_sessions: int = MAX_SESSIONS,
         idle_timeout: float = IDLE_TIMEOUT,
         usage: EntryUsage | None = None,
+        entry_id: str = "",
     ) -> None:
         """Create an empty pool; every session's responses are recorded in `usage`."""
         self.hass = hass
+        self.entry_id = entry_id
         self.usage = usage
         self._endpoint_factory = endpoint_factory
         self._max = max_sessions
@@ -236,7 +243,9 @@ class AgentSessions:
             oldest = next(iter(self._sessions))
             LOGGER.debug("Closing the least recently used Realtime session %s", oldest)
             self.async_discard(oldest)
-        session = AgentSession(self.hass, self._endpoint_factory(), conversation_id, self.usage)
+        session = AgentSession(
+            self.hass, self._endpoint_factory(), conversation_id, self.usage, self.entry_id
+        )
         self._sessions[conversation_id] = session
         self._touch(conversation_id)
         return session, True

@@ -9,7 +9,7 @@ and never stored.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 import hashlib
@@ -29,12 +29,16 @@ from .const import (
 )
 from .images import DEFAULT_MAX_SIDE, MAX_MAX_SIDE, MIN_MAX_SIDE, ScaledImage, scale_picture
 from .profile import profile_of
+from .realtime import RealtimeClient
 
 CONF_CAMERA: Final = "camera"
 """Profile key: False turns the device's camera off (no vision URL in its `initialize`)."""
 
 VISION_TOKEN_LIFETIME: Final = 3600.0
 """Seconds a device's vision token stays valid at most (it ends with the connection anyway)."""
+
+PARK_LIFETIME: Final = 60.0
+"""Seconds a tool's picture waits for its runner before it is dropped."""
 
 DATA_VISION: HassKey[VisionHub] = HassKey(f"{DOMAIN}_vision")
 
@@ -85,6 +89,7 @@ class VisionHub:
         """Pictures given to a model, by config entry ID."""
         self.device_images: Counter[str] = Counter()
         """Pictures a device camera uploaded, by MAC."""
+        self._parked: dict[str, tuple[float, ScaledImage]] = {}
 
     def issue(self, mac: str) -> str:
         """A fresh token for this device's connection; any earlier one stops working."""
@@ -112,7 +117,36 @@ class VisionHub:
         if (digest := self._by_mac.pop(mac, None)) is not None:
             self._grants.pop(digest, None)
 
+    def park(self, call_id: str, image: ScaledImage) -> None:
+        """Keep a tool's picture until its runner collects it (uncollected ones expire)."""
+        now = self.clock()
+        for stale in [k for k, (t, _) in self._parked.items() if now - t > PARK_LIFETIME]:
+            del self._parked[stale]
+        self._parked[call_id] = (now, image)
+
+    def collect(self, call_id: str) -> ScaledImage | None:
+        """The picture a tool call parked, if any (removed: it is sent once)."""
+        parked = self._parked.pop(call_id, None)
+        return parked[1] if parked is not None else None
+
+    @property
+    def parked(self) -> int:
+        """Pictures waiting for their runner."""
+        return len(self._parked)
+
     @property
     def live_tokens(self) -> int:
         """Tokens issued and not yet revoked (for tests and diagnostics)."""
         return len(self._grants)
+
+
+async def async_send_parked(
+    hass: HomeAssistant, client: RealtimeClient, call_ids: Iterable[str], entry_id: str
+) -> None:
+    """Add the pictures these tool calls parked to the conversation, before their outputs."""
+    if (vision := hass.data.get(DATA_VISION)) is None:
+        return
+    for call_id in call_ids:
+        if (image := vision.collect(call_id)) is not None:
+            await client.add_user_image(image.data_url)
+            vision.images_sent[entry_id] += 1

@@ -67,6 +67,7 @@ from ..realtime import (
 from ..realtime.response import BYTES_PER_MS
 from ..settings import session_config, transcription_language
 from ..tools import tool_output
+from ..vision import async_send_parked
 from ..xiaozhi import (
     AbortRequested,
     AudioReceived,
@@ -715,6 +716,10 @@ class SpeechBridge:
             trace.set_result(transcript=response.transcript, status=response.status)
         if runs and (client := self.client) is not None:
             try:
+                # Pictures tools took (a camera snapshot) go in right before their outputs.
+                await async_send_parked(
+                    self.hass, client, (run.call.call_id for run in runs), self.entry.entry_id
+                )
                 follow_up = await client.submit_tool_outputs(
                     {run.call.call_id: tool_output(run.result) for run in runs}
                 )

@@ -16,6 +16,7 @@ from homeassistant.helpers import llm, service as service_helper, translation
 
 from ..const import CONF_SERVICES_ALLOWLIST, DEFAULT_SERVICES_ALLOWLIST, DOMAIN, LOGGER
 from . import policy
+from .camera import LookAtCameraTool, image_input_offered
 from .confirm import PendingConfirmations
 from .spec import ServiceSpec, UnsupportedServiceError, build_spec
 from .targets import script_entity_exposed
@@ -81,6 +82,8 @@ class ServicesAPI(llm.API):
             ServiceTool(spec, self.confirmations, self._call_timeout) for spec in specs
         ]
         tools.append(ListEntitiesTool())
+        if image_input_offered(self.hass):
+            tools.append(LookAtCameraTool())
         return llm.APIInstance(
             api=self,
             api_prompt=build_prompt(specs),

@@ -1,0 +1,185 @@
+"""Home Assistant cameras seen through the services API: an exposed one by a typed Assist
+request, an unexposed or unknown one refused alike, nothing stored."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from homeassistant.components import conversation
+from homeassistant.components.camera import Camera
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import llm
+from homeassistant.setup import async_setup_component
+from PIL import Image
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockPlatform,
+    mock_platform,
+)
+
+from custom_components.openai_realtime.const import (
+    CONF_BASE_URL,
+    CONF_DIALECT,
+    CONF_IMAGE_INPUT,
+    CONF_IMAGE_MAX_SIDE,
+    CONF_LLM_HASS_API,
+    DOMAIN,
+)
+from custom_components.openai_realtime.services_api import API_ID
+from custom_components.openai_realtime.services_api.camera import LOOK_AT_CAMERA_TOOL
+from custom_components.openai_realtime.settings import default_options
+from custom_components.openai_realtime.vision import DATA_VISION
+from simulator.camera import generated_picture
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.test_conversation import _ask
+
+GARAGE = "camera.garage"
+PORCH = "camera.porch"
+
+
+class _StillCamera(Camera):
+    """A camera whose snapshot is a fixed JPEG."""
+
+    def __init__(self, name: str, picture: bytes) -> None:
+        super().__init__()
+        self._attr_name = name
+        self._attr_unique_id = name
+        self._picture = picture
+        self.snapshots = 0
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes:
+        self.snapshots += 1
+        return self._picture
+
+
+@pytest.fixture
+async def cameras(hass: HomeAssistant) -> dict[str, _StillCamera]:
+    """Two cameras (2000x1500 pictures): the garage one exposed, the porch one not."""
+    made = {
+        GARAGE: _StillCamera("Garage", generated_picture(2000, 1500)),
+        PORCH: _StillCamera("Porch", generated_picture(2000, 1500)),
+    }
+
+    async def setup_platform(hass: HomeAssistant, config: Any, add: Any, info: Any = None) -> None:
+        add(list(made.values()))
+
+    mock_platform(hass, "test.camera", MockPlatform(async_setup_platform=setup_platform))
+    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
+    await hass.async_block_till_done()
+    async_expose_entity(hass, conversation.DOMAIN, GARAGE, True)
+    async_expose_entity(hass, conversation.DOMAIN, PORCH, False)
+    return made
+
+
+async def _agent_entry(
+    hass: HomeAssistant, server: RealtimeServer, **options: Any
+) -> MockConfigEntry:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="OpenAI Realtime",
+        data={CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
+        options={**default_options(), CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID], **options},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+async def _camera_tool(hass: HomeAssistant, server: RealtimeServer) -> tuple[str, str]:
+    """Open a conversation; the camera tool's name as offered, and the conversation ID."""
+    server.script(ScriptedResponse(text="Hello."))
+    first = await _ask(hass, "Hello")
+    names = [name for name in _offered(server) if name.endswith(LOOK_AT_CAMERA_TOOL)]
+    assert len(names) == 1, _offered(server)
+    return names[0], first.conversation_id
+
+
+def _offered(server: RealtimeServer) -> set[str]:
+    return {tool["name"] for tool in server.of_type("session.update")[-1]["session"]["tools"]}
+
+
+def _outputs(server: RealtimeServer) -> list[dict[str, Any]]:
+    return [
+        json.loads(event["item"]["output"])
+        for event in server.of_type("conversation.item.create")
+        if event["item"]["type"] == "function_call_output"
+    ]
+
+
+async def test_exposed_camera_seen_by_a_typed_request(
+    hass: HomeAssistant,
+    cameras: dict[str, _StillCamera],
+    realtime_server: RealtimeServer,
+) -> None:
+    """The model looks at the exposed garage camera: the scaled snapshot precedes the output."""
+    entry = await _agent_entry(hass, realtime_server, **{CONF_IMAGE_MAX_SIDE: 512})
+    tool, conversation_id = await _camera_tool(hass, realtime_server)
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(tool, json.dumps({"entity_id": GARAGE}))]),
+        ScriptedResponse(text="The garage door is closed."),
+    )
+    result = await _ask(hass, "Is the garage door open?", conversation_id)
+    assert result.response.speech["plain"]["speech"] == "The garage door is closed."
+    assert cameras[GARAGE].snapshots == 1
+    images = realtime_server.images()
+    assert len(images) == 1
+    with Image.open(io.BytesIO(images[0])) as picture:
+        assert picture.format == "JPEG"
+        assert picture.size == (512, 384)  # the configured long side, aspect kept
+    created = [e["item"] for e in realtime_server.of_type("conversation.item.create")]
+    image_at = next(
+        i
+        for i, item in enumerate(created)
+        if item.get("role") == "user" and item["content"][0]["type"] == "input_image"
+    )
+    output_at = next(i for i, item in enumerate(created) if item["type"] == "function_call_output")
+    assert image_at < output_at
+    assert "Garage" in _outputs(realtime_server)[0]["data"]["result"]
+    assert not realtime_server.violations
+    vision = hass.data[DATA_VISION]
+    assert vision.images_sent[entry.entry_id] == 1
+    assert vision.parked == 0  # collected, not kept
+
+
+@pytest.mark.parametrize("entity_id", [PORCH, "camera.nowhere", "light.kitchen"])
+async def test_unexposed_or_unknown_camera_refused_alike(
+    hass: HomeAssistant,
+    cameras: dict[str, _StillCamera],
+    realtime_server: RealtimeServer,
+    entity_id: str,
+) -> None:
+    """An unexposed camera gets the very answer an unknown entity gets; no snapshot is taken."""
+    await _agent_entry(hass, realtime_server)
+    tool, conversation_id = await _camera_tool(hass, realtime_server)
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(tool, json.dumps({"entity_id": entity_id}))]),
+        ScriptedResponse(text="I can't see that."),
+    )
+    await _ask(hass, "Look at it", conversation_id)
+    output = _outputs(realtime_server)[0]["data"]
+    assert output["error"] == "unknown_entity"
+    assert output["error_text"] == f"There is no exposed camera {entity_id!r}."
+    assert cameras[PORCH].snapshots == 0
+    assert realtime_server.images() == []
+
+
+async def test_image_input_off_hides_the_tool(
+    hass: HomeAssistant,
+    cameras: dict[str, _StillCamera],
+    realtime_server: RealtimeServer,
+) -> None:
+    """With image input switched off the camera tool is not offered at all."""
+    await _agent_entry(hass, realtime_server, **{CONF_IMAGE_INPUT: False})
+    realtime_server.script(ScriptedResponse(text="Hi."))
+    await _ask(hass, "Hello")
+    offered = _offered(realtime_server)
+    assert not [name for name in offered if name.endswith(LOOK_AT_CAMERA_TOOL)]
+    assert [name for name in offered if name.endswith("list_exposed_entities")]
