@@ -268,6 +268,8 @@ async def test_options_flow(hass: HomeAssistant, realtime_server: RealtimeServer
         "listening_timeout",
         "wake_words",
         "services_allowlist",
+        "image_input",
+        "image_max_side",
         "prices",
     }
 

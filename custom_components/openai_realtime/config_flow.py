@@ -22,6 +22,7 @@ from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers import device_registry as dr, llm
 from homeassistant.helpers.selector import (
     AreaSelector,
+    BooleanSelector,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -43,6 +44,8 @@ from .const import (
     CONF_DEVICE_WEBSOCKET_URL,
     CONF_DIALECT,
     CONF_GREETING,
+    CONF_IMAGE_INPUT,
+    CONF_IMAGE_MAX_SIDE,
     CONF_LISTENING_TIMEOUT,
     CONF_LLM_HASS_API,
     CONF_MAC,
@@ -84,6 +87,7 @@ from .const import (
     VOICES,
 )
 from .devices import DATA_HUB, PairingResult
+from .images import MAX_MAX_SIDE, MIN_MAX_SIDE
 from .profile import (
     CONF_AREA,
     CONF_EXTRA_INSTRUCTIONS,
@@ -102,6 +106,7 @@ from .realtime import (
 )
 from .settings import default_options, endpoint_from_config
 from .usage import InvalidPricesError, effective_prices, parse_prices
+from .vision import CONF_CAMERA
 
 
 def _select(options: tuple[str, ...], key: str, *, custom: bool = False) -> SelectSelector:
@@ -493,6 +498,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                     SelectSelectorConfig(options=users, mode=SelectSelectorMode.DROPDOWN)
                 ),
                 probatio.Optional(CONF_AREA): AreaSelector(),
+                probatio.Optional(CONF_CAMERA): BooleanSelector(),
             }
         )
         return self.async_show_form(
@@ -600,6 +606,16 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
                     )
                 ),
                 probatio.Optional(CONF_WAKE_WORDS): TextSelector(),
+                probatio.Required(CONF_IMAGE_INPUT): BooleanSelector(),
+                probatio.Required(CONF_IMAGE_MAX_SIDE): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_MAX_SIDE,
+                        max=MAX_MAX_SIDE,
+                        step=64,
+                        unit_of_measurement="px",
+                        mode=NumberSelectorMode.BOX,
+                    )
+                ),
                 probatio.Optional(CONF_PRICES): TextSelector(TextSelectorConfig(multiline=True)),
                 probatio.Optional(CONF_SERVICES_ALLOWLIST): SelectSelector(
                     SelectSelectorConfig(

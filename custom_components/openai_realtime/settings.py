@@ -11,6 +11,8 @@ from homeassistant.helpers import llm
 from .const import (
     CONF_BASE_URL,
     CONF_DIALECT,
+    CONF_IMAGE_INPUT,
+    CONF_IMAGE_MAX_SIDE,
     CONF_LISTENING_TIMEOUT,
     CONF_LLM_HASS_API,
     CONF_MAX_OUTPUT_TOKENS,
@@ -26,6 +28,7 @@ from .const import (
     CONF_VAD_SILENCE_DURATION_MS,
     CONF_VAD_THRESHOLD,
     CONF_VOICE,
+    DEFAULT_IMAGE_INPUT,
     DEFAULT_SERVICES_ALLOWLIST,
     DIALECT_BETA,
     NOISE_REDUCTION_OFF,
@@ -43,6 +46,7 @@ from .const import (
     TRANSCRIPTION_OFF,
     TURN_DETECTION_SEMANTIC_VAD,
 )
+from .images import DEFAULT_MAX_SIDE
 from .realtime import (
     AuthStyle,
     Dialect,
@@ -74,6 +78,8 @@ def default_options() -> dict[str, Any]:
         CONF_SPEED: RECOMMENDED_SPEED,
         CONF_SERVICES_ALLOWLIST: list(DEFAULT_SERVICES_ALLOWLIST),
         CONF_LISTENING_TIMEOUT: RECOMMENDED_LISTENING_TIMEOUT,
+        CONF_IMAGE_INPUT: DEFAULT_IMAGE_INPUT,
+        CONF_IMAGE_MAX_SIDE: DEFAULT_MAX_SIDE,
     }
 
 
