@@ -243,3 +243,36 @@ async def test_options_flow_stores_prices_that_apply_after_reload(
     await hass.async_block_till_done()
     assert result["type"] == "create_entry"
     assert "prices" not in entry.options
+
+
+async def test_image_tokens_are_counted_and_priced(hass: HomeAssistant) -> None:
+    """Image input tokens get their own total and their own (cached) price."""
+    usage = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
+    with_image = default_usage()
+    with_image["input_token_details"]["image_tokens"] = 765
+    with_image["input_token_details"]["cached_tokens_details"]["image_tokens"] = 65
+    usage.record(with_image)
+    assert usage.image_input_tokens == 765
+    assert usage.cached_input_tokens == 64 + 65
+    image_usd = (700 * 5.00 + 65 * 0.50) / 1_000_000
+    assert usage.cost_usd == pytest.approx(ONE_RESPONSE_USD + image_usd)
+
+
+def test_unknown_model_is_priced_without_image_prices() -> None:
+    """A model without list prices needs the six text and audio prices; images default to 0."""
+    six = {
+        "text_in": 1.0,
+        "text_cached": 0.1,
+        "text_out": 2.0,
+        "audio_in": 3.0,
+        "audio_cached": 0.3,
+        "audio_out": 4.0,
+    }
+    prices = effective_prices("my-deployment", six)
+    assert prices is not None
+    assert prices.image_in == 0.0
+    assert effective_prices("my-deployment", {**six, "image_in": 5.0}) == ModelPrices(
+        **six, image_in=5.0
+    )
+    del six["audio_out"]
+    assert effective_prices("my-deployment", six) is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 import io
+import json
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -13,9 +14,11 @@ from homeassistant.core import HomeAssistant
 from PIL import Image
 import pytest
 
-from custom_components.openai_realtime.const import VISION_PATH
+from custom_components.openai_realtime.const import DOMAIN, VISION_PATH
 from custom_components.openai_realtime.devices import DATA_HUB
-from custom_components.openai_realtime.vision import DATA_VISION
+from custom_components.openai_realtime.diagnostics import async_get_config_entry_diagnostics
+from custom_components.openai_realtime.profile import CONF_PROFILE
+from custom_components.openai_realtime.vision import CONF_CAMERA, DATA_VISION
 from custom_components.openai_realtime.vision_view import MAX_UPLOAD_BYTES
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
@@ -250,3 +253,39 @@ async def test_bad_uploads_get_400(
     resp = await _post(client, device, device.vision["token"], body)
     assert resp.status == status
     assert realtime_server.images() == []
+
+
+async def test_profile_turns_the_camera_off(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A device whose profile has the camera off gets no vision URL (and no token exists)."""
+    device = simulator(client, board_type="esp32s3-korvo2-v3")
+    Camera().attach(device)
+    await pair(hass, device)
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    subentry = next(s for s in entry.subentries.values() if s.unique_id == device.mac)
+    hass.config_entries.async_update_subentry(
+        entry, subentry, data={**subentry.data, CONF_PROFILE: {CONF_CAMERA: False}}
+    )
+    await hass.async_block_till_done()
+    await device.open_audio_channel()
+    state = hass.data[DATA_HUB].states[device.mac]
+    await until(lambda: any(t.name == TAKE_PHOTO for t in state.tools))
+    assert device.vision is None
+    assert hass.data[DATA_VISION].live_tokens == 0
+
+
+async def test_diagnostics_count_pictures_never_hold_them(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Entry and device diagnostics show how many pictures were sent; no picture, no token."""
+    device, camera = await camera_board(hass, client)
+    await camera.explain(device, "What is this?")
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["images_sent"] == 1
+    assert diagnostics["devices"][0]["photos_sent"] == 1
+    text = json.dumps(diagnostics)
+    assert "base64" not in text
+    assert device.vision is not None
+    assert device.vision["token"] not in text

@@ -22,6 +22,7 @@ from .const import (
 )
 from .devices import DATA_HUB, DeviceState, device_subentries
 from .profile import effective_options
+from .vision import DATA_VISION
 
 TO_REDACT: Final = {
     CONF_API_KEY,
@@ -66,8 +67,11 @@ async def async_get_config_entry_diagnostics(
             "agent_sessions": len(data.agent_sessions),
         }
         result["usage"] = data.usage.as_dict()
+    # How many pictures went to the model (counts only: the pictures are never kept).
+    vision = hass.data.get(DATA_VISION)
+    result["images_sent"] = vision.images_sent[entry.entry_id] if vision is not None else 0
     result["devices"] = [
-        _device(subentry, hub.state(str(subentry.unique_id)))
+        _device(hass, subentry, hub.state(str(subentry.unique_id)))
         for subentry in device_subentries(entry)
     ]
     result["pending_devices"] = [
@@ -97,7 +101,7 @@ async def async_get_device_diagnostics(
     for subentry in device_subentries(entry):
         if (DOMAIN, str(subentry.unique_id)) in device.identifiers:
             return {
-                **_device(subentry, hub.state(str(subentry.unique_id))),
+                **_device(hass, subentry, hub.state(str(subentry.unique_id))),
                 # What the device's next session gets: the entry's settings with its profile.
                 "effective_settings": async_redact_data(
                     effective_options(hass, entry, subentry), TO_REDACT
@@ -106,8 +110,9 @@ async def async_get_device_diagnostics(
     return await async_get_config_entry_diagnostics(hass, entry)
 
 
-def _device(subentry: ConfigSubentry, state: DeviceState) -> dict[str, Any]:
+def _device(hass: HomeAssistant, subentry: ConfigSubentry, state: DeviceState) -> dict[str, Any]:
     """A paired device: board and firmware as paired, and its live state."""
+    vision = hass.data.get(DATA_VISION)
     return {
         "title": subentry.title,
         "data": async_redact_data(dict(subentry.data), TO_REDACT),
@@ -120,4 +125,5 @@ def _device(subentry: ConfigSubentry, state: DeviceState) -> dict[str, Any]:
         "last_latency_ms": state.last_latency_ms,
         "latencies_ms": list(state.latencies),
         "errors": dict(state.errors),
+        "photos_sent": vision.device_images[state.mac] if vision is not None else 0,
     }
