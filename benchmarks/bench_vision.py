@@ -158,12 +158,12 @@ async def bench(rounds: int) -> list[list[object]]:
             try:
                 await device.open_audio_channel()
                 state = hass.data[DATA_HUB].states[mac]
-                while (
+                while (  # noqa: ASYNC110 - set by several callbacks, no one event to await
                     state.bridge is None
                     or state.bridge.client is None
                     or not (state.bridge.client.connected and device.vision)
                 ):
-                    await asyncio.sleep(0.01)  # noqa: ASYNC110 - set by several callbacks
+                    await asyncio.sleep(0.01)
                 rows.extend(
                     await _measure_sizes(
                         device=device,
