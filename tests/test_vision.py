@@ -11,19 +11,23 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import llm
 from PIL import Image
 import pytest
 
-from custom_components.openai_realtime.const import DOMAIN, VISION_PATH
+from custom_components.openai_realtime.const import CONF_LLM_HASS_API, DOMAIN, VISION_PATH
 from custom_components.openai_realtime.devices import DATA_HUB
 from custom_components.openai_realtime.diagnostics import async_get_config_entry_diagnostics
 from custom_components.openai_realtime.profile import CONF_PROFILE
+from custom_components.openai_realtime.services_api import API_ID
+from custom_components.openai_realtime.services_api.camera import LOOK_AT_CAMERA_TOOL
 from custom_components.openai_realtime.vision import CONF_CAMERA, DATA_VISION
 from custom_components.openai_realtime.vision_view import MAX_UPLOAD_BYTES
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
-from tests.device_simulator import DeviceSimulator
+from tests.device_simulator import DeviceSimulator, SimulatorError
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
+from tests.test_camera_tool import GARAGE, cameras  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -289,3 +293,52 @@ async def test_diagnostics_count_pictures_never_hold_them(
     assert "base64" not in text
     assert device.vision is not None
     assert device.vision["token"] not in text
+
+
+async def test_photo_without_a_conversation_gets_503(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """No Realtime session to show the photo to: 503, which fails the device's tool."""
+    device, camera = await camera_board(hass, client)
+    bridge = hass.data[DATA_HUB].states[device.mac].bridge
+    live, bridge.client = bridge.client, None
+    try:
+        with pytest.raises(SimulatorError, match="Failed to upload photo"):
+            await camera.explain(device, "Anything?")
+    finally:
+        bridge.client = live
+    assert camera.uploads[-1]["status"] == 503
+    assert realtime_server.images() == []
+
+
+async def test_device_looks_at_a_home_assistant_camera(
+    hass: HomeAssistant,
+    cameras: dict[str, Any],  # noqa: F811 - the fixture (before the client freezes the router)
+    client: TestClient,
+    realtime_server: RealtimeServer,
+) -> None:
+    """Spoken to a device: look_at_camera's snapshot reaches the device's conversation."""
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID]}
+    )
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    device, _ = await camera_board(hass, client)
+
+    def offered() -> list[str]:
+        tools = realtime_server.session.session["tools"]
+        return [t["name"] for t in tools if t["name"].endswith(LOOK_AT_CAMERA_TOOL)]
+
+    await until(lambda: len(offered()) == 1)
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(offered()[0], json.dumps({"entity_id": GARAGE}))]),
+        ScriptedResponse(text="The garage door is open.", audio=tone(300)),
+    )
+    await device.detect_wake_word("is the garage door open")
+    await until(lambda: realtime_server.responses_done >= 2, timeout=10)
+    await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == "stop")
+    assert cameras[GARAGE].snapshots == 1
+    assert size_of(realtime_server.images()[0]) == (1024, 768)
+    assert device.assistant_lines[-1] == "The garage door is open."
+    assert hass.data[DATA_VISION].images_sent[entry.entry_id] == 1

@@ -1,0 +1,104 @@
+"""Picture scaling (images.py) and the vision hub's tokens and parked pictures."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+import pytest
+
+from custom_components.openai_realtime.images import (
+    MAX_PIXELS,
+    ImageError,
+    scale_picture,
+)
+from custom_components.openai_realtime.vision import PARK_LIFETIME, VisionHub
+from simulator.camera import generated_picture
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (width, height), (10, 20, 30, 128)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_scaling_keeps_the_aspect_and_never_enlarges() -> None:
+    """The long side shrinks to the limit; small pictures keep their size."""
+    big = scale_picture(generated_picture(1600, 900), 1024)
+    assert (big.width, big.height) == (1024, 576)
+    assert (big.source_width, big.source_height) == (1600, 900)
+    small = scale_picture(generated_picture(320, 240), 1024)
+    assert (small.width, small.height) == (320, 240)
+    assert small.data_url.startswith("data:image/jpeg;base64,/9j/")
+
+
+def test_metadata_is_dropped() -> None:
+    """Re-encoding drops EXIF (a camera's location, its serial number)."""
+    source = Image.open(io.BytesIO(generated_picture(64, 48)))
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    out = io.BytesIO()
+    source.save(out, "JPEG", exif=exif)
+    assert b"SecretCam" in out.getvalue()
+    assert b"SecretCam" not in scale_picture(out.getvalue(), 1024).jpeg
+
+
+def test_other_formats_are_converted_unless_jpeg_is_required() -> None:
+    """A PNG snapshot (some cameras) becomes a JPEG; a camera board must send a JPEG."""
+    converted = scale_picture(_png(100, 50), 1024)
+    with Image.open(io.BytesIO(converted.jpeg)) as image:
+        assert image.format == "JPEG"
+        assert image.size == (100, 50)
+    with pytest.raises(ImageError, match="expected a JPEG, got PNG"):
+        scale_picture(_png(100, 50), 1024, jpeg_only=True)
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"not a picture", b"\xff\xd8\xff\xe0 truncated", generated_picture(64, 48)[:200]]
+)
+def test_broken_pictures_are_refused(data: bytes) -> None:
+    """Empty, unknown or truncated data raises ImageError, never a Pillow exception."""
+    with pytest.raises(ImageError):
+        scale_picture(data, 1024)
+
+
+def test_absurd_sizes_are_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More pixels than MAX_PIXELS: refused from the header alone."""
+    monkeypatch.setattr("custom_components.openai_realtime.images.MAX_PIXELS", 64 * 48 - 1)
+    with pytest.raises(ImageError, match="unsupported picture size 64x48"):
+        scale_picture(generated_picture(64, 48), 1024)
+    assert MAX_PIXELS > 4000 * 3000
+
+
+def test_tokens_are_per_device_and_replaced() -> None:
+    """A new token ends the old one; another device's MAC cannot use it."""
+    now = [0.0]
+    hub = VisionHub(clock=lambda: now[0])
+    first = hub.issue("aa:bb:cc:dd:ee:01")
+    assert hub.check("aa:bb:cc:dd:ee:01", first)
+    assert not hub.check("aa:bb:cc:dd:ee:02", first)
+    assert not hub.check(None, first)
+    assert not hub.check("aa:bb:cc:dd:ee:01", None)
+    second = hub.issue("aa:bb:cc:dd:ee:01")
+    assert second != first
+    assert not hub.check("aa:bb:cc:dd:ee:01", first)
+    assert hub.live_tokens == 1
+    now[0] = hub.lifetime
+    assert not hub.check("aa:bb:cc:dd:ee:01", second)
+    assert hub.live_tokens == 0
+    hub.revoke("aa:bb:cc:dd:ee:01")  # nothing left to revoke
+
+
+def test_parked_pictures_are_collected_once_and_expire() -> None:
+    """A tool's picture is handed out once; one nobody collects is dropped later."""
+    now = [0.0]
+    hub = VisionHub(clock=lambda: now[0])
+    picture = scale_picture(generated_picture(64, 48), 1024)
+    hub.park("call_1", picture)
+    assert hub.collect("call_1") is picture
+    assert hub.collect("call_1") is None
+    hub.park("call_2", picture)
+    now[0] = PARK_LIFETIME + 1
+    hub.park("call_3", picture)
+    assert hub.parked == 1
+    assert hub.collect("call_2") is None
