@@ -28,6 +28,7 @@ import numpy as np
 
 from custom_components.openai_realtime.xiaozhi import ListenMode
 
+from .camera import Camera
 from .device import (
     UPLINK_FRAME_MS,
     UPLINK_FRAME_SAMPLES,
@@ -149,6 +150,14 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $HA_TOKEN, else the one scripts/develop keeps in --state)",
     )
     parser.add_argument(
+        "--camera",
+        nargs="?",
+        const="generate",
+        metavar="JPEG",
+        help="be a camera board (offers self.camera.take_photo): the camera sees this JPEG "
+        "file, or a generated test picture when no file is given",
+    )
+    parser.add_argument(
         "--expect-state",
         type=_expected_state,
         action="append",
@@ -185,6 +194,12 @@ class Run:
             token=saved.get("token"),
         )
         self.report = Report(mac=self.device.mac)
+        self.camera: Camera | None = None
+        if args.camera:
+            self.camera = (
+                Camera() if args.camera == "generate" else Camera.from_file(Path(args.camera))
+            )
+            self.camera.attach(self.device)
 
     async def run(self) -> Report:
         """Pair if needed, open the audio channel, speak and collect the reply."""
@@ -370,6 +385,9 @@ class Run:
                 report.device_tool_calls.append(
                     {"name": params.get("name"), "arguments": params.get("arguments", {})}
                 )
+        if self.camera is not None:
+            for upload in self.camera.uploads:
+                self.say(f".. photo uploaded: HTTP {upload['status']}, {upload['body'][:80]!r}")
         hello = device.server_hello
         if hello is not None and device.played_pcm:
             report.reply_seconds = round(len(device.played_pcm) / 2 / hello.sample_rate, 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from PIL import Image
 import pytest
@@ -13,7 +14,8 @@ from custom_components.openai_realtime.images import (
     scale_picture,
 )
 from custom_components.openai_realtime.vision import PARK_LIFETIME, VisionHub
-from simulator.camera import generated_picture
+from simulator.camera import TAKE_PHOTO, generated_picture
+from simulator.cli import Run, _parser
 
 
 def _png(width: int, height: int) -> bytes:
@@ -102,3 +104,22 @@ def test_parked_pictures_are_collected_once_and_expire() -> None:
     hub.park("call_3", picture)
     assert hub.parked == 1
     assert hub.collect("call_2") is None
+
+
+def test_simulator_cli_camera_board(tmp_path: Path) -> None:
+    """`--camera` makes a camera board seeing a generated picture, `--camera FILE` that JPEG."""
+    picture = tmp_path / "door.jpg"
+    picture.write_bytes(generated_picture(320, 240))
+    for extra, expected in (([], None), (["--camera"], b""), (["--camera", str(picture)], None)):
+        args = _parser().parse_args(["--state", str(tmp_path / "state.json"), *extra])
+        run = Run(args, lambda _: None)
+        tools = [tool.name for tool in run.device.tools]
+        if not extra:
+            assert TAKE_PHOTO not in tools
+            continue
+        assert TAKE_PHOTO in tools
+        assert run.camera is not None
+        if expected is None:
+            assert run.camera.picture == picture.read_bytes()
+        else:
+            assert Image.open(io.BytesIO(run.camera.picture)).size == (640, 480)
