@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 import io
 import json
+import logging
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -21,7 +22,11 @@ from custom_components.openai_realtime.diagnostics import async_get_config_entry
 from custom_components.openai_realtime.profile import CONF_PROFILE
 from custom_components.openai_realtime.services_api import API_ID
 from custom_components.openai_realtime.services_api.camera import LOOK_AT_CAMERA_TOOL
-from custom_components.openai_realtime.vision import CONF_CAMERA, DATA_VISION
+from custom_components.openai_realtime.vision import (
+    CONF_CAMERA,
+    DATA_VISION,
+    image_input_allowed,
+)
 from custom_components.openai_realtime.vision_view import MAX_UPLOAD_BYTES
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
@@ -67,9 +72,13 @@ def size_of(jpeg: bytes) -> tuple[int, int]:
 
 
 async def test_camera_board_photo_reaches_the_model(
-    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """take_photo -> chunked multipart upload -> input_image item -> the scripted answer plays."""
+    caplog.set_level(logging.DEBUG)
     picture = generated_picture(1600, 1200)
     device, camera = await camera_board(hass, client, Camera(picture))
     # The device got a vision URL beside its WebSocket and a token that is not its main token.
@@ -101,6 +110,7 @@ async def test_camera_board_photo_reaches_the_model(
     assert "sentence_start" in {m.get("state") for m in device.messages if m["type"] == "tts"}
     assert device.assistant_lines[-1] == "I see a white square."
     assert hass.data[DATA_VISION].device_images[device.mac] == 1
+    assert device.vision["token"] not in caplog.text  # never logged, even at debug level
 
 
 async def test_small_picture_is_not_enlarged(
@@ -342,3 +352,13 @@ async def test_device_looks_at_a_home_assistant_camera(
     assert size_of(realtime_server.images()[0]) == (1024, 768)
     assert device.assistant_lines[-1] == "The garage door is open."
     assert hass.data[DATA_VISION].images_sent[entry.entry_id] == 1
+
+
+async def test_beta_dialect_gets_no_camera(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The beta dialect has no input_image content: no vision URL is handed out."""
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    assert image_input_allowed(entry)
+    hass.config_entries.async_update_entry(entry, data={**entry.data, "dialect": "beta"})
+    assert not image_input_allowed(entry)

@@ -22,9 +22,11 @@ from homeassistant.core import HomeAssistant
 from homeassistant.util.hass_dict import HassKey
 
 from .const import (
+    CONF_DIALECT,
     CONF_IMAGE_INPUT,
     CONF_IMAGE_MAX_SIDE,
     DEFAULT_IMAGE_INPUT,
+    DIALECT_BETA,
     DOMAIN,
 )
 from .images import DEFAULT_MAX_SIDE, MAX_MAX_SIDE, MIN_MAX_SIDE, ScaledImage, scale_picture
@@ -44,7 +46,12 @@ DATA_VISION: HassKey[VisionHub] = HassKey(f"{DOMAIN}_vision")
 
 
 def image_input_allowed(entry: ConfigEntry[Any], subentry: ConfigSubentry | None = None) -> bool:
-    """Whether the entry allows image input, and the device's profile keeps its camera on."""
+    """Whether the entry allows image input, and the device's profile keeps its camera on.
+
+    The beta (`realtime=v1`) dialect has no `input_image` content: never for it.
+    """
+    if entry.data.get(CONF_DIALECT) == DIALECT_BETA:
+        return False
     if not entry.options.get(CONF_IMAGE_INPUT, DEFAULT_IMAGE_INPUT):
         return False
     return profile_of(subentry).get(CONF_CAMERA) is not False
