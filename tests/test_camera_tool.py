@@ -40,6 +40,7 @@ from tests.test_conversation import _ask
 
 GARAGE = "camera.garage"
 PORCH = "camera.porch"
+BROKEN = "camera.broken"
 
 
 class _StillCamera(Camera):
@@ -65,6 +66,7 @@ async def cameras(hass: HomeAssistant) -> dict[str, _StillCamera]:
     made = {
         GARAGE: _StillCamera("Garage", generated_picture(2000, 1500)),
         PORCH: _StillCamera("Porch", generated_picture(2000, 1500)),
+        BROKEN: _StillCamera("Broken", b""),  # a camera that delivers no picture
     }
 
     async def setup_platform(hass: HomeAssistant, config: Any, add: Any, info: Any = None) -> None:
@@ -75,6 +77,7 @@ async def cameras(hass: HomeAssistant) -> dict[str, _StillCamera]:
     await hass.async_block_till_done()
     async_expose_entity(hass, conversation.DOMAIN, GARAGE, True)
     async_expose_entity(hass, conversation.DOMAIN, PORCH, False)
+    async_expose_entity(hass, conversation.DOMAIN, BROKEN, True)
     return made
 
 
@@ -183,3 +186,27 @@ async def test_image_input_off_hides_the_tool(
     offered = _offered(realtime_server)
     assert not [name for name in offered if name.endswith(LOOK_AT_CAMERA_TOOL)]
     assert [name for name in offered if name.endswith("list_exposed_entities")]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [({"entity_id": BROKEN}, "snapshot_failed"), ({"camera": GARAGE}, "invalid_arguments")],
+)
+async def test_failed_snapshot_and_bad_arguments_are_explained(
+    hass: HomeAssistant,
+    cameras: dict[str, _StillCamera],
+    realtime_server: RealtimeServer,
+    arguments: dict[str, str],
+    error: str,
+) -> None:
+    """A camera without a picture, or arguments without entity_id: a clear error, no image."""
+    await _agent_entry(hass, realtime_server)
+    tool, conversation_id = await _camera_tool(hass, realtime_server)
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(tool, json.dumps(arguments))]),
+        ScriptedResponse(text="Sorry."),
+    )
+    await _ask(hass, "Look", conversation_id)
+    assert _outputs(realtime_server)[0]["data"]["error"] == error
+    assert realtime_server.images() == []
+    assert hass.data[DATA_VISION].parked == 0
