@@ -481,34 +481,61 @@ async def test_unlock_needs_confirmation(hass: HomeAssistant, api: ServicesAPI) 
     """lock.unlock: the first call asks, a confirm without a request asks, the second runs."""
     allow(hass, "lock")
     async_expose_entity(hass, ASSISTANT, "lock.front_door", True)
-    context = Context()
+    args = {"entity_id": "lock.front_door"}
 
-    early = await call(
-        hass, "lock__unlock", {"entity_id": "lock.front_door", "confirm": True}, context
-    )
-    assert not early.error
-    assert early.data["status"] == "confirmation_required"
-    assert hass.states.get("lock.front_door").state == "locked"  # type: ignore[union-attr]
+    with (
+        chat_session.async_get_chat_session(hass) as session,
+        async_get_chat_log(hass, session) as chat_log,
+    ):
+        conversation_id = session.conversation_id
+        chat_log.async_add_user_content(UserContent("unlock the front door"))
+        early = await call(hass, "lock__unlock", {**args, "confirm": True})
+        assert not early.error
+        assert early.data["status"] == "confirmation_required"
+        assert hass.states.get("lock.front_door").state == "locked"  # type: ignore[union-attr]
 
-    asked = await call(hass, "lock__unlock", {"entity_id": "lock.front_door"}, context)
-    assert not asked.error
-    assert asked.data["status"] == "confirmation_required"
-    assert asked.data["targets"] == ["Front Door"]
-    assert "confirm: true" in str(asked.data["message"])
-    assert hass.states.get("lock.front_door").state == "locked"  # type: ignore[union-attr]
+        asked = await call(hass, "lock__unlock", args)
+        assert not asked.error
+        assert asked.data["status"] == "confirmation_required"
+        assert asked.data["targets"] == ["Front Door"]
+        assert "confirm: true" in str(asked.data["message"])
+        assert hass.states.get("lock.front_door").state == "locked"  # type: ignore[union-attr]
+        chat_log.async_add_user_content(UserContent("yes"))
 
-    # Another conversation cannot use this request.
-    other = await call(
-        hass, "lock__unlock", {"entity_id": "lock.front_door", "confirm": True}, Context()
-    )
-    assert other.data.get("status") == "confirmation_required"
+    # Another conversation cannot use this request, however much its user has said.
+    with (
+        chat_session.async_get_chat_session(hass) as other,
+        async_get_chat_log(hass, other) as other_log,
+    ):
+        for text in ("yes", "yes!"):
+            other_log.async_add_user_content(UserContent(text))
+        stolen = await call(hass, "lock__unlock", {**args, "confirm": True})
+        assert stolen.data.get("status") == "confirmation_required"
 
-    done = await call(
-        hass, "lock__unlock", {"entity_id": "lock.front_door", "confirm": True}, context
-    )
+    with (
+        chat_session.async_get_chat_session(hass, conversation_id) as session,
+        async_get_chat_log(hass, session),
+    ):
+        done = await call(hass, "lock__unlock", {**args, "confirm": True})
     assert not done.error, done.data
     assert done.data["success"] is True
     assert hass.states.get("lock.front_door").state == "unlocked"  # type: ignore[union-attr]
+
+
+async def test_confirmation_outside_a_chat_log_keeps_waiting(
+    hass: HomeAssistant, api: ServicesAPI
+) -> None:
+    """No chat log, so no count of the user's turns: a confirmation never runs the call."""
+    allow(hass, "lock")
+    async_expose_entity(hass, ASSISTANT, "lock.front_door", True)
+    context = Context()
+    args = {"entity_id": "lock.front_door"}
+    asked = await call(hass, "lock__unlock", args, context)
+    assert asked.data["status"] == "confirmation_required"
+    for _ in range(3):
+        again = await call(hass, "lock__unlock", {**args, "confirm": True}, context)
+        assert again.data["status"] == "confirmation_required"
+    assert hass.states.get("lock.front_door").state == "locked"  # type: ignore[union-attr]
 
 
 async def test_unlock_unexposed_refused_before_asking(
@@ -577,10 +604,22 @@ def test_pending_confirmations_expire_and_are_bounded() -> None:
 
     keys = [confirm_key("c", "t", {"n": n}) for n in range(3)]
     for key in keys:
-        pending.request(key, None)
+        pending.request(key, 0)
     assert len(pending) == 2
-    assert pending.confirm(keys[0], None) is Verdict.NOT_REQUESTED
-    assert pending.confirm(keys[2], None) is Verdict.CONFIRMED
+    assert pending.confirm(keys[0], 1) is Verdict.NOT_REQUESTED
+    assert pending.confirm(keys[2], 1) is Verdict.CONFIRMED
+
+
+def test_pending_confirmations_wait_when_turns_are_unknown() -> None:
+    """An unknown count of user turns, at the request or at the confirmation, keeps waiting."""
+    pending = PendingConfirmations()
+    key = confirm_key("c1", "lock__unlock", {"entity_id": ["lock.a"]})
+    pending.request(key, None)
+    assert pending.confirm(key, None) is Verdict.AWAITING_USER
+    assert pending.confirm(key, 5) is Verdict.AWAITING_USER
+    pending.request(key, 1)
+    assert pending.confirm(key, None) is Verdict.AWAITING_USER
+    assert pending.confirm(key, 2) is Verdict.CONFIRMED
 
 
 # --- services of our own making: scripts, entity fields, failures --------------------------------
@@ -840,10 +879,10 @@ def openapi_schema(schema: Any) -> dict[str, Any]:
     return result
 
 
-async def test_confirmation_without_context_uses_the_device(
+async def test_confirmation_without_context_uses_the_chat(
     hass: HomeAssistant, api: ServicesAPI
 ) -> None:
-    """No request context: the requesting device ties the confirmation to its request."""
+    """No request context: the chat session ties the confirmation to its request."""
     allow(hass, "lock")
     async_expose_entity(hass, ASSISTANT, "lock.front_door", True)
     context = llm.LLMContext(
@@ -851,11 +890,16 @@ async def test_confirmation_without_context_uses_the_device(
     )
     api_instance = await llm.async_get_api(hass, API_ID, context)
     args = {"entity_id": "lock.front_door"}
-    asked = await api_instance.async_call_tool(llm.ToolInput("lock__unlock", dict(args)))
-    assert asked.data["status"] == "confirmation_required"
-    done = await api_instance.async_call_tool(
-        llm.ToolInput("lock__unlock", {**args, "confirm": True})
-    )
+    with (
+        chat_session.async_get_chat_session(hass) as session,
+        async_get_chat_log(hass, session) as chat_log,
+    ):
+        asked = await api_instance.async_call_tool(llm.ToolInput("lock__unlock", dict(args)))
+        assert asked.data["status"] == "confirmation_required"
+        chat_log.async_add_user_content(UserContent("yes"))
+        done = await api_instance.async_call_tool(
+            llm.ToolInput("lock__unlock", {**args, "confirm": True})
+        )
     assert done.data["success"] is True
 
 

@@ -4,17 +4,19 @@ Turn flow (xiaozhi reference §7): uplink Opus after `listen start` -> 24 kHz PC
 `input_audio_buffer.append` every ~100 ms; server VAD ends turns in auto mode, `listen stop`
 commits in manual mode. Each response -> `tts start`, `stt`/`sentence_start` lines, paced Opus,
 tools, `tts stop` once played out. `abort`, a wake word or `speech_started` while speaking cut
-the reply (barge-in). When the Realtime service is unreachable or refuses, the same audio runs
-through the user's Assist pipeline (`fallback.py`) until Realtime is back.
+the reply (barge-in). A reply's tools run inside the device conversation's chat log, after the
+user turns the reply heard were recorded there (the count the services API's confirmations rely
+on, as for typed Assist requests). When the Realtime service is unreachable or refuses, the same
+audio runs through the user's Assist pipeline (`fallback.py`) until Realtime is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, Coroutine, Sequence
+from collections.abc import AsyncIterable, Coroutine, Iterator, Sequence
 import contextlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 import itertools
 import json
@@ -120,6 +122,12 @@ DETECT_WINDOW: Final = 60.0
 DATA_DETECTS: HassKey[dict[str, deque[float]]] = HassKey(f"{DOMAIN}_detect_times")
 """When each device's recent `listen detect` requests were answered."""
 
+TRANSCRIPT_WAIT: Final = 1.0
+"""Seconds a reply's tools wait for the transcript of a user turn still being transcribed."""
+
+UNTRANSCRIBED: Final = "(spoken, not transcribed)"
+"""The chat log's record of a spoken user turn that has no transcript."""
+
 ANNOUNCE_KEY: Final = "announce"
 SILENT_KEY: Final = "silent"
 """Metadata of out-of-band text responses the bridge reads itself and never plays."""
@@ -150,6 +158,18 @@ class _Commit:
 
 
 type _UplinkItem = bytes | _Commit
+
+
+@dataclass(slots=True)
+class _UserTurn:
+    """A user turn the model heard that is not in the chat log yet.
+
+    Spoken turns are known by their input item and get their text when it is transcribed (""
+    when the transcript is empty); typed turns (`listen detect`) come with their text.
+    """
+
+    item_id: str | None
+    text: str | None = None
 
 
 class SpeechBridge:
@@ -185,7 +205,8 @@ class SpeechBridge:
         self._uplink: Uplink | None = None
         # Each item with when it arrived from the device (it may wait for a session).
         self._uplink_queue: asyncio.Queue[tuple[_UplinkItem, float]] = asyncio.Queue()
-        self._responses: asyncio.Queue[RealtimeResponse] = asyncio.Queue()
+        # Responses to play, each with the number of user turns heard when it started.
+        self._responses: asyncio.Queue[tuple[RealtimeResponse, int]] = asyncio.Queue()
         self._speaker = asyncio.Lock()
         self._tools: BridgeTools | None = None
         self._tool_names: tuple[str, ...] = ()
@@ -197,10 +218,12 @@ class SpeechBridge:
         self._unusable: tuple[type[RealtimeError], str] | None = None
         self._turn_started: float | None = None
         self._uplink_clock = UplinkClock()
-        self._user_text: str | None = None
-        self._turn_item: str | None = None  # the user audio item of the turn in progress
-        # A turn waiting for its transcript before it is recorded: (item id, reply, tool runs).
-        self._untranscribed: tuple[str, RealtimeResponse, Sequence[ToolRun]] | None = None
+        self._turns_heard = 0  # user turns the model heard on this connection
+        self._turns_recorded = 0  # of which in the chat log
+        self._unrecorded: list[_UserTurn] = []
+        self._transcribed = asyncio.Event()
+        # A reply without tools waiting for its user turns' transcripts: (turns heard, reply).
+        self._untranscribed: tuple[int, RealtimeResponse] | None = None
         self._conversation_id: str | None = None
         self._current: RealtimeResponse | None = None
         # The replies of the current speaking stretch and where each starts in the downlink.
@@ -397,11 +420,7 @@ class SpeechBridge:
             assistant=conversation.DOMAIN,
             device_id=self._device_id(),
         )
-        with (
-            chat_session.async_get_chat_session(self.hass, self._conversation_id) as session,
-            conversation.async_get_chat_log(self.hass, session) as chat_log,
-        ):
-            self._conversation_id = session.conversation_id
+        with self._chat_log() as chat_log:
             try:
                 await chat_log.async_provide_llm_data(
                     context, options.get(CONF_LLM_HASS_API), options.get(CONF_PROMPT)
@@ -471,16 +490,17 @@ class SpeechBridge:
                     )
                     self._set_phase(BridgePhase.PROCESSING)
                 case InputCommitted(item_id=item_id):
-                    self._turn_item = item_id
-                case InputTranscript(item_id=item_id, text=text) if text:
+                    self._heard_turn(_UserTurn(item_id))
+                case InputTranscript(item_id=item_id, text=text):
                     self._add_transcript(item_id, text)
-                    self.connection.session.send_stt(text)
-                    await self.connection.flush()
-                    if self._asking is not None and not self._asking.done():
-                        self._asking.set_result(text)
+                    if text:
+                        self.connection.session.send_stt(text)
+                        await self.connection.flush()
+                        if self._asking is not None and not self._asking.done():
+                            self._asking.set_result(text)
                 case ResponseStarted(response=response):
                     if SILENT_KEY not in (response.metadata or {}):
-                        self._responses.put_nowait(response)
+                        self._responses.put_nowait((response, self._turns_heard))
                 case ResponseDone(response=response):
                     if self._extra_instructions and ANNOUNCE_KEY not in (response.metadata or {}):
                         # The conversation's next answer is done: back to the own instructions.
@@ -657,10 +677,10 @@ class SpeechBridge:
         """`listen detect` text is a typed user turn (kept while the session opens)."""
         if (client := await self._session()) is None:
             return
-        self._user_text = text
         self._turn_started = self._loop.time()
         try:
             await client.add_user_text(text)
+            self._heard_turn(_UserTurn(None, text))
             await client.create_response()
         except RealtimeError as err:
             self.fail("realtime", f"Realtime request failed: {err}")
@@ -672,10 +692,10 @@ class SpeechBridge:
         downlink = self.downlink
         assert downlink is not None  # created before this task starts
         while True:
-            response = await self._responses.get()
+            response, heard = await self._responses.get()
             async with self._speaker:
                 try:
-                    await self._play(response)
+                    await self._play(response, heard)
                 except Exception:  # noqa: BLE001 - never leave the device stuck in Speaking
                     self.fail("bridge", "Speech bridge failed", exc_info=True, alert=True)
                     await downlink.stop()  # its half sentence must not open the next reply
@@ -685,7 +705,8 @@ class SpeechBridge:
                     self._current = None
                     self._resolve_announce(response)
 
-    async def _play(self, response: RealtimeResponse) -> None:
+    async def _play(self, response: RealtimeResponse, heard: int) -> None:
+        """Play one reply, then run its tools after the user turns it heard were recorded."""
         downlink = self.downlink
         assert downlink is not None
         self._current = response
@@ -696,7 +717,11 @@ class SpeechBridge:
             trace.add_event(
                 ConversationTraceEvent(
                     ConversationTraceEventType.ASYNC_PROCESS,
-                    {"text": self._user_text, "device_id": self._device_id(), "source": DOMAIN},
+                    {
+                        "text": self._heard_text(heard),
+                        "device_id": self._device_id(),
+                        "source": DOMAIN,
+                    },
                 )
             )
             try:
@@ -709,10 +734,18 @@ class SpeechBridge:
                 return
             await downlink.finish()
             runs: list[ToolRun] = []
-            if response.status == "completed" and response.function_calls and self._tools:
-                self._set_phase(BridgePhase.PROCESSING)
-                runs = await self._tools.run(response.function_calls)
-            self._record(response, runs)
+            tools = self._tools
+            calls = response.function_calls if response.status == "completed" and tools else []
+            if calls and tools is not None:
+                self._flush_untranscribed()
+                await self._await_transcripts(heard)
+                with self._chat_log() as chat_log:
+                    self._record_user_turns(chat_log, heard)
+                    self._set_phase(BridgePhase.PROCESSING)
+                    runs = await tools.run(calls)
+                    self._record(chat_log, response, runs)
+            else:
+                self._record_when_transcribed(heard, response)
             trace.set_result(transcript=response.transcript, status=response.status)
         if runs and (client := self.client) is not None:
             try:
@@ -1025,70 +1058,124 @@ class SpeechBridge:
 
     # --- history and errors -----------------------------------------------------------------
 
-    def _record(self, response: RealtimeResponse, runs: Sequence[ToolRun]) -> None:
-        """Add the turn to the device's chat log, once its transcript is known.
-
-        Transcription runs alongside the reply and may finish after it: such a turn waits
-        for its transcript (matched by item id), or is written without it when the next
-        turn is recorded or the session ends.
-        """
-        self._flush_untranscribed()
-        user_text, self._user_text = self._user_text, None
-        item_id, self._turn_item = self._turn_item, None
-        config = self._config
-        transcribing = config is not None and config.transcription is not None
-        if not user_text and item_id is not None and transcribing:
-            self._untranscribed = (item_id, response, runs)
-            return
-        self._write_turn(user_text, response, runs)
-
-    def _add_transcript(self, item_id: str, text: str) -> None:
-        """The user's words of one audio item: for the turn in progress, or a finished one."""
-        late = self._untranscribed
-        if late is None or late[0] != item_id:
-            self._user_text = text
-            return
-        self._untranscribed = None
-        self._write_turn(text, late[1], late[2])
-
-    def _flush_untranscribed(self) -> None:
-        if (late := self._untranscribed) is not None:
-            self._untranscribed = None
-            self._write_turn(None, late[1], late[2])
-
-    def _write_turn(
-        self, user_text: str | None, response: RealtimeResponse, runs: Sequence[ToolRun]
-    ) -> None:
-        """Add one turn to the chat log (tools already ran: recorded as external)."""
-        satellite = self.device.satellite
-        agent_id = satellite.entity_id if satellite is not None else DOMAIN
+    @contextlib.contextmanager
+    def _chat_log(self) -> Iterator[conversation.ChatLog]:
+        """The device conversation's chat session and chat log, current while open."""
         with (
             chat_session.async_get_chat_session(self.hass, self._conversation_id) as session,
             conversation.async_get_chat_log(self.hass, session) as chat_log,
         ):
             self._conversation_id = session.conversation_id
-            if user_text:
-                chat_log.async_add_user_content(conversation.UserContent(content=user_text))
-            if response.transcript or runs:
-                calls = [replace(run.tool_input, external=True) for run in runs]
-                chat_log.async_add_assistant_content_without_tools(
-                    conversation.AssistantContent(
-                        agent_id=agent_id,
-                        content=response.transcript or None,
-                        tool_calls=calls or None,
-                    )
+            yield chat_log
+
+    def _heard_turn(self, turn: _UserTurn) -> None:
+        """The model heard a user turn: the responses created from now on count it."""
+        self._turns_heard += 1
+        self._unrecorded.append(turn)
+
+    def _heard_turns(self, heard: int) -> list[_UserTurn]:
+        """The user turns a response heard that are not in the chat log yet."""
+        return self._unrecorded[: heard - self._turns_recorded]
+
+    def _heard_text(self, heard: int) -> str | None:
+        """The text of the last unrecorded user turn a response heard, if any."""
+        turns = self._heard_turns(heard)
+        return turns[-1].text if turns else None
+
+    def _transcribing(self) -> bool:
+        return self._config is not None and self._config.transcription is not None
+
+    def _add_transcript(self, item_id: str, text: str) -> None:
+        """The user's words of one audio item; a reply waiting for them is recorded now."""
+        for turn in self._unrecorded:
+            if turn.item_id == item_id:
+                turn.text = text
+                self._transcribed.set()
+                break
+        if (late := self._untranscribed) is not None and all(
+            turn.text is not None for turn in self._heard_turns(late[0])
+        ):
+            self._flush_untranscribed()
+
+    async def _await_transcripts(self, heard: int) -> None:
+        """Before tools run: wait briefly for the transcripts of the turns the reply heard."""
+        if not self._transcribing():
+            return
+        turns = self._heard_turns(heard)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(TRANSCRIPT_WAIT):
+                while any(turn.text is None for turn in turns):
+                    self._transcribed.clear()
+                    await self._transcribed.wait()
+
+    def _record_user_turns(self, chat_log: conversation.ChatLog, heard: int) -> None:
+        """Add the user turns a response heard to the chat log (before its tools run).
+
+        Only turns committed before the response started count: a turn that arrives while it
+        plays is the next response's. A turn without a transcript is recorded as UNTRANSCRIBED
+        (a turn all the same; a transcript arriving later stays out of the log).
+        """
+        turns = self._heard_turns(heard)
+        del self._unrecorded[: len(turns)]
+        self._turns_recorded += len(turns)
+        for turn in turns:
+            chat_log.async_add_user_content(
+                conversation.UserContent(content=turn.text or UNTRANSCRIBED)
+            )
+
+    def _record_when_transcribed(self, heard: int, response: RealtimeResponse) -> None:
+        """Record a reply without tools once the transcripts of its user turns are known.
+
+        Transcription runs alongside the reply and may finish after it: such a reply waits for
+        them (matched by item id), or is written without them when the next reply is recorded
+        or the session ends.
+        """
+        self._flush_untranscribed()
+        if self._transcribing() and any(turn.text is None for turn in self._heard_turns(heard)):
+            self._untranscribed = (heard, response)
+            return
+        self._write_turn(heard, response)
+
+    def _flush_untranscribed(self) -> None:
+        if (late := self._untranscribed) is not None:
+            self._untranscribed = None
+            self._write_turn(*late)
+
+    def _write_turn(self, heard: int, response: RealtimeResponse) -> None:
+        """Add a reply without tools, and the user turns it heard, to the chat log."""
+        with self._chat_log() as chat_log:
+            self._record_user_turns(chat_log, heard)
+            self._record(chat_log, response, ())
+
+    def _record(
+        self,
+        chat_log: conversation.ChatLog,
+        response: RealtimeResponse,
+        runs: Sequence[ToolRun],
+    ) -> None:
+        """Add the reply to the chat log (tools already ran: recorded as external)."""
+        satellite = self.device.satellite
+        agent_id = satellite.entity_id if satellite is not None else DOMAIN
+        if response.transcript or runs:
+            calls = [replace(run.tool_input, external=True) for run in runs]
+            chat_log.async_add_assistant_content_without_tools(
+                conversation.AssistantContent(
+                    agent_id=agent_id,
+                    content=response.transcript or None,
+                    tool_calls=calls or None,
                 )
-            for run in runs:
-                chat_log.async_add_assistant_content_without_tools(
-                    conversation.ToolResultContent(
-                        agent_id=agent_id,
-                        tool_call_id=run.call.call_id,
-                        tool_name=run.tool_input.tool_name,
-                        result=run.result,
-                    )
+            )
+        for run in runs:
+            chat_log.async_add_assistant_content_without_tools(
+                conversation.ToolResultContent(
+                    agent_id=agent_id,
+                    tool_call_id=run.call.call_id,
+                    tool_name=run.tool_input.tool_name,
+                    result=run.result,
                 )
-                if run.result.error:
-                    self.device.errors["tool"] += 1
+            )
+            if run.result.error:
+                self.device.errors["tool"] += 1
 
     def fail(self, kind: str, message: str, *, exc_info: bool = False, alert: bool = False) -> None:
         """Count a failure, log it once per kind, and optionally show an alert on the device."""

@@ -1,8 +1,9 @@
 """Pending confirmations of destructive calls, per conversation, with an expiry.
 
 A destructive call is first parked here; the same call with `confirm: true` in the same
-conversation runs it, but only once the user has spoken since it was parked (when the chat log
-tells us), so a model cannot confirm on the user's behalf in the same breath.
+conversation runs it, but only once the user has spoken since it was parked, so a model cannot
+confirm on the user's behalf in the same breath. The user's turns are counted in the chat log;
+a call made outside any chat log (an unknown count) keeps waiting, it is never confirmed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
-    """A parked call: when it expires and how many user turns the chat log had then."""
+    """A parked call: when it expires and how many user turns the chat log had then.
+
+    `user_turns` is None when the call was made outside a chat log (the count is unknown).
+    """
 
     expires: datetime
     user_turns: int | None
@@ -77,15 +81,18 @@ class PendingConfirmations:
             self._pending.popitem(last=False)
 
     def confirm(self, key: ConfirmKey, user_turns: int | None) -> Verdict:
-        """Check a confirmed call against its parked request; consume it when it may run."""
+        """Check a confirmed call against its parked request; consume it when it may run.
+
+        It may run only when both counts are known and the user has spoken since the request.
+        """
         self._prune()
         pending = self._pending.get(key)
         if pending is None:
             return Verdict.NOT_REQUESTED
         if (
-            pending.user_turns is not None
-            and user_turns is not None
-            and user_turns <= pending.user_turns
+            pending.user_turns is None
+            or user_turns is None
+            or user_turns <= pending.user_turns
         ):
             return Verdict.AWAITING_USER
         del self._pending[key]
