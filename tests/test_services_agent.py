@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from homeassistant.components import conversation
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.const import CONF_API_KEY
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import llm
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import entity_registry as er, llm
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime.const import (
     CONF_BASE_URL,
     CONF_DIALECT,
     CONF_LLM_HASS_API,
+    CONF_SERVICES_ALLOWLIST,
+    DEFAULT_SERVICES_ALLOWLIST,
     DOMAIN,
 )
 from custom_components.openai_realtime.services_api import API_ID
@@ -24,12 +27,18 @@ from tests.test_conversation import _ask
 from tests.test_services_api import demo_home  # noqa: F401 - fixture
 
 
-async def _agent_entry(hass: HomeAssistant, server: RealtimeServer) -> MockConfigEntry:
+async def _agent_entry(
+    hass: HomeAssistant, server: RealtimeServer, options: dict[str, Any] | None = None
+) -> MockConfigEntry:
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="OpenAI Realtime",
         data={CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
-        options={**default_options(), CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID]},
+        options={
+            **default_options(),
+            CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID],
+            **(options or {}),
+        },
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -84,3 +93,30 @@ async def test_set_hvac_mode_through_the_agent(
         if event["item"]["type"] == "function_call_output"
     ]
     assert [output["error"] for output in outputs] == [False, True]
+
+
+async def test_each_agent_uses_its_own_entrys_allowlist(
+    hass: HomeAssistant,
+    demo_home: None,  # noqa: F811
+    realtime_server: RealtimeServer,
+) -> None:
+    """An entry that allows locks does not widen what another entry's agent may call."""
+    with_locks = await _agent_entry(
+        hass, realtime_server, {CONF_SERVICES_ALLOWLIST: [*DEFAULT_SERVICES_ALLOWLIST, "lock"]}
+    )
+    default = await _agent_entry(hass, realtime_server)
+    registry = er.async_get(hass)
+
+    async def offered(entry: MockConfigEntry) -> set[str]:
+        agent_id = registry.async_get_entity_id("conversation", DOMAIN, entry.entry_id)
+        assert agent_id is not None
+        realtime_server.script(ScriptedResponse(text="Hello."))
+        await conversation.async_converse(
+            hass, "Hello", None, Context(), language="en", agent_id=agent_id
+        )
+        tools = realtime_server.of_type("session.update")[-1]["session"]["tools"]
+        return {tool["name"].rpartition("__")[2] for tool in tools}
+
+    assert "unlock" not in await offered(default)
+    assert "unlock" in await offered(with_locks)
+    assert "open_cover" in await offered(default)

@@ -38,6 +38,7 @@ from custom_components.openai_realtime.services_api import (
     API_ID,
     API_NAME,
     ServicesAPI,
+    agent_allowlist,
     async_register_services_api,
     build_prompt,
     configured_allowlist,
@@ -215,19 +216,43 @@ async def test_default_allowlist_without_options(hass: HomeAssistant, api: Servi
     assert configured_allowlist(hass) == policy.parse_allowlist(DEFAULT_SERVICES_ALLOWLIST)
 
 
-async def test_allowlist_is_the_union_of_loaded_entries(
+async def test_other_callers_get_what_every_loaded_entry_allows(
     hass: HomeAssistant, api: ServicesAPI
 ) -> None:
-    """Loaded entries' lists are merged; unloaded entries and junk entries do not count."""
-    allow(hass, "lock.unlock", "  Weather.*  ", "bad entry!", 42)  # type: ignore[arg-type]
-    allow(hass, "climate.set_hvac_mode")
+    """A caller that is not one of our agents gets the intersection of the loaded entries' lists.
+
+    Junk entries and unloaded entries do not count; a domain covers its services.
+    """
+    allow(hass, "lock.unlock", "  Weather.*  ", "bad entry!", "climate", 42)  # type: ignore[arg-type]
+    allow(hass, "climate.set_hvac_mode", "lock", "weather.get_forecasts")
     unloaded = MockConfigEntry(domain=DOMAIN, options={CONF_SERVICES_ALLOWLIST: ["light"]})
     unloaded.add_to_hass(hass)
-    assert configured_allowlist(hass) == {"lock.unlock", "weather", "climate.set_hvac_mode"}
+    assert configured_allowlist(hass) == {
+        "lock.unlock",
+        "weather.get_forecasts",
+        "climate.set_hvac_mode",
+    }
     names = tool_names(await instance(hass))
     assert {"lock__unlock", "weather__get_forecasts", "climate__set_hvac_mode"} <= names
     assert "lock__lock" not in names
+    assert "climate__set_temperature" not in names
     assert "light__turn_on" not in names
+
+
+async def test_agent_allowlist_is_its_entrys_own(hass: HomeAssistant, api: ServicesAPI) -> None:
+    """Inside `agent_allowlist`, an instance offers what those options allow, nothing more."""
+    allow(hass, "lock")
+    allow(hass, "light")
+    with agent_allowlist({CONF_SERVICES_ALLOWLIST: ["light"]}):
+        names = tool_names(await instance(hass))
+    assert "light__turn_on" in names
+    assert not [name for name in names if name.startswith("lock__")]
+    with agent_allowlist({}):  # no allowlist option: the default
+        names = tool_names(await instance(hass))
+    assert "climate__set_hvac_mode" in names
+    assert "lock__unlock" not in names
+    # Outside, neither entry's list is widened by the other.
+    assert not tool_names(await instance(hass)) - {"list_exposed_entities"}
 
 
 async def test_denied_services_never_offered(hass: HomeAssistant, api: ServicesAPI) -> None:

@@ -17,6 +17,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import CONF_LLM_HASS_API, CONF_MODEL, CONF_PROMPT, DOMAIN
 from .realtime import RealtimeAuthError, RealtimeError, RealtimeQuotaError
 from .repairs import async_quota_issue
+from .services_api import agent_allowlist
 
 PARALLEL_UPDATES = 0
 
@@ -80,12 +81,13 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
         """Answer one message of a conversation, running Home Assistant tools as asked."""
         options = self.entry.options
         try:
-            await chat_log.async_provide_llm_data(
-                user_input.as_llm_context(DOMAIN),
-                options.get(CONF_LLM_HASS_API),
-                options.get(CONF_PROMPT),
-                user_input.extra_system_prompt,
-            )
+            with agent_allowlist(options):
+                await chat_log.async_provide_llm_data(
+                    user_input.as_llm_context(DOMAIN),
+                    options.get(CONF_LLM_HASS_API),
+                    options.get(CONF_PROMPT),
+                    user_input.extra_system_prompt,
+                )
         except conversation.ConverseError as err:
             return err.as_conversation_result()
 

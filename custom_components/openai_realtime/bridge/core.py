@@ -67,6 +67,7 @@ from ..realtime import (
     TranscriptDelta,
 )
 from ..realtime.response import BYTES_PER_MS
+from ..services_api import agent_allowlist
 from ..settings import session_config, transcription_language
 from ..tools import tool_output
 from ..vision import async_send_parked
@@ -420,7 +421,7 @@ class SpeechBridge:
             assistant=conversation.DOMAIN,
             device_id=self._device_id(),
         )
-        with self._chat_log() as chat_log:
+        with self._chat_log() as chat_log, agent_allowlist(options):
             try:
                 await chat_log.async_provide_llm_data(
                     context, options.get(CONF_LLM_HASS_API), options.get(CONF_PROMPT)

@@ -1,14 +1,18 @@
 """A safe "Home Assistant services" LLM API: allowed services as tools, on exposed entities only.
 
 Registered once per Home Assistant (not per entry) so any agent and HA's MCP server can select it.
-Which services it offers follows the allowlist in this integration's options, minus a hard
-denylist; every call is vetted for exposure and the caller's permissions, runs blocking with a
-timeout and hands back the service's response data; access-granting calls are confirmed first.
+Which services it offers follows an allowlist, minus a hard denylist: this integration's agents
+(the Assist agent, the devices) use their own entry's allowlist (`agent_allowlist`); any other
+caller gets only what every loaded entry allows, so no entry widens what another's agents call.
+Every call is vetted for exposure and the caller's permissions, runs blocking with a timeout and
+hands back the service's response data; access-granting calls are confirmed first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final, override
 
 from homeassistant.core import HomeAssistant, SupportsResponse, callback
@@ -26,8 +30,10 @@ __all__ = [
     "API_ID",
     "API_NAME",
     "ServicesAPI",
+    "agent_allowlist",
     "async_register_services_api",
     "configured_allowlist",
+    "entry_allowlist",
 ]
 
 API_ID: Final = f"{DOMAIN}.services"
@@ -50,17 +56,55 @@ def async_register_services_api(hass: HomeAssistant) -> Callable[[], None]:
     return llm.async_register_api(hass, ServicesAPI(hass))
 
 
+_AGENT_ALLOWLIST: ContextVar[frozenset[str] | None] = ContextVar(
+    f"{DOMAIN}_agent_allowlist", default=None
+)
+
+
+def entry_allowlist(options: Mapping[str, Any]) -> frozenset[str]:
+    """The allowlist an entry's options set (the default when they set none)."""
+    configured = options.get(CONF_SERVICES_ALLOWLIST)
+    if not isinstance(configured, list):
+        configured = list(DEFAULT_SERVICES_ALLOWLIST)
+    return policy.parse_allowlist(configured)
+
+
+@contextmanager
+def agent_allowlist(options: Mapping[str, Any]) -> Iterator[None]:
+    """While open, API instances built in this context offer what these options allow.
+
+    This integration's agents wrap `ChatLog.async_provide_llm_data` in it, so each uses its
+    own entry's allowlist.
+    """
+    token = _AGENT_ALLOWLIST.set(entry_allowlist(options))
+    try:
+        yield
+    finally:
+        _AGENT_ALLOWLIST.reset(token)
+
+
 @callback
 def configured_allowlist(hass: HomeAssistant) -> frozenset[str]:
-    """The union of the allowlists of this integration's loaded entries, else the default."""
-    configured = [
-        entry.options[CONF_SERVICES_ALLOWLIST]
-        for entry in hass.config_entries.async_loaded_entries(DOMAIN)
-        if isinstance(entry.options.get(CONF_SERVICES_ALLOWLIST), list)
+    """What every loaded entry allows (their intersection), else the default.
+
+    For callers that are not one of this integration's agents (other agents, HA's MCP server).
+    """
+    allowlists = [
+        entry_allowlist(entry.options) for entry in hass.config_entries.async_loaded_entries(DOMAIN)
     ]
-    if not configured:
+    if not allowlists:
         return policy.parse_allowlist(DEFAULT_SERVICES_ALLOWLIST)
-    return policy.parse_allowlist(item for allowlist in configured for item in allowlist)
+    return _allowed_by_all(allowlists)
+
+
+def _allowed_by_all(allowlists: list[frozenset[str]]) -> frozenset[str]:
+    """The domains and services every allowlist allows (a domain covers its services)."""
+    candidates = frozenset().union(*allowlists)
+    return frozenset(
+        item
+        for item in candidates
+        if all(item in allowlist or item.partition(".")[0] in allowlist for allowlist in allowlists)
+    )
 
 
 class ServicesAPI(llm.API):
@@ -94,7 +138,9 @@ class ServicesAPI(llm.API):
 
     async def _async_allowed_specs(self, llm_context: llm.LLMContext) -> list[ServiceSpec]:
         """The specs of every allowed, offerable service, sorted by name."""
-        allowlist = configured_allowlist(self.hass)
+        allowlist = _AGENT_ALLOWLIST.get()
+        if allowlist is None:
+            allowlist = configured_allowlist(self.hass)
         descriptions = await service_helper.async_get_all_descriptions(self.hass)
         wanted = [
             (domain, service, description)

@@ -89,11 +89,7 @@ class PendingConfirmations:
         pending = self._pending.get(key)
         if pending is None:
             return Verdict.NOT_REQUESTED
-        if (
-            pending.user_turns is None
-            or user_turns is None
-            or user_turns <= pending.user_turns
-        ):
+        if pending.user_turns is None or user_turns is None or user_turns <= pending.user_turns:
             return Verdict.AWAITING_USER
         del self._pending[key]
         return Verdict.CONFIRMED
