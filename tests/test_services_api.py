@@ -321,11 +321,38 @@ async def test_unexposed_thermostat_refused(hass: HomeAssistant, api: ServicesAP
         hass, "climate__set_hvac_mode", {"entity_id": ["climate.ecobee"], "hvac_mode": "cool"}
     )
     assert result.error
-    assert result.data["error"] == "not_exposed"
-    assert "climate.ecobee is not exposed" in str(result.data["error_text"])
+    assert result.data["error"] == "unknown_entity"
+    assert "no entity climate.ecobee exposed" in str(result.data["error_text"])
     after = hass.states.get("climate.ecobee")
     assert after is not None
     assert after.state == before.state
+
+
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("climate__set_hvac_mode", {"hvac_mode": "cool"}),
+        # A light service: an existing climate entity would be "cannot be used with" it.
+        ("light__turn_on", {}),
+        ("lock__unlock", {}),
+    ],
+)
+async def test_hidden_and_missing_entities_answer_alike(
+    hass: HomeAssistant, api: ServicesAPI, tool: str, args: dict[str, Any]
+) -> None:
+    """An unexposed entity and one that does not exist get the same refusal: no probing."""
+    allow(hass, *DEFAULT_SERVICES_ALLOWLIST, "lock")
+    async_expose_entity(hass, ASSISTANT, "climate.ecobee", False)
+    async_expose_entity(hass, ASSISTANT, "lock.kitchen_door", False)
+    hidden_id = "lock.kitchen_door" if tool.startswith("lock") else "climate.ecobee"
+    missing_id = hidden_id.replace(".", ".no_such_")
+    assert hass.states.get(hidden_id) is not None
+    hidden = await call(hass, tool, {"entity_id": hidden_id, **args})
+    missing = await call(hass, tool, {"entity_id": missing_id, **args})
+    assert hidden.error
+    assert hidden.data == {
+        key: str(value).replace(missing_id, hidden_id) for key, value in missing.data.items()
+    }
 
 
 async def test_area_with_unexposed_entity_refused(hass: HomeAssistant, api: ServicesAPI) -> None:
@@ -392,8 +419,13 @@ async def test_floor_label_device_and_group_targets(hass: HomeAssistant, api: Se
     )
     async_expose_entity(hass, ASSISTANT, "group.lights", False)
     result = await call(hass, "light__turn_off", {"entity_id": "group.lights"})
-    assert result.data["error"] == "not_exposed"
+    assert result.data["error"] == "unknown_entity"
     async_expose_entity(hass, ASSISTANT, "group.lights", True)
+    async_expose_entity(hass, ASSISTANT, "light.bed_light", False)
+    result = await call(hass, "light__turn_off", {"entity_id": "group.lights"})
+    assert result.data["error"] == "not_exposed"  # a member, reached through the group
+    assert "1 entity in that target is" in str(result.data["error_text"])
+    async_expose_entity(hass, ASSISTANT, "light.bed_light", True)
     result = await call(hass, "light__turn_off", {"entity_id": "group.lights"})
     assert not result.error, result.data
     assert result.data["states"] == {
@@ -569,7 +601,7 @@ async def test_unlock_unexposed_refused_before_asking(
     """An unexposed lock is refused outright (no confirmation dance)."""
     allow(hass, "lock")
     result = await call(hass, "lock__unlock", {"entity_id": "lock.kitchen_door"})
-    assert result.data["error"] == "not_exposed"
+    assert result.data["error"] == "unknown_entity"
 
 
 async def test_confirmation_waits_for_the_user_in_a_chat(
@@ -720,7 +752,7 @@ async def test_entity_fields_are_checked(hass: HomeAssistant, api: ServicesAPI) 
     seen.clear()
     async_expose_entity(hass, ASSISTANT, "climate.ecobee", False)
     refused = await call(hass, "testsvc__link", {"other": "climate.ecobee"})
-    assert refused.data["error"] == "not_exposed"
+    assert refused.data["error"] == "unknown_entity"
     missing = await call(hass, "testsvc__link", {"other": "climate.gone"})
     assert missing.data["error"] == "unknown_entity"
     done = await call(hass, "testsvc__link", {"other": "climate.hvac"})

@@ -3,6 +3,9 @@
 Areas, floors, labels, devices and groups are expanded with HA's own target helper, kept to the
 entities the service works on, and the call is then made with that explicit entity list: what
 Home Assistant acts on is exactly what was checked for exposure and user permission.
+
+An entity the model names itself gets the same answer whether it does not exist or is not
+exposed, and before any other check, so the model cannot probe for hidden entities.
 """
 
 from __future__ import annotations
@@ -70,13 +73,13 @@ def vet_call(
     checked: list[str] = []
     named: set[str] = set()
     if spec.targeted:
-        acted_on, groups = _resolve_target(hass, spec, args)
+        acted_on, groups = _resolve_target(hass, spec, args, assistant)
         data[ATTR_ENTITY_ID] = acted_on
         checked.extend([*groups, *acted_on])
         named.update(_ids(args.get(ATTR_ENTITY_ID, [])))
     for field in spec.entity_fields:
         if field in data:
-            checked.extend(_entity_field(hass, field, data[field]))
+            checked.extend(_entity_field(hass, field, data[field], assistant))
             named.update(_ids(data[field]))
     if spec.domain == "script" and not spec.targeted:
         # A script's own service runs that script: it is governed by the script entity.
@@ -115,8 +118,24 @@ def _ids(value: Any) -> list[str]:
     return [item for item in values if isinstance(item, str)]
 
 
+def _check_named(
+    hass: HomeAssistant, assistant: str, entity_ids: list[str], field: str | None = None
+) -> None:
+    """Refuse an entity the model named that does not exist or is not exposed: one answer."""
+    for entity_id in entity_ids:
+        if hass.states.get(entity_id) is None or not async_should_expose(
+            hass, assistant, entity_id
+        ):
+            where = f" ({field})" if field else ""
+            raise TargetError(
+                "unknown_entity",
+                f"There is no entity {entity_id} exposed to this assistant{where}. The user "
+                "can expose entities in Settings > Voice assistants > Expose.",
+            )
+
+
 def _resolve_target(
-    hass: HomeAssistant, spec: ServiceSpec, args: Mapping[str, Any]
+    hass: HomeAssistant, spec: ServiceSpec, args: Mapping[str, Any], assistant: str
 ) -> tuple[list[str], list[str]]:
     """The explicit entity list a targeted call acts on, and the groups it was named through."""
     raw = {key: _ids(args.get(key, [])) for key in TARGET_KEYS}
@@ -134,9 +153,7 @@ def _resolve_target(
         )
 
     explicit = raw[ATTR_ENTITY_ID]
-    for entity_id in explicit:
-        if hass.states.get(entity_id) is None:
-            raise TargetError("unknown_entity", f"There is no entity {entity_id}.")
+    _check_named(hass, assistant, explicit)
     selection = target_helpers.TargetSelection(
         {
             ATTR_ENTITY_ID: explicit,
@@ -256,12 +273,10 @@ def _device_ids(hass: HomeAssistant, values: list[str]) -> list[str]:
     return values
 
 
-def _entity_field(hass: HomeAssistant, field: str, value: Any) -> list[str]:
+def _entity_field(hass: HomeAssistant, field: str, value: Any, assistant: str) -> list[str]:
     """Entities named in an entity-selector field, with group members, each existing."""
     named = _ids(value)
-    for entity_id in named:
-        if hass.states.get(entity_id) is None:
-            raise TargetError("unknown_entity", f"There is no entity {entity_id} ({field}).")
+    _check_named(hass, assistant, named, field)
     return [*named, *group.expand_entity_ids(hass, named)]
 
 
