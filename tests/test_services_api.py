@@ -1008,3 +1008,87 @@ async def test_list_exposed_entities_is_capped(hass: HomeAssistant, api: Service
     result = await call(hass, "list_exposed_entities", {"domain": "sensor"})
     assert len(result.data["entities"]) == 100  # type: ignore[arg-type]
     assert result.data["truncated"] == 5
+
+
+# --- media that names an entity ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def demo_media(hass: HomeAssistant) -> AsyncIterator[ServicesAPI]:
+    """Demo media players and cameras, and the services API allowing media players."""
+    with patch(
+        "homeassistant.components.demo.COMPONENTS_WITH_CONFIG_ENTRY_DEMO_PLATFORM",
+        [Platform.MEDIA_PLAYER, Platform.CAMERA],
+    ):
+        entry = MockConfigEntry(domain="demo")
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+    unregister = async_register_services_api(hass)
+    allow(hass, "media_player")
+    async_expose_entity(hass, ASSISTANT, "media_player.living_room", True)
+    async_expose_entity(hass, ASSISTANT, "camera.demo_camera", False)
+    yield next(a for a in llm.async_get_apis(hass) if isinstance(a, ServicesAPI))
+    unregister()
+
+
+async def test_media_source_naming_an_entity_needs_it_exposed(
+    hass: HomeAssistant, demo_media: ServicesAPI
+) -> None:
+    """An unexposed camera cannot be played on an exposed player through its media-source id."""
+
+    def play(media_id: str) -> dict[str, Any]:
+        return {
+            "entity_id": "media_player.living_room",
+            "media": {
+                "entity_id": "media_player.living_room",
+                "media_content_id": media_id,
+                "media_content_type": "image/jpeg",
+            },
+        }
+
+    def playing() -> Any:
+        return hass.states.get("media_player.living_room").attributes.get("media_content_id")  # type: ignore[union-attr]
+
+    before = playing()
+    hidden = await call(
+        hass, "media_player__play_media", play("media-source://camera/camera.demo_camera")
+    )
+    assert hidden.error
+    assert hidden.data["error"] == "unknown_entity", hidden.data
+    missing = await call(
+        hass, "media_player__play_media", play("media-source://camera/camera.nowhere")
+    )
+    assert (
+        str(missing.data["error_text"]).replace("camera.nowhere", "camera.demo_camera")
+        == (hidden.data["error_text"])
+    )
+    # Written differently, it is still the camera.
+    shouted = await call(
+        hass, "media_player__play_media", play(" MEDIA-SOURCE://Camera/camera.demo_camera")
+    )
+    assert shouted.data["error"] == "unknown_entity"
+    recording = await call(
+        hass, "media_player__play_media", play("media-source://nest/device/event")
+    )
+    assert recording.data["error"] == "media_refused"
+    await hass.async_block_till_done()
+    assert playing() == before
+
+    async_expose_entity(hass, ASSISTANT, "camera.demo_camera", True)
+    shown = await call(
+        hass, "media_player__play_media", play("media-source://camera/camera.demo_camera")
+    )
+    assert not shown.error, shown.data
+    await hass.async_block_till_done()
+    assert playing() == "media-source://camera/camera.demo_camera"
+    music = await call(hass, "media_player__play_media", play("media-source://radio_browser/abc"))
+    assert not music.error, music.data
+
+
+async def test_browse_media_is_not_offered(hass: HomeAssistant, demo_media: ServicesAPI) -> None:
+    """Browsing lists every media source, hidden cameras included: it is never offered."""
+    names = tool_names(await instance(hass))
+    assert "media_player__play_media" in names
+    assert "media_player__browse_media" not in names
+    assert policy.is_denied("media_player", "browse_media")

@@ -44,6 +44,8 @@ DENIED_SERVICES: Final = (
     "update.install",
     "update.skip",
     "update.clear_skipped",
+    # Browsing lists every media source (every camera among them), exposed or not.
+    "media_player.browse_media",
     "*.reload",
     "*.reload_*",
     "*.purge*",
@@ -75,6 +77,14 @@ ALWAYS_CONFIRM: Final = frozenset(
 # Cover services that can open something; confirmed when a target is an access cover.
 COVER_OPENING: Final = frozenset({"cover.open_cover", "cover.set_cover_position", "cover.toggle"})
 ACCESS_COVER_CLASSES: Final = frozenset({"garage", "gate", "door"})
+
+# Media sources whose item is an entity (`media-source://camera/camera.porch`): the entity must
+# be exposed like any other target.
+ENTITY_MEDIA_SOURCES: Final = frozenset({"camera", "image"})
+# Media sources that serve camera recordings by their own ids (no entity to check): refused.
+RECORDING_MEDIA_SOURCES: Final = frozenset(
+    {"frigate", "motioneye", "nest", "netatmo", "reolink", "unifiprotect"}
+)
 
 _ALLOWLIST_ENTRY = re.compile(r"^[a-z0-9_]+(\.([a-z0-9_]+|\*))?$")
 _DELETING_PREFIXES: Final = ("remove", "delete", "clear")
