@@ -189,13 +189,13 @@ async def test_device_tool_called_by_the_model(
     def offered() -> set[str]:
         return {tool["name"] for tool in realtime_server.session.session["tools"]}
 
-    await until(lambda: "self_audio_speaker_set_volume" in offered())
+    await until(lambda: "device__self_audio_speaker_set_volume" in offered())
     assert TURN_ON in offered()
-    assert "self_reboot" not in offered()  # user-only tools stay with the user
+    assert "device__self_reboot" not in offered()  # user-only tools stay with the user
     realtime_server.script(
         ScriptedResponse(
             calls=[
-                ScriptedCall("self_audio_speaker_set_volume", '{"volume": 30}'),
+                ScriptedCall("device__self_audio_speaker_set_volume", '{"volume": 30}'),
                 ScriptedCall("no_such_tool", "{}"),
                 ScriptedCall(TURN_ON, "not json"),
             ]

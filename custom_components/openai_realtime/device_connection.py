@@ -73,7 +73,7 @@ class DeviceConnection:
         self.mac = state.mac
         self.state = state
         self.session = DeviceSession(protocol_version=protocol_version)
-        self.mcp = McpClient(self._send_mcp, timeout=MCP_TIMEOUT)
+        self.mcp = McpClient(self._send_mcp, timeout=MCP_TIMEOUT, name=f"Device {self.mac}")
         self.audio_packets_received = 0
         self.ignored_frames = 0
         self.close_reason: str | None = None

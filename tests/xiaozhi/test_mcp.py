@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from custom_components.openai_realtime.xiaozhi import (
     McpProtocolError,
     McpTimeoutError,
     McpTool,
+    ToolLimits,
 )
 
 
@@ -86,6 +88,51 @@ async def test_list_tools_follows_cursor() -> None:
         {"cursor": "", "withUserTools": True},
         {"cursor": "b", "withUserTools": True},
     ]
+
+
+async def test_list_tools_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    """Too many tools, long names and descriptions, big schemas, duplicates: cut, logged once."""
+    big_schema = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(400)}}
+    page = [
+        {"name": "self.first", "description": "x" * 29000},
+        {"name": "self.first", "description": "again"},
+        {"name": "n" * 129},
+        {"name": "self.big", "inputSchema": big_schema},
+        *({"name": f"self.tool_{i}", "description": "fine"} for i in range(40)),
+    ]
+    device = Device()
+    device.answer = lambda p: ok(p, {"tools": page})
+    with caplog.at_level(logging.WARNING):
+        tools = await device.client.list_tools()
+    limits = ToolLimits()
+    assert len(tools) == limits.max_tools
+    assert tools[0].name == "self.first"
+    assert len(tools[0].description) == limits.max_description
+    assert tools[0].description.endswith("…")
+    assert [tool.name for tool in tools[1:]] == [f"self.tool_{i}" for i in range(31)]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert message.startswith("MCP server: tool list cut")
+    for part in (
+        "1 duplicate tools dropped",
+        "1 tools with a name over 128 characters dropped",
+        "1 tools with a schema over 4096 bytes dropped",
+        "9 tools over 32 dropped",
+        "1 descriptions over 1024 characters shortened",
+    ):
+        assert part in message
+
+
+async def test_list_tools_within_limits_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """A list like the firmware's passes untouched and quietly."""
+    page = [{"name": f"self.tool_{i}", "description": "d" * 1024} for i in range(32)]
+    device = Device()
+    device.answer = lambda p: ok(p, {"tools": page})
+    with caplog.at_level(logging.WARNING):
+        tools = await device.client.list_tools()
+    assert [tool.description for tool in tools] == ["d" * 1024] * 32
+    assert not caplog.records
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,8 @@
 """The tools a device's Realtime session offers: Home Assistant LLM API tools and device MCP tools.
 
-Both kinds become Realtime function tools with valid names (`ToolNames` maps them back).
+Both kinds become Realtime function tools with valid names (`ToolNames` maps them back). Device
+tools live in their own name space (`device__…`) and a call is routed by the function name it
+was offered under, so a device tool named like a Home Assistant tool can never take its calls.
 Calls of one response run concurrently, each under a timeout; every outcome, including a
 failure, becomes a `ToolResult` so the model always gets an answer.
 """
@@ -24,6 +26,9 @@ from ..xiaozhi import McpClient, McpError, McpTool
 
 TOOL_TIMEOUT: Final = 10.0
 """Seconds one tool call may take before the model is told it timed out."""
+
+DEVICE_PREFIX: Final = "device__"
+"""The name space of device (MCP) tools among the session's function tools."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,21 +56,22 @@ class BridgeTools:
         self._mcp = mcp
         self._timeout = timeout
         self._names = ToolNames()
-        self._mcp_tools = {tool.name: tool for tool in mcp_tools if not tool.user_only}
         functions: list[FunctionTool] = []
         if llm_api is not None:
             functions.extend(
                 format_tool(tool, llm_api.custom_serializer, self._names.add(tool.name))
                 for tool in llm_api.tools
             )
-        functions.extend(
-            FunctionTool(
-                name=self._names.add(tool.name),
-                description=tool.description,
-                parameters=tool.input_schema,
+        # Device tools by the function name they are offered under.
+        self._mcp_tools: dict[str, McpTool] = {}
+        for tool in mcp_tools:
+            if tool.user_only:
+                continue
+            name = self._names.add(DEVICE_PREFIX + tool.name)
+            self._mcp_tools[name] = tool
+            functions.append(
+                FunctionTool(name=name, description=tool.description, parameters=tool.input_schema)
             )
-            for tool in self._mcp_tools.values()
-        )
         self.functions: tuple[FunctionTool, ...] = tuple(functions)
 
     async def run(self, calls: Sequence[FunctionCall]) -> list[ToolRun]:
@@ -73,14 +79,18 @@ class BridgeTools:
         return list(await asyncio.gather(*(self._run_one(call) for call in calls)))
 
     async def _run_one(self, call: FunctionCall) -> ToolRun:
-        name = self._names.original(call.name) or call.name
+        device_tool = self._mcp_tools.get(call.name)
+        if device_tool is not None:
+            name = device_tool.name
+        else:
+            name = self._names.original(call.name) or call.name
         arguments = _arguments(call.arguments)
         tool_input = llm.ToolInput(tool_name=name, tool_args=arguments or {}, id=call.call_id)
         if arguments is None:
             return ToolRun(call, tool_input, _error("arguments are not a JSON object"))
         try:
             async with asyncio.timeout(self._timeout):
-                result = await self._call(tool_input)
+                result = await self._call(device_tool, tool_input)
         except TimeoutError:
             LOGGER.warning("Tool %s timed out after %.0f s", name, self._timeout)
             result = _error(f"timed out after {self._timeout:.0f} s")
@@ -92,11 +102,11 @@ class BridgeTools:
             result = _error("unexpected error")
         return ToolRun(call, tool_input, result)
 
-    async def _call(self, tool_input: llm.ToolInput) -> llm.ToolResult:
-        if (tool := self._mcp_tools.get(tool_input.tool_name)) is not None:
+    async def _call(self, device_tool: McpTool | None, tool_input: llm.ToolInput) -> llm.ToolResult:
+        if device_tool is not None:
             if self._mcp is None:
                 return _error("device is not connected")
-            reply = await self._mcp.call_tool(tool.name, tool_input.tool_args)
+            reply = await self._mcp.call_tool(device_tool.name, tool_input.tool_args)
             return llm.ToolResult(data={"result": reply.text}, error=reply.is_error)
         if self._api is None:
             return _error(f"unknown tool {tool_input.tool_name}")

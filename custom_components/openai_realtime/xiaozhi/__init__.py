@@ -30,7 +30,14 @@ from .hello import (
     parse_server_hello,
 )
 from .jsonframe import DEFAULT_MAX_DEPTH, DEFAULT_MAX_TEXT_SIZE, decode_object, encode_object
-from .mcp import McpClient, McpNotification, McpServerInfo, McpTool, McpToolResult
+from .mcp import (
+    McpClient,
+    McpNotification,
+    McpServerInfo,
+    McpTool,
+    McpToolResult,
+    ToolLimits,
+)
 from .messages import (
     Abort,
     Alert,
@@ -117,6 +124,7 @@ __all__ = [
     "SessionStateError",
     "Stt",
     "SystemCommand",
+    "ToolLimits",
     "TtsSentenceStart",
     "TtsStart",
     "TtsState",

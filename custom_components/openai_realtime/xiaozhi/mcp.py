@@ -2,15 +2,21 @@
 
 Transport-agnostic: it hands payloads to an async `send` callable and is fed replies through
 `handle_message`. It owns no tasks, only futures, so closing it leaves nothing running.
+
+A device's tool list is untrusted input that ends up in a model's context: it is bounded
+(`ToolLimits`: number of tools, name and description length, schema size), duplicates are
+dropped, and what was cut is said in one log line per listing.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+import json
 import logging
-from typing import Any
+from typing import Any, Final
 
 from .errors import McpClosedError, McpError, McpProtocolError, McpTimeoutError
 
@@ -21,6 +27,22 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_PAGES = 16
 
 type SendPayload = Callable[[dict[str, Any]], Awaitable[None]]
+
+ELLIPSIS: Final = "…"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolLimits:
+    """Bounds on a device's tool list (the firmware's own tools stay far below them)."""
+
+    max_tools: int = 32
+    """Tools kept; later ones are dropped."""
+    max_name: int = 128
+    """Characters of a tool name; a longer name drops the tool (it cannot be shortened)."""
+    max_description: int = 1024
+    """Characters of a description; a longer one is shortened."""
+    max_schema_bytes: int = 4096
+    """Bytes of an input schema as JSON; a larger one drops the tool."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +127,18 @@ class McpClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         max_pages: int = DEFAULT_MAX_PAGES,
+        limits: ToolLimits | None = None,
+        name: str = "MCP server",
     ) -> None:
-        """Use `send` to transmit payloads; `timeout` applies to each request."""
+        """Use `send` to transmit payloads; `timeout` applies to each request.
+
+        `name` says whose tools a log line is about.
+        """
         self._send = send
         self._timeout = timeout
         self._max_pages = max_pages
+        self._limits = limits or ToolLimits()
+        self._name = name
         self._next_id = 1
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._closed = False
@@ -178,8 +207,12 @@ class McpClient:
         return self.server_info
 
     async def list_tools(self, *, with_user_tools: bool = False) -> list[McpTool]:
-        """Fetch every `tools/list` page, following `nextCursor` up to the page limit."""
-        tools: list[McpTool] = []
+        """Fetch every `tools/list` page, following `nextCursor` up to the page limit.
+
+        The list is bounded by the client's `ToolLimits`; what was cut is logged once.
+        """
+        tools: dict[str, McpTool] = {}
+        cut: Counter[str] = Counter()
         cursor = ""
         seen: set[str] = set()
         for _ in range(self._max_pages):
@@ -189,15 +222,40 @@ class McpClient:
             page = result.get("tools")
             if not isinstance(page, list):
                 raise McpProtocolError("tools/list reply without a tools array")
-            tools.extend(_parse_tool(item) for item in page)
+            for item in page:
+                self._keep(tools, _parse_tool(item), cut)
             next_cursor = result.get("nextCursor")
             if not isinstance(next_cursor, str) or not next_cursor:
-                return tools
+                if cut:
+                    _LOGGER.warning(
+                        "%s: tool list cut to the limits: %s",
+                        self._name,
+                        ", ".join(f"{count} {reason}" for reason, count in cut.items()),
+                    )
+                return list(tools.values())
             if next_cursor in seen:
                 raise McpProtocolError(f"tools/list cursor {next_cursor!r} repeats")
             seen.add(next_cursor)
             cursor = next_cursor
         raise McpProtocolError(f"tools/list did not end within {self._max_pages} pages")
+
+    def _keep(self, tools: dict[str, McpTool], tool: McpTool, cut: Counter[str]) -> None:
+        """Add a listed tool within the limits, or count why it was cut."""
+        limits = self._limits
+        if tool.name in tools:
+            cut["duplicate tools dropped"] += 1
+        elif len(tools) >= limits.max_tools:
+            cut[f"tools over {limits.max_tools} dropped"] += 1
+        elif len(tool.name) > limits.max_name:
+            cut[f"tools with a name over {limits.max_name} characters dropped"] += 1
+        elif len(json.dumps(tool.input_schema).encode()) > limits.max_schema_bytes:
+            cut[f"tools with a schema over {limits.max_schema_bytes} bytes dropped"] += 1
+        else:
+            if len(tool.description) > limits.max_description:
+                cut[f"descriptions over {limits.max_description} characters shortened"] += 1
+                text = tool.description[: limits.max_description - len(ELLIPSIS)] + ELLIPSIS
+                tool = replace(tool, description=text)
+            tools[tool.name] = tool
 
     async def call_tool(
         self,
