@@ -36,6 +36,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
+from custom_components.openai_realtime.const import CONF_DEVICE_USER, DOMAIN
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.speech import synthesize
 from tests.device_helpers import device_client, until
@@ -404,4 +405,37 @@ async def test_two_fallback_turns_on_a_realtime_mode_board(
     sent = [f for f in device.sent_frames if isinstance(f, str) and '"listen"' in f]
     assert sum('"start"' in f for f in sent) == 1  # the board never repeated `listen start`
     await until(lambda: hass.states.get(entity_id).state == "listening")
+    await disconnect(device, state)
+
+
+async def test_fallback_runs_as_the_device_user(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """The Assist pipeline acts with the device's configured user, as the Realtime path does."""
+    user = await hass.auth.async_create_user("Kitchen speaker", group_ids=["system-users"])
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_DEVICE_USER: user.id}
+    )
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    realtime_server.on_connect_error = {
+        "type": "insufficient_quota",
+        "code": "insufficient_quota",
+        "message": "You exceeded your current quota.",
+    }
+    await realtime_server.close_connection(1008, "insufficient_quota")
+    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+
+    start = len(device.messages)
+    await device.start_listening()
+    await device.send_audio(await synthesize(STT_TEXT, 16000) + bytes(32000 * 2))
+    await wait_tts(device, "stop", start)
+    await hass.async_block_till_done()
+    light = hass.states.get("light.kitchen_lights")
+    assert light.state == "on"
+    assert light.context.user_id == user.id
     await disconnect(device, state)

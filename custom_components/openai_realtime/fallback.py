@@ -2,8 +2,8 @@
 
 While the Realtime service is unreachable or refuses, each listening turn of the device runs
 through the user's Assist pipeline via the device's satellite entity
-(`async_accept_pipeline_from_satellite`, 16 kHz PCM); the TTS answer is converted to 24 kHz
-PCM with ffmpeg and played through the bridge's usual downlink.
+(`async_accept_pipeline_from_satellite`, 16 kHz PCM, as the device's configured user); the TTS
+answer is converted to 24 kHz PCM with ffmpeg and played through the bridge's usual downlink.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ class AssistFallback:
                 audio_stream=self._stream(queue),
                 start_stage=PipelineStage.STT,
                 end_stage=PipelineStage.TTS,
+                context=self.bridge.user_context(),
             )
         except Exception as err:  # noqa: BLE001 - any pipeline failure must free the device
             self.bridge.fail("fallback", f"Assist pipeline failed: {err}", alert=True)

@@ -416,7 +416,7 @@ class SpeechBridge:
         options = self.options()
         context = llm.LLMContext(
             platform=DOMAIN,
-            context=Context(user_id=options.get(CONF_DEVICE_USER) or None),
+            context=self.user_context(options),
             language=options.get(CONF_LANGUAGE) or self.hass.config.language,
             assistant=conversation.DOMAIN,
             device_id=self._device_id(),
@@ -432,6 +432,14 @@ class SpeechBridge:
             system = chat_log.content[0]
             prompt = system.content if isinstance(system, conversation.SystemContent) else ""
             return prompt, chat_log.llm_api
+
+    def user_context(self, options: dict[str, Any] | None = None) -> Context:
+        """A context of the device's configured user (none: a system context), for each turn.
+
+        The Realtime path's tools and the Assist pipeline fallback both act as this user.
+        """
+        options = self.options() if options is None else options
+        return Context(user_id=options.get(CONF_DEVICE_USER) or None)
 
     def options(self) -> dict[str, Any]:
         """The entry's settings with this device's profile applied (read at each session)."""
