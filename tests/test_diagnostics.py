@@ -16,7 +16,12 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_device,
 )
 
-from custom_components.openai_realtime.const import CONF_TOKEN_HASH, DOMAIN
+from custom_components.openai_realtime.const import (
+    CONF_BASE_URL,
+    CONF_DEVICE_WEBSOCKET_URL,
+    CONF_TOKEN_HASH,
+    DOMAIN,
+)
 from custom_components.openai_realtime.devices import DATA_HUB
 from tests.device_helpers import device_client, pair, simulator
 from tests.realtime_server import RealtimeServer, default_usage
@@ -126,3 +131,27 @@ async def test_diagnostics_of_an_entry_that_is_not_loaded(
     assert "usage" not in diagnostics
     assert "service" not in diagnostics
     assert diagnostics["entry"]["data"]["api_key"] == "**REDACTED**"
+
+
+async def test_diagnostics_hide_url_credentials(
+    hass: HomeAssistant, client: TestClient, hass_client: Any
+) -> None:
+    """URLs in the settings are shown without user info or query values."""
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    hass.config_entries.async_update_entry(
+        entry,
+        data={**entry.data, CONF_BASE_URL: "https://proxy:PASSWORD-1@llm.example/v1?key=Q-2"},
+        options={
+            **entry.options,
+            CONF_DEVICE_WEBSOCKET_URL: "ws://ha.local:8123/ws?token=Q-3",
+        },
+    )
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    text = json.dumps(diagnostics)
+    for secret in ("PASSWORD-1", "proxy", "Q-2", "Q-3"):
+        assert secret not in text
+    assert diagnostics["entry"]["data"][CONF_BASE_URL] == "https://***@llm.example/v1?key=***"
+    assert diagnostics["entry"]["options"][CONF_DEVICE_WEBSOCKET_URL] == (
+        "ws://ha.local:8123/ws?token=***"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -13,15 +14,18 @@ from homeassistant.helpers.device_registry import DeviceEntry
 
 from . import OpenAIRealtimeConfigEntry
 from .const import (
+    CONF_BASE_URL,
     CONF_BOARD,
     CONF_CLIENT_ID,
     CONF_CODE,
+    CONF_DEVICE_WEBSOCKET_URL,
     CONF_FIRMWARE,
     CONF_TOKEN_HASH,
     DOMAIN,
 )
 from .devices import DATA_HUB, DeviceState, device_subentries
 from .profile import effective_options
+from .realtime import redact_url
 from .vision import DATA_VISION
 
 TO_REDACT: Final = {
@@ -36,6 +40,18 @@ TO_REDACT: Final = {
 """Keys whose values never leave Home Assistant: API key, device tokens and their hashes,
 pairing codes and challenges, and the firmware's client ids."""
 
+URL_KEYS: Final = (CONF_BASE_URL, CONF_DEVICE_WEBSOCKET_URL)
+"""Settings holding URLs, shown without user info or query values (they may hold secrets)."""
+
+
+def _redact(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings without secrets: redacted keys, and URLs reduced by `redact_url`."""
+    redacted: dict[str, Any] = async_redact_data(dict(data), TO_REDACT)
+    for key in URL_KEYS:
+        if isinstance(value := redacted.get(key), str) and value:
+            redacted[key] = redact_url(value)
+    return redacted
+
 
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry
@@ -45,8 +61,8 @@ async def async_get_config_entry_diagnostics(
         "entry": {
             "title": entry.title,
             "state": entry.state.value,
-            "data": async_redact_data(dict(entry.data), TO_REDACT),
-            "options": async_redact_data(dict(entry.options), TO_REDACT),
+            "data": _redact(entry.data),
+            "options": _redact(entry.options),
         },
         "issues": sorted(
             issue_id
@@ -103,9 +119,7 @@ async def async_get_device_diagnostics(
             return {
                 **_device(hass, subentry, hub.state(str(subentry.unique_id))),
                 # What the device's next session gets: the entry's settings with its profile.
-                "effective_settings": async_redact_data(
-                    effective_options(hass, entry, subentry), TO_REDACT
-                ),
+                "effective_settings": _redact(effective_options(hass, entry, subentry)),
             }
     return await async_get_config_entry_diagnostics(hass, entry)
 
@@ -115,7 +129,7 @@ def _device(hass: HomeAssistant, subentry: ConfigSubentry, state: DeviceState) -
     vision = hass.data.get(DATA_VISION)
     return {
         "title": subentry.title,
-        "data": async_redact_data(dict(subentry.data), TO_REDACT),
+        "data": _redact(subentry.data),
         "board": subentry.data.get(CONF_BOARD),
         "firmware": subentry.data.get(CONF_FIRMWARE),
         "connected": state.connected,

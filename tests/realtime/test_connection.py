@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from custom_components.openai_realtime.realtime import (
     RealtimeQuotaError,
     RealtimeSessionClosed,
     async_probe,
+    redact_url,
 )
 from custom_components.openai_realtime.realtime.connection import error_for_close
 from tests.realtime_server import RealtimeServer, closed_port_url
@@ -165,3 +167,39 @@ async def test_probe_waits_past_other_events(realtime_server: RealtimeServer) ->
     realtime_server.hooks["session.update"] = noise
     await async_probe(_endpoint(realtime_server), timeout=2)
     assert len(realtime_server.of_type("session.update")) == 1
+
+
+async def test_debug_log_hides_url_credentials(
+    realtime_server: RealtimeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """User info and query values of the base URL never reach the debug log."""
+    endpoint = RealtimeEndpoint(
+        api_key=realtime_server.api_key,
+        model="gpt-realtime",
+        base_url=f"{realtime_server.url}?sig=QUERY-SECRET-9",
+    )
+    # websockets would send user info as a second Authorization header: try it where the
+    # connection is refused anyway.
+    with_user = RealtimeEndpoint(
+        api_key=realtime_server.api_key,
+        model="gpt-realtime",
+        base_url=closed_port_url().replace("http://", "http://admin:PASSWORD-7@"),
+    )
+    with caplog.at_level(logging.DEBUG, logger="custom_components.openai_realtime"):
+        await async_probe(endpoint)
+        with pytest.raises(RealtimeConnectionError):
+            await async_probe(with_user)
+    assert "Connecting to ws://***@127.0.0.1:" in caplog.text
+    assert "GET /v1/realtime?sig=***&model=gpt-realtime" in caplog.text
+    for secret in ("PASSWORD-7", "admin", "QUERY-SECRET-9"):
+        assert secret not in caplog.text
+
+
+def test_redact_url() -> None:
+    """Scheme, host, port, path and query names stay; user info and secret values go."""
+    assert redact_url("https://u:p@Example.com:8443/v1?api-key=K&model=m&api-version=2") == (
+        "https://***@example.com:8443/v1?api-key=***&model=m&api-version=2"
+    )
+    assert redact_url("wss://[::1]:9/x?sig=abc") == "wss://[::1]:9/x?sig=***"
+    assert redact_url("http://host/v1") == "http://host/v1"
+    assert redact_url("http://host:port") == "***"

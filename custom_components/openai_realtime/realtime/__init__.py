@@ -15,7 +15,7 @@ from .config import (
     session_diff,
 )
 from .connection import async_probe
-from .endpoint import AuthStyle, Dialect, RealtimeEndpoint
+from .endpoint import AuthStyle, Dialect, RealtimeEndpoint, redact_url
 from .errors import (
     RealtimeAuthError,
     RealtimeConnectionError,
@@ -94,5 +94,6 @@ __all__ = [
     "Usage",
     "async_probe",
     "prices_for",
+    "redact_url",
     "session_diff",
 ]

@@ -11,7 +11,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from .config import SessionConfig
-from .endpoint import RealtimeEndpoint
+from .endpoint import RealtimeEndpoint, redact_url
 from .errors import (
     RealtimeAuthError,
     RealtimeConnectionError,
@@ -39,7 +39,8 @@ class _WireLogFilter(logging.Filter):
     """Keep the websockets library's debug log free of credentials and payload dumps.
 
     The library logs every handshake header (including `Authorization`) and a prefix of every
-    frame; headers carrying secrets are redacted and frame dumps (base64 audio) are dropped.
+    frame; headers carrying secrets and the request line's query values are redacted, and
+    frame dumps (base64 audio) are dropped.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -48,6 +49,8 @@ class _WireLogFilter(logging.Filter):
             return True
         if record.msg in ("> %s", "< %s"):
             return False
+        if record.msg == "> GET %s HTTP/1.1":
+            record.args = (redact_url(str(args[0])),)
         if len(args) == 2 and str(args[0]).lower() in _SECRET_HEADERS:
             record.args = (args[0], "<redacted>")
         return True
@@ -71,7 +74,7 @@ async def async_open(
 ) -> ClientConnection:
     """Connect with auth headers, a bounded message size and keepalive pings; raise typed errors."""
     url = endpoint.url()
-    _LOGGER.debug("Connecting to %s", url)
+    _LOGGER.debug("Connecting to %s", redact_url(url))
     try:
         return await connect(
             url,
@@ -92,7 +95,7 @@ async def async_open(
             raise RealtimeQuotaError("server is rate limiting connections (HTTP 429)") from None
         raise RealtimeConnectionError(f"handshake failed with HTTP {status}") from None
     except (InvalidURI, InvalidHandshake) as err:
-        message = redact(str(err), endpoint.api_key)
+        message = redact(str(err).replace(url, redact_url(url)), endpoint.api_key)
         raise RealtimeConnectionError(f"handshake failed: {message}") from None
     except TimeoutError:
         raise RealtimeConnectionError(f"no handshake within {open_timeout:g} s") from None

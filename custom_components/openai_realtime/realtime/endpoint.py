@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .errors import RealtimeInvalidEndpointError
 
-__all__ = ["OPENAI_BASE_URL", "AuthStyle", "Dialect", "RealtimeEndpoint"]
+__all__ = ["OPENAI_BASE_URL", "AuthStyle", "Dialect", "RealtimeEndpoint", "redact_url"]
 
 OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
 _SCHEMES: Final = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+_PUBLIC_QUERY_KEYS: Final = frozenset({"model", "api-version", "deployment"})
+_REDACTED: Final = "***"
 _AZURE_HOST_SUFFIXES: Final = (
     ".openai.azure.com",
     ".cognitiveservices.azure.com",
@@ -98,3 +100,31 @@ class RealtimeEndpoint:
         if self.auth_style is AuthStyle.API_KEY:
             return {"api-key": self.api_key}
         return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to log or show: user info and query values (but the model's) replaced.
+
+    Base URLs may carry credentials (`https://user:secret@host`, `?api-key=…`); only the
+    scheme, host, port, path and the names of query parameters are kept.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return _REDACTED
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if port is not None:
+        netloc += f":{port}"
+    if parts.username is not None or parts.password is not None:
+        netloc = f"{_REDACTED}@{netloc}"
+    query = urlencode(
+        [
+            (key, value if key.lower() in _PUBLIC_QUERY_KEYS else _REDACTED)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
