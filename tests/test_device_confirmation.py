@@ -189,3 +189,31 @@ async def test_untranscribed_turn_counts_as_a_turn(
         assert len(users) == 2
         assert all(user.content for user in users)  # a marker, not an empty turn
     await disconnect(device, state)
+
+
+async def test_tools_wait_briefly_for_a_late_transcript(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A transcript finishing after the reply (it may, per the SDK) is recorded before tools run."""
+    realtime_server.transcript_after_response = True
+    realtime_server.transcript_delay = 0.3
+    realtime_server.user_transcript = "unlock the front door"
+    realtime_server.script(
+        ScriptedResponse(
+            calls=[ScriptedCall(UNLOCK, json.dumps({"entity_id": "lock.front_door"}))]
+        ),
+        ScriptedResponse(text="Shall I?", audio=tone(120)),
+    )
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await _speak(device, realtime_server, 2)
+    assert _outputs(realtime_server)[0]["data"]["status"] == "confirmation_required"
+    bridge = bridge_of(state)
+    with (
+        chat_session.async_get_chat_session(hass, bridge._conversation_id) as session,
+        conversation.async_get_chat_log(hass, session) as chat_log,
+    ):
+        roles = [content.role for content in chat_log.content]
+        assert roles[:4] == ["system", "user", "assistant", "tool_result"]
+        assert chat_log.content[1].content == "unlock the front door"
+    await disconnect(device, state)
