@@ -255,6 +255,19 @@ async def test_agent_allowlist_is_its_entrys_own(hass: HomeAssistant, api: Servi
     assert not tool_names(await instance(hass)) - {"list_exposed_entities"}
 
 
+async def test_only_our_agents_are_offered_the_camera(
+    hass: HomeAssistant, api: ServicesAPI
+) -> None:
+    """`look_at_camera` puts its snapshot into the agent's own Realtime session: only an agent
+    of an entry that allows image input is offered it, never another caller (which would be told
+    "the snapshot is in the conversation" when it is not)."""
+    assert "look_at_camera" not in tool_names(await instance(hass))
+    with agent_allowlist({}):  # an entry with image input off
+        assert "look_at_camera" not in tool_names(await instance(hass))
+    with agent_allowlist({}, image_side=512):
+        assert "look_at_camera" in tool_names(await instance(hass))
+
+
 async def test_denied_services_never_offered(hass: HomeAssistant, api: ServicesAPI) -> None:
     """homeassistant.restart and friends stay out whatever the allowlist says."""
     allow(hass, "homeassistant", "homeassistant.restart", "scene", "light")

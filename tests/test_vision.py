@@ -36,7 +36,7 @@ from tests.test_camera_tool import GARAGE, cameras  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("lights")
 
-PHOTO_TOOL = "self_camera_take_photo"
+PHOTO_TOOL = "device__self_camera_take_photo"  # device tools have their own name space
 
 
 @pytest.fixture

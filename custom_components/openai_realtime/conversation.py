@@ -18,6 +18,7 @@ from .const import CONF_LLM_HASS_API, CONF_MODEL, CONF_PROMPT, DOMAIN
 from .realtime import RealtimeAuthError, RealtimeError, RealtimeQuotaError
 from .repairs import async_quota_issue
 from .services_api import agent_allowlist
+from .vision import agent_image_side
 
 PARALLEL_UPDATES = 0
 
@@ -81,7 +82,7 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
         """Answer one message of a conversation, running Home Assistant tools as asked."""
         options = self.entry.options
         try:
-            with agent_allowlist(options):
+            with agent_allowlist(options, image_side=agent_image_side(self.entry)):
                 await chat_log.async_provide_llm_data(
                     user_input.as_llm_context(DOMAIN),
                     options.get(CONF_LLM_HASS_API),

@@ -65,6 +65,11 @@ def max_side(entry: ConfigEntry[Any]) -> int:
     return min(max(int(value), MIN_MAX_SIDE), MAX_MAX_SIDE)
 
 
+def agent_image_side(entry: ConfigEntry[Any]) -> int | None:
+    """The snapshot size the entry's agents look at cameras with; None when images are off."""
+    return max_side(entry) if image_input_allowed(entry) else None
+
+
 async def async_scale(
     hass: HomeAssistant, data: bytes, side: int, *, jpeg_only: bool = False
 ) -> ScaledImage:

@@ -70,7 +70,7 @@ from ..realtime.response import BYTES_PER_MS
 from ..services_api import agent_allowlist
 from ..settings import session_config, transcription_language
 from ..tools import tool_output
-from ..vision import async_send_parked
+from ..vision import agent_image_side, async_send_parked
 from ..xiaozhi import (
     AbortRequested,
     AudioReceived,
@@ -421,7 +421,8 @@ class SpeechBridge:
             assistant=conversation.DOMAIN,
             device_id=self._device_id(),
         )
-        with self._chat_log() as chat_log, agent_allowlist(options):
+        scope = agent_allowlist(options, image_side=agent_image_side(self.entry))
+        with self._chat_log() as chat_log, scope:
             try:
                 await chat_log.async_provide_llm_data(
                     context, options.get(CONF_LLM_HASS_API), options.get(CONF_PROMPT)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Final, override
 
 from homeassistant.core import HomeAssistant, SupportsResponse, callback
@@ -20,7 +21,7 @@ from homeassistant.helpers import llm, service as service_helper, translation
 
 from ..const import CONF_SERVICES_ALLOWLIST, DEFAULT_SERVICES_ALLOWLIST, DOMAIN, LOGGER
 from . import policy
-from .camera import LookAtCameraTool, image_input_offered
+from .camera import LookAtCameraTool
 from .confirm import PendingConfirmations
 from .spec import ServiceSpec, UnsupportedServiceError, build_spec
 from .targets import script_entity_exposed
@@ -56,9 +57,16 @@ def async_register_services_api(hass: HomeAssistant) -> Callable[[], None]:
     return llm.async_register_api(hass, ServicesAPI(hass))
 
 
-_AGENT_ALLOWLIST: ContextVar[frozenset[str] | None] = ContextVar(
-    f"{DOMAIN}_agent_allowlist", default=None
-)
+@dataclass(frozen=True, slots=True)
+class _AgentScope:
+    """What one of this integration's agents may be offered: its entry's allowlist, and the
+    long side snapshots are scaled to when that entry allows image input (else None)."""
+
+    allowlist: frozenset[str]
+    image_side: int | None
+
+
+_AGENT_SCOPE: ContextVar[_AgentScope | None] = ContextVar(f"{DOMAIN}_agent_scope", default=None)
 
 
 def entry_allowlist(options: Mapping[str, Any]) -> frozenset[str]:
@@ -70,17 +78,19 @@ def entry_allowlist(options: Mapping[str, Any]) -> frozenset[str]:
 
 
 @contextmanager
-def agent_allowlist(options: Mapping[str, Any]) -> Iterator[None]:
+def agent_allowlist(options: Mapping[str, Any], *, image_side: int | None = None) -> Iterator[None]:
     """While open, API instances built in this context offer what these options allow.
 
     This integration's agents wrap `ChatLog.async_provide_llm_data` in it, so each uses its
-    own entry's allowlist.
+    own entry's allowlist. `image_side` (set when the entry allows image input) offers
+    `look_at_camera`: only these agents can put the snapshot into their Realtime session, so
+    no other caller is offered it.
     """
-    token = _AGENT_ALLOWLIST.set(entry_allowlist(options))
+    token = _AGENT_SCOPE.set(_AgentScope(entry_allowlist(options), image_side))
     try:
         yield
     finally:
-        _AGENT_ALLOWLIST.reset(token)
+        _AGENT_SCOPE.reset(token)
 
 
 @callback
@@ -126,8 +136,8 @@ class ServicesAPI(llm.API):
             ServiceTool(spec, self.confirmations, self._call_timeout) for spec in specs
         ]
         tools.append(ListEntitiesTool())
-        if image_input_offered(self.hass):
-            tools.append(LookAtCameraTool())
+        if (scope := _AGENT_SCOPE.get()) is not None and scope.image_side is not None:
+            tools.append(LookAtCameraTool(scope.image_side))
         return llm.APIInstance(
             api=self,
             api_prompt=build_prompt(specs),
@@ -138,9 +148,8 @@ class ServicesAPI(llm.API):
 
     async def _async_allowed_specs(self, llm_context: llm.LLMContext) -> list[ServiceSpec]:
         """The specs of every allowed, offerable service, sorted by name."""
-        allowlist = _AGENT_ALLOWLIST.get()
-        if allowlist is None:
-            allowlist = configured_allowlist(self.hass)
+        scope = _AGENT_SCOPE.get()
+        allowlist = configured_allowlist(self.hass) if scope is None else scope.allowlist
         descriptions = await service_helper.async_get_all_descriptions(self.hass)
         wanted = [
             (domain, service, description)

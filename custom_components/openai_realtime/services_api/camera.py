@@ -13,14 +13,14 @@ from typing import Final, override
 from homeassistant.auth.permissions.const import POLICY_READ
 from homeassistant.components import camera, image
 from homeassistant.components.homeassistant.exposed_entities import async_should_expose
-from homeassistant.core import Context, HomeAssistant, callback, split_entity_id
+from homeassistant.core import Context, HomeAssistant, split_entity_id
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import config_validation as cv, llm
 import probatio
 
 from ..const import DOMAIN, LOGGER
-from ..images import DEFAULT_MAX_SIDE, ImageError
-from ..vision import DATA_VISION, async_scale, image_input_allowed, max_side
+from ..images import ImageError
+from ..vision import DATA_VISION, async_scale
 from . import policy
 from .targets import TargetError
 from .tools import _caller, refusal
@@ -33,25 +33,6 @@ SNAPSHOT_IN_CONVERSATION: Final = (
     "The snapshot of {name} is now in the conversation as the latest image. "
     "Answer from what you see in it."
 )
-
-
-@callback
-def image_input_offered(hass: HomeAssistant) -> bool:
-    """Whether any loaded entry of this integration allows image input."""
-    return any(
-        image_input_allowed(entry) for entry in hass.config_entries.async_loaded_entries(DOMAIN)
-    )
-
-
-@callback
-def snapshot_side(hass: HomeAssistant) -> int:
-    """The long side snapshots are scaled to: the largest any loaded entry asks for."""
-    sides = [
-        max_side(entry)
-        for entry in hass.config_entries.async_loaded_entries(DOMAIN)
-        if image_input_allowed(entry)
-    ]
-    return max(sides, default=DEFAULT_MAX_SIDE)
 
 
 class LookAtCameraTool(llm.Tool):
@@ -69,6 +50,10 @@ class LookAtCameraTool(llm.Tool):
     )
     annotations = policy.READ_ONLY
     integration = DOMAIN
+
+    def __init__(self, side: int) -> None:
+        """Offer the tool to one agent, whose snapshots are scaled to `side` px (long side)."""
+        self._side = side
 
     @override
     async def async_call(
@@ -95,8 +80,8 @@ class LookAtCameraTool(llm.Tool):
         if user is not None and not user.permissions.check_entity(entity_id, POLICY_READ):
             return unknown
         vision = hass.data.get(DATA_VISION)
-        if vision is None or not image_input_offered(hass):
-            return refusal("image_input_off", "Image input is turned off.")
+        if vision is None:
+            return refusal("image_input_off", "Image input is not available.")
         try:
             if split_entity_id(entity_id)[0] == "camera":
                 content = (
@@ -106,7 +91,7 @@ class LookAtCameraTool(llm.Tool):
                 content = (
                     await image.async_get_image(hass, entity_id, timeout=SNAPSHOT_TIMEOUT)
                 ).content
-            picture = await async_scale(hass, content, snapshot_side(hass))
+            picture = await async_scale(hass, content, self._side)
         except (HomeAssistantError, ImageError) as err:
             LOGGER.debug("No snapshot of %s: %s", entity_id, err)
             return refusal("snapshot_failed", f"Could not get a picture from {state.name}.")
