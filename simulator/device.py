@@ -67,8 +67,6 @@ UPLINK_FRAME_SAMPLES = UPLINK_SAMPLE_RATE * UPLINK_FRAME_MS // 1000
 MAX_DECODE_PACKETS_IN_QUEUE = 2400 // 60
 HELLO_TIMEOUT = 10.0
 MCP_PAGE_BYTES = 8000
-FAKE_JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
-"""A minimal JPEG (SOI, JFIF header, EOI) the simulated camera uploads."""
 
 
 class DeviceState(StrEnum):
@@ -212,7 +210,6 @@ class DeviceSimulator:
         server_aec: bool = False,
         glyph_push: bool = False,
         has_screen: bool = True,
-        camera: bool = False,
         mcp_page_size: int = 2,
         hello_timeout: float = HELLO_TIMEOUT,
         activation_retry_delay: float = 3.0,
@@ -234,7 +231,6 @@ class DeviceSimulator:
         self.server_aec = server_aec
         self.glyph_push = glyph_push
         self.has_screen = has_screen
-        self.camera = camera
         self.mcp_page_size = mcp_page_size
         self.hello_timeout = hello_timeout
         self.activation_retry_delay = activation_retry_delay
@@ -283,7 +279,6 @@ class DeviceSimulator:
         self.vision: dict[str, Any] | None = None
         self.mcp_mute = False
         self.upgrade_requests: list[str] = []
-        self.photo_uploads: list[dict[str, Any]] = []
         self.tools = self._build_tools()
 
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -840,16 +835,6 @@ class DeviceSimulator:
                     self._set_theme,
                 ),
             ]
-        if self.camera:
-            # McpServer::AddCommonTools registers it when the board has a camera.
-            tools.append(
-                Tool(
-                    "self.camera.take_photo",
-                    "Take a photo with the device's camera and answer a question about it.",
-                    {"question": {"type": "string", "description": "what to ask about the photo"}},
-                    self._take_photo,
-                )
-            )
         tools += [
             Tool(
                 "self.get_system_info",
@@ -906,50 +891,6 @@ class DeviceSimulator:
     def _reboot(self, _: dict[str, Any]) -> object:
         self.reboot_requested = True
         return True
-
-    async def _take_photo(self, args: dict[str, Any]) -> object:
-        """Esp32Camera::Explain: upload a JPEG to the vision URL from MCP `initialize`.
-
-        Without `capabilities.vision.url` it throws "Image explain URL or token is not set"
-        (an MCP error reply). Otherwise it POSTs `multipart/form-data` (boundary
-        `----ESP32_CAMERA_BOUNDARY`, chunked) with `question` then `file` (`camera.jpg`),
-        headers Device-Id, Client-Id and `Authorization: Bearer` only when a token was
-        given; any status but 200 fails the tool, else the body is returned verbatim.
-        """
-        vision = self.vision or {}
-        url, token = vision.get("url"), vision.get("token")
-        if not isinstance(url, str) or not url:
-            raise SimulatorError("Image explain URL or token is not set")
-        boundary = "----ESP32_CAMERA_BOUNDARY"
-        question = str(args["question"])
-        body = (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="question"\r\n\r\n'
-                f'{question}\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-                f'filename="camera.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
-            ).encode()
-            + FAKE_JPEG
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
-        headers = {
-            "Device-Id": self.mac,
-            "Client-Id": self.client_id,
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-        }
-        if isinstance(token, str) and token:
-            headers["Authorization"] = f"Bearer {token}"
-
-        async def chunks() -> Any:
-            for start in range(0, len(body), 512):
-                yield body[start : start + 512]
-
-        session = await self._http()
-        self.photo_uploads.append({"url": url, "question": question, "headers": headers})
-        async with session.post(url, data=chunks(), headers=headers) as resp:
-            text = await resp.text()
-            if resp.status != 200:
-                raise SimulatorError(f"Failed to upload photo, status code: {resp.status}")
-        return text
 
     def _upgrade(self, args: dict[str, Any]) -> object:
         self.upgrade_requests.append(args["url"])

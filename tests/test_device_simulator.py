@@ -29,6 +29,7 @@ from custom_components.openai_realtime.xiaozhi import (
     UnknownMessageTypeError,
     WakeWordDetected,
 )
+from simulator.camera import Camera
 
 from .device_simulator import (
     MAX_DECODE_PACKETS_IN_QUEUE,
@@ -409,7 +410,8 @@ async def test_camera_board_take_photo_needs_vision(
     app = aiohttp.web.Application()
     app.router.add_post("/vision/explain", explain)
     async with TestServer(app, host="127.0.0.1") as vision:
-        sim = DeviceSimulator(server.ota_url, mac=MAC, camera=True, activation_retry_delay=0)
+        sim = DeviceSimulator(server.ota_url, mac=MAC, activation_retry_delay=0)
+        Camera().attach(sim)  # a camera board: the tool is registered at boot
         try:
             await sim.boot()
             conn = await connect(sim, server)
