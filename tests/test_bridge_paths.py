@@ -377,6 +377,44 @@ async def test_failed_commit_is_counted_and_frees_the_device(
     await disconnect(device, state)
 
 
+async def test_late_speech_started_does_not_reopen_a_closed_microphone(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The service's VAD may report speech after the device has stopped listening (a push-to-talk
+    turn whose audio reached the service before its turn detection was switched off, and whose
+    commit failed, so no speech_stopped follows): the device's microphone is closed, so the phase
+    and the satellite do not go back to listening."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    bridge = bridge_of(state)
+    commits: list[None] = []
+
+    async def failing_commit() -> None:
+        commits.append(None)
+        raise RealtimeSessionClosed("client closed")
+
+    monkeypatch.setattr(bridge.client, "commit_audio", failing_commit)
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(loud(100))
+    await device.stop_listening()
+    await until(lambda: commits and bridge.phase is BridgePhase.IDLE)
+    await realtime_server.send(
+        {
+            "type": "input_audio_buffer.speech_started",
+            "audio_start_ms": 0,
+            "item_id": realtime_server.new_id("item"),
+        }
+    )
+    await asyncio.sleep(0.2)
+    await hass.async_block_till_done()
+    assert bridge.phase is BridgePhase.IDLE
+    assert satellite_state(hass, state) == AssistSatelliteState.IDLE
+    await disconnect(device, state)
+
+
 async def test_failed_typed_turn_is_counted_and_logged_once(
     hass: HomeAssistant,
     client: TestClient,
