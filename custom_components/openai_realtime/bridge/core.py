@@ -487,7 +487,9 @@ class SpeechBridge:
                     self._note_activity()
                     if self.downlink is not None and self.downlink.speaking:
                         await self.async_interrupt()
-                    self._set_phase(BridgePhase.LISTENING)
+                    if self.connection.session.listening:
+                        # Else the report is late: the device's microphone is already closed.
+                        self._set_phase(BridgePhase.LISTENING)
                 case SpeechStopped(audio_end_ms=audio_end_ms):
                     self._user_speaking = False
                     self._note_activity()
