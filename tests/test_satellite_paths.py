@@ -7,6 +7,7 @@ fail cleanly when their TTS result is gone or no Realtime session can speak them
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from homeassistant.components.assist_pipeline.pipeline import (
     async_get_pipeline,
     async_update_pipeline,
 )
+from homeassistant.components.assist_satellite.errors import SatelliteBusyError
 from homeassistant.components.tts import DATA_TTS_MANAGER, ResultStream
 from homeassistant.config_entries import ConfigFlow
 from homeassistant.const import EVENT_STATE_CHANGED
@@ -25,7 +27,10 @@ import pytest
 from pytest_homeassistant_custom_component.common import mock_config_flow
 
 from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
+from custom_components.openai_realtime.const import CONF_LISTENING_TIMEOUT, DOMAIN
+from simulator.speech import synthesize
 from tests.device_helpers import device_client, until
+from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.test_assist_satellite import satellite_id
 from tests.test_bridge import bridge_of, bridged, device_state, disconnect, tts_states, wait_tts
@@ -278,6 +283,150 @@ async def test_announce_in_the_realtime_voice_needs_the_realtime_path(
         )
     assert err.value.translation_key == "announcement_failed"
     assert hass.states.get(entity_id).state == "idle"
+    assert tts_states(device) == []
+    await disconnect(device, state)
+
+
+QUESTION = "Shall I turn off the downstairs lights?"
+ANSWERS = [
+    {"id": "yes", "sentences": ["yes [please]", "sure"]},
+    {"id": "no", "sentences": ["no [thanks]"]},
+    {"id": "minutes", "sentences": ["in {minutes} minutes"]},
+]
+
+
+async def ask_question(hass: HomeAssistant, entity_id: str, **data: Any) -> dict[str, Any]:
+    """Call `assist_satellite.ask_question` (no pre-announce sound) and return its response."""
+    response = await hass.services.async_call(
+        "assist_satellite",
+        "ask_question",
+        {"entity_id": entity_id, "preannounce": False, **data},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    return dict(response)
+
+
+async def answer_by_voice(device: DeviceSimulator, spoken: str) -> None:
+    """Once the question has played and the device listens, say the answer (then silence)."""
+    answer = await synthesize(spoken, 16000)
+    await wait_tts(device, "stop")
+    await until(lambda: device.state.value == "listening")
+    await device.send_audio(answer + bytes(32000))
+
+
+@pytest.mark.parametrize(
+    ("spoken", "expected"),
+    [
+        ("Yes, please.", {"id": "yes", "sentence": "Yes, please.", "slots": {}}),
+        (
+            "In ten minutes.",
+            {"id": "minutes", "sentence": "In ten minutes.", "slots": {"minutes": "ten"}},
+        ),
+        ("Ask me later.", {"id": None, "sentence": "Ask me later.", "slots": {}}),
+    ],
+)
+async def test_ask_question_on_the_realtime_path(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    spoken: str,
+    expected: dict[str, Any],
+) -> None:
+    """HA's `ask_question`: the session speaks the question, the spoken answer is matched.
+
+    The device hears the question, then answers by voice; the transcript comes back as the
+    action's `sentence`, matched against `answers` by Home Assistant's own matcher. The model
+    does not answer the answer (turn detection creates no response while asking).
+    """
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    seen = record_states(hass, entity_id)
+    realtime_server.user_transcript = spoken
+    realtime_server.script(ScriptedResponse(text=QUESTION, audio=tone(240)))
+    replying = hass.async_create_task(answer_by_voice(device, spoken))
+    response = await ask_question(hass, entity_id, question=QUESTION, answers=ANSWERS)
+    await replying
+    assert response == expected
+    assert tts_states(device) == ["start", f"sentence_start:{QUESTION}", "stop"]
+    create = realtime_server.of_type("response.create")[-1]["response"]
+    assert QUESTION in create["instructions"]
+    assert realtime_server.responses_done == 1  # the question only: the answer is not answered
+    assert seen[0] == "responding"
+    assert hass.states.get(entity_id).state == "idle"
+    # Turn detection creates responses again afterwards.
+    update = realtime_server.of_type("session.update")[-1]["session"]
+    assert update["audio"]["input"]["turn_detection"]["create_response"] is True
+    await disconnect(device, state)
+
+
+async def test_ask_question_without_answers_returns_the_sentence(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Without `answers` the action returns what was said, with no id."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    realtime_server.user_transcript = "the blue one"
+    realtime_server.script(ScriptedResponse(text="Which one?", audio=tone(120)))
+    replying = hass.async_create_task(answer_by_voice(device, "the blue one"))
+    response = await ask_question(hass, entity_id, question="Which one?")
+    await replying
+    assert response == {"id": None, "sentence": "the blue one", "slots": {}}
+    await disconnect(device, state)
+
+
+async def test_ask_question_unanswered_and_while_busy(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A second question while one waits is refused; no answer is a translated error.
+
+    The answer is awaited for the device's listening timeout; after it, with no speech,
+    the device goes back to idle as after any conversation.
+    """
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_LISTENING_TIMEOUT: 1.5}
+    )
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    bridge = bridge_of(state)
+    entity_id = satellite_id(hass, device.mac)
+    realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
+    first = hass.async_create_task(ask_question(hass, entity_id, question="Are you there?"))
+    await until(lambda: bridge._asking is not None)
+    with pytest.raises(SatelliteBusyError):
+        await ask_question(hass, entity_id, question="Hello?")
+    with pytest.raises(HomeAssistantError) as err:
+        await first
+    assert err.value.translation_key == "no_answer"
+    assert err.value.translation_placeholders == {"device": bridge.subentry.title}
+    assert bridge._asking is None
+    assert hass.states.get(entity_id).state == "idle"
+    assert realtime_server.responses_done == 1  # the second question was never spoken
+    async with asyncio.timeout(5):
+        await device.wait_closed()
+    assert device.state.value == "idle"
+    await until(lambda: state.bridge is None and bridge.connection.closed)
+    assert bridge.connection.close_reason == "no speech"
+    assert not bridge.tasks
+    await device.close()
+
+
+async def test_ask_question_from_media_on_the_realtime_path_is_refused(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The Realtime session speaks questions from their text; a media question is refused."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    creates = len(realtime_server.of_type("response.create"))
+    with pytest.raises(HomeAssistantError) as err:
+        await ask_question(hass, entity_id, question_media_id="media-source://x/question.mp3")
+    assert err.value.translation_key == "question_media_unsupported"
+    assert len(realtime_server.of_type("response.create")) == creates
     assert tts_states(device) == []
     await disconnect(device, state)
 

@@ -14,6 +14,7 @@ from homeassistant.components.assist_pipeline import PipelineEvent
 from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
 from homeassistant.components.assist_satellite import (
     AssistSatelliteAnnouncement,
+    AssistSatelliteAnswer,
     AssistSatelliteConfiguration,
     AssistSatelliteEntity,
     AssistSatelliteEntityDescription,
@@ -21,6 +22,7 @@ from homeassistant.components.assist_satellite import (
 )
 from homeassistant.components.assist_satellite.const import PREANNOUNCE_URL
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
+from homeassistant.components.assist_satellite.errors import SatelliteBusyError
 from homeassistant.components.ffmpeg import get_ffmpeg_manager
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
@@ -28,8 +30,8 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import OpenAIRealtimeConfigEntry
-from .bridge import BridgePath, MediaError, SpeechBridge, async_transcode
-from .const import DOMAIN
+from .bridge import BridgeBusyError, BridgePath, MediaError, SpeechBridge, async_transcode
+from .const import CONF_LISTENING_TIMEOUT, DOMAIN, RECOMMENDED_LISTENING_TIMEOUT
 from .devices import DeviceState
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .realtime import RealtimeError
@@ -215,6 +217,67 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         finally:
             self._is_announcing = False
             self._set_state(AssistSatelliteState.IDLE)
+
+    @override
+    async def async_internal_ask_question(
+        self,
+        question: str | None = None,
+        question_media_id: str | None = None,
+        preannounce: bool = True,
+        preannounce_media_id: str = PREANNOUNCE_URL,
+        answers: list[dict[str, Any]] | None = None,
+    ) -> AssistSatelliteAnswer | None:
+        """On the Realtime path the session speaks the question and transcribes the answer.
+
+        Home Assistant's own flow plays the question, then takes the answer from the STT stage
+        of an Assist pipeline run; on the Realtime path no pipeline runs, so the bridge's `ask`
+        (the `openai_realtime.ask` action's path) does both. The transcript is matched against
+        `answers` by Home Assistant's own matcher. The answer is awaited for the device's
+        listening timeout, the time after which the device would go back to idle anyway.
+        """
+        bridge = self.device.bridge
+        if not isinstance(bridge, SpeechBridge) or bridge.path is not BridgePath.REALTIME:
+            return await super().async_internal_ask_question(
+                question, question_media_id, preannounce, preannounce_media_id, answers
+            )
+        if question_media_id or not question:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="question_media_unsupported"
+            )
+        if self._is_announcing:
+            raise SatelliteBusyError
+        timeout = float(
+            bridge.options().get(CONF_LISTENING_TIMEOUT) or RECOMMENDED_LISTENING_TIMEOUT
+        )
+        self._is_announcing = True
+        self._set_state(AssistSatelliteState.RESPONDING)
+        try:
+            result = await bridge.async_ask(question, answer_timeout=timeout)
+        except BridgeBusyError as err:
+            raise SatelliteBusyError(
+                translation_domain=DOMAIN,
+                translation_key="device_busy",
+                translation_placeholders={"device": bridge.subentry.title},
+            ) from err
+        except RealtimeError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="realtime_unavailable",
+                translation_placeholders={"device": bridge.subentry.title},
+            ) from err
+        finally:
+            self._is_announcing = False
+            self._set_state(AssistSatelliteState.IDLE)
+        if not result["answered"]:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="no_answer",
+                translation_placeholders={"device": bridge.subentry.title},
+            )
+        sentence: str = result["transcript"]
+        if not answers:
+            return AssistSatelliteAnswer(id=None, sentence=sentence)
+        return self._question_response_to_answer(sentence, answers)
 
     @override
     async def async_announce(self, announcement: AssistSatelliteAnnouncement) -> None:
