@@ -415,6 +415,36 @@ async def test_ask_question_unanswered_and_while_busy(
     await device.close()
 
 
+async def test_ask_question_on_the_fallback_path_takes_the_pipeline_transcript(
+    hass: HomeAssistant,
+    tts_client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """Fallback: Home Assistant's own flow; the pipeline's TTS asks, its STT hears the answer.
+
+    The run ends after STT (Home Assistant stops a question's run there): nothing is answered.
+    """
+    device = await bridged(hass, tts_client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+    await refuse_realtime(realtime_server, state)
+    providers.stt.text = "no thanks"
+
+    async def reply() -> None:
+        await answer_by_voice(device, "no thanks")
+        await device.stop_listening()  # the turn ends at the device, as in push-to-talk
+
+    replying = hass.async_create_task(reply())
+    response = await ask_question(hass, entity_id, question=QUESTION, answers=ANSWERS)
+    await replying
+    assert response == {"id": "no", "sentence": "no thanks", "slots": {}}
+    assert providers.tts.messages == [QUESTION]
+    assert tts_states(device) == ["start", f"sentence_start:{QUESTION}", "stop"]
+    assert len(providers.stt.requests) == 1
+    await disconnect(device, state)
+
+
 async def test_ask_question_from_media_on_the_realtime_path_is_refused(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
