@@ -445,6 +445,62 @@ async def test_ask_question_on_the_fallback_path_takes_the_pipeline_transcript(
     await disconnect(device, state)
 
 
+async def test_ask_question_while_the_device_waits_for_another_answer(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """`openai_realtime.ask` waits for an answer: HA's question is refused, not queued."""
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, CONF_LISTENING_TIMEOUT: 60}
+    )
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    bridge = bridge_of(state)
+    entity_id = satellite_id(hass, device.mac)
+    realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
+    asking = hass.async_create_task(
+        hass.services.async_call(
+            DOMAIN,
+            "ask",
+            {"entity_id": entity_id, "question": "Are you there?", "timeout": 3},
+            blocking=True,
+            return_response=True,
+        )
+    )
+    await until(lambda: bridge._asking is not None)
+    with pytest.raises(SatelliteBusyError) as err:
+        await ask_question(hass, entity_id, question=QUESTION)
+    assert err.value.translation_key == "device_busy"
+    assert hass.states.get(entity_id).state == "idle"
+    assert await asking == {"answered": False}
+    assert realtime_server.responses_done == 1  # HA's question was never spoken
+    await disconnect(device, state)
+
+
+async def test_ask_question_refused_by_the_session(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The session refuses to stop answering by itself: a translated error, nothing asked."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    entity_id = satellite_id(hass, device.mac)
+
+    async def refuse(event: dict[str, Any]) -> bool:
+        await realtime_server.session.error("invalid_value", "refused", event["event_id"])
+        return True
+
+    realtime_server.hooks["session.update"] = refuse
+    creates = len(realtime_server.of_type("response.create"))
+    with pytest.raises(HomeAssistantError) as err:
+        await ask_question(hass, entity_id, question=QUESTION)
+    assert err.value.translation_key == "realtime_unavailable"
+    assert hass.states.get(entity_id).state == "idle"
+    assert len(realtime_server.of_type("response.create")) == creates
+    assert bridge_of(state)._asking is None
+    del realtime_server.hooks["session.update"]
+    await disconnect(device, state)
+
+
 async def test_ask_question_from_media_on_the_realtime_path_is_refused(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
