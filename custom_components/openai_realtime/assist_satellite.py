@@ -31,7 +31,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import OpenAIRealtimeConfigEntry
 from .bridge import BridgeBusyError, BridgePath, MediaError, SpeechBridge, async_transcode
-from .const import CONF_LISTENING_TIMEOUT, DOMAIN, RECOMMENDED_LISTENING_TIMEOUT
+from .const import DOMAIN
 from .devices import DeviceState
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .realtime import RealtimeError
@@ -246,9 +246,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
             )
         if self._is_announcing:
             raise SatelliteBusyError
-        timeout = float(
-            bridge.options().get(CONF_LISTENING_TIMEOUT) or RECOMMENDED_LISTENING_TIMEOUT
-        )
+        timeout = bridge.listening_timeout()
         self._is_announcing = True
         self._set_state(AssistSatelliteState.RESPONDING)
         try:

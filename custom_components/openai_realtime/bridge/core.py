@@ -826,6 +826,10 @@ class SpeechBridge:
             or (self.downlink is not None and self.downlink.speaking)
         )
 
+    def listening_timeout(self) -> float:
+        """Seconds without speech after which the device is sent back to idle."""
+        return float(self.options().get(CONF_LISTENING_TIMEOUT) or RECOMMENDED_LISTENING_TIMEOUT)
+
     async def _watch_listening(self) -> None:
         """Close the channel after `listening_timeout` s without speech, so the device idles.
 
@@ -833,9 +837,7 @@ class SpeechBridge:
         its own); closing also ends the paid Realtime session.
         """
         while True:
-            timeout = float(
-                self.options().get(CONF_LISTENING_TIMEOUT) or RECOMMENDED_LISTENING_TIMEOUT
-            )
+            timeout = self.listening_timeout()
             remaining = self._last_voice + timeout - self._loop.time()
             if remaining > 0:
                 await asyncio.sleep(remaining)
