@@ -248,7 +248,7 @@ def free_port() -> int:
 
 async def connected_bridges(hass: Any, specs: Sequence[DeviceSpec]) -> int:
     """How many of these devices have a bridge with a configured Realtime session."""
-    from custom_components.openai_realtime.devices import DATA_HUB
+    from custom_components.openai_realtime.endpoint.hub import DATA_HUB
 
     states = hass.data[DATA_HUB].states
     count = 0
@@ -352,7 +352,7 @@ async def bench(counts: list[int], turns: int, delay_ms: float, reply_ms: int) -
         DOMAIN,
         SUBENTRY_DEVICE,
     )
-    from custom_components.openai_realtime.devices import hash_token
+    from custom_components.openai_realtime.endpoint.hub import hash_token
     from custom_components.openai_realtime.settings import default_options
 
     SERVER_DELAY_MS[0] = delay_ms

@@ -21,8 +21,8 @@ from custom_components.openai_realtime.const import (
     DOMAIN,
     OTA_PATH,
 )
-from custom_components.openai_realtime.device_connection import DeviceConnection
-from custom_components.openai_realtime.devices import DATA_HUB
+from custom_components.openai_realtime.endpoint.connection import DeviceConnection
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime.settings import default_options
 from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from custom_components.openai_realtime.bridge import BridgePhase, SpeechBridge
-from custom_components.openai_realtime.devices import DATA_HUB, DeviceState
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB, DeviceState
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.speech import synthesize
 from tests.device_helpers import connected_device, until

@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime import device_connection
 from custom_components.openai_realtime.const import DOMAIN, OTA_PATH
-from custom_components.openai_realtime.device_connection import DeviceConnection
-from custom_components.openai_realtime.devices import DATA_HUB, device_subentries
+from custom_components.openai_realtime.endpoint import connection as device_connection
+from custom_components.openai_realtime.endpoint.connection import DeviceConnection
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB, device_subentries
 from custom_components.openai_realtime.xiaozhi import (
     DeviceEvent,
     ListenStarted,

@@ -9,7 +9,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 import pytest
 
-from custom_components.openai_realtime.devices import DATA_HUB
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
 from tests.device_helpers import connected_device, live, pair, simulator, until
 
 

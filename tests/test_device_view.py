@@ -12,10 +12,10 @@ from homeassistant.components.http.ban import KEY_FAILED_LOGIN_ATTEMPTS
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime import device_connection
 from custom_components.openai_realtime.const import DEVICE_WS_PATH
-from custom_components.openai_realtime.device_view import bearer_token
-from custom_components.openai_realtime.devices import DATA_HUB
+from custom_components.openai_realtime.endpoint import connection as device_connection
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime.endpoint.view import bearer_token
 from custom_components.openai_realtime.xiaozhi import (
     AbortRequested,
     DeviceEvent,

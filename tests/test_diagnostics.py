@@ -22,7 +22,7 @@ from custom_components.openai_realtime.const import (
     CONF_TOKEN_HASH,
     DOMAIN,
 )
-from custom_components.openai_realtime.devices import DATA_HUB
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
 from tests.device_helpers import device_client, pair, simulator
 from tests.realtime_server import RealtimeServer, default_usage
 

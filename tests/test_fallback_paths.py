@@ -23,7 +23,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import mock_config_flow
 
 from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
-from custom_components.openai_realtime.devices import DeviceState
+from custom_components.openai_realtime.endpoint.hub import DeviceState
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.speech import synthesize
 from tests import test_bridge_fallback

@@ -29,7 +29,7 @@ from custom_components.openai_realtime.bridge import (
     SpeechBridge,
     core as bridge_core,
 )
-from custom_components.openai_realtime.devices import DeviceState
+from custom_components.openai_realtime.endpoint.hub import DeviceState
 from custom_components.openai_realtime.realtime import RealtimeClient
 from custom_components.openai_realtime.realtime.client import ClientOptions
 from custom_components.openai_realtime.xiaozhi import ListenMode

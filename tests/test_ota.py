@@ -14,8 +14,8 @@ from custom_components.openai_realtime.const import (
     CONF_DEVICE_WEBSOCKET_URL,
     OTA_PATH,
 )
-from custom_components.openai_realtime.devices import CODE_LIFETIME, DATA_HUB
-from custom_components.openai_realtime.ota import MAX_BODY_SIZE, websocket_url
+from custom_components.openai_realtime.endpoint.hub import CODE_LIFETIME, DATA_HUB
+from custom_components.openai_realtime.endpoint.ota import MAX_BODY_SIZE, websocket_url
 from tests.device_helpers import pair, simulator
 
 

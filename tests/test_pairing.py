@@ -15,7 +15,7 @@ from custom_components.openai_realtime.const import (
     DOMAIN,
     SUBENTRY_DEVICE,
 )
-from custom_components.openai_realtime.devices import (
+from custom_components.openai_realtime.endpoint.hub import (
     CODE_LIFETIME,
     DATA_HUB,
     MAX_WRONG_CODES,

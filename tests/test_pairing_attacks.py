@@ -34,7 +34,7 @@ from custom_components.openai_realtime.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
-from custom_components.openai_realtime.devices import (
+from custom_components.openai_realtime.endpoint.hub import (
     ACTIVATE_REQUESTS_PER_MINUTE,
     CODE_LIFETIME,
     DATA_HUB,

@@ -36,8 +36,8 @@ from custom_components.openai_realtime.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
-from custom_components.openai_realtime.devices import DATA_HUB, MAX_WRONG_CODES
-from custom_components.openai_realtime.ota import MAX_BODY_SIZE
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB, MAX_WRONG_CODES
+from custom_components.openai_realtime.endpoint.ota import MAX_BODY_SIZE
 from tests.device_helpers import (
     connected_device,
     device_client,

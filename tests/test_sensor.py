@@ -21,7 +21,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime.const import DOMAIN
-from custom_components.openai_realtime.devices import DATA_HUB
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
 from tests.device_helpers import pair, simulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage
 from tests.test_conversation import _ask

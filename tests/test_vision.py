@@ -17,8 +17,8 @@ from PIL import Image
 import pytest
 
 from custom_components.openai_realtime.const import CONF_LLM_HASS_API, DOMAIN, VISION_PATH
-from custom_components.openai_realtime.devices import DATA_HUB
 from custom_components.openai_realtime.diagnostics import async_get_config_entry_diagnostics
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime.profile import CONF_PROFILE
 from custom_components.openai_realtime.services_api import API_ID
 from custom_components.openai_realtime.services_api.camera import LOOK_AT_CAMERA_TOOL

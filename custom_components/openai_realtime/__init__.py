@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
@@ -22,10 +23,17 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .agent import AgentSessions
+from .bridge import async_link_device
 from .const import CONF_FIRMWARE, CONF_MODEL, CONF_PRICES, DOMAIN, LOGGER, PROBE_TIMEOUT
-from .device_view import DeviceWebSocketView
-from .devices import DATA_HUB, DeviceHub, DeviceState, device_subentries
-from .ota import ActivateView, OtaView
+from .endpoint import (
+    DATA_HUB,
+    ActivateView,
+    DeviceHub,
+    DeviceState,
+    DeviceWebSocketView,
+    OtaView,
+    device_subentries,
+)
 from .realtime import (
     RealtimeAuthError,
     RealtimeEndpoint,
@@ -83,7 +91,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_services(hass)
     hass.http.register_view(OtaView())
     hass.http.register_view(ActivateView())
-    hass.http.register_view(DeviceWebSocketView())
+    hass.http.register_view(DeviceWebSocketView(partial(async_link_device, hass)))
     hass.data[DATA_VISION] = VisionHub()
     hass.http.register_view(DeviceVisionView())
     return True

@@ -32,7 +32,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import OpenAIRealtimeConfigEntry
 from .bridge import BridgeBusyError, BridgePath, MediaError, SpeechBridge, async_transcode
 from .const import DOMAIN
-from .devices import DeviceState
+from .endpoint import DeviceState
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .realtime import RealtimeError
 

@@ -86,7 +86,7 @@ from .const import (
     VAD_EAGERNESS_LEVELS,
     VOICES,
 )
-from .devices import DATA_HUB, PairingResult
+from .endpoint import DATA_HUB, PairingResult
 from .images import MAX_MAX_SIDE, MIN_MAX_SIDE
 from .profile import (
     CONF_AREA,

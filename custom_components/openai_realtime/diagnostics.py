@@ -23,7 +23,7 @@ from .const import (
     CONF_TOKEN_HASH,
     DOMAIN,
 )
-from .devices import DATA_HUB, DeviceState, device_subentries
+from .endpoint import DATA_HUB, DeviceState, device_subentries
 from .profile import effective_options
 from .realtime import redact_url
 from .vision import DATA_VISION

@@ -12,7 +12,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_BOARD, CONF_FIRMWARE, DEVICE_MANUFACTURER, DOMAIN
-from .devices import DeviceState
+from .endpoint import DeviceState
 
 if TYPE_CHECKING:
     from . import OpenAIRealtimeConfigEntry

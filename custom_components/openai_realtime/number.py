@@ -12,7 +12,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import OpenAIRealtimeConfigEntry
 from .const import DOMAIN
-from .device_connection import VOLUME_TOOL, DeviceConnection
+from .endpoint import VOLUME_TOOL, DeviceConnection
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .xiaozhi import McpError
 

@@ -24,7 +24,7 @@ import probatio
 
 from .bridge import BridgeBusyError
 from .const import DOMAIN
-from .devices import DATA_HUB
+from .endpoint import DATA_HUB
 from .realtime import RealtimeError
 
 if TYPE_CHECKING:

@@ -18,8 +18,7 @@ from homeassistant.components.http.ban import process_wrong_login
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
 from .const import LOGGER, VISION_PATH
-from .device_view import bearer_token
-from .devices import DATA_HUB, normalize_mac
+from .endpoint import DATA_HUB, bearer_token, normalize_mac
 from .images import ImageError
 from .rate_limit import RateLimiter
 from .realtime import RealtimeError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge
+from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge, async_link_device
 from .downlink import DeviceLink, Downlink
 from .media import MediaError, async_transcode
 from .sentences import SentenceSplitter
@@ -23,5 +23,6 @@ __all__ = [
     "SpeechBridge",
     "ToolRun",
     "Uplink",
+    "async_link_device",
     "async_transcode",
 ]

@@ -47,6 +47,7 @@ from ..const import (
     LOGGER,
     RECOMMENDED_LISTENING_TIMEOUT,
 )
+from ..endpoint import DATA_HUB, DeviceConnection
 from ..profile import CONF_LANGUAGE, effective_options
 from ..realtime import (
     AudioDelta,
@@ -88,8 +89,7 @@ from .uplink import Uplink
 from .wake import parse_wake_words, strip_wake_word
 
 if TYPE_CHECKING:
-    from ..device_connection import DeviceConnection
-    from ..fallback import AssistFallback
+    from .pipeline import AssistFallback
 
 RETRY_DELAYS: Final = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds between attempts to reach Realtime again while the Assist pipeline stands in."""
@@ -463,7 +463,7 @@ class SpeechBridge:
 
     def _use_fallback(self, error: RealtimeError) -> None:
         """Switch to the Assist pipeline; say why once per outage."""
-        from ..fallback import AssistFallback
+        from .pipeline import AssistFallback
 
         self.device.errors["realtime"] += 1
         if self.path is BridgePath.REALTIME:
@@ -1208,4 +1208,20 @@ class SpeechBridge:
             self.device.async_notify()
 
 
-__all__ = ["BridgeBusyError", "BridgePath", "BridgePhase", "SpeechBridge"]
+@callback
+def async_link_device(hass: HomeAssistant, connection: DeviceConnection) -> SpeechBridge | None:
+    """Plug the speech bridge of the device's config entry into a new connection."""
+    if (found := hass.data[DATA_HUB].find_paired(connection.mac)) is None:
+        return None
+    bridge = SpeechBridge(hass, found[0], found[1], connection)
+    bridge.async_start()
+    return bridge
+
+
+__all__ = [
+    "BridgeBusyError",
+    "BridgePath",
+    "BridgePhase",
+    "SpeechBridge",
+    "async_link_device",
+]

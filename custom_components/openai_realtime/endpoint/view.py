@@ -12,11 +12,11 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
-from .const import DEVICE_WS_PATH, LOGGER, VISION_PATH
-from .device_connection import DeviceConnection
-from .devices import DATA_HUB, normalize_mac
-from .rate_limit import RateLimiter
-from .vision import DATA_VISION, image_input_allowed
+from ..const import DEVICE_WS_PATH, LOGGER, VISION_PATH
+from ..rate_limit import RateLimiter
+from ..vision import DATA_VISION, image_input_allowed
+from .connection import DeviceConnection, LinkFactory
+from .hub import DATA_HUB, normalize_mac
 
 MAX_MESSAGE_SIZE: Final = 256 * 1024
 """Largest WebSocket message accepted at all; the session refuses smaller oversized frames."""
@@ -49,8 +49,9 @@ class DeviceWebSocketView(HomeAssistantView):
     name = "api:openai_realtime:ws"
     requires_auth = False
 
-    def __init__(self) -> None:
-        """Start with no refusal logged."""
+    def __init__(self, link_factory: LinkFactory | None = None) -> None:
+        """Serve devices with what `link_factory` plugs into each connection."""
+        self._link_factory = link_factory
         self._warned_sources = RateLimiter(1, REFUSAL_LOG_WINDOW)
         self._warnings = RateLimiter(REFUSAL_WARNINGS, REFUSAL_LOG_WINDOW)
 
@@ -101,7 +102,12 @@ class DeviceWebSocketView(HomeAssistantView):
         if vision_hub is not None and found is not None and image_input_allowed(*found):
             vision = (str(request.url.with_path(VISION_PATH)), vision_hub.issue(mac))
         connection = DeviceConnection(
-            hass, ws, hub.state(mac), protocol_version=version, vision=vision
+            hass,
+            ws,
+            hub.state(mac),
+            protocol_version=version,
+            vision=vision,
+            link_factory=self._link_factory,
         )
         await hub.async_attach(connection)
         LOGGER.debug("Device %s connected", mac)

@@ -18,13 +18,13 @@ from homeassistant.components.assist_pipeline.models import PipelineStage
 from homeassistant.components.ffmpeg import get_ffmpeg_manager
 from homeassistant.core import callback
 
-from .audio import DEVICE_SAMPLE_RATE
-from .bridge.media import MediaError, async_transcode
-from .bridge.uplink import Uplink
-from .xiaozhi import ListenMode
+from ..audio import DEVICE_SAMPLE_RATE
+from ..xiaozhi import ListenMode
+from .media import MediaError, async_transcode
+from .uplink import Uplink
 
 if TYPE_CHECKING:
-    from .bridge import SpeechBridge
+    from .core import SpeechBridge
 
 
 class AssistFallback:

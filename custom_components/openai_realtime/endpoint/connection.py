@@ -1,7 +1,8 @@
 """One live xiaozhi device WebSocket: drives the sans-I/O `DeviceSession` over aiohttp.
 
-This is the object the speech bridge plugs into: it listens for `DeviceEvent`s (listen, abort,
-audio, wake word), sends audio and messages, and calls device tools through `mcp`.
+A transport only: it parses frames with `xiaozhi/`, hands each typed `DeviceEvent` to its
+listeners, sends audio and messages, and calls device tools through `mcp`. What serves the
+device (the speech bridge) is plugged in from above as a `DeviceLink` when the connection runs.
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import json
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
-from .const import LOGGER
-from .devices import DATA_HUB, DeviceState
-from .xiaozhi import (
+from ..const import LOGGER
+from ..xiaozhi import (
     AbortRequested,
     AudioReceived,
     DeviceEvent,
@@ -28,9 +28,7 @@ from .xiaozhi import (
     ProtocolError,
     encode_object,
 )
-
-if TYPE_CHECKING:
-    from .bridge import SpeechBridge
+from .hub import DATA_HUB, DeviceState
 
 HELLO_TIMEOUT: Final = 10.0
 """Seconds a device has to send its hello after the upgrade."""
@@ -50,6 +48,18 @@ STATUS_TOOL: Final = "self.get_device_status"
 type EventListener = Callable[[DeviceEvent], None]
 
 
+class DeviceLink(Protocol):
+    """What serves a connected device (the speech bridge): it follows the connection's events
+    from its creation and is stopped when the connection ends."""
+
+    async def async_stop(self) -> None:
+        """Release everything; the connection has ended (or is ending)."""
+
+
+type LinkFactory = Callable[["DeviceConnection"], DeviceLink | None]
+"""Builds and starts the link for a new connection (None: nothing serves the device)."""
+
+
 class DeviceConnection:
     """A device's open audio channel: events in, audio and messages out, MCP tools.
 
@@ -64,10 +74,12 @@ class DeviceConnection:
         *,
         protocol_version: int | None = None,
         vision: tuple[str, str] | None = None,
+        link_factory: LinkFactory | None = None,
     ) -> None:
         """Wrap a prepared WebSocket of an authenticated device.
 
-        `vision` (URL, token) goes to the device in MCP `initialize`, for its camera.
+        `vision` (URL, token) goes to the device in MCP `initialize`, for its camera;
+        `link_factory` plugs in what serves the device once `run()` starts.
         """
         self.hass = hass
         self.mac = state.mac
@@ -79,6 +91,7 @@ class DeviceConnection:
         self.close_reason: str | None = None
         self._ws = ws
         self._vision = vision
+        self._link_factory = link_factory
         self._listeners: list[EventListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop = asyncio.get_running_loop()
@@ -131,25 +144,15 @@ class DeviceConnection:
 
     async def run(self) -> None:
         """Serve the device until it leaves, misbehaves, idles out or is replaced."""
-        bridge = self._start_bridge()
+        link = self._link_factory(self) if self._link_factory is not None else None
         try:
             await self._receive_loop()
         finally:
             try:
-                if bridge is not None:
-                    await bridge.async_stop()
+                if link is not None:
+                    await link.async_stop()
             finally:
                 await self._shutdown()
-
-    def _start_bridge(self) -> SpeechBridge | None:
-        """Plug the speech bridge of the device's config entry into this connection."""
-        from .bridge import SpeechBridge
-
-        if (found := self.hass.data[DATA_HUB].find_paired(self.mac)) is None:
-            return None
-        bridge = SpeechBridge(self.hass, found[0], found[1], self)
-        bridge.async_start()
-        return bridge
 
     async def _receive_loop(self) -> None:
         while not self._ws.closed:

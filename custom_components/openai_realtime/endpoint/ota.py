@@ -22,7 +22,7 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util import dt as dt_util
 import yarl
 
-from .const import (
+from ..const import (
     ACTIVATE_PATH,
     CONF_DEVICE_WEBSOCKET_URL,
     DEVICE_WS_PATH,
@@ -30,7 +30,7 @@ from .const import (
     LOGGER,
     OTA_PATH,
 )
-from .devices import (
+from .hub import (
     CODE_LIFETIME,
     DATA_HUB,
     ActivationRefused,

@@ -30,7 +30,7 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
-from .const import (
+from ..const import (
     CONF_BOARD,
     CONF_CLIENT_ID,
     CONF_FIRMWARE,
@@ -40,11 +40,11 @@ from .const import (
     LOGGER,
     SUBENTRY_DEVICE,
 )
-from .rate_limit import RateLimiter
-from .repairs import async_firmware_issue
+from ..rate_limit import RateLimiter
+from ..repairs import async_firmware_issue
 
 if TYPE_CHECKING:
-    from .xiaozhi import McpTool
+    from ..xiaozhi import McpTool
 
 CODE_LIFETIME: Final = 600.0
 """Seconds a pairing code stays valid; the device fetches a new one on its next check."""

@@ -1,0 +1,44 @@
+"""The xiaozhi device endpoint on Home Assistant's HTTP server: OTA, pairing, the audio channel.
+
+- `ota.py`: the boot-time OTA check and activation polls (pairing codes, token hand-over);
+- `hub.py`: the hass-wide `DeviceHub` (pending and paired devices, live connections);
+- `view.py`: the authenticated WebSocket upgrade;
+- `connection.py`: one live channel, a transport over `xiaozhi/` that hands typed events to its
+  listeners and to the `DeviceLink` plugged in from above (the speech bridge).
+
+Nothing here imports the bridge or the Home Assistant platforms.
+"""
+
+from __future__ import annotations
+
+from .connection import VOLUME_TOOL, DeviceConnection, DeviceLink, LinkFactory, parse_volume
+from .hub import (
+    DATA_HUB,
+    DeviceHub,
+    DeviceState,
+    PairingResult,
+    PendingDevice,
+    device_subentries,
+    normalize_mac,
+)
+from .ota import ActivateView, OtaView
+from .view import DeviceWebSocketView, bearer_token
+
+__all__ = [
+    "DATA_HUB",
+    "VOLUME_TOOL",
+    "ActivateView",
+    "DeviceConnection",
+    "DeviceHub",
+    "DeviceLink",
+    "DeviceState",
+    "DeviceWebSocketView",
+    "LinkFactory",
+    "OtaView",
+    "PairingResult",
+    "PendingDevice",
+    "bearer_token",
+    "device_subentries",
+    "normalize_mac",
+    "parse_volume",
+]
