@@ -131,7 +131,7 @@ async def test_spoken_turn_turns_on_the_light(
     bridge = bridge_of(state)
     assert bridge.phase is BridgePhase.IDLE
     with (
-        chat_session.async_get_chat_session(hass, bridge._conversation_id) as session,
+        chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
     ):
         roles = [content.role for content in chat_log.content]

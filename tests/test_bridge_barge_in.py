@@ -102,7 +102,7 @@ async def test_late_transcripts_keep_their_turn_in_the_chat_log(
     await until(lambda: realtime_server.responses_done >= 2)
     await hass.async_block_till_done()
     with (
-        chat_session.async_get_chat_session(hass, bridge._conversation_id) as session,
+        chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
     ):
         turns = [(c.role, c.content) for c in chat_log.content[1:]]

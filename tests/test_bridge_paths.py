@@ -560,7 +560,7 @@ async def test_empty_reply_records_only_the_user_turn(
     bridge = bridge_of(state)
     await until(lambda: bridge.phase is BridgePhase.IDLE)
     with (
-        chat_session.async_get_chat_session(hass, bridge._conversation_id) as session,
+        chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
     ):
         assert [content.role for content in chat_log.content] == ["system", "user"]

@@ -147,7 +147,7 @@ async def test_model_cannot_confirm_its_own_request(
     # The turns and the calls are in the device conversation's chat log, user turns first.
     bridge = bridge_of(state)
     with (
-        chat_session.async_get_chat_session(hass, bridge._conversation_id) as session,
+        chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
     ):
         users = [c.content for c in chat_log.content if isinstance(c, conversation.UserContent)]
@@ -182,7 +182,7 @@ async def test_untranscribed_turn_counts_as_a_turn(
     await until(lambda: hass.states.get("lock.front_door").state == "unlocked")
     bridge = bridge_of(state)
     with (
-        chat_session.async_get_chat_session(hass, bridge._conversation_id) as session,
+        chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
     ):
         users = [c for c in chat_log.content if isinstance(c, conversation.UserContent)]
@@ -210,7 +210,7 @@ async def test_tools_wait_briefly_for_a_late_transcript(
     assert _outputs(realtime_server)[0]["data"]["status"] == "confirmation_required"
     bridge = bridge_of(state)
     with (
-        chat_session.async_get_chat_session(hass, bridge._conversation_id) as session,
+        chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
     ):
         roles = [content.role for content in chat_log.content]

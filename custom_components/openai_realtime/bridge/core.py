@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterable, Coroutine, Sequence
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
 import itertools
 import json
@@ -31,7 +31,7 @@ from homeassistant.components.conversation.trace import (
 )
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
-from homeassistant.helpers import chat_session, device_registry as dr, llm
+from homeassistant.helpers import device_registry as dr, llm
 from homeassistant.util.hass_dict import HassKey
 
 from ..audio import OpusNotFoundError, load_opuslib
@@ -84,7 +84,8 @@ from ..xiaozhi import (
 )
 from .downlink import Downlink
 from .latency import UplinkClock, speech_end
-from .tools import BridgeTools, ToolRun
+from .tools import BridgeTools
+from .turns import DeviceTurns
 from .uplink import Uplink
 from .wake import parse_wake_words, strip_wake_word
 
@@ -123,12 +124,6 @@ DETECT_WINDOW: Final = 60.0
 DATA_DETECTS: HassKey[dict[str, deque[float]]] = HassKey(f"{DOMAIN}_detect_times")
 """When each device's recent `listen detect` requests were answered."""
 
-TRANSCRIPT_WAIT: Final = 1.0
-"""Seconds a reply's tools wait for the transcript of a user turn still being transcribed."""
-
-UNTRANSCRIBED: Final = "(spoken, not transcribed)"
-"""The chat log's record of a spoken user turn that has no transcript."""
-
 ANNOUNCE_KEY: Final = "announce"
 SILENT_KEY: Final = "silent"
 """Metadata of out-of-band text responses the bridge reads itself and never plays."""
@@ -159,18 +154,6 @@ class _Commit:
 
 
 type _UplinkItem = bytes | _Commit
-
-
-@dataclass(slots=True)
-class _UserTurn:
-    """A user turn the model heard that is not in the chat log yet.
-
-    Spoken turns are known by their input item and get their text when it is transcribed (""
-    when the transcript is empty); typed turns (`listen detect`) come with their text.
-    """
-
-    item_id: str | None
-    text: str | None = None
 
 
 class SpeechBridge:
@@ -219,13 +202,7 @@ class SpeechBridge:
         self._unusable: tuple[type[RealtimeError], str] | None = None
         self._turn_started: float | None = None
         self._uplink_clock = UplinkClock()
-        self._turns_heard = 0  # user turns the model heard on this connection
-        self._turns_recorded = 0  # of which in the chat log
-        self._unrecorded: list[_UserTurn] = []
-        self._transcribed = asyncio.Event()
-        # A reply without tools waiting for its user turns' transcripts: (turns heard, reply).
-        self._untranscribed: tuple[int, RealtimeResponse] | None = None
-        self._conversation_id: str | None = None
+        self.turns = DeviceTurns(hass, self.device)
         self._current: RealtimeResponse | None = None
         # The replies of the current speaking stretch and where each starts in the downlink.
         self._segments: list[tuple[int, RealtimeResponse]] = []
@@ -366,7 +343,7 @@ class SpeechBridge:
                 self._greeted = True
                 self.spawn(self._greet(client, greeting), "greeting")
             error = await self._follow(client)
-            self._flush_untranscribed()
+            self.turns.flush()
             self.client = None
             self._end_asking("the Realtime session ended")
             await client.close()
@@ -407,6 +384,7 @@ class SpeechBridge:
             ),
         )
         self._config = config
+        self.turns.transcribing = config.transcription is not None
         client = RealtimeClient(self.entry.runtime_data.endpoint, self._for_mode(config))
         await client.connect()
         return client
@@ -422,7 +400,7 @@ class SpeechBridge:
             device_id=self._device_id(),
         )
         scope = agent_allowlist(options, image_side=agent_image_side(self.entry))
-        with self._chat_log() as chat_log, scope:
+        with self.turns.chat_log() as chat_log, scope:
             try:
                 await chat_log.async_provide_llm_data(
                     context, options.get(CONF_LLM_HASS_API), options.get(CONF_PROMPT)
@@ -502,9 +480,9 @@ class SpeechBridge:
                     )
                     self._set_phase(BridgePhase.PROCESSING)
                 case InputCommitted(item_id=item_id):
-                    self._heard_turn(_UserTurn(item_id))
+                    self.turns.heard_turn(item_id)
                 case InputTranscript(item_id=item_id, text=text):
-                    self._add_transcript(item_id, text)
+                    self.turns.add_transcript(item_id, text)
                     if text:
                         self.connection.session.send_stt(text)
                         await self.connection.flush()
@@ -512,7 +490,7 @@ class SpeechBridge:
                             self._asking.set_result(text)
                 case ResponseStarted(response=response):
                     if SILENT_KEY not in (response.metadata or {}):
-                        self._responses.put_nowait((response, self._turns_heard))
+                        self._responses.put_nowait((response, self.turns.heard))
                 case ResponseDone(response=response):
                     if self._extra_instructions and ANNOUNCE_KEY not in (response.metadata or {}):
                         # The conversation's next answer is done: back to the own instructions.
@@ -692,7 +670,7 @@ class SpeechBridge:
         self._turn_started = self._loop.time()
         try:
             await client.add_user_text(text)
-            self._heard_turn(_UserTurn(None, text))
+            self.turns.heard_turn(None, text)
             await client.create_response()
         except RealtimeError as err:
             self.fail("realtime", f"Realtime request failed: {err}")
@@ -730,7 +708,7 @@ class SpeechBridge:
                 ConversationTraceEvent(
                     ConversationTraceEventType.ASYNC_PROCESS,
                     {
-                        "text": self._heard_text(heard),
+                        "text": self.turns.heard_text(heard),
                         "device_id": self._device_id(),
                         "source": DOMAIN,
                     },
@@ -745,19 +723,9 @@ class SpeechBridge:
             if response.cancelled:
                 return
             await downlink.finish()
-            runs: list[ToolRun] = []
-            tools = self._tools
-            calls = response.function_calls if response.status == "completed" and tools else []
-            if calls and tools is not None:
-                self._flush_untranscribed()
-                await self._await_transcripts(heard)
-                with self._chat_log() as chat_log:
-                    self._record_user_turns(chat_log, heard)
-                    self._set_phase(BridgePhase.PROCESSING)
-                    runs = await tools.run(calls)
-                    self._record(chat_log, response, runs)
-            else:
-                self._record_when_transcribed(heard, response)
+            runs = await self.turns.async_reply_done(
+                response, heard, self._tools, on_tools=self._on_tools
+            )
             trace.set_result(transcript=response.transcript, status=response.status)
         if runs and (client := self.client) is not None:
             try:
@@ -1070,126 +1038,11 @@ class SpeechBridge:
         if (future := self._announced.get(str(key))) is not None and not future.done():
             future.set_result(None)
 
-    # --- history and errors -----------------------------------------------------------------
+    # --- errors ---------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _chat_log(self) -> Iterator[conversation.ChatLog]:
-        """The device conversation's chat session and chat log, current while open."""
-        with (
-            chat_session.async_get_chat_session(self.hass, self._conversation_id) as session,
-            conversation.async_get_chat_log(self.hass, session) as chat_log,
-        ):
-            self._conversation_id = session.conversation_id
-            yield chat_log
-
-    def _heard_turn(self, turn: _UserTurn) -> None:
-        """The model heard a user turn: the responses created from now on count it."""
-        self._turns_heard += 1
-        self._unrecorded.append(turn)
-
-    def _heard_turns(self, heard: int) -> list[_UserTurn]:
-        """The user turns a response heard that are not in the chat log yet."""
-        return self._unrecorded[: heard - self._turns_recorded]
-
-    def _heard_text(self, heard: int) -> str | None:
-        """The text of the last unrecorded user turn a response heard, if any."""
-        turns = self._heard_turns(heard)
-        return turns[-1].text if turns else None
-
-    def _transcribing(self) -> bool:
-        return self._config is not None and self._config.transcription is not None
-
-    def _add_transcript(self, item_id: str, text: str) -> None:
-        """The user's words of one audio item; a reply waiting for them is recorded now."""
-        for turn in self._unrecorded:
-            if turn.item_id == item_id:
-                turn.text = text
-                self._transcribed.set()
-                break
-        if (late := self._untranscribed) is not None and all(
-            turn.text is not None for turn in self._heard_turns(late[0])
-        ):
-            self._flush_untranscribed()
-
-    async def _await_transcripts(self, heard: int) -> None:
-        """Before tools run: wait briefly for the transcripts of the turns the reply heard."""
-        if not self._transcribing():
-            return
-        turns = self._heard_turns(heard)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(TRANSCRIPT_WAIT):
-                while any(turn.text is None for turn in turns):
-                    self._transcribed.clear()
-                    await self._transcribed.wait()
-
-    def _record_user_turns(self, chat_log: conversation.ChatLog, heard: int) -> None:
-        """Add the user turns a response heard to the chat log (before its tools run).
-
-        Only turns committed before the response started count: a turn that arrives while it
-        plays is the next response's. A turn without a transcript is recorded as UNTRANSCRIBED
-        (a turn all the same; a transcript arriving later stays out of the log).
-        """
-        turns = self._heard_turns(heard)
-        del self._unrecorded[: len(turns)]
-        self._turns_recorded += len(turns)
-        for turn in turns:
-            chat_log.async_add_user_content(
-                conversation.UserContent(content=turn.text or UNTRANSCRIBED)
-            )
-
-    def _record_when_transcribed(self, heard: int, response: RealtimeResponse) -> None:
-        """Record a reply without tools once the transcripts of its user turns are known.
-
-        Transcription runs alongside the reply and may finish after it: such a reply waits for
-        them (matched by item id), or is written without them when the next reply is recorded
-        or the session ends.
-        """
-        self._flush_untranscribed()
-        if self._transcribing() and any(turn.text is None for turn in self._heard_turns(heard)):
-            self._untranscribed = (heard, response)
-            return
-        self._write_turn(heard, response)
-
-    def _flush_untranscribed(self) -> None:
-        if (late := self._untranscribed) is not None:
-            self._untranscribed = None
-            self._write_turn(*late)
-
-    def _write_turn(self, heard: int, response: RealtimeResponse) -> None:
-        """Add a reply without tools, and the user turns it heard, to the chat log."""
-        with self._chat_log() as chat_log:
-            self._record_user_turns(chat_log, heard)
-            self._record(chat_log, response, ())
-
-    def _record(
-        self,
-        chat_log: conversation.ChatLog,
-        response: RealtimeResponse,
-        runs: Sequence[ToolRun],
-    ) -> None:
-        """Add the reply to the chat log (tools already ran: recorded as external)."""
-        satellite = self.device.satellite
-        agent_id = satellite.entity_id if satellite is not None else DOMAIN
-        if response.transcript or runs:
-            calls = [replace(run.tool_input, external=True) for run in runs]
-            chat_log.async_add_assistant_content_without_tools(
-                conversation.AssistantContent(
-                    agent_id=agent_id,
-                    content=response.transcript or None,
-                    tool_calls=calls or None,
-                )
-            )
-        for run in runs:
-            chat_log.async_add_assistant_content_without_tools(
-                conversation.ToolResultContent(
-                    agent_id=agent_id,
-                    tool_call_id=run.call.call_id,
-                    tool_name=run.tool_input.tool_name,
-                    result=run.result,
-                )
-            )
-            if run.result.error:
-                self.device.errors["tool"] += 1
+    def _on_tools(self) -> None:
+        """A reply's tools are about to run: the device shows it is working."""
+        self._set_phase(BridgePhase.PROCESSING)
 
     def fail(self, kind: str, message: str, *, exc_info: bool = False, alert: bool = False) -> None:
         """Count a failure, log it once per kind, and optionally show an alert on the device."""

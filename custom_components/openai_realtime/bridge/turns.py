@@ -1,0 +1,202 @@
+"""The device conversation's chat log: the user turns the model heard, its replies, tool results.
+
+A reply's tools run inside the chat log after the user turns the reply heard were recorded
+there (the count the services API's confirmations rely on, as for typed Assist requests).
+Spoken turns get their text when transcribed; transcription runs alongside the reply, so a
+reply without tools may be written once its turns' transcripts arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+import contextlib
+from dataclasses import dataclass, replace
+from typing import Final
+
+from homeassistant.components import conversation
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import chat_session
+
+from ..const import DOMAIN
+from ..endpoint import DeviceState
+from ..realtime import RealtimeResponse
+from .tools import BridgeTools, ToolRun
+
+TRANSCRIPT_WAIT: Final = 1.0
+"""Seconds a reply's tools wait for the transcript of a user turn still being transcribed."""
+
+UNTRANSCRIBED: Final = "(spoken, not transcribed)"
+"""The chat log's record of a spoken user turn that has no transcript."""
+
+
+@dataclass(slots=True)
+class _UserTurn:
+    """A user turn the model heard that is not in the chat log yet.
+
+    Spoken turns are known by their input item and get their text when it is transcribed (""
+    when the transcript is empty); typed turns (`listen detect`) come with their text.
+    """
+
+    item_id: str | None
+    text: str | None = None
+
+
+class DeviceTurns:
+    """One device connection's conversation as Home Assistant's chat log records it."""
+
+    def __init__(self, hass: HomeAssistant, device: DeviceState) -> None:
+        """Start with no turn heard; the chat session is created on first use."""
+        self.hass = hass
+        self.device = device
+        self.conversation_id: str | None = None
+        self.transcribing = False
+        """Whether the session transcribes the user's audio (set with each session)."""
+        self.heard = 0
+        """User turns the model heard on this connection."""
+        self._recorded = 0  # of which in the chat log
+        self._unrecorded: list[_UserTurn] = []
+        self._transcribed = asyncio.Event()
+        # A reply without tools waiting for its user turns' transcripts: (turns heard, reply).
+        self._untranscribed: tuple[int, RealtimeResponse] | None = None
+
+    async def async_reply_done(
+        self,
+        response: RealtimeResponse,
+        heard: int,
+        tools: BridgeTools | None,
+        *,
+        on_tools: Callable[[], None],
+    ) -> list[ToolRun]:
+        """Record a reply that played; run its tools (calling `on_tools` first) and return them."""
+        calls = response.function_calls if response.status == "completed" and tools else []
+        if not calls or tools is None:
+            self._record_when_transcribed(heard, response)
+            return []
+        self.flush()
+        await self._await_transcripts(heard)
+        with self.chat_log() as chat_log:
+            self._record_user_turns(chat_log, heard)
+            on_tools()
+            runs = await tools.run(calls)
+            self._record(chat_log, response, runs)
+        return runs
+
+    @contextlib.contextmanager
+    def chat_log(self) -> Iterator[conversation.ChatLog]:
+        """The device conversation's chat session and chat log, current while open."""
+        with (
+            chat_session.async_get_chat_session(self.hass, self.conversation_id) as session,
+            conversation.async_get_chat_log(self.hass, session) as chat_log,
+        ):
+            self.conversation_id = session.conversation_id
+            yield chat_log
+
+    def heard_turn(self, item_id: str | None, text: str | None = None) -> None:
+        """The model heard a user turn (spoken: its input item; typed: its text).
+
+        The responses created from now on count it.
+        """
+        self.heard += 1
+        self._unrecorded.append(_UserTurn(item_id, text))
+
+    def _heard_turns(self, heard: int) -> list[_UserTurn]:
+        """The user turns a response heard that are not in the chat log yet."""
+        return self._unrecorded[: heard - self._recorded]
+
+    def heard_text(self, heard: int) -> str | None:
+        """The text of the last unrecorded user turn a response heard, if any."""
+        turns = self._heard_turns(heard)
+        return turns[-1].text if turns else None
+
+    def add_transcript(self, item_id: str, text: str) -> None:
+        """The user's words of one audio item; a reply waiting for them is recorded now."""
+        for turn in self._unrecorded:
+            if turn.item_id == item_id:
+                turn.text = text
+                self._transcribed.set()
+                break
+        if (late := self._untranscribed) is not None and all(
+            turn.text is not None for turn in self._heard_turns(late[0])
+        ):
+            self.flush()
+
+    async def _await_transcripts(self, heard: int) -> None:
+        """Before tools run: wait briefly for the transcripts of the turns the reply heard."""
+        if not self.transcribing:
+            return
+        turns = self._heard_turns(heard)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(TRANSCRIPT_WAIT):
+                while any(turn.text is None for turn in turns):
+                    self._transcribed.clear()
+                    await self._transcribed.wait()
+
+    def _record_user_turns(self, chat_log: conversation.ChatLog, heard: int) -> None:
+        """Add the user turns a response heard to the chat log (before its tools run).
+
+        Only turns committed before the response started count: a turn that arrives while it
+        plays is the next response's. A turn without a transcript is recorded as UNTRANSCRIBED
+        (a turn all the same; a transcript arriving later stays out of the log).
+        """
+        turns = self._heard_turns(heard)
+        del self._unrecorded[: len(turns)]
+        self._recorded += len(turns)
+        for turn in turns:
+            chat_log.async_add_user_content(
+                conversation.UserContent(content=turn.text or UNTRANSCRIBED)
+            )
+
+    def _record_when_transcribed(self, heard: int, response: RealtimeResponse) -> None:
+        """Record a reply without tools once the transcripts of its user turns are known.
+
+        Transcription runs alongside the reply and may finish after it: such a reply waits for
+        them (matched by item id), or is written without them when the next reply is recorded
+        or the session ends.
+        """
+        self.flush()
+        if self.transcribing and any(turn.text is None for turn in self._heard_turns(heard)):
+            self._untranscribed = (heard, response)
+            return
+        self._write_turn(heard, response)
+
+    def flush(self) -> None:
+        if (late := self._untranscribed) is not None:
+            self._untranscribed = None
+            self._write_turn(*late)
+
+    def _write_turn(self, heard: int, response: RealtimeResponse) -> None:
+        """Add a reply without tools, and the user turns it heard, to the chat log."""
+        with self.chat_log() as chat_log:
+            self._record_user_turns(chat_log, heard)
+            self._record(chat_log, response, ())
+
+    def _record(
+        self,
+        chat_log: conversation.ChatLog,
+        response: RealtimeResponse,
+        runs: Sequence[ToolRun],
+    ) -> None:
+        """Add the reply to the chat log (tools already ran: recorded as external)."""
+        satellite = self.device.satellite
+        agent_id = satellite.entity_id if satellite is not None else DOMAIN
+        if response.transcript or runs:
+            calls = [replace(run.tool_input, external=True) for run in runs]
+            chat_log.async_add_assistant_content_without_tools(
+                conversation.AssistantContent(
+                    agent_id=agent_id,
+                    content=response.transcript or None,
+                    tool_calls=calls or None,
+                )
+            )
+        for run in runs:
+            chat_log.async_add_assistant_content_without_tools(
+                conversation.ToolResultContent(
+                    agent_id=agent_id,
+                    tool_call_id=run.call.call_id,
+                    tool_name=run.tool_input.tool_name,
+                    result=run.result,
+                )
+            )
+            if run.result.error:
+                self.device.errors["tool"] += 1
