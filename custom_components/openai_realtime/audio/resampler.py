@@ -1,4 +1,4 @@
-"""Streaming polyphase windowed-sinc resampler for PCM16 mono between 8/16/24/48 kHz.
+"""Streaming polyphase windowed-sinc resampler for PCM16 mono between 8 and 48 kHz.
 
 The ratio out/in is reduced to L/M. Conceptually the input is upsampled by L, low-pass
 filtered by a Kaiser-windowed sinc (cut-off below the lower Nyquist frequency) and decimated
@@ -21,8 +21,9 @@ import numpy.typing as npt
 from .errors import AudioFormatError
 from .pcm import SAMPLE_WIDTH
 
-RESAMPLER_RATES: Final = (8000, 16000, 24000, 48000)
-"""Rates the resampler converts between (any pair)."""
+RESAMPLER_RATES: Final = (8000, 16000, 22050, 24000, 44100, 48000)
+"""Rates the resampler converts between (any pair): the device, Opus and Realtime rates, and
+22.05/44.1 kHz, which TTS engines deliver (Piper voices, for one, speak at 22.05 kHz)."""
 
 PASSBAND: Final = 0.9
 """Passband edge as a fraction of the lower Nyquist frequency."""
