@@ -20,7 +20,7 @@ from homeassistant.core import callback
 
 from ..audio import DEVICE_SAMPLE_RATE
 from ..xiaozhi import ListenMode
-from .media import MediaError, async_transcode
+from .media import MediaError, async_tts_to_pcm
 from .uplink import Uplink
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class AssistFallback:
         if (stream := tts.async_get_stream(self.hass, token)) is None:
             raise MediaError("the TTS result is gone")
         ffmpeg = get_ffmpeg_manager(self.hass).binary
-        async for chunk in async_transcode(ffmpeg, stream.async_stream_result()):
+        async for chunk in async_tts_to_pcm(ffmpeg, stream.async_stream_result()):
             yield chunk
 
     async def async_stop(self) -> None:
