@@ -30,7 +30,14 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import OpenAIRealtimeConfigEntry
-from .bridge import BridgeBusyError, BridgePath, MediaError, SpeechBridge, async_transcode
+from .bridge import (
+    BridgeBusyError,
+    BridgePath,
+    MediaError,
+    SpeechBridge,
+    async_transcode,
+    async_tts_to_pcm,
+)
 from .const import DOMAIN
 from .endpoint import DeviceState
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
@@ -60,6 +67,10 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
     _attr_supported_features = (
         AssistSatelliteEntityFeature.ANNOUNCE | AssistSatelliteEntityFeature.START_CONVERSATION
     )
+    # TTS answers (pipeline runs and announcements) as WAV, which the bridge resamples
+    # in-process: HA's TTS otherwise converts every non-MP3 answer to MP3 with ffmpeg, only
+    # for it to be decoded again. An engine that answers in MP3 is converted to WAV by HA.
+    _attr_tts_options = {tts.ATTR_PREFERRED_FORMAT: "wav"}
 
     def __init__(self, subentry: ConfigSubentry, state: DeviceState) -> None:
         """Attach the satellite to its device."""
@@ -290,19 +301,18 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         await self._play(self._bridge(), start_announcement)
 
     async def _play(self, bridge: SpeechBridge, announcement: AssistSatelliteAnnouncement) -> None:
-        source: Any
+        ffmpeg = get_ffmpeg_manager(self.hass).binary
         if announcement.media_id_source == "tts" and announcement.tts_token:
             stream = tts.async_get_stream(self.hass, announcement.tts_token)
             if stream is None:
                 raise HomeAssistantError(
                     translation_domain=DOMAIN, translation_key="announcement_failed"
                 )
-            source = stream.async_stream_result()
+            pcm = async_tts_to_pcm(ffmpeg, stream.async_stream_result())
         else:
-            source = announcement.media_id
-        ffmpeg = get_ffmpeg_manager(self.hass).binary
+            pcm = async_transcode(ffmpeg, announcement.media_id)
         try:
-            await bridge.async_play(async_transcode(ffmpeg, source), announcement.message)
+            await bridge.async_play(pcm, announcement.message)
         except MediaError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN, translation_key="announcement_failed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge, async_link_device
 from .downlink import DeviceLink, Downlink
-from .media import MediaError, async_transcode
+from .media import MediaError, async_transcode, async_tts_to_pcm
 from .sentences import SentenceSplitter
 from .tools import TOOL_TIMEOUT, BridgeTools, ToolRun
 from .uplink import BATCH_MS, Uplink
@@ -25,4 +25,5 @@ __all__ = [
     "Uplink",
     "async_link_device",
     "async_transcode",
+    "async_tts_to_pcm",
 ]
