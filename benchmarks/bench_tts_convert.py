@@ -5,6 +5,11 @@ fed through a pipe, as the fallback converted every answer before. Candidate:
 `async_tts_to_pcm`, which reads a PCM16 mono WAV in-process and resamples it with
 `Resampler`, and hands anything else (here MP3) to the same ffmpeg path.
 
+Second table: the whole chain as Home Assistant's TTS delivers the answer. Before, the
+satellite set no preferred format, so HA converted every non-MP3 answer to MP3 with its own
+ffmpeg process, which the fallback then decoded; now it prefers WAV, so a WAV engine's answer
+arrives as sent and an MP3 engine's answer is converted to WAV by HA.
+
 Per case and method: time from the TTS bytes being available to the first 24 kHz chunk, total
 conversion time, and CPU (this process plus ffmpeg child processes), medians of ROUNDS; and
 for the candidate the longest single step of the generator (the longest the event loop is
@@ -103,6 +108,52 @@ def candidate(ffmpeg: str, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]
     return async_tts_to_pcm(ffmpeg, source)
 
 
+async def ha_convert(
+    ffmpeg: str, source: AsyncIterator[bytes], from_extension: str, to_extension: str
+) -> AsyncIterator[bytes]:
+    """HA's TTS converting an answer to the requested format with ffmpeg.
+
+    The arguments are those `homeassistant.components.tts._async_convert_audio` (2026.10)
+    builds for a streamed answer with only a preferred format: input format, `-probesize 32`
+    for WAV input, `-q:a 0` for MP3 output, `-fflags +bitexact`; read in 4096-byte chunks.
+    """
+    command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", from_extension]
+    if from_extension == "wav":
+        command += ["-probesize", "32"]
+    command += ["-i", "pipe:0", "-f", to_extension]
+    if to_extension == "mp3":
+        command += ["-q:a", "0"]
+    command += ["-fflags", "+bitexact", "pipe:1"]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    stdin = process.stdin
+
+    async def feed() -> None:
+        async for chunk in source:
+            stdin.write(chunk)
+            await stdin.drain()
+        stdin.close()
+
+    writer = asyncio.create_task(feed())
+    while chunk := await process.stdout.read(4096):
+        yield chunk
+    await writer
+    await process.wait()
+
+
+def wav_engine_before(ffmpeg: str, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """No preferred format: HA converted a WAV answer to MP3, the fallback decoded that."""
+    return async_transcode(ffmpeg, ha_convert(ffmpeg, source, "wav", "mp3"))
+
+
+def mp3_engine_now(ffmpeg: str, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """WAV preferred: HA converts an MP3 answer to WAV, the fallback resamples it."""
+    return async_tts_to_pcm(ffmpeg, ha_convert(ffmpeg, source, "mp3", "wav"))
+
+
 async def agreement_db(ffmpeg: str, data: bytes) -> float:
     """How close the candidate's output is to ffmpeg's (signal to difference, dB)."""
     outputs = []
@@ -114,13 +165,20 @@ async def agreement_db(ffmpeg: str, data: bytes) -> float:
     return float(10 * np.log10(np.sum(reference**2) / max(np.sum((ours - reference) ** 2), 1e-9)))
 
 
-async def run_case(ffmpeg: str, data: bytes) -> dict[str, np.ndarray]:
+async def run_case(
+    ffmpeg: str, data: bytes, before: Converter = baseline, now: Converter = candidate
+) -> dict[str, np.ndarray]:
     """Interleave both methods for ROUNDS rounds; return each one's per-round figures."""
-    results: dict[str, list[tuple[float, ...]]] = {"ffmpeg": [], "in-process": []}
+    results: dict[str, list[tuple[float, ...]]] = {"before": [], "now": []}
     for _ in range(ROUNDS):
-        results["ffmpeg"].append(await measure(baseline, ffmpeg, data))
-        results["in-process"].append(await measure(candidate, ffmpeg, data))
+        results["before"].append(await measure(before, ffmpeg, data))
+        results["now"].append(await measure(now, ffmpeg, data))
     return {name: np.array(rows) for name, rows in results.items()}
+
+
+def ratios(base: np.ndarray, ours: np.ndarray) -> str:
+    """now / before for the first chunk, the total and the CPU time."""
+    return f"{ours[0] / base[0]:.3f} / {ours[1] / base[1]:.3f} / {ours[2] / base[2]:.3f}"
 
 
 def cold_design_ms(rates: list[int]) -> list[str]:
@@ -150,9 +208,9 @@ async def main() -> None:
     rows = []
     for name, data, in_process in cases:
         figures = await run_case(ffmpeg, data)
-        base = np.median(figures["ffmpeg"], axis=0)
-        ours = np.median(figures["in-process"], axis=0)
-        steps = figures["in-process"][:, 3]
+        base = np.median(figures["before"], axis=0)
+        ours = np.median(figures["now"], axis=0)
+        steps = figures["now"][:, 3]
         # The longest step holds the loop only in-process; through ffmpeg it is waiting.
         step = f"{np.median(steps):.2f} ({steps.max():.2f})" if in_process else "(waits)"
         agreement = await agreement_db(ffmpeg, data)
@@ -168,9 +226,28 @@ async def main() -> None:
             [name, "ffmpeg process", f"{base[0]:.1f}", f"{base[1]:.1f}", f"{base[2]:.1f}",
              "-", f"{base_ms:.0f}", "", "", ""],
             ["", "async_tts_to_pcm", f"{ours[0]:.2f}", f"{ours[1]:.1f}", f"{ours[2]:.1f}",
-             step, f"{out_ms:.0f}", agree,
-             f"{ours[0] / base[0]:.3f} / {ours[1] / base[1]:.3f} / {ours[2] / base[2]:.3f}",
-             verdict(ok)],
+             step, f"{out_ms:.0f}", agree, ratios(base, ours), verdict(ok)],
+        ]  # fmt: skip
+    chain_rows = []
+    chains = [
+        ("WAV engine 22.05 kHz (Piper)", cases[1][1], wav_engine_before, candidate,
+         "HA ffmpeg WAV->MP3 + ffmpeg MP3->PCM", "as sent, in-process"),
+        ("MP3 engine 22.05 kHz", cases[-1][1], baseline, mp3_engine_now,
+         "as sent, ffmpeg MP3->PCM", "HA ffmpeg MP3->WAV + in-process"),
+    ]  # fmt: skip
+    for name, data, before, now, before_name, now_name in chains:
+        figures = await run_case(ffmpeg, data, before, now)
+        base = np.median(figures["before"], axis=0)
+        ours = np.median(figures["now"], axis=0)
+        if before is wav_engine_before:
+            ok = base[0] / ours[0] >= 5 and base[2] / ours[2] >= 5
+        else:
+            ok = ours[0] / base[0] <= 1.2 and ours[2] / base[2] <= 1.2
+        chain_rows += [
+            [name, f"before: {before_name}", f"{base[0]:.1f}", f"{base[1]:.1f}",
+             f"{base[2]:.1f}", "", ""],
+            ["", f"now: {now_name}", f"{ours[0]:.2f}", f"{ours[1]:.1f}", f"{ours[2]:.1f}",
+             ratios(base, ours), verdict(ok)],
         ]  # fmt: skip
     print(f"signal: {source}, {SECONDS:g} s; {ROUNDS} interleaved rounds, medians")
     print(f"first filter design (once per rate, cached): {', '.join(design)}")
@@ -182,8 +259,14 @@ async def main() -> None:
         "goals: WAV in-process >= 5x faster to the first chunk and in CPU, longest step (median"
         " of the rounds' longest) < 5 ms; MP3 (still ffmpeg) within 1.2x of the baseline.\n"
         "vs ffmpeg output: signal-to-difference of the two outputs (same length, no lag); they"
-        " differ mostly in the transition band near the input's Nyquist frequency"
+        " differ mostly in the transition band near the input's Nyquist frequency\n"
     )
+    print(table("Whole chain as HA's TTS delivers the answer (before: no preferred format, HA "
+                "converts non-MP3 answers to MP3; now: WAV preferred, HA converts non-WAV "
+                "answers to WAV)",
+                ["engine", "conversion", "first chunk ms", "total ms", "CPU ms",
+                 "ratio first / total / CPU", "result"], chain_rows))  # fmt: skip
+    print("goals: WAV engine >= 5x faster to the first chunk and in CPU; MP3 engine within 1.2x")
 
 
 if __name__ == "__main__":
