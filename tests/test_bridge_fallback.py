@@ -291,11 +291,11 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
     outcomes = device.downlink_outcomes()
     assert set(outcomes) == {"played"}
     played = bytes(device.played_pcm)
-    # The pipeline re-encodes the TTS result (MP3 pads up to ~50 ms) and the last frame is
-    # zero-padded: allow two frames over, none missing beyond one frame.
+    # The WAV answer is resampled as it came (no MP3 round trip adding padding); only the last
+    # frame is zero-padded.
     frame = rate * 2 * device.server_hello.frame_duration // 1000
     expected = rate * 2 * TONE_SECONDS
-    assert expected - frame <= len(played) <= expected + 2 * frame
+    assert expected <= len(played) <= expected + frame
     assert abs(dominant_hz(played, rate) - TONE_HZ) < 5
     user_lines = [m["text"] for m in device.messages[start:] if m["type"] == "stt"]
     assert user_lines == [STT_TEXT]
@@ -325,7 +325,7 @@ async def test_announce_with_the_pipeline_tts(
     realtime_server: RealtimeServer,
     providers: Providers,
 ) -> None:
-    """With a TTS engine, the announcement is synthesised by it and converted by ffmpeg."""
+    """With a TTS engine, the announcement is synthesised by it as WAV and resampled."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
     entity_id = satellite_id(hass, device.mac)

@@ -103,7 +103,8 @@ def no_ffmpeg(tmp_path: Path) -> str:
 async def test_pcm16_mono_wav_is_converted_without_ffmpeg(rate: int, no_ffmpeg: str) -> None:
     """Every rate a TTS engine speaks at becomes 24 kHz in-process: whole, in tune."""
     pcm = tone(rate, 1.0)
-    out = await convert(no_ffmpeg, pieces(wav(pcm, rate), [1, 3, 40, 4097]))
+    # The header in pieces, then one odd byte of audio, then the rest.
+    out = await convert(no_ffmpeg, pieces(wav(pcm, rate), [1, 3, 40, 1, 4097]))
     assert len(out) == 2 * -(-len(pcm) // 2 * 24000 // rate)
     assert abs(dominant_hz(out) - TONE_HZ) < 2
     level = np.sqrt(np.mean(np.frombuffer(out, "<i2")[2400:-2400].astype(np.float64) ** 2))
@@ -233,6 +234,12 @@ async def test_answer_breaking_off_midway(kind: str, no_ffmpeg: str) -> None:
     played = bytes(received)
     assert abs(len(played) - 24000) <= 2400  # about half a second of the one second
     assert abs(dominant_hz(played) - TONE_HZ) < 4
+
+
+async def test_answer_breaking_off_right_after_its_header(no_ffmpeg: str) -> None:
+    """The engine fails after the header: nothing to play, a MediaError."""
+    with pytest.raises(MediaError, match="the TTS answer broke off: engine lost"):
+        await convert(no_ffmpeg, failing(wav(b"", 24000)))
 
 
 async def test_abandoned_conversion_stops(no_ffmpeg: str) -> None:
