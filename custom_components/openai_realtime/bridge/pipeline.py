@@ -3,7 +3,8 @@
 While the Realtime service is unreachable or refuses, each listening turn of the device runs
 through the user's Assist pipeline via the device's satellite entity
 (`async_accept_pipeline_from_satellite`, 16 kHz PCM, as the device's configured user); the TTS
-answer is converted to 24 kHz PCM with ffmpeg and played through the bridge's usual downlink.
+answer (WAV, as the satellite asks) is converted to 24 kHz PCM by `async_tts_to_pcm` and played
+through the bridge's usual downlink.
 """
 
 from __future__ import annotations
