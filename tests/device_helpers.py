@@ -24,7 +24,7 @@ from custom_components.openai_realtime.const import (
 from custom_components.openai_realtime.endpoint.connection import DeviceConnection
 from custom_components.openai_realtime.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime.settings import default_options
-from tests.device_simulator import DeviceSimulator
+from simulator.device import DeviceSimulator
 from tests.realtime_server import RealtimeServer
 
 

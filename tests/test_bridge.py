@@ -16,9 +16,9 @@ import pytest
 from custom_components.openai_realtime.bridge import BridgePhase, SpeechBridge
 from custom_components.openai_realtime.endpoint.hub import DATA_HUB, DeviceState
 from custom_components.openai_realtime.xiaozhi import ListenMode
+from simulator.device import MAX_DECODE_PACKETS_IN_QUEUE, DeviceSimulator
 from simulator.speech import synthesize
 from tests.device_helpers import connected_device, until
-from tests.device_simulator import MAX_DECODE_PACKETS_IN_QUEUE, DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")

@@ -44,8 +44,8 @@ from custom_components.openai_realtime.xiaozhi import (
     ListenStopped,
     encode_object,
 )
+from simulator.device import DeviceSimulator
 from tests.device_helpers import device_client, live, pair, simulator, until
-from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.test_bridge import (
     TURN_ON,

@@ -25,8 +25,8 @@ from custom_components.openai_realtime.xiaozhi import (
     encode_object,
 )
 from custom_components.openai_realtime.xiaozhi.hello import DeviceFeatures, DeviceHello
+from simulator.device import DeviceSimulator
 from tests.device_helpers import connected_device, live, pair, simulator, until
-from tests.device_simulator import DeviceSimulator
 
 OPUS_PACKET = b"\xf8\xff\xfe"
 """One (silent) Opus packet, as the other endpoint tests send."""

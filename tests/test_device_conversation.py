@@ -19,8 +19,8 @@ import pytest
 
 from custom_components.openai_realtime.bridge import BridgePhase, core as bridge_core
 from custom_components.openai_realtime.xiaozhi import ListenMode
+from simulator.device import DeviceSimulator
 from tests.device_helpers import pair, release_devices, simulator, until
-from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.test_bridge import (
     appended_audio,

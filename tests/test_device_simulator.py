@@ -30,8 +30,7 @@ from custom_components.openai_realtime.xiaozhi import (
     WakeWordDetected,
 )
 from simulator.camera import Camera
-
-from .device_simulator import (
+from simulator.device import (
     MAX_DECODE_PACKETS_IN_QUEUE,
     DeviceCrashedError,
     DeviceSimulator,
@@ -40,6 +39,7 @@ from .device_simulator import (
     OtaError,
     SimulatorError,
 )
+
 from .xiaozhi.reference_server import ServerConnection, XiaozhiTestServer
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")

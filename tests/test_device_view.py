@@ -23,6 +23,7 @@ from custom_components.openai_realtime.xiaozhi import (
     ListenStarted,
     encode_audio_frame,
 )
+from simulator.device import DeviceSimulator, SimulatorError
 from tests.device_helpers import (
     connected_device,
     live,
@@ -30,7 +31,6 @@ from tests.device_helpers import (
     simulator,
     until,
 )
-from tests.device_simulator import DeviceSimulator, SimulatorError
 
 LOOPBACK = ip_address("127.0.0.1")
 

@@ -25,10 +25,10 @@ from pytest_homeassistant_custom_component.common import mock_config_flow
 from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
 from custom_components.openai_realtime.endpoint.hub import DeviceState
 from custom_components.openai_realtime.xiaozhi import ListenMode
+from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests import test_bridge_fallback
 from tests.device_helpers import device_client, until
-from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer
 from tests.test_assist_satellite import satellite_id
 from tests.test_bridge import bridge_of, bridged, correlation, device_state, disconnect, wait_tts

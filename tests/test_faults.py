@@ -33,8 +33,8 @@ from custom_components.openai_realtime.endpoint.hub import DeviceState
 from custom_components.openai_realtime.realtime import RealtimeClient
 from custom_components.openai_realtime.realtime.client import ClientOptions
 from custom_components.openai_realtime.xiaozhi import ListenMode
+from simulator.device import DeviceSimulator
 from tests.device_helpers import until
-from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.test_bridge import bridge_of, bridged, device_state
 

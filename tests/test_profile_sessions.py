@@ -16,8 +16,8 @@ import pytest
 
 from custom_components.openai_realtime.const import DOMAIN
 from custom_components.openai_realtime.profile import CONF_PROFILE
+from simulator.device import DeviceSimulator
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
-from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from tests.test_bridge import device_state
 

@@ -28,9 +28,9 @@ from pytest_homeassistant_custom_component.common import mock_config_flow
 
 from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
 from custom_components.openai_realtime.const import CONF_LISTENING_TIMEOUT, DOMAIN
+from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.device_helpers import device_client, until
-from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.test_assist_satellite import satellite_id
 from tests.test_bridge import bridge_of, bridged, device_state, disconnect, tts_states, wait_tts

@@ -19,9 +19,9 @@ from homeassistant.helpers import (
 import pytest
 
 from custom_components.openai_realtime.const import DOMAIN
+from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
-from tests.device_simulator import DeviceSimulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.test_bridge import bridge_of, bridged, device_state, tts_states, wait_tts
 

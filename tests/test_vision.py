@@ -29,8 +29,8 @@ from custom_components.openai_realtime.vision import (
 )
 from custom_components.openai_realtime.vision_view import MAX_UPLOAD_BYTES
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
+from simulator.device import DeviceSimulator, SimulatorError
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
-from tests.device_simulator import DeviceSimulator, SimulatorError
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.test_camera_tool import GARAGE, cameras  # noqa: F401 - fixture
 
