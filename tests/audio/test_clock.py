@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from custom_components.openai_realtime.audio import ManualClock
+from tests.manual_clock import ManualClock
 
 
 async def test_sleepers_wake_in_deadline_order() -> None:

@@ -10,9 +10,9 @@ from custom_components.openai_realtime.audio import (
     DEVICE_QUEUE_FRAMES,
     AudioFormatError,
     LoopClock,
-    ManualClock,
     Pacer,
 )
+from tests.manual_clock import ManualClock
 
 FRAME = 0.06
 

@@ -5,7 +5,7 @@ No Home Assistant imports. Downlink composition: `FrameAssembler(frame_bytes(240
 Load libopus once from an executor with `load_opuslib()` before creating codecs.
 """
 
-from .clock import Clock, LoopClock, ManualClock
+from .clock import Clock, LoopClock
 from .errors import AudioError, AudioFormatError, OpusCodecError, OpusNotFoundError
 from .framing import FrameAssembler
 from .libopus import find_libopus, load_opuslib
@@ -40,7 +40,6 @@ __all__ = [
     "DecoderStats",
     "FrameAssembler",
     "LoopClock",
-    "ManualClock",
     "OpusCodecError",
     "OpusDecoder",
     "OpusEncoder",
