@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
 from homeassistant.components import conversation
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.const import CONF_API_KEY
+from homeassistant.const import CONF_API_KEY, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockPlatform,
+    mock_platform,
+)
 
 # phcc puts its own testing_config/custom_components first on sys.path; importing ours here
 # makes Home Assistant's loader find this integration.
 import custom_components.openai_realtime  # noqa: F401
 from custom_components.openai_realtime.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
 from custom_components.openai_realtime.settings import default_options
+from simulator.camera import generated_picture
+from tests.camera_helpers import BROKEN, GARAGE, PORCH, StillCamera
 from tests.device_helpers import device_client
 from tests.realtime_server import RealtimeServer, realtime_server  # noqa: F401 - shared fixture
 
@@ -109,3 +116,37 @@ async def client(
 ) -> TestClient:
     """A loaded entry (failed logins counted by HTTP bans) and a client for simulated devices."""
     return await device_client(hass, hass_client_no_auth, realtime_server)
+
+
+@pytest.fixture
+async def demo_home(hass: HomeAssistant) -> None:
+    """Demo climate, locks, weather, covers and lights, as the demo integration sets them up."""
+    platforms = [Platform.CLIMATE, Platform.LOCK, Platform.WEATHER, Platform.COVER, Platform.LIGHT]
+    with patch(
+        "homeassistant.components.demo.COMPONENTS_WITH_CONFIG_ENTRY_DEMO_PLATFORM", platforms
+    ):
+        entry = MockConfigEntry(domain="demo")
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+
+
+@pytest.fixture
+async def cameras(hass: HomeAssistant) -> dict[str, StillCamera]:
+    """Two cameras (2000x1500 pictures): the garage one exposed, the porch one not."""
+    made = {
+        GARAGE: StillCamera("Garage", generated_picture(2000, 1500)),
+        PORCH: StillCamera("Porch", generated_picture(2000, 1500)),
+        BROKEN: StillCamera("Broken", b""),  # a camera that delivers no picture
+    }
+
+    async def setup_platform(hass: HomeAssistant, config: Any, add: Any, info: Any = None) -> None:
+        add(list(made.values()))
+
+    mock_platform(hass, "test.camera", MockPlatform(async_setup_platform=setup_platform))
+    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
+    await hass.async_block_till_done()
+    async_expose_entity(hass, conversation.DOMAIN, GARAGE, True)
+    async_expose_entity(hass, conversation.DOMAIN, PORCH, False)
+    async_expose_entity(hass, conversation.DOMAIN, BROKEN, True)
+    return made

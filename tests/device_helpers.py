@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -24,6 +25,7 @@ from custom_components.openai_realtime.const import (
 from custom_components.openai_realtime.endpoint.connection import DeviceConnection
 from custom_components.openai_realtime.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime.settings import default_options
+from custom_components.openai_realtime.xiaozhi.hello import DeviceFeatures, DeviceHello
 from simulator.device import DeviceSimulator
 from tests.realtime_server import RealtimeServer
 
@@ -138,3 +140,11 @@ async def device_client(
     client: TestClient = await hass_client_no_auth()
     hass.config.internal_url = str(client.make_url("/"))
     return client
+
+
+class NoMcpDevice(DeviceSimulator):
+    """A device whose firmware has no MCP server: its hello says `features.mcp: false`."""
+
+    def hello(self) -> DeviceHello:
+        """The simulator's hello without the MCP feature."""
+        return replace(super().hello(), features=DeviceFeatures(mcp=False))

@@ -14,8 +14,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.openai_realtime.agent import IDLE_TIMEOUT, AgentSessions
 from custom_components.openai_realtime.const import CONF_LLM_HASS_API
 from custom_components.openai_realtime.tools import ToolNames
+from tests.agent_helpers import AGENT, TURN_ON, ask_agent
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
-from tests.test_conversation import AGENT, TURN_ON, _ask
 
 
 async def test_pool_closes_the_least_recently_used_session(
@@ -25,10 +25,10 @@ async def test_pool_closes_the_least_recently_used_session(
     pool = AgentSessions(hass, lambda: entry.runtime_data.endpoint, max_sessions=2)
     entry.runtime_data.agent_sessions = pool
     realtime_server.script(*(ScriptedResponse(text=f"Answer {i}") for i in range(4)))
-    first = await _ask(hass, "one")
-    second = await _ask(hass, "two")
-    await _ask(hass, "one again", first.conversation_id)  # first is now the most recent
-    third = await _ask(hass, "three")
+    first = await ask_agent(hass, "one")
+    second = await ask_agent(hass, "two")
+    await ask_agent(hass, "one again", first.conversation_id)  # first is now the most recent
+    third = await ask_agent(hass, "three")
     await hass.async_block_till_done()
     assert len(pool) == 2
     assert pool.get(second.conversation_id) is None
@@ -44,7 +44,7 @@ async def test_idle_session_is_closed(
     """A session unused for the idle timeout is closed."""
     pool = entry.runtime_data.agent_sessions
     realtime_server.script(ScriptedResponse(text="Hi"))
-    result = await _ask(hass, "hello")
+    result = await ask_agent(hass, "hello")
     session = pool.get(result.conversation_id)
     assert session is not None
     assert session.client is not None
@@ -65,7 +65,7 @@ async def test_too_many_tool_rounds_ends_with_an_error(
             for _ in range(12)
         )
     )
-    result = await _ask(hass, "Keep going")
+    result = await ask_agent(hass, "Keep going")
     assert result.response.response_type is intent.IntentResponseType.ERROR
     assert "too many tools" in result.response.speech["plain"]["speech"]
     assert len(realtime_server.of_type("response.create")) == 11
@@ -80,7 +80,7 @@ async def test_arguments_that_are_not_json_reach_the_tool_as_empty(
         ScriptedResponse(calls=[ScriptedCall(TURN_ON, "[1, 2]")]),
         ScriptedResponse(text="Sorry."),
     )
-    result = await _ask(hass, "Do it")
+    result = await ask_agent(hass, "Do it")
     assert result.response.speech["plain"]["speech"] == "Sorry."
     outputs = [
         json.loads(event["item"]["output"])
@@ -101,7 +101,7 @@ async def test_unknown_llm_api_is_reported(
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     connections = realtime_server.connections
-    result = await _ask(hass, "Hello")
+    result = await ask_agent(hass, "Hello")
     assert result.response.response_type is intent.IntentResponseType.ERROR
     assert realtime_server.connections == connections
 

@@ -6,24 +6,13 @@ from aiohttp.test_utils import TestClient
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import entity_registry as er
 import pytest
 
-from custom_components.openai_realtime.const import DOMAIN
+from tests.bridge_helpers import bridged, device_state, disconnect, satellite_id, tts_states
 from tests.device_helpers import until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
-from tests.test_bridge import bridged, device_state, disconnect, tts_states
 
 pytestmark = pytest.mark.usefixtures("lights")
-
-
-def satellite_id(hass: HomeAssistant, mac: str) -> str:
-    """The entity id of a device's satellite."""
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "assist_satellite", DOMAIN, f"{mac}_assist_satellite"
-    )
-    assert entity_id is not None
-    return entity_id
 
 
 async def test_announce_in_the_realtime_voice(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -13,76 +12,26 @@ from homeassistant.helpers import chat_session
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePhase, SpeechBridge
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB, DeviceState
+from custom_components.openai_realtime.bridge import BridgePhase
 from custom_components.openai_realtime.xiaozhi import ListenMode
-from simulator.device import MAX_DECODE_PACKETS_IN_QUEUE, DeviceSimulator
+from simulator.device import MAX_DECODE_PACKETS_IN_QUEUE
 from simulator.speech import synthesize
-from tests.device_helpers import connected_device, until
+from tests.agent_helpers import TURN_ON
+from tests.bridge_helpers import (
+    appended_audio,
+    bridge_of,
+    bridged,
+    correlation,
+    device_state,
+    disconnect,
+    loud,
+    tts_states,
+    wait_tts,
+)
+from tests.device_helpers import until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
-
-TURN_ON = "intent__HassTurnOn"
-
-
-async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:
-    """A paired, connected device whose bridge has a Realtime session."""
-    device = await connected_device(hass, client, **kwargs)
-    state = device_state(hass, device)
-    await until(lambda: bridge_of(state) is not None and bridge_of(state).client is not None)
-    await until(lambda: bridge_of(state).client.connected)
-    return device
-
-
-async def disconnect(device: DeviceSimulator, state: DeviceState) -> SpeechBridge:
-    """Close the device's channel and wait until its bridge has stopped; return the bridge."""
-    bridge = bridge_of(state)
-    await device.close()
-    await until(lambda: state.bridge is None and bridge.connection.closed)
-    assert not bridge.tasks
-    assert bridge.client is None
-    return bridge
-
-
-def device_state(hass: HomeAssistant, device: DeviceSimulator) -> DeviceState:
-    """The server-side state of a simulated device."""
-    return hass.data[DATA_HUB].states[device.mac]
-
-
-def bridge_of(state: DeviceState) -> SpeechBridge:
-    """The device's live bridge."""
-    bridge: SpeechBridge = state.bridge
-    return bridge
-
-
-def tts_states(device: DeviceSimulator) -> list[str]:
-    """The `tts` messages the device got, as `start` / `sentence_start:<text>` / `stop`."""
-    states = []
-    for message in device.messages:
-        if message["type"] == "tts":
-            text = f":{message['text']}" if message["state"] == "sentence_start" else ""
-            states.append(f"{message['state']}{text}")
-    return states
-
-
-def appended_audio(server: RealtimeServer) -> bytes:
-    """Every PCM byte the bridge appended to the input buffer."""
-    return b"".join(
-        base64.b64decode(event["audio"]) for event in server.of_type("input_audio_buffer.append")
-    )
-
-
-def correlation(sent: np.ndarray, received: np.ndarray) -> float:
-    """Peak normalised cross-correlation of two signals (shift-tolerant)."""
-    a = (sent - sent.mean()) / (sent.std() * len(sent))
-    b = (received - received.mean()) / received.std()
-    return float(np.max(np.correlate(b, a, mode="valid")))
-
-
-async def wait_tts(device: DeviceSimulator, state: str, start: int = 0) -> None:
-    """Wait for a `tts` message of this state."""
-    await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == state, start=start)
 
 
 async def test_spoken_turn_turns_on_the_light(
@@ -140,12 +89,6 @@ async def test_spoken_turn_turns_on_the_light(
         assert chat_log.content[1].content == "turn on the kitchen lights"
         assert chat_log.content[4].content == reply
     await disconnect(device, state)
-
-
-def loud(ms: int, rate: int = 16000) -> bytes:
-    """A loud 16 kHz tone the toy server VAD hears as speech."""
-    t = np.arange(rate * ms // 1000) / rate
-    return (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes()
 
 
 async def test_abort_mid_reply_stops_at_once(

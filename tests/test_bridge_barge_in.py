@@ -14,9 +14,10 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.openai_realtime.xiaozhi import ListenMode
+from tests.agent_helpers import TURN_ON
+from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, wait_tts
 from tests.device_helpers import until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
-from tests.test_bridge import TURN_ON, bridge_of, bridged, device_state, disconnect, loud, wait_tts
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -83,8 +84,6 @@ async def test_late_transcripts_keep_their_turn_in_the_chat_log(
     """Transcripts that arrive after their turn's reply are recorded in that turn (issue 19.6)."""
     from homeassistant.components import conversation
     from homeassistant.helpers import chat_session
-
-    from tests.test_bridge import wait_tts
 
     realtime_server.transcript_after_response = True
     realtime_server.transcript_delay = 0.5  # after the reply was recorded

@@ -45,20 +45,20 @@ from custom_components.openai_realtime.xiaozhi import (
     encode_object,
 )
 from simulator.device import DeviceSimulator
-from tests.device_helpers import device_client, live, pair, simulator, until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
-from tests.test_bridge import (
-    TURN_ON,
+from tests.agent_helpers import TURN_ON
+from tests.bridge_helpers import (
     appended_audio,
     bridge_of,
     bridged,
     device_state,
     disconnect,
     loud,
+    satellite_state,
     tts_states,
     wait_tts,
 )
-from tests.test_faults import satellite_state
+from tests.device_helpers import device_client, live, pair, simulator, until
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 OUR_LOGGER = "custom_components.openai_realtime"
 QUOTA = {

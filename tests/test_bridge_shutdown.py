@@ -19,9 +19,9 @@ import pytest
 from custom_components.openai_realtime.bridge import BridgePath, SpeechBridge
 from custom_components.openai_realtime.const import DOMAIN
 from simulator.device import DeviceSimulator
+from tests.bridge_helpers import bridge_of, bridged, device_state
 from tests.device_helpers import device_client, until
 from tests.realtime_server import RealtimeServer
-from tests.test_bridge import bridge_of, bridged, device_state
 
 
 @pytest.fixture

@@ -7,19 +7,13 @@ import io
 import json
 from typing import Any
 
-from homeassistant.components import conversation
-from homeassistant.components.camera import Camera
-from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
-from homeassistant.setup import async_setup_component
 from PIL import Image
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    MockPlatform,
-    mock_platform,
 )
 
 from custom_components.openai_realtime.const import (
@@ -34,51 +28,9 @@ from custom_components.openai_realtime.services_api import API_ID
 from custom_components.openai_realtime.services_api.camera import LOOK_AT_CAMERA_TOOL
 from custom_components.openai_realtime.settings import default_options
 from custom_components.openai_realtime.vision import DATA_VISION
-from simulator.camera import generated_picture
+from tests.agent_helpers import ask_agent
+from tests.camera_helpers import BROKEN, GARAGE, PORCH, StillCamera
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
-from tests.test_conversation import _ask
-
-GARAGE = "camera.garage"
-PORCH = "camera.porch"
-BROKEN = "camera.broken"
-
-
-class _StillCamera(Camera):
-    """A camera whose snapshot is a fixed JPEG."""
-
-    def __init__(self, name: str, picture: bytes) -> None:
-        super().__init__()
-        self._attr_name = name
-        self._attr_unique_id = name
-        self._picture = picture
-        self.snapshots = 0
-
-    async def async_camera_image(
-        self, width: int | None = None, height: int | None = None
-    ) -> bytes:
-        self.snapshots += 1
-        return self._picture
-
-
-@pytest.fixture
-async def cameras(hass: HomeAssistant) -> dict[str, _StillCamera]:
-    """Two cameras (2000x1500 pictures): the garage one exposed, the porch one not."""
-    made = {
-        GARAGE: _StillCamera("Garage", generated_picture(2000, 1500)),
-        PORCH: _StillCamera("Porch", generated_picture(2000, 1500)),
-        BROKEN: _StillCamera("Broken", b""),  # a camera that delivers no picture
-    }
-
-    async def setup_platform(hass: HomeAssistant, config: Any, add: Any, info: Any = None) -> None:
-        add(list(made.values()))
-
-    mock_platform(hass, "test.camera", MockPlatform(async_setup_platform=setup_platform))
-    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
-    await hass.async_block_till_done()
-    async_expose_entity(hass, conversation.DOMAIN, GARAGE, True)
-    async_expose_entity(hass, conversation.DOMAIN, PORCH, False)
-    async_expose_entity(hass, conversation.DOMAIN, BROKEN, True)
-    return made
 
 
 async def _agent_entry(
@@ -99,7 +51,7 @@ async def _agent_entry(
 async def _camera_tool(hass: HomeAssistant, server: RealtimeServer) -> tuple[str, str]:
     """Open a conversation; the camera tool's name as offered, and the conversation ID."""
     server.script(ScriptedResponse(text="Hello."))
-    first = await _ask(hass, "Hello")
+    first = await ask_agent(hass, "Hello")
     names = [name for name in _offered(server) if name.endswith(LOOK_AT_CAMERA_TOOL)]
     assert len(names) == 1, _offered(server)
     return names[0], first.conversation_id
@@ -119,7 +71,7 @@ def _outputs(server: RealtimeServer) -> list[dict[str, Any]]:
 
 async def test_exposed_camera_seen_by_a_typed_request(
     hass: HomeAssistant,
-    cameras: dict[str, _StillCamera],
+    cameras: dict[str, StillCamera],
     realtime_server: RealtimeServer,
 ) -> None:
     """The model looks at the exposed garage camera: the scaled snapshot precedes the output."""
@@ -129,7 +81,7 @@ async def test_exposed_camera_seen_by_a_typed_request(
         ScriptedResponse(calls=[ScriptedCall(tool, json.dumps({"entity_id": GARAGE}))]),
         ScriptedResponse(text="The garage door is closed."),
     )
-    result = await _ask(hass, "Is the garage door open?", conversation_id)
+    result = await ask_agent(hass, "Is the garage door open?", conversation_id)
     assert result.response.speech["plain"]["speech"] == "The garage door is closed."
     assert cameras[GARAGE].snapshots == 1
     images = realtime_server.images()
@@ -155,7 +107,7 @@ async def test_exposed_camera_seen_by_a_typed_request(
 @pytest.mark.parametrize("entity_id", [PORCH, "camera.nowhere", "light.kitchen"])
 async def test_unexposed_or_unknown_camera_refused_alike(
     hass: HomeAssistant,
-    cameras: dict[str, _StillCamera],
+    cameras: dict[str, StillCamera],
     realtime_server: RealtimeServer,
     entity_id: str,
 ) -> None:
@@ -166,7 +118,7 @@ async def test_unexposed_or_unknown_camera_refused_alike(
         ScriptedResponse(calls=[ScriptedCall(tool, json.dumps({"entity_id": entity_id}))]),
         ScriptedResponse(text="I can't see that."),
     )
-    await _ask(hass, "Look at it", conversation_id)
+    await ask_agent(hass, "Look at it", conversation_id)
     output = _outputs(realtime_server)[0]["data"]
     assert output["error"] == "unknown_entity"
     assert output["error_text"] == f"There is no exposed camera {entity_id!r}."
@@ -176,13 +128,13 @@ async def test_unexposed_or_unknown_camera_refused_alike(
 
 async def test_image_input_off_hides_the_tool(
     hass: HomeAssistant,
-    cameras: dict[str, _StillCamera],
+    cameras: dict[str, StillCamera],
     realtime_server: RealtimeServer,
 ) -> None:
     """With image input switched off the camera tool is not offered at all."""
     await _agent_entry(hass, realtime_server, **{CONF_IMAGE_INPUT: False})
     realtime_server.script(ScriptedResponse(text="Hi."))
-    await _ask(hass, "Hello")
+    await ask_agent(hass, "Hello")
     offered = _offered(realtime_server)
     assert not [name for name in offered if name.endswith(LOOK_AT_CAMERA_TOOL)]
     assert [name for name in offered if name.endswith("list_exposed_entities")]
@@ -194,7 +146,7 @@ async def test_image_input_off_hides_the_tool(
 )
 async def test_failed_snapshot_and_bad_arguments_are_explained(
     hass: HomeAssistant,
-    cameras: dict[str, _StillCamera],
+    cameras: dict[str, StillCamera],
     realtime_server: RealtimeServer,
     arguments: dict[str, str],
     error: str,
@@ -206,7 +158,7 @@ async def test_failed_snapshot_and_bad_arguments_are_explained(
         ScriptedResponse(calls=[ScriptedCall(tool, json.dumps(arguments))]),
         ScriptedResponse(text="Sorry."),
     )
-    await _ask(hass, "Look", conversation_id)
+    await ask_agent(hass, "Look", conversation_id)
     assert _outputs(realtime_server)[0]["data"]["error"] == error
     assert realtime_server.images() == []
     assert hass.data[DATA_VISION].parked == 0

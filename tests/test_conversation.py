@@ -10,7 +10,7 @@ from homeassistant.components import conversation
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.const import STATE_OFF, STATE_ON
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import chat_session, intent, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
@@ -20,19 +20,8 @@ from custom_components.openai_realtime.const import (
     CONF_LLM_HASS_API,
     DOMAIN,
 )
+from tests.agent_helpers import AGENT, TURN_ON, ask_agent
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
-
-AGENT = "conversation.openai_realtime"
-# Home Assistant 2026.10 names Assist tools after the integration providing them.
-TURN_ON = "intent__HassTurnOn"
-
-
-async def _ask(
-    hass: HomeAssistant, text: str, conversation_id: str | None = None
-) -> conversation.ConversationResult:
-    return await conversation.async_converse(
-        hass, text, conversation_id, Context(), language="en", agent_id=AGENT
-    )
 
 
 def _user_texts(server: RealtimeServer) -> list[str]:
@@ -52,7 +41,7 @@ async def test_turn_on_the_kitchen_lights(
         ScriptedResponse(calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]),
         ScriptedResponse(text="The kitchen lights are on."),
     )
-    result = await _ask(hass, "Turn on the kitchen lights")
+    result = await ask_agent(hass, "Turn on the kitchen lights")
     await hass.async_block_till_done()
     assert result.response.response_type is intent.IntentResponseType.ACTION_DONE
     assert result.response.speech["plain"]["speech"] == "The kitchen lights are on."
@@ -86,7 +75,7 @@ async def test_unexposed_entity_cannot_be_controlled(
         ScriptedResponse(calls=[ScriptedCall(TURN_ON, '{"name": "Bedroom Lights"}')]),
         ScriptedResponse(text="I can't control that."),
     )
-    result = await _ask(hass, "Turn on the bedroom lights")
+    result = await ask_agent(hass, "Turn on the bedroom lights")
     await hass.async_block_till_done()
     assert result.response.speech["plain"]["speech"] == "I can't control that."
     assert hass.states.get("light.bedroom_lights").state == STATE_OFF
@@ -108,9 +97,9 @@ async def test_multi_turn_reuses_the_session(
     realtime_server.script(
         ScriptedResponse(text="Which room?"), ScriptedResponse(text="Done, kitchen it is.")
     )
-    first = await _ask(hass, "Turn on the lights")
+    first = await ask_agent(hass, "Turn on the lights")
     assert first.continue_conversation is True
-    second = await _ask(hass, "The kitchen", first.conversation_id)
+    second = await ask_agent(hass, "The kitchen", first.conversation_id)
     assert second.conversation_id == first.conversation_id
     assert second.response.speech["plain"]["speech"] == "Done, kitchen it is."
     assert second.continue_conversation is False
@@ -125,14 +114,14 @@ async def test_reconnect_replays_the_history(
     realtime_server.script(
         ScriptedResponse(text="Hello! What can I do?"), ScriptedResponse(text="It is 21 degrees.")
     )
-    first = await _ask(hass, "Hi there")
+    first = await ask_agent(hass, "Hi there")
     await realtime_server.drop()
     await realtime_server.wait_connections(realtime_server.connections + 1)
     await realtime_server.wait_for(
         "session.update", len(realtime_server.of_type("session.update")) + 1
     )
     since = len(realtime_server.received) - 1
-    result = await _ask(hass, "How warm is it?", first.conversation_id)
+    result = await ask_agent(hass, "How warm is it?", first.conversation_id)
     assert result.response.speech["plain"]["speech"] == "It is 21 degrees."
     texts = [
         event["item"]["content"][0]["text"]
@@ -151,12 +140,12 @@ async def test_new_session_rebuilds_history_from_the_chat_log(
         ScriptedResponse(text="Kitchen lights on."),
         ScriptedResponse(text="You asked for the kitchen lights."),
     )
-    first = await _ask(hass, "Kitchen lights on please")
+    first = await ask_agent(hass, "Kitchen lights on please")
     entry.runtime_data.agent_sessions.async_discard(first.conversation_id)
     await hass.async_block_till_done()
     connections = realtime_server.connections
     since = len(realtime_server.received)
-    result = await _ask(hass, "What did I ask?", first.conversation_id)
+    result = await ask_agent(hass, "What did I ask?", first.conversation_id)
     assert result.response.speech["plain"]["speech"] == "You asked for the kitchen lights."
     assert realtime_server.connections == connections + 1
     replayed = [
@@ -193,7 +182,7 @@ async def test_text_streams_into_the_chat_log_before_the_response_ends(
             hass, session, chat_log_delta_listener=listener
         ) as chat_log,
     ):
-        task = hass.async_create_task(_ask(hass, "Say something", session.conversation_id))
+        task = hass.async_create_task(ask_agent(hass, "Say something", session.conversation_id))
         await asyncio.wait_for(first_delta.wait(), 5)
         assert not task.done()
         assert not realtime_server.of_type("response.cancel")
@@ -258,7 +247,7 @@ async def test_auth_failure_starts_reauth(
 ) -> None:
     """A rejected key on a new session answers with an error and asks for a new key."""
     realtime_server.reject_auth = True
-    result = await _ask(hass, "Hello")
+    result = await ask_agent(hass, "Hello")
     assert result.response.response_type is intent.IntentResponseType.ERROR
     assert "rejected the API key" in result.response.speech["plain"]["speech"]
     await hass.async_block_till_done()
@@ -275,7 +264,7 @@ async def test_quota_exhausted_creates_a_repair_issue(
         "code": "insufficient_quota",
         "message": "You exceeded your current quota.",
     }
-    result = await _ask(hass, "Hello")
+    result = await ask_agent(hass, "Hello")
     assert result.response.response_type is intent.IntentResponseType.ERROR
     assert "quota" in result.response.speech["plain"]["speech"]
     issue_id = f"quota_exceeded_{entry.entry_id}"
@@ -283,7 +272,7 @@ async def test_quota_exhausted_creates_a_repair_issue(
 
     realtime_server.on_connect_error = None
     realtime_server.script(ScriptedResponse(text="Back again."))
-    result = await _ask(hass, "Hello")
+    result = await ask_agent(hass, "Hello")
     assert result.response.speech["plain"]["speech"] == "Back again."
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
@@ -298,11 +287,11 @@ async def test_failure_mid_response_then_next_request_works(
     """A response that fails or loses its connection gives an error; the next one works."""
     if failure == "failed":
         realtime_server.script(ScriptedResponse(text="Half an ans", status="failed"))
-        result = await _ask(hass, "Hello")
+        result = await ask_agent(hass, "Hello")
     else:
         hold = asyncio.Event()
         realtime_server.script(ScriptedResponse(text="Half an ans", hold=hold))
-        task = hass.async_create_task(_ask(hass, "Hello"))
+        task = hass.async_create_task(ask_agent(hass, "Hello"))
         await realtime_server.wait_for("response.create")
         await asyncio.sleep(0.05)
         await realtime_server.drop()
@@ -310,7 +299,7 @@ async def test_failure_mid_response_then_next_request_works(
     assert result.response.response_type is intent.IntentResponseType.ERROR
 
     realtime_server.script(ScriptedResponse(text="All good now."))
-    result = await _ask(hass, "Hello again", result.conversation_id)
+    result = await ask_agent(hass, "Hello again", result.conversation_id)
     assert result.response.speech["plain"]["speech"] == "All good now."
 
 
@@ -323,7 +312,7 @@ async def test_chat_only_without_llm_api(
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     realtime_server.script(ScriptedResponse(text="Just chatting."))
-    result = await _ask(hass, "Hi")
+    result = await ask_agent(hass, "Hi")
     assert result.response.speech["plain"]["speech"] == "Just chatting."
     assert realtime_server.of_type("session.update")[-1]["session"]["tools"] == []
     state = hass.states.get(AGENT)

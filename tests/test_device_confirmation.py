@@ -29,10 +29,9 @@ from custom_components.openai_realtime.const import (
     TRANSCRIPTION_OFF,
 )
 from custom_components.openai_realtime.services_api import API_ID
+from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, wait_tts
 from tests.device_helpers import release_devices, setup_entry, until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
-from tests.test_bridge import bridge_of, bridged, device_state, disconnect, loud, wait_tts
-from tests.test_services_api import demo_home  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("demo_home")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 import json
 from typing import Any
 
@@ -25,19 +24,10 @@ from custom_components.openai_realtime.xiaozhi import (
     encode_object,
 )
 from custom_components.openai_realtime.xiaozhi.hello import DeviceFeatures, DeviceHello
-from simulator.device import DeviceSimulator
-from tests.device_helpers import connected_device, live, pair, simulator, until
+from tests.device_helpers import NoMcpDevice, connected_device, live, pair, simulator, until
 
 OPUS_PACKET = b"\xf8\xff\xfe"
 """One (silent) Opus packet, as the other endpoint tests send."""
-
-
-class NoMcpDevice(DeviceSimulator):
-    """A device whose firmware has no MCP server: its hello says `features.mcp: false`."""
-
-    def hello(self) -> DeviceHello:
-        """The simulator's hello without the MCP feature."""
-        return replace(super().hello(), features=DeviceFeatures(mcp=False))
 
 
 def raw_hello() -> str:

@@ -20,9 +20,7 @@ import pytest
 from custom_components.openai_realtime.bridge import BridgePhase, core as bridge_core
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
-from tests.device_helpers import pair, release_devices, simulator, until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
-from tests.test_bridge import (
+from tests.bridge_helpers import (
     appended_audio,
     bridge_of,
     bridged,
@@ -31,6 +29,8 @@ from tests.test_bridge import (
     disconnect,
     wait_tts,
 )
+from tests.device_helpers import pair, release_devices, simulator, until
+from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 WAKE_WORD = "你好小智"
 VOICED_RMS = 2000.0

@@ -9,10 +9,16 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.openai_realtime.bridge import BridgePath, SpeechBridge
+from tests.bridge_helpers import (
+    bridge_of,
+    bridged,
+    device_state,
+    disconnect,
+    satellite_id,
+    wait_tts,
+)
 from tests.device_helpers import device_client, until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
-from tests.test_assist_satellite import satellite_id
-from tests.test_bridge import bridge_of, bridged, device_state, disconnect, wait_tts
 
 
 @pytest.fixture

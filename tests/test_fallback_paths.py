@@ -7,12 +7,12 @@ errors and failures, answers that cannot be played, and a device without a satel
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 import logging
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from homeassistant.components import stt, tts
+from homeassistant.components import tts
 from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
 from homeassistant.components.assist_pipeline.error import PipelineNotFound
 from homeassistant.config_entries import ConfigFlow
@@ -22,76 +22,37 @@ import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import mock_config_flow
 
-from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
+from custom_components.openai_realtime.bridge import BridgePhase, SpeechBridge
 from custom_components.openai_realtime.endpoint.hub import DeviceState
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
-from tests import test_bridge_fallback
+from tests.bridge_helpers import (
+    bridge_of,
+    bridged,
+    correlation,
+    device_state,
+    disconnect,
+    refuse_realtime,
+    satellite_id,
+    wait_tts,
+)
 from tests.device_helpers import device_client, until
-from tests.realtime_server import RealtimeServer
-from tests.test_assist_satellite import satellite_id
-from tests.test_bridge import bridge_of, bridged, correlation, device_state, disconnect, wait_tts
-from tests.test_bridge_fallback import (
+from tests.pipeline_providers import (
     STT_TEXT,
     TEST_DOMAIN,
+    TONE_HZ,
     Providers,
-    RecordingSTT,
-    ToneTTS,
+    ScriptedSTT,
+    ScriptedTTS,
     dominant_hz,
-    setup_providers,
+    scripted_providers,
 )
-
-TONE_HZ = test_bridge_fallback.TONE_HZ
-
-
-class ScriptedSTT(RecordingSTT):
-    """The recording STT entity, with a settable result and an optional hold."""
-
-    def __init__(self) -> None:
-        """Hear `STT_TEXT` at once unless told otherwise."""
-        super().__init__()
-        self.text = STT_TEXT
-        self.hold: asyncio.Event | None = None
-
-    async def async_process_audio_stream(
-        self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
-    ) -> stt.SpeechResult:
-        """Read the whole stream, wait for `hold` if set, then return `text`."""
-        audio = b"".join([chunk async for chunk in stream])
-        self.requests.append((metadata, audio))
-        if self.hold is not None:
-            await self.hold.wait()
-        return stt.SpeechResult(self.text, stt.SpeechResultState.SUCCESS)
-
-
-class ScriptedTTS(ToneTTS):
-    """The tone TTS entity, or any other answer it is given."""
-
-    def __init__(self) -> None:
-        """Answer with the tone unless told otherwise."""
-        super().__init__()
-        self.answer: tts.TtsAudioType | None = None
-
-    async def async_get_tts_audio(
-        self, message: str, language: str, options: dict[str, Any]
-    ) -> tts.TtsAudioType:
-        """`answer` if set, else the tone."""
-        tone = await super().async_get_tts_audio(message, language, options)
-        return self.answer or tone
+from tests.realtime_server import RealtimeServer
 
 
 class _ProvidersFlow(ConfigFlow):
     """The test integration's (unused) config flow."""
-
-
-async def scripted_providers(
-    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> Providers:
-    """The fallback test's providers, built from the scriptable entities above."""
-    monkeypatch.setattr(test_bridge_fallback, "RecordingSTT", ScriptedSTT)
-    monkeypatch.setattr(test_bridge_fallback, "ToneTTS", ScriptedTTS)
-    return await setup_providers(hass, tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -131,22 +92,6 @@ def tts_of(providers: Providers) -> ScriptedTTS:
     """The scriptable TTS entity."""
     assert isinstance(providers.tts, ScriptedTTS)
     return providers.tts
-
-
-async def refuse_realtime(realtime_server: RealtimeServer, state: DeviceState) -> None:
-    """The account runs out of quota: the device's bridge switches to the fallback."""
-    realtime_server.on_connect_error = {
-        "type": "insufficient_quota",
-        "code": "insufficient_quota",
-        "message": "You exceeded your current quota.",
-    }
-    await realtime_server.close_connection(1008, "insufficient_quota")
-    await until(
-        lambda: (
-            bridge_of(state).path is BridgePath.ASSIST_PIPELINE
-            and bridge_of(state).fallback is not None
-        )
-    )
 
 
 async def on_fallback(

@@ -34,9 +34,9 @@ from custom_components.openai_realtime.realtime import RealtimeClient
 from custom_components.openai_realtime.realtime.client import ClientOptions
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
+from tests.bridge_helpers import bridge_of, bridged, device_state, satellite_state
 from tests.device_helpers import until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
-from tests.test_bridge import bridge_of, bridged, device_state
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -62,13 +62,6 @@ def clean_log(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     tracebacks = [r for r in caplog.records if r.name.startswith(OUR_LOGGER) and r.exc_info]
     assert not errors, [r.getMessage() for r in errors]
     assert not tracebacks, [r.getMessage() for r in tracebacks]
-
-
-def satellite_state(hass: HomeAssistant, state: DeviceState) -> str:
-    """The assist satellite entity's state."""
-    entity_state = hass.states.get(state.satellite.entity_id)
-    assert entity_state is not None
-    return entity_state.state
 
 
 async def settles(hass: HomeAssistant, state: DeviceState) -> None:

@@ -17,9 +17,9 @@ import pytest
 from custom_components.openai_realtime.const import DOMAIN
 from custom_components.openai_realtime.profile import CONF_PROFILE
 from simulator.device import DeviceSimulator
+from tests.bridge_helpers import device_state
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
-from tests.test_bridge import device_state
 
 KITCHEN_MAC = "aa:bb:cc:00:10:01"
 BEDROOM_MAC = "aa:bb:cc:00:10:02"

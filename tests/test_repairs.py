@@ -29,10 +29,9 @@ from custom_components.openai_realtime.repairs import (
     parse_version,
     quota_issue_id,
 )
-from tests.device_helpers import device_client, pair, setup_entry, simulator, until
+from tests.agent_helpers import AGENT
+from tests.device_helpers import NoMcpDevice, device_client, pair, setup_entry, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedResponse
-from tests.test_conversation import AGENT
-from tests.test_device_connection import NoMcpDevice
 
 MISSING = OpusNotFoundError("libopus was not found", platform_hint="apk add opus")
 

@@ -30,12 +30,25 @@ from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, Sp
 from custom_components.openai_realtime.const import CONF_LISTENING_TIMEOUT, DOMAIN
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
+from tests.bridge_helpers import (
+    bridge_of,
+    bridged,
+    device_state,
+    disconnect,
+    refuse_realtime,
+    satellite_id,
+    tts_states,
+    wait_tts,
+)
 from tests.device_helpers import device_client, until
+from tests.pipeline_providers import (
+    TEST_DOMAIN,
+    TONE_HZ,
+    Providers,
+    dominant_hz,
+    scripted_providers,
+)
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
-from tests.test_assist_satellite import satellite_id
-from tests.test_bridge import bridge_of, bridged, device_state, disconnect, tts_states, wait_tts
-from tests.test_bridge_fallback import TEST_DOMAIN, TONE_HZ, Providers, dominant_hz
-from tests.test_fallback_paths import refuse_realtime, scripted_providers
 
 pytestmark = pytest.mark.usefixtures("lights")
 

@@ -22,9 +22,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime.const import DOMAIN
 from custom_components.openai_realtime.endpoint.hub import DATA_HUB
+from tests.agent_helpers import ask_agent
 from tests.device_helpers import pair, simulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage
-from tests.test_conversation import _ask
 
 TOKEN_KEYS = (
     "text_input_tokens",
@@ -70,8 +70,8 @@ async def test_usage_sensors_follow_scripted_turns(
         ScriptedResponse(text="One", usage=default_usage()),
         ScriptedResponse(text="Two", usage=_usage(1000, 400, 2000, 100, 3000)),
     )
-    await _ask(hass, "first")
-    await _ask(hass, "second")
+    await ask_agent(hass, "first")
+    await ask_agent(hass, "second")
     await hass.async_block_till_done()
 
     expected = {
@@ -124,7 +124,7 @@ async def test_cost_is_unknown_for_a_model_without_prices(
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     realtime_server.script(ScriptedResponse(text="One", usage=default_usage()))
-    await _ask(hass, "first")
+    await ask_agent(hass, "first")
     await hass.async_block_till_done()
     cost = _entity_id(entity_registry, f"{entry.entry_id}_estimated_cost")
     tokens = _entity_id(entity_registry, f"{entry.entry_id}_text_input_tokens")

@@ -21,9 +21,9 @@ import pytest
 from custom_components.openai_realtime.const import DOMAIN
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
+from tests.bridge_helpers import bridge_of, bridged, device_state, tts_states, wait_tts
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
-from tests.test_bridge import bridge_of, bridged, device_state, tts_states, wait_tts
 
 
 @pytest.fixture

@@ -22,9 +22,8 @@ from custom_components.openai_realtime.const import (
 )
 from custom_components.openai_realtime.services_api import API_ID
 from custom_components.openai_realtime.settings import default_options
+from tests.agent_helpers import ask_agent
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
-from tests.test_conversation import _ask
-from tests.test_services_api import demo_home  # noqa: F401 - fixture
 
 
 async def _agent_entry(
@@ -55,7 +54,7 @@ def _tool_named(server: RealtimeServer, suffix: str) -> str:
 
 async def test_set_hvac_mode_through_the_agent(
     hass: HomeAssistant,
-    demo_home: None,  # noqa: F811
+    demo_home: None,
     realtime_server: RealtimeServer,
 ) -> None:
     """The model sets an exposed thermostat's mode; an unexposed one is refused."""
@@ -64,7 +63,7 @@ async def test_set_hvac_mode_through_the_agent(
     async_expose_entity(hass, conversation.DOMAIN, "climate.ecobee", False)
 
     realtime_server.script(ScriptedResponse(text="Hello."))
-    first = await _ask(hass, "Hello")
+    first = await ask_agent(hass, "Hello")
     name = _tool_named(realtime_server, "climate__set_hvac_mode")
     assert len(name) <= 64
 
@@ -78,13 +77,13 @@ async def test_set_hvac_mode_through_the_agent(
         ),
         ScriptedResponse(text="I can't."),
     )
-    result = await _ask(hass, "Heat the house", first.conversation_id)
+    result = await ask_agent(hass, "Heat the house", first.conversation_id)
     assert result.response.speech["plain"]["speech"] == "Heating."
     await hass.async_block_till_done()
     assert hass.states.get("climate.hvac").state == "heat"
 
     ecobee_before = hass.states.get("climate.ecobee").state
-    result = await _ask(hass, "And the ecobee", first.conversation_id)
+    result = await ask_agent(hass, "And the ecobee", first.conversation_id)
     assert result.response.speech["plain"]["speech"] == "I can't."
     assert hass.states.get("climate.ecobee").state == ecobee_before
     outputs = [
@@ -97,7 +96,7 @@ async def test_set_hvac_mode_through_the_agent(
 
 async def test_each_agent_uses_its_own_entrys_allowlist(
     hass: HomeAssistant,
-    demo_home: None,  # noqa: F811
+    demo_home: None,
     realtime_server: RealtimeServer,
 ) -> None:
     """An entry that allows locks does not widen what another entry's agent may call."""

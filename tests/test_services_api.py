@@ -58,19 +58,6 @@ ASSISTANT = "conversation"
 
 
 @pytest.fixture
-async def demo_home(hass: HomeAssistant) -> None:
-    """Demo climate, locks, weather, covers and lights, as the demo integration sets them up."""
-    platforms = [Platform.CLIMATE, Platform.LOCK, Platform.WEATHER, Platform.COVER, Platform.LIGHT]
-    with patch(
-        "homeassistant.components.demo.COMPONENTS_WITH_CONFIG_ENTRY_DEMO_PLATFORM", platforms
-    ):
-        entry = MockConfigEntry(domain="demo")
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
-
-
-@pytest.fixture
 async def api(hass: HomeAssistant, demo_home: None) -> AsyncIterator[ServicesAPI]:
     """The services API, registered the way the integration registers it."""
     unregister = async_register_services_api(hass)

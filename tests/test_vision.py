@@ -30,9 +30,9 @@ from custom_components.openai_realtime.vision import (
 from custom_components.openai_realtime.vision_view import MAX_UPLOAD_BYTES
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
 from simulator.device import DeviceSimulator, SimulatorError
+from tests.camera_helpers import GARAGE
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
-from tests.test_camera_tool import GARAGE, cameras  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -323,7 +323,7 @@ async def test_photo_without_a_conversation_gets_503(
 
 async def test_device_looks_at_a_home_assistant_camera(
     hass: HomeAssistant,
-    cameras: dict[str, Any],  # noqa: F811 - the fixture (before the client freezes the router)
+    cameras: dict[str, Any],
     client: TestClient,
     realtime_server: RealtimeServer,
 ) -> None:

@@ -30,7 +30,7 @@ from custom_components.openai_realtime.realtime import (
     Transcription,
     async_probe,
 )
-from tests.realtime.test_client import FAST, MANUAL, Recorder, make_client
+from tests.realtime.client_helpers import FAST, MANUAL, Recorder, make_client
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, silence, tone
 
 VAD = SessionConfig(turn_detection=ServerVad(silence_duration_ms=200))

@@ -1,0 +1,115 @@
+"""Shared helpers for the speech bridge tests: a bridged device, its state, what it heard."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import numpy as np
+
+from custom_components.openai_realtime.bridge import BridgePath, SpeechBridge
+from custom_components.openai_realtime.const import DOMAIN
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB, DeviceState
+from simulator.device import DeviceSimulator
+from tests.device_helpers import connected_device, until
+from tests.realtime_server import RealtimeServer
+
+
+async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:
+    """A paired, connected device whose bridge has a Realtime session."""
+    device = await connected_device(hass, client, **kwargs)
+    state = device_state(hass, device)
+    await until(lambda: bridge_of(state) is not None and bridge_of(state).client is not None)
+    await until(lambda: bridge_of(state).client.connected)
+    return device
+
+
+async def disconnect(device: DeviceSimulator, state: DeviceState) -> SpeechBridge:
+    """Close the device's channel and wait until its bridge has stopped; return the bridge."""
+    bridge = bridge_of(state)
+    await device.close()
+    await until(lambda: state.bridge is None and bridge.connection.closed)
+    assert not bridge.tasks
+    assert bridge.client is None
+    return bridge
+
+
+def device_state(hass: HomeAssistant, device: DeviceSimulator) -> DeviceState:
+    """The server-side state of a simulated device."""
+    return hass.data[DATA_HUB].states[device.mac]
+
+
+def bridge_of(state: DeviceState) -> SpeechBridge:
+    """The device's live bridge."""
+    bridge: SpeechBridge = state.bridge
+    return bridge
+
+
+def tts_states(device: DeviceSimulator) -> list[str]:
+    """The `tts` messages the device got, as `start` / `sentence_start:<text>` / `stop`."""
+    states = []
+    for message in device.messages:
+        if message["type"] == "tts":
+            text = f":{message['text']}" if message["state"] == "sentence_start" else ""
+            states.append(f"{message['state']}{text}")
+    return states
+
+
+def appended_audio(server: RealtimeServer) -> bytes:
+    """Every PCM byte the bridge appended to the input buffer."""
+    return b"".join(
+        base64.b64decode(event["audio"]) for event in server.of_type("input_audio_buffer.append")
+    )
+
+
+def correlation(sent: np.ndarray, received: np.ndarray) -> float:
+    """Peak normalised cross-correlation of two signals (shift-tolerant)."""
+    a = (sent - sent.mean()) / (sent.std() * len(sent))
+    b = (received - received.mean()) / received.std()
+    return float(np.max(np.correlate(b, a, mode="valid")))
+
+
+async def wait_tts(device: DeviceSimulator, state: str, start: int = 0) -> None:
+    """Wait for a `tts` message of this state."""
+    await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == state, start=start)
+
+
+def loud(ms: int, rate: int = 16000) -> bytes:
+    """A loud 16 kHz tone the toy server VAD hears as speech."""
+    t = np.arange(rate * ms // 1000) / rate
+    return (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes()
+
+
+def satellite_id(hass: HomeAssistant, mac: str) -> str:
+    """The entity id of a device's satellite."""
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "assist_satellite", DOMAIN, f"{mac}_assist_satellite"
+    )
+    assert entity_id is not None
+    return entity_id
+
+
+def satellite_state(hass: HomeAssistant, state: DeviceState) -> str:
+    """The assist satellite entity's state."""
+    entity_state = hass.states.get(state.satellite.entity_id)
+    assert entity_state is not None
+    return entity_state.state
+
+
+async def refuse_realtime(realtime_server: RealtimeServer, state: DeviceState) -> None:
+    """The account runs out of quota: the device's bridge switches to the fallback."""
+    realtime_server.on_connect_error = {
+        "type": "insufficient_quota",
+        "code": "insufficient_quota",
+        "message": "You exceeded your current quota.",
+    }
+    await realtime_server.close_connection(1008, "insufficient_quota")
+    await until(
+        lambda: (
+            bridge_of(state).path is BridgePath.ASSIST_PIPELINE
+            and bridge_of(state).fallback is not None
+        )
+    )
