@@ -16,8 +16,7 @@ from custom_components.openai_realtime.audio import (
     frame_bytes,
     frame_samples,
 )
-
-from .conftest import speech_like
+from tests.audio.signals import speech_like
 
 
 def best_correlation(reference: np.ndarray, decoded: np.ndarray, max_lag: int) -> float:

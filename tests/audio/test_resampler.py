@@ -10,8 +10,7 @@ import pytest
 
 from custom_components.openai_realtime.audio import RESAMPLER_RATES, AudioFormatError, Resampler
 from custom_components.openai_realtime.audio.resampler import design_filter
-
-from .conftest import speech_like
+from tests.audio.signals import speech_like
 
 PAIRS = [(a, b) for a, b in itertools.permutations(RESAMPLER_RATES, 2)]
 
