@@ -113,3 +113,18 @@ async def refuse_realtime(realtime_server: RealtimeServer, state: DeviceState) -
             and bridge_of(state).fallback is not None
         )
     )
+
+
+async def on_fallback(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> tuple[DeviceSimulator, DeviceState]:
+    """A bridged device whose Realtime service refuses: it is served by the pipeline."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await refuse_realtime(realtime_server, state)
+    return device, state
+
+
+def alerts(device: DeviceSimulator) -> list[str]:
+    """The messages of the alerts the device showed."""
+    return [m["message"] for m in device.messages if m["type"] == "alert"]

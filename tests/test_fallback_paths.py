@@ -23,16 +23,16 @@ import pytest
 from pytest_homeassistant_custom_component.common import mock_config_flow
 
 from custom_components.openai_realtime.bridge import BridgePhase, SpeechBridge
-from custom_components.openai_realtime.endpoint.hub import DeviceState
 from custom_components.openai_realtime.xiaozhi import ListenMode
-from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
+    alerts,
     bridge_of,
     bridged,
     correlation,
     device_state,
     disconnect,
+    on_fallback,
     refuse_realtime,
     satellite_id,
     wait_tts,
@@ -92,21 +92,6 @@ def tts_of(providers: Providers) -> ScriptedTTS:
     """The scriptable TTS entity."""
     assert isinstance(providers.tts, ScriptedTTS)
     return providers.tts
-
-
-async def on_fallback(
-    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
-) -> tuple[DeviceSimulator, DeviceState]:
-    """A bridged device whose Realtime service refuses: it is served by the pipeline."""
-    device = await bridged(hass, client)
-    state = device_state(hass, device)
-    await refuse_realtime(realtime_server, state)
-    return device, state
-
-
-def alerts(device: DeviceSimulator) -> list[str]:
-    """The messages of the alerts the device showed."""
-    return [m["message"] for m in device.messages if m["type"] == "alert"]
 
 
 async def test_push_to_talk_release_ends_the_turn(

@@ -27,24 +27,23 @@ from pytest_homeassistant_custom_component.common import mock_config_flow
 
 from custom_components.openai_realtime.bridge import BridgePhase, SpeechBridge
 from custom_components.openai_realtime.xiaozhi import ListenMode
+from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
-from tests import test_bridge_fallback
+from tests.bridge_helpers import alerts, disconnect, on_fallback, satellite_id, wait_tts
 from tests.device_helpers import device_client, until
-from tests.device_simulator import DeviceSimulator
-from tests.realtime_server import RealtimeServer
-from tests.test_assist_satellite import satellite_id
-from tests.test_bridge import disconnect, wait_tts
-from tests.test_bridge_fallback import (
+from tests.pipeline_providers import (
     STT_TEXT,
     TEST_DOMAIN,
     TONE_HZ,
     TONE_SECONDS,
     Providers,
+    ScriptedSTT,
+    ScriptedTTS,
     dominant_hz,
     setup_providers,
     tone_wav,
 )
-from tests.test_fallback_paths import ScriptedSTT, ScriptedTTS, alerts, on_fallback
+from tests.realtime_server import RealtimeServer
 
 
 class StreamingTTS(ScriptedTTS):
@@ -84,10 +83,10 @@ async def providers(
     hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Providers]:
     """A scriptable STT entity and the streaming TTS entity in the preferred pipeline."""
-    monkeypatch.setattr(test_bridge_fallback, "RecordingSTT", ScriptedSTT)
-    monkeypatch.setattr(test_bridge_fallback, "ToneTTS", StreamingTTS)
     with mock_config_flow(TEST_DOMAIN, _ProvidersFlow):
-        yield await setup_providers(hass, tmp_path, monkeypatch)
+        yield await setup_providers(
+            hass, tmp_path, monkeypatch, Providers(ScriptedSTT(), StreamingTTS())
+        )
 
 
 @pytest.fixture(autouse=True)
