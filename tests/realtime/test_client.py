@@ -44,6 +44,7 @@ from tests.realtime_server import (
     RealtimeServer,
     ScriptedCall,
     ScriptedResponse,
+    default_usage,
     silence,
     tone,
 )
@@ -93,7 +94,7 @@ async def test_connect_configures_session(realtime_server: RealtimeServer) -> No
 async def test_text_response_stream(
     client: RealtimeClient, realtime_server: RealtimeServer
 ) -> None:
-    """Text deltas stream through the response; usage and cost are aggregated."""
+    """Text deltas stream through the response; its usage block arrives with it."""
     realtime_server.script(ScriptedResponse(text="Hello world", chunks=3))
     await client.add_user_text("hi")
     response = await client.create_response(modality=Modality.TEXT, instructions="short")
@@ -102,12 +103,7 @@ async def test_text_response_stream(
     assert "".join(pieces) == "Hello world"
     assert len(pieces) == 3
     assert response.status == "completed"
-    assert client.usage.responses == 1
-    assert client.usage.text_in == 119
-    assert client.usage.audio_out == 91
-    cost = client.cost()
-    assert cost is not None
-    assert cost > 0
+    assert response.usage == default_usage()
     params = realtime_server.response_params[0]
     assert params["output_modalities"] == ["text"]
     assert params["instructions"] == "short"
@@ -206,16 +202,11 @@ async def test_manual_commit_and_clear(
     assert len(realtime_server.of_type("input_audio_buffer.commit")) == 2
 
 
-async def test_tool_executor_loop(realtime_server: RealtimeServer) -> None:
-    """Completed calls run, outputs go back, then exactly one response.create."""
-    calls: list[tuple[str, str, str]] = []
-
-    async def executor(name: str, arguments: str, call_id: str) -> str:
-        calls.append((name, arguments, call_id))
-        if name == "Broken":
-            raise ValueError("boom")
-        return json.dumps({"ok": True})
-
+async def test_tool_outputs_go_back_with_one_response_create(
+    realtime_server: RealtimeServer,
+) -> None:
+    """Completed calls reach the caller (an incomplete one does not); their outputs go back,
+    then exactly one response.create."""
     realtime_server.script(
         ScriptedResponse(
             calls=[
@@ -226,29 +217,27 @@ async def test_tool_executor_loop(realtime_server: RealtimeServer) -> None:
         ),
         ScriptedResponse(text="Done."),
     )
-    rt = make_client(realtime_server, tool_executor=executor)
+    rt = make_client(realtime_server)
     await rt.connect()
-    recorder = Recorder(rt)
     try:
-        first = await rt.create_response()
-        await first.wait()
-        second = (await recorder.wait(ResponseStarted, 2)).response
+        first = await (await rt.create_response()).wait()
+        assert [c.name for c in first.function_calls] == ["HassTurnOn", "Broken"]
+        second = await rt.submit_tool_outputs(
+            {"c1": json.dumps({"ok": True}), "c2": json.dumps({"error": "boom"})}
+        )
+        assert second is not None
         await second.wait()
-        assert [c[0] for c in calls] == ["HassTurnOn", "Broken"]
         outputs = [e["item"] for e in realtime_server.of_type("conversation.item.create")]
         assert [o["call_id"] for o in outputs] == ["c1", "c2"]
         assert "boom" in outputs[1]["output"]
         assert len(realtime_server.of_type("response.create")) == 2
-        assert [c.name for c in first.function_calls] == ["HassTurnOn", "Broken"]
         assert second.transcript == "Done."
-        assert rt.tool_rounds == 1
     finally:
-        await recorder.stop()
         await rt.close()
 
 
 async def test_raw_function_calls_and_limit(realtime_server: RealtimeServer) -> None:
-    """Without an executor the caller gets the calls; the loop stops at the limit."""
+    """The caller gets the calls; the tool rounds stop at the limit until a new user turn."""
     options = ClientOptions(max_tool_rounds=2, ping_interval=None)
     rt = make_client(realtime_server, options=options)
     await rt.connect()
@@ -266,7 +255,9 @@ async def test_raw_function_calls_and_limit(realtime_server: RealtimeServer) -> 
         (call,) = response.function_calls
         assert await rt.submit_tool_outputs({call.call_id: "42"}) is None
         await rt.add_user_text("new turn")
-        assert rt.tool_rounds == 0
+        realtime_server.script(ScriptedResponse(calls=[ScriptedCall("Chain", "{}")]))
+        (call,) = (await (await rt.create_response()).wait()).function_calls
+        assert await rt.submit_tool_outputs({call.call_id: "42"}) is not None
     finally:
         await rt.close()
 
@@ -544,7 +535,6 @@ def test_session_limits() -> None:
     assert openai.session_limit == 3600
     assert azure.session_limit == 1800
     assert openai.active_response is None
-    assert RealtimeClient(RealtimeEndpoint(api_key="k", model="custom"), MANUAL).cost() is None
 
 
 async def test_close_cancels_tasks(realtime_server: RealtimeServer) -> None:
@@ -747,15 +737,15 @@ async def test_request_whose_send_fails_after_the_session_ended(
         return True
 
     realtime_server.hooks[kind] = quota
-    send_on = rt._send_on
+    send_on = rt.link._send_on
 
     async def send_then_fail(ws: Any, event: dict[str, Any]) -> None:
         await send_on(ws, event)
         if event["type"] == kind:
-            await rt._stopped.wait()  # the fatal error has failed the waiter by now
+            await rt.link._stopped.wait()  # the fatal error has failed the waiter by now
             raise RealtimeConnectionError("send failed")
 
-    rt._send_on = send_then_fail  # type: ignore[method-assign]
+    rt.link._send_on = send_then_fail  # type: ignore[method-assign]
     try:
         request = (
             rt.update_session(SessionConfig(turn_detection=None, instructions="new"))

@@ -1,14 +1,14 @@
 """Property tests: no server frame makes the Realtime client raise anything but its own errors.
 
-The client's receive path is `_decode` (raw frame -> event dict or None) then `_dispatch`
-(event dict -> handler); both are fed arbitrary input here, including event sequences
-shaped like real responses so the per-response handlers see matching ids.
+The client's receive path is `wire.decode` (raw frame -> event dict or None) then the
+protocol core's `receive` (frame -> typed events); both are fed arbitrary input here,
+including event sequences shaped like real responses so the per-response handlers see
+matching ids.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any
 
@@ -17,17 +17,22 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from custom_components.openai_realtime.realtime import (
-    Closed,
     RealtimeClient,
     RealtimeEndpoint,
     RealtimeError,
+    RealtimeProtocol,
     SessionConfig,
 )
-from custom_components.openai_realtime.realtime.connection import (
-    closed_error,
-    error_event_exception,
+from custom_components.openai_realtime.realtime.connection import closed_error
+from custom_components.openai_realtime.realtime.errors import error_event_exception
+from custom_components.openai_realtime.realtime.events import (
+    BETA_ALIASES,
+    ResponseDone,
+    ServerError,
+    SessionFailed,
 )
-from custom_components.openai_realtime.realtime.events import BETA_ALIASES, ServerError
+from custom_components.openai_realtime.realtime.protocol import Phase
+from custom_components.openai_realtime.realtime.wire import decode
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 API_KEY = "sk-fuzz-0123456789SECRET"
@@ -107,16 +112,22 @@ events = st.fixed_dictionaries(
 )
 
 
-def new_client() -> RealtimeClient:
-    """A client that was never connected: dispatch needs no socket."""
-    return RealtimeClient(RealtimeEndpoint(api_key=API_KEY, model="gpt-realtime"), SessionConfig())
+def open_protocol() -> RealtimeProtocol:
+    """A protocol core whose session is open (setup exchange fed), with no socket anywhere."""
+    protocol = RealtimeProtocol(SessionConfig(), api_key=API_KEY)
+    protocol.start_session(replay=False)
+    protocol.receive(json.dumps({"type": "session.created", "session": {}}))
+    protocol.receive(json.dumps({"type": "session.updated", "session": {}}))
+    assert protocol.phase is Phase.OPEN
+    protocol.data_to_send()
+    return protocol
 
 
 @FUZZ
 @given(st.text() | st.binary())
 def test_decode_returns_an_event_or_none(raw: str | bytes) -> None:
     """Any frame decodes to an event with a string type, or is dropped."""
-    event = new_client()._decode(raw)
+    event = decode(raw)
     assert event is None or isinstance(event["type"], str)
 
 
@@ -124,32 +135,34 @@ def test_decode_returns_an_event_or_none(raw: str | bytes) -> None:
 @given(json_values)
 def test_decode_of_any_json(value: Any) -> None:
     """Valid JSON of any shape decodes only when it is an object with a string type."""
-    event = new_client()._decode(json.dumps(value))
+    event = decode(json.dumps(value))
     expected = isinstance(value, dict) and isinstance(value.get("type"), str)
     assert (event is not None) == expected
 
 
 @FUZZ
 @given(st.lists(events, max_size=12))
-async def test_dispatch_raises_only_realtime_errors(sequence: list[dict[str, Any]]) -> None:
-    """Event sequences of any shape: handled or ignored, the client stays consistent."""
-    client = new_client()
-    subscription = client.events()
-    reader = asyncio.ensure_future(anext(subscription))
-    await asyncio.sleep(0)  # subscribe before dispatching
-    try:
-        for event in sequence:
-            with contextlib.suppress(RealtimeError):
-                await client._dispatch(client._decode(json.dumps(event)) or event)
-            response = client.active_response
-            assert response is None or not response.done
-    finally:
-        await client.close()
-    first = await asyncio.wait_for(reader, 1)
-    assert first is not None
-    remaining = [event async for event in subscription]
-    assert isinstance((remaining or [first])[-1], Closed)
-    assert API_KEY not in repr([first, *remaining])
+def test_any_event_sequence_leaves_the_protocol_consistent(
+    sequence: list[dict[str, Any]],
+) -> None:
+    """Event sequences of any shape: handled or ignored, never raised; the state stays sound."""
+    protocol = open_protocol()
+    emitted: list[object] = []
+    for event in sequence:
+        emitted.extend(protocol.receive(json.dumps(event)))
+        response = protocol.tracker.active
+        assert response is None or not response.done
+        assert protocol.tracker.idle == (response is None)
+    if protocol.phase is not Phase.CLOSED:
+        assert not any(isinstance(event, SessionFailed) for event in emitted)
+    running = protocol.tracker.active
+    ended = protocol.stop()
+    assert protocol.tracker.idle
+    if running is not None:
+        assert ResponseDone(running) in ended
+        assert running.done
+    assert protocol.data_to_send() == []
+    assert API_KEY not in repr(emitted)
 
 
 @FUZZ
@@ -300,12 +313,12 @@ async def test_random_interleavings_end_with_typed_errors_and_a_consistent_histo
         creates = sum(1 for step in script if step[0].startswith("create"))
         assert len(server.of_type("response.create")) <= creates * (options.create_retries + 1)
         # The replay history holds what was said, once per turn or reply.
-        keys = [entry.key for entry in client._history if entry.key is not None]
+        keys = [entry.key for entry in client.protocol.tracker.history if entry.key is not None]
         assert len(keys) == len(set(keys))
         for reply in replies:  # out of band, failed or cut: not in the conversation
             if reply.out_of_band or reply.status != "completed" or reply.cancelled:
                 assert reply.id not in keys
-        for entry in client._history:
+        for entry in client.protocol.tracker.history:
             if entry.role == "assistant":
                 assert entry.text in TEXTS
             else:

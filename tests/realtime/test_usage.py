@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.openai_realtime.realtime import ModelPrices, Usage, prices_for
+from custom_components.openai_realtime.realtime import Usage, prices_for
 from tests.realtime_server import default_usage
 
 
@@ -16,10 +16,6 @@ def test_prices_lookup() -> None:
     assert prices_for("gpt-realtime-2.1-mini").audio_out == 20.0  # type: ignore[union-attr]
     assert prices_for("gpt-realtime-2.1").text_out == 24.0  # type: ignore[union-attr]
     assert prices_for("my-azure-deployment") is None
-    custom = ModelPrices(
-        text_in=1, text_cached=0, text_out=1, audio_in=1, audio_cached=0, audio_out=1
-    )
-    assert prices_for("my-azure-deployment", {"my-azure-deployment": custom}) is custom
 
 
 def test_usage_and_cost() -> None:

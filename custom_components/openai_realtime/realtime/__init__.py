@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .client import ClientOptions, RealtimeClient, ToolExecutor
+from .client import RealtimeClient
 from .config import (
     FunctionTool,
     Modality,
@@ -28,28 +28,32 @@ from .errors import (
     RealtimeSessionClosed,
 )
 from .events import (
-    AudioDelta,
     Closed,
-    FunctionCall,
     InputCommitted,
     InputTranscript,
     InputTranscriptDelta,
     Reconnected,
     ResponseDone,
-    ResponseEvent,
     ResponseStarted,
     ServerError,
     SessionEvent,
     SpeechStarted,
     SpeechStopped,
+)
+from .options import ClientOptions
+from .protocol import RealtimeProtocol
+from .reconnect import ReconnectPolicy
+from .response import (
+    AudioDelta,
+    FunctionCall,
+    RealtimeResponse,
+    ResponseEvent,
     TextDelta,
     TranscriptDelta,
 )
-from .response import RealtimeResponse
-from .usage import DEFAULT_PRICES, ModelPrices, Usage, prices_for
+from .usage import ModelPrices, Usage, prices_for
 
 __all__ = [
-    "DEFAULT_PRICES",
     "AudioDelta",
     "AuthStyle",
     "ClientOptions",
@@ -69,12 +73,14 @@ __all__ = [
     "RealtimeEndpoint",
     "RealtimeError",
     "RealtimeInvalidEndpointError",
+    "RealtimeProtocol",
     "RealtimeProtocolError",
     "RealtimeQuotaError",
     "RealtimeRateLimitError",
     "RealtimeRequestError",
     "RealtimeResponse",
     "RealtimeSessionClosed",
+    "ReconnectPolicy",
     "Reconnected",
     "ResponseDone",
     "ResponseEvent",
@@ -87,7 +93,6 @@ __all__ = [
     "SpeechStarted",
     "SpeechStopped",
     "TextDelta",
-    "ToolExecutor",
     "TranscriptDelta",
     "Transcription",
     "TurnDetection",

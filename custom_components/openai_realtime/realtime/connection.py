@@ -18,6 +18,7 @@ from .errors import (
     RealtimeError,
     RealtimeQuotaError,
     RealtimeSessionClosed,
+    error_event_exception,
     error_for_code,
     redact,
 )
@@ -125,16 +126,6 @@ def closed_error(err: ConnectionClosed) -> RealtimeError:
     if frame is None:
         return RealtimeConnectionError("connection dropped")
     return error_for_close(frame.code, frame.reason)
-
-
-def error_event_exception(event: dict[str, Any], api_key: str) -> RealtimeError:
-    """Turn an `error` event received during setup into the typed error it implies."""
-    error = event.get("error")
-    error = error if isinstance(error, dict) else {}
-    code = error.get("code")
-    message = redact(str(error.get("message", "")), api_key)
-    mapped = error_for_code(code if isinstance(code, str) else None, message)
-    return mapped or RealtimeConnectionError(f"server error {code}: {message}")
 
 
 async def async_probe(endpoint: RealtimeEndpoint, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - API agreed with the config flow

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
+    "BENIGN_ERROR_CODES",
+    "BUSY_CODE",
     "FATAL_ERROR_CODES",
+    "RATE_LIMIT_CODE",
+    "SESSION_EXPIRED_CODE",
     "RealtimeAuthError",
     "RealtimeConnectionError",
     "RealtimeError",
@@ -15,7 +19,10 @@ __all__ = [
     "RealtimeRateLimitError",
     "RealtimeRequestError",
     "RealtimeSessionClosed",
+    "error_event_exception",
     "error_for_code",
+    "is_truncate_error",
+    "redact",
 ]
 
 
@@ -82,6 +89,17 @@ FATAL_ERROR_CODES: Final = frozenset(
     }
 )
 
+# Errors that only mean "nothing to cancel/truncate"; the session is fine.
+BENIGN_ERROR_CODES: Final = frozenset(
+    {
+        "response_cancel_not_active",
+        "input_audio_buffer_commit_empty",
+        "unsupported_content_type",
+    }
+)
+BUSY_CODE: Final = "conversation_already_has_active_response"
+SESSION_EXPIRED_CODE: Final = "session_expired"
+
 
 def error_for_code(code: str | None, message: str) -> RealtimeError | None:
     """Map an `error` event code to the typed exception it implies, or None if it is benign."""
@@ -99,6 +117,22 @@ def error_for_code(code: str | None, message: str) -> RealtimeError | None:
     if code == MODEL_NOT_FOUND_CODE:
         return RealtimeSessionClosed(f"{code}: {message}", reason=code)
     return None
+
+
+def error_event_exception(event: dict[str, Any], api_key: str) -> RealtimeError:
+    """Turn an `error` event received during setup into the typed error it implies."""
+    error = event.get("error")
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    message = redact(str(error.get("message", "")), api_key)
+    mapped = error_for_code(code if isinstance(code, str) else None, message)
+    return mapped or RealtimeConnectionError(f"server error {code}: {message}")
+
+
+def is_truncate_error(message: str) -> bool:
+    """Whether an error only says a truncate went past the audio (nothing to cut)."""
+    text = message.lower()
+    return "truncat" in text or "shorter than" in text
 
 
 def redact(text: str, secret: str) -> str:

@@ -1,32 +1,33 @@
-"""Typed events the client hands to callers, and beta-to-GA event name aliases."""
+"""Typed events: the session events callers get, the protocol's events for its driver, aliases."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-if TYPE_CHECKING:
-    from .errors import RealtimeError
-    from .response import RealtimeResponse
+from .errors import RealtimeError
+from .response import RealtimeResponse
 
 __all__ = [
     "BETA_ALIASES",
-    "AudioDelta",
     "Closed",
-    "FunctionCall",
     "InputCommitted",
     "InputTranscript",
     "InputTranscriptDelta",
+    "ProtocolEvent",
     "Reconnected",
+    "RequestAccepted",
+    "RequestRefused",
     "ResponseDone",
-    "ResponseEvent",
     "ResponseStarted",
     "ServerError",
     "SessionEvent",
+    "SessionExpired",
+    "SessionFailed",
+    "SessionReady",
+    "SessionUpdated",
     "SpeechStarted",
     "SpeechStopped",
-    "TextDelta",
-    "TranscriptDelta",
     "ga_event_type",
 ]
 
@@ -46,51 +47,6 @@ BETA_ALIASES: Final = {
 def ga_event_type(kind: str) -> str:
     """Return the GA name of a server event type (beta names are aliased)."""
     return BETA_ALIASES.get(kind, kind)
-
-
-# -- per-response stream ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    """A piece of text output (text modality)."""
-
-    text: str
-    item_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class TranscriptDelta:
-    """A piece of the transcript of the audio output."""
-
-    text: str
-    item_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class AudioDelta:
-    """PCM16 mono 24 kHz audio output."""
-
-    pcm: bytes
-    item_id: str
-
-    @property
-    def duration_ms(self) -> float:
-        """Length of this chunk in milliseconds (48 bytes per ms)."""
-        return len(self.pcm) / 48
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionCall:
-    """A completed function call of the model; `arguments` is a JSON string."""
-
-    call_id: str
-    name: str
-    arguments: str
-    item_id: str
-
-
-type ResponseEvent = TextDelta | TranscriptDelta | AudioDelta | FunctionCall
 
 
 # -- session-level stream --------------------------------------------------------------------
@@ -137,7 +93,7 @@ class InputTranscript:
 
 @dataclass(frozen=True, slots=True)
 class ResponseStarted:
-    """A response began (created by the caller, by server VAD, or by the tool loop)."""
+    """A response began (created by the caller or by server VAD)."""
 
     response: RealtimeResponse
 
@@ -199,4 +155,64 @@ type SessionEvent = (
     | ServerError
     | Reconnected
     | Closed
+)
+
+
+# -- what the protocol core tells its driver besides the session events ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReady:
+    """The session is configured (and the history replay queued): commands may flow."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFailed:
+    """The session cannot go on: a setup error, or a fatal error code (auth, quota, ...)."""
+
+    error: RealtimeError
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpired:
+    """The service ended the session (`session_expired`); a new one should replace it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAccepted:
+    """The response.create sent as `event_id` produced `response`."""
+
+    event_id: str
+    response: RealtimeResponse
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRefused:
+    """The service refused the client event `event_id` (a response.create or session.update).
+
+    `retry` when asking again later may work (busy, rate limited); `busy` when another
+    response is still active, so the request can be resent once that one is done.
+    """
+
+    event_id: str
+    error: RealtimeError
+    retry: bool = False
+    busy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated:
+    """The session.update sent as `event_id` was applied."""
+
+    event_id: str
+
+
+type ProtocolEvent = (
+    SessionEvent
+    | SessionReady
+    | SessionFailed
+    | SessionExpired
+    | RequestAccepted
+    | RequestRefused
+    | SessionUpdated
 )

@@ -1,18 +1,76 @@
-"""One model response: its streamed deltas as an async iterator and its final state."""
+"""One model response: its typed deltas, streamed as an async iterator, and its final state."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import RealtimeError, RealtimeRequestError, error_for_code
-from .events import AudioDelta, FunctionCall, ResponseEvent, TextDelta, TranscriptDelta
+from .errors import FATAL_ERROR_CODES, RealtimeError, RealtimeRequestError, error_for_code
 
-__all__ = ["BYTES_PER_MS", "RealtimeResponse"]
+__all__ = [
+    "BYTES_PER_MS",
+    "AudioDelta",
+    "FunctionCall",
+    "RealtimeResponse",
+    "ResponseEvent",
+    "TextDelta",
+    "TranscriptDelta",
+    "ends_session",
+    "failure",
+]
 
 BYTES_PER_MS: Final = 48  # PCM16 mono 24 kHz
 _END: Final = object()
+
+
+# -- a response's deltas ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of text output (text modality)."""
+
+    text: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDelta:
+    """A piece of the transcript of the audio output."""
+
+    text: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDelta:
+    """PCM16 mono 24 kHz audio output."""
+
+    pcm: bytes
+    item_id: str
+
+    @property
+    def duration_ms(self) -> float:
+        """Length of this chunk in milliseconds (48 bytes per ms)."""
+        return len(self.pcm) / BYTES_PER_MS
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """A completed function call of the model; `arguments` is a JSON string."""
+
+    call_id: str
+    name: str
+    arguments: str
+    item_id: str
+
+
+type ResponseEvent = TextDelta | TranscriptDelta | AudioDelta | FunctionCall
+
+
+# -- the response ----------------------------------------------------------------------------
 
 
 class RealtimeResponse:
@@ -132,3 +190,9 @@ def failure(details: dict[str, Any] | None) -> RealtimeError:
     message = str(error.get("message") or error.get("type") or "the response failed")
     mapped = error_for_code(code, message)
     return mapped or RealtimeRequestError(f"{code or 'failed'}: {message}", code=code)
+
+
+def ends_session(details: dict[str, Any] | None) -> bool:
+    """Whether a failed response's cause ends the session, as the same error event would."""
+    error = (details or {}).get("error")
+    return isinstance(error, dict) and error.get("code") in FATAL_ERROR_CODES

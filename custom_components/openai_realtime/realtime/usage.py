@@ -65,15 +65,12 @@ DEFAULT_PRICES: Final[Mapping[str, ModelPrices]] = {
 }
 
 
-def prices_for(
-    model: str, overrides: Mapping[str, ModelPrices] | None = None
-) -> ModelPrices | None:
-    """Find the prices of a model by longest prefix (overrides first); None when unknown."""
-    table = {**DEFAULT_PRICES, **(overrides or {})}
-    matches = [name for name in table if model == name or model.startswith(f"{name}-")]
+def prices_for(model: str) -> ModelPrices | None:
+    """Find the list prices of a model by longest prefix; None when unknown."""
+    matches = [name for name in DEFAULT_PRICES if model == name or model.startswith(f"{name}-")]
     if not matches:
         return None
-    return table[max(matches, key=len)]
+    return DEFAULT_PRICES[max(matches, key=len)]
 
 
 def _int(mapping: Any, key: str) -> int:
