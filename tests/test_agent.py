@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import functools
 import json
 
 from homeassistant.components import conversation
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import intent, llm
 import homeassistant.util.dt as dt_util
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.openai_realtime.agent import IDLE_TIMEOUT, AgentSessions
+from custom_components.openai_realtime import agent
+from custom_components.openai_realtime.agent import IDLE_TIMEOUT, RATE_LIMIT_RETRIES, AgentSessions
 from custom_components.openai_realtime.const import CONF_LLM_HASS_API
+from custom_components.openai_realtime.realtime import ClientOptions, RealtimeClient
 from custom_components.openai_realtime.tools import ToolNames
 from tests.agent_helpers import AGENT, TURN_ON, ask_agent
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
@@ -69,6 +73,51 @@ async def test_too_many_tool_rounds_ends_with_an_error(
     assert result.response.response_type is intent.IntentResponseType.ERROR
     assert "too many tools" in result.response.speech["plain"]["speech"]
     assert len(realtime_server.of_type("response.create")) == 11
+
+
+RATE_LIMITED = {
+    "type": "requests",
+    "code": "rate_limit_exceeded",
+    "message": "Rate limit reached for requests.",
+}
+
+
+@pytest.fixture
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agent sessions back off for milliseconds instead of half a second and more."""
+    options = ClientOptions(backoff_base=0.01, backoff_max=0.02)
+    monkeypatch.setattr(agent, "RealtimeClient", functools.partial(RealtimeClient, options=options))
+
+
+@pytest.mark.usefixtures("quick_backoff")
+async def test_rate_limited_response_is_asked_for_again(
+    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+) -> None:
+    """A response the service failed for a rate limit is asked for again after a backoff."""
+    realtime_server.script(
+        ScriptedResponse(status="failed", error=RATE_LIMITED),
+        ScriptedResponse(status="failed", error=RATE_LIMITED),
+        ScriptedResponse(text="Here you are."),
+    )
+    result = await ask_agent(hass, "Hello")
+    assert result.response.speech["plain"]["speech"] == "Here you are."
+    assert len(realtime_server.of_type("response.create")) == 3
+
+
+@pytest.mark.usefixtures("quick_backoff")
+async def test_rate_limit_retries_are_bounded(
+    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+) -> None:
+    """A rate limit that does not lift ends the turn with an error after the retries."""
+    realtime_server.script(
+        *(
+            ScriptedResponse(status="failed", error=RATE_LIMITED)
+            for _ in range(RATE_LIMIT_RETRIES + 2)
+        )
+    )
+    result = await ask_agent(hass, "Hello")
+    assert result.response.response_type is intent.IntentResponseType.ERROR
+    assert len(realtime_server.of_type("response.create")) == RATE_LIMIT_RETRIES + 1
 
 
 async def test_arguments_that_are_not_json_reach_the_tool_as_empty(

@@ -41,12 +41,6 @@ MAX_SESSIONS: Final = 8
 IDLE_TIMEOUT: Final = 300.0
 
 
-def _backoff(client: RealtimeClient, attempt: int) -> float:
-    """Seconds before asking again after a rate limit: exponential, like reconnects."""
-    options = client.options
-    return float(min(options.backoff_base * 2 ** (attempt - 1), options.backoff_max))
-
-
 class AgentSession:
     """One Realtime text session carrying one Home Assistant conversation."""
 
@@ -109,7 +103,9 @@ class AgentSession:
         self._sent = len(chat_log.content)
 
         response = await client.create_response()
-        rounds = rate_limited = 0
+        rounds = 0
+        # The client's own backoff (base, cap, jitter), for a bounded number of retries.
+        rate_limits = client.options.retry_policy(RATE_LIMIT_RETRIES)
         while rounds < MAX_TOOL_ROUNDS:
             added = [
                 content
@@ -124,9 +120,7 @@ class AgentSession:
             if response.status != "completed":
                 error = response.error
                 retry = isinstance(error, RealtimeRateLimitError) and not added
-                if retry and rate_limited < RATE_LIMIT_RETRIES:
-                    rate_limited += 1
-                    await asyncio.sleep(_backoff(client, rate_limited))
+                if retry and await rate_limits.wait():
                     response = await client.create_response()
                     continue
                 if error is not None and not isinstance(error, RealtimeRequestError):
