@@ -455,16 +455,53 @@ def test_session_expired_asks_for_a_new_session() -> None:
     ]
 
 
-def test_a_lost_connection_fails_running_responses_and_voids_requests() -> None:
-    """Responses of a lost session end as failed; a late answer to an old request is not ours."""
+def test_a_lost_connection_fails_running_responses_and_a_pending_create() -> None:
+    """Responses of a lost session end as failed, a response.create with them; a late
+    response.created of the old session is not taken for the request."""
     protocol = opened()
     response = accepted(protocol, "resp_1")
-    protocol.create_response()
-    assert protocol.connection_lost() == [ResponseDone(response)]
+    event_id = protocol.create_response()
+    ended, refused = protocol.connection_lost()
+    assert ended == ResponseDone(response)
     assert response.status == "failed"
+    assert isinstance(refused, RequestRefused)
+    assert refused.event_id == event_id
+    assert not refused.retry
+    assert isinstance(refused.error, RealtimeConnectionError)
     assert protocol.data_to_send() == []
     assert protocol.append_audio(b"\0" * 48) is False
     assert protocol.receive(json.dumps({"type": "response.created", "response": {}})) == []
+
+
+def test_a_pending_update_is_answered_by_the_next_session() -> None:
+    """The new session is configured with the latest config, so it answers the update."""
+    protocol = opened()
+    new = SessionConfig(turn_detection=None, instructions="be brief")
+    event_id = protocol.update_session(new)
+    assert event_id is not None
+    assert protocol.connection_lost() == []
+    protocol.start_session(replay=True)
+    feed(protocol, {"type": "session.created", "session": default_session("gpt-realtime")})
+    (update,) = sent(protocol)
+    assert update["session"]["instructions"] == "be brief"
+    session = default_session("gpt-realtime")
+    assert feed(protocol, {"type": "session.updated", "session": session}) == [
+        SessionReady(),
+        SessionUpdated(event_id),
+    ]
+    assert protocol.applied == new
+
+
+def test_stopping_voids_every_request_and_queue() -> None:
+    """After stop() nothing is sent and no request is answered; a new session is refused."""
+    protocol = opened()
+    protocol.update_session(SessionConfig(turn_detection=None, instructions="x"))
+    protocol.create_response()
+    assert protocol.stop() == []
+    assert protocol.data_to_send() == []
+    assert protocol.connection_lost() == []
+    with pytest.raises(RealtimeError):
+        protocol.start_session(replay=True)
 
 
 # -- the user's turn and barge-in ----------------------------------------------------------------

@@ -171,12 +171,12 @@ class RealtimeLink:
 
     async def _open_session(self, *, replay: bool) -> None:
         """Connect, configure and (after a reconnect) replay the text history."""
+        self.protocol.start_session(replay=replay)
         ws = await async_open(
             self.endpoint,
             open_timeout=self.options.open_timeout,
             ping_interval=self.options.ping_interval,
         )
-        self.protocol.start_session(replay=replay)
         try:
             async with asyncio.timeout(self.options.open_timeout):
                 await self._configure(ws)
@@ -225,7 +225,6 @@ class RealtimeLink:
                 error = closed_error(err)
             self._ready.clear()
             self._handle(self.protocol.connection_lost())
-            self._fail_waiters(RealtimeConnectionError("connection lost"))
             if self._stopped.is_set():
                 return
             restart, self._restart = self._restart, None
@@ -296,7 +295,8 @@ class RealtimeLink:
             elif isinstance(event, SessionFailed):
                 self._finish(event.error)
                 await ws.close()
-        await self.flush(ws)
+        with contextlib.suppress(RealtimeError):  # a failed send ends the connection: seen next
+            await self.flush(ws)
 
     def _handle(self, events: list[ProtocolEvent]) -> None:
         """Resolve waiters and pass session events on; lifecycle events are the caller's."""

@@ -24,6 +24,7 @@ from .errors import (
     BENIGN_ERROR_CODES,
     FATAL_ERROR_CODES,
     SESSION_EXPIRED_CODE,
+    RealtimeConnectionError,
     RealtimeError,
     error_event_exception,
     error_for_code,
@@ -36,6 +37,7 @@ from .events import (
     InputTranscriptDelta,
     ProtocolEvent,
     RequestAccepted,
+    RequestRefused,
     ResponseDone,
     ResponseStarted,
     ServerError,
@@ -50,15 +52,16 @@ from .response import BYTES_PER_MS, AudioDelta, RealtimeResponse, ends_session
 from .tracker import ResponseTracker
 from .wire import (
     DELTA_EVENTS,
+    cut_events,
     decode,
     expires_at,
     int_field,
     message_item,
     object_field,
     parse_delta,
+    redacted_details,
     refusal,
     response_params,
-    truncate_item,
 )
 
 __all__ = ["CLIENT_EVENT_KEY", "Phase", "RealtimeProtocol"]
@@ -145,21 +148,30 @@ class RealtimeProtocol:
         self.expires_at = None
 
     def connection_lost(self) -> list[ProtocolEvent]:
-        """The WebSocket ended: every running response fails; pending requests are void."""
-        if self.phase is not Phase.CLOSED:
-            self.phase = Phase.DISCONNECTED
+        """The WebSocket ended: running responses fail, and so does a response.create.
+
+        A pending session.update stays pending: the next session is configured with the
+        latest config, which answers it.
+        """
+        if self.phase is Phase.CLOSED:
+            return self.stop()
+        self.phase = Phase.DISCONNECTED
         return self._collect(self._lose_session)
 
     def stop(self) -> list[ProtocolEvent]:
         """Stop for good: every running response fails; nothing is sent any more."""
         self.phase = Phase.CLOSED
+        self._update = None
         return self._collect(self._lose_session)
 
     def _lose_session(self) -> None:
         self._outgoing.clear()
-        self._create = self._update = None
         for response in self.tracker.end_all():
             self._emit(ResponseDone(response))
+        create, self._create = self._create, None
+        if create is not None and not create.answered and self.phase is not Phase.CLOSED:
+            lost = RealtimeConnectionError("connection lost")
+            self._emit(RequestRefused(create.event_id, lost))
 
     def data_to_send(self) -> list[dict[str, Any]]:
         """The client events queued since the last call, oldest first (JSON-ready)."""
@@ -236,6 +248,9 @@ class RealtimeProtocol:
                     self._send(message_item(entry.role, entry.text, self.dialect))
         self.phase = Phase.OPEN
         self._emit(SessionReady())
+        if (update := self._update) is not None and not update.answered:
+            update.answered = True  # the new session runs the latest config
+            self._emit(SessionUpdated(update.event_id))
 
     def _on_error(self, event: dict[str, Any]) -> None:
         error = ServerError.from_event(event)
@@ -348,7 +363,7 @@ class RealtimeProtocol:
         details = data.get("status_details")
         response.finish(
             status,
-            self._redacted(details) if isinstance(details, dict) else None,
+            redacted_details(details, self._api_key),
             usage if isinstance(usage, dict) else None,
         )
         self.tracker.finished(response)
@@ -365,13 +380,6 @@ class RealtimeProtocol:
             if ends_session(response.status_details):
                 # The same codes end the session whether an error event or a response has them.
                 self._fail(error)
-
-    def _redacted(self, details: dict[str, Any]) -> dict[str, Any]:
-        error = details.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            error = {**error, "message": redact(error["message"], self._api_key)}
-            return {**details, "error": error}
-        return details
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -484,12 +492,8 @@ class RealtimeProtocol:
         See `ResponseTracker.cut`: `response` is the reply playing (default: the latest one),
         `played_ms` how much of it the user heard.
         """
-        if (cut := self.tracker.cut(played_ms, response)) is None:
-            return
-        for response_id in cut.cancel:
-            self._send({"type": "response.cancel", "response_id": response_id})
-        if cut.item_id is not None:
-            self._send(truncate_item(cut.item_id, cut.end_ms))
+        if (cut := self.tracker.cut(played_ms, response)) is not None:
+            self._outgoing.extend(cut_events(cut))
 
     def _add_item(self, item: dict[str, Any]) -> None:
         self._send({"type": "conversation.item.create", "item": item})

@@ -20,21 +20,24 @@ from .errors import (
     RealtimeError,
     RealtimeRequestError,
     error_for_code,
+    redact,
 )
 from .events import RequestRefused, ServerError, ga_event_type
 from .response import AudioDelta, FunctionCall, ResponseEvent, TextDelta, TranscriptDelta
+from .tracker import Cut
 
 __all__ = [
     "DELTA_EVENTS",
+    "cut_events",
     "decode",
     "expires_at",
     "int_field",
     "message_item",
     "object_field",
     "parse_delta",
+    "redacted_details",
     "refusal",
     "response_params",
-    "truncate_item",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -126,14 +129,32 @@ def refusal(event_id: str, error: ServerError, message: str, *, update: bool) ->
     return RequestRefused(event_id, RealtimeRequestError(text, code=error.code))
 
 
-def truncate_item(item_id: str, end_ms: int) -> dict[str, Any]:
-    """A `conversation.item.truncate` cutting an audio item's first content at `end_ms`."""
-    return {
-        "type": "conversation.item.truncate",
-        "item_id": item_id,
-        "content_index": 0,
-        "audio_end_ms": end_ms,
-    }
+def cut_events(cut: Cut) -> list[dict[str, Any]]:
+    """A barge-in on the wire: `response.cancel` for each response, then the truncate."""
+    events: list[dict[str, Any]] = [
+        {"type": "response.cancel", "response_id": rid} for rid in cut.cancel
+    ]
+    if cut.item_id is not None:
+        events.append(
+            {
+                "type": "conversation.item.truncate",
+                "item_id": cut.item_id,
+                "content_index": 0,
+                "audio_end_ms": cut.end_ms,
+            }
+        )
+    return events
+
+
+def redacted_details(details: Any, api_key: str) -> dict[str, Any] | None:
+    """A response's `status_details` with the API key taken out of its error message."""
+    if not isinstance(details, dict):
+        return None
+    error = details.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        error = {**error, "message": redact(error["message"], api_key)}
+        return {**details, "error": error}
+    return details
 
 
 def message_item(role: str, text: str, dialect: Dialect) -> dict[str, Any]:
