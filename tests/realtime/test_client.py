@@ -389,6 +389,32 @@ async def test_drop_reconnects(client: RealtimeClient, realtime_server: Realtime
     await recorder.stop()
 
 
+async def test_an_update_cut_off_by_a_drop_completes_on_the_next_session(
+    client: RealtimeClient, realtime_server: RealtimeServer
+) -> None:
+    """A session.update whose session.updated never came (the connection dropped) is answered
+    by the next session, which is configured with the new config: the caller does not hang."""
+    recorder = Recorder(client)
+    dropped = False
+
+    async def drop_once(event: dict[str, Any]) -> bool:
+        nonlocal dropped
+        if dropped:
+            return False
+        dropped = True
+        await realtime_server.drop()
+        return True
+
+    realtime_server.hooks["session.update"] = drop_once
+    new = SessionConfig(turn_detection=None, instructions="after the drop")
+    await asyncio.wait_for(client.update_session(new), 5)
+    await recorder.wait(Reconnected)
+    assert realtime_server.of_type("session.update")[-1]["session"]["instructions"] == (
+        "after the drop"
+    )
+    await recorder.stop()
+
+
 async def test_reconnect_gives_up(client: RealtimeClient, realtime_server: RealtimeServer) -> None:
     """When the server stays away, the client stops with a connection error."""
     recorder = Recorder(client)

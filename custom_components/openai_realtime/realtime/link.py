@@ -199,9 +199,11 @@ class RealtimeLink:
     async def _configure(self, ws: ClientConnection) -> None:
         """Feed the setup exchange to the protocol until its session is open."""
         while self.protocol.phase is not Phase.OPEN:
-            for event in self.protocol.receive(await self._recv(ws)):
+            events = self.protocol.receive(await self._recv(ws))
+            for event in events:
                 if isinstance(event, SessionFailed):
                     raise event.error
+            self._handle(events)  # a session.update the last session left unanswered
             await self.flush(ws)
 
     @staticmethod
