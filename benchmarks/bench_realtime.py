@@ -52,11 +52,10 @@ def _delta_frames(count: int) -> list[str]:
 
 
 async def _dispatch(client: RealtimeClient, frames: list[str]) -> float:
+    """Frames through the protocol core, as the link's receive loop feeds them."""
     start = time.process_time()
     for raw in frames:
-        event = client._decode(raw)
-        assert event is not None
-        await client._dispatch(event)
+        client.protocol.receive(raw)
     return time.process_time() - start
 
 
@@ -71,8 +70,9 @@ async def _append(client: RealtimeClient, chunks: list[bytes]) -> float:
     sink: Any = _Sink()
     start = time.process_time()
     for pcm in chunks:
-        event = {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
-        await client._send_on(sink, event)
+        client.protocol.append_audio(pcm)
+        for event in client.protocol.data_to_send():
+            await client.link._send_on(sink, event)
     return time.process_time() - start
 
 
@@ -88,7 +88,8 @@ async def main() -> None:
     client = RealtimeClient(RealtimeEndpoint(api_key="k", model="gpt-realtime"), SessionConfig())
     count = SECONDS * 1000 // CHUNK_MS
     frames = _delta_frames(count)
-    await client._on_response_created({"type": "response.created", "response": {"id": "resp_1"}})
+    _open(client)
+    client.protocol.receive(json.dumps({"type": "response.created", "response": {"id": "resp_1"}}))
     response = client.active_response
     assert response is not None
     drain = asyncio.create_task(_drain(response))
@@ -109,6 +110,14 @@ async def main() -> None:
         f"CPU per second of streamed audio (append + deltas): {per_second:.3f} ms "
         f"(raw {raw_per_second:.3f} ms, ratio {per_second / raw_per_second:.2f}x)"
     )
+
+
+def _open(client: RealtimeClient) -> None:
+    """Take the protocol core through its setup exchange (no socket is involved)."""
+    client.protocol.start_session(replay=False)
+    for kind in ("session.created", "session.updated"):
+        client.protocol.receive(json.dumps({"type": kind, "session": {}}))
+    client.protocol.data_to_send()
 
 
 async def _drain(response: Any) -> None:

@@ -249,9 +249,9 @@ class RealtimeLink:
             try:
                 await self._open_session(replay=True)
             except RealtimeConnectionError as err:
+                _LOGGER.debug("Reconnect attempt %d failed: %s", policy.attempts + 1, err)
                 if not await policy.wait():
                     raise
-                _LOGGER.debug("Reconnect attempt %d failed: %s", policy.attempts, err)
                 continue
             return policy.attempts + 1
 
