@@ -415,6 +415,22 @@ async def test_an_update_cut_off_by_a_drop_completes_on_the_next_session(
     await recorder.stop()
 
 
+async def test_cancel_after_the_session_ended_sends_nothing(
+    client: RealtimeClient, realtime_server: RealtimeServer
+) -> None:
+    """A barge-in on a closed client marks the reply cancelled and sends nothing."""
+    realtime_server.script(ScriptedResponse(text="x", audio=silence(100), hold=asyncio.Event()))
+    response = await client.create_response()
+    async for event in response:
+        if isinstance(event, AudioDelta):
+            break
+    await client.close()
+    await client.cancel(50, response=response)
+    assert response.cancelled
+    assert realtime_server.of_type("response.cancel") == []
+    assert realtime_server.of_type("conversation.item.truncate") == []
+
+
 async def test_reconnect_gives_up(client: RealtimeClient, realtime_server: RealtimeServer) -> None:
     """When the server stays away, the client stops with a connection error."""
     recorder = Recorder(client)

@@ -91,10 +91,6 @@ class RealtimeClient:
         """Yield session events (VAD, transcripts, responses, errors) until the client stops."""
         return self.link.events()
 
-    async def renew(self) -> None:
-        """Start a fresh session now (config and history are replayed)."""
-        await self.link.renew()
-
     # -- public operations -------------------------------------------------------------------
 
     async def update_session(self, config: SessionConfig) -> None:

@@ -88,11 +88,6 @@ class RealtimeLink:
         return self._ready.is_set()
 
     @property
-    def stopped(self) -> bool:
-        """Whether the link stopped for good (closed, or a fatal error)."""
-        return self._stopped.is_set()
-
-    @property
     def session_started(self) -> float:
         """When the current session opened (client clock); its input audio counts from here."""
         return self._session_started
