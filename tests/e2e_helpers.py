@@ -300,9 +300,7 @@ class HomeAssistantProcess:
 def ws_command(port: int, token: str, command: dict[str, Any]) -> Any:
     """Run one WebSocket API command (a tiny synchronous client); returns its result."""
     # No keepalive pings: their thread can outlive the block and fail the thread check.
-    with connect(
-        f"ws://127.0.0.1:{port}/api/websocket", open_timeout=10, ping_interval=None
-    ) as ws:
+    with connect(f"ws://127.0.0.1:{port}/api/websocket", open_timeout=10, ping_interval=None) as ws:
         assert json.loads(ws.recv(10))["type"] == "auth_required"
         ws.send(json.dumps({"type": "auth", "access_token": token}))
         assert json.loads(ws.recv(10))["type"] == "auth_ok"
