@@ -352,7 +352,7 @@ async def bench(counts: list[int], turns: int, delay_ms: float, reply_ms: int) -
         DOMAIN,
         SUBENTRY_DEVICE,
     )
-    from custom_components.openai_realtime.endpoint.hub import hash_token
+    from custom_components.openai_realtime.endpoint.pairing import hash_token
     from custom_components.openai_realtime.settings import default_options
 
     SERVER_DELAY_MS[0] = delay_ms

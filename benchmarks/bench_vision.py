@@ -85,7 +85,8 @@ async def bench(rounds: int) -> list[list[object]]:
         DOMAIN,
         SUBENTRY_DEVICE,
     )
-    from custom_components.openai_realtime.endpoint.hub import DATA_HUB, hash_token
+    from custom_components.openai_realtime.endpoint.hub import DATA_HUB
+    from custom_components.openai_realtime.endpoint.pairing import hash_token
     from custom_components.openai_realtime.images import DEFAULT_MAX_SIDE, scale_picture
     from custom_components.openai_realtime.settings import default_options
     import simulator.camera as camera_module

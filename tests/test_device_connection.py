@@ -14,7 +14,8 @@ import pytest
 from custom_components.openai_realtime.const import DOMAIN, OTA_PATH
 from custom_components.openai_realtime.endpoint import connection as device_connection
 from custom_components.openai_realtime.endpoint.connection import DeviceConnection
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB, device_subentries
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime.endpoint.pairing import device_subentries
 from custom_components.openai_realtime.xiaozhi import (
     DeviceEvent,
     ListenStarted,

@@ -14,8 +14,9 @@ from custom_components.openai_realtime.const import (
     CONF_DEVICE_WEBSOCKET_URL,
     OTA_PATH,
 )
-from custom_components.openai_realtime.endpoint.hub import CODE_LIFETIME, DATA_HUB
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime.endpoint.ota import MAX_BODY_SIZE, websocket_url
+from custom_components.openai_realtime.endpoint.pairing import CODE_LIFETIME
 from tests.device_helpers import pair, simulator
 
 
@@ -41,8 +42,8 @@ async def test_unknown_device_gets_activation(hass: HomeAssistant, client: TestC
         assert again.activation == activation | {"timeout_ms": again.activation["timeout_ms"]}
         # After expiry a new check issues a new code.
         hub = hass.data[DATA_HUB]
-        now = hub.clock()
-        hub.clock = lambda: now + CODE_LIFETIME + 1
+        now = hub.pairing.clock()
+        hub.pairing.clock = lambda: now + CODE_LIFETIME + 1
         renewed = await device.check_version()
         assert renewed.activation["challenge"] != activation["challenge"]
     finally:
@@ -175,7 +176,7 @@ async def test_missing_device_id_and_get(hass: HomeAssistant, client: TestClient
     body = await response.json()
     assert body["firmware"] == {"version": "2.0.1", "url": ""}
     assert "activation" not in body
-    assert not hass.data[DATA_HUB].pending
+    assert not hass.data[DATA_HUB].pairing.pending
     await hass.async_block_till_done()
     assert not hass.config_entries.flow.async_progress_by_handler("openai_realtime")
 

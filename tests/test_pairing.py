@@ -15,9 +15,9 @@ from custom_components.openai_realtime.const import (
     DOMAIN,
     SUBENTRY_DEVICE,
 )
-from custom_components.openai_realtime.endpoint.hub import (
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime.endpoint.pairing import (
     CODE_LIFETIME,
-    DATA_HUB,
     MAX_WRONG_CODES,
     hash_token,
 )
@@ -80,9 +80,9 @@ async def test_wrong_codes_are_rate_limited(hass: HomeAssistant, client: TestCli
             assert step["errors"] == {"base": "invalid_code"}
         step = await hass.config_entries.flow.async_configure(flow["flow_id"], {CONF_CODE: code})
         assert step["errors"] == {"base": "too_many_attempts"}
-        hub = hass.data[DATA_HUB]
-        now = hub.clock()
-        hub.clock = lambda: now + CODE_LIFETIME + 1  # the window passed, and the code expired
+        pairing = hass.data[DATA_HUB].pairing
+        now = pairing.clock()
+        pairing.clock = lambda: now + CODE_LIFETIME + 1  # the window passed, and the code expired
         step = await hass.config_entries.flow.async_configure(flow["flow_id"], {CONF_CODE: code})
         assert step["type"] is FlowResultType.ABORT
         assert step["reason"] == "code_expired"

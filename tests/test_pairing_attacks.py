@@ -34,10 +34,10 @@ from custom_components.openai_realtime.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
-from custom_components.openai_realtime.endpoint.hub import (
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime.endpoint.pairing import (
     ACTIVATE_REQUESTS_PER_MINUTE,
     CODE_LIFETIME,
-    DATA_HUB,
     MAX_PENDING_DEVICES,
     MAX_WRONG_CODES,
     NEW_DEVICES_PER_SOURCE,
@@ -94,8 +94,8 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
             assert response.status == 409
             assert code not in await response.text()
         assert caplog.text.count("asked to be paired with another Client-Id") == 1
-        assert hub.pending[device.mac].client_id == device.client_id
-        assert hub.pending[device.mac].code == code
+        assert hub.pairing.pending[device.mac].client_id == device.client_id
+        assert hub.pairing.pending[device.mac].code == code
         # Nor can it watch the pairing through the activation poll.
         response = await client.post(ACTIVATE_PATH, json={}, headers=attacker)
         assert response.status == 404
@@ -165,9 +165,9 @@ async def test_wrong_code_budget_survives_a_new_code(
         flow = discovery_flow(hass, device.mac)
         for _ in range(MAX_WRONG_CODES - 1):
             await hass.config_entries.flow.async_configure(flow["flow_id"], {CONF_CODE: wrong})
-        now = hub.clock()
-        hub.clock = lambda: now + CODE_LIFETIME / 2
-        hub.pending[device.mac].expires = now  # the code expired early (a reset device)
+        now = hub.pairing.clock()
+        hub.pairing.clock = lambda: now + CODE_LIFETIME / 2
+        hub.pairing.pending[device.mac].expires = now  # the code expired early (a reset device)
         code = (await device.check_version()).activation["code"]
         await hass.async_block_till_done()
         flow = discovery_flow(hass, device.mac)
@@ -193,8 +193,8 @@ async def test_ota_and_activate_are_rate_limited_per_address(
     for _ in range(ACTIVATE_REQUESTS_PER_MINUTE):
         assert (await client.post(ACTIVATE_PATH, json={}, headers=headers)).status == 202
     assert (await client.post(ACTIVATE_PATH, json={}, headers=headers)).status == 429
-    now = hub.clock()
-    hub.clock = lambda: now + 61
+    now = hub.pairing.clock()
+    hub.pairing.clock = lambda: now + 61
     assert (await client.post(OTA_PATH, json={}, headers=headers)).status == 200
     assert (await client.post(ACTIVATE_PATH, json={}, headers=headers)).status == 202
 
@@ -233,9 +233,9 @@ async def test_discovery_flood_from_many_addresses(
         await hass.async_block_till_done()
         assert statuses.count(200) == MAX_PENDING_DEVICES - 1
         assert set(statuses[MAX_PENDING_DEVICES:]) == {503}
-        assert len(hub.pending) == MAX_PENDING_DEVICES
+        assert len(hub.pairing.pending) == MAX_PENDING_DEVICES
         assert len(discovery_flows(hass)) == MAX_PENDING_DEVICES
-        assert hub.pending[device.mac].code == code
+        assert hub.pairing.pending[device.mac].code == code
         assert (await device.check_version()).activation["code"] == code
         discovery_flow(hass, device.mac)
     finally:
@@ -256,7 +256,7 @@ async def test_new_devices_per_address_are_limited(hass: HomeAssistant, client: 
     await hass.async_block_till_done()
     assert statuses[:NEW_DEVICES_PER_SOURCE] == [200] * NEW_DEVICES_PER_SOURCE
     assert set(statuses[NEW_DEVICES_PER_SOURCE:OTA_REQUESTS_PER_MINUTE]) == {429}
-    assert len(hub.pending) == NEW_DEVICES_PER_SOURCE
+    assert len(hub.pairing.pending) == NEW_DEVICES_PER_SOURCE
     assert len(discovery_flows(hass)) == NEW_DEVICES_PER_SOURCE
 
 
@@ -270,12 +270,12 @@ async def test_expired_codes_take_their_cards_with_them(
         await device.check_version()
         await hass.async_block_till_done()
         discovery_flow(hass, device.mac)
-        now = hub.clock()
-        hub.clock = lambda: now + CODE_LIFETIME + 1
+        now = hub.pairing.clock()
+        hub.pairing.clock = lambda: now + CODE_LIFETIME + 1
         async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=CODE_LIFETIME + 1))
         await hass.async_block_till_done()
         assert not discovery_flows(hass)
-        assert not hub.pending
+        assert not hub.pairing.pending
         response = await client.post(ACTIVATE_PATH, json={}, headers=device.http_headers())
         assert response.status == 404
     finally:
@@ -477,7 +477,7 @@ async def test_add_device_pairs_only_the_device_it_listed(
         )
         # The first device's code expires; an impostor then asks with its MAC and gets a new
         # code for its own Client-Id.
-        hub.pending[first.mac].expires = hub.clock()
+        hub.pairing.pending[first.mac].expires = hub.pairing.clock()
         impostor = boot_headers(first.mac, "impostor")
         response = await client.post(OTA_PATH, json={}, headers=impostor)
         impostor_code = (await response.json())["activation"]["code"]
@@ -486,7 +486,7 @@ async def test_add_device_pairs_only_the_device_it_listed(
         )
         assert form["errors"] == {"base": "unknown_device"}
         # The second device's code expires while the form is open.
-        hub.pending[second.mac].expires = hub.clock()
+        hub.pairing.pending[second.mac].expires = hub.pairing.clock()
         form = await hass.config_entries.subentries.async_configure(
             form["flow_id"], {CONF_MAC: second.mac, CONF_CODE: second_code}
         )
@@ -507,8 +507,8 @@ async def test_token_hand_over_expires(hass: HomeAssistant, client: TestClient) 
         flow = discovery_flow(hass, device.mac)
         await hass.config_entries.flow.async_configure(flow["flow_id"], {CONF_CODE: code})
         await hass.async_block_till_done()
-        now = hub.clock()
-        hub.clock = lambda: now + TOKEN_HANDOVER_LIFETIME
+        now = hub.pairing.clock()
+        hub.pairing.clock = lambda: now + TOKEN_HANDOVER_LIFETIME
         result = await device.check_version()
         assert result.websocket is not None
         assert "token" not in result.websocket
@@ -532,6 +532,6 @@ async def test_removing_a_device_drops_its_reset_card(
         hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
         await hass.async_block_till_done()
         assert not discovery_flows(hass)
-        assert device.mac not in hass.data[DATA_HUB].pending
+        assert device.mac not in hass.data[DATA_HUB].pairing.pending
     finally:
         await device.close()

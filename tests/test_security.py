@@ -36,8 +36,9 @@ from custom_components.openai_realtime.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB, MAX_WRONG_CODES
+from custom_components.openai_realtime.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime.endpoint.ota import MAX_BODY_SIZE
+from custom_components.openai_realtime.endpoint.pairing import MAX_WRONG_CODES
 from tests.device_helpers import (
     connected_device,
     device_client,
@@ -151,7 +152,7 @@ async def test_activation_needs_the_issued_challenge(
             body = {"challenge": forged} if forged is not None else {"challenge": []}
             response = await client.post(ACTIVATE_PATH, json=body, headers=headers)
             assert response.status == 403, forged
-        assert not hass.data[DATA_HUB].is_approved(device.mac, device.client_id)
+        assert not hass.data[DATA_HUB].pairing.is_approved(device.mac, device.client_id)
     finally:
         await device.close()
 
@@ -181,7 +182,7 @@ async def test_oversized_bodies_are_not_read_whole(
         path, data=b"{}", headers=headers | {"Content-Length": str(MAX_BODY_SIZE + 1)}
     )
     assert declared.status in (400, 413)
-    assert not hass.data[DATA_HUB].pending
+    assert not hass.data[DATA_HUB].pairing.pending
 
 
 async def test_no_secret_in_logs_over_a_whole_journey(

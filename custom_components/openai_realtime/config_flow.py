@@ -207,7 +207,7 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
         await self.async_set_unique_id(mac)
         self._abort_if_unique_id_configured()
         hub = self.hass.data[DATA_HUB]
-        if (pending := hub.pending_for(mac, self._client_id)) is None:
+        if (pending := hub.pairing.pending_for(mac, self._client_id)) is None:
             paired = hub.find_paired(mac) is not None
             return self.async_abort(reason="already_configured" if paired else "code_expired")
         self.context["title_placeholders"] = {"name": pending.title}
@@ -217,17 +217,17 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
         """Ask for the code the device speaks and shows, naming the device precisely."""
         hub = self.hass.data[DATA_HUB]
         mac = str(self.unique_id)
-        if (pending := hub.pending_for(mac, self._client_id)) is None:
+        if (pending := hub.pairing.pending_for(mac, self._client_id)) is None:
             return self.async_abort(reason="code_expired")
         errors: dict[str, str] = {}
         if user_input is not None:
             entries = self.hass.config_entries.async_loaded_entries(DOMAIN)
             if not entries:
                 return self.async_abort(reason="entry_not_loaded")
-            result = hub.check_code(mac, str(user_input[CONF_CODE]), self._client_id)
+            result = hub.pairing.check_code(mac, str(user_input[CONF_CODE]), self._client_id)
             if result is PairingResult.OK:
                 title = pending.title
-                data = hub.approve(mac)
+                data = hub.pairing.approve(mac)
                 if (found := hub.find_paired(mac)) is not None:
                     # A reset device: the new token replaces the old one, which stops working.
                     entry, subentry = found

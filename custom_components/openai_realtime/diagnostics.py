@@ -100,11 +100,11 @@ async def async_get_config_entry_diagnostics(
                 CONF_CODE: pending.code,
                 "challenge": pending.challenge,
                 "reset": pending.reset,
-                "wrong_codes": hub.wrong_codes(pending.mac),
+                "wrong_codes": hub.pairing.wrong_codes(pending.mac),
             },
             TO_REDACT,
         )
-        for pending in hub.pending.values()
+        for pending in hub.pairing.pending.values()
     ]
     return result
 

@@ -35,10 +35,10 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
             # The code goes to the device the user was shown (never a reset one, see below),
             # not to one that took its place since.
             shown = self._shown.get(mac, "")
-            result = hub.check_code(mac, str(user_input[CONF_CODE]), shown)
+            result = hub.pairing.check_code(mac, str(user_input[CONF_CODE]), shown)
             if result is PairingResult.OK:
-                title = hub.pending[mac].title
-                data = hub.approve(mac)
+                title = hub.pairing.pending[mac].title
+                data = hub.pairing.approve(mac)
                 for flow in self.hass.config_entries.flow.async_progress_by_handler(
                     DOMAIN, match_context={"unique_id": mac}
                 ):
@@ -46,7 +46,7 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
                 return self.async_create_entry(title=title, data=data, unique_id=mac)
             errors["base"] = result.value
         # A reset device (paired, new Client-Id) is paired again from its discovered card.
-        waiting = {p.mac: p for p in hub.pending_devices() if not p.reset}
+        waiting = {p.mac: p for p in hub.pairing.pending_devices() if not p.reset}
         if not waiting:
             return self.async_abort(reason="no_pending_devices")
         self._shown = {mac: p.client_id for mac, p in waiting.items()}

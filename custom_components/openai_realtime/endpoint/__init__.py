@@ -1,7 +1,8 @@
 """The xiaozhi device endpoint on Home Assistant's HTTP server: OTA, pairing, the audio channel.
 
 - `ota.py`: the boot-time OTA check and activation polls (pairing codes, token hand-over);
-- `hub.py`: the hass-wide `DeviceHub` (pending and paired devices, live connections);
+- `pairing.py`: `DevicePairing` (pending devices, codes, wrong-code limits, token hand-over);
+- `hub.py`: the hass-wide `DeviceHub` (paired devices, their live state and connections);
 - `view.py`: the authenticated WebSocket upgrade;
 - `connection.py`: one live channel, a transport over `xiaozhi/` that hands typed events to its
   listeners and to the `DeviceLink` plugged in from above (the speech bridge).
@@ -12,25 +13,28 @@ Nothing here imports the bridge or the Home Assistant platforms.
 from __future__ import annotations
 
 from .connection import VOLUME_TOOL, DeviceConnection, DeviceLink, LinkFactory, parse_volume
-from .hub import (
-    DATA_HUB,
-    DeviceHub,
-    DeviceState,
+from .hub import DATA_HUB, DeviceHub, DeviceState
+from .ota import ActivateView, OtaView
+from .pairing import (
+    ActivationRefused,
+    DevicePairing,
     PairingResult,
     PendingDevice,
     device_subentries,
+    hash_token,
     normalize_mac,
 )
-from .ota import ActivateView, OtaView
 from .view import DeviceWebSocketView, bearer_token
 
 __all__ = [
     "DATA_HUB",
     "VOLUME_TOOL",
     "ActivateView",
+    "ActivationRefused",
     "DeviceConnection",
     "DeviceHub",
     "DeviceLink",
+    "DevicePairing",
     "DeviceState",
     "DeviceWebSocketView",
     "LinkFactory",
@@ -39,6 +43,7 @@ __all__ = [
     "PendingDevice",
     "bearer_token",
     "device_subentries",
+    "hash_token",
     "normalize_mac",
     "parse_volume",
 ]

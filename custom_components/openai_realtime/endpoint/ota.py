@@ -30,14 +30,8 @@ from ..const import (
     LOGGER,
     OTA_PATH,
 )
-from .hub import (
-    CODE_LIFETIME,
-    DATA_HUB,
-    ActivationRefused,
-    DeviceHub,
-    PendingDevice,
-    normalize_mac,
-)
+from .hub import DATA_HUB, DeviceHub
+from .pairing import CODE_LIFETIME, ActivationRefused, DevicePairing, PendingDevice, normalize_mac
 
 MAX_BODY_SIZE: Final = 16 * 1024
 """Largest request body read; the firmware's system info is about 2 KB."""
@@ -151,6 +145,11 @@ def _hub(request: web.Request) -> DeviceHub:
     return request.app[KEY_HASS].data[DATA_HUB]
 
 
+def _pairing(request: web.Request) -> DevicePairing:
+    """The hass-wide pairing state, which rate-limits these unauthenticated endpoints."""
+    return _hub(request).pairing
+
+
 def _source(request: web.Request) -> str:
     """The address rate limits count against (the client's, behind a trusted proxy)."""
     return request.remote or "unknown"
@@ -173,36 +172,39 @@ class OtaView(HomeAssistantView):
 
     async def post(self, request: web.Request) -> web.Response:
         """Answer the firmware's boot check."""
-        if not _hub(request).ota_requests.allow(_source(request)):
+        if not _pairing(request).ota_requests.allow(_source(request)):
             return web.Response(status=HTTPStatus.TOO_MANY_REQUESTS, text="too many requests")
         try:
             check = parse_boot_check(request.headers, await read_json_body(request))
         except BadRequestError as err:
             LOGGER.debug("Refused OTA request from %s: %s", request.remote, err)
             return web.Response(status=err.status, text=str(err))
-        return self._answer(request, check, pairing=True)
+        return self._answer(request, check, start_pairing=True)
 
     async def get(self, request: web.Request) -> web.Response:
         """Answer a body-less check (browsers, older clients) from the headers alone.
 
         A GET changes nothing: it starts no pairing and hands over no token.
         """
-        if not _hub(request).ota_requests.allow(_source(request)):
+        if not _pairing(request).ota_requests.allow(_source(request)):
             return web.Response(status=HTTPStatus.TOO_MANY_REQUESTS, text="too many requests")
         try:
             check = parse_boot_check(request.headers, {})
         except BadRequestError as err:
             return web.Response(status=err.status, text=str(err))
-        return self._answer(request, check, pairing=False)
+        return self._answer(request, check, start_pairing=False)
 
-    def _answer(self, request: web.Request, check: BootCheck, *, pairing: bool) -> web.Response:
+    def _answer(
+        self, request: web.Request, check: BootCheck, *, start_pairing: bool
+    ) -> web.Response:
         hub = _hub(request)
         hass = hub.hass
+        pairing = hub.pairing
         if not hass.config_entries.async_loaded_entries(DOMAIN):
             return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE, text="not ready")
         body: dict[str, Any] = {}
         found = hub.find_paired(check.mac)
-        if found is not None and hub.is_paired_client(check.mac, check.client_id):
+        if found is not None and pairing.is_paired_client(check.mac, check.client_id):
             # Nothing here changes the device's state (firmware issue, last seen): anyone can
             # send its MAC and Client-Id. Its authenticated connection reports them.
             entry = found[0]
@@ -210,17 +212,18 @@ class OtaView(HomeAssistantView):
                 "url": websocket_url(entry.options.get(CONF_DEVICE_WEBSOCKET_URL), request.url),
                 "version": PROTOCOL_VERSION,
             }
-            if pairing and (token := hub.take_token(check.mac, check.client_id)) is not None:
+            token = pairing.take_token(check.mac, check.client_id) if start_pairing else None
+            if token is not None:
                 socket["token"] = token
                 LOGGER.info("Handed device %s its token", check.mac)
             body["websocket"] = socket
-        elif pairing:
-            pending = hub.async_activation(
+        elif start_pairing:
+            pending = pairing.async_activation(
                 check.mac, check.client_id, check.board, check.firmware, _source(request)
             )
             if isinstance(pending, ActivationRefused):
                 return web.Response(status=_REFUSED_STATUS[pending], text=str(pending))
-            body["activation"] = activation_section(pending, hub.clock())
+            body["activation"] = activation_section(pending, pairing.clock())
         body["server_time"] = server_time()
         body["firmware"] = {"version": check.firmware, "url": ""}
         return self.json(body)
@@ -242,8 +245,8 @@ class ActivateView(HomeAssistantView):
 
     async def post(self, request: web.Request) -> web.Response:
         """Report whether the device has been approved."""
-        hub = _hub(request)
-        if not hub.activate_requests.allow(_source(request)):
+        pairing = _pairing(request)
+        if not pairing.activate_requests.allow(_source(request)):
             return web.Response(status=HTTPStatus.TOO_MANY_REQUESTS, text="too many requests")
         if (mac := normalize_mac(request.headers.get("Device-Id"))) is None:
             return web.Response(status=HTTPStatus.BAD_REQUEST, text="invalid Device-Id")
@@ -252,9 +255,9 @@ class ActivateView(HomeAssistantView):
             body = await read_json_body(request)
         except BadRequestError as err:
             return web.Response(status=err.status, text=str(err))
-        if hub.is_approved(mac, client_id):
+        if pairing.is_approved(mac, client_id):
             return web.Response(status=HTTPStatus.OK, text="success")
-        pending = hub.pending_for(mac, client_id)
+        pending = pairing.pending_for(mac, client_id)
         if pending is None:
             return web.Response(status=HTTPStatus.NOT_FOUND, text="unknown device")
         challenge = body.get("challenge")

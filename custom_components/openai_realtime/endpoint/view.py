@@ -16,7 +16,8 @@ from ..const import DEVICE_WS_PATH, LOGGER, VISION_PATH
 from ..rate_limit import RateLimiter
 from ..vision import DATA_VISION, image_input_allowed
 from .connection import DeviceConnection, LinkFactory
-from .hub import DATA_HUB, normalize_mac
+from .hub import DATA_HUB
+from .pairing import normalize_mac
 
 MAX_MESSAGE_SIZE: Final = 256 * 1024
 """Largest WebSocket message accepted at all; the session refuses smaller oversized frames."""
