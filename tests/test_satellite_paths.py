@@ -186,7 +186,8 @@ async def test_start_conversation_refused_by_the_session(
     with pytest.raises(HomeAssistantError) as err:
         await start_conversation(hass, entity_id, start_message=OPENING, extra_system_prompt=EXTRA)
     assert err.value.translation_key == "realtime_unavailable"
-    assert err.value.translation_placeholders == {"device": device.mac}
+    # Named as every other action names it: the device's title, as in the error of `ask`.
+    assert err.value.translation_placeholders == {"device": bridge_of(state).subentry.title}
     assert hass.states.get(entity_id).state == "idle"
     assert len(realtime_server.of_type("response.create")) == creates
     assert tts_states(device) == []

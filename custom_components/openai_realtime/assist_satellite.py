@@ -31,10 +31,10 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import OpenAIRealtimeConfigEntry
 from .bridge import (
-    BridgeBusyError,
     BridgePath,
     MediaError,
     SpeechBridge,
+    async_device_action,
     async_transcode,
     async_tts_to_pcm,
 )
@@ -216,15 +216,12 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         self._is_announcing = True
         self._set_state(AssistSatelliteState.RESPONDING)
         try:
-            await bridge.async_converse(
-                start_message or None, extra_system_prompt or start_message or ""
+            await async_device_action(
+                bridge,
+                bridge.async_converse(
+                    start_message or None, extra_system_prompt or start_message or ""
+                ),
             )
-        except RealtimeError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="realtime_unavailable",
-                translation_placeholders={"device": self.device.mac},
-            ) from err
         finally:
             self._is_announcing = False
             self._set_state(AssistSatelliteState.IDLE)
@@ -261,19 +258,11 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         self._is_announcing = True
         self._set_state(AssistSatelliteState.RESPONDING)
         try:
-            result = await bridge.async_ask(question, answer_timeout=timeout)
-        except BridgeBusyError as err:
-            raise SatelliteBusyError(
-                translation_domain=DOMAIN,
-                translation_key="device_busy",
-                translation_placeholders={"device": bridge.subentry.title},
-            ) from err
-        except RealtimeError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="realtime_unavailable",
-                translation_placeholders={"device": bridge.subentry.title},
-            ) from err
+            result = await async_device_action(
+                bridge,
+                bridge.async_ask(question, answer_timeout=timeout),
+                busy=SatelliteBusyError,
+            )
         finally:
             self._is_announcing = False
             self._set_state(AssistSatelliteState.IDLE)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
@@ -22,10 +21,9 @@ from homeassistant.helpers import (
 )
 import probatio
 
-from .bridge import BridgeBusyError
+from .bridge import async_device_action
 from .const import DOMAIN
 from .endpoint import DATA_HUB
-from .realtime import RealtimeError
 
 if TYPE_CHECKING:
     from .bridge import SpeechBridge
@@ -122,24 +120,6 @@ def _bridges(hass: HomeAssistant, call: ServiceCall) -> list[SpeechBridge]:
     return bridges
 
 
-async def _on_device[T](bridge: SpeechBridge, action: Awaitable[T]) -> T:
-    """Run a bridge action; its errors become messages naming the device."""
-    try:
-        return await action
-    except BridgeBusyError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="device_busy",
-            translation_placeholders={"device": bridge.subentry.title},
-        ) from err
-    except RealtimeError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="realtime_unavailable",
-            translation_placeholders={"device": bridge.subentry.title},
-        ) from err
-
-
 async def _async_speak(call: ServiceCall) -> None:
     message = call.data.get(ATTR_MESSAGE)
     prompt = call.data.get(ATTR_PROMPT)
@@ -148,7 +128,7 @@ async def _async_speak(call: ServiceCall) -> None:
     bridges = _bridges(call.hass, call)
     await asyncio.gather(
         *(
-            _on_device(
+            async_device_action(
                 bridge,
                 bridge.async_speak(
                     message=message,
@@ -167,7 +147,7 @@ async def _async_ask(call: ServiceCall) -> ServiceResponse:
     bridges = _bridges(call.hass, call)
     if len(bridges) != 1:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="one_device")
-    result: dict[str, Any] = await _on_device(
+    result: dict[str, Any] = await async_device_action(
         bridges[0],
         bridges[0].async_ask(
             call.data[ATTR_QUESTION],
@@ -183,7 +163,7 @@ async def _async_converse(call: ServiceCall) -> None:
     bridges = _bridges(call.hass, call)
     await asyncio.gather(
         *(
-            _on_device(
+            async_device_action(
                 bridge,
                 bridge.async_converse(call.data.get(ATTR_MESSAGE), call.data[ATTR_INSTRUCTIONS]),
             )

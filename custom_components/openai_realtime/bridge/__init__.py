@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge, async_link_device
 from .downlink import DeviceLink, Downlink
+from .errors import async_device_action
 from .media import MediaError, async_transcode, async_tts_to_pcm
 from .sentences import SentenceSplitter
 from .tools import TOOL_TIMEOUT, BridgeTools, ToolRun
@@ -23,6 +24,7 @@ __all__ = [
     "SpeechBridge",
     "ToolRun",
     "Uplink",
+    "async_device_action",
     "async_link_device",
     "async_transcode",
     "async_tts_to_pcm",
