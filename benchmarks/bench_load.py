@@ -248,13 +248,12 @@ def free_port() -> int:
 
 async def connected_bridges(hass: Any, specs: Sequence[DeviceSpec]) -> int:
     """How many of these devices have a bridge with a configured Realtime session."""
-    from custom_components.openai_realtime.endpoint.hub import DATA_HUB
+    from custom_components.openai_realtime.bridge import DATA_BRIDGES
 
-    states = hass.data[DATA_HUB].states
+    bridges = hass.data[DATA_BRIDGES]
     count = 0
     for spec in specs:
-        state = states.get(spec.mac)
-        bridge = state.bridge if state is not None else None
+        bridge = bridges.bridge(spec.mac)
         if bridge is not None and bridge.client is not None and bridge.client.connected:
             count += 1
     return count

@@ -72,7 +72,7 @@ async def bench(rounds: int) -> list[list[object]]:
         async_test_home_assistant,
     )
 
-    from custom_components.openai_realtime.bridge import core as bridge_core
+    from custom_components.openai_realtime.bridge import DATA_BRIDGES, core as bridge_core
     from custom_components.openai_realtime.const import (
         CONF_BASE_URL,
         CONF_BOARD,
@@ -85,7 +85,6 @@ async def bench(rounds: int) -> list[list[object]]:
         DOMAIN,
         SUBENTRY_DEVICE,
     )
-    from custom_components.openai_realtime.endpoint.hub import DATA_HUB
     from custom_components.openai_realtime.endpoint.pairing import hash_token
     from custom_components.openai_realtime.images import DEFAULT_MAX_SIDE, scale_picture
     from custom_components.openai_realtime.settings import default_options
@@ -162,11 +161,10 @@ async def bench(rounds: int) -> list[list[object]]:
             camera_module.multipart_parts = timed_parts  # type: ignore[assignment]
             try:
                 await device.open_audio_channel()
-                state = hass.data[DATA_HUB].states[mac]
                 while (  # noqa: ASYNC110 - set by several callbacks, no one event to await
-                    state.bridge is None
-                    or state.bridge.client is None
-                    or not (state.bridge.client.connected and device.vision)
+                    (bridge := hass.data[DATA_BRIDGES].bridge(mac)) is None
+                    or bridge.client is None
+                    or not (bridge.client.connected and device.vision)
                 ):
                     await asyncio.sleep(0.01)
                 rows.extend(

@@ -10,7 +10,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import numpy as np
 
-from custom_components.openai_realtime.bridge import BridgePath, SpeechBridge
+from custom_components.openai_realtime.assist_satellite import XiaozhiAssistSatellite
+from custom_components.openai_realtime.bridge import (
+    DATA_BRIDGES,
+    DATA_SATELLITES,
+    BridgePath,
+    SpeechBridge,
+)
 from custom_components.openai_realtime.const import DOMAIN
 from custom_components.openai_realtime.endpoint.hub import DATA_HUB, DeviceState
 from simulator.device import DeviceSimulator
@@ -22,16 +28,20 @@ async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> Dev
     """A paired, connected device whose bridge has a Realtime session."""
     device = await connected_device(hass, client, **kwargs)
     state = device_state(hass, device)
-    await until(lambda: bridge_of(state) is not None and bridge_of(state).client is not None)
-    await until(lambda: bridge_of(state).client.connected)
+    await until(
+        lambda: bridge_of(hass, state) is not None and bridge_of(hass, state).client is not None
+    )
+    await until(lambda: bridge_of(hass, state).client.connected)
     return device
 
 
-async def disconnect(device: DeviceSimulator, state: DeviceState) -> SpeechBridge:
+async def disconnect(
+    hass: HomeAssistant, device: DeviceSimulator, state: DeviceState
+) -> SpeechBridge:
     """Close the device's channel and wait until its bridge has stopped; return the bridge."""
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     await device.close()
-    await until(lambda: state.bridge is None and bridge.connection.closed)
+    await until(lambda: bridge_of(hass, state) is None and bridge.connection.closed)
     assert not bridge.tasks
     assert bridge.client is None
     return bridge
@@ -42,10 +52,16 @@ def device_state(hass: HomeAssistant, device: DeviceSimulator) -> DeviceState:
     return hass.data[DATA_HUB].states[device.mac]
 
 
-def bridge_of(state: DeviceState) -> SpeechBridge:
-    """The device's live bridge."""
-    bridge: SpeechBridge = state.bridge
-    return bridge
+def bridge_of(hass: HomeAssistant, state: DeviceState) -> SpeechBridge | None:
+    """The bridge serving the device now (None while it is disconnected)."""
+    return hass.data[DATA_BRIDGES].bridge(state.mac)
+
+
+def satellite_of(hass: HomeAssistant, state: DeviceState) -> XiaozhiAssistSatellite | None:
+    """The device's satellite entity, while it is added."""
+    satellite = hass.data[DATA_SATELLITES].satellite(state.mac)
+    assert satellite is None or isinstance(satellite, XiaozhiAssistSatellite)
+    return satellite
 
 
 def tts_states(device: DeviceSimulator) -> list[str]:
@@ -94,12 +110,14 @@ def satellite_id(hass: HomeAssistant, mac: str) -> str:
 
 def satellite_state(hass: HomeAssistant, state: DeviceState) -> str:
     """The assist satellite entity's state."""
-    entity_state = hass.states.get(state.satellite.entity_id)
+    entity_state = hass.states.get(satellite_of(hass, state).entity_id)
     assert entity_state is not None
     return entity_state.state
 
 
-async def refuse_realtime(realtime_server: RealtimeServer, state: DeviceState) -> None:
+async def refuse_realtime(
+    hass: HomeAssistant, realtime_server: RealtimeServer, state: DeviceState
+) -> None:
     """The account runs out of quota: the device's bridge switches to the fallback."""
     realtime_server.on_connect_error = {
         "type": "insufficient_quota",
@@ -109,8 +127,8 @@ async def refuse_realtime(realtime_server: RealtimeServer, state: DeviceState) -
     await realtime_server.close_connection(1008, "insufficient_quota")
     await until(
         lambda: (
-            bridge_of(state).path is BridgePath.ASSIST_PIPELINE
-            and bridge_of(state).fallback is not None
+            bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
+            and bridge_of(hass, state).fallback is not None
         )
     )
 
@@ -121,7 +139,7 @@ async def on_fallback(
     """A bridged device whose Realtime service refuses: it is served by the pipeline."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    await refuse_realtime(realtime_server, state)
+    await refuse_realtime(hass, realtime_server, state)
     return device, state
 
 

@@ -15,6 +15,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.openai_realtime.bridge import DATA_BRIDGES
 from custom_components.openai_realtime.const import (
     CONF_BASE_URL,
     CONF_CODE,
@@ -67,8 +68,8 @@ async def release_devices(hass: HomeAssistant, client: TestClient) -> None:
     """
     for device in _SIMULATORS.pop(client, []):
         await device.close()
-    hub = hass.data[DATA_HUB]
-    await until(lambda: all(state.bridge is None for state in hub.states.values()))
+    bridges = hass.data[DATA_BRIDGES]
+    await until(lambda: all(bridges.bridge(mac) is None for mac in hass.data[DATA_HUB].states))
 
 
 def discovery_flow(hass: HomeAssistant, mac: str) -> dict[str, Any]:

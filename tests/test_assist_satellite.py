@@ -40,7 +40,7 @@ async def test_announce_in_the_realtime_voice(
     assert device.downlink_outcomes() == {"played": 10}
     # After `tts stop` the device (auto mode) listens again, and so does the satellite.
     await until(lambda: hass.states.get(entity_id).state == "listening")
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
     await until(lambda: hass.states.get(entity_id).attributes["path"] is None)
 
 
@@ -67,7 +67,7 @@ async def test_state_follows_the_conversation(
     await until(lambda: "stop" in tts_states(device))
     await until(lambda: seen[-1] == "listening")  # the device listens again after the reply
     assert seen == ["listening", "processing", "responding", "idle", "listening"]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_announce_needs_a_connected_device(
@@ -77,7 +77,7 @@ async def test_announce_needs_a_connected_device(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     entity_id = satellite_id(hass, device.mac)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
     with pytest.raises(HomeAssistantError):
         await hass.services.async_call(
             "assist_satellite",

@@ -77,7 +77,7 @@ async def test_spoken_turn_turns_on_the_light(
     assert list(state.latencies) == [state.last_latency_ms]
     outputs = realtime_server.of_type("conversation.item.create")
     assert outputs[-1]["item"]["type"] == "function_call_output"
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     assert bridge.phase is BridgePhase.IDLE
     with (
         chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
@@ -88,7 +88,7 @@ async def test_spoken_turn_turns_on_the_light(
         assert chat_log.content[2].tool_calls[0].tool_name == TURN_ON
         assert chat_log.content[1].content == "turn on the kitchen lights"
         assert chat_log.content[4].content == reply
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_abort_mid_reply_stops_at_once(
@@ -118,8 +118,8 @@ async def test_abort_mid_reply_stops_at_once(
     assert realtime_server.of_type("conversation.item.create")[0]["item"]["content"] == [
         {"type": "input_text", "text": "tell me a story"}
     ]
-    assert bridge_of(state).phase is not BridgePhase.RESPONDING
-    await disconnect(device, state)
+    assert bridge_of(hass, state).phase is not BridgePhase.RESPONDING
+    await disconnect(hass, device, state)
 
 
 async def test_device_tool_called_by_the_model(
@@ -159,7 +159,7 @@ async def test_device_tool_called_by_the_model(
     assert '"error":true' in outputs[1]
     assert "not a JSON object" in outputs[2]
     assert state.errors["tool"] == 2
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_manual_mode_commits_on_listen_stop(
@@ -184,7 +184,7 @@ async def test_manual_mode_commits_on_listen_stop(
     assert state.last_latency_ms is not None
     await device.start_listening(ListenMode.AUTO)
     await until(lambda: turn_detection() is not None)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_speech_while_speaking_barges_in(
@@ -206,7 +206,7 @@ async def test_speech_while_speaking_barges_in(
     truncate = await realtime_server.wait_for("conversation.item.truncate")
     assert 0 < truncate["audio_end_ms"] <= 3000
     assert not realtime_server.of_type("response.cancel")  # server VAD cancels by itself
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_greeting_when_the_session_opens(
@@ -224,4 +224,4 @@ async def test_greeting_when_the_session_opens(
     assert "Hello there" in create["response"]["instructions"]
     await wait_tts(device, "stop")
     assert device.assistant_lines == ["Hello there"]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)

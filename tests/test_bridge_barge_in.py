@@ -32,7 +32,7 @@ async def test_barge_in_during_an_out_of_band_reply_cancels_it(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await device.start_listening(ListenMode.REALTIME)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     say = hass.async_create_task(bridge.async_say("An announcement."))
     await until(lambda: device.downlink_outcomes().get("played", 0) >= 6)
     start = len(device.messages)
@@ -45,7 +45,7 @@ async def test_barge_in_during_an_out_of_band_reply_cancels_it(
     await asyncio.wait_for(say, 3)  # the announcement ended: its caller does not hang
     assert not realtime_server.of_type("conversation.item.truncate")
     await until(lambda: realtime_server.responses_done >= 1)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_barge_in_after_a_tool_follow_up_truncates_the_reply_playing(
@@ -75,7 +75,7 @@ async def test_barge_in_after_a_tool_follow_up_truncates_the_reply_playing(
     cancel = await asyncio.wait_for(realtime_server.wait_for("response.cancel"), 3)
     assert cancel["response_id"] == follow_up
     await until(lambda: realtime_server.responses_done >= 2)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_late_transcripts_keep_their_turn_in_the_chat_log(
@@ -89,7 +89,7 @@ async def test_late_transcripts_keep_their_turn_in_the_chat_log(
     realtime_server.transcript_delay = 0.5  # after the reply was recorded
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     for question, answer in (("first question", "First."), ("second question", "Second.")):
         realtime_server.user_transcript = question
         realtime_server.script(ScriptedResponse(text=answer, audio=tone(300)))
@@ -111,4 +111,4 @@ async def test_late_transcripts_keep_their_turn_in_the_chat_log(
         ("user", "second question"),
         ("assistant", "Second."),
     ]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)

@@ -33,6 +33,7 @@ from tests.bridge_helpers import (
     device_state,
     disconnect,
     satellite_id,
+    satellite_of,
     wait_tts,
 )
 from tests.device_helpers import device_client, until
@@ -95,7 +96,7 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     entity_id = satellite_id(hass, device.mac)
-    satellite = state.satellite
+    satellite = satellite_of(hass, state)
     finished: list[bool] = []
     original_finished = satellite.tts_response_finished
 
@@ -119,7 +120,7 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
         "message": "You exceeded your current quota.",
     }
     await realtime_server.close_connection(1008, "insufficient_quota")
-    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
     await until(lambda: hass.states.get(entity_id).attributes["path"] == "assist_pipeline")
     assert hass.states.get("light.kitchen_lights").state == "off"
 
@@ -165,17 +166,21 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
 
     # Realtime recovers: the next turn goes to it, and the path attribute follows.
     realtime_server.on_connect_error = None
-    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
-    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
+    await until(
+        lambda: (
+            bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
+        )
+    )
     await until(lambda: hass.states.get(entity_id).attributes["path"] == "realtime")
-    assert bridge_of(state).fallback is None
+    assert bridge_of(hass, state).fallback is None
     realtime_server.script(ScriptedResponse(text="Realtime again.", audio=tone(120)))
     start = len(device.messages)
     await device.detect_wake_word("are you there")
     await wait_tts(device, "stop", start)
     assert realtime_server.of_type("conversation.item.create")
     assert len(providers.stt.requests) == 1
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_announce_with_the_pipeline_tts(
@@ -203,7 +208,7 @@ async def test_announce_with_the_pipeline_tts(
     assert len(played) >= 24000 * 2 * TONE_SECONDS * 0.95
     sentences = [m["text"] for m in device.messages if m.get("state") == "sentence_start"]
     assert sentences == ["Dinner is ready"]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_announce_media_that_cannot_be_decoded(
@@ -228,9 +233,9 @@ async def test_announce_media_that_cannot_be_decoded(
             blocking=True,
         )
     await until(lambda: hass.states.get(entity_id).state == "idle")
-    assert bridge_of(state).phase is BridgePhase.IDLE
+    assert bridge_of(hass, state).phase is BridgePhase.IDLE
     assert not device.downlink_outcomes().get("played")
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_two_fallback_turns_on_a_realtime_mode_board(
@@ -251,7 +256,7 @@ async def test_two_fallback_turns_on_a_realtime_mode_board(
         "message": "You exceeded your current quota.",
     }
     await realtime_server.close_connection(1008, "insufficient_quota")
-    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
     speech = await synthesize(STT_TEXT, 16000)
     await device.start_listening(ListenMode.REALTIME)
     for answers in (1, 2):
@@ -264,7 +269,7 @@ async def test_two_fallback_turns_on_a_realtime_mode_board(
     sent = [f for f in device.sent_frames if isinstance(f, str) and '"listen"' in f]
     assert sum('"start"' in f for f in sent) == 1  # the board never repeated `listen start`
     await until(lambda: hass.states.get(entity_id).state == "listening")
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_fallback_runs_as_the_device_user(
@@ -287,7 +292,7 @@ async def test_fallback_runs_as_the_device_user(
         "message": "You exceeded your current quota.",
     }
     await realtime_server.close_connection(1008, "insufficient_quota")
-    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
 
     start = len(device.messages)
     await device.start_listening()
@@ -297,4 +302,4 @@ async def test_fallback_runs_as_the_device_user(
     light = hass.states.get("light.kitchen_lights")
     assert light.state == "on"
     assert light.context.user_id == user.id
-    await disconnect(device, state)
+    await disconnect(hass, device, state)

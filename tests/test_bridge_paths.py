@@ -53,6 +53,7 @@ from tests.bridge_helpers import (
     device_state,
     disconnect,
     loud,
+    satellite_of,
     satellite_state,
     tts_states,
     wait_tts,
@@ -171,13 +172,13 @@ async def test_missing_opus_alerts_the_device(
         await hass.services.async_call(
             DOMAIN,
             "speak",
-            {"entity_id": state.satellite.entity_id, "message": "Dinner is ready"},
+            {"entity_id": satellite_of(hass, state).entity_id, "message": "Dinner is ready"},
             blocking=True,
         )
     assert err.value.translation_key == "realtime_unavailable"
     assert "Opus is not available" in str(err.value.__cause__)
     await device.close()
-    await until(lambda: state.bridge is None)
+    await until(lambda: bridge_of(hass, state) is None)
 
 
 async def test_actions_waiting_for_the_hello_fail_when_the_device_leaves(
@@ -191,14 +192,14 @@ async def test_actions_waiting_for_the_hello_fail_when_the_device_leaves(
     async with session.ws_connect(
         str(device.nvs_websocket["url"]), headers=device.ws_headers()
     ) as ws:  # connected, but no hello yet
-        await until(lambda: state.bridge is not None)
-        speak = hass.async_create_task(bridge_of(state).async_say("hello"))
+        await until(lambda: bridge_of(hass, state) is not None)
+        speak = hass.async_create_task(bridge_of(hass, state).async_say("hello"))
         await asyncio.sleep(0)
         assert not speak.done()
         await ws.close()
     with pytest.raises(RealtimeSessionClosed):
         await speak
-    await until(lambda: state.bridge is None)
+    await until(lambda: bridge_of(hass, state) is None)
     await device.close()
 
 
@@ -233,8 +234,10 @@ async def test_push_to_talk_pressed_before_the_bridge_is_ready(
     finally:
         release.set()
     state = device_state(hass, device)
-    await until(lambda: state.bridge is not None and bridge_of(state).client is not None)
-    await until(lambda: bridge_of(state).client.connected)
+    await until(
+        lambda: bridge_of(hass, state) is not None and bridge_of(hass, state).client is not None
+    )
+    await until(lambda: bridge_of(hass, state).client.connected)
     assert realtime_server.session.session["audio"]["input"]["turn_detection"] is None
     assert not realtime_server.of_type("input_audio_buffer.append")
     assert not realtime_server.of_type("input_audio_buffer.commit")
@@ -245,7 +248,7 @@ async def test_push_to_talk_pressed_before_the_bridge_is_ready(
     await device.stop_listening()
     await wait_tts(device, "stop")
     assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_input_while_a_failing_session_opens_is_dropped(
@@ -260,7 +263,7 @@ async def test_input_while_a_failing_session_opens_is_dropped(
     await device.open_audio_channel()
     state = device_state(hass, device)
     await until(lambda: realtime_server.connections > connections)  # the bridge is connecting
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     assert bridge.client is None
     assert bridge.path is BridgePath.REALTIME
     await device.start_listening()
@@ -277,7 +280,7 @@ async def test_input_while_a_failing_session_opens_is_dropped(
     assert typed_texts(realtime_server) == []
     await typed_turn(device, realtime_server, "are you there")
     assert typed_texts(realtime_server) == ["are you there"]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_unknown_llm_api_still_opens_a_session(
@@ -295,7 +298,7 @@ async def test_unknown_llm_api_still_opens_a_session(
     offered = {tool["name"] for tool in realtime_server.session.session["tools"]}
     assert TURN_ON not in offered
     await typed_turn(device, realtime_server)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 # --- device events ----------------------------------------------------------------------------
@@ -321,7 +324,7 @@ async def test_wake_word_while_speaking_cuts_the_reply(
     assert typed_texts(realtime_server) == ["tell me something", "next"]
     assert not realtime_server.of_type("input_audio_buffer.commit")
     assert len(realtime_server.of_type("response.create")) == 2
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_push_to_talk_of_whole_batches_is_sent_whole(
@@ -340,7 +343,7 @@ async def test_push_to_talk_of_whole_batches_is_sent_whole(
     assert len(appended_audio(realtime_server)) == 300 * 48  # 24 kHz PCM16
     assert len(realtime_server.of_type("input_audio_buffer.append")) == 3
     assert len(realtime_server.of_type("response.create")) == 1
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_failed_commit_is_counted_and_frees_the_device(
@@ -356,7 +359,7 @@ async def test_failed_commit_is_counted_and_frees_the_device(
     """
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     commits: list[None] = []
 
     async def failing_commit() -> None:
@@ -374,7 +377,7 @@ async def test_failed_commit_is_counted_and_frees_the_device(
     assert satellite_state(hass, state) == AssistSatelliteState.IDLE
     assert len(warnings(caplog, "Realtime request failed: client closed")) == 1
     assert not realtime_server.of_type("response.create")
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_late_speech_started_does_not_reopen_a_closed_microphone(
@@ -389,7 +392,7 @@ async def test_late_speech_started_does_not_reopen_a_closed_microphone(
     and the satellite do not go back to listening."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     commits: list[None] = []
 
     async def failing_commit() -> None:
@@ -412,7 +415,7 @@ async def test_late_speech_started_does_not_reopen_a_closed_microphone(
     await hass.async_block_till_done()
     assert bridge.phase is BridgePhase.IDLE
     assert satellite_state(hass, state) == AssistSatelliteState.IDLE
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_failed_typed_turn_is_counted_and_logged_once(
@@ -428,7 +431,7 @@ async def test_failed_typed_turn_is_counted_and_logged_once(
     """
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     real_add = bridge.client.add_user_text
 
     async def failing_add(text: str) -> None:
@@ -444,7 +447,7 @@ async def test_failed_typed_turn_is_counted_and_logged_once(
     monkeypatch.setattr(bridge.client, "add_user_text", real_add)
     await typed_turn(device, realtime_server, "three")
     assert typed_texts(realtime_server) == ["three"]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 # --- replies ----------------------------------------------------------------------------------
@@ -463,7 +466,7 @@ async def test_reply_that_fails_to_play_frees_the_device(
     """
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    downlink = bridge_of(state).downlink
+    downlink = bridge_of(hass, state).downlink
     assert downlink is not None
 
     async def broken_finish() -> None:
@@ -478,11 +481,11 @@ async def test_reply_that_fails_to_play_frees_the_device(
     assert state.errors["bridge"] == 1
     (record,) = warnings(caplog, "Speech bridge failed")
     assert record.exc_info is not None
-    assert bridge_of(state).phase is BridgePhase.IDLE
+    assert bridge_of(hass, state).phase is BridgePhase.IDLE
     monkeypatch.undo()
     await typed_turn(device, realtime_server)
     assert tts_states(device)[-3:] == ["start", "sentence_start:Ok.", "stop"]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_tool_outputs_that_cannot_be_sent_end_the_reply(
@@ -498,7 +501,7 @@ async def test_tool_outputs_that_cannot_be_sent_end_the_reply(
     """
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
 
     async def failing_submit(outputs: Any) -> None:
         raise RealtimeSessionClosed("client closed")
@@ -518,7 +521,7 @@ async def test_tool_outputs_that_cannot_be_sent_end_the_reply(
     assert state.errors["realtime"] == 1
     assert len(warnings(caplog, "Realtime request failed: client closed")) == 1
     await until(lambda: bridge.phase is BridgePhase.IDLE)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_tool_loop_limit_ends_the_reply(
@@ -543,9 +546,9 @@ async def test_tool_loop_limit_ends_the_reply(
     ]
     assert len(outputs) == 2  # both rounds' results are in the conversation
     assert any("Tool loop limit (1) reached" in r.getMessage() for r in caplog.records)
-    assert bridge_of(state).phase is BridgePhase.IDLE
+    assert bridge_of(hass, state).phase is BridgePhase.IDLE
     assert state.errors["realtime"] == 0
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_empty_reply_records_only_the_user_turn(
@@ -557,7 +560,7 @@ async def test_empty_reply_records_only_the_user_turn(
     realtime_server.script(ScriptedResponse())
     await device.detect_wake_word("hmm")
     await wait_tts(device, "stop")
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     await until(lambda: bridge.phase is BridgePhase.IDLE)
     with (
         chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
@@ -565,7 +568,7 @@ async def test_empty_reply_records_only_the_user_turn(
     ):
         assert [content.role for content in chat_log.content] == ["system", "user"]
         assert chat_log.content[1].content == "hmm"
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 # --- actions ----------------------------------------------------------------------------------
@@ -579,9 +582,9 @@ async def test_actions_refused_while_the_pipeline_stands_in(
     state = device_state(hass, device)
     realtime_server.on_connect_error = QUOTA
     await realtime_server.close_connection(1008, "insufficient_quota")
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     await until(lambda: bridge.path is BridgePath.ASSIST_PIPELINE)
-    satellite = state.satellite.entity_id
+    satellite = satellite_of(hass, state).entity_id
     for action, data, response in (
         ("speak", {"message": "hello"}, False),
         ("ask", {"question": "Ready?"}, True),
@@ -603,13 +606,13 @@ async def test_actions_refused_while_the_pipeline_stands_in(
             "assist_satellite",
             "announce",
             {"message": "Dinner is ready", "preannounce": False},
-            target={"entity_id": state.satellite.entity_id},
+            target={"entity_id": satellite_of(hass, state).entity_id},
             blocking=True,
         )
     assert err.value.translation_key == "announcement_failed"
     realtime_server.on_connect_error = None
     await until(lambda: bridge.client is not None and bridge.client.connected)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_speak_fails_when_the_device_leaves(
@@ -626,7 +629,7 @@ async def test_speak_fails_when_the_device_leaves(
             "assist_satellite",
             "announce",
             {"message": "Dinner is ready", "preannounce": False},
-            target={"entity_id": state.satellite.entity_id},
+            target={"entity_id": satellite_of(hass, state).entity_id},
             blocking=True,
         )
     )
@@ -636,7 +639,7 @@ async def test_speak_fails_when_the_device_leaves(
         await announce
     assert err.value.translation_key == "announcement_failed"
     assert isinstance(err.value.__cause__, RealtimeSessionClosed)
-    await until(lambda: state.bridge is None)
+    await until(lambda: bridge_of(hass, state) is None)
 
 
 async def test_second_ask_is_refused_while_one_waits(
@@ -645,7 +648,7 @@ async def test_second_ask_is_refused_while_one_waits(
     """One question at a time: a second ask is refused; the first times out unanswered."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
     first = hass.async_create_task(bridge.async_ask("Are you there?", answer_timeout=1))
     await realtime_server.wait_for("response.create")
@@ -653,7 +656,7 @@ async def test_second_ask_is_refused_while_one_waits(
         await hass.services.async_call(
             DOMAIN,
             "ask",
-            {"entity_id": state.satellite.entity_id, "question": "And now?"},
+            {"entity_id": satellite_of(hass, state).entity_id, "question": "And now?"},
             blocking=True,
             return_response=True,
         )
@@ -661,7 +664,7 @@ async def test_second_ask_is_refused_while_one_waits(
     assert isinstance(err.value.__cause__, BridgeBusyError)
     assert await first == {"answered": False}
     assert len(realtime_server.of_type("response.create")) == 1
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_ask_fails_when_the_session_ends_while_it_waits(
@@ -675,7 +678,11 @@ async def test_ask_fails_when_the_session_ends_while_it_waits(
         hass.services.async_call(
             DOMAIN,
             "ask",
-            {"entity_id": state.satellite.entity_id, "question": "Are you there?", "timeout": 60},
+            {
+                "entity_id": satellite_of(hass, state).entity_id,
+                "question": "Are you there?",
+                "timeout": 60,
+            },
             blocking=True,
             return_response=True,
         )
@@ -688,10 +695,14 @@ async def test_ask_fails_when_the_session_ends_while_it_waits(
             await asking
     assert err.value.translation_key == "realtime_unavailable"
     assert isinstance(err.value.__cause__, RealtimeSessionClosed)
-    assert bridge_of(state)._asking is None
+    assert bridge_of(hass, state)._asking is None
     realtime_server.on_connect_error = None
-    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
-    await disconnect(device, state)
+    await until(
+        lambda: (
+            bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
+        )
+    )
+    await disconnect(hass, device, state)
 
 
 async def test_reply_the_service_stalls_is_abandoned(
@@ -718,7 +729,7 @@ async def test_reply_the_service_stalls_is_abandoned(
     await listen_detect(device, "hello")
     await wait_tts(device, "stop", start)
     assert tts_states(device)[-3:] == ["start", "sentence_start:Back again.", "stop"]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_ask_on_push_to_talk_without_options(
@@ -731,7 +742,9 @@ async def test_ask_on_push_to_talk_without_options(
     await until(lambda: realtime_server.session.session["audio"]["input"]["turn_detection"] is None)
     realtime_server.user_transcript = "the blue one"
     realtime_server.script(ScriptedResponse(text="Which one?", audio=tone(120)))
-    asking = hass.async_create_task(bridge_of(state).async_ask("Which one?", answer_timeout=20))
+    asking = hass.async_create_task(
+        bridge_of(hass, state).async_ask("Which one?", answer_timeout=20)
+    )
     await wait_tts(device, "stop")
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(loud(300))
@@ -739,7 +752,7 @@ async def test_ask_on_push_to_talk_without_options(
     assert await asking == {"answered": True, "transcript": "the blue one"}
     assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
     assert len(realtime_server.of_type("response.create")) == 1  # the question only
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_option_match_when_the_model_does_not_answer_in_json(
@@ -749,7 +762,7 @@ async def test_option_match_when_the_model_does_not_answer_in_json(
     within 0..1."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     realtime_server.user_transcript = "yes please"
 
     async def ask(match_reply: str) -> dict[str, Any]:
@@ -778,7 +791,7 @@ async def test_option_match_when_the_model_does_not_answer_in_json(
         "option": None,
         "confidence": 1.0,
     }
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_converse_without_a_message_lets_the_model_open(
@@ -788,9 +801,9 @@ async def test_converse_without_a_message_lets_the_model_open(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     realtime_server.script(ScriptedResponse(text="Shall we plan dinner?", audio=tone(120)))
-    await bridge_of(state).async_converse(None, "Help the user plan dinner.")
+    await bridge_of(hass, state).async_converse(None, "Help the user plan dinner.")
     create = realtime_server.of_type("response.create")[-1]["response"]
     assert "Open the conversation in one short sentence" in create["instructions"]
     assert "conversation" not in create  # in the conversation, not out of band
     assert device.assistant_lines[-1] == "Shall we plan dinner?"
-    await disconnect(device, state)
+    await disconnect(hass, device, state)

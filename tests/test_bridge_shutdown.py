@@ -16,7 +16,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePath, SpeechBridge
+from custom_components.openai_realtime.bridge import DATA_BRIDGES, BridgePath, SpeechBridge
 from custom_components.openai_realtime.const import DOMAIN
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridge_of, bridged, device_state
@@ -46,7 +46,7 @@ async def in_fallback(
     then the server goes away, so that attempt would find nobody listening.
     """
     device = await bridged(hass, client)
-    bridge = bridge_of(device_state(hass, device))
+    bridge = bridge_of(hass, device_state(hass, device))
     server.on_connect_error = {
         "type": "insufficient_quota",
         "code": "insufficient_quota",
@@ -65,7 +65,7 @@ async def assert_released(device: DeviceSimulator, bridge: SpeechBridge) -> None
     await asyncio.wait_for(device.wait_closed(), 5)
     assert bridge.connection.close_reason is not None
     assert not bridge.tasks
-    assert bridge.device.bridge is None
+    assert bridge.hass.data[DATA_BRIDGES].bridge(bridge.device.mac) is None
     assert bridge.fallback is None
     assert bridge.client is None
     await device.close()

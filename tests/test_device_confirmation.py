@@ -144,7 +144,7 @@ async def test_model_cannot_confirm_its_own_request(
     await until(lambda: hass.states.get(entity_id).state == after)
 
     # The turns and the calls are in the device conversation's chat log, user turns first.
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     with (
         chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
@@ -153,7 +153,7 @@ async def test_model_cannot_confirm_its_own_request(
         assert users == ["open up please", "yes"]
         roles = [content.role for content in chat_log.content]
         assert roles.index("user") < roles.index("tool_result")
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 @pytest.mark.parametrize("entry_options", [{CONF_TRANSCRIPTION_MODEL: TRANSCRIPTION_OFF}])
@@ -179,7 +179,7 @@ async def test_untranscribed_turn_counts_as_a_turn(
     )
     await _speak(device, realtime_server, 5)
     await until(lambda: hass.states.get("lock.front_door").state == "unlocked")
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     with (
         chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
@@ -187,7 +187,7 @@ async def test_untranscribed_turn_counts_as_a_turn(
         users = [c for c in chat_log.content if isinstance(c, conversation.UserContent)]
         assert len(users) == 2
         assert all(user.content for user in users)  # a marker, not an empty turn
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_tools_wait_briefly_for_a_late_transcript(
@@ -207,7 +207,7 @@ async def test_tools_wait_briefly_for_a_late_transcript(
     state = device_state(hass, device)
     await _speak(device, realtime_server, 2)
     assert _outputs(realtime_server)[0]["data"]["status"] == "confirmation_required"
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     with (
         chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
@@ -215,4 +215,4 @@ async def test_tools_wait_briefly_for_a_late_transcript(
         roles = [content.role for content in chat_log.content]
         assert roles[:4] == ["system", "user", "assistant", "tool_result"]
         assert chat_log.content[1].content == "unlock the front door"
-    await disconnect(device, state)
+    await disconnect(hass, device, state)

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 
+from custom_components.openai_realtime.bridge import DATA_BRIDGES
 from custom_components.openai_realtime.const import DOMAIN, OTA_PATH
 from custom_components.openai_realtime.endpoint import connection as device_connection
 from custom_components.openai_realtime.endpoint.connection import DeviceConnection
@@ -250,7 +251,7 @@ async def test_device_removed_while_connecting_gets_no_bridge(
         connection = attached[0]
         await until(lambda: connection.closed)
         assert connection.close_reason == "device removed"
-        assert state.bridge is None
+        assert hass.data[DATA_BRIDGES].bridge(state.mac) is None
         assert device.mac not in hass.data[DATA_HUB].states
         await hass.async_block_till_done()
     finally:

@@ -114,8 +114,8 @@ async def test_first_utterance_reaches_a_slow_service(
     assert correlation(expected, heard) > 0.8  # whole and in order
     assert user_texts(realtime_server) == []
     state = device_state(hass, device)
-    assert bridge_of(state).dropped_batches == 0
-    await disconnect(device, state)
+    assert bridge_of(hass, state).dropped_batches == 0
+    await disconnect(hass, device, state)
 
 
 async def test_typed_detect_while_the_session_opens_is_answered(
@@ -128,7 +128,7 @@ async def test_typed_detect_while_the_session_opens_is_answered(
     await device.detect_wake_word("what time is it")
     await wait_tts(device, "stop")
     assert user_texts(realtime_server) == ["what time is it"]
-    await disconnect(device, device_state(hass, device))
+    await disconnect(hass, device, device_state(hass, device))
 
 
 @pytest.mark.parametrize("text", ["你好小智", "Hey Jarvis", "hey, jarvis!", "Hey Nova"])
@@ -140,11 +140,11 @@ async def test_wake_word_alone_starts_listening(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await device.detect_wake_word(text)
-    await until(lambda: bridge_of(state).phase is BridgePhase.LISTENING)
+    await until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING)
     await asyncio.sleep(0.2)
     assert user_texts(realtime_server) == []
     assert not realtime_server.of_type("response.create")
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_wake_word_before_a_typed_request_is_dropped(
@@ -156,7 +156,7 @@ async def test_wake_word_before_a_typed_request_is_dropped(
     await device.detect_wake_word("你好小智\uff0cwhat time is it")
     await wait_tts(device, "stop")
     assert user_texts(realtime_server) == ["what time is it"]
-    await disconnect(device, device_state(hass, device))
+    await disconnect(hass, device, device_state(hass, device))
 
 
 async def test_greeting_does_not_cut_off_a_user_who_speaks_at_once(
@@ -176,7 +176,7 @@ async def test_greeting_does_not_cut_off_a_user_who_speaks_at_once(
     ]
     assert greetings == []
     assert voiced_ms(appended_audio(realtime_server)) >= 1500 * 0.95
-    await disconnect(device, device_state(hass, device))
+    await disconnect(hass, device, device_state(hass, device))
 
 
 # --- 2. The microphone closes after a while without speech ----------------------------------
@@ -190,7 +190,7 @@ async def test_silent_listening_device_is_closed(
     set_options(hass, listening_timeout=0.5)
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     session = realtime_server.session
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -202,7 +202,7 @@ async def test_silent_listening_device_is_closed(
     await asyncio.gather(streaming, return_exceptions=True)
     assert loop.time() - began >= 0.5
     assert device.state.value == "idle"
-    await until(lambda: state.bridge is None and bridge.connection.closed)
+    await until(lambda: bridge_of(hass, state) is None and bridge.connection.closed)
     assert bridge.connection.close_reason == "no speech"
     async with asyncio.timeout(3):
         await session.ws.wait_closed()
@@ -217,7 +217,7 @@ async def test_speech_keeps_the_channel_open(
     set_options(hass, listening_timeout=0.8)
     realtime_server.script(*(ScriptedResponse(text="Yes.", audio=tone(120)) for _ in range(2)))
     device = await bridged(hass, client)
-    connection = bridge_of(device_state(hass, device)).connection
+    connection = bridge_of(hass, device_state(hass, device)).connection
     await device.start_listening()
     for turn in range(2):
         start = len(device.messages)
@@ -239,7 +239,7 @@ async def test_a_long_reply_is_not_cut_by_the_listening_timeout(
     set_options(hass, listening_timeout=0.3)
     realtime_server.script(ScriptedResponse(text="A long story.", audio=tone(1200)))
     device = await bridged(hass, client)
-    connection = bridge_of(device_state(hass, device)).connection
+    connection = bridge_of(hass, device_state(hass, device)).connection
     await device.detect_wake_word("tell me a story")
     await wait_tts(device, "stop")
     assert device.downlink_outcomes() == {"played": 20}
@@ -270,7 +270,7 @@ async def test_aec_device_echo_does_not_barge_in(
     assert not realtime_server.of_type("conversation.item.truncate")
     assert len(realtime_server.of_type("input_audio_buffer.append")) == before
     assert device.downlink_outcomes() == {"played": 25}
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 # --- 7. The face and the screen ------------------------------------------------------------
@@ -304,7 +304,7 @@ async def test_reply_sets_the_face(
         if m["type"] in ("llm", "tts")
     ]
     assert kinds[:3] == ["start", "llm", "sentence_start"]
-    await disconnect(device, device_state(hass, device))
+    await disconnect(hass, device, device_state(hass, device))
 
 
 async def test_sentences_follow_the_paced_audio(
@@ -328,7 +328,7 @@ async def test_sentences_follow_the_paced_audio(
     )
     frames_before = device.message_downlink[index]
     assert 12 <= frames_before <= 28  # of 40 frames: about halfway through the audio
-    await disconnect(device, device_state(hass, device))
+    await disconnect(hass, device, device_state(hass, device))
 
 
 async def test_user_line_before_the_reply_and_late(
@@ -364,7 +364,7 @@ async def test_user_line_before_the_reply_and_late(
     )
     await device.wait_for_message(lambda m: m["type"] == "stt", start=start)
     assert device.user_lines == ["what is the weather", "and tomorrow"]
-    await disconnect(device, device_state(hass, device))
+    await disconnect(hass, device, device_state(hass, device))
 
 
 @pytest.mark.parametrize("firmware", ["2.1.0", "2.0.5-custom", "2.2.2", "unknown"])
@@ -378,7 +378,7 @@ async def test_old_firmware_hears_the_whole_reply(
     await wait_tts(device, "stop")
     assert device.downlink_outcomes() == {"played": 20}
     assert device.cut_at_stop == 0
-    await disconnect(device, device_state(hass, device))
+    await disconnect(hass, device, device_state(hass, device))
 
 
 async def test_glyph_push_is_declined(
@@ -394,7 +394,7 @@ async def test_glyph_push_is_declined(
     assert texts
     assert all("glyph_push" not in m for m in texts)
     assert device.assistant_lines == ["𠮷野家 is open."]
-    await disconnect(device, device_state(hass, device))
+    await disconnect(hass, device, device_state(hass, device))
 
 
 # --- issue 18, item 9: `listen detect` is bounded -------------------------------------------
@@ -429,4 +429,4 @@ async def test_detect_text_is_capped_and_rate_limited(
     await asyncio.sleep(0.3)
     await device.detect_wake_word("one more")
     await until(lambda: user_texts(realtime_server)[-1:] == ["one more"])
-    await disconnect(device, state)
+    await disconnect(hass, device, state)

@@ -49,7 +49,10 @@ async def test_fallback_while_realtime_is_down_and_back(
     }
     await realtime_server.close_connection(1008, "insufficient_quota")
     await until(
-        lambda: state.bridge is not None and bridge_of(state).path is BridgePath.ASSIST_PIPELINE
+        lambda: (
+            bridge_of(hass, state) is not None
+            and bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
+        )
     )
     await until(lambda: hass.states.get(entity_id).attributes["path"] == "assist_pipeline")
     assert state.errors["realtime"] >= 1
@@ -57,16 +60,23 @@ async def test_fallback_while_realtime_is_down_and_back(
     await device.start_listening()
     await device.send_audio(tone(300)[:9600])
     await until(
-        lambda: bridge_of(state).fallback is not None and bridge_of(state).fallback.turns == 1
+        lambda: (
+            bridge_of(hass, state).fallback is not None
+            and bridge_of(hass, state).fallback.turns == 1
+        )
     )
     realtime_server.on_connect_error = None
-    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
-    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
+    await until(
+        lambda: (
+            bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
+        )
+    )
     assert hass.states.get(entity_id).attributes["path"] == "realtime"
-    assert bridge_of(state).fallback is None
+    assert bridge_of(hass, state).fallback is None
     # Realtime answers again.
     realtime_server.script(ScriptedResponse(text="I am back.", audio=tone(120)))
     start = len(device.messages)
     await device.detect_wake_word("are you there")
     await wait_tts(device, "stop", start)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)

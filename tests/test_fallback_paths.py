@@ -35,6 +35,7 @@ from tests.bridge_helpers import (
     on_fallback,
     refuse_realtime,
     satellite_id,
+    satellite_of,
     wait_tts,
 )
 from tests.device_helpers import device_client, until
@@ -119,9 +120,9 @@ async def test_push_to_talk_release_ends_the_turn(
     assert abs(dominant_hz(bytes(device.played_pcm), 24000) - TONE_HZ) < 5
     # Push-to-talk: the device idles after the answer instead of listening again.
     assert device.state.value == "idle"
-    assert bridge_of(state).fallback is not None
-    assert bridge_of(state).fallback.turns == 1
-    await disconnect(device, state)
+    assert bridge_of(hass, state).fallback is not None
+    assert bridge_of(hass, state).fallback.turns == 1
+    await disconnect(hass, device, state)
 
 
 async def test_listen_start_again_replaces_the_turn(
@@ -132,7 +133,7 @@ async def test_listen_start_again_replaces_the_turn(
 ) -> None:
     """A second `listen start` ends the first run's audio; the new turn gets the new audio."""
     device, state = await on_fallback(hass, client, realtime_server)
-    fallback = bridge_of(state).fallback
+    fallback = bridge_of(hass, state).fallback
     assert fallback is not None
     await device.start_listening(ListenMode.MANUAL)
     await until(lambda: fallback.turns == 1)
@@ -147,7 +148,7 @@ async def test_listen_start_again_replaces_the_turn(
     _, audio = stt_of(providers).requests[-1]
     assert len(speech) <= len(audio) <= len(speech) + 60 * 32
     assert hass.states.get("light.kitchen_lights").state == "on"
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_audio_of_a_turn_begun_on_realtime_is_dropped(
@@ -161,9 +162,9 @@ async def test_audio_of_a_turn_begun_on_realtime_is_dropped(
     state = device_state(hass, device)
     # Auto mode: a mode change would send a session.update, and this test is not about that.
     await device.start_listening(ListenMode.AUTO)
-    await until(lambda: bridge_of(state).phase is BridgePhase.LISTENING)
-    await refuse_realtime(realtime_server, state)
-    fallback = bridge_of(state).fallback
+    await until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING)
+    await refuse_realtime(hass, realtime_server, state)
+    fallback = bridge_of(hass, state).fallback
     assert fallback is not None
     orphan = await synthesize("this is lost", 16000)
     await device.send_audio(orphan)
@@ -179,7 +180,7 @@ async def test_audio_of_a_turn_begun_on_realtime_is_dropped(
     assert fallback.turns == 1
     [(_, audio)] = stt_of(providers).requests
     assert len(speech) <= len(audio) <= len(speech) + 60 * 32
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_pipeline_error_event_frees_the_device(
@@ -198,12 +199,12 @@ async def test_pipeline_error_event_frees_the_device(
     await device.stop_listening()
     await until(lambda: state.errors["fallback"] == 1)
     assert "Assist pipeline error: No text recognized" in caplog.text
-    await until(lambda: bridge_of(state).phase is BridgePhase.IDLE)
+    await until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE)
     await until(lambda: hass.states.get(entity_id).state == "idle")
     assert tts_of(providers).messages == []
     assert "start" not in [m.get("state") for m in device.messages if m["type"] == "tts"]
     assert [m["text"] for m in device.messages if m["type"] == "stt"] == []
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_pipeline_that_cannot_run_alerts_the_device(
@@ -221,7 +222,7 @@ async def test_pipeline_that_cannot_run_alerts_the_device(
     vanished pipeline): the preferred pipeline cannot be made to vanish for real.
     """
     device, state = await on_fallback(hass, client, realtime_server)
-    satellite = state.satellite
+    satellite = satellite_of(hass, state)
 
     async def vanished(*args: Any, **kwargs: Any) -> None:
         raise PipelineNotFound("pipeline_not_found", "Pipeline gone not found")
@@ -237,9 +238,9 @@ async def test_pipeline_that_cannot_run_alerts_the_device(
     assert alerts(device) == [message]
     assert state.errors["fallback"] == 1
     assert message in caplog.text
-    await until(lambda: bridge_of(state).phase is BridgePhase.IDLE)
+    await until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE)
     assert stt_of(providers).requests == []
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_undecodable_answer_alerts_and_the_satellite_idles(
@@ -263,8 +264,8 @@ async def test_undecodable_answer_alerts_and_the_satellite_idles(
     await until(lambda: hass.states.get(entity_id).state == "idle")
     assert state.errors["fallback"] == 1
     assert not device.downlink_outcomes().get("played")
-    assert bridge_of(state).phase is BridgePhase.IDLE
-    await disconnect(device, state)
+    assert bridge_of(hass, state).phase is BridgePhase.IDLE
+    await disconnect(hass, device, state)
 
 
 async def test_answer_gone_before_it_is_played(
@@ -281,7 +282,7 @@ async def test_answer_gone_before_it_is_played(
     """
     device, state = await on_fallback(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
-    satellite = state.satellite
+    satellite = satellite_of(hass, state)
     handle = satellite.on_pipeline_event
     manager = hass.data[tts.DATA_TTS_MANAGER]
     expired: list[tts.ResultStream] = []
@@ -305,7 +306,7 @@ async def test_answer_gone_before_it_is_played(
     assert b"".join([chunk async for chunk in stream.async_stream_result()])
     assert hass.states.get("light.kitchen_lights").state == "on"
     assert not device.downlink_outcomes().get("played")
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_turn_without_a_satellite_entity(
@@ -319,8 +320,8 @@ async def test_turn_without_a_satellite_entity(
     device, state = await on_fallback(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
-    await until(lambda: state.satellite is None)
-    fallback = bridge_of(state).fallback
+    await until(lambda: satellite_of(hass, state) is None)
+    fallback = bridge_of(hass, state).fallback
     assert fallback is not None
     await device.start_listening(ListenMode.MANUAL)
     await until(lambda: state.errors["fallback"] == 1)
@@ -331,7 +332,7 @@ async def test_turn_without_a_satellite_entity(
     await device.send_audio(await synthesize(STT_TEXT, 16000))
     await device.stop_listening()
     assert stt_of(providers).requests == []
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_satellite_disabled_while_a_turn_runs(
@@ -352,14 +353,14 @@ async def test_satellite_disabled_while_a_turn_runs(
     await until(lambda: bool(stt.requests))
     er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
     await until(lambda: hass.states.get(entity_id) is None)  # removal (and its run) done
-    assert state.satellite is None
+    assert satellite_of(hass, state) is None
     stt.hold.set()
     await hass.async_block_till_done()
     assert hass.states.get("light.kitchen_lights").state == "off"
     assert tts_of(providers).messages == []
     assert not [m for m in device.messages if m["type"] == "tts"]
     assert "incorrectly being triggered" not in caplog.text
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_satellite_disabled_while_the_answer_plays(
@@ -378,10 +379,10 @@ async def test_satellite_disabled_while_the_answer_plays(
     await device.stop_listening()
     await wait_tts(device, "start", start)
     er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
-    await until(lambda: state.satellite is None)
+    await until(lambda: satellite_of(hass, state) is None)
     await wait_tts(device, "stop", start)
     played = bytes(device.played_pcm)
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
     assert len(played) >= 24000 * 2 * 0.95
     assert "incorrectly being triggered" not in caplog.text
-    await disconnect(device, state)
+    await disconnect(hass, device, state)

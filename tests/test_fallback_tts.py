@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import mock_config_flow
 
-from custom_components.openai_realtime.bridge import BridgePhase, SpeechBridge
+from custom_components.openai_realtime.bridge import DATA_BRIDGES, BridgePhase, SpeechBridge
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
@@ -174,7 +174,7 @@ async def test_wav_answer_plays_without_ffmpeg(
     assert alerts(device) == []
     assert set(device.downlink_outcomes()) == {"played"}
     assert_tone_played(device)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_mp3_answer_is_converted_by_home_assistants_ffmpeg(
@@ -211,7 +211,7 @@ async def test_mp3_answer_is_converted_by_home_assistants_ffmpeg(
     await wait_tts(device, "stop", start)
     await until(lambda: hass.states.get(entity_id).state == "idle")
     assert state.errors["fallback"] == 1
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_non_pcm_wav_answer_goes_through_ffmpeg(
@@ -235,7 +235,7 @@ async def test_non_pcm_wav_answer_goes_through_ffmpeg(
     await wait_tts(device, "stop", start)
     assert alerts(device) == []
     assert_tone_played(device)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 @pytest.mark.parametrize(
@@ -266,9 +266,9 @@ async def test_broken_wav_answer_alerts_and_the_satellite_idles(
     await until(lambda: hass.states.get(entity_id).state == "idle")
     assert state.errors["fallback"] == 1
     assert not device.played_pcm
-    assert state.bridge is not None
-    assert state.bridge.phase is BridgePhase.IDLE
-    await disconnect(device, state)
+    assert hass.data[DATA_BRIDGES].bridge(state.mac) is not None
+    assert hass.data[DATA_BRIDGES].bridge(state.mac).phase is BridgePhase.IDLE
+    await disconnect(hass, device, state)
 
 
 async def test_answer_breaking_off_midway_stops_with_an_alert(
@@ -301,4 +301,4 @@ async def test_answer_breaking_off_midway_stops_with_an_alert(
     played = bytes(device.played_pcm)
     assert 0 < len(played) <= 24000 * TONE_SECONDS  # at most the half second that came
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5 + 24000 / (len(played) / 2)
-    await disconnect(device, state)
+    await disconnect(hass, device, state)

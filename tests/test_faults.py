@@ -67,10 +67,12 @@ def clean_log(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 async def settles(hass: HomeAssistant, state: DeviceState) -> None:
     """Nothing is stuck: the bridge is idle or listening again, and the satellite says so."""
     done = (BridgePhase.IDLE, BridgePhase.LISTENING)
-    await until(lambda: state.bridge is None or bridge_of(state).phase in done)
+    await until(lambda: bridge_of(hass, state) is None or bridge_of(hass, state).phase in done)
     await hass.async_block_till_done()
-    expected = bridge_of(state).phase if state.bridge is not None else BridgePhase.IDLE
-    if state.bridge is None or bridge_of(state).path is BridgePath.REALTIME:
+    expected = (
+        bridge_of(hass, state).phase if bridge_of(hass, state) is not None else BridgePhase.IDLE
+    )
+    if bridge_of(hass, state) is None or bridge_of(hass, state).path is BridgePath.REALTIME:
         assert satellite_state(hass, state) == AssistSatelliteState(expected)
     else:
         assert satellite_state(hass, state) == AssistSatelliteState.IDLE
@@ -107,9 +109,9 @@ async def typed_turn(device: DeviceSimulator, server: RealtimeServer, text: str 
 
 async def close_device(hass: HomeAssistant, device: DeviceSimulator, state: DeviceState) -> None:
     """Close the device's channel and wait until its bridge has let go."""
-    bridge = state.bridge
+    bridge = bridge_of(hass, state)
     await device.close()
-    await until(lambda: state.bridge is None)
+    await until(lambda: bridge_of(hass, state) is None)
     if bridge is not None:
         await until(lambda: not bridge.tasks and bridge.client is None)
 
@@ -129,9 +131,13 @@ async def test_service_drops_mid_response(
     await wait_tts(device, "stop", start)
     await realtime_server.wait_connections(2)
     await settles(hass, state)
-    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await until(
+        lambda: (
+            bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
+        )
+    )
     await typed_turn(device, realtime_server)
-    assert bridge_of(state).path is BridgePath.REALTIME
+    assert bridge_of(hass, state).path is BridgePath.REALTIME
     await close_device(hass, device, state)
 
 
@@ -144,13 +150,20 @@ async def test_service_stalls_on_connect_then_recovers(
     realtime_server.stall = True
     await realtime_server.drop()
     await until(
-        lambda: state.bridge is not None and bridge_of(state).path is BridgePath.ASSIST_PIPELINE
+        lambda: (
+            bridge_of(hass, state) is not None
+            and bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
+        )
     )
     assert state.errors["realtime"] >= 1
     await settles(hass, state)
     realtime_server.stall = False
-    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
-    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
+    await until(
+        lambda: (
+            bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
+        )
+    )
     await typed_turn(device, realtime_server)
     await close_device(hass, device, state)
 
@@ -189,7 +202,7 @@ async def test_service_error_events(
     await wait_tts(device, "stop", start)
     await settles(hass, state)
     await typed_turn(device, realtime_server)
-    assert bridge_of(state).path is BridgePath.REALTIME
+    assert bridge_of(hass, state).path is BridgePath.REALTIME
     await close_device(hass, device, state)
 
 
@@ -208,11 +221,15 @@ async def test_fatal_error_event_switches_to_the_fallback(
     }
     await realtime_server.session.error("insufficient_quota", "You exceeded your quota.", None)
     await wait_tts(device, "stop", start)
-    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
     await settles(hass, state)
     realtime_server.on_connect_error = None
-    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
-    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
+    await until(
+        lambda: (
+            bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
+        )
+    )
     await typed_turn(device, realtime_server)
     await close_device(hass, device, state)
 
@@ -235,9 +252,13 @@ async def test_session_expired_renews_without_the_device_noticing(
 
     # The new connection is accepted before the client has replayed the history into it.
     await until(lambda: said("remember the word banana") == 2)
-    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await until(
+        lambda: (
+            bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
+        )
+    )
     await typed_turn(device, realtime_server)
-    assert bridge_of(state).path is BridgePath.REALTIME
+    assert bridge_of(hass, state).path is BridgePath.REALTIME
     assert not device.alerts
     await settles(hass, state)
     await close_device(hass, device, state)
@@ -251,13 +272,17 @@ async def test_rejected_key_falls_back_and_recovers(
     state = device_state(hass, device)
     realtime_server.reject_auth = True
     await realtime_server.drop()
-    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
     attempts = realtime_server.connections
     await until(lambda: state.errors["realtime"] >= 3)  # it keeps retrying, quietly
     await settles(hass, state)
     realtime_server.reject_auth = False
-    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
-    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
+    await until(
+        lambda: (
+            bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
+        )
+    )
     assert realtime_server.connections == attempts + 1
     await typed_turn(device, realtime_server)
     await close_device(hass, device, state)
@@ -276,14 +301,18 @@ async def test_refused_connections_fall_back_and_recover(
     await speaking_reply(device, realtime_server)
     await realtime_server.refuse_connections()
     await wait_tts(device, "stop", start)
-    await until(lambda: bridge_of(state).path is BridgePath.ASSIST_PIPELINE)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
     await until(lambda: state.errors["realtime"] >= 3)
     await settles(hass, state)
     unavailable = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(unavailable) == 1  # one warning per outage, not per retry
     await realtime_server.start()
-    await until(lambda: bridge_of(state).path is BridgePath.REALTIME)
-    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
+    await until(
+        lambda: (
+            bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
+        )
+    )
     await typed_turn(device, realtime_server)
     await close_device(hass, device, state)
 
@@ -298,7 +327,7 @@ async def test_device_disconnects_mid_reply(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await speaking_reply(device, realtime_server)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     await close_device(hass, device, state)
     assert bridge.connection.closed
     assert not state.connected
@@ -313,7 +342,7 @@ async def test_device_reconnects_at_once(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await speaking_reply(device, realtime_server)
-    old = bridge_of(state)
+    old = bridge_of(hass, state)
     again = DeviceSimulator(
         device.ota_url,
         mac=device.mac,
@@ -324,10 +353,15 @@ async def test_device_reconnects_at_once(
     try:
         await again.open_audio_channel()
         await device.wait_closed()
-        await until(lambda: state.bridge is not None and state.bridge is not old)
+        await until(
+            lambda: bridge_of(hass, state) is not None and bridge_of(hass, state) is not old
+        )
         await until(lambda: not old.tasks and old.connection.closed)
         await until(
-            lambda: bridge_of(state).client is not None and bridge_of(state).client.connected
+            lambda: (
+                bridge_of(hass, state).client is not None
+                and bridge_of(hass, state).client.connected
+            )
         )
         await settles(hass, state)
         await typed_turn(again, realtime_server)
@@ -342,7 +376,7 @@ async def test_device_floods_frames(
     """Thousands of audio frames and garbage at wire speed: bounded queues, then a normal turn."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(tone(60)[: 960 * 2])  # prime the encoder state
     frame = device.sent_frames[-1]
@@ -388,7 +422,11 @@ async def test_no_task_outlives_the_entry(
     await speaking_reply(device, realtime_server)
     await realtime_server.drop()
     await wait_tts(device, "stop", start)
-    await until(lambda: bridge_of(state).client is not None and bridge_of(state).client.connected)
+    await until(
+        lambda: (
+            bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
+        )
+    )
     await typed_turn(device, realtime_server)
     await speaking_reply(device, realtime_server)
     entry = hass.config_entries.async_entries("openai_realtime")[0]
@@ -396,7 +434,7 @@ async def test_no_task_outlives_the_entry(
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED
     await device.close()
-    await until(lambda: state.bridge is None and not state.connected)
+    await until(lambda: bridge_of(hass, state) is None and not state.connected)
     await hass.async_block_till_done()
     current = asyncio.current_task()
 

@@ -14,6 +14,7 @@ from homeassistant.helpers import (
 )
 import pytest
 
+from custom_components.openai_realtime.bridge import DATA_BRIDGES
 from custom_components.openai_realtime.const import DOMAIN
 from custom_components.openai_realtime.profile import CONF_PROFILE
 from simulator.device import DeviceSimulator
@@ -56,8 +57,14 @@ async def _connect(
     before = len(server.sessions)
     await device.open_audio_channel()
     state = device_state(hass, device)
-    await until(lambda: state.bridge is not None and state.bridge.client is not None)
-    await until(lambda: state.bridge.client.connected)
+    bridges = hass.data[DATA_BRIDGES]
+    await until(
+        lambda: (
+            (bridge := bridges.bridge(state.mac)) is not None
+            and bridge.client is not None
+            and bridge.client.connected
+        )
+    )
     return dict(server.sessions[before].session)
 
 
@@ -104,7 +111,7 @@ async def test_profile_change_reaches_the_next_session(
     await _set_profile(hass, KITCHEN_MAC, {"voice": "ballad"})
     state = device_state(hass, device)
     await device.close()
-    await until(lambda: state.bridge is None)
+    await until(lambda: hass.data[DATA_BRIDGES].bridge(state.mac) is None)
     second = await _connect(hass, device, realtime_server)
     assert second["audio"]["output"]["voice"] == "ballad"
 

@@ -146,7 +146,7 @@ async def test_start_conversation_on_the_realtime_path(
     # Responding while the line plays, idle after it, then listening with the device.
     await until(lambda: seen[-1:] == ["listening"])
     assert seen[:2] == ["responding", "idle"]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_start_conversation_without_a_message_lets_the_model_open(
@@ -164,7 +164,7 @@ async def test_start_conversation_without_a_message_lets_the_model_open(
     assert "Open the conversation in one short sentence" in create["instructions"]
     await wait_tts(device, "stop")
     assert tts_states(device) == ["start", "sentence_start:Hello there.", "stop"]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_start_conversation_refused_by_the_session(
@@ -187,7 +187,7 @@ async def test_start_conversation_refused_by_the_session(
         await start_conversation(hass, entity_id, start_message=OPENING, extra_system_prompt=EXTRA)
     assert err.value.translation_key == "realtime_unavailable"
     # Named as every other action names it: the device's title, as in the error of `ask`.
-    assert err.value.translation_placeholders == {"device": bridge_of(state).subentry.title}
+    assert err.value.translation_placeholders == {"device": bridge_of(hass, state).subentry.title}
     assert hass.states.get(entity_id).state == "idle"
     assert len(realtime_server.of_type("response.create")) == creates
     assert tts_states(device) == []
@@ -196,7 +196,7 @@ async def test_start_conversation_refused_by_the_session(
     realtime_server.script(ScriptedResponse(text="Still here.", audio=tone(120)))
     await device.detect_wake_word("are you there")
     await wait_tts(device, "stop")
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_start_conversation_on_the_fallback_path_announces_then_listens(
@@ -216,7 +216,7 @@ async def test_start_conversation_on_the_fallback_path_announces_then_listens(
     device = await bridged(hass, tts_client)
     state = device_state(hass, device)
     entity_id = satellite_id(hass, device.mac)
-    await refuse_realtime(realtime_server, state)
+    await refuse_realtime(hass, realtime_server, state)
     creates = len(realtime_server.of_type("response.create"))
     start = len(device.messages)
     await start_conversation(hass, entity_id, start_message=OPENING, extra_system_prompt=EXTRA)
@@ -228,10 +228,13 @@ async def test_start_conversation_on_the_fallback_path_announces_then_listens(
     assert len(realtime_server.of_type("response.create")) == creates
     # After `tts stop` the device listens again, into a pipeline run of the fallback.
     await until(
-        lambda: bridge_of(state).fallback is not None and bridge_of(state).fallback.turns == 1
+        lambda: (
+            bridge_of(hass, state).fallback is not None
+            and bridge_of(hass, state).fallback.turns == 1
+        )
     )
-    assert bridge_of(state).path is BridgePath.ASSIST_PIPELINE
-    await disconnect(device, state)
+    assert bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
+    await disconnect(hass, device, state)
 
 
 async def test_announcement_whose_tts_result_is_gone(
@@ -272,11 +275,11 @@ async def test_announcement_whose_tts_result_is_gone(
     assert err.value.translation_key == "announcement_failed"
     assert hass.states.get(entity_id).state == "idle"
     assert tts_states(device) == []
-    assert bridge_of(state).phase is BridgePhase.IDLE
+    assert bridge_of(hass, state).phase is BridgePhase.IDLE
     # The result itself was fine (reading it also lets HA finish caching it).
     [stream] = expired
     assert b"".join([chunk async for chunk in stream.async_stream_result()])
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_announce_in_the_realtime_voice_needs_the_realtime_path(
@@ -286,7 +289,7 @@ async def test_announce_in_the_realtime_voice_needs_the_realtime_path(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     entity_id = satellite_id(hass, device.mac)
-    await refuse_realtime(realtime_server, state)
+    await refuse_realtime(hass, realtime_server, state)
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
             "assist_satellite",
@@ -298,7 +301,7 @@ async def test_announce_in_the_realtime_voice_needs_the_realtime_path(
     assert err.value.translation_key == "announcement_failed"
     assert hass.states.get(entity_id).state == "idle"
     assert tts_states(device) == []
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 QUESTION = "Shall I turn off the downstairs lights?"
@@ -373,7 +376,7 @@ async def test_ask_question_on_the_realtime_path(
     # Turn detection creates responses again afterwards.
     update = realtime_server.of_type("session.update")[-1]["session"]
     assert update["audio"]["input"]["turn_detection"]["create_response"] is True
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_ask_question_without_answers_returns_the_sentence(
@@ -389,7 +392,7 @@ async def test_ask_question_without_answers_returns_the_sentence(
     response = await ask_question(hass, entity_id, question="Which one?")
     await replying
     assert response == {"id": None, "sentence": "the blue one", "slots": {}}
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_ask_question_unanswered_and_while_busy(
@@ -406,7 +409,7 @@ async def test_ask_question_unanswered_and_while_busy(
     )
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     entity_id = satellite_id(hass, device.mac)
     realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
     first = hass.async_create_task(ask_question(hass, entity_id, question="Are you there?"))
@@ -423,7 +426,7 @@ async def test_ask_question_unanswered_and_while_busy(
     async with asyncio.timeout(5):
         await device.wait_closed()
     assert device.state.value == "idle"
-    await until(lambda: state.bridge is None and bridge.connection.closed)
+    await until(lambda: bridge_of(hass, state) is None and bridge.connection.closed)
     assert bridge.connection.close_reason == "no speech"
     assert not bridge.tasks
     await device.close()
@@ -442,7 +445,7 @@ async def test_ask_question_on_the_fallback_path_takes_the_pipeline_transcript(
     device = await bridged(hass, tts_client)
     state = device_state(hass, device)
     entity_id = satellite_id(hass, device.mac)
-    await refuse_realtime(realtime_server, state)
+    await refuse_realtime(hass, realtime_server, state)
     providers.stt.text = "no thanks"
 
     async def reply() -> None:
@@ -456,7 +459,7 @@ async def test_ask_question_on_the_fallback_path_takes_the_pipeline_transcript(
     assert providers.tts.messages == [QUESTION]
     assert tts_states(device) == ["start", f"sentence_start:{QUESTION}", "stop"]
     assert len(providers.stt.requests) == 1
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_ask_question_while_the_device_waits_for_another_answer(
@@ -469,7 +472,7 @@ async def test_ask_question_while_the_device_waits_for_another_answer(
     )
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    bridge = bridge_of(state)
+    bridge = bridge_of(hass, state)
     entity_id = satellite_id(hass, device.mac)
     realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
     asking = hass.async_create_task(
@@ -488,7 +491,7 @@ async def test_ask_question_while_the_device_waits_for_another_answer(
     assert hass.states.get(entity_id).state == "idle"
     assert await asking == {"answered": False}
     assert realtime_server.responses_done == 1  # HA's question was never spoken
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_ask_question_refused_by_the_session(
@@ -510,9 +513,9 @@ async def test_ask_question_refused_by_the_session(
     assert err.value.translation_key == "realtime_unavailable"
     assert hass.states.get(entity_id).state == "idle"
     assert len(realtime_server.of_type("response.create")) == creates
-    assert bridge_of(state)._asking is None
+    assert bridge_of(hass, state)._asking is None
     del realtime_server.hooks["session.update"]
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_ask_question_from_media_on_the_realtime_path_is_refused(
@@ -528,7 +531,7 @@ async def test_ask_question_from_media_on_the_realtime_path_is_refused(
     assert err.value.translation_key == "question_media_unsupported"
     assert len(realtime_server.of_type("response.create")) == creates
     assert tts_states(device) == []
-    await disconnect(device, state)
+    await disconnect(hass, device, state)
 
 
 async def test_wake_words_are_not_configurable(
@@ -562,4 +565,4 @@ async def test_wake_words_are_not_configurable(
     )
     msg = await ws.receive_json()
     assert msg["success"], msg
-    await disconnect(device, state)
+    await disconnect(hass, device, state)

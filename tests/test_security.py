@@ -26,6 +26,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 
+from custom_components.openai_realtime.bridge import DATA_BRIDGES
 from custom_components.openai_realtime.const import (
     ACTIVATE_PATH,
     CONF_CODE,
@@ -214,8 +215,14 @@ async def test_no_secret_in_logs_over_a_whole_journey(
         await device.check_version()
         await device.open_audio_channel()
         state = hass.data[DATA_HUB].states[device.mac]
-        await until(lambda: state.bridge is not None and state.bridge.client is not None)
-        await until(lambda: state.bridge.client.connected)
+        bridges = hass.data[DATA_BRIDGES]
+        await until(
+            lambda: (
+                (bridge := bridges.bridge(state.mac)) is not None
+                and bridge.client is not None
+                and bridge.client.connected
+            )
+        )
         realtime_server.script(
             ScriptedResponse(calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]),
             ScriptedResponse(text="Done.", audio=tone(120)),
@@ -245,8 +252,14 @@ async def test_device_cannot_reach_unexposed_entities(
     """Tool calls naming entities not exposed to Assist fail; the prompt never lists them."""
     device = await connected_device(hass, client)
     state = hass.data[DATA_HUB].states[device.mac]
-    await until(lambda: state.bridge is not None and state.bridge.client is not None)
-    await until(lambda: state.bridge.client.connected)
+    bridges = hass.data[DATA_BRIDGES]
+    await until(
+        lambda: (
+            (bridge := bridges.bridge(state.mac)) is not None
+            and bridge.client is not None
+            and bridge.client.connected
+        )
+    )
     instructions = realtime_server.session.session["instructions"]
     assert "Kitchen Lights" in instructions
     assert "input_boolean" not in instructions

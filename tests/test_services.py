@@ -53,9 +53,11 @@ async def _two_devices(
         await device.open_audio_channel()
         state = device_state(hass, device)
         await until(
-            lambda state=state: state.bridge is not None and state.bridge.client is not None
+            lambda state=state: (
+                bridge_of(hass, state) is not None and bridge_of(hass, state).client is not None
+            )
         )
-        await until(lambda state=state: state.bridge.client.connected)
+        await until(lambda state=state: bridge_of(hass, state).client.connected)
     return devices
 
 
@@ -211,7 +213,7 @@ async def test_ask_times_out_cleanly(
         return_response=True,
     )
     assert result == {"answered": False}
-    assert bridge_of(device_state(hass, device))._asking is None
+    assert bridge_of(hass, device_state(hass, device))._asking is None
 
 
 async def test_converse_adds_instructions_for_the_next_answer_only(
@@ -276,7 +278,7 @@ async def test_actions_refuse_unknown_and_offline_targets(
 
     state = device_state(hass, device)
     await device.close()
-    await until(lambda: state.bridge is None)
+    await until(lambda: bridge_of(hass, state) is None)
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
             DOMAIN, "speak", {"device_id": device_id, "message": "hi"}, blocking=True

@@ -16,6 +16,7 @@ from homeassistant.helpers import llm
 from PIL import Image
 import pytest
 
+from custom_components.openai_realtime.bridge import DATA_BRIDGES
 from custom_components.openai_realtime.const import CONF_LLM_HASS_API, DOMAIN, VISION_PATH
 from custom_components.openai_realtime.diagnostics import async_get_config_entry_diagnostics
 from custom_components.openai_realtime.endpoint.hub import DATA_HUB
@@ -60,8 +61,14 @@ async def camera_board(
     await device.open_audio_channel()
     state = hass.data[DATA_HUB].states[device.mac]
     await until(lambda: any(t.name == TAKE_PHOTO for t in state.tools))
-    await until(lambda: state.bridge is not None and state.bridge.client is not None)
-    await until(lambda: state.bridge.client.connected)
+    bridges = hass.data[DATA_BRIDGES]
+    await until(
+        lambda: (
+            (bridge := bridges.bridge(state.mac)) is not None
+            and bridge.client is not None
+            and bridge.client.connected
+        )
+    )
     return device, camera
 
 
@@ -310,7 +317,7 @@ async def test_photo_without_a_conversation_gets_503(
 ) -> None:
     """No Realtime session to show the photo to: 503, which fails the device's tool."""
     device, camera = await camera_board(hass, client)
-    bridge = hass.data[DATA_HUB].states[device.mac].bridge
+    bridge = hass.data[DATA_BRIDGES].bridge(device.mac)
     live, bridge.client = bridge.client, None
     try:
         with pytest.raises(SimulatorError, match="Failed to upload photo"):

@@ -23,7 +23,13 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .agent import AgentSessions
-from .bridge import async_link_device
+from .bridge import (
+    DATA_BRIDGES,
+    DATA_SATELLITES,
+    BridgeRegistry,
+    SatelliteRegistry,
+    async_serve_device,
+)
 from .const import CONF_FIRMWARE, CONF_MODEL, CONF_PRICES, DOMAIN, LOGGER, PROBE_TIMEOUT
 from .endpoint import (
     DATA_HUB,
@@ -87,11 +93,13 @@ type OpenAIRealtimeConfigEntry = ConfigEntry[OpenAIRealtimeData]
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Set up what is shared by all entries: the device hub and its HTTP endpoints."""
     hass.data[DATA_HUB] = DeviceHub(hass)
+    hass.data[DATA_BRIDGES] = BridgeRegistry()
+    hass.data[DATA_SATELLITES] = SatelliteRegistry()
     async_register_services_api(hass)
     async_setup_services(hass)
     hass.http.register_view(OtaView())
     hass.http.register_view(ActivateView())
-    hass.http.register_view(DeviceWebSocketView(partial(async_link_device, hass)))
+    hass.http.register_view(DeviceWebSocketView(partial(async_serve_device, hass)))
     hass.data[DATA_VISION] = VisionHub()
     hass.http.register_view(DeviceVisionView())
     return True

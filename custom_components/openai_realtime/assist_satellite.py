@@ -31,6 +31,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import OpenAIRealtimeConfigEntry
 from .bridge import (
+    DATA_BRIDGES,
+    DATA_SATELLITES,
     BridgePath,
     MediaError,
     SpeechBridge,
@@ -81,14 +83,13 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
     async def async_added_to_hass(self) -> None:
         """Become the device's satellite and follow its bridge."""
         await super().async_added_to_hass()
-        self.device.satellite = self
+        satellites = self.hass.data[DATA_SATELLITES]
+        self.async_on_remove(satellites.async_register(self.device.mac, self))
         self.async_on_remove(self.device.async_add_listener(self._on_device_changed))
 
     @override
     async def async_will_remove_from_hass(self) -> None:
-        """Stop being the device's satellite; a fallback run in progress ends with it."""
-        if self.device.satellite is self:  # pragma: no branch - HA removes before re-adding
-            self.device.satellite = None
+        """A fallback run in progress ends with the entity (no longer the device's satellite)."""
         await self._cancel_running_pipeline()
         await super().async_will_remove_from_hass()
 
@@ -100,7 +101,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         The base class writes it on the events of a run, and the run that its removal
         cancels still ends with one.
         """
-        if self.device.satellite is self:
+        if self.hass.data[DATA_SATELLITES].satellite(self.device.mac) is self:
             super()._set_state(state)
 
     @callback
@@ -112,7 +113,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         """
         if self._is_announcing:
             return
-        bridge = self.device.bridge
+        bridge = self._serving()
         if bridge is None or bridge.path is not BridgePath.REALTIME:
             if self._mirrored:
                 self._mirrored = False
@@ -128,7 +129,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
         """Which engine answers: `realtime`, `assist_pipeline`, or None while disconnected."""
-        bridge = self.device.bridge
+        bridge = self._serving()
         return {"path": str(bridge.path) if bridge is not None else None}
 
     @callback
@@ -146,13 +147,16 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
     @override
     def on_pipeline_event(self, event: PipelineEvent) -> None:
         """Fallback runs: the bridge shows the text and plays the spoken answer."""
-        bridge = self.device.bridge
+        bridge = self._serving()
         if bridge is not None and bridge.fallback is not None:
             bridge.fallback.on_pipeline_event(event)
 
+    def _serving(self) -> SpeechBridge | None:
+        """The bridge serving the device now, if it is connected."""
+        return self.hass.data[DATA_BRIDGES].bridge(self.device.mac)
+
     def _bridge(self) -> SpeechBridge:
-        bridge = self.device.bridge
-        if not isinstance(bridge, SpeechBridge):
+        if (bridge := self._serving()) is None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN, translation_key="device_not_connected"
             )
@@ -199,12 +203,8 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         Home Assistant's own flow needs a pipeline agent and refuses the built-in one; the
         Realtime session is the agent here, so the start message and the extra prompt go to it.
         """
-        bridge = self.device.bridge
-        if (
-            start_media_id
-            or not isinstance(bridge, SpeechBridge)
-            or (bridge.path is not BridgePath.REALTIME)
-        ):
+        bridge = self._serving()
+        if start_media_id or bridge is None or bridge.path is not BridgePath.REALTIME:
             await super().async_internal_start_conversation(
                 start_message,
                 start_media_id,
@@ -243,8 +243,8 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         `answers` by Home Assistant's own matcher. The answer is awaited for the device's
         listening timeout, the time after which the device would go back to idle anyway.
         """
-        bridge = self.device.bridge
-        if not isinstance(bridge, SpeechBridge) or bridge.path is not BridgePath.REALTIME:
+        bridge = self._serving()
+        if bridge is None or bridge.path is not BridgePath.REALTIME:
             return await super().async_internal_ask_question(
                 question, question_media_id, preannounce, preannounce_media_id, answers
             )

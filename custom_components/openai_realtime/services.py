@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
 from homeassistant.core import (
@@ -21,12 +21,9 @@ from homeassistant.helpers import (
 )
 import probatio
 
-from .bridge import async_device_action
+from .bridge import DATA_BRIDGES, SpeechBridge, async_device_action
 from .const import DOMAIN
 from .endpoint import DATA_HUB
-
-if TYPE_CHECKING:
-    from .bridge import SpeechBridge
 
 SERVICE_SPEAK: Final = "speak"
 SERVICE_ASK: Final = "ask"
@@ -104,19 +101,19 @@ def _bridges(hass: HomeAssistant, call: ServiceCall) -> list[SpeechBridge]:
             (value for domain, value in (device.identifiers if device else ()) if domain == DOMAIN),
             None,
         )
-        if device is None or mac is None or (state := hub.states.get(mac)) is None:
+        if device is None or mac is None or mac not in hub.states:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="not_a_voice_device",
                 translation_placeholders={"target": device_id},
             )
-        if state.bridge is None:
+        if (bridge := hass.data[DATA_BRIDGES].bridge(mac)) is None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="device_offline",
                 translation_placeholders={"device": device.name_by_user or device.name or mac},
             )
-        bridges.append(state.bridge)
+        bridges.append(bridge)
     return bridges
 
 

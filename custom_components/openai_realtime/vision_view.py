@@ -17,6 +17,7 @@ from aiohttp import BodyPartReader, web
 from homeassistant.components.http.ban import process_wrong_login
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
+from .bridge import DATA_BRIDGES
 from .const import LOGGER, VISION_PATH
 from .endpoint import DATA_HUB, bearer_token, normalize_mac
 from .images import ImageError
@@ -100,7 +101,7 @@ class DeviceVisionView(HomeAssistantView):
             return web.Response(status=HTTPStatus.BAD_REQUEST, text="no file part")
 
         found = hass.data[DATA_HUB].find_paired(mac)
-        bridge = hass.data[DATA_HUB].state(mac).bridge
+        bridge = hass.data[DATA_BRIDGES].bridge(mac)
         client = bridge.client if bridge is not None else None
         if found is None or client is None:
             return web.Response(

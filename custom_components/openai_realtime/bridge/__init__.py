@@ -6,26 +6,34 @@ from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge, async_
 from .downlink import DeviceLink, Downlink
 from .errors import async_device_action
 from .media import MediaError, async_transcode, async_tts_to_pcm
+from .registry import DATA_BRIDGES, BridgeRegistry, async_serve_device
+from .satellites import DATA_SATELLITES, PipelineSatellite, SatelliteRegistry
 from .sentences import SentenceSplitter
 from .tools import TOOL_TIMEOUT, BridgeTools, ToolRun
 from .uplink import BATCH_MS, Uplink
 
 __all__ = [
     "BATCH_MS",
+    "DATA_BRIDGES",
+    "DATA_SATELLITES",
     "TOOL_TIMEOUT",
     "BridgeBusyError",
     "BridgePath",
     "BridgePhase",
+    "BridgeRegistry",
     "BridgeTools",
     "DeviceLink",
     "Downlink",
     "MediaError",
+    "PipelineSatellite",
+    "SatelliteRegistry",
     "SentenceSplitter",
     "SpeechBridge",
     "ToolRun",
     "Uplink",
     "async_device_action",
     "async_link_device",
+    "async_serve_device",
     "async_transcode",
     "async_tts_to_pcm",
 ]

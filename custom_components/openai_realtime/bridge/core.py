@@ -236,7 +236,6 @@ class SpeechBridge:
             self.connection.session.hello_done
         ):  # pragma: no cover - started before the hello is read
             self._hello.set()
-        self.device.bridge = self
         self.spawn(self._run(), "run")
 
     async def async_stop(self) -> None:
@@ -248,8 +247,6 @@ class SpeechBridge:
         for remove in self._remove_listeners:
             remove()
         self._remove_listeners.clear()
-        if self.device.bridge is self:  # pragma: no branch - a replaced bridge stops first
-            self.device.bridge = None
         self._set_phase(BridgePhase.IDLE)
         if not self._ready.is_set():
             self._unusable = (RealtimeSessionClosed, "the device disconnected")

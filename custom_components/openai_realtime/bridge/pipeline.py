@@ -22,6 +22,7 @@ from homeassistant.core import callback
 from ..audio import DEVICE_SAMPLE_RATE
 from ..xiaozhi import ListenMode
 from .media import MediaError, async_tts_to_pcm
+from .satellites import DATA_SATELLITES, PipelineSatellite
 from .uplink import Uplink
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class AssistFallback:
     @callback
     def start_turn(self) -> None:
         """The device listens: start a pipeline run fed with its audio."""
-        satellite = self.bridge.device.satellite
+        satellite = self.hass.data[DATA_SATELLITES].satellite(self.bridge.device.mac)
         if satellite is None:
             self.bridge.fail(
                 "fallback", "No assist satellite entity to run the pipeline", alert=True
@@ -85,7 +86,9 @@ class AssistFallback:
         self._audio.put_nowait(None)
         self._audio = None
 
-    async def _run_pipeline(self, satellite: Any, queue: asyncio.Queue[bytes | None]) -> None:
+    async def _run_pipeline(
+        self, satellite: PipelineSatellite, queue: asyncio.Queue[bytes | None]
+    ) -> None:
         try:
             await satellite.async_accept_pipeline_from_satellite(
                 audio_stream=self._stream(queue),
@@ -135,7 +138,8 @@ class AssistFallback:
             self.bridge.fail("fallback", f"Cannot play the answer: {err}", alert=True)
         finally:
             # The satellite of now: one removed while the answer played is left alone.
-            if (satellite := self.bridge.device.satellite) is not None:
+            satellites = self.hass.data[DATA_SATELLITES]
+            if (satellite := satellites.satellite(self.bridge.device.mac)) is not None:
                 satellite.tts_response_finished()
         # A realtime-mode board listens again after `tts stop` without a `listen start`
         # (firmware HandleStateChangedEvent): the next turn starts from its state.

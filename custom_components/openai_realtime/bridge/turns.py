@@ -21,6 +21,7 @@ from homeassistant.helpers import chat_session
 from ..const import DOMAIN
 from ..endpoint import DeviceState
 from ..realtime import RealtimeResponse
+from .satellites import DATA_SATELLITES
 from .tools import BridgeTools, ToolRun
 
 TRANSCRIPT_WAIT: Final = 1.0
@@ -178,7 +179,7 @@ class DeviceTurns:
         runs: Sequence[ToolRun],
     ) -> None:
         """Add the reply to the chat log (tools already ran: recorded as external)."""
-        satellite = self.device.satellite
+        satellite = self.hass.data[DATA_SATELLITES].satellite(self.device.mac)
         agent_id = satellite.entity_id if satellite is not None else DOMAIN
         if response.transcript or runs:
             calls = [replace(run.tool_input, external=True) for run in runs]

@@ -56,10 +56,6 @@ class DeviceState:
     last_latency_ms: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
     """Failures on this device's conversations, by kind (for diagnostics)."""
-    bridge: Any = None
-    """The live connection's `SpeechBridge`, if any (typed loosely: no import cycle)."""
-    satellite: Any = None
-    """The device's assist satellite entity, once added (the bridge's fallback drives it)."""
     _listeners: list[CALLBACK_TYPE] = field(default_factory=list)
 
     @property
