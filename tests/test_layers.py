@@ -1,0 +1,102 @@
+"""The layers of the integration: nothing imports upward.
+
+Every import counts, at module level, inside functions or under `TYPE_CHECKING`: a deferred
+import hides a dependency, it does not remove it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "custom_components" / "openai_realtime"
+
+LIBRARIES = ("realtime", "audio", "xiaozhi")
+"""Library-grade packages: no Home Assistant, nothing of the glue beside them."""
+
+ABOVE_ENDPOINT = (
+    "bridge",
+    "agent",
+    "conversation",
+    "assist_satellite",
+    "binary_sensor",
+    "sensor",
+    "number",
+    "services",
+    "services_api",
+    "config_flow",
+    "diagnostics",
+    "entity",
+)
+"""What serves the devices and what Home Assistant sees of them: the endpoint knows none."""
+
+
+def imports(source: str, package: tuple[str, ...]) -> set[str]:
+    """The absolute names a module of `package` imports (relative imports resolved)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                base = node.module or ""
+            else:
+                parent = package[: len(package) - node.level + 1]
+                base = ".".join((*parent, *filter(None, [node.module])))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def imports_of(path: Path) -> set[str]:
+    """What one file of the integration imports."""
+    package = path.relative_to(PACKAGE.parent).parts[:-1]
+    return imports(path.read_text(), package)
+
+
+def modules(under: str) -> list[Path]:
+    """The Python files of one package (or the one module) of the integration."""
+    target = PACKAGE / under
+    return sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
+
+
+def starts(name: str, prefixes: list[str]) -> bool:
+    """Whether `name` is one of `prefixes` or inside one."""
+    return any(name == prefix or name.startswith(f"{prefix}.") for prefix in prefixes)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_libraries_import_no_home_assistant_and_no_glue(library: str) -> None:
+    """`realtime/`, `audio/` and `xiaozhi/` stand alone (their tests need no Home Assistant)."""
+    own = [f"openai_realtime.{name}" for name in LIBRARIES]
+    for path in modules(library):
+        for name in imports_of(path):
+            assert not starts(name, ["homeassistant"]), f"{path.name} imports {name}"
+            if starts(name, ["openai_realtime"]):
+                assert starts(name, own), f"{path.name} imports the glue: {name}"
+
+
+def test_the_endpoint_imports_nothing_above_it() -> None:
+    """`endpoint/` (OTA, pairing, the hub, the connection) knows no bridge, entity or action."""
+    above = [f"openai_realtime.{under}" for under in ABOVE_ENDPOINT]
+    for path in modules("endpoint"):
+        for name in imports_of(path):
+            assert not starts(name, above), f"endpoint/{path.name} imports {name}"
+
+
+def test_the_layer_check_sees_deferred_imports() -> None:
+    """The scan counts imports inside functions and under `TYPE_CHECKING` too."""
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from ..bridge import SpeechBridge\n"
+        "def late():\n    from ..services import SERVICE_SPEAK\n"
+        "from .hub import DATA_HUB\n"
+    )
+    found = imports(source, ("openai_realtime", "endpoint"))
+    assert {
+        "openai_realtime.bridge.SpeechBridge",
+        "openai_realtime.services",
+        "openai_realtime.endpoint.hub",
+    } <= found
