@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 import time
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState, ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -22,10 +22,8 @@ from homeassistant.util.hass_dict import HassKey
 
 from ..const import CONF_FIRMWARE, DOMAIN
 from ..repairs import async_firmware_issue
+from ..xiaozhi import McpTool
 from .pairing import DevicePairing, device_subentries, display_text, find_paired, token_matches
-
-if TYPE_CHECKING:
-    from ..xiaozhi import McpTool
 
 LATENCY_HISTORY: Final = 50
 """Response latencies kept per device for diagnostics."""
