@@ -120,10 +120,10 @@ async def test_rate_limit_retries_are_bounded(
     assert len(realtime_server.of_type("response.create")) == RATE_LIMIT_RETRIES + 1
 
 
-async def test_arguments_that_are_not_json_reach_the_tool_as_empty(
+async def test_arguments_that_are_not_a_json_object_are_refused(
     hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
 ) -> None:
-    """Broken arguments become an empty call whose validation error goes back to the model."""
+    """A call with broken arguments is not run; the model is told why and may try again."""
     realtime_server.script(
         ScriptedResponse(calls=[ScriptedCall(TURN_ON, "{not json")]),
         ScriptedResponse(calls=[ScriptedCall(TURN_ON, "[1, 2]")]),
@@ -138,6 +138,8 @@ async def test_arguments_that_are_not_json_reach_the_tool_as_empty(
     ]
     assert len(outputs) == 2
     assert all(output["error"] for output in outputs)
+    assert [output["data"]["error"] for output in outputs] == ["InvalidArguments"] * 2
+    assert hass.states.get("light.kitchen_lights").state == "off"
 
 
 async def test_unknown_llm_api_is_reported(

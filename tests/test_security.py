@@ -285,9 +285,9 @@ async def test_device_cannot_reach_unexposed_entities(
         ]
         assert len(outputs) == 4
         assert all(output["error"] is True for output in outputs)
-        assert "exposed" in outputs[1]["data"]["error"]
-        assert "exposed" in outputs[2]["data"]["error"]
-        assert "not found" in outputs[3]["data"]["error"]
+        assert "exposed" in outputs[1]["data"]["error_text"]
+        assert "exposed" in outputs[2]["data"]["error_text"]
+        assert "not found" in outputs[3]["data"]["error_text"]
         assert hass.states.get("input_boolean.kitchen").state == "off"
         assert hass.states.get("input_boolean.bedroom").state == "off"
     finally:

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Mapping
-import json
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from homeassistant.components import conversation
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import llm
 from homeassistant.helpers.event import async_call_later
 
 from .const import DOMAIN, LOGGER
 from .history import async_replay
 from .realtime import (
-    FunctionCall,
-    FunctionTool,
     Modality,
     RealtimeClient,
     RealtimeEndpoint,
@@ -26,15 +22,11 @@ from .realtime import (
     RealtimeRateLimitError,
     RealtimeRequestError,
     RealtimeResponse,
-    TextDelta,
-    TranscriptDelta,
 )
 from .settings import session_config
-from .tools import ToolNames, format_tool, tool_output
+from .turn import TurnEngine, tool_results
 from .usage import EntryUsage
-from .vision import async_send_parked
 
-MAX_TOOL_ROUNDS: Final = 10
 RATE_LIMIT_RETRIES: Final = 3
 """Times a response the service failed for `rate_limit_exceeded` is asked for again."""
 MAX_SESSIONS: Final = 8
@@ -59,7 +51,7 @@ class AgentSession:
         self.conversation_id = conversation_id
         self.usage = usage
         self.lock = asyncio.Lock()
-        self.names = ToolNames()
+        self.engine = TurnEngine(hass, DOMAIN, entry_id)
         self._client: RealtimeClient | None = None
         self._sent = 0  # chat log entries already in the Realtime conversation
 
@@ -68,23 +60,21 @@ class AgentSession:
         """The live client, if connected."""
         return self._client
 
-    def _tools(self, chat_log: conversation.ChatLog) -> tuple[FunctionTool, ...]:
-        if (api := chat_log.llm_api) is None:
-            return ()
-        return tuple(
-            format_tool(tool, api.custom_serializer, self.names.add(tool.name))
-            for tool in api.tools
-        )
-
     async def async_process(
         self, chat_log: conversation.ChatLog, agent_id: str, options: Mapping[str, Any]
     ) -> None:
-        """Send the new chat log content, stream the answer in and run tools until done."""
+        """Send the new chat log content, stream the answer in and run tools until done.
+
+        The turn engine runs the tools in the chat log; past its round limit the turn ends
+        with `ToolRoundsExceededError`.
+        """
         system = chat_log.content[0]
+        engine = self.engine
+        engine.agent_id = agent_id
         config = session_config(
             options,
             instructions=system.content if isinstance(system, conversation.SystemContent) else "",
-            tools=self._tools(chat_log),
+            tools=engine.offer(chat_log.llm_api),
             modality=Modality.TEXT,
         )
         client = self._client
@@ -99,20 +89,15 @@ class AgentSession:
 
         # Everything the Realtime conversation has not seen: the history on a fresh session,
         # usually just the new user message.
-        await async_replay(client, chat_log.content[self._sent :], self.names)
+        await async_replay(client, chat_log.content[self._sent :], engine.names)
         self._sent = len(chat_log.content)
 
+        engine.start_turn()
         response = await client.create_response()
-        rounds = 0
         # The client's own backoff (base, cap, jitter), for a bounded number of retries.
         rate_limits = client.options.retry_policy(RATE_LIMIT_RETRIES)
-        while rounds < MAX_TOOL_ROUNDS:
-            added = [
-                content
-                async for content in chat_log.async_add_delta_content_stream(
-                    agent_id, self._deltas(response)
-                )
-            ]
+        while True:
+            added = await engine.async_add_streamed(chat_log, response)
             self._sent = len(chat_log.content)
             self._trace(chat_log, response)
             if self.usage is not None:
@@ -130,46 +115,14 @@ class AgentSession:
                     translation_key="response_failed",
                     translation_placeholders={"status": str(response.status)},
                 )
-            rounds += 1
             if not chat_log.unresponded_tool_results:
                 return
-            outputs = {
-                content.tool_call_id: tool_output(content.result)
-                for content in added
-                if isinstance(content, conversation.ToolResultContent)
-            }
-            # Pictures tools took (a camera snapshot) go in right before their outputs.
-            await async_send_parked(self.hass, client, outputs, self.entry_id)
-            next_response = await client.submit_tool_outputs(outputs)
-            if next_response is None:
-                break
+            next_response = await engine.async_answer(client, tool_results(added))
+            if next_response is None:  # the session refused to answer the outputs
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN, translation_key="too_many_tool_calls"
+                )
             response = next_response
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="too_many_tool_calls")
-
-    async def _deltas(
-        self, response: RealtimeResponse
-    ) -> AsyncGenerator[conversation.AssistantContentDeltaDict]:
-        """Map a response's events to chat log deltas (text as it streams, then tool calls)."""
-        yield {"role": "assistant"}
-        async for event in response:
-            if isinstance(event, (TextDelta, TranscriptDelta)):
-                yield {"content": event.text}
-            elif isinstance(event, FunctionCall):
-                yield {"tool_calls": [self._tool_input(event)]}
-
-    def _tool_input(self, call: FunctionCall) -> llm.ToolInput:
-        try:
-            arguments = json.loads(call.arguments or "{}")
-        except ValueError:
-            LOGGER.warning("The model called %s with arguments that are not JSON", call.name)
-            arguments = {}
-        if not isinstance(arguments, dict):
-            arguments = {}
-        return llm.ToolInput(
-            id=call.call_id,
-            tool_name=self.names.original(call.name) or call.name,
-            tool_args=arguments,
-        )
 
     @staticmethod
     def _trace(chat_log: conversation.ChatLog, response: RealtimeResponse) -> None:

@@ -9,27 +9,26 @@ from .media import MediaError, async_transcode, async_tts_to_pcm
 from .registry import DATA_BRIDGES, BridgeRegistry, async_serve_device
 from .satellites import DATA_SATELLITES, PipelineSatellite, SatelliteRegistry
 from .sentences import SentenceSplitter
-from .tools import TOOL_TIMEOUT, BridgeTools, ToolRun
+from .tools import DEVICE_PREFIX, DeviceToolsAPI
 from .uplink import BATCH_MS, Uplink
 
 __all__ = [
     "BATCH_MS",
     "DATA_BRIDGES",
     "DATA_SATELLITES",
-    "TOOL_TIMEOUT",
+    "DEVICE_PREFIX",
     "BridgeBusyError",
     "BridgePath",
     "BridgePhase",
     "BridgeRegistry",
-    "BridgeTools",
     "DeviceLink",
+    "DeviceToolsAPI",
     "Downlink",
     "MediaError",
     "PipelineSatellite",
     "SatelliteRegistry",
     "SentenceSplitter",
     "SpeechBridge",
-    "ToolRun",
     "Uplink",
     "async_device_action",
     "async_link_device",

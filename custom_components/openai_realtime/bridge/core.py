@@ -70,8 +70,7 @@ from ..realtime import (
 from ..realtime.response import BYTES_PER_MS
 from ..services_api import agent_allowlist
 from ..settings import session_config, transcription_language
-from ..tools import tool_output
-from ..vision import agent_image_side, async_send_parked
+from ..vision import agent_image_side
 from ..xiaozhi import (
     AbortRequested,
     AudioReceived,
@@ -84,7 +83,6 @@ from ..xiaozhi import (
 )
 from .downlink import Downlink
 from .latency import UplinkClock, speech_end
-from .tools import BridgeTools
 from .turns import DeviceTurns
 from .uplink import Uplink
 from .wake import parse_wake_words, strip_wake_word
@@ -192,7 +190,6 @@ class SpeechBridge:
         # Responses to play, each with the number of user turns heard when it started.
         self._responses: asyncio.Queue[tuple[RealtimeResponse, int]] = asyncio.Queue()
         self._speaker = asyncio.Lock()
-        self._tools: BridgeTools | None = None
         self._tool_names: tuple[str, ...] = ()
         self._config: SessionConfig | None = None
         self._mode = ListenMode.AUTO
@@ -368,13 +365,13 @@ class SpeechBridge:
     async def _open_client(self) -> RealtimeClient:
         """Connect a Realtime audio session with the configured prompt and tools."""
         instructions, api = await self._llm_data()
-        self._tools = BridgeTools(api, self.device.tools, self.connection.mcp)
+        tools = await self.turns.async_offer_tools(api, self.device.tools, self.connection.mcp)
         self._tool_names = tuple(tool.name for tool in self.device.tools)
         options = self.options()
         config = session_config(
             options,
             instructions=instructions,
-            tools=self._tools.functions,
+            tools=tools,
             modality=Modality.AUDIO,
             language=transcription_language(
                 options.get(CONF_LANGUAGE) or self.hass.config.language
@@ -652,12 +649,10 @@ class SpeechBridge:
     async def _refresh_tools(self) -> None:
         """Offer the device's current tools (and the prompt rendered again) to the session."""
         instructions, api = await self._llm_data()
-        self._tools = BridgeTools(api, self.device.tools, self.connection.mcp)
+        tools = await self.turns.async_offer_tools(api, self.device.tools, self.connection.mcp)
         with contextlib.suppress(RealtimeError):
             client, config = self._require_session()
-            config = self._config = replace(
-                config, instructions=instructions, tools=self._tools.functions
-            )
+            config = self._config = replace(config, instructions=instructions, tools=tools)
             await client.update_session(self._for_mode(config))
 
     async def _typed_turn(self, text: str) -> None:
@@ -720,18 +715,12 @@ class SpeechBridge:
             if response.cancelled:
                 return
             await downlink.finish()
-            runs = await self.turns.async_reply_done(
-                response, heard, self._tools, on_tools=self._on_tools
-            )
+            results = await self.turns.async_reply_done(response, heard, on_tools=self._on_tools)
             trace.set_result(transcript=response.transcript, status=response.status)
-        if runs and (client := self.client) is not None:
+        if results and (client := self.client) is not None:
             try:
-                # Pictures tools took (a camera snapshot) go in right before their outputs.
-                await async_send_parked(
-                    self.hass, client, (run.call.call_id for run in runs), self.entry.entry_id
-                )
-                follow_up = await client.submit_tool_outputs(
-                    {run.call.call_id: tool_output(run.result) for run in runs}
+                follow_up = await self.turns.async_answer_tools(
+                    client, results, self.entry.entry_id
                 )
             except RealtimeError as err:
                 self.fail("realtime", f"Realtime request failed: {err}")

@@ -1,7 +1,9 @@
 """The device conversation's chat log: the user turns the model heard, its replies, tool results.
 
-A reply's tools run inside the chat log after the user turns the reply heard were recorded
-there (the count the services API's confirmations rely on, as for typed Assist requests).
+A reply's tools run inside the chat log (the turn engine, `turn.py`, as for typed Assist
+requests) after the user turns the reply heard were recorded there (the count the services
+API's confirmations rely on). Home Assistant's tools and the device's own (`DeviceToolsAPI`)
+run as the device's user and are recorded as ordinary tool calls with their results.
 Spoken turns get their text when transcribed; transcription runs alongside the reply, so a
 reply without tools may be written once its turns' transcripts arrive.
 """
@@ -11,18 +13,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from homeassistant.components import conversation
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import chat_session
+from homeassistant.helpers import chat_session, llm
 
 from ..const import DOMAIN
 from ..endpoint import DeviceState
-from ..realtime import RealtimeResponse
+from ..realtime import FunctionTool, RealtimeClient, RealtimeResponse
+from ..turn import ToolRoundsExceededError, TurnEngine, no_user_context
+from ..xiaozhi import McpClient, McpTool
 from .satellites import DATA_SATELLITES
-from .tools import BridgeTools, ToolRun
+from .tools import DeviceToolsAPI
 
 TRANSCRIPT_WAIT: Final = 1.0
 """Seconds a reply's tools wait for the transcript of a user turn still being transcribed."""
@@ -60,28 +64,64 @@ class DeviceTurns:
         self._transcribed = asyncio.Event()
         # A reply without tools waiting for its user turns' transcripts: (turns heard, reply).
         self._untranscribed: tuple[int, RealtimeResponse] | None = None
+        self.engine = TurnEngine(hass, DOMAIN)
+        """Maps replies to chat log content, runs their tools, counts a turn's tool rounds."""
+        self._round_heard = 0  # user turns heard when the current round of tools started
+
+    async def async_offer_tools(
+        self, api: llm.APIInstance | None, mcp_tools: Sequence[McpTool], mcp: McpClient | None
+    ) -> tuple[FunctionTool, ...]:
+        """Offer Home Assistant's tools and the device's model-facing MCP tools; as functions."""
+        device_api = DeviceToolsAPI(self.hass, self.device.mac, mcp_tools, mcp)
+        if not device_api.tools:
+            return self.engine.offer(api)
+        context = api.llm_context if api is not None else no_user_context()
+        return self.engine.offer(api, await device_api.async_get_api_instance(context))
 
     async def async_reply_done(
-        self,
-        response: RealtimeResponse,
-        heard: int,
-        tools: BridgeTools | None,
-        *,
-        on_tools: Callable[[], None],
-    ) -> list[ToolRun]:
-        """Record a reply that played; run its tools (calling `on_tools` first) and return them."""
-        calls = response.function_calls if response.status == "completed" and tools else []
-        if not calls or tools is None:
+        self, response: RealtimeResponse, heard: int, *, on_tools: Callable[[], None]
+    ) -> list[conversation.ToolResultContent]:
+        """Record a reply that played; run its tools (calling `on_tools` first), return results.
+
+        A new user turn (or a reply without tools) starts the turn engine's round count anew.
+        """
+        self.engine.agent_id = self._agent_id()
+        content = self.engine.played_content(response)
+        if content is None or not content.tool_calls:
+            self.engine.start_turn()
             self._record_when_transcribed(heard, response)
             return []
+        if heard != self._round_heard:
+            self._round_heard = heard
+            self.engine.start_turn()
         self.flush()
         await self._await_transcripts(heard)
         with self.chat_log() as chat_log:
             self._record_user_turns(chat_log, heard)
             on_tools()
-            runs = await tools.run(calls)
-            self._record(chat_log, response, runs)
-        return runs
+            results = await self.engine.async_add_played(chat_log, content)
+        self.device.errors["tool"] += sum(result.result.error for result in results)
+        return results
+
+    async def async_answer_tools(
+        self,
+        client: RealtimeClient,
+        results: Sequence[conversation.ToolResultContent],
+        entry_id: str,
+    ) -> RealtimeResponse | None:
+        """Send a reply's tool outputs; the follow-up response, None when the turn ends here.
+
+        Raises `RealtimeError` when the session refuses them.
+        """
+        self.engine.entry_id = entry_id
+        try:
+            return await self.engine.async_answer(client, results)
+        except ToolRoundsExceededError:
+            return None  # logged; the device listens again
+
+    def _agent_id(self) -> str:
+        satellite = self.hass.data[DATA_SATELLITES].satellite(self.device.mac)
+        return satellite.entity_id if satellite is not None else DOMAIN
 
     @contextlib.contextmanager
     def chat_log(self) -> Iterator[conversation.ChatLog]:
@@ -168,36 +208,9 @@ class DeviceTurns:
 
     def _write_turn(self, heard: int, response: RealtimeResponse) -> None:
         """Add a reply without tools, and the user turns it heard, to the chat log."""
+        self.engine.agent_id = self._agent_id()
+        content = self.engine.played_content(response)
         with self.chat_log() as chat_log:
             self._record_user_turns(chat_log, heard)
-            self._record(chat_log, response, ())
-
-    def _record(
-        self,
-        chat_log: conversation.ChatLog,
-        response: RealtimeResponse,
-        runs: Sequence[ToolRun],
-    ) -> None:
-        """Add the reply to the chat log (tools already ran: recorded as external)."""
-        satellite = self.hass.data[DATA_SATELLITES].satellite(self.device.mac)
-        agent_id = satellite.entity_id if satellite is not None else DOMAIN
-        if response.transcript or runs:
-            calls = [replace(run.tool_input, external=True) for run in runs]
-            chat_log.async_add_assistant_content_without_tools(
-                conversation.AssistantContent(
-                    agent_id=agent_id,
-                    content=response.transcript or None,
-                    tool_calls=calls or None,
-                )
-            )
-        for run in runs:
-            chat_log.async_add_assistant_content_without_tools(
-                conversation.ToolResultContent(
-                    agent_id=agent_id,
-                    tool_call_id=run.call.call_id,
-                    tool_name=run.tool_input.tool_name,
-                    result=run.result,
-                )
-            )
-            if run.result.error:
-                self.device.errors["tool"] += 1
+            if content is not None:
+                chat_log.async_add_assistant_content_without_tools(content)

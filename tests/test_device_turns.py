@@ -1,0 +1,210 @@
+"""A device's tool calls through the turn engine: recorded, replayed, bounded, never stuck."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+import json
+import logging
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.components import conversation
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import chat_session
+import pytest
+
+from custom_components.openai_realtime.bridge import BridgePhase
+from custom_components.openai_realtime.history import async_replay
+from custom_components.openai_realtime.realtime import (
+    Modality,
+    RealtimeClient,
+    RealtimeEndpoint,
+    SessionConfig,
+)
+from custom_components.openai_realtime.tools import ToolNames
+from custom_components.openai_realtime.turn import MAX_TOOL_ROUNDS
+from tests.device_helpers import release_devices, until
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
+from tests.test_bridge import TURN_ON, bridge_of, bridged, device_state, wait_tts
+
+pytestmark = pytest.mark.usefixtures("lights")
+
+SET_VOLUME = "device__self_audio_speaker_set_volume"
+
+
+@pytest.fixture(autouse=True)
+async def _release(hass: HomeAssistant, client: TestClient) -> AsyncGenerator[None]:
+    """Close every simulated device, also when a test fails half-way."""
+    yield
+    await release_devices(hass, client)
+
+
+def _outputs(realtime_server: RealtimeServer) -> list[dict[str, Any]]:
+    return [
+        json.loads(event["item"]["output"])
+        for event in realtime_server.of_type("conversation.item.create")
+        if event["item"]["type"] == "function_call_output"
+    ]
+
+
+def _chat_log_content(hass: HomeAssistant, conversation_id: str | None) -> list[Any]:
+    with (
+        chat_session.async_get_chat_session(hass, conversation_id) as session,
+        conversation.async_get_chat_log(hass, session) as chat_log,
+    ):
+        return list(chat_log.content)
+
+
+async def test_device_tool_calls_are_recorded_and_replayed(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Tools Home Assistant ran for a device are ordinary tool calls a new session gets back."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    realtime_server.script(
+        ScriptedResponse(
+            calls=[
+                ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}', call_id="call_light"),
+                ScriptedCall(SET_VOLUME, '{"volume": 40}', call_id="call_volume"),
+            ]
+        ),
+        ScriptedResponse(text="Done.", audio=tone(300)),
+    )
+    await device.detect_wake_word("light on and volume 40")
+    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_tts(device, "stop")
+    assert device.volume == 40
+    assert hass.states.get("light.kitchen_lights").state == "on"
+
+    content = _chat_log_content(hass, bridge_of(state).turns.conversation_id)
+    assert [entry.role for entry in content] == [
+        "system",
+        "user",
+        "assistant",
+        "tool_result",
+        "tool_result",
+        "assistant",
+    ]
+    calls = content[2].tool_calls
+    assert [(call.tool_name, call.external) for call in calls] == [
+        (TURN_ON, False),
+        ("device__self.audio_speaker.set_volume", False),
+    ]
+    assert [entry.tool_call_id for entry in content[3:5]] == ["call_light", "call_volume"]
+    assert not any(entry.result.error for entry in content[3:5])
+
+    # A fresh session (the typed agent taking the conversation over) gets the calls back.
+    before = len(realtime_server.of_type("conversation.item.create"))
+    fresh = RealtimeClient(
+        RealtimeEndpoint(
+            api_key=realtime_server.api_key, model="gpt-realtime", base_url=realtime_server.url
+        ),
+        SessionConfig(output_modality=Modality.TEXT, turn_detection=None),
+    )
+    await fresh.connect()
+    try:
+        await async_replay(fresh, content, ToolNames())
+        await until(lambda: len(realtime_server.of_type("conversation.item.create")) >= before + 6)
+    finally:
+        await fresh.close()
+    items = [event["item"] for event in realtime_server.of_type("conversation.item.create")]
+    replayed = items[before:]
+    assert [item["type"] for item in replayed] == [
+        "message",
+        "function_call",
+        "function_call",
+        "function_call_output",
+        "function_call_output",
+        "message",
+    ]
+    assert replayed[1]["name"] == TURN_ON
+    assert replayed[2]["name"] == SET_VOLUME
+    assert json.loads(replayed[2]["arguments"]) == {"volume": 40}
+    assert [item["call_id"] for item in replayed[3:5]] == ["call_light", "call_volume"]
+
+
+async def test_a_model_that_keeps_calling_tools_is_stopped(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The one round limit holds on the device path: the turn ends, the device listens again."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    realtime_server.script(
+        *(
+            ScriptedResponse(
+                audio=tone(60), calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]
+            )
+            for _ in range(MAX_TOOL_ROUNDS + 1)
+        )
+    )
+    creates = len(realtime_server.of_type("response.create"))
+    with caplog.at_level(logging.WARNING):
+        await device.detect_wake_word("keep going")
+        await until(lambda: len(_outputs(realtime_server)) >= MAX_TOOL_ROUNDS + 1)
+        await until(lambda: bridge_of(state).phase is BridgePhase.LISTENING)
+    await wait_tts(device, "stop")
+    await asyncio.sleep(0.2)  # no further response is asked for
+    # The first response and one per answered round; the last round's outputs are added only.
+    assert len(realtime_server.of_type("response.create")) - creates == MAX_TOOL_ROUNDS + 1
+    assert len(_outputs(realtime_server)) == MAX_TOOL_ROUNDS + 1
+    assert f"called tools in {MAX_TOOL_ROUNDS + 1} responses in a row" in caplog.text
+    assert bridge_of(state).phase is BridgePhase.LISTENING  # not stuck: the device listens
+    assert device.state.value == "listening"
+
+    # The next user turn starts counting anew and is answered.
+    realtime_server.script(ScriptedResponse(text="Hello again.", audio=tone(120)))
+    start = len(device.messages)
+    await device.detect_wake_word("hello")
+    await wait_tts(device, "stop", start)
+    assert len(realtime_server.of_type("response.create")) - creates == MAX_TOOL_ROUNDS + 2
+
+
+async def test_device_tool_errors_and_timeouts_are_results(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A device tool that fails or never answers gives the model an error result in time."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    turns = bridge_of(state).turns
+    assert turns.engine.tools is not None
+    turns.engine.tools.timeout = 0.3  # TOOL_TIMEOUT, shortened for the test
+
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(SET_VOLUME, '{"volume": 500}')]),  # out of range
+        ScriptedResponse(text="Sorry.", audio=tone(120)),
+    )
+    await device.detect_wake_word("set the volume to 500")
+    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_tts(device, "stop")
+    (refused,) = _outputs(realtime_server)
+    assert refused["error"] is True
+    assert "out of range" in refused["data"]["error_text"]
+
+    device.mcp_mute = True  # the device stops answering MCP requests
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall("device__self_get_device_status", "{}")]),
+        ScriptedResponse(text="The device does not answer.", audio=tone(120)),
+    )
+    start = len(device.messages)
+    await device.detect_wake_word("how is the battery")
+    await until(lambda: realtime_server.responses_done >= 4)
+    await wait_tts(device, "stop", start)
+    timed_out = _outputs(realtime_server)[1]
+    assert timed_out["error"] is True
+    assert timed_out["data"] == {"error": "TimeoutError", "error_text": "timed out after 0.3 s"}
+    assert state.errors["tool"] == 2
+    content = _chat_log_content(hass, turns.conversation_id)
+    assert [entry.role for entry in content][1:] == [
+        "user",
+        "assistant",
+        "tool_result",
+        "assistant",
+        "user",
+        "assistant",
+        "tool_result",
+        "assistant",
+    ]
