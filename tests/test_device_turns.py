@@ -124,34 +124,42 @@ async def test_device_tool_calls_are_recorded_and_replayed(
     assert [item["call_id"] for item in replayed[3:5]] == ["call_light", "call_volume"]
 
 
+@pytest.mark.parametrize("rounds", [MAX_TOOL_ROUNDS, 2])
 async def test_a_model_that_keeps_calling_tools_is_stopped(
     hass: HomeAssistant,
     client: TestClient,
     realtime_server: RealtimeServer,
     caplog: pytest.LogCaptureFixture,
+    rounds: int,
 ) -> None:
-    """The one round limit holds on the device path: the turn ends, the device listens again."""
+    """The one round limit holds on the device path: the turn ends, the device listens again.
+
+    Also with a lower limit, so the turn engine's limit is the one that stops the model.
+    """
     device = await bridged(hass, client)
     state = device_state(hass, device)
+    engine = bridge_of(state).turns.engine
+    assert engine.max_rounds == MAX_TOOL_ROUNDS
+    engine.max_rounds = rounds
     realtime_server.script(
         *(
             ScriptedResponse(
                 audio=tone(60), calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]
             )
-            for _ in range(MAX_TOOL_ROUNDS + 1)
+            for _ in range(rounds + 1)
         )
     )
     creates = len(realtime_server.of_type("response.create"))
     with caplog.at_level(logging.WARNING):
         await device.detect_wake_word("keep going")
-        await until(lambda: len(_outputs(realtime_server)) >= MAX_TOOL_ROUNDS + 1)
+        await until(lambda: len(_outputs(realtime_server)) >= rounds + 1)
         await until(lambda: bridge_of(state).phase is BridgePhase.LISTENING)
     await wait_tts(device, "stop")
     await asyncio.sleep(0.2)  # no further response is asked for
     # The first response and one per answered round; the last round's outputs are added only.
-    assert len(realtime_server.of_type("response.create")) - creates == MAX_TOOL_ROUNDS + 1
-    assert len(_outputs(realtime_server)) == MAX_TOOL_ROUNDS + 1
-    assert f"called tools in {MAX_TOOL_ROUNDS + 1} responses in a row" in caplog.text
+    assert len(realtime_server.of_type("response.create")) - creates == rounds + 1
+    assert len(_outputs(realtime_server)) == rounds + 1
+    assert f"called tools in {rounds + 1} responses in a row" in caplog.text
     assert bridge_of(state).phase is BridgePhase.LISTENING  # not stuck: the device listens
     assert device.state.value == "listening"
 
@@ -160,7 +168,7 @@ async def test_a_model_that_keeps_calling_tools_is_stopped(
     start = len(device.messages)
     await device.detect_wake_word("hello")
     await wait_tts(device, "stop", start)
-    assert len(realtime_server.of_type("response.create")) - creates == MAX_TOOL_ROUNDS + 2
+    assert len(realtime_server.of_type("response.create")) - creates == rounds + 2
 
 
 async def test_device_tool_errors_and_timeouts_are_results(
