@@ -36,6 +36,7 @@ class ToolCall:
     arguments: dict[str, Any]
     ok: bool
     outcome: str
+    call_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """For the JSON report."""
@@ -56,6 +57,8 @@ class ChatLogWatch:
     token: str
     calls: list[ToolCall] = field(default_factory=list)
     _pending: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # Calls whose result arrived before their arguments (see `_on_updated`), by call id.
+    _unresolved: dict[str, ToolCall] = field(default_factory=dict)
     _subscribed: set[str] = field(default_factory=set)
     _created: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -201,6 +204,19 @@ class ChatLogWatch:
             self._subscribed.discard(conversation_id)
         elif kind == "content_added" and isinstance(data, dict):
             self._on_content(data.get("content") or {})
+        elif kind == "updated" and isinstance(data, dict):
+            self._on_updated(data.get("chat_log") or {})
+
+    def _on_updated(self, chat_log: dict[str, Any]) -> None:
+        """A log as it is after a turn: the arguments of calls only their results announced.
+
+        `ChatLog.async_add_assistant_content` (the message whose tool calls Home Assistant
+        runs) adds the message without a `content_added` event; the results have one.
+        """
+        for content in chat_log.get("content") or []:
+            for call in content.get("tool_calls") or []:
+                if (found := self._unresolved.pop(str(call.get("id")), None)) is not None:
+                    found.arguments = call.get("tool_args") or {}
 
     def _on_content(self, content: dict[str, Any]) -> None:
         agent_id = str(content.get("agent_id", ""))
@@ -211,8 +227,11 @@ class ChatLogWatch:
                     call.get("tool_args") or {},
                 )
         elif content.get("role") == "tool_result":
-            name, arguments = self._pending.pop(
-                str(content.get("tool_call_id")), (str(content.get("tool_name")), {})
-            )
+            call_id = str(content.get("tool_call_id"))
+            pending = self._pending.pop(call_id, None)
+            name, arguments = pending or (str(content.get("tool_name")), {})
             ok, outcome = describe_result(content.get("result") or {})
-            self.calls.append(ToolCall(agent_id, name, arguments, ok, outcome))
+            call = ToolCall(agent_id, name, arguments, ok, outcome, call_id)
+            self.calls.append(call)
+            if pending is None:
+                self._unresolved[call_id] = call

@@ -35,7 +35,7 @@ from .tools import ToolNames, format_tool, tool_output
 from .vision import async_send_parked
 
 MAX_TOOL_ROUNDS: Final = 10
-"""Tool outputs answered with a new response in one turn: the limit for typed and spoken turns."""
+"""Times one turn's tool outputs are answered with a new response (typed and spoken turns)."""
 
 TOOL_TIMEOUT: Final = 10.0
 """Seconds one tool call may take before the model is told it timed out."""
@@ -103,7 +103,7 @@ class _NoAPI(llm.API):
     """The API of a turn that offers no tools (a call still gets an answer)."""
 
     @override
-    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
+    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> TurnTools:
         return TurnTools(api=self, api_prompt="", llm_context=llm_context, tools=[])
 
 
@@ -171,18 +171,13 @@ class TurnEngine:
         """A new turn: its tool rounds count from zero."""
         self.rounds = 0
 
-    def _use_tools(self, chat_log: conversation.ChatLog) -> None:
+    async def _use_tools(self, chat_log: conversation.ChatLog) -> None:
         """Let the chat log run this engine's tools (an empty API when none are offered)."""
         if self.tools is None:
             no_api = _NoAPI(hass=self.hass, id=f"{DOMAIN}_none", name="No tools")
-            self.tools = TurnTools(
-                api=no_api,
-                api_prompt="",
-                llm_context=no_user_context(),
-                tools=[],
-                timeout=self.timeout,
-                refused=self._refused,
-            )
+            self.tools = await no_api.async_get_api_instance(no_user_context())
+            self.tools.timeout = self.timeout
+            self.tools.refused = self._refused
         chat_log.llm_api = self.tools
 
     # --- responses to chat log content ------------------------------------------------------
@@ -220,7 +215,7 @@ class TurnEngine:
         self, chat_log: conversation.ChatLog, response: RealtimeResponse
     ) -> list[conversation.AssistantContent | conversation.ToolResultContent]:
         """Stream a response into the chat log as it arrives; its tools run meanwhile."""
-        self._use_tools(chat_log)
+        await self._use_tools(chat_log)
         return [
             content
             async for content in chat_log.async_add_delta_content_stream(
@@ -244,7 +239,7 @@ class TurnEngine:
         self, chat_log: conversation.ChatLog, content: conversation.AssistantContent
     ) -> list[conversation.ToolResultContent]:
         """Add a played response with tool calls to the chat log and run them there."""
-        self._use_tools(chat_log)
+        await self._use_tools(chat_log)
         return [result async for result in chat_log.async_add_assistant_content(content)]
 
     # --- tool outputs back to the session ---------------------------------------------------
@@ -262,8 +257,8 @@ class TurnEngine:
         await async_send_parked(self.hass, client, outputs, self.entry_id)
         if self.rounds >= self.max_rounds:
             LOGGER.warning(
-                "%s: the model called tools in %d responses in a row; the turn ends here "
-                "(at most %d rounds of tool calls)",
+                "%s: the model called tools in %d responses in a row; the turn ends without "
+                "another response (tool outputs are answered at most %d times a turn)",
                 self.agent_id,
                 self.rounds + 1,
                 self.max_rounds,
