@@ -24,9 +24,10 @@ from custom_components.openai_realtime.realtime import (
 )
 from custom_components.openai_realtime.tools import ToolNames
 from custom_components.openai_realtime.turn import MAX_TOOL_ROUNDS
+from tests.agent_helpers import TURN_ON
+from tests.bridge_helpers import bridge_of, bridged, device_state, wait_tts
 from tests.device_helpers import release_devices, until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
-from tests.test_bridge import TURN_ON, bridge_of, bridged, device_state, wait_tts
 
 pytestmark = pytest.mark.usefixtures("lights")
 
