@@ -78,7 +78,7 @@ async def test_device_tool_calls_are_recorded_and_replayed(
     assert device.volume == 40
     assert hass.states.get("light.kitchen_lights").state == "on"
 
-    content = _chat_log_content(hass, bridge_of(state).turns.conversation_id)
+    content = _chat_log_content(hass, bridge_of(hass, state).turns.conversation_id)
     assert [entry.role for entry in content] == [
         "system",
         "user",
@@ -139,7 +139,7 @@ async def test_a_model_that_keeps_calling_tools_is_stopped(
     """
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    engine = bridge_of(state).turns.engine
+    engine = bridge_of(hass, state).turns.engine
     assert engine.max_rounds == MAX_TOOL_ROUNDS
     engine.max_rounds = rounds
     realtime_server.script(
@@ -154,14 +154,14 @@ async def test_a_model_that_keeps_calling_tools_is_stopped(
     with caplog.at_level(logging.WARNING):
         await device.detect_wake_word("keep going")
         await until(lambda: len(_outputs(realtime_server)) >= rounds + 1)
-        await until(lambda: bridge_of(state).phase is BridgePhase.LISTENING)
+        await until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING)
     await wait_tts(device, "stop")
     await asyncio.sleep(0.2)  # no further response is asked for
     # The first response and one per answered round; the last round's outputs are added only.
     assert len(realtime_server.of_type("response.create")) - creates == rounds + 1
     assert len(_outputs(realtime_server)) == rounds + 1
     assert f"called tools in {rounds + 1} responses in a row" in caplog.text
-    assert bridge_of(state).phase is BridgePhase.LISTENING  # not stuck: the device listens
+    assert bridge_of(hass, state).phase is BridgePhase.LISTENING  # not stuck: the device listens
     assert device.state.value == "listening"
 
     # The next user turn starts counting anew and is answered.
@@ -178,7 +178,7 @@ async def test_device_tool_errors_and_timeouts_are_results(
     """A device tool that fails or never answers gives the model an error result in time."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    turns = bridge_of(state).turns
+    turns = bridge_of(hass, state).turns
     assert turns.engine.tools is not None
     turns.engine.tools.timeout = 0.3  # TOOL_TIMEOUT, shortened for the test
 
