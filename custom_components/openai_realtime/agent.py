@@ -117,12 +117,7 @@ class AgentSession:
                 )
             if not chat_log.unresponded_tool_results:
                 return
-            next_response = await engine.async_answer(client, tool_results(added))
-            if next_response is None:  # the session refused to answer the outputs
-                raise HomeAssistantError(
-                    translation_domain=DOMAIN, translation_key="too_many_tool_calls"
-                )
-            response = next_response
+            response = await engine.async_answer(client, tool_results(added))
 
     @staticmethod
     def _trace(chat_log: conversation.ChatLog, response: RealtimeResponse) -> None:

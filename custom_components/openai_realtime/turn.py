@@ -121,7 +121,7 @@ class TurnEngine:
         agent_id: str,
         entry_id: str = "",
         *,
-        max_rounds: int = MAX_TOOL_ROUNDS,
+        max_rounds: int | None = None,
         timeout: float = TOOL_TIMEOUT,
     ) -> None:
         """Start with no tools offered and no round taken."""
@@ -129,7 +129,7 @@ class TurnEngine:
         self.agent_id = agent_id
         self.entry_id = entry_id
         self.names = ToolNames()
-        self.max_rounds = max_rounds
+        self.max_rounds = MAX_TOOL_ROUNDS if max_rounds is None else max_rounds
         self.timeout = timeout
         self.rounds = 0
         self.tools: TurnTools | None = None
@@ -246,7 +246,7 @@ class TurnEngine:
 
     async def async_answer(
         self, client: RealtimeClient, results: Iterable[conversation.ToolResultContent]
-    ) -> RealtimeResponse | None:
+    ) -> RealtimeResponse:
         """Send tool outputs (their pictures first) and ask for the next response.
 
         Past `max_rounds` in this turn the outputs are still added (every call has an answer

@@ -236,28 +236,28 @@ async def test_tool_outputs_go_back_with_one_response_create(
         await rt.close()
 
 
-async def test_raw_function_calls_and_limit(realtime_server: RealtimeServer) -> None:
-    """The caller gets the calls; the tool rounds stop at the limit until a new user turn."""
-    options = ClientOptions(max_tool_rounds=2, ping_interval=None)
-    rt = make_client(realtime_server, options=options)
+async def test_raw_function_calls_chain_without_a_limit_of_their_own(
+    realtime_server: RealtimeServer,
+) -> None:
+    """The caller gets the calls and bounds the rounds: the client answers every submission."""
+    rt = make_client(realtime_server, options=ClientOptions(ping_interval=None))
     await rt.connect()
     try:
-        for _ in range(3):
+        for _ in range(12):
             realtime_server.script(ScriptedResponse(calls=[ScriptedCall("Chain", "{}")]))
         response = await rt.create_response()
         events = [event async for event in response]
         assert isinstance(events[-1], FunctionCall)
-        for _ in range(2):
+        for _ in range(11):
             (call,) = response.function_calls
-            next_response = await rt.submit_tool_outputs({call.call_id: "42"})
-            assert next_response is not None
-            response = await next_response.wait()
-        (call,) = response.function_calls
-        assert await rt.submit_tool_outputs({call.call_id: "42"}) is None
-        await rt.add_user_text("new turn")
-        realtime_server.script(ScriptedResponse(calls=[ScriptedCall("Chain", "{}")]))
-        (call,) = (await (await rt.create_response()).wait()).function_calls
-        assert await rt.submit_tool_outputs({call.call_id: "42"}) is not None
+            response = await (await rt.submit_tool_outputs({call.call_id: "42"})).wait()
+        assert len(realtime_server.of_type("response.create")) == 12
+        outputs = [
+            e["item"]
+            for e in realtime_server.of_type("conversation.item.create")
+            if e["item"]["type"] == "function_call_output"
+        ]
+        assert len(outputs) == 11
     finally:
         await rt.close()
 

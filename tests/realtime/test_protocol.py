@@ -590,26 +590,3 @@ def test_cutting_a_finished_reply_removes_it_from_the_history() -> None:
 
 
 # -- tool rounds ---------------------------------------------------------------------------------
-
-
-def test_tool_rounds_are_limited_per_user_turn() -> None:
-    """Tool outputs may ask for a response `max_tool_rounds` times per user turn."""
-    protocol = opened(max_tool_rounds=2)
-    assert protocol.start_tool_round()
-    assert protocol.start_tool_round()
-    assert not protocol.start_tool_round()
-    protocol.add_user_text("new turn")
-    assert protocol.start_tool_round()
-    protocol.commit_audio()
-    assert protocol.tool_rounds == 0
-    protocol.add_function_output("call_1", '{"ok": true}')
-    protocol.add_function_call("call_2", "HassTurnOn", "{}")
-    protocol.add_user_image("data:image/jpeg;base64,AAAA", detail="low")
-    kinds = [(e["type"], e.get("item", {}).get("type")) for e in sent(protocol)]
-    assert kinds == [
-        ("conversation.item.create", "message"),
-        ("input_audio_buffer.commit", None),
-        ("conversation.item.create", "function_call_output"),
-        ("conversation.item.create", "function_call"),
-        ("conversation.item.create", "message"),
-    ]

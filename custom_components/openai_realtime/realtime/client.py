@@ -47,7 +47,6 @@ class RealtimeClient:
             dialect=endpoint.dialect,
             api_key=endpoint.api_key,
             max_history_items=self.options.max_history_items,
-            max_tool_rounds=self.options.max_tool_rounds,
         )
         self.link = RealtimeLink(endpoint, self.protocol, self.options, clock=clock, sleep=sleep)
         self._sleep = sleep
@@ -143,12 +142,10 @@ class RealtimeClient:
         """Return one function call's result to the model (no response is created)."""
         await self.link.command(lambda: self.protocol.add_function_output(call_id, output))
 
-    async def submit_tool_outputs(self, outputs: Mapping[str, str]) -> RealtimeResponse | None:
-        """Send every output, then a single response.create; None once the round limit is hit."""
+    async def submit_tool_outputs(self, outputs: Mapping[str, str]) -> RealtimeResponse:
+        """Send every output, then a single response.create (the caller bounds the rounds)."""
         for call_id, output in outputs.items():
             await self.add_function_output(call_id, output)
-        if not self.protocol.start_tool_round():
-            return None
         return await self.create_response()
 
     async def create_response(

@@ -25,7 +25,6 @@ class ClientOptions:
     backoff_max: float = 8.0
     session_limit: float | None = None  # None: 60 min OpenAI, 30 min Azure
     renew_margin: float = 120.0
-    max_tool_rounds: int = 10
     max_history_items: int = 50
     response_timeout: float = 15.0  # response.create -> response.created (or its error)
     create_retries: int = 5  # resends of a response.create the service was too busy for

@@ -103,17 +103,14 @@ class RealtimeProtocol:
         dialect: Dialect = Dialect.GA,
         api_key: str = "",
         max_history_items: int = 50,
-        max_tool_rounds: int = 10,
     ) -> None:
         """Start disconnected; `api_key` is only used to keep it out of error messages."""
         self.dialect = dialect
         self.config = config  # what the caller asked for
         self.applied = config  # what the current session runs with
-        self.max_tool_rounds = max_tool_rounds
         self.phase = Phase.DISCONNECTED
         self.expires_at: float | None = None  # session.created's `expires_at` (epoch seconds)
         self.tracker = ResponseTracker(max_history_items)
-        self.tool_rounds = 0  # tool-output rounds in the current user turn
         self._api_key = api_key
         self._ids = itertools.count(1)
         self._outgoing: list[dict[str, Any]] = []
@@ -299,7 +296,6 @@ class RealtimeProtocol:
         self._emit(SpeechStopped(int_field(event, "audio_end_ms"), str(event.get("item_id", ""))))
 
     def _on_committed(self, event: dict[str, Any]) -> None:
-        self.tool_rounds = 0
         item_id = str(event.get("item_id", ""))
         self.tracker.committed(item_id)
         self._emit(InputCommitted(item_id))
@@ -391,8 +387,7 @@ class RealtimeProtocol:
         return True
 
     def commit_audio(self) -> None:
-        """End the user's turn in manual mode (a new user turn for the tool-round count)."""
-        self.tool_rounds = 0
+        """End the user's turn in manual mode."""
         self._send({"type": "input_audio_buffer.commit"})
 
     def clear_audio(self) -> None:
@@ -401,7 +396,6 @@ class RealtimeProtocol:
 
     def add_user_text(self, text: str) -> None:
         """Add a user text message: a new user turn, replayed after reconnects."""
-        self.tool_rounds = 0
         self.tracker.add_message("user", text)
         self._send(message_item("user", text, self.dialect))
 
@@ -423,14 +417,6 @@ class RealtimeProtocol:
     def add_function_output(self, call_id: str, output: str) -> None:
         """Return one function call's result to the model (no response is created)."""
         self._add_item({"type": "function_call_output", "call_id": call_id, "output": output})
-
-    def start_tool_round(self) -> bool:
-        """Count one round of tool outputs; False once this user turn used the round limit."""
-        if self.tool_rounds >= self.max_tool_rounds:
-            _LOGGER.warning("Tool loop limit (%d) reached", self.max_tool_rounds)
-            return False
-        self.tool_rounds += 1
-        return True
 
     def create_response(
         self,
