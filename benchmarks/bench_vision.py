@@ -72,7 +72,10 @@ async def bench(rounds: int) -> list[list[object]]:
         async_test_home_assistant,
     )
 
-    from custom_components.openai_realtime.bridge import DATA_BRIDGES, core as bridge_core
+    from custom_components.openai_realtime.bridge import (
+        DATA_BRIDGES,
+        wake as bridge_wake,
+    )
     from custom_components.openai_realtime.const import (
         CONF_BASE_URL,
         CONF_BOARD,
@@ -95,7 +98,7 @@ async def bench(rounds: int) -> list[list[object]]:
 
     # Every round is a typed `listen detect`; the product answers at most a few a minute per
     # device (each is a billed response), which would stall the rounds, not measure them.
-    bridge_core.DETECT_LIMIT = 1_000_000  # type: ignore[misc]
+    bridge_wake.DETECT_LIMIT = 1_000_000  # type: ignore[misc]
     server = RealtimeServer(api_key=API_KEY)
     await server.start()
     loop = asyncio.get_running_loop()

@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import (
     mock_config_flow,
 )
 
-from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
+from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, RealtimeEngine
 from custom_components.openai_realtime.const import CONF_DEVICE_USER, DOMAIN
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.speech import synthesize
@@ -71,7 +71,7 @@ async def providers(
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bridges retry Realtime every 50 ms."""
-    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
+    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
 
 
 @pytest.fixture

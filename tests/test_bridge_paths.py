@@ -26,7 +26,8 @@ from custom_components.openai_realtime.audio import OpusNotFoundError, load_opus
 from custom_components.openai_realtime.bridge import (
     BridgePath,
     BridgePhase,
-    SpeechBridge,
+    RealtimeEngine,
+    Speaker,
     core as bridge_core,
 )
 from custom_components.openai_realtime.bridge.core import BridgeBusyError
@@ -71,7 +72,7 @@ QUOTA = {
 def _client_options(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bridges retry Realtime every 50 ms, and allow one tool round per user turn."""
     monkeypatch.setattr(turn_engine, "MAX_TOOL_ROUNDS", 1)
-    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
+    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
 
 
 @pytest.fixture
@@ -265,11 +266,11 @@ async def test_input_while_a_failing_session_opens_is_dropped(
     sent = await device.send_audio(loud(600))
     await listen_detect(device, "hello there")
     await until(lambda: live(hass, device.mac).audio_packets_received >= sent)
-    assert not bridge._uplink_queue.empty()  # kept for the session being opened
+    assert bridge.realtime.uplink.queued  # kept for the session being opened
     realtime_server.stall = False
     await realtime_server.drop()  # the stalled attempt fails; the next one succeeds
     await until(lambda: bridge.client is not None and bridge.client.connected)
-    await until(bridge._uplink_queue.empty)
+    await until(lambda: not bridge.realtime.uplink.queued)
     await until(lambda: not [t for t in bridge.tasks if t.get_name().endswith("typed turn")])
     assert not realtime_server.of_type("input_audio_buffer.append")
     assert typed_texts(realtime_server) == []
@@ -690,7 +691,7 @@ async def test_ask_fails_when_the_session_ends_while_it_waits(
             await asking
     assert err.value.translation_key == "realtime_unavailable"
     assert isinstance(err.value.__cause__, RealtimeSessionClosed)
-    assert bridge_of(hass, state)._asking is None
+    assert not bridge_of(hass, state).actions.asking
     realtime_server.on_connect_error = None
     await until(
         lambda: (
@@ -708,7 +709,7 @@ async def test_reply_the_service_stalls_is_abandoned(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A reply that stops mid-way is cut off: `tts stop`, cancelled, logged; the next turn works."""
-    monkeypatch.setattr(SpeechBridge, "stall_timeout", 0.5)
+    monkeypatch.setattr(Speaker, "stall_timeout", 0.5)
     device = await bridged(hass, client)
     state = device_state(hass, device)
     realtime_server.script(

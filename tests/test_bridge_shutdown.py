@@ -16,7 +16,12 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime.bridge import DATA_BRIDGES, BridgePath, SpeechBridge
+from custom_components.openai_realtime.bridge import (
+    DATA_BRIDGES,
+    BridgePath,
+    RealtimeEngine,
+    SpeechBridge,
+)
 from custom_components.openai_realtime.const import DOMAIN
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridge_of, bridged, device_state
@@ -33,7 +38,7 @@ async def client(
     monkeypatch: pytest.MonkeyPatch,
 ) -> TestClient:
     """A loaded entry whose bridges retry once quickly, then sleep long between attempts."""
-    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.01, 300.0))
+    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.01, 300.0))
     return await device_client(hass, hass_client_no_auth, realtime_server)
 
 

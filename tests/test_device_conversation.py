@@ -17,7 +17,7 @@ from homeassistant.core import HomeAssistant
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePhase, core as bridge_core
+from custom_components.openai_realtime.bridge import BridgePhase, wake as bridge_wake
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import (
@@ -425,7 +425,7 @@ async def test_detect_text_is_capped_and_rate_limited(
     assert state.errors["detect_rate"] >= 1
     assert sum("too many listen detect" in r.getMessage() for r in caplog.records) == 1
     # Once the window has passed, a request is answered again.
-    monkeypatch.setattr(bridge_core, "DETECT_WINDOW", 0.2)
+    monkeypatch.setattr(bridge_wake, "DETECT_WINDOW", 0.2)
     await asyncio.sleep(0.3)
     await device.detect_wake_word("one more")
     await until(lambda: user_texts(realtime_server)[-1:] == ["one more"])

@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePath, SpeechBridge
+from custom_components.openai_realtime.bridge import BridgePath, RealtimeEngine
 from tests.bridge_helpers import (
     bridge_of,
     bridged,
@@ -30,7 +30,7 @@ async def client(
     monkeypatch: pytest.MonkeyPatch,
 ) -> TestClient:
     """A loaded entry whose bridges retry Realtime quickly."""
-    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
+    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
     return await device_client(hass, hass_client_no_auth, realtime_server)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import mock_config_flow
 
-from custom_components.openai_realtime.bridge import BridgePhase, SpeechBridge
+from custom_components.openai_realtime.bridge import BridgePhase, RealtimeEngine
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
@@ -68,7 +68,7 @@ async def providers(
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bridges retry Realtime every 50 ms."""
-    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
+    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
 
 
 @pytest.fixture

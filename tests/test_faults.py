@@ -26,9 +26,11 @@ from websockets.asyncio.server import Server, ServerConnection
 from custom_components.openai_realtime.bridge import (
     BridgePath,
     BridgePhase,
-    SpeechBridge,
-    core as bridge_core,
+    RealtimeEngine,
+    realtime_engine as bridge_engine,
+    wake as bridge_wake,
 )
+from custom_components.openai_realtime.bridge.uplink import UPLINK_QUEUE
 from custom_components.openai_realtime.endpoint.hub import DeviceState
 from custom_components.openai_realtime.realtime import RealtimeClient
 from custom_components.openai_realtime.realtime.client import ClientOptions
@@ -48,9 +50,9 @@ def fast_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     """Short setup timeouts and retry delays, so every failure path runs in milliseconds."""
     options = ClientOptions(open_timeout=0.5, backoff_base=0.01, backoff_max=0.02)
     monkeypatch.setattr(
-        bridge_core, "RealtimeClient", functools.partial(RealtimeClient, options=options)
+        bridge_engine, "RealtimeClient", functools.partial(RealtimeClient, options=options)
     )
-    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
+    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
 
 
 @pytest.fixture(autouse=True)
@@ -387,7 +389,7 @@ async def test_device_floods_frames(
         await device.send_raw_text("{not json" if index % 2 else '{"type": 7}')
         await device.send_raw_bytes(b"")
     await until(lambda: live_packets(hass, device) >= 3001)
-    assert bridge._uplink_queue.qsize() <= bridge_core.UPLINK_QUEUE
+    assert bridge.realtime.uplink.queued <= UPLINK_QUEUE
     assert not device._closed_event.is_set()
     await device.stop_listening()
     await until(
@@ -468,7 +470,7 @@ async def test_memory_is_flat_over_a_thousand_turns(
     caplog.set_level(logging.WARNING)  # captured DEBUG records would be the biggest "leak"
     caplog.set_level(logging.WARNING, logger=OUR_LOGGER)
     # Typed turns are rate-limited per device (each is a billed response); not the point here.
-    monkeypatch.setattr(bridge_core, "DETECT_LIMIT", 10_000)
+    monkeypatch.setattr(bridge_wake, "DETECT_LIMIT", 10_000)
     device = await bridged(hass, client)
     state = device_state(hass, device)
     realtime_server.script(*(ScriptedResponse(text="Ok.") for _ in range(1000)))

@@ -26,7 +26,11 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import mock_config_flow
 
-from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, SpeechBridge
+from custom_components.openai_realtime.bridge import (
+    BridgePath,
+    BridgePhase,
+    RealtimeEngine,
+)
 from custom_components.openai_realtime.const import CONF_LISTENING_TIMEOUT, DOMAIN
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
@@ -72,7 +76,7 @@ async def providers(
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bridges retry Realtime every 50 ms."""
-    monkeypatch.setattr(SpeechBridge, "retry_delays", (0.05,))
+    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
 
 
 @pytest.fixture
@@ -413,14 +417,14 @@ async def test_ask_question_unanswered_and_while_busy(
     entity_id = satellite_id(hass, device.mac)
     realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
     first = hass.async_create_task(ask_question(hass, entity_id, question="Are you there?"))
-    await until(lambda: bridge._asking is not None)
+    await until(lambda: bridge.actions.asking)
     with pytest.raises(SatelliteBusyError):
         await ask_question(hass, entity_id, question="Hello?")
     with pytest.raises(HomeAssistantError) as err:
         await first
     assert err.value.translation_key == "no_answer"
     assert err.value.translation_placeholders == {"device": bridge.subentry.title}
-    assert bridge._asking is None
+    assert not bridge.actions.asking
     assert hass.states.get(entity_id).state == "idle"
     assert realtime_server.responses_done == 1  # the second question was never spoken
     async with asyncio.timeout(5):
@@ -484,7 +488,7 @@ async def test_ask_question_while_the_device_waits_for_another_answer(
             return_response=True,
         )
     )
-    await until(lambda: bridge._asking is not None)
+    await until(lambda: bridge.actions.asking)
     with pytest.raises(SatelliteBusyError) as err:
         await ask_question(hass, entity_id, question=QUESTION)
     assert err.value.translation_key == "device_busy"
@@ -513,7 +517,7 @@ async def test_ask_question_refused_by_the_session(
     assert err.value.translation_key == "realtime_unavailable"
     assert hass.states.get(entity_id).state == "idle"
     assert len(realtime_server.of_type("response.create")) == creates
-    assert bridge_of(hass, state)._asking is None
+    assert not bridge_of(hass, state).actions.asking
     del realtime_server.hooks["session.update"]
     await disconnect(hass, device, state)
 

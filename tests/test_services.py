@@ -213,7 +213,7 @@ async def test_ask_times_out_cleanly(
         return_response=True,
     )
     assert result == {"answered": False}
-    assert bridge_of(hass, device_state(hass, device))._asking is None
+    assert not bridge_of(hass, device_state(hass, device)).actions.asking
 
 
 async def test_converse_adds_instructions_for_the_next_answer_only(

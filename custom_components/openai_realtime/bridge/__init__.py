@@ -2,34 +2,46 @@
 
 from __future__ import annotations
 
+from .actions import Actions
+from .context import BridgeContext, Engine
 from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge, async_link_device
 from .downlink import DeviceLink, Downlink
 from .errors import async_device_action
 from .media import MediaError, async_transcode, async_tts_to_pcm
+from .pipeline import AssistFallback
+from .realtime_engine import RealtimeEngine
 from .registry import DATA_BRIDGES, BridgeRegistry, async_serve_device
 from .satellites import DATA_SATELLITES, PipelineSatellite, SatelliteRegistry
 from .sentences import SentenceSplitter
+from .speaker import Speaker
 from .tools import DEVICE_PREFIX, DeviceToolsAPI
-from .uplink import BATCH_MS, Uplink
+from .uplink import BATCH_MS, Uplink, UplinkQueue
 
 __all__ = [
     "BATCH_MS",
     "DATA_BRIDGES",
     "DATA_SATELLITES",
     "DEVICE_PREFIX",
+    "Actions",
+    "AssistFallback",
     "BridgeBusyError",
+    "BridgeContext",
     "BridgePath",
     "BridgePhase",
     "BridgeRegistry",
     "DeviceLink",
     "DeviceToolsAPI",
     "Downlink",
+    "Engine",
     "MediaError",
     "PipelineSatellite",
+    "RealtimeEngine",
     "SatelliteRegistry",
     "SentenceSplitter",
+    "Speaker",
     "SpeechBridge",
     "Uplink",
+    "UplinkQueue",
     "async_device_action",
     "async_link_device",
     "async_serve_device",

@@ -10,8 +10,8 @@ through the bridge's usual downlink.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from homeassistant.components import tts
 from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
@@ -21,18 +21,16 @@ from homeassistant.core import callback
 
 from ..audio import DEVICE_SAMPLE_RATE
 from ..xiaozhi import ListenMode
+from .context import BridgeContext, BridgePath
 from .media import MediaError, async_tts_to_pcm
 from .satellites import DATA_SATELLITES, PipelineSatellite
 from .uplink import Uplink
 
-if TYPE_CHECKING:
-    from .core import SpeechBridge
-
 
 class AssistFallback:
-    """Run the device's turns through the Assist pipeline of its satellite entity."""
+    """The Assist pipeline engine: the device's turns through the pipeline of its satellite."""
 
-    def __init__(self, bridge: SpeechBridge) -> None:
+    def __init__(self, bridge: BridgeContext) -> None:
         """Serve turns for `bridge` until it returns to Realtime."""
         self.bridge = bridge
         self.hass = bridge.hass
@@ -41,15 +39,21 @@ class AssistFallback:
         self._audio: asyncio.Queue[bytes | None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tts_text: str | None = None
+        self._stopped = False
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    @property
+    def path(self) -> BridgePath:
+        """The Assist pipeline path."""
+        return BridgePath.ASSIST_PIPELINE
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = self.bridge.spawn(coro, f"fallback {name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     @callback
-    def start_turn(self) -> None:
-        """The device listens: start a pipeline run fed with its audio."""
+    def start_turn(self, mode: ListenMode | None = None) -> None:
+        """The device listens: start a pipeline run fed with its audio (in any mode)."""
         satellite = self.hass.data[DATA_SATELLITES].satellite(self.bridge.device.mac)
         if satellite is None:
             self.bridge.fail(
@@ -85,6 +89,10 @@ class AssistFallback:
             self._audio.put_nowait(rest)
         self._audio.put_nowait(None)
         self._audio = None
+
+    @callback
+    def text(self, request: str) -> None:
+        """Typed requests (`listen detect`) are answered on the Realtime path only."""
 
     async def _run_pipeline(
         self, satellite: PipelineSatellite, queue: asyncio.Queue[bytes | None]
@@ -145,7 +153,7 @@ class AssistFallback:
         # (firmware HandleStateChangedEvent): the next turn starts from its state.
         session = self.bridge.connection.session
         if (
-            self.bridge.fallback is self
+            not self._stopped
             and session.listening
             and session.listen_mode is ListenMode.REALTIME
             and not self.bridge.connection.closed
@@ -162,6 +170,7 @@ class AssistFallback:
 
     async def async_stop(self) -> None:
         """End the audio stream and cancel every run still going."""
+        self._stopped = True
         if self._audio is not None:
             self._audio.put_nowait(None)
             self._audio = None

@@ -7,9 +7,17 @@ only a wake word starts listening; a wake word in front of a request is cut off.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 import re
 from typing import Final
+
+MAX_DETECT_CHARS: Final = 300
+"""Longest `listen detect` text sent to the model; the rest is cut."""
+
+DETECT_LIMIT: Final = 5
+DETECT_WINDOW: Final = 60.0
+"""At most DETECT_LIMIT `listen detect` requests per DETECT_WINDOW seconds and device."""
 
 STOCK_WAKE_WORDS: Final = (
     "你好小智",
@@ -71,3 +79,23 @@ def strip_wake_word(text: str, extra: Iterable[str] = ()) -> str:
 
 
 __all__ = ["STOCK_WAKE_WORDS", "parse_wake_words", "strip_wake_word"]
+
+
+class DetectBudget:
+    """The typed requests a device may still send: each is a billed response."""
+
+    __slots__ = ("_times",)
+
+    def __init__(self, times: deque[float]) -> None:
+        """Count in `times` (when recent requests were taken; kept across connections)."""
+        self._times = times
+
+    def take(self, now: float) -> bool:
+        """Take one request at `now`; False when the device has sent too many lately."""
+        times = self._times
+        while times and times[0] <= now - DETECT_WINDOW:
+            times.popleft()
+        if len(times) >= DETECT_LIMIT:
+            return False
+        times.append(now)
+        return True

@@ -1,0 +1,484 @@
+"""The Realtime engine: one device's turns answered by its own Realtime session.
+
+Turn flow (xiaozhi reference §7): uplink Opus after `listen start` -> 24 kHz PCM ->
+`input_audio_buffer.append` every ~100 ms; server VAD ends turns in auto mode, `listen stop`
+commits in manual mode; `listen detect` text is a typed turn. Each response plays through the
+`Speaker`; its tools run inside the device conversation's chat log (`DeviceTurns`) after the
+user turns the reply heard were recorded there. While the service cannot be reached the
+engine tells the router to use the Assist pipeline and tries again on a schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+import contextlib
+from dataclasses import replace
+from functools import partial
+from typing import Final
+
+from homeassistant.components import conversation
+from homeassistant.components.conversation.trace import (
+    ConversationTraceEvent,
+    ConversationTraceEventType,
+    async_conversation_trace,
+)
+from homeassistant.helpers import llm
+from homeassistant.util.hass_dict import HassKey
+
+from ..const import CONF_GREETING, CONF_LLM_HASS_API, CONF_PROMPT, DOMAIN, LOGGER
+from ..endpoint import DeviceConnection, DeviceState
+from ..profile import CONF_LANGUAGE
+from ..realtime import (
+    Closed,
+    InputCommitted,
+    InputTranscript,
+    Modality,
+    RealtimeClient,
+    RealtimeError,
+    RealtimeResponse,
+    ResponseDone,
+    ResponseStarted,
+    ServerError,
+    SessionConfig,
+    SpeechStarted,
+    SpeechStopped,
+)
+from ..realtime.response import BYTES_PER_MS
+from ..services_api import agent_allowlist
+from ..settings import session_config, transcription_language
+from ..vision import agent_image_side
+from ..xiaozhi import ListenMode
+from .context import BridgePath, BridgePhase, RealtimeContext, SessionHooks
+from .latency import speech_end
+from .speaker import Speaker
+from .turns import DeviceTurns
+from .uplink import Commit, UplinkQueue
+from .wake import MAX_DETECT_CHARS, DetectBudget
+
+RETRY_DELAYS: Final = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+"""Seconds between attempts to reach Realtime again while the Assist pipeline stands in."""
+
+GREETING_QUIET: Final = 0.5
+"""Seconds after the session opens in which speech from the user cancels the greeting."""
+
+DATA_DETECTS: HassKey[dict[str, deque[float]]] = HassKey(f"{DOMAIN}_detect_times")
+"""When each device's recent `listen detect` requests were answered."""
+
+ANNOUNCE_KEY: Final = "announce"
+SILENT_KEY: Final = "silent"
+"""Metadata of out-of-band text responses the bridge reads itself and never plays."""
+
+
+class RetrySchedule:
+    """How long to wait before the next attempt to open a session: the delays in turn, then
+    the last one again; an open session starts the schedule over."""
+
+    def __init__(self, delays: Sequence[float]) -> None:
+        """Wait `delays[0]` first."""
+        self._delays = delays
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        """The wait before the next attempt."""
+        delay = self._delays[min(self._attempt, len(self._delays) - 1)]
+        self._attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        """A session opened: the next outage starts with the first delay."""
+        self._attempt = 0
+
+
+class RealtimeEngine:
+    """Keep one device's Realtime session and answer its turns through it."""
+
+    retry_delays: Sequence[float] = RETRY_DELAYS
+
+    def __init__(self, ctx: RealtimeContext, speaker: Speaker, turns: DeviceTurns) -> None:
+        """Prepare; `async_run()` opens the session once the bridge is ready."""
+        self._ctx = ctx
+        self._speaker = speaker
+        self.turns = turns
+        self.hooks: SessionHooks | None = None
+        self.client: RealtimeClient | None = None
+        self.uplink: UplinkQueue | None = None
+        self._config: SessionConfig | None = None
+        self._tool_names: tuple[str, ...] = ()
+        self._mode = ListenMode.AUTO  # the listening mode the session is configured for
+        self._client_changed = asyncio.Event()
+        self._greeted = False
+        self._user_spoke = False  # on this connection: the greeting is no longer wanted
+        self.user_speaking = False
+        # Per device, not per connection: reconnecting does not reset the typed-turn budget.
+        self._detects = DetectBudget(
+            ctx.hass.data.setdefault(DATA_DETECTS, {}).setdefault(ctx.device.mac, deque())
+        )
+
+    @property
+    def path(self) -> BridgePath:
+        """The Realtime path."""
+        return BridgePath.REALTIME
+
+    @property
+    def connection(self) -> DeviceConnection:
+        """The device's connection."""
+        return self._ctx.connection
+
+    @property
+    def device(self) -> DeviceState:
+        """The device."""
+        return self._ctx.device
+
+    # --- session keeping ------------------------------------------------------------------
+
+    async def async_run(self, device_frame_ms: int) -> None:
+        """Hold a Realtime session; while it cannot be had, the router uses the fallback."""
+        self.uplink = UplinkQueue(24000, device_frame_ms)
+        self._ctx.spawn(self._send_uplink(self.uplink), "uplink")
+        retry = RetrySchedule(self.retry_delays)
+        while True:
+            try:
+                client = await self._open_client()
+            except RealtimeError as err:
+                self._use_fallback(err)
+                await asyncio.sleep(retry.next_delay())
+                continue
+            retry.reset()
+            self.client = client
+            self._client_changed.set()
+            if not self._serving():
+                LOGGER.info("Device %s is back on the Realtime service", self.device.mac)
+            await self._ctx.use_realtime()
+            if not self._greeted and (greeting := self._ctx.options().get(CONF_GREETING)):
+                self._greeted = True
+                self._ctx.spawn(self._greet(client, greeting), "greeting")
+            error = await self._follow(client)
+            self.turns.flush()
+            self.client = None
+            if self.hooks is not None:
+                self.hooks.on_session_end("the Realtime session ended")
+            await client.close()
+            if error is None:  # pragma: no cover - only our own close() ends without an error
+                return
+            self._use_fallback(error)
+
+    def _use_fallback(self, error: RealtimeError) -> None:
+        self._ctx.use_fallback(error)
+        self._client_changed.set()  # the uplink stops waiting for a session
+
+    async def async_stop(self) -> None:
+        """Close the session (the router cancels the tasks)."""
+        client, self.client = self.client, None
+        if client is not None:
+            await client.close()
+
+    async def _greet(self, client: RealtimeClient, greeting: str) -> None:
+        """Who speaks first: the greeting, once per device connection, unless the user did.
+
+        The device streams the user's first words while the session opens; they reach the
+        service when it is ready. A user who speaks (or typed) by `GREETING_QUIET` after that
+        is not greeted: `tts start` would turn an auto-mode device's microphone off.
+        Sent from its own task so that `_follow` is already subscribed to the session's
+        events when `response.created` arrives.
+        """
+        await asyncio.sleep(GREETING_QUIET)
+        if self._user_spoke or client is not self.client or self._ctx.busy():
+            return
+        with contextlib.suppress(RealtimeError):
+            await client.create_response(
+                instructions=f"Greet the user by saying exactly: {greeting}"
+            )
+
+    async def _open_client(self) -> RealtimeClient:
+        """Connect a Realtime audio session with the configured prompt and tools."""
+        instructions, api = await self._llm_data()
+        tools = await self.turns.async_offer_tools(api, self.device.tools, self.connection.mcp)
+        self._tool_names = tuple(tool.name for tool in self.device.tools)
+        options = self._ctx.options()
+        config = session_config(
+            options,
+            instructions=instructions,
+            tools=tools,
+            modality=Modality.AUDIO,
+            language=transcription_language(
+                options.get(CONF_LANGUAGE) or self._ctx.hass.config.language
+            ),
+        )
+        self._config = config
+        self.turns.transcribing = config.transcription is not None
+        self._mode = self.connection.session.listen_mode
+        client = RealtimeClient(self._ctx.entry.runtime_data.endpoint, self.for_mode(config))
+        await client.connect()
+        return client
+
+    async def _llm_data(self) -> tuple[str, llm.APIInstance | None]:
+        """The system prompt and the HA LLM API for this device, rendered by a chat log."""
+        options = self._ctx.options()
+        context = llm.LLMContext(
+            platform=DOMAIN,
+            context=self._ctx.user_context(options),
+            language=options.get(CONF_LANGUAGE) or self._ctx.hass.config.language,
+            assistant=conversation.DOMAIN,
+            device_id=self._ctx.device_id(),
+        )
+        scope = agent_allowlist(options, image_side=agent_image_side(self._ctx.entry))
+        with self.turns.chat_log() as chat_log, scope:
+            try:
+                await chat_log.async_provide_llm_data(
+                    context, options.get(CONF_LLM_HASS_API), options.get(CONF_PROMPT)
+                )
+            except conversation.ConverseError:
+                self.device.errors["llm_api"] += 1
+                await chat_log.async_provide_llm_data(context, None, options.get(CONF_PROMPT))
+            system = chat_log.content[0]
+            prompt = system.content if isinstance(system, conversation.SystemContent) else ""
+            return prompt, chat_log.llm_api
+
+    async def _follow(self, client: RealtimeClient) -> RealtimeError | None:
+        """Act on session events until the client stops; return why it stopped."""
+        async for event in client.events():
+            match event:
+                case SpeechStarted():
+                    self._user_spoke = self.user_speaking = True
+                    self._ctx.note_activity()
+                    if self._speaker.speaking:
+                        await self._ctx.async_interrupt()
+                    if self.connection.session.listening:
+                        # Else the report is late: the device's microphone is already closed.
+                        self._ctx.set_phase(BridgePhase.LISTENING)
+                case SpeechStopped(audio_end_ms=audio_end_ms):
+                    self.user_speaking = False
+                    self._ctx.note_activity()
+                    assert self.uplink is not None  # made before the first session
+                    self._speaker.turn_started = speech_end(
+                        self.uplink.clock,
+                        (client, client.session_started),
+                        audio_end_ms,
+                        self._config.turn_detection if self._config is not None else None,
+                        asyncio.get_running_loop().time(),
+                    )
+                    self._ctx.set_phase(BridgePhase.PROCESSING)
+                case InputCommitted(item_id=item_id):
+                    self.turns.heard_turn(item_id)
+                case InputTranscript(item_id=item_id, text=text):
+                    self.turns.add_transcript(item_id, text)
+                    if text:
+                        self.connection.session.send_stt(text)
+                        await self.connection.flush()
+                        if self.hooks is not None:
+                            self.hooks.on_transcript(text)
+                case ResponseStarted(response=response):
+                    if SILENT_KEY not in (response.metadata or {}):
+                        self._speaker.queue_reply(
+                            response,
+                            partial(self._play, response, self.turns.heard),
+                            self._played,
+                        )
+                case ResponseDone(response=response):
+                    if self.hooks is not None:
+                        self.hooks.on_reply_done(response)
+                    self._ctx.entry.runtime_data.usage.record(response.usage)
+                case ServerError(code=code, message=message):
+                    self.device.errors["server_error"] += 1
+                    LOGGER.debug("Realtime error for %s: %s %s", self.device.mac, code, message)
+                case Closed(error=error):
+                    return error
+        return None  # pragma: no cover - the stream always ends with Closed
+
+    # --- turns ------------------------------------------------------------------------------
+
+    def start_turn(self, mode: ListenMode) -> None:
+        """The device listens: its audio starts afresh, in the session's listening mode."""
+        previous, self._mode = self._mode, mode
+        if self.uplink is not None:
+            self.uplink.reset()
+        if (mode is ListenMode.MANUAL) != (previous is ListenMode.MANUAL):
+            self._ctx.spawn(self.apply_session(), "mode")
+
+    def audio(self, payload: bytes) -> None:
+        """Decode and queue the user's speech (sent as soon as a session is open)."""
+        if self.uplink is not None:
+            self.uplink.feed(payload)
+
+    def end_turn(self) -> None:
+        """Manual mode: the user's turn ends with `listen stop` (the service detects it else)."""
+        if self._mode is ListenMode.MANUAL and self.uplink is not None:
+            self.uplink.end_turn()
+
+    def text(self, request: str) -> None:
+        """A typed request: each is a billed response, so its length and rate are bounded."""
+        if len(request) > MAX_DETECT_CHARS:
+            self._ctx.fail(
+                "detect_length",
+                f"listen detect text of {len(request)} characters cut to {MAX_DETECT_CHARS}",
+            )
+            request = request[:MAX_DETECT_CHARS]
+        if not self._detects.take(asyncio.get_running_loop().time()):
+            self._ctx.fail("detect_rate", "too many listen detect requests; ignoring some")
+            return
+        self._user_spoke = True
+        self._ctx.spawn(self._typed_turn(request), "typed turn")
+
+    def tools_changed(self) -> None:
+        """Offer newly discovered device tools to the running session."""
+        names = tuple(tool.name for tool in self.device.tools)
+        if names != self._tool_names and self.client is not None:
+            self._tool_names = names
+            self._ctx.spawn(self._refresh_tools(), "tools")
+
+    async def _session(self) -> RealtimeClient | None:
+        """The Realtime session; while one is opening, wait for it (None: the fallback serves).
+
+        The device streams the user's first words while the session opens: they wait in the
+        bounded uplink queue and go out in order once the session is ready.
+        """
+        while self.client is None and self._serving():
+            self._client_changed.clear()
+            await self._client_changed.wait()
+        return self.client
+
+    def _serving(self) -> bool:
+        return self._ctx.path is BridgePath.REALTIME
+
+    async def _send_uplink(self, uplink: UplinkQueue) -> None:
+        """Send queued audio batches, and commit the turn when manual mode says so."""
+        loop = asyncio.get_running_loop()
+        while True:
+            item, arrived = await uplink.get()
+            client = self.client or await self._session()
+            if client is None:
+                continue
+            if not isinstance(item, Commit):
+                await client.append_audio(item)  # never raises: dropped while disconnected
+                uplink.clock.appended(
+                    (client, client.session_started), len(item) // BYTES_PER_MS, arrived
+                )
+                continue
+            self._speaker.turn_started = loop.time()
+            self._ctx.set_phase(BridgePhase.PROCESSING)
+            try:
+                await client.commit_audio()
+                if self.hooks is None or not self.hooks.asking:
+                    await client.create_response()
+            except RealtimeError as err:
+                self._ctx.fail("realtime", f"Realtime request failed: {err}")
+                self._ctx.set_phase(BridgePhase.IDLE)  # no answer is coming
+
+    async def _typed_turn(self, text: str) -> None:
+        """`listen detect` text is a typed user turn (kept while the session opens)."""
+        if (client := await self._session()) is None:
+            return
+        self._speaker.turn_started = asyncio.get_running_loop().time()
+        try:
+            await client.add_user_text(text)
+            self.turns.heard_turn(None, text)
+            await client.create_response()
+        except RealtimeError as err:
+            self._ctx.fail("realtime", f"Realtime request failed: {err}")
+
+    # --- session configuration ----------------------------------------------------------------
+
+    def require_session(self) -> tuple[RealtimeClient, SessionConfig]:
+        """The open Realtime session's client and configuration (set together)."""
+        client, config = self.client, self._config
+        if client is None or config is None or not self._serving():
+            raise RealtimeError("the Realtime session is not available")
+        return client, config
+
+    @property
+    def config(self) -> SessionConfig | None:
+        """The session's own configuration (prompt, tools, voice, turn detection)."""
+        return self._config
+
+    def for_mode(self, config: SessionConfig) -> SessionConfig:
+        """The session for the device's listening mode (manual: no server turn detection)."""
+        if self._mode is ListenMode.MANUAL:
+            return replace(config, turn_detection=None)
+        return config
+
+    async def apply_session(self) -> None:
+        """Send the session's own configuration for the listening mode, if a session is open.
+
+        After a mode change (manual turns need client commits: no server turn detection) and
+        after extra instructions for one answer have been used.
+        """
+        with contextlib.suppress(RealtimeError):
+            client, config = self.require_session()
+            await client.update_session(self.for_mode(config))
+
+    async def _refresh_tools(self) -> None:
+        """Offer the device's current tools (and the prompt rendered again) to the session."""
+        instructions, api = await self._llm_data()
+        tools = await self.turns.async_offer_tools(api, self.device.tools, self.connection.mcp)
+        with contextlib.suppress(RealtimeError):
+            client, config = self.require_session()
+            config = self._config = replace(config, instructions=instructions, tools=tools)
+            await client.update_session(self.for_mode(config))
+
+    # --- replies ------------------------------------------------------------------------------
+
+    def _played(self, response: RealtimeResponse) -> None:
+        if self.hooks is not None:
+            self.hooks.on_reply_played(response)
+
+    async def _play(self, response: RealtimeResponse, heard: int) -> None:
+        """Play one reply, then run its tools after the user turns it heard were recorded."""
+        downlink = await self._speaker.start_reply(response)
+        with async_conversation_trace() as trace:
+            trace.add_event(
+                ConversationTraceEvent(
+                    ConversationTraceEventType.ASYNC_PROCESS,
+                    {
+                        "text": self.turns.heard_text(heard),
+                        "device_id": self._ctx.device_id(),
+                        "source": DOMAIN,
+                    },
+                )
+            )
+            try:
+                await self._speaker.stream(response)
+            except TimeoutError:
+                self._ctx.fail(
+                    "stalled", f"Realtime reply stalled for {self._speaker.stall_timeout:g} s"
+                )
+                await self._ctx.async_interrupt()
+                return
+            if response.cancelled:
+                return
+            await downlink.finish()
+            results = await self.turns.async_reply_done(response, heard, on_tools=self._on_tools)
+            trace.set_result(transcript=response.transcript, status=response.status)
+        if results and (client := self.client) is not None:
+            try:
+                follow_up = await self.turns.async_answer_tools(
+                    client, results, self._ctx.entry.entry_id
+                )
+            except RealtimeError as err:
+                self._ctx.fail("realtime", f"Realtime request failed: {err}")
+                follow_up = None
+            if follow_up is not None:
+                return  # its ResponseStarted queues it; the device stays Speaking
+        await downlink.drained()
+        if not self._speaker.replies_waiting and not response.cancelled:
+            await self._ctx.end_speech()
+
+    def _on_tools(self) -> None:
+        """A reply's tools are about to run: the device shows it is working."""
+        self._ctx.set_phase(BridgePhase.PROCESSING)
+
+    async def cancel(self, response: RealtimeResponse | None, played_ms: int) -> None:
+        """The user cut `response` after `played_ms`: cancel it and truncate to what was heard."""
+        if (client := self.client) is not None:
+            await client.cancel(played_ms, response=response)
+
+
+__all__ = [
+    "ANNOUNCE_KEY",
+    "GREETING_QUIET",
+    "RETRY_DELAYS",
+    "SILENT_KEY",
+    "RealtimeEngine",
+    "RetrySchedule",
+]
