@@ -2,6 +2,9 @@
 
 - downlink: a Realtime audio delta (60 ms of 24 kHz PCM) enters `Downlink.audio()` -> the Opus
   packet reaches the device link (framing, encoding, the pacer's hand-off; no pacing wait).
+- reply: the service creates a response whose first audio delta (60 ms) comes with it ->
+  the first Opus packet reaches the device link through the `Speaker` (the reply's task, its
+  response stream, `tts start`, framing, encoding, the pacer's hand-off).
 - uplink: a device packet enters `Uplink.feed()` -> the `input_audio_buffer.append` event text
   is ready to send (decoding at 24 kHz, ~100 ms batching, base64 and JSON).
 
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from functools import partial
+import gc
 import json
 import time
 from typing import Any
@@ -19,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from custom_components.openai_realtime.audio import OpusDecoder, OpusEncoder, load_opuslib
-from custom_components.openai_realtime.bridge import Downlink, Uplink
+from custom_components.openai_realtime.bridge import Downlink, Speaker, Uplink
+from custom_components.openai_realtime.realtime import AudioDelta, RealtimeResponse
 
 ROUNDS = 2000
 GOAL_MS = 10.0
@@ -27,6 +33,8 @@ GOAL_MS = 10.0
 
 class _Session:
     speaking = False
+    listening = False
+    listen_mode = None
 
     def send_tts_start(self) -> None:
         self.speaking = True
@@ -92,6 +100,50 @@ async def downlink_ms() -> list[float]:
     return samples
 
 
+class _Bridge:
+    """The router's part a `Speaker` uses, without Home Assistant (tasks start eagerly, as
+    `ConfigEntry.async_create_background_task` starts them)."""
+
+    def __init__(self, link: _Link) -> None:
+        self.connection = link
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        return asyncio.Task(coro, name=name, eager_start=True)
+
+    def set_phase(self, phase: Any) -> None:
+        """Not followed here."""
+
+
+async def reply_ms() -> list[float]:
+    """Response created with its first delta -> first packet out, through the `Speaker`.
+
+    Each round uses a fresh speaker (made outside the timed part, its garbage collected there
+    too), as `downlink_ms` does.
+    """
+    delta = _speechlike(60, 24000)
+    loop = asyncio.get_running_loop()
+    samples = []
+    for index in range(ROUNDS):
+        link = _Link()
+        speaker = Speaker(_Bridge(link))  # type: ignore[arg-type]
+        speaker.open(sample_rate=24000, frame_ms=60, waits_for_playback=True, aec=False)
+        response = RealtimeResponse(f"resp_{index}")
+        link.arrived = loop.create_future()
+        gc.collect(1)
+        start = time.perf_counter()
+        speaker.queue_reply(response, partial(_play, speaker, response), lambda _: None)
+        response.push(AudioDelta(delta, "item"))
+        samples.append((await link.arrived - start) * 1000)
+        response.finish("completed")
+        await speaker.close()
+    return samples
+
+
+async def _play(speaker: Speaker, response: RealtimeResponse) -> None:
+    await speaker.start_reply(response)
+    await speaker.stream(response)
+
+
 def uplink_ms() -> list[float]:
     """Packet in -> append event ready, measured on packets that complete a batch."""
     encoder = OpusEncoder(16000, 60, application="audio", bitrate=None, complexity=0, dtx=True)
@@ -135,10 +187,12 @@ async def main() -> dict[str, Any]:
     """Measure and print the table."""
     load_opuslib()
     down = await downlink_ms()
+    reply = await reply_ms()
     up = uplink_ms()
     enc, dec = bare_ms()
     rows = [
         ("downlink: delta in -> Opus frame out", _pct(down), _pct(enc)),
+        ("reply: response created -> Opus frame out", _pct(reply), _pct(enc)),
         ("uplink: device frame in -> append out", _pct(up), _pct(dec)),
     ]
     print(f"{'path':42} {'p50 ms':>8} {'p95 ms':>8} {'bare p95':>9} {'ratio':>6}")
