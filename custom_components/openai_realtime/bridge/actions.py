@@ -24,8 +24,8 @@ from ..realtime import (
     RealtimeResponse,
     RealtimeSessionClosed,
 )
-from .context import BridgeContext
-from .realtime_engine import ANNOUNCE_KEY, SILENT_KEY, RealtimeEngine
+from .context import ActionsContext
+from .realtime_engine import ANNOUNCE_KEY, SILENT_KEY
 
 
 class BridgeBusyError(RealtimeError):
@@ -35,10 +35,9 @@ class BridgeBusyError(RealtimeError):
 class Actions:
     """The automation actions of one device, and the answers and lines they wait for."""
 
-    def __init__(self, ctx: BridgeContext, realtime: RealtimeEngine) -> None:
-        """Act through `realtime`'s session."""
+    def __init__(self, ctx: ActionsContext) -> None:
+        """Act through the router's Realtime session."""
         self._ctx = ctx
-        self._realtime = realtime
         self._announce_ids = itertools.count(1)
         self._announced: dict[str, asyncio.Future[None]] = {}
         self._asking: asyncio.Future[str] | None = None
@@ -66,7 +65,7 @@ class Actions:
         """After the conversation's next answer, back to the session's own instructions."""
         if self._extra_instructions and ANNOUNCE_KEY not in (response.metadata or {}):
             self._extra_instructions = False
-            self._ctx.spawn(self._realtime.apply_session(), "instructions")
+            self._ctx.spawn(self._ctx.realtime.apply_session(), "instructions")
 
     def on_session_end(self, reason: str) -> None:
         """A question whose session is gone gets no answer: fail it instead of waiting it out."""
@@ -97,7 +96,7 @@ class Actions:
         conversation (an out-of-band response) unless `remember`.
         """
         await self._ctx.until_ready()
-        client, _ = self._realtime.require_session()
+        client, _ = self._ctx.realtime.require_session()
         parts = [
             f"Say exactly this to the user, and nothing else: {message}"
             if message
@@ -134,7 +133,7 @@ class Actions:
         and transcribed, not answered. The question stays in the conversation.
         """
         await self._ctx.until_ready()
-        realtime = self._realtime
+        realtime = self._ctx.realtime
         client, config = realtime.require_session()
         if self._asking is not None:
             raise BridgeBusyError
@@ -166,7 +165,7 @@ class Actions:
         device listens by itself once it has been played.
         """
         await self._ctx.until_ready()
-        realtime = self._realtime
+        realtime = self._ctx.realtime
         client, config = realtime.require_session()
         await client.update_session(
             realtime.for_mode(

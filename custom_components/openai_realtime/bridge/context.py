@@ -17,7 +17,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant
 
 from ..endpoint import DeviceConnection, DeviceState
-from ..realtime import RealtimeError, RealtimeResponse
+from ..realtime import RealtimeClient, RealtimeError, RealtimeResponse, SessionConfig
 from ..xiaozhi import ListenMode
 
 
@@ -111,6 +111,31 @@ class RealtimeContext(BridgeContext, EngineSwitch, Protocol):
     """The router as the Realtime engine sees it."""
 
 
+class SessionAccess(Protocol):
+    """The Realtime session as the automation actions use it (`RealtimeEngine` is one)."""
+
+    @property
+    def config(self) -> SessionConfig | None:
+        """The session's own configuration."""
+
+    def require_session(self) -> tuple[RealtimeClient, SessionConfig]:
+        """The open session's client and configuration; RealtimeError if there is none."""
+
+    def for_mode(self, config: SessionConfig) -> SessionConfig:
+        """`config` for the device's listening mode."""
+
+    async def apply_session(self) -> None:
+        """Send the session's own configuration again, if a session is open."""
+
+
+class ActionsContext(BridgeContext, Protocol):
+    """The router as the automation actions see it."""
+
+    @property
+    def realtime(self) -> SessionAccess:
+        """The Realtime session the actions run on."""
+
+
 class SessionHooks(Protocol):
     """What the automation actions follow in the Realtime session (`Actions` is one)."""
 
@@ -155,11 +180,13 @@ class Engine(Protocol):
 
 
 __all__ = [
+    "ActionsContext",
     "BridgeContext",
     "BridgePath",
     "BridgePhase",
     "Engine",
     "EngineSwitch",
     "RealtimeContext",
+    "SessionAccess",
     "SessionHooks",
 ]

@@ -79,9 +79,10 @@ class SpeechBridge:
         self.phase = BridgePhase.IDLE
         self.tasks: set[asyncio.Task[Any]] = set()
         self.speaker = Speaker(self)
-        self.realtime = RealtimeEngine(self, self.speaker, DeviceTurns(hass, connection.state))
-        self.actions = Actions(self, self.realtime)
-        self.realtime.hooks = self.actions
+        self.actions = Actions(self)
+        self.realtime = RealtimeEngine(
+            self, self.speaker, DeviceTurns(hass, connection.state), self.actions
+        )
         self.engine: Engine = self.realtime
         self._hello = asyncio.Event()
         self._ready: asyncio.Future[Unusable] = hass.loop.create_future()
@@ -165,14 +166,18 @@ class SpeechBridge:
         for task in tasks:
             task.cancel()
         self.actions.close("the device disconnected")
+        client, self.client = self.client, None
         engine, self.engine = self.engine, self.realtime
-        await asyncio.shield(self._close(tasks, engine))
+        await asyncio.shield(self._close(tasks, client, engine))
 
-    async def _close(self, tasks: list[asyncio.Task[Any]], engine: Engine) -> None:
+    async def _close(
+        self, tasks: list[asyncio.Task[Any]], client: RealtimeClient | None, engine: Engine
+    ) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         if engine is not self.realtime:
             await engine.async_stop()
-        await self.realtime.async_stop()
+        if client is not None:
+            await client.close()
         await self.speaker.close()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:

@@ -96,12 +96,14 @@ class RealtimeEngine:
 
     retry_delays: Sequence[float] = RETRY_DELAYS
 
-    def __init__(self, ctx: RealtimeContext, speaker: Speaker, turns: DeviceTurns) -> None:
+    def __init__(
+        self, ctx: RealtimeContext, speaker: Speaker, turns: DeviceTurns, hooks: SessionHooks
+    ) -> None:
         """Prepare; `async_run()` opens the session once the bridge is ready."""
         self._ctx = ctx
         self._speaker = speaker
         self.turns = turns
-        self.hooks: SessionHooks | None = None
+        self._hooks = hooks
         self.client: RealtimeClient | None = None
         self.uplink: UplinkQueue | None = None
         self._config: SessionConfig | None = None
@@ -157,8 +159,7 @@ class RealtimeEngine:
             error = await self._follow(client)
             self.turns.flush()
             self.client = None
-            if self.hooks is not None:
-                self.hooks.on_session_end("the Realtime session ended")
+            self._hooks.on_session_end("the Realtime session ended")
             await client.close()
             if error is None:  # pragma: no cover - only our own close() ends without an error
                 return
@@ -267,18 +268,16 @@ class RealtimeEngine:
                     if text:
                         self.connection.session.send_stt(text)
                         await self.connection.flush()
-                        if self.hooks is not None:
-                            self.hooks.on_transcript(text)
+                        self._hooks.on_transcript(text)
                 case ResponseStarted(response=response):
                     if SILENT_KEY not in (response.metadata or {}):
                         self._speaker.queue_reply(
                             response,
                             partial(self._play, response, self.turns.heard),
-                            self._played,
+                            self._hooks.on_reply_played,
                         )
                 case ResponseDone(response=response):
-                    if self.hooks is not None:
-                        self.hooks.on_reply_done(response)
+                    self._hooks.on_reply_done(response)
                     self._ctx.entry.runtime_data.usage.record(response.usage)
                 case ServerError(code=code, message=message):
                     self.device.errors["server_error"] += 1
@@ -360,7 +359,7 @@ class RealtimeEngine:
             self._ctx.set_phase(BridgePhase.PROCESSING)
             try:
                 await client.commit_audio()
-                if self.hooks is None or not self.hooks.asking:
+                if not self._hooks.asking:
                     await client.create_response()
             except RealtimeError as err:
                 self._ctx.fail("realtime", f"Realtime request failed: {err}")
@@ -418,10 +417,6 @@ class RealtimeEngine:
             await client.update_session(self.for_mode(config))
 
     # --- replies ------------------------------------------------------------------------------
-
-    def _played(self, response: RealtimeResponse) -> None:
-        if self.hooks is not None:
-            self.hooks.on_reply_played(response)
 
     async def _play(self, response: RealtimeResponse, heard: int) -> None:
         """Play one reply, then run its tools after the user turns it heard were recorded."""
