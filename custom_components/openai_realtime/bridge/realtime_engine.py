@@ -38,6 +38,7 @@ from ..realtime import (
     RealtimeClient,
     RealtimeError,
     RealtimeResponse,
+    ReconnectPolicy,
     ResponseDone,
     ResponseStarted,
     ServerError,
@@ -69,26 +70,6 @@ DATA_DETECTS: HassKey[dict[str, deque[float]]] = HassKey(f"{DOMAIN}_detect_times
 ANNOUNCE_KEY: Final = "announce"
 SILENT_KEY: Final = "silent"
 """Metadata of out-of-band text responses the bridge reads itself and never plays."""
-
-
-class RetrySchedule:
-    """How long to wait before the next attempt to open a session: the delays in turn, then
-    the last one again; an open session starts the schedule over."""
-
-    def __init__(self, delays: Sequence[float]) -> None:
-        """Wait `delays[0]` first."""
-        self._delays = delays
-        self._attempt = 0
-
-    def next_delay(self) -> float:
-        """The wait before the next attempt."""
-        delay = self._delays[min(self._attempt, len(self._delays) - 1)]
-        self._attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        """A session opened: the next outage starts with the first delay."""
-        self._attempt = 0
 
 
 class RealtimeEngine:
@@ -139,13 +120,14 @@ class RealtimeEngine:
         """Hold a Realtime session; while it cannot be had, the router uses the fallback."""
         self.uplink = UplinkQueue(24000, device_frame_ms)
         self._ctx.spawn(self._send_uplink(self.uplink), "uplink")
-        retry = RetrySchedule(self.retry_delays)
+        # The delays in turn, then the last one forever; an open session starts over.
+        retry = ReconnectPolicy(schedule=self.retry_delays)
         while True:
             try:
                 client = await self._open_client()
             except RealtimeError as err:
                 self._use_fallback(err)
-                await asyncio.sleep(retry.next_delay())
+                await retry.wait()
                 continue
             retry.reset()
             self.client = client
@@ -475,5 +457,4 @@ __all__ = [
     "RETRY_DELAYS",
     "SILENT_KEY",
     "RealtimeEngine",
-    "RetrySchedule",
 ]
