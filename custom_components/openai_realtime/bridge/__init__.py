@@ -5,7 +5,7 @@ from __future__ import annotations
 from .actions import Actions
 from .context import BridgeContext, Engine
 from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge, async_link_device
-from .downlink import DeviceLink, Downlink
+from .downlink import DeviceOutput, Downlink
 from .errors import async_device_action
 from .media import MediaError, async_transcode, async_tts_to_pcm
 from .pipeline import AssistFallback
@@ -29,7 +29,7 @@ __all__ = [
     "BridgePath",
     "BridgePhase",
     "BridgeRegistry",
-    "DeviceLink",
+    "DeviceOutput",
     "DeviceToolsAPI",
     "Downlink",
     "Engine",

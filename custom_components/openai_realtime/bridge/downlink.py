@@ -46,8 +46,8 @@ class DeviceSessionLike(Protocol):
         """Queue `alert`."""
 
 
-class DeviceLink(Protocol):
-    """What the bridge needs from a device connection (`DeviceConnection` is one)."""
+class DeviceOutput(Protocol):
+    """What the downlink writes to: a device connection (`DeviceConnection` is one)."""
 
     @property
     def session(self) -> DeviceSessionLike:
@@ -69,7 +69,7 @@ class Downlink:
 
     def __init__(
         self,
-        link: DeviceLink,
+        link: DeviceOutput,
         *,
         sample_rate: int,
         frame_ms: int,
