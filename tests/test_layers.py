@@ -100,3 +100,72 @@ def test_the_layer_check_sees_deferred_imports() -> None:
         "openai_realtime.services",
         "openai_realtime.endpoint.hub",
     } <= found
+
+
+def module_name(path: Path) -> str:
+    """The dotted name of one file of the integration (a package by its `__init__`)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def dependency_graph() -> dict[str, set[str]]:
+    """Which modules of the integration each module imports (deferred imports included).
+
+    `from . import policy` depends on the submodule, not on the package's `__init__`.
+    """
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = path.relative_to(PACKAGE.parent).parts[:-1]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                found = imports(ast.unparse(node), package)
+                base = min(found, key=len)
+                submodules = found - {base}
+                targets.update(submodules if submodules <= paths.keys() else found)
+        graph[name] = {target for target in targets if target in paths and target != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while (member := stack.pop()) != node:
+                group.append(member)
+            group.append(node)
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle() -> None:
+    """No two modules of the integration import each other, directly or around a circle."""
+    assert cycles(dependency_graph()) == []
+
+
+def test_the_cycle_check_finds_a_circle() -> None:
+    """The check sees a circle through three modules, and none in a chain."""
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
