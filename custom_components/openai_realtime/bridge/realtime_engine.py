@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import contextlib
 from dataclasses import replace
 from functools import partial
-from typing import Final
+from typing import ClassVar, Final
 
 from homeassistant.components import conversation
 from homeassistant.components.conversation.trace import (
@@ -75,7 +75,7 @@ SILENT_KEY: Final = "silent"
 class RealtimeEngine:
     """Keep one device's Realtime session and answer its turns through it."""
 
-    retry_delays: Sequence[float] = RETRY_DELAYS
+    retry_delays: ClassVar[Sequence[float]] = RETRY_DELAYS
 
     def __init__(
         self, ctx: RealtimeContext, speaker: Speaker, turns: DeviceTurns, hooks: SessionHooks

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, Awaitable, Callable
-from typing import Final
+from typing import ClassVar, Final
 
 from ..realtime import AudioDelta, RealtimeResponse, TranscriptDelta
 from ..xiaozhi import ListenMode
@@ -34,7 +34,7 @@ type Cut = tuple[RealtimeResponse | None, int]
 class Speaker:
     """What one device plays, in order, and where a barge-in cut it."""
 
-    stall_timeout: float = STALL_TIMEOUT
+    stall_timeout: ClassVar[float] = STALL_TIMEOUT
 
     def __init__(self, ctx: BridgeContext) -> None:
         """Nothing plays until `open()` (the server hello fixes the audio format)."""
