@@ -192,3 +192,21 @@ async def test_device_tool_failures_are_results(
     (result,) = await _run(hass, engine, _played(("device__self_light", "{}")))
     assert result.result.error
     assert result.result.data["error_text"] == error_text
+
+
+async def test_tool_calls_still_running_stop_with_the_conversation(hass: HomeAssistant) -> None:
+    """The chat log runs each call in a task of its own: `cancel()` stops the ones running."""
+    engine = TurnEngine(hass, "assist_satellite.test", timeout=60)
+    engine.offer(await _Api(hass, "slow", "good").async_get_api_instance(no_user_context()))
+    assert engine.tools is not None
+    slow = hass.async_create_task(
+        engine.tools.async_call_tool(llm.ToolInput(tool_name="slow", tool_args={}))
+    )
+    good = await engine.tools.async_call_tool(llm.ToolInput(tool_name="good", tool_args={}))
+    assert good.data == {"ok": True, "args": {}}
+    await asyncio.sleep(0)
+    assert not slow.done()
+    engine.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    assert not engine.tools.running  # finished calls are forgotten

@@ -132,7 +132,8 @@ class AgentSession:
             )
 
     async def async_close(self) -> None:
-        """Close the Realtime session."""
+        """Stop the tool calls still running and close the Realtime session."""
+        self.engine.cancel()
         if (client := self._client) is not None:
             self._client = None
             await client.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 from typing import Any, Final, override
 
@@ -72,6 +72,8 @@ class TurnTools(llm.APIInstance):
     timeout: float = TOOL_TIMEOUT
     refused: set[str] | None = None
     """Ids of calls whose arguments were not a JSON object: answered without running."""
+    running: set[asyncio.Task[Any]] = field(default_factory=set)
+    """The calls in progress (the chat log runs each in a task of its own)."""
 
     @override
     async def async_call_tool(self, tool_input: llm.ToolInput) -> llm.ToolResult:
@@ -79,6 +81,8 @@ class TurnTools(llm.APIInstance):
         if self.refused is not None and tool_input.id in self.refused:
             self.refused.discard(tool_input.id)
             return _error("InvalidArguments", "arguments are not a JSON object")
+        if (task := asyncio.current_task()) is not None:  # pragma: no branch - always in a task
+            self.running.add(task)
         try:
             async with asyncio.timeout(self.timeout):
                 return await super().async_call_tool(tool_input)
@@ -90,6 +94,8 @@ class TurnTools(llm.APIInstance):
         except Exception:  # noqa: BLE001 - a broken tool must not end the conversation
             LOGGER.exception("Tool %s raised an unexpected error", tool_input.tool_name)
             return _error("UnexpectedError", "unexpected error")
+        finally:
+            self.running.discard(task)
 
 
 def no_user_context() -> llm.LLMContext:
@@ -134,6 +140,7 @@ class TurnEngine:
         self.rounds = 0
         self.tools: TurnTools | None = None
         self._refused: set[str] = set()
+        self._running: set[asyncio.Task[Any]] = set()
 
     def offer(
         self, api: llm.APIInstance | None, *more: llm.APIInstance
@@ -155,6 +162,7 @@ class TurnEngine:
             custom_serializer=first.custom_serializer,
             timeout=self.timeout,
             refused=self._refused,
+            running=self._running,
         )
         return tuple(self._function(tool) for tool in self.tools.tools)
 
@@ -167,6 +175,11 @@ class TurnEngine:
         assert self.tools is not None
         return format_tool(tool, self.tools.custom_serializer, name)
 
+    def cancel(self) -> None:
+        """The conversation ends: stop the tool calls still running (they answer no one)."""
+        for task in self._running:
+            task.cancel()
+
     def start_turn(self) -> None:
         """A new turn: its tool rounds count from zero."""
         self.rounds = 0
@@ -178,6 +191,7 @@ class TurnEngine:
             self.tools = await no_api.async_get_api_instance(no_user_context())
             self.tools.timeout = self.timeout
             self.tools.refused = self._refused
+            self.tools.running = self._running
         chat_log.llm_api = self.tools
 
     # --- responses to chat log content ------------------------------------------------------

@@ -165,6 +165,7 @@ class SpeechBridge:
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
+        self.turns.cancel()  # tool calls the chat log runs in tasks of its own
         self.actions.close("the device disconnected")
         client, self.client = self.client, None
         engine, self.engine = self.engine, self.realtime

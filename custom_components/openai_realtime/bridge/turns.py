@@ -201,6 +201,10 @@ class DeviceTurns:
             return
         self._write_turn(heard, response)
 
+    def cancel(self) -> None:
+        """The connection ends: stop the reply's tool calls still running."""
+        self.engine.cancel()
+
     def flush(self) -> None:
         if (late := self._untranscribed) is not None:
             self._untranscribed = None
