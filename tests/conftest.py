@@ -21,6 +21,7 @@ from pytest_homeassistant_custom_component.common import (
 # phcc puts its own testing_config/custom_components first on sys.path; importing ours here
 # makes Home Assistant's loader find this integration.
 import custom_components.openai_realtime  # noqa: F401
+from custom_components.openai_realtime.bridge.realtime_engine import RealtimeEngine
 from custom_components.openai_realtime.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
 from custom_components.openai_realtime.settings import default_options
 from simulator.camera import generated_picture
@@ -54,6 +55,12 @@ def _light(name: str, key: str) -> dict[str, Any]:
         "turn_on": {"action": "input_boolean.turn_on", "target": {"entity_id": switch}},
         "turn_off": {"action": "input_boolean.turn_off", "target": {"entity_id": switch}},
     }
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bridges try to reach Realtime again every 50 ms instead of after 5 s and more."""
+    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable
+from contextlib import AbstractContextManager
 import io
 from typing import Any
 import wave
@@ -17,7 +18,7 @@ from homeassistant.components.assist_pipeline.pipeline import (
     KEY_ASSIST_PIPELINE,
     async_create_default_pipeline,
 )
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigFlow
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -28,6 +29,7 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockModule,
     MockPlatform,
+    mock_config_flow,
     mock_integration,
     mock_platform,
 )
@@ -124,6 +126,15 @@ class ToneTTS(tts.TextToSpeechEntity):
         """The tone, whatever the message."""
         self.messages.append(message)
         return "wav", tone_wav()
+
+
+class ProvidersFlow(ConfigFlow):
+    """The test providers' (unused) config flow."""
+
+
+def providers_flow() -> AbstractContextManager[None]:
+    """Register the test providers' config flow (around the providers' whole life)."""
+    return mock_config_flow(TEST_DOMAIN, ProvidersFlow)
 
 
 class Providers:

@@ -7,22 +7,18 @@ answers with a WAV of a 440 Hz tone. The default conversation agent runs the int
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from homeassistant.components import stt
-from homeassistant.config_entries import ConfigFlow
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 import numpy as np
 import pytest
-from pytest_homeassistant_custom_component.common import (
-    mock_config_flow,
-)
 
-from custom_components.openai_realtime.bridge import BridgePath, BridgePhase, RealtimeEngine
+from custom_components.openai_realtime.bridge import BridgePath, BridgePhase
 from custom_components.openai_realtime.const import CONF_DEVICE_USER, DOMAIN
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.speech import synthesize
@@ -39,39 +35,25 @@ from tests.bridge_helpers import (
 from tests.device_helpers import device_client, until
 from tests.pipeline_providers import (
     STT_TEXT,
-    TEST_DOMAIN,
     TONE_HZ,
     TONE_SECONDS,
     Providers,
     dominant_hz,
+    providers_flow,
     setup_providers,
 )
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
-
-class _ProvidersFlow(ConfigFlow):
-    """The test integration's (unused) config flow."""
-
-
-@pytest.fixture
-def providers_flow() -> Iterator[None]:
-    """Register the test integration's config flow."""
-    with mock_config_flow(TEST_DOMAIN, _ProvidersFlow):
-        yield
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 @pytest.fixture
 async def providers(
-    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, providers_flow: None
-) -> Providers:
+    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Providers]:
     """STT and TTS entities in the preferred pipeline."""
-    return await setup_providers(hass, tmp_path, monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bridges retry Realtime every 50 ms."""
-    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
+    with providers_flow():
+        yield await setup_providers(hass, tmp_path, monkeypatch)
 
 
 @pytest.fixture

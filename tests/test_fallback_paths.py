@@ -15,14 +15,12 @@ from aiohttp.test_utils import TestClient
 from homeassistant.components import tts
 from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
 from homeassistant.components.assist_pipeline.error import PipelineNotFound
-from homeassistant.config_entries import ConfigFlow
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import numpy as np
 import pytest
-from pytest_homeassistant_custom_component.common import mock_config_flow
 
-from custom_components.openai_realtime.bridge import BridgePhase, RealtimeEngine
+from custom_components.openai_realtime.bridge import BridgePhase
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
@@ -41,19 +39,17 @@ from tests.bridge_helpers import (
 from tests.device_helpers import device_client, until
 from tests.pipeline_providers import (
     STT_TEXT,
-    TEST_DOMAIN,
     TONE_HZ,
     Providers,
     ScriptedSTT,
     ScriptedTTS,
     dominant_hz,
+    providers_flow,
     scripted_providers,
 )
 from tests.realtime_server import RealtimeServer
 
-
-class _ProvidersFlow(ConfigFlow):
-    """The test integration's (unused) config flow."""
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 @pytest.fixture
@@ -61,14 +57,8 @@ async def providers(
     hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Providers]:
     """Scriptable STT and TTS entities in the preferred pipeline."""
-    with mock_config_flow(TEST_DOMAIN, _ProvidersFlow):
+    with providers_flow():
         yield await scripted_providers(hass, tmp_path, monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bridges retry Realtime every 50 ms."""
-    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
 
 
 @pytest.fixture

@@ -18,17 +18,14 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from homeassistant.components import tts
 from homeassistant.components.ffmpeg import get_ffmpeg_manager
-from homeassistant.config_entries import ConfigFlow
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 import numpy as np
 import pytest
-from pytest_homeassistant_custom_component.common import mock_config_flow
 
 from custom_components.openai_realtime.bridge import (
     DATA_BRIDGES,
     BridgePhase,
-    RealtimeEngine,
 )
 from custom_components.openai_realtime.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
@@ -37,13 +34,13 @@ from tests.bridge_helpers import alerts, disconnect, on_fallback, satellite_id, 
 from tests.device_helpers import device_client, until
 from tests.pipeline_providers import (
     STT_TEXT,
-    TEST_DOMAIN,
     TONE_HZ,
     TONE_SECONDS,
     Providers,
     ScriptedSTT,
     ScriptedTTS,
     dominant_hz,
+    providers_flow,
     setup_providers,
     tone_wav,
 )
@@ -78,8 +75,7 @@ class StreamingTTS(ScriptedTTS):
         return tts.TTSAudioResponse("wav", chunks())
 
 
-class _ProvidersFlow(ConfigFlow):
-    """The test integration's (unused) config flow."""
+pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
 @pytest.fixture
@@ -87,16 +83,10 @@ async def providers(
     hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Providers]:
     """A scriptable STT entity and the streaming TTS entity in the preferred pipeline."""
-    with mock_config_flow(TEST_DOMAIN, _ProvidersFlow):
+    with providers_flow():
         yield await setup_providers(
             hass, tmp_path, monkeypatch, Providers(ScriptedSTT(), StreamingTTS())
         )
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bridges retry Realtime every 50 ms."""
-    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
 
 
 @pytest.fixture

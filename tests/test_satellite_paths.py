@@ -18,18 +18,15 @@ from homeassistant.components.assist_pipeline.pipeline import (
 )
 from homeassistant.components.assist_satellite.errors import SatelliteBusyError
 from homeassistant.components.tts import DATA_TTS_MANAGER, ResultStream
-from homeassistant.config_entries import ConfigFlow
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import mock_config_flow
 
 from custom_components.openai_realtime.bridge import (
     BridgePath,
     BridgePhase,
-    RealtimeEngine,
 )
 from custom_components.openai_realtime.const import CONF_LISTENING_TIMEOUT, DOMAIN
 from simulator.device import DeviceSimulator
@@ -46,22 +43,18 @@ from tests.bridge_helpers import (
 )
 from tests.device_helpers import device_client, until
 from tests.pipeline_providers import (
-    TEST_DOMAIN,
     TONE_HZ,
     Providers,
     dominant_hz,
+    providers_flow,
     scripted_providers,
 )
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
-pytestmark = pytest.mark.usefixtures("lights")
+pytestmark = pytest.mark.usefixtures("lights", "fast_retries")
 
 OPENING = "Shall I turn on the lights?"
 EXTRA = "The user just came home in the dark."
-
-
-class _ProvidersFlow(ConfigFlow):
-    """The test providers' (unused) config flow."""
 
 
 @pytest.fixture
@@ -69,14 +62,8 @@ async def providers(
     hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Providers]:
     """STT and TTS entities in the preferred pipeline."""
-    with mock_config_flow(TEST_DOMAIN, _ProvidersFlow):
+    with providers_flow():
         yield await scripted_providers(hass, tmp_path, monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bridges retry Realtime every 50 ms."""
-    monkeypatch.setattr(RealtimeEngine, "retry_delays", (0.05,))
 
 
 @pytest.fixture
