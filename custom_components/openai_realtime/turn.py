@@ -11,7 +11,7 @@ outputs go back to the Realtime session, which asks for the next response: at mo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 import json
 from typing import Any, Final, override
@@ -106,11 +106,16 @@ def no_user_context() -> llm.LLMContext:
 
 
 class _NoAPI(llm.API):
-    """The API of a turn that offers no tools (a call still gets an answer)."""
+    """The API of a turn that offers no tools (a call still gets an answer).
+
+    The engine builds its instance itself (`TurnEngine._turn_tools`), sharing its state.
+    """
 
     @override
-    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> TurnTools:
-        return TurnTools(api=self, api_prompt="", llm_context=llm_context, tools=[])
+    async def async_get_api_instance(
+        self, llm_context: llm.LLMContext
+    ) -> llm.APIInstance:  # pragma: no cover - never asked: the engine builds the instance
+        return llm.APIInstance(api=self, api_prompt="", llm_context=llm_context, tools=[])
 
 
 class TurnEngine:
@@ -154,17 +159,34 @@ class TurnEngine:
             self.tools = None
             return ()
         first = apis[0]
-        self.tools = TurnTools(
-            api=first.api,
-            api_prompt=first.api_prompt,
-            llm_context=first.llm_context,
-            tools=[tool for instance in apis for tool in instance.tools],
-            custom_serializer=first.custom_serializer,
+        self.tools = self._turn_tools(
+            first.api,
+            first.api_prompt,
+            first.llm_context,
+            [tool for instance in apis for tool in instance.tools],
+            first.custom_serializer,
+        )
+        return tuple(self._function(tool) for tool in self.tools.tools)
+
+    def _turn_tools(
+        self,
+        api: llm.API,
+        api_prompt: str,
+        llm_context: llm.LLMContext,
+        tools: list[llm.Tool],
+        custom_serializer: Callable[[Any], Any] | None = None,
+    ) -> TurnTools:
+        """The tools of a turn, sharing this engine's timeout, refusals and running calls."""
+        return TurnTools(
+            api=api,
+            api_prompt=api_prompt,
+            llm_context=llm_context,
+            tools=tools,
+            custom_serializer=custom_serializer,
             timeout=self.timeout,
             refused=self._refused,
             running=self._running,
         )
-        return tuple(self._function(tool) for tool in self.tools.tools)
 
     def _function(self, tool: llm.Tool) -> FunctionTool:
         name = self.names.add(tool.name)
@@ -184,14 +206,11 @@ class TurnEngine:
         """A new turn: its tool rounds count from zero."""
         self.rounds = 0
 
-    async def _use_tools(self, chat_log: conversation.ChatLog) -> None:
+    def _use_tools(self, chat_log: conversation.ChatLog) -> None:
         """Let the chat log run this engine's tools (an empty API when none are offered)."""
         if self.tools is None:
             no_api = _NoAPI(hass=self.hass, id=f"{DOMAIN}_none", name="No tools")
-            self.tools = await no_api.async_get_api_instance(no_user_context())
-            self.tools.timeout = self.timeout
-            self.tools.refused = self._refused
-            self.tools.running = self._running
+            self.tools = self._turn_tools(no_api, "", no_user_context(), [])
         chat_log.llm_api = self.tools
 
     # --- responses to chat log content ------------------------------------------------------
@@ -229,7 +248,7 @@ class TurnEngine:
         self, chat_log: conversation.ChatLog, response: RealtimeResponse
     ) -> list[conversation.AssistantContent | conversation.ToolResultContent]:
         """Stream a response into the chat log as it arrives; its tools run meanwhile."""
-        await self._use_tools(chat_log)
+        self._use_tools(chat_log)
         return [
             content
             async for content in chat_log.async_add_delta_content_stream(
@@ -253,7 +272,7 @@ class TurnEngine:
         self, chat_log: conversation.ChatLog, content: conversation.AssistantContent
     ) -> list[conversation.ToolResultContent]:
         """Add a played response with tool calls to the chat log and run them there."""
-        await self._use_tools(chat_log)
+        self._use_tools(chat_log)
         return [result async for result in chat_log.async_add_assistant_content(content)]
 
     # --- tool outputs back to the session ---------------------------------------------------
