@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .actions import Actions
 from .context import BridgeContext, Engine
-from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge, async_link_device
+from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge
 from .downlink import DeviceOutput, Downlink
 from .errors import async_device_action
 from .media import MediaError, async_transcode, async_tts_to_pcm
@@ -43,7 +43,6 @@ __all__ = [
     "Uplink",
     "UplinkQueue",
     "async_device_action",
-    "async_link_device",
     "async_serve_device",
     "async_transcode",
     "async_tts_to_pcm",

@@ -29,7 +29,7 @@ from ..const import (
     LOGGER,
     RECOMMENDED_LISTENING_TIMEOUT,
 )
-from ..endpoint import DATA_HUB, DeviceConnection, DeviceState
+from ..endpoint import DeviceConnection, DeviceState
 from ..profile import effective_options
 from ..realtime import RealtimeClient, RealtimeError, RealtimeSessionClosed
 from ..xiaozhi import (
@@ -151,10 +151,11 @@ class SpeechBridge:
         self.spawn(self._run(), "run")
 
     async def async_stop(self) -> None:
-        """Cancel every task, close the Realtime session and forget the device.
+        """Cancel every task and close the Realtime session and the speaker.
 
-        The device connection calls this while its handler may be cancelled itself, so the
-        state is released first and the awaited cleanup is shielded.
+        The device connection calls this (after the registry forgot the bridge) while its
+        handler may be cancelled itself, so the state is released first and the awaited
+        cleanup is shielded.
         """
         for remove in self._remove_listeners:
             remove()
@@ -227,10 +228,9 @@ class SpeechBridge:
     async def use_realtime(self) -> None:
         """Back on Realtime: detach the fallback before stopping it, so both never serve."""
         engine, self.engine = self.engine, self.realtime
-        if engine is not self.realtime:
-            self._logged.discard("realtime")
         self.device.async_notify()
         if engine is not self.realtime:
+            self._logged.discard("realtime")  # the next outage is logged again
             await engine.async_stop()
 
     def use_fallback(self, error: RealtimeError) -> None:
@@ -294,10 +294,13 @@ class SpeechBridge:
         options = self.options() if options is None else options
         return Context(user_id=options.get(CONF_DEVICE_USER) or None)
 
+    def _current_subentry(self) -> ConfigSubentry:
+        """The device's subentry as it is now (a reconfigure replaces the object)."""
+        return self.entry.subentries.get(self.subentry.subentry_id, self.subentry)
+
     def options(self) -> dict[str, Any]:
         """The entry's settings with this device's profile applied (read at each session)."""
-        subentry = self.entry.subentries.get(self.subentry.subentry_id, self.subentry)
-        return effective_options(self.hass, self.entry, subentry)
+        return effective_options(self.hass, self.entry, self._current_subentry())
 
     def device_id(self) -> str | None:
         """The device registry id of this device, if registered."""
@@ -308,8 +311,8 @@ class SpeechBridge:
 
     def _waits_for_playback(self) -> bool:
         """Whether the device's firmware plays its queue out at `tts stop` (v2.2.2 and later)."""
-        subentry = self.entry.subentries.get(self.subentry.subentry_id, self.subentry)
-        found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", str(subentry.data.get(CONF_FIRMWARE) or ""))
+        firmware = self._current_subentry().data.get(CONF_FIRMWARE)
+        found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", str(firmware or ""))
         if found is None:
             return False  # unknown: wait, as for old firmware
         return tuple(int(part or 0) for part in found.groups()) >= FIRST_WAITING_FIRMWARE
@@ -433,20 +436,9 @@ class SpeechBridge:
             self.device.async_notify()
 
 
-@callback
-def async_link_device(hass: HomeAssistant, connection: DeviceConnection) -> SpeechBridge | None:
-    """Plug the speech bridge of the device's config entry into a new connection."""
-    if (found := hass.data[DATA_HUB].find_paired(connection.mac)) is None:
-        return None
-    bridge = SpeechBridge(hass, found[0], found[1], connection)
-    bridge.async_start()
-    return bridge
-
-
 __all__ = [
     "BridgeBusyError",
     "BridgePath",
     "BridgePhase",
     "SpeechBridge",
-    "async_link_device",
 ]

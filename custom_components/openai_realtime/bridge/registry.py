@@ -11,8 +11,8 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.util.hass_dict import HassKey
 
 from ..const import DOMAIN
-from ..endpoint import DeviceConnection, DeviceLink
-from .core import SpeechBridge, async_link_device
+from ..endpoint import DATA_HUB, DeviceConnection, DeviceLink
+from .core import SpeechBridge
 
 
 class BridgeRegistry:
@@ -64,7 +64,12 @@ DATA_BRIDGES: HassKey[BridgeRegistry] = HassKey(f"{DOMAIN}_bridges")
 
 @callback
 def async_serve_device(hass: HomeAssistant, connection: DeviceConnection) -> DeviceLink | None:
-    """The endpoint's link factory: start the device's bridge and register it while it serves."""
-    if (bridge := async_link_device(hass, connection)) is None:
+    """The endpoint's link factory: start the device's bridge and register it while it serves.
+
+    A connection of a device no loaded entry has paired gets no bridge.
+    """
+    if (found := hass.data[DATA_HUB].find_paired(connection.mac)) is None:
         return None
+    bridge = SpeechBridge(hass, *found, connection)
+    bridge.async_start()
     return hass.data[DATA_BRIDGES].async_serve(bridge)
