@@ -91,6 +91,20 @@ def test_tokens_are_per_device_and_replaced() -> None:
     hub.revoke("aa:bb:cc:dd:ee:01")  # nothing left to revoke
 
 
+def test_a_replaced_connection_leaves_its_successors_token_alone() -> None:
+    """The old connection of a device that reconnected ends after the new one got its token:
+    revoking the old token keeps the new one valid; revoking the new one ends it."""
+    hub = VisionHub()
+    old = hub.issue("aa:bb:cc:dd:ee:01")
+    new = hub.issue("aa:bb:cc:dd:ee:01")
+    hub.revoke("aa:bb:cc:dd:ee:01", old)
+    assert hub.check("aa:bb:cc:dd:ee:01", new)
+    assert hub.live_tokens == 1
+    hub.revoke("aa:bb:cc:dd:ee:01", new)
+    assert not hub.check("aa:bb:cc:dd:ee:01", new)
+    assert hub.live_tokens == 0
+
+
 def test_parked_pictures_are_collected_once_and_expire() -> None:
     """A tool's picture is handed out once; one nobody collects is dropped later."""
     now = [0.0]

@@ -120,14 +120,21 @@ class VisionHub:
         if grant is None or not secrets.compare_digest(grant.mac, mac):
             return False
         if self.clock() >= grant.expires:
-            self.revoke(mac)
+            self.revoke(mac, token)
             return False
         return True
 
-    def revoke(self, mac: str) -> None:
-        """Forget the device's token (its connection ended)."""
-        if (digest := self._by_mac.pop(mac, None)) is not None:
-            self._grants.pop(digest, None)
+    def revoke(self, mac: str, token: str | None = None) -> None:
+        """Forget the device's token (its connection ended).
+
+        With `token`, only while it is still the live one: a connection that was replaced
+        ends after its successor got a token of its own, which stays valid.
+        """
+        digest = self._by_mac.get(mac)
+        if digest is None or (token is not None and digest != _digest(token)):
+            return
+        del self._by_mac[mac]
+        self._grants.pop(digest, None)
 
     def park(self, call_id: str, image: ScaledImage) -> None:
         """Keep a tool's picture until its runner collects it (uncollected ones expire)."""

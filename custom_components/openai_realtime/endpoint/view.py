@@ -123,7 +123,7 @@ class DeviceWebSocketView(HomeAssistantView):
         finally:
             remove_stop_listener()
             if vision is not None and vision_hub is not None:
-                vision_hub.revoke(mac)
+                vision_hub.revoke(mac, vision[1])  # not a successor's token
             hub.async_detach(connection)
             LOGGER.debug("Device %s disconnected (%s)", mac, connection.close_reason)
         return ws
