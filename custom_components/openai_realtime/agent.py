@@ -46,7 +46,6 @@ class AgentSession:
     ) -> None:
         """Prepare; the session connects on its first message."""
         self.hass = hass
-        self.entry_id = entry_id
         self.endpoint = endpoint
         self.conversation_id = conversation_id
         self.usage = usage

@@ -132,7 +132,6 @@ class TurnEngine:
         agent_id: str,
         entry_id: str = "",
         *,
-        max_rounds: int | None = None,
         timeout: float = TOOL_TIMEOUT,
     ) -> None:
         """Start with no tools offered and no round taken."""
@@ -140,7 +139,7 @@ class TurnEngine:
         self.agent_id = agent_id
         self.entry_id = entry_id
         self.names = ToolNames()
-        self.max_rounds = MAX_TOOL_ROUNDS if max_rounds is None else max_rounds
+        self.max_rounds = MAX_TOOL_ROUNDS  # read here: tests lower it per engine or module
         self.timeout = timeout
         self.rounds = 0
         self.tools: TurnTools | None = None

@@ -29,16 +29,8 @@ REQUIRED_PRICE_FIELDS: Final = tuple(
 )
 """The prices a model without list prices needs before it is priced (images cost 0 unless given)."""
 
-_COUNTERS: Final = (
-    "text_in",
-    "text_cached",
-    "audio_in",
-    "audio_cached",
-    "text_out",
-    "audio_out",
-    "image_in",
-    "image_cached",
-)
+_TOTALS: Final = tuple(f.name for f in fields(Usage))
+"""The stored totals: `responses`, then the token counters, in `Usage`'s order."""
 
 
 class InvalidPricesError(ValueError):
@@ -148,7 +140,7 @@ class EntryUsage:
             return
         one = Usage()
         one.add(_plain(usage))
-        for name in ("responses", *_COUNTERS):
+        for name in _TOTALS:
             setattr(self.totals, name, getattr(self.totals, name) + getattr(one, name))
         if self.prices is not None:
             self.cost_usd += one.cost(self.prices)
@@ -171,7 +163,7 @@ class EntryUsage:
         data = await self._store.async_load()
         if not isinstance(data, dict):
             return
-        for name in ("responses", *_COUNTERS):
+        for name in _TOTALS:
             value = data.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 setattr(self.totals, name, value)
@@ -189,7 +181,7 @@ class EntryUsage:
 
     def _data(self) -> dict[str, Any]:
         return {
-            **{name: getattr(self.totals, name) for name in ("responses", *_COUNTERS)},
+            **{name: getattr(self.totals, name) for name in _TOTALS},
             "cost_usd": self.cost_usd,
         }
 

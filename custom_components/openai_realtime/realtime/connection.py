@@ -22,6 +22,7 @@ from .errors import (
     error_for_code,
     redact,
 )
+from .events import ga_event_type
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -143,6 +144,8 @@ async def async_probe(endpoint: RealtimeEndpoint, *, timeout: float = 10.0) -> N
                 while True:
                     event = await _probe_event(ws)
                     kind = event.get("type")
+                    if isinstance(kind, str):
+                        kind = ga_event_type(kind)  # the beta transcription_session.updated too
                     if kind == "error":
                         raise error_event_exception(event, endpoint.api_key)
                     if kind == waiting == "session.created":
@@ -156,9 +159,7 @@ async def async_probe(endpoint: RealtimeEndpoint, *, timeout: float = 10.0) -> N
                             await ws.send(json.dumps(update))
                         except ConnectionClosed as err:
                             raise closed_error(err) from None
-                    elif kind == waiting or (
-                        kind == "transcription_session.updated" and waiting == "session.updated"
-                    ):
+                    elif kind == waiting:
                         return
                     else:
                         _LOGGER.debug("Ignoring %s while waiting for %s", kind, waiting)

@@ -285,8 +285,7 @@ class RealtimeLink:
     async def _handle_and_flush(self, ws: ClientConnection, events: list[ProtocolEvent]) -> None:
         self._handle(events)
         for event in events:
-            if isinstance(event, SessionExpired):
-                _LOGGER.debug("Session expired; a new one follows")
+            if isinstance(event, SessionExpired):  # logged by the protocol
                 self._restart = "expired"
                 await ws.close(1000, "session expired")
             elif isinstance(event, SessionFailed):

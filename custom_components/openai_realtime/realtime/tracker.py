@@ -117,7 +117,7 @@ class ResponseTracker:
             # One response writes to the default conversation at a time: one still open
             # here was never finished by the server.
             for old in [r for r in self._running.values() if not r.out_of_band]:
-                self.end(old, "failed")
+                self.end(old)
                 superseded.append(old)
         self._running[response.id] = response
         self._last = response
@@ -138,9 +138,9 @@ class ResponseTracker:
         ):
             self.history.append(HistoryEntry("assistant", response.reply, response.id))
 
-    def end(self, response: RealtimeResponse, status: str) -> None:
-        """End a response the service will not finish (superseded, connection lost)."""
-        response.finish(status)
+    def end(self, response: RealtimeResponse) -> None:
+        """Fail a response the service will not finish (superseded, connection lost)."""
+        response.finish("failed")
         self._forget(response)
         self._cut.discard(response.id)
 
@@ -148,7 +148,7 @@ class ResponseTracker:
         """End every running response as failed; the ones ended."""
         ended = list(self._running.values())
         for response in ended:
-            self.end(response, "failed")
+            self.end(response)
         return ended
 
     def _forget(self, response: RealtimeResponse) -> None:
