@@ -7,6 +7,8 @@ announcements); on the fallback path the pipeline's own events drive it as for a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, override
 
 from homeassistant.components import tts
@@ -104,6 +106,17 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         if self.hass.data[DATA_SATELLITES].satellite(self.device.mac) is self:
             super()._set_state(state)
 
+    @contextmanager
+    def _responding(self) -> Iterator[None]:
+        """While a line of ours plays on the Realtime path: busy and *responding*, then idle."""
+        self._is_announcing = True
+        self._set_state(AssistSatelliteState.RESPONDING)
+        try:
+            yield
+        finally:
+            self._is_announcing = False
+            self._set_state(AssistSatelliteState.IDLE)
+
     @callback
     def _on_device_changed(self) -> None:
         """Mirror the Realtime conversation's phase as the satellite state.
@@ -181,13 +194,8 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
             )
             return
         bridge = self._bridge()
-        self._is_announcing = True
-        self._set_state(AssistSatelliteState.RESPONDING)
-        try:
+        with self._responding():
             await self._say(bridge, message or "")
-        finally:
-            self._is_announcing = False
-            self._set_state(AssistSatelliteState.IDLE)
 
     @override
     async def async_internal_start_conversation(
@@ -213,18 +221,13 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
                 preannounce_media_id,
             )
             return
-        self._is_announcing = True
-        self._set_state(AssistSatelliteState.RESPONDING)
-        try:
+        with self._responding():
             await async_device_action(
                 bridge,
                 bridge.async_converse(
                     start_message or None, extra_system_prompt or start_message or ""
                 ),
             )
-        finally:
-            self._is_announcing = False
-            self._set_state(AssistSatelliteState.IDLE)
 
     @override
     async def async_internal_ask_question(
@@ -255,17 +258,12 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         if self._is_announcing:
             raise SatelliteBusyError
         timeout = bridge.listening_timeout()
-        self._is_announcing = True
-        self._set_state(AssistSatelliteState.RESPONDING)
-        try:
+        with self._responding():
             result = await async_device_action(
                 bridge,
                 bridge.async_ask(question, answer_timeout=timeout),
                 busy=SatelliteBusyError,
             )
-        finally:
-            self._is_announcing = False
-            self._set_state(AssistSatelliteState.IDLE)
         if not result["answered"]:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

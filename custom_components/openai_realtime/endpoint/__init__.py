@@ -12,38 +12,24 @@ Nothing here imports the bridge or the Home Assistant platforms.
 
 from __future__ import annotations
 
-from .connection import VOLUME_TOOL, DeviceConnection, DeviceLink, LinkFactory, parse_volume
+from .connection import VOLUME_TOOL, DeviceConnection, DeviceLink
 from .hub import DATA_HUB, DeviceHub, DeviceState
 from .ota import ActivateView, OtaView
-from .pairing import (
-    ActivationRefused,
-    DevicePairing,
-    PairingResult,
-    PendingDevice,
-    device_subentries,
-    hash_token,
-    normalize_mac,
-)
+from .pairing import PairingResult, device_subentries, normalize_mac
 from .view import DeviceWebSocketView, bearer_token
 
 __all__ = [
     "DATA_HUB",
     "VOLUME_TOOL",
     "ActivateView",
-    "ActivationRefused",
     "DeviceConnection",
     "DeviceHub",
     "DeviceLink",
-    "DevicePairing",
     "DeviceState",
     "DeviceWebSocketView",
-    "LinkFactory",
     "OtaView",
     "PairingResult",
-    "PendingDevice",
     "bearer_token",
     "device_subentries",
-    "hash_token",
     "normalize_mac",
-    "parse_volume",
 ]

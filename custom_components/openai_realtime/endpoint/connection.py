@@ -258,12 +258,8 @@ class DeviceConnection:
     async def _async_discover_tools(self) -> None:
         """Initialize MCP, list the device's tools and read its volume."""
         try:
-            if self._vision is not None:
-                info = await self.mcp.initialize(
-                    vision_url=self._vision[0], vision_token=self._vision[1]
-                )
-            else:
-                info = await self.mcp.initialize()
+            vision_url, vision_token = self._vision or (None, None)
+            info = await self.mcp.initialize(vision_url=vision_url, vision_token=vision_token)
             # `McpServer::ParseMessage` answers with the running firmware's version: the
             # authenticated place to learn it (the OTA request could come from anyone).
             self.hass.data[DATA_HUB].async_report_firmware(self.mac, info.version or None)
