@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from benchmarks import RESULTS, speech, table, verdict
-from custom_components.openai_realtime.audio import (
+from custom_components.openai_realtime_voice.audio import (
     FrameAssembler,
     OpusDecoder,
     OpusEncoder,

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from custom_components.openai_realtime.audio import OpusDecoder, OpusEncoder, load_opuslib
-from custom_components.openai_realtime.bridge import Downlink, Speaker, Uplink
-from custom_components.openai_realtime.realtime import AudioDelta, RealtimeResponse
+from custom_components.openai_realtime_voice.audio import OpusDecoder, OpusEncoder, load_opuslib
+from custom_components.openai_realtime_voice.bridge import Downlink, Speaker, Uplink
+from custom_components.openai_realtime_voice.realtime import AudioDelta, RealtimeResponse
 
 ROUNDS = 2000
 GOAL_MS = 10.0

@@ -113,7 +113,7 @@ def run_devices(url: str, specs: list[DeviceSpec], turns: int, pipe: Connection)
 async def _run_devices(url: str, specs: list[DeviceSpec], turns: int, pipe: Connection) -> None:
     import numpy as np
 
-    from custom_components.openai_realtime.xiaozhi import ListenMode
+    from custom_components.openai_realtime_voice.xiaozhi import ListenMode
     from simulator.device import DeviceSimulator
 
     rate = 16000
@@ -248,7 +248,7 @@ def free_port() -> int:
 
 async def connected_bridges(hass: Any, specs: Sequence[DeviceSpec]) -> int:
     """How many of these devices have a bridge with a configured Realtime session."""
-    from custom_components.openai_realtime.bridge import DATA_BRIDGES
+    from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 
     bridges = hass.data[DATA_BRIDGES]
     count = 0
@@ -339,7 +339,7 @@ async def bench(counts: list[int], turns: int, delay_ms: float, reply_ms: int) -
         async_test_home_assistant,
     )
 
-    from custom_components.openai_realtime.const import (
+    from custom_components.openai_realtime_voice.const import (
         CONF_BASE_URL,
         CONF_BOARD,
         CONF_CLIENT_ID,
@@ -351,8 +351,8 @@ async def bench(counts: list[int], turns: int, delay_ms: float, reply_ms: int) -
         DOMAIN,
         SUBENTRY_DEVICE,
     )
-    from custom_components.openai_realtime.endpoint.pairing import hash_token
-    from custom_components.openai_realtime.settings import default_options
+    from custom_components.openai_realtime_voice.endpoint.pairing import hash_token
+    from custom_components.openai_realtime_voice.settings import default_options
 
     SERVER_DELAY_MS[0] = delay_ms
     specs = [

@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.realtime import (
     RealtimeClient,
     RealtimeEndpoint,
     SessionConfig,

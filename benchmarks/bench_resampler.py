@@ -17,8 +17,8 @@ import scipy.signal
 import soxr
 
 from benchmarks import RESULTS, speech, table, verdict
-from custom_components.openai_realtime.audio import RESAMPLER_RATES, Resampler
-from custom_components.openai_realtime.audio.resampler import design_filter
+from custom_components.openai_realtime_voice.audio import RESAMPLER_RATES, Resampler
+from custom_components.openai_realtime_voice.audio.resampler import design_filter
 
 CHUNK_MS = 60
 BOUNDARY_MS = 2.0

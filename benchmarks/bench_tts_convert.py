@@ -32,8 +32,8 @@ import wave
 import numpy as np
 
 from benchmarks import speech, table, verdict
-from custom_components.openai_realtime.audio.resampler import _plan
-from custom_components.openai_realtime.bridge.media import async_transcode, async_tts_to_pcm
+from custom_components.openai_realtime_voice.audio.resampler import _plan
+from custom_components.openai_realtime_voice.bridge.media import async_transcode, async_tts_to_pcm
 
 ROUNDS = 7
 SECONDS = 4.0

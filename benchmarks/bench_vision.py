@@ -72,11 +72,11 @@ async def bench(rounds: int) -> list[list[object]]:
         async_test_home_assistant,
     )
 
-    from custom_components.openai_realtime.bridge import (
+    from custom_components.openai_realtime_voice.bridge import (
         DATA_BRIDGES,
         wake as bridge_wake,
     )
-    from custom_components.openai_realtime.const import (
+    from custom_components.openai_realtime_voice.const import (
         CONF_BASE_URL,
         CONF_BOARD,
         CONF_CLIENT_ID,
@@ -88,9 +88,9 @@ async def bench(rounds: int) -> list[list[object]]:
         DOMAIN,
         SUBENTRY_DEVICE,
     )
-    from custom_components.openai_realtime.endpoint.pairing import hash_token
-    from custom_components.openai_realtime.images import DEFAULT_MAX_SIDE, scale_picture
-    from custom_components.openai_realtime.settings import default_options
+    from custom_components.openai_realtime_voice.endpoint.pairing import hash_token
+    from custom_components.openai_realtime_voice.images import DEFAULT_MAX_SIDE, scale_picture
+    from custom_components.openai_realtime_voice.settings import default_options
     import simulator.camera as camera_module
     from simulator.camera import Camera, generated_picture
     from simulator.device import DeviceSimulator

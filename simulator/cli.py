@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from custom_components.openai_realtime.xiaozhi import ListenMode
+from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 
 from .camera import Camera
 from .device import (
@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--ota-url",
-        default="http://127.0.0.1:8123/api/openai_realtime/ota/",
+        default="http://127.0.0.1:8123/api/openai_realtime_voice/ota/",
         help="the OTA URL the firmware would use",
     )
     speech = parser.add_mutually_exclusive_group()

@@ -29,7 +29,7 @@ import aiohttp
 import numpy as np
 import opuslib_next
 
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.xiaozhi import (
     Abort,
     Alert,
     AudioParams,

@@ -28,7 +28,7 @@ from .ha import CommandError, HomeAssistantSocket
 from .http import HttpError, http
 from .state import DEFAULT_STATE, load_state, save_state
 
-DOMAIN = "openai_realtime"
+DOMAIN = "openai_realtime_voice"
 DEV_USER = {"name": "Developer", "username": "dev", "password": "dev"}
 ASSISTANT = "OpenAI Realtime"
 DEMO_LIGHTS = {

@@ -17,7 +17,7 @@ import uuid
 
 DEFAULT_STATE = (
     Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    / "openai_realtime"
+    / "openai_realtime_voice"
     / "simulator.json"
 )
 

@@ -146,7 +146,11 @@ class ChatLogWatch:
         """The Assist satellite entity of the paired device with this MAC address."""
         devices = await self.command("config/device_registry/list")
         device_id = next(
-            (d["id"] for d in devices if ["openai_realtime", mac] in d.get("identifiers", [])),
+            (
+                d["id"]
+                for d in devices
+                if ["openai_realtime_voice", mac] in d.get("identifiers", [])
+            ),
             None,
         )
         if device_id is None:

@@ -10,15 +10,15 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import numpy as np
 
-from custom_components.openai_realtime.assist_satellite import XiaozhiAssistSatellite
-from custom_components.openai_realtime.bridge import (
+from custom_components.openai_realtime_voice.assist_satellite import XiaozhiAssistSatellite
+from custom_components.openai_realtime_voice.bridge import (
     DATA_BRIDGES,
     DATA_SATELLITES,
     BridgePath,
     SpeechBridge,
 )
-from custom_components.openai_realtime.const import DOMAIN
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB, DeviceState
+from custom_components.openai_realtime_voice.const import DOMAIN
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB, DeviceState
 from simulator.device import DeviceSimulator
 from tests.device_helpers import connected_device, until
 from tests.realtime_server import RealtimeServer

@@ -20,10 +20,10 @@ from pytest_homeassistant_custom_component.common import (
 
 # phcc puts its own testing_config/custom_components first on sys.path; importing ours here
 # makes Home Assistant's loader find this integration.
-import custom_components.openai_realtime  # noqa: F401
-from custom_components.openai_realtime.bridge.realtime_engine import RealtimeEngine
-from custom_components.openai_realtime.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
-from custom_components.openai_realtime.settings import default_options
+import custom_components.openai_realtime_voice  # noqa: F401
+from custom_components.openai_realtime_voice.bridge.realtime_engine import RealtimeEngine
+from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
+from custom_components.openai_realtime_voice.settings import default_options
 from simulator.camera import generated_picture
 from tests.camera_helpers import BROKEN, GARAGE, PORCH, StillCamera
 from tests.device_helpers import device_client

@@ -15,18 +15,18 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime.bridge import DATA_BRIDGES
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+from custom_components.openai_realtime_voice.const import (
     CONF_BASE_URL,
     CONF_CODE,
     CONF_DIALECT,
     DOMAIN,
     OTA_PATH,
 )
-from custom_components.openai_realtime.endpoint.connection import DeviceConnection
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime.settings import default_options
-from custom_components.openai_realtime.xiaozhi.hello import DeviceFeatures, DeviceHello
+from custom_components.openai_realtime_voice.endpoint.connection import DeviceConnection
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.settings import default_options
+from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
 from simulator.device import DeviceSimulator
 from tests.realtime_server import RealtimeServer
 

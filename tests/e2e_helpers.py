@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 HASS = ROOT / ".venv" / "bin" / "hass"
 SCENARIO = ROOT / "config" / "scenario.yaml"
-DOMAIN = "openai_realtime"
+DOMAIN = "openai_realtime_voice"
 OWNER = {"name": "Test Owner", "username": "owner", "password": "e2e-password-1"}
 OFFLINE_KEY = "offline"
 
@@ -89,7 +89,7 @@ demo_home:
 logger:
   default: warning
   logs:
-    custom_components.openai_realtime: debug
+    custom_components.openai_realtime_voice: debug
     homeassistant.components.http: info
 """
 
@@ -217,12 +217,14 @@ class HomeAssistantProcess:
         """ERROR/CRITICAL records of our loggers, and any traceback through our code."""
         text = self.log_file.read_text() if self.log_file.exists() else ""
         records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", text)
-        ours = re.compile(r"^\S+ \S+ (ERROR|CRITICAL) \(\S+\) \[custom_components\.openai_realtime")
+        ours = re.compile(
+            r"^\S+ \S+ (ERROR|CRITICAL) \(\S+\) \[custom_components\.openai_realtime_voice"
+        )
         return [
             record
             for record in records
             if ours.match(record)
-            or ("Traceback" in record and "custom_components/openai_realtime/" in record)
+            or ("Traceback" in record and "custom_components/openai_realtime_voice/" in record)
         ]
 
     # --- REST -----------------------------------------------------------------------------------
@@ -356,7 +358,7 @@ def start_simulator(ha: HomeAssistantProcess, state_file: Path, *args: str) -> S
             "-m",
             "simulator",
             "--ota-url",
-            ha.url("/api/openai_realtime/ota/"),
+            ha.url("/api/openai_realtime_voice/ota/"),
             "--state",
             str(state_file),
             "--pair-timeout",

@@ -13,11 +13,15 @@ import homeassistant.util.dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.openai_realtime import agent
-from custom_components.openai_realtime.agent import IDLE_TIMEOUT, RATE_LIMIT_RETRIES, AgentSessions
-from custom_components.openai_realtime.const import CONF_LLM_HASS_API
-from custom_components.openai_realtime.realtime import ClientOptions, RealtimeClient
-from custom_components.openai_realtime.tools import ToolNames
+from custom_components.openai_realtime_voice import agent
+from custom_components.openai_realtime_voice.agent import (
+    IDLE_TIMEOUT,
+    RATE_LIMIT_RETRIES,
+    AgentSessions,
+)
+from custom_components.openai_realtime_voice.const import CONF_LLM_HASS_API
+from custom_components.openai_realtime_voice.realtime import ClientOptions, RealtimeClient
+from custom_components.openai_realtime_voice.tools import ToolNames
 from tests.agent_helpers import AGENT, TURN_ON, ask_agent
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 

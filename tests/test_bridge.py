@@ -12,8 +12,8 @@ from homeassistant.helpers import chat_session
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePhase
-from custom_components.openai_realtime.xiaozhi import ListenMode
+from custom_components.openai_realtime_voice.bridge import BridgePhase
+from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from simulator.device import MAX_DECODE_PACKETS_IN_QUEUE
 from simulator.speech import synthesize
 from tests.agent_helpers import TURN_ON
@@ -213,7 +213,7 @@ async def test_greeting_when_the_session_opens(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """The optional greeting is spoken first."""
-    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
     hass.config_entries.async_update_entry(
         entry, options={**entry.options, "greeting": "Hello there"}
     )

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime.xiaozhi import ListenMode
+from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from tests.agent_helpers import TURN_ON
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, wait_tts
 from tests.device_helpers import until

@@ -18,9 +18,9 @@ from homeassistant.exceptions import HomeAssistantError
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePath, BridgePhase
-from custom_components.openai_realtime.const import CONF_DEVICE_USER, DOMAIN
-from custom_components.openai_realtime.xiaozhi import ListenMode
+from custom_components.openai_realtime_voice.bridge import BridgePath, BridgePhase
+from custom_components.openai_realtime_voice.const import CONF_DEVICE_USER, DOMAIN
+from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
     bridge_of,

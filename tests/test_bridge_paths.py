@@ -21,22 +21,22 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import chat_session
 import pytest
 
-from custom_components.openai_realtime import turn as turn_engine
-from custom_components.openai_realtime.audio import OpusNotFoundError, load_opuslib
-from custom_components.openai_realtime.bridge import (
+from custom_components.openai_realtime_voice import turn as turn_engine
+from custom_components.openai_realtime_voice.audio import OpusNotFoundError, load_opuslib
+from custom_components.openai_realtime_voice.bridge import (
     BridgePath,
     BridgePhase,
     RealtimeEngine,
     Speaker,
     core as bridge_core,
 )
-from custom_components.openai_realtime.bridge.core import BridgeBusyError
-from custom_components.openai_realtime.const import DOMAIN
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.bridge.core import BridgeBusyError
+from custom_components.openai_realtime_voice.const import DOMAIN
+from custom_components.openai_realtime_voice.realtime import (
     RealtimeError,
     RealtimeSessionClosed,
 )
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.xiaozhi import (
     DeviceEvent,
     ListenDetect,
     ListenMode,
@@ -60,7 +60,7 @@ from tests.bridge_helpers import (
 from tests.device_helpers import device_client, live, pair, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
-OUR_LOGGER = "custom_components.openai_realtime"
+OUR_LOGGER = "custom_components.openai_realtime_voice"
 QUOTA = {
     "type": "insufficient_quota",
     "code": "insufficient_quota",

@@ -8,13 +8,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
 
-from custom_components.openai_realtime.bridge import (
+from custom_components.openai_realtime_voice.bridge import (
     DATA_BRIDGES,
     DATA_SATELLITES,
     BridgePath,
     SatelliteRegistry,
 )
-from custom_components.openai_realtime.const import DOMAIN
+from custom_components.openai_realtime_voice.const import DOMAIN
 from tests.bridge_helpers import bridged, device_state, disconnect
 from tests.device_helpers import until
 

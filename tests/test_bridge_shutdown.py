@@ -16,13 +16,13 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime.bridge import (
+from custom_components.openai_realtime_voice.bridge import (
     DATA_BRIDGES,
     BridgePath,
     RealtimeEngine,
     SpeechBridge,
 )
-from custom_components.openai_realtime.const import DOMAIN
+from custom_components.openai_realtime_voice.const import DOMAIN
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridge_of, bridged, device_state
 from tests.device_helpers import device_client, until

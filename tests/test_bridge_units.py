@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.openai_realtime.audio import OpusEncoder, load_opuslib
-from custom_components.openai_realtime.bridge import (
+from custom_components.openai_realtime_voice.audio import OpusEncoder, load_opuslib
+from custom_components.openai_realtime_voice.bridge import (
     Downlink,
     MediaError,
     SentenceSplitter,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.openai_realtime.bridge.emotion import EMOTIONS, emotion_for
-from custom_components.openai_realtime.bridge.wake import parse_wake_words, strip_wake_word
+from custom_components.openai_realtime_voice.bridge.emotion import EMOTIONS, emotion_for
+from custom_components.openai_realtime_voice.bridge.wake import parse_wake_words, strip_wake_word
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 Logs in, renders the config flow dialog in German and Simplified Chinese, adds the integration
 in English against the offline Realtime server, opens the options, pairs the device simulator and
 opens its device page, and saves the screenshots the README shows. Any untranslated key
-(`component.openai_realtime...`), unfilled placeholder, translation error or error alert on screen
+(`component.openai_realtime_voice...`), unfilled placeholder, translation error or error alert on
+screen
 fails the test. Then, as `scripts/develop` leaves it, the Assist dialog with the default
 assistant turns the kitchen light off through this integration's agent.
 """
@@ -60,7 +61,7 @@ FLAGS = [
 IMAGES = (
     ROOT / "docs" / "images"
     if os.environ.get("UPDATE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "openai_realtime_screenshots"
+    else Path(tempfile.gettempdir()) / "openai_realtime_voice_screenshots"
 )
 TIMEOUT_MS = 20_000
 
@@ -69,7 +70,8 @@ SCREEN_PROBLEMS_JS = """
 () => {
   const bad = [];
   const suspicious = new RegExp(
-    "component\\.openai_realtime|Translation error|Unknown error|Config flow could not be loaded"
+    "component\\.openai_realtime_voice|Translation error|Unknown error"
+    + "|Config flow could not be loaded"
     + "|[{][a-z_]+[}]"
   );
   const visit = (root) => {
@@ -202,7 +204,7 @@ def paired_device_id(ha: HomeAssistantProcess, mac: str) -> str:
 def connected(ha: HomeAssistantProcess, state_file: Path) -> Iterator[str]:
     """Keep the paired simulator's WebSocket open (as an idle device does) while the block runs;
     yields its MAC. The token is the one `python -m simulator` saved in `state_file`."""
-    ota_url = ha.url("/api/openai_realtime/ota/")
+    ota_url = ha.url("/api/openai_realtime_voice/ota/")
     state = load_state(state_file, None)
     # The key simulator.cli files the token under: one entry per OTA URL.
     saved = state["websocket"][hashlib.sha256(ota_url.encode()).hexdigest()[:12]]
@@ -312,7 +314,7 @@ def test_add_configure_and_open_a_device_in_the_ui(
         screenshot(page, "device.png", full_page=True)
 
 
-def test_assist_dialog_uses_the_openai_realtime_assistant(
+def test_assist_dialog_uses_the_openai_realtime_voice_assistant(
     stack: tuple[HomeAssistantProcess, RealtimeProcess], page: Page
 ) -> None:
     """The default assistant, as scripts/develop sets it up, answers through our agent.

@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
 )
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     CONF_BASE_URL,
     CONF_DIALECT,
     CONF_IMAGE_INPUT,
@@ -24,10 +24,10 @@ from custom_components.openai_realtime.const import (
     CONF_LLM_HASS_API,
     DOMAIN,
 )
-from custom_components.openai_realtime.services_api import API_ID
-from custom_components.openai_realtime.services_api.camera import LOOK_AT_CAMERA_TOOL
-from custom_components.openai_realtime.settings import default_options
-from custom_components.openai_realtime.vision import DATA_VISION
+from custom_components.openai_realtime_voice.services_api import API_ID
+from custom_components.openai_realtime_voice.services_api.camera import LOOK_AT_CAMERA_TOOL
+from custom_components.openai_realtime_voice.settings import default_options
+from custom_components.openai_realtime_voice.vision import DATA_VISION
 from tests.agent_helpers import ask_agent
 from tests.camera_helpers import BROKEN, GARAGE, PORCH, StillCamera
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse

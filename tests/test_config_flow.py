@@ -14,7 +14,7 @@ from homeassistant.helpers import llm, translation
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     CONF_BASE_URL,
     CONF_DIALECT,
     CONF_GREETING,
@@ -28,7 +28,7 @@ from custom_components.openai_realtime.const import (
     MODELS,
     RECOMMENDED_MODEL,
 )
-from custom_components.openai_realtime.settings import default_options
+from custom_components.openai_realtime_voice.settings import default_options
 from tests.realtime_server import RealtimeServer, closed_port_url
 
 
@@ -108,7 +108,7 @@ async def test_user_flow_unknown_error(
     """An unexpected failure is reported as unknown and logged."""
     result = await _start_user_flow(hass)
     with patch(
-        "custom_components.openai_realtime.config_flow.async_probe",
+        "custom_components.openai_realtime_voice.config_flow.async_probe",
         side_effect=RuntimeError("boom"),
     ):
         result = await hass.config_entries.flow.async_configure(
@@ -138,7 +138,7 @@ async def test_same_endpoint_and_key_cannot_be_added_twice(
 
     # The same key against OpenAI's default endpoint is another service.
     result = await _start_user_flow(hass)
-    with patch("custom_components.openai_realtime.config_flow.async_probe") as probe:
+    with patch("custom_components.openai_realtime_voice.config_flow.async_probe") as probe:
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_API_KEY: realtime_server.api_key}
         )
@@ -340,7 +340,7 @@ async def test_api_key_never_leaks_from_a_failed_connection(
         assert result["errors"]["base"] in {"invalid_auth", "cannot_connect"}
         assert secret not in repr(result)
     with patch(
-        "custom_components.openai_realtime.config_flow.async_probe",
+        "custom_components.openai_realtime_voice.config_flow.async_probe",
         side_effect=RuntimeError("unexpected"),
     ):
         result = await _start_user_flow(hass)

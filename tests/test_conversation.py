@@ -16,7 +16,7 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     CONF_LLM_HASS_API,
     DOMAIN,
 )

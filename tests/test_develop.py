@@ -155,7 +155,7 @@ def develop(
 
 def ha_token(state_home: Path, run: Develop) -> str:
     """The token scripts/develop keeps for the simulator."""
-    state = json.loads((state_home / "openai_realtime" / "simulator.json").read_text())
+    state = json.loads((state_home / "openai_realtime_voice" / "simulator.json").read_text())
     return str(state["home_assistant"][run.base_url])
 
 
@@ -272,9 +272,9 @@ def test_develop_offline_fresh_then_existing(config_copy: Path, tmp_path: Path) 
                 "-m",
                 "simulator",
                 "--ota-url",
-                f"{second.base_url}/api/openai_realtime/ota/",
+                f"{second.base_url}/api/openai_realtime_voice/ota/",
                 "--state",
-                str(state_home / "openai_realtime" / "simulator.json"),
+                str(state_home / "openai_realtime_voice" / "simulator.json"),
                 "--pair-timeout",
                 "60",
                 "--say",

@@ -21,14 +21,14 @@ from homeassistant.helpers import chat_session, llm
 from homeassistant.setup import async_setup_component
 import pytest
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     CONF_LLM_HASS_API,
     CONF_SERVICES_ALLOWLIST,
     CONF_TRANSCRIPTION_MODEL,
     DEFAULT_SERVICES_ALLOWLIST,
     TRANSCRIPTION_OFF,
 )
-from custom_components.openai_realtime.services_api import API_ID
+from custom_components.openai_realtime_voice.services_api import API_ID
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, wait_tts
 from tests.device_helpers import release_devices, setup_entry, until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone

@@ -11,13 +11,13 @@ from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime.bridge import DATA_BRIDGES
-from custom_components.openai_realtime.const import DOMAIN, OTA_PATH
-from custom_components.openai_realtime.endpoint import connection as device_connection
-from custom_components.openai_realtime.endpoint.connection import DeviceConnection
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime.endpoint.pairing import device_subentries
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+from custom_components.openai_realtime_voice.const import DOMAIN, OTA_PATH
+from custom_components.openai_realtime_voice.endpoint import connection as device_connection
+from custom_components.openai_realtime_voice.endpoint.connection import DeviceConnection
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.endpoint.pairing import device_subentries
+from custom_components.openai_realtime_voice.xiaozhi import (
     DeviceEvent,
     ListenStarted,
     ListenStopped,
@@ -25,7 +25,7 @@ from custom_components.openai_realtime.xiaozhi import (
     McpError,
     encode_object,
 )
-from custom_components.openai_realtime.xiaozhi.hello import DeviceFeatures, DeviceHello
+from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
 from tests.device_helpers import NoMcpDevice, connected_device, live, pair, simulator, until
 
 OPUS_PACKET = b"\xf8\xff\xfe"

@@ -17,8 +17,8 @@ from homeassistant.core import HomeAssistant
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePhase, wake as bridge_wake
-from custom_components.openai_realtime.xiaozhi import ListenMode
+from custom_components.openai_realtime_voice.bridge import BridgePhase, wake as bridge_wake
+from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import (
     appended_audio,
@@ -61,7 +61,7 @@ def voiced_ms(pcm24k: bytes) -> int:
 
 def set_options(hass: HomeAssistant, **options: Any) -> None:
     """Change the service entry's options in place (read by each new bridge session)."""
-    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
     hass.config_entries.async_update_entry(entry, options={**entry.options, **options})
 
 

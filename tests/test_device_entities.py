@@ -9,14 +9,15 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 import pytest
 
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.const import DOMAIN
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from tests.device_helpers import connected_device, live, pair, simulator, until
 
 
 def entity_ids(entity_registry: er.EntityRegistry, mac: str) -> dict[str, str]:
     """The device's entity ids by their key."""
     return {
-        key: str(entity_registry.async_get_entity_id(domain, "openai_realtime", f"{mac}_{key}"))
+        key: str(entity_registry.async_get_entity_id(domain, DOMAIN, f"{mac}_{key}"))
         for domain, key in (
             ("binary_sensor", "connected"),
             ("sensor", "last_seen"),

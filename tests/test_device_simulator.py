@@ -16,7 +16,7 @@ import numpy as np
 import opuslib_next
 import pytest
 
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.xiaozhi import (
     AbortRequested,
     AudioReceived,
     HelloReceived,

@@ -14,16 +14,16 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import chat_session
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePhase
-from custom_components.openai_realtime.history import async_replay
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.bridge import BridgePhase
+from custom_components.openai_realtime_voice.history import async_replay
+from custom_components.openai_realtime_voice.realtime import (
     Modality,
     RealtimeClient,
     RealtimeEndpoint,
     SessionConfig,
 )
-from custom_components.openai_realtime.tools import ToolNames
-from custom_components.openai_realtime.turn import MAX_TOOL_ROUNDS
+from custom_components.openai_realtime_voice.tools import ToolNames
+from custom_components.openai_realtime_voice.turn import MAX_TOOL_ROUNDS
 from tests.agent_helpers import TURN_ON
 from tests.bridge_helpers import bridge_of, bridged, device_state, wait_tts
 from tests.device_helpers import release_devices, until

@@ -12,11 +12,11 @@ from homeassistant.components.http.ban import KEY_FAILED_LOGIN_ATTEMPTS
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime.const import DEVICE_WS_PATH
-from custom_components.openai_realtime.endpoint import connection as device_connection
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime.endpoint.view import bearer_token
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.const import DEVICE_WS_PATH
+from custom_components.openai_realtime_voice.endpoint import connection as device_connection
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.endpoint.view import bearer_token
+from custom_components.openai_realtime_voice.xiaozhi import (
     AbortRequested,
     DeviceEvent,
     ListenMode,

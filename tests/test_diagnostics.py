@@ -16,13 +16,13 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_device,
 )
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     CONF_BASE_URL,
     CONF_DEVICE_WEBSOCKET_URL,
     CONF_TOKEN_HASH,
     DOMAIN,
 )
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from tests.device_helpers import device_client, pair, simulator
 from tests.realtime_server import RealtimeServer, default_usage
 

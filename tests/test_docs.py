@@ -11,8 +11,8 @@ import unicodedata
 import pytest
 import yaml
 
-from custom_components.openai_realtime.const import DEVICE_WS_PATH, OTA_PATH
-from custom_components.openai_realtime.repairs import MIN_FIRMWARE
+from custom_components.openai_realtime_voice.const import DEVICE_WS_PATH, OTA_PATH
+from custom_components.openai_realtime_voice.repairs import MIN_FIRMWARE
 from simulator.device import DeviceSimulator
 
 ROOT = Path(__file__).parent.parent

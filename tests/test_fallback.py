@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePath, RealtimeEngine
+from custom_components.openai_realtime_voice.bridge import BridgePath, RealtimeEngine
 from tests.bridge_helpers import (
     bridge_of,
     bridged,

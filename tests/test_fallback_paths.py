@@ -20,8 +20,8 @@ from homeassistant.helpers import entity_registry as er
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.bridge import BridgePhase
-from custom_components.openai_realtime.xiaozhi import ListenMode
+from custom_components.openai_realtime_voice.bridge import BridgePhase
+from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
     alerts,

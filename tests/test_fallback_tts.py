@@ -23,11 +23,11 @@ from homeassistant.exceptions import HomeAssistantError
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.bridge import (
+from custom_components.openai_realtime_voice.bridge import (
     DATA_BRIDGES,
     BridgePhase,
 )
-from custom_components.openai_realtime.xiaozhi import ListenMode
+from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import alerts, disconnect, on_fallback, satellite_id, wait_tts

@@ -23,18 +23,18 @@ from homeassistant.core import HomeAssistant
 import pytest
 from websockets.asyncio.server import Server, ServerConnection
 
-from custom_components.openai_realtime.bridge import (
+from custom_components.openai_realtime_voice.bridge import (
     BridgePath,
     BridgePhase,
     RealtimeEngine,
     realtime_engine as bridge_engine,
     wake as bridge_wake,
 )
-from custom_components.openai_realtime.bridge.uplink import UPLINK_QUEUE
-from custom_components.openai_realtime.endpoint.hub import DeviceState
-from custom_components.openai_realtime.realtime import RealtimeClient
-from custom_components.openai_realtime.realtime.client import ClientOptions
-from custom_components.openai_realtime.xiaozhi import ListenMode
+from custom_components.openai_realtime_voice.bridge.uplink import UPLINK_QUEUE
+from custom_components.openai_realtime_voice.endpoint.hub import DeviceState
+from custom_components.openai_realtime_voice.realtime import RealtimeClient
+from custom_components.openai_realtime_voice.realtime.client import ClientOptions
+from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridge_of, bridged, device_state, satellite_state
 from tests.device_helpers import until
@@ -42,7 +42,7 @@ from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 
-OUR_LOGGER = "custom_components.openai_realtime"
+OUR_LOGGER = "custom_components.openai_realtime_voice"
 
 
 @pytest.fixture(autouse=True)
@@ -431,7 +431,7 @@ async def test_no_task_outlives_the_entry(
     )
     await typed_turn(device, realtime_server)
     await speaking_reply(device, realtime_server)
-    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED

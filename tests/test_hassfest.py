@@ -26,7 +26,7 @@ import probatio
 import pytest
 
 ROOT = Path(__file__).parent.parent
-INTEGRATION = ROOT / "custom_components" / "openai_realtime"
+INTEGRATION = ROOT / "custom_components" / "openai_realtime_voice"
 TRANSLATION_FILES = [
     INTEGRATION / "strings.json",
     *sorted((INTEGRATION / "translations").glob("*.json")),
@@ -242,7 +242,7 @@ def target_problems(target: Any) -> list[str]:
 
 def test_target_rule_catches_a_device_filter() -> None:
     """The services.yaml mistake hassfest reported on speak, ask and converse."""
-    assert target_problems({"device": {"integration": "openai_realtime"}}) == [
+    assert target_problems({"device": {"integration": "openai_realtime_voice"}}) == [
         "device filter on target"
     ]
     assert target_problems({"entity": {"domain": "assist_satellite"}}) == []
@@ -532,7 +532,7 @@ def test_dependency_rule_catches_an_undeclared_integration() -> None:
         "from homeassistant.components import mqtt\n"
     )
     assert referenced_components(source) == {"zha", "mqtt"}
-    manifest = {"domain": "openai_realtime", "dependencies": ["http"]}
+    manifest = {"domain": "openai_realtime_voice", "dependencies": ["http"]}
     assert undeclared_components(manifest, {"zha", "mqtt", "http", "sensor"}) == {"zha", "mqtt"}
 
 

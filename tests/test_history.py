@@ -5,14 +5,14 @@ from __future__ import annotations
 from homeassistant.components import conversation
 from homeassistant.helpers import llm
 
-from custom_components.openai_realtime.history import async_replay
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.history import async_replay
+from custom_components.openai_realtime_voice.realtime import (
     Modality,
     RealtimeClient,
     RealtimeEndpoint,
     SessionConfig,
 )
-from custom_components.openai_realtime.tools import ToolNames
+from custom_components.openai_realtime_voice.tools import ToolNames
 from tests.realtime_server import RealtimeServer
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from PIL import Image
 import pytest
 
-from custom_components.openai_realtime.images import (
+from custom_components.openai_realtime_voice.images import (
     MAX_PIXELS,
     ImageError,
     scale_picture,
 )
-from custom_components.openai_realtime.vision import PARK_LIFETIME, VisionHub
+from custom_components.openai_realtime_voice.vision import PARK_LIFETIME, VisionHub
 from simulator.camera import TAKE_PHOTO, generated_picture
 from simulator.cli import Run, _parser
 
@@ -66,7 +66,7 @@ def test_broken_pictures_are_refused(data: bytes) -> None:
 
 def test_absurd_sizes_are_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     """More pixels than MAX_PIXELS: refused from the header alone."""
-    monkeypatch.setattr("custom_components.openai_realtime.images.MAX_PIXELS", 64 * 48 - 1)
+    monkeypatch.setattr("custom_components.openai_realtime_voice.images.MAX_PIXELS", 64 * 48 - 1)
     with pytest.raises(ImageError, match="unsupported picture size 64x48"):
         scale_picture(generated_picture(64, 48), 1024)
     assert MAX_PIXELS > 4000 * 3000

@@ -7,9 +7,9 @@ from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
-from custom_components.openai_realtime.realtime import AuthStyle, Dialect
-from custom_components.openai_realtime.settings import default_options, endpoint_from_config
+from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
+from custom_components.openai_realtime_voice.realtime import AuthStyle, Dialect
+from custom_components.openai_realtime_voice.settings import default_options, endpoint_from_config
 from tests.realtime_server import RealtimeServer, closed_port_url
 
 

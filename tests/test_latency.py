@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.openai_realtime.bridge.latency import UplinkClock, speech_end
-from custom_components.openai_realtime.realtime import SemanticVad, ServerVad
+from custom_components.openai_realtime_voice.bridge.latency import UplinkClock, speech_end
+from custom_components.openai_realtime_voice.realtime import SemanticVad, ServerVad
 
 SESSION = ("client", 1.0)
 

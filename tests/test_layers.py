@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).parent.parent / "custom_components" / "openai_realtime"
+PACKAGE = Path(__file__).parent.parent / "custom_components" / "openai_realtime_voice"
 
 LIBRARIES = ("realtime", "audio", "xiaozhi")
 """Library-grade packages: no Home Assistant, nothing of the glue beside them."""
@@ -70,17 +70,17 @@ def starts(name: str, prefixes: list[str]) -> bool:
 @pytest.mark.parametrize("library", LIBRARIES)
 def test_libraries_import_no_home_assistant_and_no_glue(library: str) -> None:
     """`realtime/`, `audio/` and `xiaozhi/` stand alone (their tests need no Home Assistant)."""
-    own = [f"openai_realtime.{name}" for name in LIBRARIES]
+    own = [f"openai_realtime_voice.{name}" for name in LIBRARIES]
     for path in modules(library):
         for name in imports_of(path):
             assert not starts(name, ["homeassistant"]), f"{path.name} imports {name}"
-            if starts(name, ["openai_realtime"]):
+            if starts(name, ["openai_realtime_voice"]):
                 assert starts(name, own), f"{path.name} imports the glue: {name}"
 
 
 def test_the_endpoint_imports_nothing_above_it() -> None:
     """`endpoint/` (OTA, pairing, the hub, the connection) knows no bridge, entity or action."""
-    above = [f"openai_realtime.{under}" for under in ABOVE_ENDPOINT]
+    above = [f"openai_realtime_voice.{under}" for under in ABOVE_ENDPOINT]
     for path in modules("endpoint"):
         for name in imports_of(path):
             assert not starts(name, above), f"endpoint/{path.name} imports {name}"
@@ -94,11 +94,11 @@ def test_the_layer_check_sees_deferred_imports() -> None:
         "def late():\n    from ..services import SERVICE_SPEAK\n"
         "from .hub import DATA_HUB\n"
     )
-    found = imports(source, ("openai_realtime", "endpoint"))
+    found = imports(source, ("openai_realtime_voice", "endpoint"))
     assert {
-        "openai_realtime.bridge.SpeechBridge",
-        "openai_realtime.services",
-        "openai_realtime.endpoint.hub",
+        "openai_realtime_voice.bridge.SpeechBridge",
+        "openai_realtime_voice.services",
+        "openai_realtime_voice.endpoint.hub",
     } <= found
 
 

@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent.parent
-INTEGRATION = ROOT / "custom_components" / "openai_realtime"
+INTEGRATION = ROOT / "custom_components" / "openai_realtime_voice"
 
 
 def _load(path: Path) -> Any:
@@ -47,7 +47,7 @@ def test_manifest_has_what_home_assistant_and_hacs_require() -> None:
         "requirements",
     ):
         assert key in manifest, key
-    assert manifest["domain"] == INTEGRATION.name == "openai_realtime"
+    assert manifest["domain"] == INTEGRATION.name == "openai_realtime_voice"
     assert manifest["name"] == "OpenAI Realtime Voice"
     assert manifest["iot_class"] == "cloud_push"
     assert manifest["config_flow"] is True

@@ -9,14 +9,14 @@ from homeassistant.core import HomeAssistant
 import pytest
 import yarl
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     ACTIVATE_PATH,
     CONF_DEVICE_WEBSOCKET_URL,
     OTA_PATH,
 )
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime.endpoint.ota import MAX_BODY_SIZE, websocket_url
-from custom_components.openai_realtime.endpoint.pairing import CODE_LIFETIME
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.endpoint.ota import MAX_BODY_SIZE, websocket_url
+from custom_components.openai_realtime_voice.endpoint.pairing import CODE_LIFETIME
 from tests.device_helpers import pair, simulator
 
 
@@ -104,7 +104,7 @@ async def test_paired_device_gets_websocket_and_token_once(
 
 async def test_websocket_url_option(hass: HomeAssistant, client: TestClient) -> None:
     """The device WebSocket URL can be overridden in the options."""
-    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
     hass.config_entries.async_update_entry(
         entry, options={**entry.options, CONF_DEVICE_WEBSOCKET_URL: "wss://voice.example/ws"}
     )
@@ -119,10 +119,10 @@ async def test_websocket_url_option(hass: HomeAssistant, client: TestClient) -> 
 def test_websocket_url_from_the_request() -> None:
     """The request's own host and port; HTTPS becomes wss; the option wins."""
     assert websocket_url(None, yarl.URL("https://ha.example:8443/api/x")) == (
-        "wss://ha.example:8443/api/openai_realtime/ws"
+        "wss://ha.example:8443/api/openai_realtime_voice/ws"
     )
     assert websocket_url(None, yarl.URL("http://10.0.0.5:8123/api/x?y=1")) == (
-        "ws://10.0.0.5:8123/api/openai_realtime/ws"
+        "ws://10.0.0.5:8123/api/openai_realtime_voice/ws"
     )
     assert websocket_url("ws://voice:1/ws", yarl.URL("http://10.0.0.5:8123/")) == "ws://voice:1/ws"
 
@@ -178,12 +178,12 @@ async def test_missing_device_id_and_get(hass: HomeAssistant, client: TestClient
     assert "activation" not in body
     assert not hass.data[DATA_HUB].pairing.pending
     await hass.async_block_till_done()
-    assert not hass.config_entries.flow.async_progress_by_handler("openai_realtime")
+    assert not hass.config_entries.flow.async_progress_by_handler("openai_realtime_voice")
 
 
 async def test_not_ready_without_a_loaded_entry(hass: HomeAssistant, client: TestClient) -> None:
     """Without a loaded service entry, devices are asked to come back later."""
-    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
     await hass.config_entries.async_unload(entry.entry_id)
     headers = {"Device-Id": "aa:bb:cc:dd:ee:03", "Client-Id": "c1"}
     response = await client.post(OTA_PATH, json={}, headers=headers)

@@ -8,15 +8,15 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     CONF_CODE,
     CONF_MAC,
     DEVICE_WS_PATH,
     DOMAIN,
     SUBENTRY_DEVICE,
 )
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime.endpoint.pairing import (
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.endpoint.pairing import (
     CODE_LIFETIME,
     MAX_WRONG_CODES,
     hash_token,

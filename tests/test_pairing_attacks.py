@@ -25,7 +25,7 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     ACTIVATE_PATH,
     CONF_CODE,
     CONF_MAC,
@@ -34,8 +34,8 @@ from custom_components.openai_realtime.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime.endpoint.pairing import (
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.endpoint.pairing import (
     ACTIVATE_REQUESTS_PER_MINUTE,
     CODE_LIFETIME,
     MAX_PENDING_DEVICES,
@@ -45,7 +45,7 @@ from custom_components.openai_realtime.endpoint.pairing import (
     TOKEN_HANDOVER_LIFETIME,
     hash_token,
 )
-from custom_components.openai_realtime.repairs import firmware_issue_id
+from custom_components.openai_realtime_voice.repairs import firmware_issue_id
 from tests.device_helpers import (
     connected_device,
     device_client,
@@ -437,7 +437,7 @@ async def test_websocket_url_follows_the_request_host(
         headers = device.http_headers() | {"Host": "192.168.1.50:8123"}
         response = await client.post(OTA_PATH, json=device.system_info(), headers=headers)
         body = await response.json()
-        assert body["websocket"]["url"] == "ws://192.168.1.50:8123/api/openai_realtime/ws"
+        assert body["websocket"]["url"] == "ws://192.168.1.50:8123/api/openai_realtime_voice/ws"
     finally:
         await device.close()
 

@@ -10,7 +10,7 @@ from homeassistant.helpers import area_registry as ar, device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     CONF_BASE_URL,
     CONF_DEVICE_USER,
     CONF_DIALECT,
@@ -21,7 +21,7 @@ from custom_components.openai_realtime.const import (
     CONF_VOICE,
     DOMAIN,
 )
-from custom_components.openai_realtime.profile import (
+from custom_components.openai_realtime_voice.profile import (
     CONF_AREA,
     CONF_EXTRA_INSTRUCTIONS,
     CONF_LANGUAGE,
@@ -29,7 +29,7 @@ from custom_components.openai_realtime.profile import (
     CONF_USER,
     effective_options,
 )
-from custom_components.openai_realtime.settings import default_options
+from custom_components.openai_realtime_voice.settings import default_options
 from tests.realtime_server import RealtimeServer
 
 MAC = "aa:bb:cc:dd:ee:01"

@@ -14,9 +14,9 @@ from homeassistant.helpers import (
 )
 import pytest
 
-from custom_components.openai_realtime.bridge import DATA_BRIDGES
-from custom_components.openai_realtime.const import DOMAIN
-from custom_components.openai_realtime.profile import CONF_PROFILE
+from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+from custom_components.openai_realtime_voice.const import DOMAIN
+from custom_components.openai_realtime_voice.profile import CONF_PROFILE
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import device_state
 from tests.device_helpers import device_client, pair, release_devices, simulator, until

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from custom_components.openai_realtime.rate_limit import RateLimiter
+from custom_components.openai_realtime_voice.rate_limit import RateLimiter
 
 
 def test_limit_per_key_and_window() -> None:

@@ -13,7 +13,7 @@ import zipfile
 import pytest
 
 ROOT = Path(__file__).parent.parent
-INTEGRATION = ROOT / "custom_components" / "openai_realtime"
+INTEGRATION = ROOT / "custom_components" / "openai_realtime_voice"
 VERSION = json.loads((INTEGRATION / "manifest.json").read_text())["version"]
 
 
@@ -22,7 +22,7 @@ def tree(tmp_path: Path) -> Path:
     """A copy of what the release reads, with the current version's CHANGELOG heading released
     and a stray bytecode cache that must not ship."""
     root = tmp_path / "repo"
-    shutil.copytree(INTEGRATION, root / "custom_components" / "openai_realtime")
+    shutil.copytree(INTEGRATION, root / "custom_components" / "openai_realtime_voice")
     shutil.copy(ROOT / "hacs.json", root / "hacs.json")
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     changelog = re.sub(
@@ -33,7 +33,7 @@ def tree(tmp_path: Path) -> Path:
         flags=re.MULTILINE,
     )
     (root / "CHANGELOG.md").write_text(changelog, encoding="utf-8")
-    cache = root / "custom_components" / "openai_realtime" / "__pycache__"
+    cache = root / "custom_components" / "openai_realtime_voice" / "__pycache__"
     cache.mkdir(exist_ok=True)
     (cache / "const.cpython-314.pyc").write_bytes(b"\0")
     return root
@@ -58,10 +58,10 @@ def release(root: Path, tag: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_hacs_json_asks_for_the_release_zip() -> None:
-    """HACS installs openai_realtime.zip from the release instead of the repository tree."""
+    """HACS installs openai_realtime_voice.zip from the release instead of the repository tree."""
     hacs = json.loads((ROOT / "hacs.json").read_text())
     assert hacs["zip_release"] is True
-    assert hacs["filename"] == "openai_realtime.zip"
+    assert hacs["filename"] == "openai_realtime_voice.zip"
 
 
 @pytest.mark.parametrize("tag", [f"v{VERSION}", VERSION])
@@ -69,12 +69,12 @@ def test_release_builds_the_zip_hacs_installs(tree: Path, tag: str) -> None:
     """The zip holds the integration folder's files at its root, caches left out."""
     result = release(tree, tag)
     assert result.returncode == 0, result.stderr
-    archive = tree / "dist" / "openai_realtime.zip"
+    archive = tree / "dist" / "openai_realtime_voice.zip"
     assert f"version {VERSION}" in result.stdout
     with zipfile.ZipFile(archive) as built:
         names = set(built.namelist())
         manifest = json.loads(built.read("manifest.json"))
-    source = tree / "custom_components" / "openai_realtime"
+    source = tree / "custom_components" / "openai_realtime_voice"
     shipped = {
         p.relative_to(source).as_posix()
         for p in source.rglob("*")
@@ -91,9 +91,9 @@ def test_release_builds_the_zip_hacs_installs(tree: Path, tag: str) -> None:
 def test_release_zip_is_reproducible(tree: Path) -> None:
     """The same tree gives the same bytes (fixed timestamps, sorted entries)."""
     assert release(tree, VERSION).returncode == 0
-    first = (tree / "dist" / "openai_realtime.zip").read_bytes()
+    first = (tree / "dist" / "openai_realtime_voice.zip").read_bytes()
     assert release(tree, VERSION).returncode == 0
-    assert (tree / "dist" / "openai_realtime.zip").read_bytes() == first
+    assert (tree / "dist" / "openai_realtime_voice.zip").read_bytes() == first
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime.audio import OpusNotFoundError
-from custom_components.openai_realtime.const import CONF_FIRMWARE, DOMAIN, OTA_PATH
-from custom_components.openai_realtime.repairs import (
+from custom_components.openai_realtime_voice.audio import OpusNotFoundError
+from custom_components.openai_realtime_voice.const import CONF_FIRMWARE, DOMAIN, OTA_PATH
+from custom_components.openai_realtime_voice.repairs import (
     ISSUE_LIBOPUS,
     AvailabilityLog,
     async_firmware_issue,
@@ -33,11 +33,12 @@ from tests.agent_helpers import AGENT
 from tests.device_helpers import NoMcpDevice, device_client, pair, setup_entry, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedResponse
 
+PACKAGE = "custom_components.openai_realtime_voice"
 MISSING = OpusNotFoundError("libopus was not found", platform_hint="apk add opus")
 
 
 def _missing_libopus() -> Any:
-    return patch("custom_components.openai_realtime.repairs.load_opuslib", side_effect=MISSING)
+    return patch(f"{PACKAGE}.repairs.load_opuslib", side_effect=MISSING)
 
 
 async def test_libopus_missing_raises_a_fixable_issue_and_keeps_text_working(
@@ -231,7 +232,7 @@ async def test_paired_device_with_old_firmware_gets_an_issue_until_removed(
 def test_availability_is_logged_once_each_way(caplog: pytest.LogCaptureFixture) -> None:
     """A flood of failures logs "unavailable" once; recovery logs "back" once."""
     log = AvailabilityLog("Realtime service of Home")
-    with caplog.at_level(logging.INFO, "custom_components.openai_realtime"):
+    with caplog.at_level(logging.INFO, "custom_components.openai_realtime_voice"):
         for attempt in range(50):
             log.failed(f"connection refused #{attempt}")
         log.succeeded()
@@ -252,13 +253,13 @@ async def test_agent_logs_the_service_unavailable_once(
     """Many failed Assist requests while the service is down: one line down, one line back."""
     await realtime_server.refuse_connections()
     caplog.clear()
-    with caplog.at_level(logging.INFO, "custom_components.openai_realtime"):
+    with caplog.at_level(logging.INFO, "custom_components.openai_realtime_voice"):
         for _ in range(5):
             result = await conversation.async_converse(
                 hass, "hello", None, Context(), language="en", agent_id=AGENT
             )
             assert result.response.response_type is intent.IntentResponseType.ERROR
-    ours = [r for r in caplog.records if r.name.startswith("custom_components.openai_realtime")]
+    ours = [r for r in caplog.records if r.name.startswith(PACKAGE)]
     unavailable = [r for r in ours if "unavailable" in r.getMessage()]
     assert len(unavailable) == 1
     assert unavailable[0].levelno == logging.INFO

@@ -24,11 +24,11 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.setup import async_setup_component
 import pytest
 
-from custom_components.openai_realtime.bridge import (
+from custom_components.openai_realtime_voice.bridge import (
     BridgePath,
     BridgePhase,
 )
-from custom_components.openai_realtime.const import CONF_LISTENING_TIMEOUT, DOMAIN
+from custom_components.openai_realtime_voice.const import CONF_LISTENING_TIMEOUT, DOMAIN
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
@@ -456,7 +456,7 @@ async def test_ask_question_on_the_fallback_path_takes_the_pipeline_transcript(
 async def test_ask_question_while_the_device_waits_for_another_answer(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
-    """`openai_realtime.ask` waits for an answer: HA's question is refused, not queued."""
+    """`openai_realtime_voice.ask` waits for an answer: HA's question is refused, not queued."""
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     hass.config_entries.async_update_entry(
         entry, options={**entry.options, CONF_LISTENING_TIMEOUT: 60}

@@ -103,7 +103,9 @@ def test_simulator_state_new_identity_keeps_home_assistant_tokens(tmp_path: Path
     assert fresh["mac"] != state["mac"]
     assert fresh["websocket"] == {}
     assert fresh["home_assistant"] == {"http://127.0.0.1:8123": "ha-secret"}
-    assert base_url("http://127.0.0.1:8123/api/openai_realtime/ota/") == "http://127.0.0.1:8123"
+    assert (
+        base_url("http://127.0.0.1:8123/api/openai_realtime_voice/ota/") == "http://127.0.0.1:8123"
+    )
 
 
 @pytest.mark.parametrize(

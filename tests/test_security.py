@@ -26,8 +26,8 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 
-from custom_components.openai_realtime.bridge import DATA_BRIDGES
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+from custom_components.openai_realtime_voice.const import (
     ACTIVATE_PATH,
     CONF_CODE,
     CONF_MAC,
@@ -37,9 +37,9 @@ from custom_components.openai_realtime.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime.endpoint.ota import MAX_BODY_SIZE
-from custom_components.openai_realtime.endpoint.pairing import MAX_WRONG_CODES
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.endpoint.ota import MAX_BODY_SIZE
+from custom_components.openai_realtime_voice.endpoint.pairing import MAX_WRONG_CODES
 from tests.device_helpers import (
     connected_device,
     device_client,

@@ -20,8 +20,8 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime.const import DOMAIN
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.const import DOMAIN
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from tests.agent_helpers import ask_agent
 from tests.device_helpers import pair, simulator
 from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage

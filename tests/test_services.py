@@ -18,7 +18,7 @@ from homeassistant.helpers import (
 )
 import pytest
 
-from custom_components.openai_realtime.const import DOMAIN
+from custom_components.openai_realtime_voice.const import DOMAIN
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import bridge_of, bridged, device_state, tts_states, wait_tts

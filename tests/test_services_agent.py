@@ -12,7 +12,7 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import entity_registry as er, llm
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     CONF_BASE_URL,
     CONF_DIALECT,
     CONF_LLM_HASS_API,
@@ -20,8 +20,8 @@ from custom_components.openai_realtime.const import (
     DEFAULT_SERVICES_ALLOWLIST,
     DOMAIN,
 )
-from custom_components.openai_realtime.services_api import API_ID
-from custom_components.openai_realtime.settings import default_options
+from custom_components.openai_realtime_voice.services_api import API_ID
+from custom_components.openai_realtime_voice.settings import default_options
 from tests.agent_helpers import ask_agent
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 

@@ -29,12 +29,12 @@ import probatio
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 
-from custom_components.openai_realtime.const import (
+from custom_components.openai_realtime_voice.const import (
     CONF_SERVICES_ALLOWLIST,
     DEFAULT_SERVICES_ALLOWLIST,
     DOMAIN,
 )
-from custom_components.openai_realtime.services_api import (
+from custom_components.openai_realtime_voice.services_api import (
     API_ID,
     API_NAME,
     ServicesAPI,
@@ -44,12 +44,12 @@ from custom_components.openai_realtime.services_api import (
     configured_allowlist,
     policy,
 )
-from custom_components.openai_realtime.services_api.confirm import (
+from custom_components.openai_realtime_voice.services_api.confirm import (
     PendingConfirmations,
     Verdict,
     confirm_key,
 )
-from custom_components.openai_realtime.services_api.spec import (
+from custom_components.openai_realtime_voice.services_api.spec import (
     UnsupportedServiceError,
     build_spec,
 )

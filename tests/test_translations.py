@@ -17,7 +17,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import translation
 import pytest
 
-INTEGRATION = Path(__file__).parent.parent / "custom_components" / "openai_realtime"
+INTEGRATION = Path(__file__).parent.parent / "custom_components" / "openai_realtime_voice"
 LANGUAGES = ["de", "zh-Hans"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -103,6 +103,6 @@ async def test_home_assistant_loads_the_translation(
     """Home Assistant's translation loader finds the file under the language's name."""
     category = key.split(".", 1)[0]
     strings = await translation.async_get_translations(
-        hass, language, category, ["openai_realtime"]
+        hass, language, category, ["openai_realtime_voice"]
     )
-    assert strings[f"component.openai_realtime.{key}"] == expected
+    assert strings[f"component.openai_realtime_voice.{key}"] == expected

@@ -18,8 +18,8 @@ import wave
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.bridge import MediaError, async_tts_to_pcm
-from custom_components.openai_realtime.bridge.media import SLICE_MS, WAV_HEADER_LIMIT
+from custom_components.openai_realtime_voice.bridge import MediaError, async_tts_to_pcm
+from custom_components.openai_realtime_voice.bridge.media import SLICE_MS, WAV_HEADER_LIMIT
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 TONE_HZ = 440

@@ -12,10 +12,10 @@ from homeassistant.helpers import chat_session, llm
 import probatio
 import pytest
 
-from custom_components.openai_realtime.bridge import DeviceToolsAPI
-from custom_components.openai_realtime.realtime import FunctionCall, RealtimeResponse
-from custom_components.openai_realtime.turn import TurnEngine, no_user_context
-from custom_components.openai_realtime.xiaozhi import McpProtocolError, McpTool, McpToolResult
+from custom_components.openai_realtime_voice.bridge import DeviceToolsAPI
+from custom_components.openai_realtime_voice.realtime import FunctionCall, RealtimeResponse
+from custom_components.openai_realtime_voice.turn import TurnEngine, no_user_context
+from custom_components.openai_realtime_voice.xiaozhi import McpProtocolError, McpTool, McpToolResult
 
 
 class _Tool(llm.Tool):

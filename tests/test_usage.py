@@ -11,8 +11,8 @@ import homeassistant.util.dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.openai_realtime.realtime import ModelPrices
-from custom_components.openai_realtime.usage import (
+from custom_components.openai_realtime_voice.realtime import ModelPrices
+from custom_components.openai_realtime_voice.usage import (
     PRICE_FIELDS,
     SAVE_DELAY,
     EntryUsage,
@@ -22,7 +22,7 @@ from custom_components.openai_realtime.usage import (
 )
 from tests.realtime_server import default_usage
 
-STORE_KEY = "openai_realtime.usage.entry1"
+STORE_KEY = "openai_realtime_voice.usage.entry1"
 
 # default_usage(): text in 119 (64 cached), audio in 13, text out 30, audio out 91.
 # gpt-realtime-2.1 (USD per 1M): text 4 / 0.40 / 24, audio 32 / 0.40 / 64.
@@ -92,7 +92,7 @@ async def test_record_ignores_missing_and_malformed_usage(
     usage = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
     calls: list[None] = []
     usage.async_add_listener(lambda: calls.append(None))
-    with caplog.at_level(logging.DEBUG, "custom_components.openai_realtime"):
+    with caplog.at_level(logging.DEBUG, "custom_components.openai_realtime_voice"):
         usage.record(bad)
     assert usage.responses == 0
     assert usage.cost_usd == 0
@@ -178,7 +178,7 @@ async def test_unload_saves_and_removal_deletes(
     hass: HomeAssistant, entry: MockConfigEntry, hass_storage: dict[str, Any]
 ) -> None:
     """Unloading writes the totals at once; removing the entry deletes them."""
-    key = f"openai_realtime.usage.{entry.entry_id}"
+    key = f"openai_realtime_voice.usage.{entry.entry_id}"
     entry.runtime_data.usage.record(default_usage())
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert hass_storage[key]["data"]["responses"] == 1

@@ -16,19 +16,19 @@ from homeassistant.helpers import llm
 from PIL import Image
 import pytest
 
-from custom_components.openai_realtime.bridge import DATA_BRIDGES
-from custom_components.openai_realtime.const import CONF_LLM_HASS_API, DOMAIN, VISION_PATH
-from custom_components.openai_realtime.diagnostics import async_get_config_entry_diagnostics
-from custom_components.openai_realtime.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime.profile import CONF_PROFILE
-from custom_components.openai_realtime.services_api import API_ID
-from custom_components.openai_realtime.services_api.camera import LOOK_AT_CAMERA_TOOL
-from custom_components.openai_realtime.vision import (
+from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+from custom_components.openai_realtime_voice.const import CONF_LLM_HASS_API, DOMAIN, VISION_PATH
+from custom_components.openai_realtime_voice.diagnostics import async_get_config_entry_diagnostics
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.profile import CONF_PROFILE
+from custom_components.openai_realtime_voice.services_api import API_ID
+from custom_components.openai_realtime_voice.services_api.camera import LOOK_AT_CAMERA_TOOL
+from custom_components.openai_realtime_voice.vision import (
     CONF_CAMERA,
     DATA_VISION,
     image_input_allowed,
 )
-from custom_components.openai_realtime.vision_view import MAX_UPLOAD_BYTES
+from custom_components.openai_realtime_voice.vision_view import MAX_UPLOAD_BYTES
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
 from simulator.device import DeviceSimulator, SimulatorError
 from tests.camera_helpers import GARAGE
@@ -134,7 +134,7 @@ async def test_without_vision_the_tool_fails_like_the_firmware(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """Image input switched off: no vision URL, so take_photo fails with the firmware's text."""
-    entry = hass.config_entries.async_entries("openai_realtime")[0]
+    entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
     hass.config_entries.async_update_entry(entry, options={**entry.options, "image_input": False})
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()

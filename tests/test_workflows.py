@@ -51,7 +51,7 @@ def test_validation_workflows_use_the_official_actions() -> None:
     assert hacs["with"]["category"] == "integration"
     # Only the brands check is skipped: the brand images ship in the integration's folder.
     assert hacs["with"].get("ignore", "") == "brands"
-    assert (ROOT / "custom_components" / "openai_realtime" / "brand" / "icon.png").is_file()
+    assert (ROOT / "custom_components" / "openai_realtime_voice" / "brand" / "icon.png").is_file()
 
 
 def test_tests_workflow_runs_the_readme_commands_with_a_cached_setup() -> None:
@@ -62,7 +62,7 @@ def test_tests_workflow_runs_the_readme_commands_with_a_cached_setup() -> None:
     runs = [step["run"].strip() for step in job["steps"] if "run" in step]
     assert runs[-2:] == ["scripts/setup", "scripts/test"]
     cache = _uses("tests.yml", "actions/cache")
-    assert set(cache["with"]["path"].split()) == {"~/.cache/openai_realtime", ".venv"}
+    assert set(cache["with"]["path"].split()) == {"~/.cache/openai_realtime_voice", ".venv"}
     for source in ("scripts/setup", "requirements_test.txt", "requirements_bench.txt"):
         assert source in cache["with"]["key"]
 

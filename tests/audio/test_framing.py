@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from custom_components.openai_realtime.audio import AudioFormatError, FrameAssembler
-from custom_components.openai_realtime.audio.framing import _COMPACT_AT
+from custom_components.openai_realtime_voice.audio import AudioFormatError, FrameAssembler
+from custom_components.openai_realtime_voice.audio.framing import _COMPACT_AT
 
 
 def test_exact_frames_from_random_deltas() -> None:

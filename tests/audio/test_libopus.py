@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from custom_components.openai_realtime.audio import (
+from custom_components.openai_realtime_voice.audio import (
     OpusDecoder,
     OpusNotFoundError,
     find_libopus,
     libopus,
     load_opuslib,
 )
-from custom_components.openai_realtime.audio.libopus import (
+from custom_components.openai_realtime_voice.audio.libopus import (
     LINUX_CANDIDATES,
     MACOS_CANDIDATES,
     candidates,

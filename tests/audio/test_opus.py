@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.audio import (
+from custom_components.openai_realtime_voice.audio import (
     OPUS_FRAME_DURATIONS_MS,
     OPUS_SAMPLE_RATES,
     AudioFormatError,

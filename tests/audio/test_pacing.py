@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from custom_components.openai_realtime.audio import (
+from custom_components.openai_realtime_voice.audio import (
     DEVICE_QUEUE_FRAMES,
     AudioFormatError,
     LoopClock,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.openai_realtime.audio import (
+from custom_components.openai_realtime_voice.audio import (
     AudioFormatError,
     frame_bytes,
     frame_samples,
     pcm_duration_ms,
 )
-from custom_components.openai_realtime.audio.pcm import check_opus_format
+from custom_components.openai_realtime_voice.audio.pcm import check_opus_format
 
 
 @pytest.mark.parametrize(

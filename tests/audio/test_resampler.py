@@ -8,8 +8,12 @@ import random
 import numpy as np
 import pytest
 
-from custom_components.openai_realtime.audio import RESAMPLER_RATES, AudioFormatError, Resampler
-from custom_components.openai_realtime.audio.resampler import design_filter
+from custom_components.openai_realtime_voice.audio import (
+    RESAMPLER_RATES,
+    AudioFormatError,
+    Resampler,
+)
+from custom_components.openai_realtime_voice.audio.resampler import design_filter
 from tests.audio.signals import speech_like
 
 PAIRS = [(a, b) for a, b in itertools.permutations(RESAMPLER_RATES, 2)]

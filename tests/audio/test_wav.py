@@ -8,8 +8,8 @@ import wave
 
 import pytest
 
-from custom_components.openai_realtime.audio import AudioFormatError
-from custom_components.openai_realtime.audio.wav import (
+from custom_components.openai_realtime_voice.audio import AudioFormatError
+from custom_components.openai_realtime_voice.audio.wav import (
     WAVE_FORMAT_EXTENSIBLE,
     WAVE_FORMAT_PCM,
     WavHeader,

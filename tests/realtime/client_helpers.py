@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.realtime import (
     ClientOptions,
     Dialect,
     RealtimeClient,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.realtime import (
     AudioDelta,
     ClientOptions,
     Closed,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.realtime import (
     Dialect,
     FunctionTool,
     Modality,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.realtime import (
     AuthStyle,
     RealtimeAuthError,
     RealtimeConnectionError,
@@ -17,7 +17,7 @@ from custom_components.openai_realtime.realtime import (
     async_probe,
     redact_url,
 )
-from custom_components.openai_realtime.realtime.connection import error_for_close
+from custom_components.openai_realtime_voice.realtime.connection import error_for_close
 from tests.realtime_server import RealtimeServer, closed_port_url
 
 
@@ -185,7 +185,7 @@ async def test_debug_log_hides_url_credentials(
         model="gpt-realtime",
         base_url=closed_port_url().replace("http://", "http://admin:PASSWORD-7@"),
     )
-    with caplog.at_level(logging.DEBUG, logger="custom_components.openai_realtime"):
+    with caplog.at_level(logging.DEBUG, logger="custom_components.openai_realtime_voice"):
         await async_probe(endpoint)
         with pytest.raises(RealtimeConnectionError):
             await async_probe(with_user)

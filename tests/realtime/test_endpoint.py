@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.realtime import (
     AuthStyle,
     Dialect,
     RealtimeEndpoint,

@@ -16,23 +16,23 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.realtime import (
     RealtimeClient,
     RealtimeEndpoint,
     RealtimeError,
     RealtimeProtocol,
     SessionConfig,
 )
-from custom_components.openai_realtime.realtime.connection import closed_error
-from custom_components.openai_realtime.realtime.errors import error_event_exception
-from custom_components.openai_realtime.realtime.events import (
+from custom_components.openai_realtime_voice.realtime.connection import closed_error
+from custom_components.openai_realtime_voice.realtime.errors import error_event_exception
+from custom_components.openai_realtime_voice.realtime.events import (
     BETA_ALIASES,
     ResponseDone,
     ServerError,
     SessionFailed,
 )
-from custom_components.openai_realtime.realtime.protocol import Phase
-from custom_components.openai_realtime.realtime.wire import decode
+from custom_components.openai_realtime_voice.realtime.protocol import Phase
+from custom_components.openai_realtime_voice.realtime.wire import decode
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 API_KEY = "sk-fuzz-0123456789SECRET"
@@ -229,7 +229,11 @@ async def test_random_interleavings_end_with_typed_errors_and_a_consistent_histo
 ) -> None:
     """Whatever the service does in whatever order, every wait ends, retries are bounded,
     only the client's typed errors escape, and the replay history holds only what was said."""
-    from custom_components.openai_realtime.realtime import ClientOptions, FunctionTool, ServerVad
+    from custom_components.openai_realtime_voice.realtime import (
+        ClientOptions,
+        FunctionTool,
+        ServerVad,
+    )
     from tests.realtime_server import RealtimeServer, ScriptedResponse, silence, tone
 
     server = RealtimeServer()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.openai_realtime.realtime import (
+from custom_components.openai_realtime_voice.realtime import (
     Dialect,
     FunctionCall,
     InputCommitted,
@@ -36,7 +36,7 @@ from custom_components.openai_realtime.realtime import (
     SpeechStarted,
     SpeechStopped,
 )
-from custom_components.openai_realtime.realtime.events import (
+from custom_components.openai_realtime_voice.realtime.events import (
     ProtocolEvent,
     RequestAccepted,
     RequestRefused,
@@ -45,7 +45,7 @@ from custom_components.openai_realtime.realtime.events import (
     SessionReady,
     SessionUpdated,
 )
-from custom_components.openai_realtime.realtime.protocol import CLIENT_EVENT_KEY, Phase
+from custom_components.openai_realtime_voice.realtime.protocol import CLIENT_EVENT_KEY, Phase
 from tests.realtime_server import (
     API_KEY,
     client_event_problems,

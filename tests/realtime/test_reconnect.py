@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.openai_realtime.realtime import ClientOptions, ReconnectPolicy
+from custom_components.openai_realtime_voice.realtime import ClientOptions, ReconnectPolicy
 
 
 def test_exponential_delays_double_up_to_the_cap() -> None:

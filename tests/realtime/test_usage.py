@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.openai_realtime.realtime import Usage, prices_for
+from custom_components.openai_realtime_voice.realtime import Usage, prices_for
 from tests.realtime_server import default_usage
 
 

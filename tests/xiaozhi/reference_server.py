@@ -14,7 +14,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 import opuslib_next
 
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.xiaozhi import (
     AudioReceived,
     DeviceEvent,
     DeviceSession,

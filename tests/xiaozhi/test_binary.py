@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.xiaozhi import (
     AudioPacket,
     BinaryFrameError,
     FrameType,

@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.xiaozhi import (
     DeviceHello,
     DeviceSession,
     McpClient,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.xiaozhi import (
     AudioParams,
     DeviceFeatures,
     DeviceHello,

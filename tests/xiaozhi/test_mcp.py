@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.xiaozhi import (
     McpClient,
     McpClosedError,
     McpError,

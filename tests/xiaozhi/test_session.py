@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from custom_components.openai_realtime.xiaozhi import (
+from custom_components.openai_realtime_voice.xiaozhi import (
     AbortRequested,
     AudioPacket,
     AudioReceived,

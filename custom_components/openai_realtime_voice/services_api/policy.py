@@ -60,7 +60,7 @@ DENIED_SERVICES: Final = (
     "scene.create",
     "scene.delete",
     "conversation.*",
-    "openai_realtime.*",
+    "openai_realtime_voice.*",
 )
 
 # Services that hand over physical access or disable protection: always confirmed first.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-DOMAIN: Final = "openai_realtime"
+DOMAIN: Final = "openai_realtime_voice"
 LOGGER = logging.getLogger(__package__)
 
 DEFAULT_TITLE: Final = "OpenAI Realtime"
@@ -107,9 +107,9 @@ CONF_FIRMWARE: Final = "firmware"
 CONF_TOKEN_HASH: Final = "token_hash"  # noqa: S105 - a key name, not a secret
 CONF_CODE: Final = "code"
 DEVICE_MANUFACTURER: Final = "xiaozhi"
-OTA_PATH: Final = "/api/openai_realtime/ota/"
-ACTIVATE_PATH: Final = "/api/openai_realtime/ota/activate"
-DEVICE_WS_PATH: Final = "/api/openai_realtime/ws"
+OTA_PATH: Final = "/api/openai_realtime_voice/ota/"
+ACTIVATE_PATH: Final = "/api/openai_realtime_voice/ota/activate"
+DEVICE_WS_PATH: Final = "/api/openai_realtime_voice/ws"
 
 # "Home Assistant services" LLM API (options): the domains ("light") or services
 # ("weather.get_forecasts") the model may call. The hard denylist in services_api/policy.py
@@ -163,4 +163,4 @@ CONF_DEVICE_USER: Final = "device_user"
 CONF_IMAGE_INPUT: Final = "image_input"
 DEFAULT_IMAGE_INPUT: Final = True
 CONF_IMAGE_MAX_SIDE: Final = "image_max_side"
-VISION_PATH: Final = "/api/openai_realtime/vision"
+VISION_PATH: Final = "/api/openai_realtime_voice/vision"

@@ -44,10 +44,10 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class DeviceWebSocketView(HomeAssistantView):
-    """`GET /api/openai_realtime/ws`: one xiaozhi device's audio channel."""
+    """`GET /api/openai_realtime_voice/ws`: one xiaozhi device's audio channel."""
 
     url = DEVICE_WS_PATH
-    name = "api:openai_realtime:ws"
+    name = "api:openai_realtime_voice:ws"
     requires_auth = False
 
     def __init__(self, link_factory: LinkFactory | None = None) -> None:

@@ -1,4 +1,4 @@
-"""`POST /api/openai_realtime/vision`: a camera board's photo into its Realtime conversation.
+"""`POST /api/openai_realtime_voice/vision`: a camera board's photo into its Realtime conversation.
 
 The upload is the firmware's (`Esp32Camera::Explain`): `multipart/form-data` with the boundary
 `----ESP32_CAMERA_BOUNDARY`, chunked, headers `Device-Id`, `Client-Id` and
@@ -54,7 +54,7 @@ class DeviceVisionView(HomeAssistantView):
     """Take a camera board's photo and add it to the device's Realtime conversation."""
 
     url = VISION_PATH
-    name = "api:openai_realtime:vision"
+    name = "api:openai_realtime_voice:vision"
     requires_auth = False
 
     def __init__(self) -> None:

@@ -167,7 +167,7 @@ class OtaView(HomeAssistantView):
 
     url = OTA_PATH
     extra_urls = [OTA_PATH.rstrip("/")]
-    name = "api:openai_realtime:ota"
+    name = "api:openai_realtime_voice:ota"
     requires_auth = False
 
     async def post(self, request: web.Request) -> web.Response:
@@ -240,7 +240,7 @@ class ActivateView(HomeAssistantView):
     """
 
     url = ACTIVATE_PATH
-    name = "api:openai_realtime:ota:activate"
+    name = "api:openai_realtime_voice:ota:activate"
     requires_auth = False
 
     async def post(self, request: web.Request) -> web.Response:

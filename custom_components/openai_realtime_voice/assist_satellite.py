@@ -242,7 +242,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
 
         Home Assistant's own flow plays the question, then takes the answer from the STT stage
         of an Assist pipeline run; on the Realtime path no pipeline runs, so the bridge's `ask`
-        (the `openai_realtime.ask` action's path) does both. The transcript is matched against
+        (the `openai_realtime_voice.ask` action's path) does both. The transcript is matched against
         `answers` by Home Assistant's own matcher. The answer is awaited for the device's
         listening timeout, the time after which the device would go back to idle anyway.
         """
