@@ -24,7 +24,7 @@ from custom_components.openai_realtime_voice.const import (
     CONF_LLM_HASS_API,
     DOMAIN,
 )
-from custom_components.openai_realtime_voice.services_api import API_ID
+from custom_components.openai_realtime_voice.services_api import API_ID, agent_allowlist
 from custom_components.openai_realtime_voice.services_api.camera import LOOK_AT_CAMERA_TOOL
 from custom_components.openai_realtime_voice.settings import default_options
 from custom_components.openai_realtime_voice.vision import DATA_VISION
@@ -162,3 +162,58 @@ async def test_failed_snapshot_and_bad_arguments_are_explained(
     assert _outputs(realtime_server)[0]["data"]["error"] == error
     assert realtime_server.images() == []
     assert hass.data[DATA_VISION].parked == 0
+
+
+@pytest.mark.parametrize(
+    ("apis", "offered"),
+    [
+        # Assist alone: the integration's LLM tools platform adds the tool to Assist.
+        ([llm.LLM_API_ASSIST], f"{DOMAIN}__{LOOK_AT_CAMERA_TOOL}"),
+        # The services API alone still offers it, under its own name.
+        ([API_ID], LOOK_AT_CAMERA_TOOL),
+    ],
+)
+async def test_one_api_is_enough_to_look(
+    hass: HomeAssistant,
+    cameras: dict[str, StillCamera],
+    realtime_server: RealtimeServer,
+    apis: list[str],
+    offered: str,
+) -> None:
+    """Whichever of the two APIs the agent uses, it is offered the camera, and the picture comes."""
+    await _agent_entry(hass, realtime_server, **{CONF_LLM_HASS_API: apis})
+    tool, conversation_id = await _camera_tool(hass, realtime_server)
+    assert tool == offered
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(tool, json.dumps({"entity_id": GARAGE}))]),
+        ScriptedResponse(text="The garage door is closed."),
+    )
+    result = await ask_agent(hass, "Is the garage door open?", conversation_id)
+    assert result.response.speech["plain"]["speech"] == "The garage door is closed."
+    assert cameras[GARAGE].snapshots == 1
+    assert len(realtime_server.images()) == 1
+
+
+async def test_assist_offers_the_camera_only_to_our_agents(
+    hass: HomeAssistant, cameras: dict[str, StillCamera], realtime_server: RealtimeServer
+) -> None:
+    """Another agent (or HA's MCP server) using Assist is never offered the tool: it would be
+    told the snapshot is in its conversation when it is not. Nor is one of ours whose entry has
+    image input off."""
+    await _agent_entry(hass, realtime_server, **{CONF_LLM_HASS_API: [llm.LLM_API_ASSIST]})
+
+    async def names(platform: str) -> set[str]:
+        context = llm.LLMContext(
+            platform=platform, context=None, language="en", assistant="conversation", device_id=None
+        )
+        instance = await llm.async_get_api(hass, llm.LLM_API_ASSIST, context)
+        return {tool.name for tool in instance.tools}
+
+    ours = f"{DOMAIN}__{LOOK_AT_CAMERA_TOOL}"
+    assist_only = {CONF_LLM_HASS_API: [llm.LLM_API_ASSIST]}
+    assert ours not in await names(DOMAIN)  # outside an agent's turn
+    with agent_allowlist(assist_only, image_side=512):
+        assert ours in await names(DOMAIN)
+        assert ours not in await names("openai_conversation")
+    with agent_allowlist(assist_only):  # image input off
+        assert ours not in await names(DOMAIN)

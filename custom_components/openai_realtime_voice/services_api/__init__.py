@@ -19,7 +19,13 @@ from typing import Any, Final, override
 from homeassistant.core import HomeAssistant, SupportsResponse, callback
 from homeassistant.helpers import llm, service as service_helper, translation
 
-from ..const import CONF_SERVICES_ALLOWLIST, DEFAULT_SERVICES_ALLOWLIST, DOMAIN, LOGGER
+from ..const import (
+    CONF_LLM_HASS_API,
+    CONF_SERVICES_ALLOWLIST,
+    DEFAULT_SERVICES_ALLOWLIST,
+    DOMAIN,
+    LOGGER,
+)
 from . import policy
 from .camera import LookAtCameraTool
 from .confirm import PendingConfirmations
@@ -32,6 +38,7 @@ __all__ = [
     "API_NAME",
     "ServicesAPI",
     "agent_allowlist",
+    "agent_camera_side",
     "async_register_services_api",
     "configured_allowlist",
     "entry_allowlist",
@@ -59,11 +66,13 @@ def async_register_services_api(hass: HomeAssistant) -> Callable[[], None]:
 
 @dataclass(frozen=True, slots=True)
 class _AgentScope:
-    """What one of this integration's agents may be offered: its entry's allowlist, and the
-    long side snapshots are scaled to when that entry allows image input (else None)."""
+    """What one of this integration's agents may be offered: its entry's allowlist, the long
+    side snapshots are scaled to when that entry allows image input (else None), and whether
+    the agent uses the Assist API, which then offers `look_at_camera` (see `llm.py`)."""
 
     allowlist: frozenset[str]
     image_side: int | None
+    camera_in_assist: bool
 
 
 _AGENT_SCOPE: ContextVar[_AgentScope | None] = ContextVar(f"{DOMAIN}_agent_scope", default=None)
@@ -84,13 +93,29 @@ def agent_allowlist(options: Mapping[str, Any], *, image_side: int | None = None
     This integration's agents wrap `ChatLog.async_provide_llm_data` in it, so each uses its
     own entry's allowlist. `image_side` (set when the entry allows image input) offers
     `look_at_camera`: only these agents can put the snapshot into their Realtime session, so
-    no other caller is offered it.
+    no other caller is offered it. An agent that uses the Assist API finds the tool there
+    (this integration's LLM tools platform); this API offers it only to agents without Assist,
+    so the model never sees it twice.
     """
-    token = _AGENT_SCOPE.set(_AgentScope(entry_allowlist(options), image_side))
+    apis = options.get(CONF_LLM_HASS_API) or []
+    in_assist = llm.LLM_API_ASSIST in ([apis] if isinstance(apis, str) else apis)
+    token = _AGENT_SCOPE.set(_AgentScope(entry_allowlist(options), image_side, in_assist))
     try:
         yield
     finally:
         _AGENT_SCOPE.reset(token)
+
+
+def agent_camera_side() -> int | None:
+    """The snapshot side of the agent being served, when it may look at cameras through Assist.
+
+    None outside one of this integration's agents, when its entry has image input off, or when
+    the agent does not use the Assist API.
+    """
+    scope = _AGENT_SCOPE.get()
+    if scope is None or not scope.camera_in_assist:
+        return None
+    return scope.image_side
 
 
 @callback
@@ -136,7 +161,11 @@ class ServicesAPI(llm.API):
             ServiceTool(spec, self.confirmations, self._call_timeout) for spec in specs
         ]
         tools.append(ListEntitiesTool())
-        if (scope := _AGENT_SCOPE.get()) is not None and scope.image_side is not None:
+        if (
+            (scope := _AGENT_SCOPE.get()) is not None
+            and scope.image_side is not None
+            and not scope.camera_in_assist
+        ):
             tools.append(LookAtCameraTool(scope.image_side))
         return llm.APIInstance(
             api=self,

@@ -42,8 +42,8 @@ class LookAtCameraTool(llm.Tool):
     title = "Look at a camera"
     description = (
         "Take a snapshot of a camera (or image) entity exposed to the assistant and look at it, "
-        "e.g. to check whether a door is open or who is at the door. Find entity IDs with "
-        "list_exposed_entities (domain camera or image)."
+        "e.g. to check whether a door is open or who is at the door. Pass the entity ID of an "
+        "exposed camera.* or image.* entity."
     )
     parameters = probatio.Schema(
         {probatio.Required("entity_id", description="camera.* or image.* entity ID"): cv.string}
@@ -51,8 +51,12 @@ class LookAtCameraTool(llm.Tool):
     annotations = policy.READ_ONLY
     integration = DOMAIN
 
-    def __init__(self, side: int) -> None:
-        """Offer the tool to one agent, whose snapshots are scaled to `side` px (long side)."""
+    def __init__(self, side: int, *, name: str = LOOK_AT_CAMERA_TOOL) -> None:
+        """Offer the tool to one agent, whose snapshots are scaled to `side` px (long side).
+
+        `name` is the tool's name in the API that offers it (Assist wants `<domain>__` names).
+        """
+        self.name = name
         self._side = side
 
     @override
