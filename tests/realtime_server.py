@@ -959,6 +959,7 @@ class RealtimeServer:
         self.response_params: list[dict[str, Any]] = []
         self.responses_done = 0
         self.connections = 0
+        self.models: list[str] = []  # the `model` of each handshake, in order
         self.sessions: list[_Session] = []
         self.hooks: dict[str, Callable[[dict[str, Any]], Awaitable[bool | None]]] = {}
         self._ids = itertools.count(1)
@@ -1143,6 +1144,7 @@ class RealtimeServer:
             # 4000 `beta_api_shape_disabled` (realtime-protocol.md §1.2).
             return BETA_DISABLED
         model = request.path.partition("model=")[2].partition("&")[0]
+        self.models.append(model)
         if self.known_models is not None and model not in self.known_models:
             message = f"The model '{model}' does not exist or you do not have access to it."
             return "model_not_found", message, 1000, None

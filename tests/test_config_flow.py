@@ -271,6 +271,9 @@ async def test_options_flow(hass: HomeAssistant, realtime_server: RealtimeServer
         "image_input",
         "image_max_side",
         "prices",
+        "monthly_budget",
+        "budget_action",
+        "budget_model",
     }
 
     chosen = {

@@ -30,6 +30,7 @@ from .bridge import (
     SatelliteRegistry,
     async_serve_device,
 )
+from .budget import Budget, exhausted_issue_id, warning_issue_id
 from .const import CONF_FIRMWARE, CONF_MODEL, CONF_PRICES, DOMAIN, LOGGER, PROBE_TIMEOUT
 from .endpoint import (
     DATA_HUB,
@@ -83,6 +84,8 @@ class OpenAIRealtimeData:
     """Paired xiaozhi devices by MAC: their subentry and live state."""
     usage: EntryUsage
     """Token counts and estimated cost of every response of this entry."""
+    budget: Budget
+    """The monthly budget this entry's estimated cost is held to (and where sessions connect)."""
     service: AvailabilityLog
     """Logs once when Realtime sessions of this entry stop opening, and once when they do again."""
 
@@ -130,13 +133,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
     hub = hass.data[DATA_HUB]
     usage = EntryUsage(hass, entry.entry_id, endpoint.model, _price_overrides(entry))
     await usage.async_load()
+    budget = Budget(hass, entry, usage, endpoint)
     entry.runtime_data = OpenAIRealtimeData(
         endpoint=endpoint,
         usage=usage,
+        budget=budget,
         service=AvailabilityLog(f"Realtime service of {entry.title}"),
-        agent_sessions=AgentSessions(
-            hass, lambda: entry.runtime_data.endpoint, usage=usage, entry_id=entry.entry_id
-        ),
+        agent_sessions=AgentSessions(hass, budget.endpoint, usage=usage, entry_id=entry.entry_id),
         devices={
             str(sub.unique_id): (sub, hub.state(str(sub.unique_id)))
             for sub in device_subentries(entry)
@@ -148,6 +151,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
             hass, str(subentry.unique_id), subentry.title, subentry.data.get(CONF_FIRMWARE)
         )
     entry.async_on_unload(_async_track_devices(hass, entry))
+    entry.async_on_unload(budget.async_start())
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
@@ -197,3 +201,5 @@ async def async_remove_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEnt
     """Delete the stored usage totals and the quota issue of a removed entry."""
     await EntryUsage(hass, entry.entry_id, "").async_remove()
     async_quota_issue(hass, entry, active=False)
+    for issue_id in (warning_issue_id(entry), exhausted_issue_id(entry)):
+        ir.async_delete_issue(hass, DOMAIN, issue_id)

@@ -26,6 +26,7 @@ import probatio
 
 from .const import (
     CONF_BASE_URL,
+    CONF_BUDGET_MODEL,
     CONF_CLIENT_ID,
     CONF_CODE,
     CONF_DIALECT,
@@ -34,6 +35,7 @@ from .const import (
     CONF_MAC,
     CONF_MAX_OUTPUT_TOKENS,
     CONF_MODEL,
+    CONF_MONTHLY_BUDGET,
     CONF_PRICES,
     CONF_WAKE_WORDS,
     DEFAULT_TITLE,
@@ -284,6 +286,22 @@ def _prices_error(options: dict[str, Any]) -> str | None:
     return None
 
 
+def _budget_error(options: dict[str, Any]) -> str | None:
+    """Check the budget (dropping an empty one); the error key, or None.
+
+    A budget is held to the estimated cost, so the model must be priced.
+    """
+    if not options.get(CONF_MONTHLY_BUDGET):
+        options.pop(CONF_MONTHLY_BUDGET, None)
+        return None
+    overrides = parse_prices(options.get(CONF_PRICES))  # checked by _prices_error first
+    if effective_prices(str(options.get(CONF_MODEL, "")), overrides) is None:
+        return "budget_needs_prices"
+    if not str(options.get(CONF_BUDGET_MODEL) or "").strip():
+        options.pop(CONF_BUDGET_MODEL, None)
+    return None
+
+
 class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
     """Tune the model, voice, instructions, tools and turn detection."""
 
@@ -304,6 +322,8 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
                 errors[CONF_MODEL] = "model_required"
             if error := _prices_error(options):
                 errors[CONF_PRICES] = error
+            elif error := _budget_error(options):
+                errors[CONF_MONTHLY_BUDGET] = error
             if not errors:
                 return self.async_create_entry(data=options)
 

@@ -142,6 +142,19 @@ DEFAULT_SERVICES_ALLOWLIST: Final = (
 # Usage and cost (options): price overrides, "text_in=4, audio_out=64" in USD per 1M tokens.
 CONF_PRICES: Final = "prices"
 
+# A monthly budget (options): the estimated cost, in the USD of the prices, an entry may reach in
+# a calendar month, and what happens when it does: devices use the Assist pipeline and typed
+# requests are refused, or a cheaper model answers until the month ends.
+CONF_MONTHLY_BUDGET: Final = "monthly_budget"
+CONF_BUDGET_ACTION: Final = "budget_action"
+CONF_BUDGET_MODEL: Final = "budget_model"
+BUDGET_ACTION_PIPELINE: Final = "assist_pipeline"
+BUDGET_ACTION_CHEAPER_MODEL: Final = "cheaper_model"
+BUDGET_ACTIONS: Final = (BUDGET_ACTION_PIPELINE, BUDGET_ACTION_CHEAPER_MODEL)
+DEFAULT_BUDGET_ACTION: Final = BUDGET_ACTION_PIPELINE
+DEFAULT_BUDGET_MODEL: Final = "gpt-realtime-2.1-mini"
+BUDGET_WARNING_SHARE: Final = 0.8
+
 # Offered in the options next to the default allowlist, off unless the user picks them
 # (unlock and disarm still need the user's spoken confirmation).
 OPTIONAL_SERVICE_DOMAINS: Final = (

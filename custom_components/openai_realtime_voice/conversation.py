@@ -92,6 +92,17 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
         except conversation.ConverseError as err:
             return err.as_conversation_result()
 
+        budget = self.entry.runtime_data.budget
+        if budget.blocks_realtime:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="budget_exhausted",
+                translation_placeholders={
+                    "title": self.entry.title,
+                    "limit": f"{budget.limit:.2f}",
+                    "resets": budget.resets.date().isoformat(),
+                },
+            )
         sessions = self.entry.runtime_data.agent_sessions
         conversation_id = chat_log.conversation_id
         session, is_new = sessions.async_acquire(conversation_id)

@@ -23,7 +23,10 @@ from homeassistant.helpers.selector import (
 import probatio
 
 from .const import (
+    BUDGET_ACTIONS,
     CONF_BASE_URL,
+    CONF_BUDGET_ACTION,
+    CONF_BUDGET_MODEL,
     CONF_CODE,
     CONF_DEVICE_WEBSOCKET_URL,
     CONF_DIALECT,
@@ -35,6 +38,7 @@ from .const import (
     CONF_MAC,
     CONF_MAX_OUTPUT_TOKENS,
     CONF_MODEL,
+    CONF_MONTHLY_BUDGET,
     CONF_NOISE_REDUCTION,
     CONF_PRICES,
     CONF_PROMPT,
@@ -232,6 +236,9 @@ def options_schema(hass_apis: list[SelectOptionDict]) -> probatio.Schema:
                 MIN_MAX_SIDE, MAX_MAX_SIDE, 64, "px", mode=box
             ),
             probatio.Optional(CONF_PRICES): TextSelector(TextSelectorConfig(multiline=True)),
+            probatio.Optional(CONF_MONTHLY_BUDGET): number(0.01, 100000, 0.01, "USD", mode=box),
+            probatio.Required(CONF_BUDGET_ACTION): select(BUDGET_ACTIONS, CONF_BUDGET_ACTION),
+            probatio.Optional(CONF_BUDGET_MODEL): MODEL_SELECTOR,
             probatio.Optional(CONF_SERVICES_ALLOWLIST): SelectSelector(
                 SelectSelectorConfig(
                     options=sorted({*DEFAULT_SERVICES_ALLOWLIST, *OPTIONAL_SERVICE_DOMAINS}),

@@ -20,6 +20,7 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import OpenAIRealtimeConfigEntry
+from .budget import Budget
 from .const import CONF_MODEL, DOMAIN
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .usage import EntryUsage
@@ -85,13 +86,28 @@ USAGE_SENSORS: tuple[UsageSensorDescription, ...] = (
 )
 
 
+def _budget_left(budget: Budget) -> UsageSensorDescription:
+    """This month's budget minus this month's estimated cost (negative once overspent)."""
+    return UsageSensorDescription(
+        key="budget_left",
+        translation_key="budget_left",
+        device_class=SensorDeviceClass.MONETARY,
+        native_unit_of_measurement=CURRENCY_USD,
+        suggested_display_precision=2,
+        value_fn=lambda usage: budget.left,
+    )
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: OpenAIRealtimeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the entry's usage sensors, and last-seen and latency sensors per paired device."""
+    """Add the entry's usage sensors (and what is left of its budget, when it has one), and
+    last-seen and latency sensors per paired device."""
     async_add_entities(UsageSensor(entry, description) for description in USAGE_SENSORS)
+    if (budget := entry.runtime_data.budget).limit is not None:
+        async_add_entities([UsageSensor(entry, _budget_left(budget))])
     async_add_device_entities(
         entry,
         async_add_entities,

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
 from .realtime import ModelPrices, Usage, prices_for
@@ -31,6 +32,11 @@ REQUIRED_PRICE_FIELDS: Final = tuple(
 
 _TOTALS: Final = tuple(f.name for f in fields(Usage))
 """The stored totals: `responses`, then the token counters, in `Usage`'s order."""
+
+
+def month_of(moment: Any = None) -> str:
+    """The calendar month ("2026-12") of a moment in Home Assistant's time zone (default now)."""
+    return str((moment or dt_util.now()).strftime("%Y-%m"))
 
 
 class InvalidPricesError(ValueError):
@@ -87,6 +93,10 @@ class EntryUsage:
         self.prices = effective_prices(model, overrides or {})
         self.totals = Usage()
         self.cost_usd = 0.0
+        self.month = month_of()
+        """The calendar month `month_cost_usd` counts (Home Assistant's time zone)."""
+        self.month_cost_usd = 0.0
+        """The estimated cost of this month's responses (what a monthly budget is held to)."""
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.usage.{entry_id}"
         )
@@ -142,10 +152,28 @@ class EntryUsage:
         one.add(_plain(usage))
         for name in _TOTALS:
             setattr(self.totals, name, getattr(self.totals, name) + getattr(one, name))
+        self.roll_month()
         if self.prices is not None:
-            self.cost_usd += one.cost(self.prices)
+            cost = one.cost(self.prices)
+            self.cost_usd += cost
+            self.month_cost_usd += cost
         self._store.async_delay_save(self._data, SAVE_DELAY)
         self._notify()
+
+    @callback
+    def roll_month(self) -> bool:
+        """Start counting a new month when the calendar moved on; True when it did."""
+        if (month := month_of()) == self.month:
+            return False
+        self.month, self.month_cost_usd = month, 0.0
+        self._store.async_delay_save(self._data, SAVE_DELAY)
+        self._notify()
+        return True
+
+    @callback
+    def use_prices(self, prices: ModelPrices | None) -> None:
+        """Price the next responses differently (another model answers them)."""
+        self.prices = prices
 
     @callback
     def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
@@ -167,9 +195,11 @@ class EntryUsage:
             value = data.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 setattr(self.totals, name, value)
-        cost = data.get("cost_usd")
-        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
-            self.cost_usd = float(cost)
+        if (cost := _cost(data.get("cost_usd"))) is not None:
+            self.cost_usd = cost
+        # A store from before monthly counting, or from an earlier month, starts the month at 0.
+        if data.get("month") == self.month and (cost := _cost(data.get("month_cost_usd"))):
+            self.month_cost_usd = cost
 
     async def async_save(self) -> None:
         """Write the totals now (on unload), instead of after the save delay."""
@@ -183,6 +213,8 @@ class EntryUsage:
         return {
             **{name: getattr(self.totals, name) for name in _TOTALS},
             "cost_usd": self.cost_usd,
+            "month": self.month,
+            "month_cost_usd": self.month_cost_usd,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -192,6 +224,13 @@ class EntryUsage:
             "prices": asdict(self.prices) if self.prices is not None else None,
             **self._data(),
         }
+
+
+def _cost(value: Any) -> float | None:
+    """A stored cost, or None when it is not a non-negative number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
 
 
 def _plain(value: Any) -> Any:

@@ -24,9 +24,11 @@ from homeassistant.components.conversation.trace import (
     ConversationTraceEventType,
     async_conversation_trace,
 )
+from homeassistant.core import callback
 from homeassistant.helpers import llm
 from homeassistant.util.hass_dict import HassKey
 
+from ..budget import BudgetExhaustedError
 from ..const import CONF_GREETING, CONF_LLM_HASS_API, CONF_PROMPT, DOMAIN, LOGGER
 from ..endpoint import DeviceConnection, DeviceState
 from ..profile import CONF_LANGUAGE
@@ -117,7 +119,24 @@ class RealtimeEngine:
     # --- session keeping ------------------------------------------------------------------
 
     async def async_run(self, device_frame_ms: int) -> None:
-        """Hold a Realtime session; while it cannot be had, the router uses the fallback."""
+        """Hold a Realtime session; while it cannot be had, the router uses the fallback.
+
+        A budget that runs out with the `assist_pipeline` action closes the open session, and
+        no new one opens until the month ends (`Budget.check`).
+        """
+        budget = self._ctx.entry.runtime_data.budget
+        remove = budget.async_add_listener(self._on_budget)
+        try:
+            await self._hold_sessions(device_frame_ms)
+        finally:
+            remove()
+
+    @callback
+    def _on_budget(self) -> None:
+        if self._ctx.entry.runtime_data.budget.blocks_realtime and self.client is not None:
+            self._ctx.spawn(self.client.close(), "close for the budget")
+
+    async def _hold_sessions(self, device_frame_ms: int) -> None:
         self.uplink = UplinkQueue(24000, device_frame_ms)
         self._ctx.spawn(self._send_uplink(self.uplink), "uplink")
         # The delays in turn, then the last one forever; an open session starts over.
@@ -143,8 +162,13 @@ class RealtimeEngine:
             self.client = None
             self._hooks.on_session_end("the Realtime session ended")
             await client.close()
-            if error is None:  # pragma: no cover - only our own close() ends without an error
-                return
+            if error is None:  # only our own close() ends without an error
+                try:
+                    self._ctx.entry.runtime_data.budget.check()
+                except BudgetExhaustedError as err:  # closed by `_on_budget`
+                    error = err
+                else:  # pragma: no cover - stopped: the router cancels this task
+                    return
             self._use_fallback(error)
 
     def _use_fallback(self, error: RealtimeError) -> None:
@@ -192,7 +216,9 @@ class RealtimeEngine:
         self._config = config
         self.turns.transcribing = config.transcription is not None
         self._mode = self.connection.session.listen_mode
-        client = RealtimeClient(self._ctx.entry.runtime_data.endpoint, self.for_mode(config))
+        budget = self._ctx.entry.runtime_data.budget
+        budget.check()
+        client = RealtimeClient(budget.endpoint(), self.for_mode(config))
         await client.connect()
         return client
 
