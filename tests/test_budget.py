@@ -7,6 +7,7 @@ response), priced with an override that makes one response cost about 0.91 USD, 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -157,46 +158,53 @@ async def test_cheaper_model_answers_once_the_budget_is_used_up(
     assert usage.prices.audio_out < 10000
 
 
+@pytest.fixture
+async def providers(
+    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Providers]:
+    """STT and TTS entities in the preferred pipeline (the Assist pipeline devices fall back to)."""
+    with providers_flow():
+        yield await setup_providers(hass, tmp_path, monkeypatch)
+
+
 @pytest.mark.usefixtures("lights", "fast_retries")
 async def test_a_device_switches_to_the_assist_pipeline(
     hass: HomeAssistant,
     hass_client_no_auth: Any,
     realtime_server: RealtimeServer,
-    tmp_path: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    providers: Providers,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """At 100 % a connected board's Realtime session closes and its next spoken request is
     answered through the Assist pipeline; no new session opens while the budget is used up."""
-    with providers_flow():
-        providers: Providers = await setup_providers(hass, tmp_path, monkeypatch)
-        assert await async_setup_component(
-            hass, "http", {"http": {"login_attempts_threshold": 1000}}
-        )
-        entry = await setup_entry(hass, realtime_server, BUDGET)
-        client: TestClient = await hass_client_no_auth()
-        hass.config.internal_url = str(client.make_url("/"))
-        try:
-            device = await bridged(hass, client)
-            state = device_state(hass, device)
+    assert await async_setup_component(hass, "http", {"http": {"login_attempts_threshold": 1000}})
+    entry = await setup_entry(hass, realtime_server, BUDGET)
+    client: TestClient = await hass_client_no_auth()
+    hass.config.internal_url = str(client.make_url("/"))
+    try:
+        device = await bridged(hass, client)
+        state = device_state(hass, device)
 
-            # Responses elsewhere (say, typed turns) use the budget up.
-            for _ in range(3):
-                entry.runtime_data.usage.record(default_usage())
-            await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
-            connections = realtime_server.connections
+        # Responses elsewhere (say, typed turns) use the budget up.
+        for _ in range(3):
+            entry.runtime_data.usage.record(default_usage())
+        await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
+        # The log says why, not that the service is down.
+        assert "this month's budget of 2.20 USD is used up" in caplog.text
+        connections = realtime_server.connections
 
-            speech = await synthesize(STT_TEXT, 16000)
-            start = len(device.messages)
-            await device.start_listening()
-            await device.send_audio(speech + bytes(32000 * 2))
-            await wait_tts(device, "stop", start)
-            assert len(providers.stt.requests) == 1
-            assert hass.states.get("light.kitchen_lights").state == "on"
-            # The engine keeps trying Realtime (every 50 ms here) but opens no session.
-            assert realtime_server.connections == connections
-            assert bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
-        finally:
-            await release_devices(hass, client)
+        speech = await synthesize(STT_TEXT, 16000)
+        start = len(device.messages)
+        await device.start_listening()
+        await device.send_audio(speech + bytes(32000 * 2))
+        await wait_tts(device, "stop", start)
+        assert len(providers.stt.requests) == 1
+        assert hass.states.get("light.kitchen_lights").state == "on"
+        # The engine keeps trying Realtime (every 50 ms here) but opens no session.
+        assert realtime_server.connections == connections
+        assert bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
+    finally:
+        await release_devices(hass, client)
 
 
 async def test_month_counting_survives_a_restart_within_the_month_only(

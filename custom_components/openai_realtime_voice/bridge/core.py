@@ -238,7 +238,7 @@ class SpeechBridge:
         self.device.errors["realtime"] += 1
         if self.path is BridgePath.REALTIME:
             LOGGER.warning(
-                "Realtime service unavailable for device %s (%s); using the Assist pipeline",
+                "Realtime cannot serve device %s (%s); using the Assist pipeline",
                 self.device.mac,
                 error,
             )
