@@ -15,9 +15,15 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
 from PIL import Image
 import pytest
+from yarl import URL
 
 from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
-from custom_components.openai_realtime_voice.const import CONF_LLM_HASS_API, DOMAIN, VISION_PATH
+from custom_components.openai_realtime_voice.const import (
+    CONF_LLM_HASS_API,
+    DOMAIN,
+    OTA_PATH,
+    VISION_PATH,
+)
 from custom_components.openai_realtime_voice.diagnostics import async_get_config_entry_diagnostics
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.profile import CONF_PROFILE
@@ -50,12 +56,32 @@ async def client(
     await release_devices(hass, http)
 
 
+class FirmwareHostBoard(DeviceSimulator):
+    """A board whose WebSocket handshake sends `Host` without the port, as the firmware does.
+
+    esp-ml307 `WebSocket::Connect` writes `"Host: " + host` (its HTTP client, used for the OTA
+    check and the photo upload, sends `host:port`).
+    """
+
+    def ws_headers(self) -> dict[str, str]:
+        """The handshake headers with the firmware's port-less `Host`."""
+        url = URL(str(self.nvs_websocket["url"]))
+        assert url.host is not None
+        return {**super().ws_headers(), "Host": url.host}
+
+
 async def camera_board(
-    hass: HomeAssistant, client: TestClient, camera: Camera | None = None
+    hass: HomeAssistant,
+    client: TestClient,
+    camera: Camera | None = None,
+    device: DeviceSimulator | None = None,
 ) -> tuple[DeviceSimulator, Camera]:
     """A paired camera board with an open channel and a Realtime session."""
     camera = camera or Camera()
-    device = simulator(client, board_type="esp32s3-korvo2-v3", board_name="esp32s3-korvo2-v3")
+    if device is None:
+        device = simulator(
+            client, board_type="esp32s3-korvo2-v3", board_name="esp32s3-korvo2-v3"
+        )
     camera.attach(device)  # the firmware registers the camera tool at boot
     await pair(hass, device)
     await device.open_audio_channel()
@@ -118,6 +144,39 @@ async def test_camera_board_photo_reaches_the_model(
     assert device.assistant_lines[-1] == "I see a white square."
     assert hass.data[DATA_VISION].device_images[device.mac] == 1
     assert device.vision["token"] not in caplog.text  # never logged, even at debug level
+
+
+async def test_photo_reaches_the_model_from_a_board_on_a_non_default_port(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The firmware's handshake has no port in `Host`: the vision URL keeps the port it reached.
+
+    Home Assistant listens on a random port here (8123 at home); a URL built from the `Host`
+    header alone would send the board to port 80 ("Failed to connect to explain URL").
+    """
+    board = FirmwareHostBoard(
+        str(client.make_url(OTA_PATH)),
+        board_type="esp32s3-korvo2-v3",
+        activation_retry_delay=0.0,
+        activation_error_delay=0.0,
+    )
+    try:
+        device, camera = await camera_board(hass, client, device=board)
+        assert client.port not in (80, None)
+        assert device.vision is not None
+        assert device.vision["url"] == str(client.make_url(VISION_PATH))
+        realtime_server.script(
+            ScriptedResponse(calls=[ScriptedCall(PHOTO_TOOL, '{"question": "Who is it?"}')]),
+            ScriptedResponse(text="A courier with a parcel.", audio=tone(300)),
+        )
+        await device.detect_wake_word("who is at the door")
+        await until(lambda: realtime_server.responses_done >= 2, timeout=10)
+        await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == "stop")
+        assert camera.uploads[-1]["status"] == 200
+        assert len(realtime_server.images()) == 1
+        assert device.assistant_lines[-1] == "A courier with a parcel."
+    finally:
+        await board.close()
 
 
 async def test_small_picture_is_not_enlarged(
