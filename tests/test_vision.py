@@ -19,7 +19,9 @@ from yarl import URL
 
 from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import (
+    CONF_DEVICE_WEBSOCKET_URL,
     CONF_LLM_HASS_API,
+    DEVICE_WS_PATH,
     DOMAIN,
     OTA_PATH,
     VISION_PATH,
@@ -38,7 +40,13 @@ from custom_components.openai_realtime_voice.vision_view import MAX_UPLOAD_BYTES
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
 from simulator.device import DeviceSimulator, SimulatorError
 from tests.camera_helpers import GARAGE
-from tests.device_helpers import device_client, pair, release_devices, simulator, until
+from tests.device_helpers import (
+    device_client,
+    pair,
+    release_devices,
+    simulator,
+    until,
+)
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
@@ -79,9 +87,7 @@ async def camera_board(
     """A paired camera board with an open channel and a Realtime session."""
     camera = camera or Camera()
     if device is None:
-        device = simulator(
-            client, board_type="esp32s3-korvo2-v3", board_name="esp32s3-korvo2-v3"
-        )
+        device = simulator(client, board_type="esp32s3-korvo2-v3", board_name="esp32s3-korvo2-v3")
     camera.attach(device)  # the firmware registers the camera tool at boot
     await pair(hass, device)
     await device.open_audio_channel()
@@ -177,6 +183,35 @@ async def test_photo_reaches_the_model_from_a_board_on_a_non_default_port(
         assert device.assistant_lines[-1] == "A courier with a parcel."
     finally:
         await board.close()
+
+
+async def test_vision_url_follows_the_device_websocket_url(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """With `device_websocket_url` set (a proxy, a port mapping), photos go to its origin."""
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    hass.config_entries.async_update_entry(
+        entry,
+        options={
+            **entry.options,
+            CONF_DEVICE_WEBSOCKET_URL: "wss://voice.example.com/api/openai_realtime_voice/ws",
+        },
+    )
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    device = FirmwareHostBoard(str(client.make_url(OTA_PATH)), activation_retry_delay=0.0)
+    try:
+        Camera().attach(device)
+        await pair(hass, device)
+        assert device.nvs_websocket["url"] == entry.options[CONF_DEVICE_WEBSOCKET_URL]
+        # What the proxy at voice.example.com would forward to reaches Home Assistant here.
+        device.nvs_websocket["url"] = str(client.make_url(DEVICE_WS_PATH).with_scheme("ws"))
+        await device.open_audio_channel()
+        await until(lambda: device.vision is not None)
+        assert device.vision is not None
+        assert device.vision["url"] == "https://voice.example.com/api/openai_realtime_voice/vision"
+    finally:
+        await device.close()
 
 
 async def test_small_picture_is_not_enlarged(
