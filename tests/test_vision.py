@@ -15,7 +15,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
 from PIL import Image
 import pytest
-from yarl import URL
 
 from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import (
@@ -38,8 +37,15 @@ from custom_components.openai_realtime_voice.vision import (
 )
 from custom_components.openai_realtime_voice.vision_view import MAX_UPLOAD_BYTES
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
-from simulator.device import DeviceSimulator, SimulatorError
-from tests.camera_helpers import GARAGE
+from simulator.device import DeviceSimulator
+from tests.camera_helpers import (
+    GARAGE,
+    FirmwareHostBoard,
+    HeldCamera,
+    camera_board,
+    photo_pending,
+    take_photo,
+)
 from tests.device_helpers import (
     device_client,
     pair,
@@ -62,46 +68,6 @@ async def client(
     http = await device_client(hass, hass_client_no_auth, realtime_server)
     yield http
     await release_devices(hass, http)
-
-
-class FirmwareHostBoard(DeviceSimulator):
-    """A board whose WebSocket handshake sends `Host` without the port, as the firmware does.
-
-    esp-ml307 `WebSocket::Connect` writes `"Host: " + host` (its HTTP client, used for the OTA
-    check and the photo upload, sends `host:port`).
-    """
-
-    def ws_headers(self) -> dict[str, str]:
-        """The handshake headers with the firmware's port-less `Host`."""
-        url = URL(str(self.nvs_websocket["url"]))
-        assert url.host is not None
-        return {**super().ws_headers(), "Host": url.host}
-
-
-async def camera_board(
-    hass: HomeAssistant,
-    client: TestClient,
-    camera: Camera | None = None,
-    device: DeviceSimulator | None = None,
-) -> tuple[DeviceSimulator, Camera]:
-    """A paired camera board with an open channel and a Realtime session."""
-    camera = camera or Camera()
-    if device is None:
-        device = simulator(client, board_type="esp32s3-korvo2-v3", board_name="esp32s3-korvo2-v3")
-    camera.attach(device)  # the firmware registers the camera tool at boot
-    await pair(hass, device)
-    await device.open_audio_channel()
-    state = hass.data[DATA_HUB].states[device.mac]
-    await until(lambda: any(t.name == TAKE_PHOTO for t in state.tools))
-    bridges = hass.data[DATA_BRIDGES]
-    await until(
-        lambda: (
-            (bridge := bridges.bridge(state.mac)) is not None
-            and bridge.client is not None
-            and bridge.client.connected
-        )
-    )
-    return device, camera
 
 
 def size_of(jpeg: bytes) -> tuple[int, int]:
@@ -218,8 +184,8 @@ async def test_small_picture_is_not_enlarged(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """A QVGA frame (what most camera boards send) reaches the model at its own size."""
-    device, camera = await camera_board(hass, client, Camera(generated_picture(320, 240)))
-    answer = await camera.explain(device, "Is the door open?")
+    device, _ = await camera_board(hass, client, Camera(generated_picture(320, 240)))
+    answer = await take_photo(hass, device, "Is the door open?")
     assert "photo is now in the conversation" in answer
     assert size_of(realtime_server.images()[0]) == (320, 240)
 
@@ -323,7 +289,8 @@ async def test_oversized_chunked_upload_is_cut_off(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """A chunked upload that grows past the cap is refused once it crosses it."""
-    device, _ = await camera_board(hass, client)
+    camera = HeldCamera()
+    device, _ = await camera_board(hass, client, camera)
     assert device.vision is not None
     sent = 0
 
@@ -336,11 +303,12 @@ async def test_oversized_chunked_upload_is_cut_off(
             sent += len(chunk)
             yield chunk
 
-    try:
-        resp = await _post(client, device, device.vision["token"], endless())
-        status = resp.status
-    except OSError:  # the server may close while the client still writes
-        status = 413
+    async with photo_pending(hass, device, camera):
+        try:
+            resp = await _post(client, device, device.vision["token"], endless())
+            status = resp.status
+        except OSError:  # the server may close while the client still writes
+            status = 413
     assert status == 413
     assert sent < MAX_UPLOAD_BYTES * 4
     assert realtime_server.images() == []
@@ -363,9 +331,11 @@ async def test_bad_uploads_get_400(
     status: int,
 ) -> None:
     """Not a JPEG, a broken JPEG, no file part, a malformed body: 400, nothing sent."""
-    device, _ = await camera_board(hass, client)
+    camera = HeldCamera()
+    device, _ = await camera_board(hass, client, camera)
     assert device.vision is not None
-    resp = await _post(client, device, device.vision["token"], body)
+    async with photo_pending(hass, device, camera):
+        resp = await _post(client, device, device.vision["token"], body)
     assert resp.status == status
     assert realtime_server.images() == []
 
@@ -394,8 +364,8 @@ async def test_diagnostics_count_pictures_never_hold_them(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """Entry and device diagnostics show how many pictures were sent; no picture, no token."""
-    device, camera = await camera_board(hass, client)
-    await camera.explain(device, "What is this?")
+    device, _ = await camera_board(hass, client)
+    assert "photo is now in the conversation" in await take_photo(hass, device, "What is it?")
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     assert diagnostics["images_sent"] == 1
@@ -414,8 +384,7 @@ async def test_photo_without_a_conversation_gets_503(
     bridge = hass.data[DATA_BRIDGES].bridge(device.mac)
     live, bridge.client = bridge.client, None
     try:
-        with pytest.raises(SimulatorError, match="Failed to upload photo"):
-            await camera.explain(device, "Anything?")
+        assert await take_photo(hass, device, "Anything?") == "error: Failed to upload photo"
     finally:
         bridge.client = live
     assert camera.uploads[-1]["status"] == 503
