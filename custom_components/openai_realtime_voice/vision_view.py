@@ -13,6 +13,7 @@ only in the sizes camera boards take. Everything else is refused before the body
 
 from __future__ import annotations
 
+import asyncio
 from http import HTTPStatus
 import logging
 from typing import Final
@@ -23,7 +24,7 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
 from .bridge import DATA_BRIDGES
 from .const import LOGGER, VISION_PATH
-from .endpoint import DATA_HUB, bearer_token, normalize_mac
+from .endpoint import DATA_HUB, MCP_TIMEOUT, bearer_token, normalize_mac, refuse_unread
 from .images import BOARD_PHOTO, ImageError
 from .rate_limit import RateLimiter
 from .realtime import RealtimeError
@@ -32,6 +33,10 @@ from .xiaozhi import McpClient
 
 MAX_UPLOAD_BYTES: Final = 4 * 1024 * 1024
 """Largest upload read at all (camera boards send 10-200 KB; a 5 MP JPEG is ~2 MB)."""
+
+UPLOAD_TIMEOUT: Final = MCP_TIMEOUT
+"""Seconds a board has to send its whole photo: the `take_photo` call it answers fails after
+that anyway (capture and upload take 1-2 s on Wi-Fi)."""
 
 MAX_QUESTION_BYTES: Final = 4096
 CHUNK: Final = 64 * 1024
@@ -96,14 +101,16 @@ class DeviceVisionView(HomeAssistantView):
                 mac,
                 MAX_UPLOAD_BYTES,
             )
-            return await _refuse_unread(request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return await refuse_unread(
+                request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "photo too large"
+            )
         if request.content_type != "multipart/form-data":
-            return await _refuse_unread(
+            return await refuse_unread(
                 request, HTTPStatus.BAD_REQUEST, "expected multipart/form-data"
             )
         bridge = hass.data[DATA_BRIDGES].bridge(mac)
         if bridge is None:
-            return await _refuse_unread(request, HTTPStatus.SERVICE_UNAVAILABLE, "no conversation")
+            return await refuse_unread(request, HTTPStatus.SERVICE_UNAVAILABLE, "no conversation")
         mcp = bridge.connection.mcp
         call = vision.claim_upload(mac, mcp.calls_in_flight(TAKE_PHOTO_TOOL))
         if isinstance(call, UploadRefused):
@@ -113,7 +120,7 @@ class DeviceVisionView(HomeAssistantView):
                 mac,
                 call,
             )
-            return await _refuse_unread(request, _REFUSED_STATUS[call], str(call))
+            return await refuse_unread(request, _REFUSED_STATUS[call], str(call))
         try:
             return await self._take(request, mac, mcp, call)
         finally:
@@ -129,14 +136,29 @@ class DeviceVisionView(HomeAssistantView):
         """Read the photo for this pending call, scale it and hand it to the model."""
         hass = request.app[KEY_HASS]
         vision = hass.data[DATA_VISION]
+        # The body is read within a deadline, and counts against the address as the boot
+        # check's does (`DevicePairing.body_reads`).
+        body_reads, source = hass.data[DATA_HUB].pairing.body_reads, request.remote or "unknown"
+        if not body_reads.acquire(source):
+            return await refuse_unread(request, HTTPStatus.TOO_MANY_REQUESTS, "too many requests")
         try:
-            photo = await _read_upload(request)
+            async with asyncio.timeout(UPLOAD_TIMEOUT):
+                photo = await _read_upload(request)
+        except TimeoutError:
+            LOGGER.debug("Device %s's photo was not sent within %g s", mac, UPLOAD_TIMEOUT)
+            return await refuse_unread(
+                request, HTTPStatus.REQUEST_TIMEOUT, f"photo not sent within {UPLOAD_TIMEOUT:g} s"
+            )
         except _TooLargeError:
             LOGGER.warning("Refused a photo over %d bytes from device %s", MAX_UPLOAD_BYTES, mac)
-            return await _refuse_unread(request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return await refuse_unread(
+                request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "photo too large"
+            )
         except ValueError as err:  # aiohttp's multipart parser: malformed body
             LOGGER.debug("Device %s sent a malformed photo upload: %s", mac, err)
-            return web.Response(status=HTTPStatus.BAD_REQUEST, text="malformed upload")
+            return await refuse_unread(request, HTTPStatus.BAD_REQUEST, "malformed upload")
+        finally:
+            body_reads.release(source)
         if photo is None:
             return web.Response(status=HTTPStatus.BAD_REQUEST, text="no file part")
 
@@ -199,18 +221,3 @@ async def _read_upload(request: web.Request) -> bytes | None:
             raw = await _read_part(part, min(budget, MAX_QUESTION_BYTES))
         budget -= len(raw)
     return photo
-
-
-async def _refuse_unread(
-    request: web.Request, status: HTTPStatus, text: str = "photo too large"
-) -> web.Response:
-    """Answer and close the connection: the rest of the body is never read.
-
-    (aiohttp would otherwise linger, reading and discarding the body for up to 10 s.)
-    """
-    response = web.Response(status=status, text=text)
-    response.force_close()
-    await response.prepare(request)
-    await response.write_eof()
-    request.protocol.force_close()
-    return response
