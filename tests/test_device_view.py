@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from ipaddress import ip_address
 import json
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient
 from homeassistant.components.http.ban import KEY_FAILED_LOGIN_ATTEMPTS
 from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
 import pytest
 
-from custom_components.openai_realtime_voice.const import DEVICE_WS_PATH
+from custom_components.openai_realtime_voice.const import DEVICE_WS_PATH, OTA_PATH
 from custom_components.openai_realtime_voice.endpoint import connection as device_connection
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.view import bearer_token
@@ -26,11 +28,13 @@ from custom_components.openai_realtime_voice.xiaozhi import (
 from simulator.device import DeviceSimulator, SimulatorError
 from tests.device_helpers import (
     connected_device,
+    device_client,
     live,
     pair,
     simulator,
     until,
 )
+from tests.realtime_server import RealtimeServer
 
 LOOPBACK = ip_address("127.0.0.1")
 
@@ -372,3 +376,41 @@ def test_parse_volume() -> None:
     assert device_connection.parse_volume('{"audio_speaker": {"volume": true}}') is None
     assert device_connection.parse_volume("[]") is None
     assert device_connection.parse_volume("not json") is None
+
+
+class ProxiedDevice(DeviceSimulator):
+    """A board behind a TLS reverse proxy at ha.example.com, which forwards its handshake.
+
+    The board's own `Host` has no port (esp-ml307 `WebSocket::Connect`); the proxy adds the
+    `X-Forwarded-*` headers.
+    """
+
+    def ws_headers(self) -> dict[str, str]:
+        """The board's handshake headers as the proxy forwards them."""
+        return {
+            **super().ws_headers(),
+            "Host": "ha.example.com",
+            "X-Forwarded-For": "192.168.1.50",
+            "X-Forwarded-Proto": "https",
+        }
+
+
+async def test_vision_url_behind_a_trusted_proxy(
+    hass: HomeAssistant, hass_client_no_auth: Any, realtime_server: RealtimeServer
+) -> None:
+    """Forwarded by a trusted proxy: photos go to the proxy's scheme and host, not our port."""
+    assert await async_setup_component(
+        hass,
+        "http",
+        {"http": {"use_x_forwarded_for": True, "trusted_proxies": ["127.0.0.1"]}},
+    )
+    client = await device_client(hass, hass_client_no_auth, realtime_server)
+    device = ProxiedDevice(str(client.make_url(OTA_PATH)), activation_retry_delay=0.0)
+    try:
+        await pair(hass, device)
+        await device.open_audio_channel()
+        await until(lambda: device.vision is not None)
+        assert device.vision is not None
+        assert device.vision["url"] == "https://ha.example.com/api/openai_realtime_voice/vision"
+    finally:
+        await device.close()

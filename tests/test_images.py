@@ -9,11 +9,12 @@ from PIL import Image
 import pytest
 
 from custom_components.openai_realtime_voice.images import (
+    BOARD_PHOTO,
     MAX_PIXELS,
     ImageError,
     scale_picture,
 )
-from custom_components.openai_realtime_voice.vision import PARK_LIFETIME, VisionHub
+from custom_components.openai_realtime_voice.vision import PARK_LIFETIME, UploadRefused, VisionHub
 from simulator.camera import TAKE_PHOTO, generated_picture
 from simulator.cli import Run, _parser
 
@@ -52,7 +53,7 @@ def test_other_formats_are_converted_unless_jpeg_is_required() -> None:
         assert image.format == "JPEG"
         assert image.size == (100, 50)
     with pytest.raises(ImageError, match="expected a JPEG, got PNG"):
-        scale_picture(_png(100, 50), 1024, jpeg_only=True)
+        scale_picture(_png(100, 50), 1024, source=BOARD_PHOTO)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +71,31 @@ def test_absurd_sizes_are_refused_before_decoding(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ImageError, match="unsupported picture size 64x48"):
         scale_picture(generated_picture(64, 48), 1024)
     assert MAX_PIXELS > 4000 * 3000
+
+
+@pytest.mark.parametrize(("width", "height"), [(2593, 100), (100, 2593), (2592, 1945)])
+def test_sizes_no_camera_board_takes_are_refused(width: int, height: int) -> None:
+    """A board photo beyond the largest sensor frame (2592x1944, either way up) is refused."""
+    with pytest.raises(ImageError, match=f"unsupported picture size {width}x{height}"):
+        scale_picture(generated_picture(width, height), 1024, source=BOARD_PHOTO)
+    scale_picture(generated_picture(width, height), 1024)  # fine from a Home Assistant camera
+
+
+def test_upload_claims_follow_the_pending_calls() -> None:
+    """One upload per pending call, one at a time; a new connection starts afresh."""
+    hub = VisionHub()
+    mac = "aa:bb:cc:dd:ee:01"
+    hub.issue(mac)
+    assert hub.claim_upload(mac, []) is UploadRefused.NOT_ASKED
+    assert hub.claim_upload(mac, [3]) == 3
+    assert hub.claim_upload(mac, [3, 4]) is UploadRefused.BUSY
+    hub.release_upload(mac)
+    assert hub.claim_upload(mac, [3]) is UploadRefused.NOT_ASKED
+    assert hub.claim_upload(mac, [3, 4]) == 4
+    hub.release_upload(mac)
+    assert hub.claim_upload("aa:bb:cc:dd:ee:02", [3]) == 3  # another device's own calls
+    hub.issue(mac)  # a new connection: its MCP ids count from 1 again
+    assert hub.claim_upload(mac, [3]) == 3
 
 
 def test_tokens_are_per_device_and_replaced() -> None:

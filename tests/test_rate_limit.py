@@ -1,8 +1,8 @@
-"""The sliding-window rate limiter the device endpoints use per source address."""
+"""The per-address limits of the device endpoints: events per sliding window, reads open at once."""
 
 from __future__ import annotations
 
-from custom_components.openai_realtime_voice.rate_limit import RateLimiter
+from custom_components.openai_realtime_voice.rate_limit import OpenLimiter, RateLimiter
 
 
 def test_limit_per_key_and_window() -> None:
@@ -30,3 +30,19 @@ def test_keys_are_bounded() -> None:
     assert limiter.allow("c")  # forgets "b"
     assert limiter.allow("b")  # forgets "a"
     assert limiter.allow("a")
+
+
+def test_open_limiter_counts_what_is_open_per_key() -> None:
+    """At most `limit` open per key; closing frees a slot; idle keys are forgotten."""
+    limiter = OpenLimiter(2)
+    assert limiter.acquire("a")
+    assert limiter.acquire("a")
+    assert not limiter.acquire("a")
+    assert limiter.acquire("b")
+    assert (limiter.open("a"), limiter.open("b")) == (2, 1)
+    limiter.release("a")
+    assert limiter.acquire("a")
+    for key in ("a", "a", "b"):
+        limiter.release(key)
+    assert (limiter.open("a"), limiter.open("b")) == (0, 0)
+    assert not limiter._open  # nothing kept for keys with nothing open

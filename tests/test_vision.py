@@ -17,7 +17,14 @@ from PIL import Image
 import pytest
 
 from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
-from custom_components.openai_realtime_voice.const import CONF_LLM_HASS_API, DOMAIN, VISION_PATH
+from custom_components.openai_realtime_voice.const import (
+    CONF_DEVICE_WEBSOCKET_URL,
+    CONF_LLM_HASS_API,
+    DEVICE_WS_PATH,
+    DOMAIN,
+    OTA_PATH,
+    VISION_PATH,
+)
 from custom_components.openai_realtime_voice.diagnostics import async_get_config_entry_diagnostics
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.profile import CONF_PROFILE
@@ -30,9 +37,22 @@ from custom_components.openai_realtime_voice.vision import (
 )
 from custom_components.openai_realtime_voice.vision_view import MAX_UPLOAD_BYTES
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
-from simulator.device import DeviceSimulator, SimulatorError
-from tests.camera_helpers import GARAGE
-from tests.device_helpers import device_client, pair, release_devices, simulator, until
+from simulator.device import DeviceSimulator
+from tests.camera_helpers import (
+    GARAGE,
+    FirmwareHostBoard,
+    HeldCamera,
+    camera_board,
+    photo_pending,
+    take_photo,
+)
+from tests.device_helpers import (
+    device_client,
+    pair,
+    release_devices,
+    simulator,
+    until,
+)
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
@@ -48,28 +68,6 @@ async def client(
     http = await device_client(hass, hass_client_no_auth, realtime_server)
     yield http
     await release_devices(hass, http)
-
-
-async def camera_board(
-    hass: HomeAssistant, client: TestClient, camera: Camera | None = None
-) -> tuple[DeviceSimulator, Camera]:
-    """A paired camera board with an open channel and a Realtime session."""
-    camera = camera or Camera()
-    device = simulator(client, board_type="esp32s3-korvo2-v3", board_name="esp32s3-korvo2-v3")
-    camera.attach(device)  # the firmware registers the camera tool at boot
-    await pair(hass, device)
-    await device.open_audio_channel()
-    state = hass.data[DATA_HUB].states[device.mac]
-    await until(lambda: any(t.name == TAKE_PHOTO for t in state.tools))
-    bridges = hass.data[DATA_BRIDGES]
-    await until(
-        lambda: (
-            (bridge := bridges.bridge(state.mac)) is not None
-            and bridge.client is not None
-            and bridge.client.connected
-        )
-    )
-    return device, camera
 
 
 def size_of(jpeg: bytes) -> tuple[int, int]:
@@ -120,12 +118,74 @@ async def test_camera_board_photo_reaches_the_model(
     assert device.vision["token"] not in caplog.text  # never logged, even at debug level
 
 
+async def test_photo_reaches_the_model_from_a_board_on_a_non_default_port(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The firmware's handshake has no port in `Host`: the vision URL keeps the port it reached.
+
+    Home Assistant listens on a random port here (8123 at home); a URL built from the `Host`
+    header alone would send the board to port 80 ("Failed to connect to explain URL").
+    """
+    board = FirmwareHostBoard(
+        str(client.make_url(OTA_PATH)),
+        board_type="esp32s3-korvo2-v3",
+        activation_retry_delay=0.0,
+        activation_error_delay=0.0,
+    )
+    try:
+        device, camera = await camera_board(hass, client, device=board)
+        assert client.port not in (80, None)
+        assert device.vision is not None
+        assert device.vision["url"] == str(client.make_url(VISION_PATH))
+        realtime_server.script(
+            ScriptedResponse(calls=[ScriptedCall(PHOTO_TOOL, '{"question": "Who is it?"}')]),
+            ScriptedResponse(text="A courier with a parcel.", audio=tone(300)),
+        )
+        await device.detect_wake_word("who is at the door")
+        await until(lambda: realtime_server.responses_done >= 2, timeout=10)
+        await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == "stop")
+        assert camera.uploads[-1]["status"] == 200
+        assert len(realtime_server.images()) == 1
+        assert device.assistant_lines[-1] == "A courier with a parcel."
+    finally:
+        await board.close()
+
+
+async def test_vision_url_follows_the_device_websocket_url(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """With `device_websocket_url` set (a proxy, a port mapping), photos go to its origin."""
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    hass.config_entries.async_update_entry(
+        entry,
+        options={
+            **entry.options,
+            CONF_DEVICE_WEBSOCKET_URL: "wss://voice.example.com/api/openai_realtime_voice/ws",
+        },
+    )
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    device = FirmwareHostBoard(str(client.make_url(OTA_PATH)), activation_retry_delay=0.0)
+    try:
+        Camera().attach(device)
+        await pair(hass, device)
+        assert device.nvs_websocket["url"] == entry.options[CONF_DEVICE_WEBSOCKET_URL]
+        # What the proxy at voice.example.com would forward to reaches Home Assistant here.
+        device.nvs_websocket["url"] = str(client.make_url(DEVICE_WS_PATH).with_scheme("ws"))
+        await device.open_audio_channel()
+        await until(lambda: device.vision is not None)
+        assert device.vision is not None
+        assert device.vision["url"] == "https://voice.example.com/api/openai_realtime_voice/vision"
+    finally:
+        await device.close()
+
+
 async def test_small_picture_is_not_enlarged(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """A QVGA frame (what most camera boards send) reaches the model at its own size."""
-    device, camera = await camera_board(hass, client, Camera(generated_picture(320, 240)))
-    answer = await camera.explain(device, "Is the door open?")
+    device, _ = await camera_board(hass, client, Camera(generated_picture(320, 240)))
+    answer = await take_photo(hass, device, "Is the door open?")
     assert "photo is now in the conversation" in answer
     assert size_of(realtime_server.images()[0]) == (320, 240)
 
@@ -229,7 +289,8 @@ async def test_oversized_chunked_upload_is_cut_off(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """A chunked upload that grows past the cap is refused once it crosses it."""
-    device, _ = await camera_board(hass, client)
+    camera = HeldCamera()
+    device, _ = await camera_board(hass, client, camera)
     assert device.vision is not None
     sent = 0
 
@@ -242,11 +303,12 @@ async def test_oversized_chunked_upload_is_cut_off(
             sent += len(chunk)
             yield chunk
 
-    try:
-        resp = await _post(client, device, device.vision["token"], endless())
-        status = resp.status
-    except OSError:  # the server may close while the client still writes
-        status = 413
+    async with photo_pending(hass, device, camera):
+        try:
+            resp = await _post(client, device, device.vision["token"], endless())
+            status = resp.status
+        except OSError:  # the server may close while the client still writes
+            status = 413
     assert status == 413
     assert sent < MAX_UPLOAD_BYTES * 4
     assert realtime_server.images() == []
@@ -269,9 +331,11 @@ async def test_bad_uploads_get_400(
     status: int,
 ) -> None:
     """Not a JPEG, a broken JPEG, no file part, a malformed body: 400, nothing sent."""
-    device, _ = await camera_board(hass, client)
+    camera = HeldCamera()
+    device, _ = await camera_board(hass, client, camera)
     assert device.vision is not None
-    resp = await _post(client, device, device.vision["token"], body)
+    async with photo_pending(hass, device, camera):
+        resp = await _post(client, device, device.vision["token"], body)
     assert resp.status == status
     assert realtime_server.images() == []
 
@@ -300,8 +364,8 @@ async def test_diagnostics_count_pictures_never_hold_them(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """Entry and device diagnostics show how many pictures were sent; no picture, no token."""
-    device, camera = await camera_board(hass, client)
-    await camera.explain(device, "What is this?")
+    device, _ = await camera_board(hass, client)
+    assert "photo is now in the conversation" in await take_photo(hass, device, "What is it?")
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     assert diagnostics["images_sent"] == 1
@@ -320,8 +384,7 @@ async def test_photo_without_a_conversation_gets_503(
     bridge = hass.data[DATA_BRIDGES].bridge(device.mac)
     live, bridge.client = bridge.client, None
     try:
-        with pytest.raises(SimulatorError, match="Failed to upload photo"):
-            await camera.explain(device, "Anything?")
+        assert await take_photo(hass, device, "Anything?") == "error: Failed to upload photo"
     finally:
         bridge.client = live
     assert camera.uploads[-1]["status"] == 503

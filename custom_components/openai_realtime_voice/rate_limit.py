@@ -1,8 +1,9 @@
-"""A sliding-window rate limiter per key (a source address, a device), bounded in memory."""
+"""Per-key limits (a source address, a device), bounded in memory: events per sliding window,
+and things open at once."""
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 import time
 from typing import Final
@@ -44,3 +45,32 @@ class RateLimiter:
             return False
         events.append(now)
         return True
+
+
+class OpenLimiter:
+    """Allows at most `limit` things (request bodies being read) open at once for each key.
+
+    Only keys with something open are remembered, so memory is bounded by what is open.
+    """
+
+    def __init__(self, limit: int) -> None:
+        """At most `limit` open per key."""
+        self.limit = limit
+        self._open: Counter[str] = Counter()
+
+    def acquire(self, key: str) -> bool:
+        """Open one for `key`; False (and nothing opened) when the key is at its limit."""
+        if self._open[key] >= self.limit:
+            return False
+        self._open[key] += 1
+        return True
+
+    def release(self, key: str) -> None:
+        """Close one that `acquire` opened."""
+        self._open[key] -= 1
+        if self._open[key] <= 0:
+            del self._open[key]
+
+    def open(self, key: str) -> int:
+        """How many are open for `key`."""
+        return self._open.get(key, 0)

@@ -2,15 +2,17 @@
 
 A device camera (xiaozhi `self.camera.take_photo`) gets a vision URL and a short-lived token in
 the MCP `initialize` of each connection; the token is random, stored only as a hash, ends with the
-connection and after `VISION_TOKEN_LIFETIME` at the latest. Pictures are scaled in an executor
-and never stored.
+connection and after `VISION_TOKEN_LIFETIME` at the latest. An upload is accepted only as the
+answer to a `take_photo` call of that device still waiting for its reply, one upload per call and
+one at a time per device. Pictures are scaled in an executor and never stored.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import partial
 import hashlib
 import secrets
@@ -29,9 +31,21 @@ from .const import (
     DIALECT_BETA,
     DOMAIN,
 )
-from .images import DEFAULT_MAX_SIDE, MAX_MAX_SIDE, MIN_MAX_SIDE, ScaledImage, scale_picture
+from .images import (
+    ANY_PICTURE,
+    DEFAULT_MAX_SIDE,
+    MAX_MAX_SIDE,
+    MIN_MAX_SIDE,
+    ScaledImage,
+    SourceLimits,
+    scale_picture,
+)
 from .profile import profile_of
 from .realtime import RealtimeClient
+
+TAKE_PHOTO_TOOL: Final = "self.camera.take_photo"
+"""The firmware's camera tool (`McpServer::AddCommonTools`): it uploads the photo to the vision
+URL (`Esp32Camera::Explain`) and replies only once the upload has been answered."""
 
 CONF_CAMERA: Final = "camera"
 """Profile key: False turns the device's camera off (no vision URL in its `initialize`)."""
@@ -71,11 +85,18 @@ def agent_image_side(entry: ConfigEntry[Any]) -> int | None:
 
 
 async def async_scale(
-    hass: HomeAssistant, data: bytes, side: int, *, jpeg_only: bool = False
+    hass: HomeAssistant, data: bytes, side: int, *, source: SourceLimits = ANY_PICTURE
 ) -> ScaledImage:
     """Decode and scale a picture in the executor (raises `ImageError`)."""
-    job = partial(scale_picture, data, side, jpeg_only=jpeg_only)
+    job = partial(scale_picture, data, side, source=source)
     return await hass.async_add_executor_job(job)
+
+
+class UploadRefused(StrEnum):
+    """Why a device's photo upload is not read."""
+
+    NOT_ASKED = "no photo was asked for"
+    BUSY = "another photo of this device is being uploaded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +123,10 @@ class VisionHub:
         self.device_images: Counter[str] = Counter()
         """Pictures a device camera uploaded, by MAC."""
         self._parked: dict[str, tuple[float, ScaledImage]] = {}
+        self._uploading: set[str] = set()
+        """MACs whose upload is being read or scaled right now."""
+        self._answered: dict[str, set[int]] = {}
+        """By MAC: the pending `take_photo` calls (MCP request ids) that already got a photo."""
 
     def issue(self, mac: str) -> str:
         """A fresh token for this device's connection; any earlier one stops working."""
@@ -135,6 +160,37 @@ class VisionHub:
             return
         del self._by_mac[mac]
         self._grants.pop(digest, None)
+        self._answered.pop(mac, None)
+
+    def claim_upload(self, mac: str, calls: Collection[int]) -> int | UploadRefused:
+        """The pending `take_photo` call (its MCP request id) this device's upload answers.
+
+        `calls` are the device's calls still waiting for their reply. Each takes one photo,
+        and a device uploads one photo at a time (the firmware's tool runs on its main task,
+        one call after the other): an upload beyond that is refused before it is read. The
+        claim holds until `release_upload`.
+        """
+        if mac in self._uploading:
+            return UploadRefused.BUSY
+        answered = self._answered.get(mac, set()) & set(calls)  # ended calls are forgotten
+        free = sorted(set(calls) - answered)
+        if not free:
+            if answered:
+                self._answered[mac] = answered
+            else:
+                self._answered.pop(mac, None)
+            return UploadRefused.NOT_ASKED
+        self._answered[mac] = answered | {free[0]}
+        self._uploading.add(mac)
+        return free[0]
+
+    def release_upload(self, mac: str) -> None:
+        """The device's upload is over (answered or refused); its call stays answered."""
+        self._uploading.discard(mac)
+
+    def uploading(self, mac: str) -> bool:
+        """Whether an upload of this device is being read or scaled."""
+        return mac in self._uploading
 
     def park(self, call_id: str, image: ScaledImage) -> None:
         """Keep a tool's picture until its runner collects it (uncollected ones expire)."""

@@ -5,10 +5,15 @@ The upload is the firmware's (`Esp32Camera::Explain`): `multipart/form-data` wit
 `Authorization: Bearer <vision token>`; parts `question` then `file` (`camera.jpg`, JPEG). The
 firmware returns our answer body verbatim to the model as the tool result, and fails the tool on
 any status but 200.
+
+The board uploads while its `self.camera.take_photo` call waits for its reply: an upload is
+read only as the answer to such a call of that device, one per call and one at a time, and
+only in the sizes camera boards take. Everything else is refused before the body is read.
 """
 
 from __future__ import annotations
 
+import asyncio
 from http import HTTPStatus
 import logging
 from typing import Final
@@ -19,17 +24,27 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
 from .bridge import DATA_BRIDGES
 from .const import LOGGER, VISION_PATH
-from .endpoint import DATA_HUB, bearer_token, normalize_mac
-from .images import ImageError
+from .endpoint import DATA_HUB, MCP_TIMEOUT, bearer_token, normalize_mac, refuse_unread
+from .images import BOARD_PHOTO, ImageError
 from .rate_limit import RateLimiter
 from .realtime import RealtimeError
-from .vision import DATA_VISION, async_scale, max_side
+from .vision import DATA_VISION, TAKE_PHOTO_TOOL, UploadRefused, async_scale, max_side
+from .xiaozhi import McpClient
 
 MAX_UPLOAD_BYTES: Final = 4 * 1024 * 1024
 """Largest upload read at all (camera boards send 10-200 KB; a 5 MP JPEG is ~2 MB)."""
 
+UPLOAD_TIMEOUT: Final = MCP_TIMEOUT
+"""Seconds a board has to send its whole photo: the `take_photo` call it answers fails after
+that anyway (capture and upload take 1-2 s on Wi-Fi)."""
+
 MAX_QUESTION_BYTES: Final = 4096
 CHUNK: Final = 64 * 1024
+
+_REFUSED_STATUS: Final = {
+    UploadRefused.NOT_ASKED: HTTPStatus.CONFLICT,
+    UploadRefused.BUSY: HTTPStatus.TOO_MANY_REQUESTS,
+}
 
 PHOTO_IN_CONVERSATION: Final = (
     "The photo is now in the conversation as the latest image. Look at it and answer: {question}"
@@ -86,17 +101,64 @@ class DeviceVisionView(HomeAssistantView):
                 mac,
                 MAX_UPLOAD_BYTES,
             )
-            return await _refuse_unread(request)
+            return await refuse_unread(
+                request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "photo too large"
+            )
         if request.content_type != "multipart/form-data":
-            return web.Response(status=HTTPStatus.BAD_REQUEST, text="expected multipart/form-data")
+            return await refuse_unread(
+                request, HTTPStatus.BAD_REQUEST, "expected multipart/form-data"
+            )
+        bridge = hass.data[DATA_BRIDGES].bridge(mac)
+        if bridge is None:
+            return await refuse_unread(request, HTTPStatus.SERVICE_UNAVAILABLE, "no conversation")
+        mcp = bridge.connection.mcp
+        call = vision.claim_upload(mac, mcp.calls_in_flight(TAKE_PHOTO_TOOL))
+        if isinstance(call, UploadRefused):
+            LOGGER.log(
+                logging.WARNING if self._warned.allow(f"{mac} {call}") else logging.DEBUG,
+                "Refused a photo upload from device %s: %s",
+                mac,
+                call,
+            )
+            return await refuse_unread(request, _REFUSED_STATUS[call], str(call))
         try:
-            question, photo = await _read_upload(request)
+            return await self._take(request, mac, mcp, call)
+        finally:
+            vision.release_upload(mac)
+
+    async def _take(
+        self,
+        request: web.Request,
+        mac: str,
+        mcp: McpClient,
+        call: int,
+    ) -> web.Response:
+        """Read the photo for this pending call, scale it and hand it to the model."""
+        hass = request.app[KEY_HASS]
+        vision = hass.data[DATA_VISION]
+        # The body is read within a deadline, and counts against the address as the boot
+        # check's does (`DevicePairing.body_reads`).
+        body_reads, source = hass.data[DATA_HUB].pairing.body_reads, request.remote or "unknown"
+        if not body_reads.acquire(source):
+            return await refuse_unread(request, HTTPStatus.TOO_MANY_REQUESTS, "too many requests")
+        try:
+            async with asyncio.timeout(UPLOAD_TIMEOUT):
+                photo = await _read_upload(request)
+        except TimeoutError:
+            LOGGER.debug("Device %s's photo was not sent within %g s", mac, UPLOAD_TIMEOUT)
+            return await refuse_unread(
+                request, HTTPStatus.REQUEST_TIMEOUT, f"photo not sent within {UPLOAD_TIMEOUT:g} s"
+            )
         except _TooLargeError:
             LOGGER.warning("Refused a photo over %d bytes from device %s", MAX_UPLOAD_BYTES, mac)
-            return await _refuse_unread(request)
+            return await refuse_unread(
+                request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "photo too large"
+            )
         except ValueError as err:  # aiohttp's multipart parser: malformed body
             LOGGER.debug("Device %s sent a malformed photo upload: %s", mac, err)
-            return web.Response(status=HTTPStatus.BAD_REQUEST, text="malformed upload")
+            return await refuse_unread(request, HTTPStatus.BAD_REQUEST, "malformed upload")
+        finally:
+            body_reads.release(source)
         if photo is None:
             return web.Response(status=HTTPStatus.BAD_REQUEST, text="no file part")
 
@@ -109,10 +171,14 @@ class DeviceVisionView(HomeAssistantView):
             )
         entry = found[0]
         try:
-            image = await async_scale(hass, photo, max_side(entry), jpeg_only=True)
+            image = await async_scale(hass, photo, max_side(entry), source=BOARD_PHOTO)
         except ImageError as err:
             LOGGER.warning("Device %s sent a photo that is not usable: %s", mac, err)
             return web.Response(status=HTTPStatus.BAD_REQUEST, text=f"bad photo: {err}")
+        # The call may have timed out while the photo was read and scaled.
+        if (arguments := mcp.calls_in_flight(TAKE_PHOTO_TOOL).get(call)) is None:
+            LOGGER.debug("Device %s's photo came after its take_photo call ended", mac)
+            return web.Response(status=HTTPStatus.CONFLICT, text="the photo came too late")
         try:
             await client.add_user_image(image.data_url)
         except RealtimeError as err:
@@ -131,40 +197,27 @@ class DeviceVisionView(HomeAssistantView):
             image.height,
             len(image.jpeg),
         )
-        return web.Response(
-            text=PHOTO_IN_CONVERSATION.format(question=question or "what do you see?")
-        )
+        # The model's own question: what the upload says is the uploader's, not the model's.
+        question = arguments.get("question")
+        if not isinstance(question, str) or not question.strip():
+            question = "what do you see?"
+        return web.Response(text=PHOTO_IN_CONVERSATION.format(question=question.strip()))
 
 
-async def _read_upload(request: web.Request) -> tuple[str, bytes | None]:
-    """The `question` text and the `file` bytes, streamed under the size cap."""
+async def _read_upload(request: web.Request) -> bytes | None:
+    """The `file` part's bytes, streamed under the size cap (the other parts are skipped).
+
+    The `question` part is the uploader's word: the answer asks the model's own question.
+    """
     reader = await request.multipart()
-    question = ""
     photo: bytes | None = None
     budget = MAX_UPLOAD_BYTES
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise ValueError("nested multipart")  # noqa: TRY004 - a malformed body
-        if part.name == "question":
-            raw = await _read_part(part, min(budget, MAX_QUESTION_BYTES))
-            question = raw.decode("utf-8", "replace").strip()
-        elif part.name == "file":
-            photo = await _read_part(part, budget)
-            raw = photo
+        if part.name == "file":
+            photo = raw = await _read_part(part, budget)
         else:
             raw = await _read_part(part, min(budget, MAX_QUESTION_BYTES))
         budget -= len(raw)
-    return question, photo
-
-
-async def _refuse_unread(request: web.Request) -> web.Response:
-    """Answer 413 and close the connection: the rest of the body is never read.
-
-    (aiohttp would otherwise linger, reading and discarding the body for up to 10 s.)
-    """
-    response = web.Response(status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE, text="photo too large")
-    response.force_close()
-    await response.prepare(request)
-    await response.write_eof()
-    request.protocol.force_close()
-    return response
+    return photo

@@ -221,6 +221,23 @@ async def test_close_fails_pending_and_later_calls() -> None:
         await device.client.request("tools/list")
 
 
+async def test_calls_in_flight_by_tool() -> None:
+    """Each tool call waiting for its reply is known by id with its arguments, until it ends."""
+    device = Device()
+    photo = asyncio.ensure_future(device.client.call_tool("cam", {"question": "what?"}))
+    volume = asyncio.ensure_future(device.client.call_tool("vol", {"volume": 3}))
+    await asyncio.sleep(0)
+    assert device.client.calls_in_flight("cam") == {1: {"question": "what?"}}
+    assert device.client.calls_in_flight("vol") == {2: {"volume": 3}}
+    device.client.handle_message(ok(device.sent[0], {"content": []}))
+    await photo
+    assert device.client.calls_in_flight("cam") == {}
+    device.client.close()
+    with pytest.raises(McpClosedError):
+        await volume
+    assert device.client.calls_in_flight("vol") == {}
+
+
 async def test_send_failure_cleans_up() -> None:
     """A transport error propagates and leaves nothing pending."""
 

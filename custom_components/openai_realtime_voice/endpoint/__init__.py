@@ -12,14 +12,15 @@ Nothing here imports the bridge or the Home Assistant platforms.
 
 from __future__ import annotations
 
-from .connection import VOLUME_TOOL, DeviceConnection, DeviceLink
+from .connection import MCP_TIMEOUT, VOLUME_TOOL, DeviceConnection, DeviceLink
 from .hub import DATA_HUB, DeviceHub, DeviceState
-from .ota import ActivateView, OtaView
+from .ota import ActivateView, OtaView, refuse_unread
 from .pairing import PairingResult, device_subentries, normalize_mac
 from .view import DeviceWebSocketView, bearer_token
 
 __all__ = [
     "DATA_HUB",
+    "MCP_TIMEOUT",
     "VOLUME_TOOL",
     "ActivateView",
     "DeviceConnection",
@@ -32,4 +33,5 @@ __all__ = [
     "bearer_token",
     "device_subentries",
     "normalize_mac",
+    "refuse_unread",
 ]

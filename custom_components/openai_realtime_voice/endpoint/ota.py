@@ -6,11 +6,13 @@ devices, `activation` (code, message, challenge) for unknown ones, always `serve
 
 Both endpoints are unauthenticated (the firmware sends no credentials there), so they are
 rate-limited per source address and change nothing about a paired device: only its
-authenticated WebSocket does.
+authenticated WebSocket does. A body is read within `BODY_TIMEOUT`, with one of the few reads
+its address may have open at once; a request refused before its body was read is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from http import HTTPStatus
 import json
@@ -36,6 +38,11 @@ from .pairing import CODE_LIFETIME, ActivationRefused, DevicePairing, PendingDev
 MAX_BODY_SIZE: Final = 16 * 1024
 """Largest request body read; the firmware's system info is about 2 KB."""
 
+BODY_TIMEOUT: Final = 10.0
+"""Seconds a boot check or activation poll has to send its whole body. The firmware sends its
+system info with the request (`Ota::CheckVersion` sets it as the content before `Open`); a
+body still coming after this is a stalled or hostile client."""
+
 PROTOCOL_VERSION: Final = 1
 """Binary framing handed to devices: v1 (raw Opus) is the firmware default and the leanest."""
 
@@ -45,10 +52,11 @@ ACTIVATION_MESSAGE: Final = "Home Assistant\n{code}"
 class BadRequestError(Exception):
     """The request cannot be a firmware boot check or activation poll."""
 
-    def __init__(self, status: HTTPStatus, reason: str) -> None:
-        """Keep the HTTP status to answer with."""
+    def __init__(self, status: HTTPStatus, reason: str, *, unread: bool = False) -> None:
+        """Keep the HTTP status to answer with; `unread`: the body was not read to its end."""
         super().__init__(reason)
         self.status = status
+        self.unread = unread
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +70,31 @@ class BootCheck:
 
 
 async def read_json_body(request: web.Request) -> dict[str, Any]:
-    """Read at most `MAX_BODY_SIZE` bytes of a JSON object body; an empty body is `{}`."""
+    """Read at most `MAX_BODY_SIZE` bytes of a JSON object body; an empty body is `{}`.
+
+    The read holds one of its address's body reads (`DevicePairing.body_reads`) and ends
+    after `BODY_TIMEOUT`.
+    """
     if request.content_length is not None and request.content_length > MAX_BODY_SIZE:
-        raise BadRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+        raise BadRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large", unread=True)
+    pairing, source = _pairing(request), _source(request)
+    if not pairing.body_reads.acquire(source):
+        raise BadRequestError(HTTPStatus.TOO_MANY_REQUESTS, "too many requests", unread=True)
     data = bytearray()
-    while chunk := await request.content.read(MAX_BODY_SIZE + 1 - len(data)):
-        data += chunk
-        if len(data) > MAX_BODY_SIZE:
-            raise BadRequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            while chunk := await request.content.read(MAX_BODY_SIZE + 1 - len(data)):
+                data += chunk
+                if len(data) > MAX_BODY_SIZE:
+                    raise BadRequestError(
+                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large", unread=True
+                    )
+    except TimeoutError as err:
+        raise BadRequestError(
+            HTTPStatus.REQUEST_TIMEOUT, f"body not sent within {BODY_TIMEOUT:g} s", unread=True
+        ) from err
+    finally:
+        pairing.body_reads.release(source)
     if not data.strip():
         return {}
     try:
@@ -79,6 +104,26 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequestError(HTTPStatus.BAD_REQUEST, "body is not a JSON object")
     return body
+
+
+async def refuse_unread(request: web.Request, status: HTTPStatus, text: str) -> web.Response:
+    """Answer and close the connection: the rest of the body is never read.
+
+    (aiohttp would otherwise linger, reading and discarding the body for up to 10 s.)
+    """
+    response = web.Response(status=status, text=text)
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
+
+
+async def _refusal(request: web.Request, err: BadRequestError) -> web.Response:
+    """The answer to a request that is not a boot check or activation poll."""
+    if err.unread:
+        return await refuse_unread(request, err.status, str(err))
+    return web.Response(status=err.status, text=str(err))
 
 
 def _text(value: object, limit: int = 64) -> str | None:
@@ -178,7 +223,7 @@ class OtaView(HomeAssistantView):
             check = parse_boot_check(request.headers, await read_json_body(request))
         except BadRequestError as err:
             LOGGER.debug("Refused OTA request from %s: %s", request.remote, err)
-            return web.Response(status=err.status, text=str(err))
+            return await _refusal(request, err)
         return self._answer(request, check, start_pairing=True)
 
     async def get(self, request: web.Request) -> web.Response:
@@ -254,7 +299,8 @@ class ActivateView(HomeAssistantView):
         try:
             body = await read_json_body(request)
         except BadRequestError as err:
-            return web.Response(status=err.status, text=str(err))
+            LOGGER.debug("Refused activation poll from %s: %s", request.remote, err)
+            return await _refusal(request, err)
         if pairing.is_approved(mac, client_id):
             return web.Response(status=HTTPStatus.OK, text="success")
         pending = pairing.pending_for(mac, client_id)

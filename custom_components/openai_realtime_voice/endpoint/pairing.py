@@ -35,7 +35,7 @@ from ..const import (
     LOGGER,
     SUBENTRY_DEVICE,
 )
-from ..rate_limit import RateLimiter
+from ..rate_limit import OpenLimiter, RateLimiter
 
 CODE_LIFETIME: Final = 600.0
 """Seconds a pairing code stays valid; the device fetches a new one on its next check."""
@@ -61,6 +61,10 @@ one every 30 s or so while it waits for its code (`Application::CheckNewVersion`
 
 ACTIVATE_REQUESTS_PER_MINUTE: Final = 30
 """Activation polls answered per source address and minute; the firmware polls every 3 s."""
+
+BODIES_PER_SOURCE: Final = 2
+"""Request bodies (boot checks, activation polls, photo uploads) read at once per source
+address; a board makes one request at a time. Each read also has a deadline (`ota.py`)."""
 
 CLIENT_ID_SHOWN: Final = 8
 """Characters of a Client-Id shown to the user, enough to tell two devices apart."""
@@ -184,6 +188,8 @@ class DevicePairing:
         self.activate_requests = RateLimiter(ACTIVATE_REQUESTS_PER_MINUTE, 60.0, clock=self._now)
         """Activation polls per source address."""
         self._new_devices = RateLimiter(NEW_DEVICES_PER_SOURCE, CODE_LIFETIME, clock=self._now)
+        self.body_reads = OpenLimiter(BODIES_PER_SOURCE)
+        """Request bodies being read, per source address."""
 
     def _now(self) -> float:
         """The pairing clock, read late so that tests may replace it."""

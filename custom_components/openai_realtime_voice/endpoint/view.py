@@ -6,13 +6,14 @@ from http import HTTPStatus
 import logging
 from typing import Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from homeassistant.components.http.ban import process_success_login, process_wrong_login
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+from yarl import URL
 
-from ..const import DEVICE_WS_PATH, LOGGER, VISION_PATH
+from ..const import CONF_DEVICE_WEBSOCKET_URL, DEVICE_WS_PATH, LOGGER, VISION_PATH
 from ..rate_limit import RateLimiter
 from ..vision import DATA_VISION, image_input_allowed
 from .connection import DeviceConnection, LinkFactory
@@ -41,6 +42,34 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def vision_url(request: web.Request, websocket_url: str | None) -> str:
+    """Where a camera board uploads its photos: the address its WebSocket really reached.
+
+    - The entry's `device_websocket_url`, when set: the board was told to connect there (and
+      a proxy or port mapping in between is the reason it is set).
+    - Else this request's origin when its `Host` names a port, or when a trusted reverse proxy
+      forwarded it (Home Assistant's forwarded middleware refused the request otherwise): the
+      scheme and host are then the ones the board used.
+    - Else the firmware's handshake, whose `Host` has no port (esp-ml307 `WebSocket::Connect`
+      writes only the host): the host it named and the port of the local socket its
+      connection reached (8123 unless Home Assistant listens elsewhere).
+    """
+    if websocket_url:
+        try:
+            url = URL(websocket_url).origin()
+        except ValueError:
+            LOGGER.warning("Ignoring the device WebSocket URL %s: not absolute", websocket_url)
+        else:
+            scheme = "https" if url.scheme in ("wss", "https") else "http"
+            return str(url.with_scheme(scheme).with_path(VISION_PATH))
+    url = request.url.origin()
+    if url.explicit_port is None and hdrs.X_FORWARDED_FOR not in request.headers:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        if isinstance(sockname, tuple) and len(sockname) >= 2 and isinstance(sockname[1], int):
+            url = url.with_port(sockname[1])
+    return str(url.with_path(VISION_PATH))
 
 
 class DeviceWebSocketView(HomeAssistantView):
@@ -101,7 +130,8 @@ class DeviceWebSocketView(HomeAssistantView):
         vision: tuple[str, str] | None = None
         found = hub.find_paired(mac)
         if vision_hub is not None and found is not None and image_input_allowed(*found):
-            vision = (str(request.url.with_path(VISION_PATH)), vision_hub.issue(mac))
+            url = vision_url(request, found[0].options.get(CONF_DEVICE_WEBSOCKET_URL))
+            vision = (url, vision_hub.issue(mac))
         connection = DeviceConnection(
             hass,
             ws,

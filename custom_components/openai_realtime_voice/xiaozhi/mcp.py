@@ -141,6 +141,8 @@ class McpClient:
         self._name = name
         self._next_id = 1
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._tool_calls: dict[int, tuple[str, dict[str, Any]]] = {}
+        """The name and arguments of each `tools/call` waiting for its reply, by request id."""
         self._closed = False
         self.server_info: McpServerInfo | None = None
 
@@ -153,6 +155,10 @@ class McpClient:
     def pending(self) -> int:
         """Requests still waiting for a reply."""
         return len(self._pending)
+
+    def calls_in_flight(self, tool: str) -> dict[int, dict[str, Any]]:
+        """The arguments of each call of `tool` still waiting for its reply, by request id."""
+        return {i: args for i, (name, args) in self._tool_calls.items() if name == tool}
 
     async def request(
         self,
@@ -172,6 +178,12 @@ class McpClient:
         if params is not None:
             payload["params"] = dict(params)
         payload["id"] = request_id
+        if method == "tools/call" and params is not None:
+            arguments = params.get("arguments")
+            self._tool_calls[request_id] = (
+                str(params.get("name")),
+                dict(arguments) if isinstance(arguments, Mapping) else {},
+            )
         try:
             await self._send(payload)
             async with asyncio.timeout(self._timeout if reply_timeout is None else reply_timeout):
@@ -180,6 +192,7 @@ class McpClient:
             raise McpTimeoutError(f"no reply to {method} (id {request_id})") from err
         finally:
             self._pending.pop(request_id, None)
+            self._tool_calls.pop(request_id, None)
 
     async def initialize(
         self,
@@ -311,3 +324,4 @@ class McpClient:
             if not future.done():
                 future.set_exception(McpClosedError("MCP client closed"))
         self._pending.clear()
+        self._tool_calls.clear()
