@@ -5,16 +5,17 @@ entities the service works on, and the call is then made with that explicit enti
 Home Assistant acts on is exactly what was checked for exposure and user permission.
 
 An entity the model names itself gets the same answer whether it does not exist or is not
-exposed, and before any other check, so the model cannot probe for hidden entities. Media-source
-ids anywhere in the call's data are vetted too: those that name an entity (a camera, an image)
-need it exposed, and camera recordings served by their own ids are refused.
+exposed, and before any other check, so the model cannot probe for hidden entities. Media ids
+anywhere in the call's data are vetted too (`media.py`): media-source ids that name an entity
+need it exposed, and paths Home Assistant would sign for a player (its camera proxies, its
+API) are refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from homeassistant.auth.models import User
 from homeassistant.auth.permissions.const import POLICY_CONTROL
@@ -43,10 +44,8 @@ from homeassistant.helpers import (
     target as target_helpers,
 )
 
-from . import policy
+from . import media
 from .spec import TARGET_KEYS, ServiceSpec, TargetFilter
-
-MEDIA_SOURCE_SCHEME: Final = "media-source://"
 
 
 class TargetError(Exception):
@@ -143,34 +142,13 @@ def _check_named(
 
 
 def _media_entities(hass: HomeAssistant, assistant: str, value: Any) -> list[str]:
-    """The entities media-source ids in a value name, each exposed; refuse camera recordings."""
-    found: list[str] = []
-    for text in _strings(value):
-        uri = text.strip()
-        if not uri.lower().startswith(MEDIA_SOURCE_SCHEME):
-            continue
-        source, _, identifier = uri[len(MEDIA_SOURCE_SCHEME) :].partition("/")
-        source = source.lower()
-        if source in policy.RECORDING_MEDIA_SOURCES:
-            raise TargetError(
-                "media_refused", f"Media from {source} (camera recordings) cannot be played."
-            )
-        if source in policy.ENTITY_MEDIA_SOURCES:
-            entity_id = identifier.strip("/")
-            _check_named(hass, assistant, [entity_id], "media")
-            found.append(entity_id)
-    return found
-
-
-def _strings(value: Any) -> list[str]:
-    """Every string in a value, nested lists and mappings included (keys too)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [text for key, item in value.items() for text in (*_strings(key), *_strings(item))]
-    if isinstance(value, (list, tuple)):
-        return [text for item in value for text in _strings(item)]
-    return []
+    """The entities media ids in a value name, each exposed; refuse what HA would sign."""
+    try:
+        return media.media_entities(
+            hass, value, lambda named: _check_named(hass, assistant, named, "media")
+        )
+    except media.MediaRefusedError as err:
+        raise TargetError("media_refused", str(err)) from err
 
 
 def _resolve_target(
