@@ -12,6 +12,7 @@ from typing import Any
 from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
+from homeassistant.components.homeassistant.const import DATA_EXPOSED_ENTITIES
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.components.media_player import async_process_play_media_url
 from homeassistant.config_entries import ConfigEntryState
@@ -150,3 +151,55 @@ async def test_paths_home_assistant_would_sign_are_refused(
         assert not result.error, (media_id, result.data)
         await hass.async_block_till_done()
         assert _playing(hass) == media_id
+
+
+@pytest.fixture
+async def services(hass: HomeAssistant, demo_home: None) -> AsyncIterator[None]:
+    """The services API over the demo home (the default allowlist: no entry is loaded)."""
+    unregister = async_register_services_api(hass)
+    yield
+    unregister()
+
+
+@pytest.mark.usefixtures("services")
+async def test_mixed_case_ids_neither_probe_nor_write(hass: HomeAssistant) -> None:
+    """`climate.Ecobee` (hidden) and `climate.No_Such` get one answer; nothing is stored.
+
+    Home Assistant's exposure store makes an entry for every id it is asked about that is not
+    in the entity registry: a probe must never get that far.
+    """
+    async_expose_entity(hass, ASSISTANT, "climate.ecobee", False)
+    async_expose_entity(hass, ASSISTANT, "climate.heatpump", True)
+    store = hass.data[DATA_EXPOSED_ENTITIES]
+    stored = dict(store.entities)
+
+    answers: set[tuple[str, str]] = set()
+    for probe in (
+        "climate.Ecobee",
+        "CLIMATE.ECOBEE",
+        " climate.ecobee ",
+        "climate.ecobee",
+        "climate.No_Such",
+        "climate.no_such",
+        "Climate.no such",
+    ):
+        result = await call(
+            hass, "climate__set_hvac_mode", {"entity_id": probe, "hvac_mode": "cool"}
+        )
+        assert result.error, probe
+        text = str(result.data["error_text"])
+        for name in ("climate.ecobee", "climate.no_such", "climate.no such"):
+            text = text.replace(name, "<id>")
+        answers.add((str(result.data["error"]), text))
+    assert len(answers) == 1, answers
+    assert answers.pop()[0] == "unknown_entity"
+    assert hass.states.get("climate.ecobee").state != "cool"  # type: ignore[union-attr]
+
+    # An exposed entity written in another case is that entity.
+    result = await call(
+        hass, "climate__set_hvac_mode", {"entity_id": "Climate.HeatPump", "hvac_mode": "off"}
+    )
+    assert not result.error, result.data
+    assert hass.states.get("climate.heatpump").state == "off"  # type: ignore[union-attr]
+    assert result.data["states"] == {"climate.heatpump": "off"}
+    assert dict(store.entities) == stored
