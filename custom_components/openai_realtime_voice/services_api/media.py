@@ -73,7 +73,7 @@ def _media_source_entity(uri: str) -> str | None:
     if source in policy.RECORDING_MEDIA_SOURCES:
         raise MediaRefusedError(f"Media from {source} (camera recordings) cannot be played.")
     if source in policy.ENTITY_MEDIA_SOURCES:
-        return identifier.strip("/")
+        return identifier.strip("/").strip().lower()
     return None
 
 

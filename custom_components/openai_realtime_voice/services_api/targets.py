@@ -73,6 +73,7 @@ def vet_call(
     user: User | None,
 ) -> Vetted:
     """Resolve and check a call's targets and entity fields; raise TargetError to refuse."""
+    args = _normalised(spec, args)
     data = {key: value for key, value in args.items() if key not in TARGET_KEYS}
     checked: list[str] = []
     named: set[str] = set()
@@ -117,6 +118,30 @@ def _script_entity_id(hass: HomeAssistant, service: str) -> str:
     return er.async_get(hass).async_get_entity_id("script", "script", service) or (
         f"script.{service}"
     )
+
+
+def normalise_entity_id(entity_id: str) -> str:
+    """An entity id as Home Assistant stores it: entity ids are lower case, without spaces.
+
+    Every lookup uses this form, so `climate.Ecobee` is `climate.ecobee` (hidden or not) and
+    never an id unknown to the entity registry, which the exposure store would record.
+    """
+    return entity_id.strip().lower()
+
+
+def _normalised(spec: ServiceSpec, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments with the entity ids of the target and entity fields normalised."""
+    keys = {*spec.entity_fields, ATTR_ENTITY_ID} if spec.targeted else set(spec.entity_fields)
+    return {key: _normalise(value) if key in keys else value for key, value in args.items()}
+
+
+def _normalise(value: Any) -> Any:
+    """Entity ids (a string or a list of them) normalised; anything else as it is."""
+    if isinstance(value, str):
+        return normalise_entity_id(value)
+    if isinstance(value, list):
+        return [normalise_entity_id(item) if isinstance(item, str) else item for item in value]
+    return value
 
 
 def _ids(value: Any) -> list[str]:
