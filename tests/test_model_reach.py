@@ -2,7 +2,8 @@
 
 Each test replays an attack of the third attack round (issue 29) against demo and template
 entities: a hidden camera played on an exposed TV through a path Home Assistant signs, and
-entity ids written in mixed case to probe for hidden entities.
+entity ids written in mixed case to probe for hidden entities, and an exposed scene or script
+that unlocks a hidden lock.
 """
 
 from __future__ import annotations
@@ -12,18 +13,23 @@ from typing import Any
 from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
+from homeassistant.components.conversation import UserContent, async_get_chat_log
 from homeassistant.components.homeassistant.const import DATA_EXPOSED_ENTITIES
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.components.media_player import async_process_play_media_url
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import llm
+from homeassistant.helpers import chat_session, llm
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime_voice.const import CONF_SERVICES_ALLOWLIST, DOMAIN
+from custom_components.openai_realtime_voice.const import (
+    CONF_SERVICES_ALLOWLIST,
+    DEFAULT_SERVICES_ALLOWLIST,
+    DOMAIN,
+)
 from custom_components.openai_realtime_voice.services_api import (
     API_ID,
     async_register_services_api,
@@ -203,3 +209,119 @@ async def test_mixed_case_ids_neither_probe_nor_write(hass: HomeAssistant) -> No
     assert hass.states.get("climate.heatpump").state == "off"  # type: ignore[union-attr]
     assert result.data["states"] == {"climate.heatpump": "off"}
     assert dict(store.entities) == stored
+
+
+@pytest.fixture
+async def welcome_home(hass: HomeAssistant, demo_home: None) -> AsyncIterator[None]:
+    """An exposed scene and script that unlock a hidden lock and open a hidden garage door."""
+    assert await async_setup_component(
+        hass,
+        "scene",
+        {
+            "scene": [
+                {
+                    "name": "Welcome home",
+                    "entities": {
+                        "lock.front_door": "unlocked",
+                        "cover.garage_door": "open",
+                        "light.kitchen_lights": "on",
+                    },
+                },
+                {"name": "Reading", "entities": {"light.bed_light": "on"}},
+                {"name": "Night light", "entities": {"light.ceiling_lights": "on"}},
+            ]
+        },
+    )
+    assert await async_setup_component(
+        hass,
+        "script",
+        {
+            "script": {
+                "arrive": {
+                    "alias": "Arrive",
+                    "sequence": [
+                        {"action": "scene.turn_on", "target": {"entity_id": "scene.reading"}},
+                        {"action": "lock.unlock", "target": {"entity_id": "lock.front_door"}},
+                    ],
+                },
+                "relax": {
+                    "alias": "Relax",
+                    "sequence": [
+                        {"action": "scene.turn_on", "target": {"entity_id": "scene.reading"}}
+                    ],
+                },
+            }
+        },
+    )
+    await hass.async_block_till_done()
+    for entity_id in ("scene.welcome_home", "scene.reading", "scene.night_light"):
+        async_expose_entity(hass, ASSISTANT, entity_id, True)
+    for entity_id in ("script.arrive", "script.relax", "light.bed_light"):
+        async_expose_entity(hass, ASSISTANT, entity_id, True)
+    for entity_id in ("lock.front_door", "cover.garage_door", "light.ceiling_lights"):
+        async_expose_entity(hass, ASSISTANT, entity_id, False)
+    unregister = async_register_services_api(hass)
+    yield
+    unregister()
+
+
+def _allow(hass: HomeAssistant, *allowed: str) -> MockConfigEntry:
+    entry = MockConfigEntry(domain=DOMAIN, options={CONF_SERVICES_ALLOWLIST: list(allowed)})
+    entry.add_to_hass(hass)
+    entry.mock_state(hass, ConfigEntryState.LOADED)
+    return entry
+
+
+def _state(hass: HomeAssistant, entity_id: str) -> str:
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return state.state
+
+
+@pytest.mark.usefixtures("welcome_home")
+async def test_scenes_and_scripts_answer_for_what_they_reach(hass: HomeAssistant) -> None:
+    """A scene or script reaches what it sets or calls: the allowlist, exposure and confirmation
+    apply to that, through nested scenes and scripts too."""
+    entry = _allow(hass, *DEFAULT_SERVICES_ALLOWLIST)  # no lock services allowed
+    for tool, args in (
+        ("scene__turn_on", {"entity_id": "scene.welcome_home"}),
+        ("script__turn_on", {"entity_id": "script.arrive"}),
+        ("script__arrive", {}),
+    ):
+        refused = await call(hass, tool, args)
+        assert refused.error, (tool, refused.data)
+        assert refused.data["error"] == "not_allowed", refused.data
+        assert "lock" in str(refused.data["error_text"])
+    await hass.async_block_till_done()
+    assert _state(hass, "lock.front_door") == "locked"
+    assert _state(hass, "cover.garage_door") == "closed"
+    assert _state(hass, "light.kitchen_lights") == "on"  # the demo's start; not from the scene
+
+    # What reaches only exposed, harmless entities runs at once.
+    assert not (await call(hass, "script__relax", {})).error
+    await hass.async_block_till_done()
+    assert _state(hass, "light.bed_light") == "on"
+
+    # With locks allowed, the user is asked first, and it runs after their answer.
+    entry.mock_state(hass, ConfigEntryState.NOT_LOADED)
+    _allow(hass, *DEFAULT_SERVICES_ALLOWLIST, "lock")
+    args = {"entity_id": "scene.welcome_home"}
+    with (
+        chat_session.async_get_chat_session(hass) as session,
+        async_get_chat_log(hass, session) as chat_log,
+    ):
+        chat_log.async_add_user_content(UserContent("welcome home"))
+        asked = await call(hass, "scene__turn_on", args)
+        assert asked.data["status"] == "confirmation_required", asked.data
+        hasty = await call(hass, "scene__turn_on", {**args, "confirm": True})
+        assert hasty.data["status"] == "confirmation_required"
+        assert _state(hass, "lock.front_door") == "locked"
+        chat_log.async_add_user_content(UserContent("yes"))
+        done = await call(hass, "scene__turn_on", {**args, "confirm": True})
+        assert done.data.get("success") is True, done.data
+    await hass.async_block_till_done()
+    assert _state(hass, "lock.front_door") == "unlocked"
+
+    # A hidden light alone is not refused, but the user is asked: it was not exposed.
+    hidden = await call(hass, "scene__turn_on", {"entity_id": "scene.night_light"})
+    assert hidden.data["status"] == "confirmation_required", hidden.data
