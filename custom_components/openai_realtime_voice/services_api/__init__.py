@@ -131,12 +131,14 @@ class ServicesAPI(llm.API):
     @override
     async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
         """Build the tools for the services allowed now, and the prompt that lists them."""
-        specs = await self._async_allowed_specs(llm_context)
+        scope = _AGENT_SCOPE.get()
+        allowlist = configured_allowlist(self.hass) if scope is None else scope.allowlist
+        specs = await self._async_allowed_specs(llm_context, allowlist)
         tools: list[llm.Tool] = [
-            ServiceTool(spec, self.confirmations, self._call_timeout) for spec in specs
+            ServiceTool(spec, self.confirmations, self._call_timeout, allowlist) for spec in specs
         ]
         tools.append(ListEntitiesTool())
-        if (scope := _AGENT_SCOPE.get()) is not None and scope.image_side is not None:
+        if scope is not None and scope.image_side is not None:
             tools.append(LookAtCameraTool(scope.image_side))
         return llm.APIInstance(
             api=self,
@@ -146,10 +148,10 @@ class ServicesAPI(llm.API):
             custom_serializer=llm.selector_serializer,
         )
 
-    async def _async_allowed_specs(self, llm_context: llm.LLMContext) -> list[ServiceSpec]:
+    async def _async_allowed_specs(
+        self, llm_context: llm.LLMContext, allowlist: frozenset[str]
+    ) -> list[ServiceSpec]:
         """The specs of every allowed, offerable service, sorted by name."""
-        scope = _AGENT_SCOPE.get()
-        allowlist = configured_allowlist(self.hass) if scope is None else scope.allowlist
         descriptions = await service_helper.async_get_all_descriptions(self.hass)
         wanted = [
             (domain, service, description)

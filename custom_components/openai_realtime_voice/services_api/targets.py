@@ -44,7 +44,7 @@ from homeassistant.helpers import (
     target as target_helpers,
 )
 
-from . import media
+from . import media, policy, reach
 from .spec import TARGET_KEYS, ServiceSpec, TargetFilter
 
 
@@ -63,6 +63,9 @@ class Vetted:
 
     service_data: dict[str, Any]
     entity_ids: tuple[str, ...]
+    ask_for: tuple[str, ...] = ()
+    """What the scenes, scripts or automations it runs reach that the user must agree to:
+    protected entities (locks, alarms, valves, access covers) and unexposed ones."""
 
 
 def vet_call(
@@ -71,6 +74,8 @@ def vet_call(
     args: Mapping[str, Any],
     assistant: str,
     user: User | None,
+    *,
+    allowlist: frozenset[str],
 ) -> Vetted:
     """Resolve and check a call's targets and entity fields; raise TargetError to refuse."""
     args = _normalised(spec, args)
@@ -96,8 +101,49 @@ def vet_call(
         named.add(script_entity)
 
     _check_exposed(hass, assistant, checked, named)
-    _check_permission(user, checked)
-    return Vetted(service_data=data, entity_ids=tuple(dict.fromkeys(checked)))
+    reached: list[str] = []
+    if policy.runs_content(spec.domain, spec.service):
+        reached = reach.reached_through(hass, checked)
+    _check_permission(user, [*checked, *reached])
+    return Vetted(
+        service_data=data,
+        entity_ids=tuple(dict.fromkeys(checked)),
+        ask_for=_ask_for(hass, assistant, allowlist, reached),
+    )
+
+
+def _ask_for(
+    hass: HomeAssistant, assistant: str, allowlist: frozenset[str], reached: list[str]
+) -> tuple[str, ...]:
+    """What a scene or script reaches that needs the user's yes; refuse a domain not allowed.
+
+    A protected entity whose domain the allowlist does not name refuses the call: the allowlist
+    is not widened by a scene. Unexposed entities are not refused (a scene may well set a
+    hidden helper), but the user is asked first.
+    """
+    protected = [
+        eid
+        for eid, device_class in zip(reached, device_classes(hass, reached), strict=True)
+        if policy.is_protected(split_entity_id(eid)[0], device_class)
+    ]
+    if refused := sorted(
+        {
+            domain
+            for domain in (split_entity_id(eid)[0] for eid in protected)
+            if domain not in allowlist and not any(a.startswith(f"{domain}.") for a in allowlist)
+        }
+    ):
+        raise TargetError(
+            "not_allowed",
+            f"Refused: this also controls {', '.join(refused)} entities, and {', '.join(refused)} "
+            "actions are not allowed for this assistant.",
+        )
+    hidden = [
+        eid
+        for eid in reached
+        if hass.states.get(eid) is not None and not async_should_expose(hass, assistant, eid)
+    ]
+    return tuple(dict.fromkeys([*protected, *hidden]))
 
 
 def device_classes(hass: HomeAssistant, entity_ids: Iterable[str]) -> list[str | None]:
