@@ -22,7 +22,7 @@ from homeassistant.helpers import llm, service as service_helper, translation
 from ..const import CONF_SERVICES_ALLOWLIST, DEFAULT_SERVICES_ALLOWLIST, DOMAIN, LOGGER
 from . import policy
 from .camera import LookAtCameraTool
-from .confirm import PendingConfirmations
+from .confirm import SPOKEN_DIALOGUE, PendingConfirmations, SpokenDialogue
 from .spec import ServiceSpec, UnsupportedServiceError, build_spec
 from .targets import script_entity_exposed
 from .tools import LIST_ENTITIES_TOOL, ListEntitiesTool, ServiceTool
@@ -30,7 +30,9 @@ from .tools import LIST_ENTITIES_TOOL, ListEntitiesTool, ServiceTool
 __all__ = [
     "API_ID",
     "API_NAME",
+    "SPOKEN_DIALOGUE",
     "ServicesAPI",
+    "SpokenDialogue",
     "agent_allowlist",
     "async_register_services_api",
     "configured_allowlist",

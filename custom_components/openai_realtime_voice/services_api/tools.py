@@ -29,7 +29,7 @@ import probatio
 
 from ..const import DOMAIN, LOGGER
 from . import policy
-from .confirm import PendingConfirmations, Verdict, confirm_key
+from .confirm import SPOKEN_DIALOGUE, PendingConfirmations, Verdict, confirm_key
 from .spec import CONFIRM, ServiceSpec
 from .targets import TargetError, device_classes, vet_call
 
@@ -90,10 +90,11 @@ class ServiceTool(llm.Tool):
         ):
             key = confirm_key(_conversation_key(llm_context), self.name, args)
             turns = _user_turns()
-            verdict = self._confirmations.confirm(key, turns) if confirmed else None
+            spoken = SPOKEN_DIALOGUE.get()
+            verdict = self._confirmations.confirm(key, turns, spoken) if confirmed else None
             if verdict is not Verdict.CONFIRMED:
                 if verdict is not Verdict.AWAITING_USER:
-                    self._confirmations.request(key, turns)
+                    self._confirmations.request(key, turns, spoken)
                 return _ask_user(hass, spec, vetted.entity_ids, vetted.ask_for, llm_context)
 
         return await self._async_run(hass, context, vetted.service_data, vetted.entity_ids)
