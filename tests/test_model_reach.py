@@ -9,6 +9,7 @@ that unlocks a hidden lock.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import json
 from typing import Any
 from unittest.mock import patch
 
@@ -18,7 +19,7 @@ from homeassistant.components.homeassistant.const import DATA_EXPOSED_ENTITIES
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.components.media_player import async_process_play_media_url
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import Platform
+from homeassistant.const import CONF_API_KEY, Platform
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import chat_session, llm
 from homeassistant.setup import async_setup_component
@@ -26,6 +27,9 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime_voice.const import (
+    CONF_BASE_URL,
+    CONF_DIALECT,
+    CONF_LLM_HASS_API,
     CONF_SERVICES_ALLOWLIST,
     DEFAULT_SERVICES_ALLOWLIST,
     DOMAIN,
@@ -34,6 +38,9 @@ from custom_components.openai_realtime_voice.services_api import (
     API_ID,
     async_register_services_api,
 )
+from custom_components.openai_realtime_voice.settings import default_options
+from tests.agent_helpers import TURN_ON, ask_agent
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
 ASSISTANT = "conversation"
 PLAYER = "media_player.living_room"
@@ -212,7 +219,7 @@ async def test_mixed_case_ids_neither_probe_nor_write(hass: HomeAssistant) -> No
 
 
 @pytest.fixture
-async def welcome_home(hass: HomeAssistant, demo_home: None) -> AsyncIterator[None]:
+async def scenes(hass: HomeAssistant, demo_home: None) -> None:
     """An exposed scene and script that unlock a hidden lock and open a hidden garage door."""
     assert await async_setup_component(
         hass,
@@ -260,6 +267,11 @@ async def welcome_home(hass: HomeAssistant, demo_home: None) -> AsyncIterator[No
         async_expose_entity(hass, ASSISTANT, entity_id, True)
     for entity_id in ("lock.front_door", "cover.garage_door", "light.ceiling_lights"):
         async_expose_entity(hass, ASSISTANT, entity_id, False)
+
+
+@pytest.fixture
+async def welcome_home(hass: HomeAssistant, scenes: None) -> AsyncIterator[None]:
+    """The scenes and scripts, and the services API registered."""
     unregister = async_register_services_api(hass)
     yield
     unregister()
@@ -325,3 +337,53 @@ async def test_scenes_and_scripts_answer_for_what_they_reach(hass: HomeAssistant
     # A hidden light alone is not refused, but the user is asked: it was not exposed.
     hidden = await call(hass, "scene__turn_on", {"entity_id": "scene.night_light"})
     assert hidden.data["status"] == "confirmation_required", hidden.data
+
+
+@pytest.mark.usefixtures("scenes")
+async def test_assist_intents_do_not_run_what_needs_a_yes(
+    hass: HomeAssistant, realtime_server: RealtimeServer
+) -> None:
+    """Through Home Assistant's Assist API (the default), `HassTurnOn` of the exposed scene is
+    refused as well: that API cannot ask the user. A harmless scene still runs."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="OpenAI Realtime",
+        data={
+            CONF_API_KEY: realtime_server.api_key,
+            CONF_BASE_URL: realtime_server.url,
+            CONF_DIALECT: "ga",
+        },
+        options={**default_options(), CONF_LLM_HASS_API: [llm.LLM_API_ASSIST]},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(TURN_ON, json.dumps({"name": "Welcome home"}))]),
+        ScriptedResponse(text="I cannot."),
+    )
+    await ask_agent(hass, "Welcome home")
+    (output,) = _tool_outputs(realtime_server)
+    assert output["data"]["error"] == "needs_confirmation", output
+    await hass.async_block_till_done()
+    assert _state(hass, "lock.front_door") == "locked"
+    assert _state(hass, "cover.garage_door") == "closed"
+
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(TURN_ON, json.dumps({"name": "Reading"}))]),
+        ScriptedResponse(text="Done."),
+    )
+    await ask_agent(hass, "Reading light")
+    assert not _tool_outputs(realtime_server)[-1].get("error"), _tool_outputs(realtime_server)
+    await hass.async_block_till_done()
+    assert _state(hass, "light.bed_light") == "on"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+def _tool_outputs(server: RealtimeServer) -> list[dict[str, Any]]:
+    """The tool results the agent sent back to the model, in order."""
+    return [
+        json.loads(event["item"]["output"])
+        for event in server.of_type("conversation.item.create")
+        if event["item"]["type"] == "function_call_output"
+    ]
