@@ -33,16 +33,19 @@ def intent_refusal(
         return None
     args = tool_input.tool_args
     domains = set(_strings(args.get("domain"))) or set(RUNNABLE_DOMAINS)
-    if not domains & RUNNABLE_DOMAINS or not isinstance(args.get("name"), str):
+    name, area, floor = (_string(args.get(slot)) for slot in ("name", "area", "floor"))
+    if not domains & RUNNABLE_DOMAINS or not (name or area or floor):
         return None
+    # An area or floor alone runs every scene and script in it too.
     match = intent.async_match_targets(
         hass,
         intent.MatchTargetsConstraints(
-            name=args["name"],
-            area_name=args.get("area") if isinstance(args.get("area"), str) else None,
-            floor_name=args.get("floor") if isinstance(args.get("floor"), str) else None,
+            name=name,
+            area_name=area,
+            floor_name=floor,
             domains=domains & RUNNABLE_DOMAINS,
             assistant=llm_context.assistant,
+            allow_duplicate_names=True,
         ),
     )
     if not match.is_match:
@@ -66,7 +69,7 @@ def intent_refusal(
         data={
             "error": "needs_confirmation",
             "error_text": (
-                f"Refused: {args['name']} also acts on locks, alarms, valves, doors or "
+                f"Refused: {name or 'that target'} also acts on locks, alarms, valves, doors or "
                 "entities not exposed to you, which needs the user's confirmation, and this "
                 "tool cannot ask for it. If a scene or script tool with a confirm argument "
                 "is offered, use it."
@@ -74,6 +77,11 @@ def intent_refusal(
         },
         error=True,
     )
+
+
+def _string(value: object) -> str | None:
+    """A slot value that is a non-empty string, else None."""
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _strings(value: object) -> list[str]:
