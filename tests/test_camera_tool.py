@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+from homeassistant.components.homeassistant.const import DATA_EXPOSED_ENTITIES
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
@@ -104,7 +105,7 @@ async def test_exposed_camera_seen_by_a_typed_request(
     assert vision.parked == 0  # collected, not kept
 
 
-@pytest.mark.parametrize("entity_id", [PORCH, "camera.nowhere", "light.kitchen"])
+@pytest.mark.parametrize("entity_id", [PORCH, "camera.Porch", "camera.nowhere", "light.kitchen"])
 async def test_unexposed_or_unknown_camera_refused_alike(
     hass: HomeAssistant,
     cameras: dict[str, StillCamera],
@@ -121,9 +122,11 @@ async def test_unexposed_or_unknown_camera_refused_alike(
     await ask_agent(hass, "Look at it", conversation_id)
     output = _outputs(realtime_server)[0]["data"]
     assert output["error"] == "unknown_entity"
-    assert output["error_text"] == f"There is no exposed camera {entity_id!r}."
+    assert output["error_text"] == f"There is no exposed camera {entity_id.lower()!r}."
     assert cameras[PORCH].snapshots == 0
     assert realtime_server.images() == []
+    # Asked about an id in another case, the exposure store records no new entity.
+    assert all(stored.islower() for stored in hass.data[DATA_EXPOSED_ENTITIES].entities)
 
 
 async def test_image_input_off_hides_the_tool(

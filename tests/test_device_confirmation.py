@@ -21,6 +21,7 @@ from homeassistant.helpers import chat_session, llm
 from homeassistant.setup import async_setup_component
 import pytest
 
+from custom_components.openai_realtime_voice.bridge import turns as turns_module
 from custom_components.openai_realtime_voice.const import (
     CONF_LLM_HASS_API,
     CONF_SERVICES_ALLOWLIST,
@@ -29,7 +30,16 @@ from custom_components.openai_realtime_voice.const import (
     TRANSCRIPTION_OFF,
 )
 from custom_components.openai_realtime_voice.services_api import API_ID
-from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, wait_tts
+from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from tests.bridge_helpers import (
+    bridge_of,
+    bridged,
+    device_state,
+    disconnect,
+    loud,
+    tts_states,
+    wait_tts,
+)
 from tests.device_helpers import release_devices, setup_entry, until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
@@ -215,4 +225,67 @@ async def test_tools_wait_briefly_for_a_late_transcript(
         roles = [content.role for content in chat_log.content]
         assert roles[:4] == ["system", "user", "assistant", "tool_result"]
         assert chat_log.content[1].content == "unlock the front door"
+    await disconnect(hass, device, state)
+
+
+async def test_a_turn_spoken_before_the_question_does_not_confirm(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Realtime listening: a "thanks" committed before the question played is no answer to it.
+
+    The model asks to unlock; while its tool call waits, the user (still listening, as a
+    realtime-mode board does) says "thanks". That turn is new to the next reply, but it started
+    before any question was played: only a turn that starts after a reply that followed the
+    request has played to its end may confirm.
+    """
+    # The reply's tools wait for the first turn's late transcript: "thanks" is committed then.
+    monkeypatch.setattr(turns_module, "TRANSCRIPT_WAIT", 5.0, raising=False)
+    realtime_server.transcript_after_response = True
+    realtime_server.transcript_delay = 1.0
+    asked = json.dumps({"entity_id": "lock.front_door"})
+    confirmed = json.dumps({"entity_id": "lock.front_door", "confirm": True})
+    realtime_server.user_transcript = "unlock the front door"
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(UNLOCK, asked)]),
+        ScriptedResponse(calls=[ScriptedCall(UNLOCK, confirmed)]),
+        ScriptedResponse(text="Shall I unlock the front door?", audio=tone(300)),
+    )
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.start_listening(ListenMode.REALTIME)
+    await device.send_audio(loud(500) + bytes(32000))
+    await until(lambda: realtime_server.responses_done >= 1)
+    realtime_server.user_transcript = "thanks"
+    await device.send_audio(loud(300) + bytes(32000))
+    await until(lambda: len(_outputs(realtime_server)) >= 2)
+    await until(lambda: realtime_server.responses_done >= 3)
+    await hass.async_block_till_done()
+    assert [output["data"].get("status") for output in _outputs(realtime_server)] == [
+        "confirmation_required",
+        "confirmation_required",
+    ]
+    assert hass.states.get("lock.front_door").state == "locked"  # type: ignore[union-attr]
+
+    # Once the question has played, the user's answer starts after it and confirms.
+    question = "sentence_start:Shall I unlock the front door?"
+    await until(lambda: question in tts_states(device))
+    asked_at = next(
+        index
+        for index, message in enumerate(device.messages)
+        if message["type"] == "tts" and message.get("text") == question.partition(":")[2]
+    )
+    await wait_tts(device, "stop", asked_at)
+    realtime_server.user_transcript = "yes"
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(UNLOCK, confirmed)]),
+        ScriptedResponse(text="Done.", audio=tone(120)),
+    )
+    done = realtime_server.responses_done
+    await device.send_audio(loud(500) + bytes(32000))
+    await until(lambda: realtime_server.responses_done >= done + 2)
+    await until(lambda: hass.states.get("lock.front_door").state == "unlocked")  # type: ignore[union-attr]
+    assert _outputs(realtime_server)[-1]["data"]["success"] is True
     await disconnect(hass, device, state)

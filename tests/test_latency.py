@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.openai_realtime_voice.bridge.latency import UplinkClock, speech_end
+from custom_components.openai_realtime_voice.bridge.latency import (
+    UplinkClock,
+    speech_end,
+    speech_start,
+)
 from custom_components.openai_realtime_voice.realtime import SemanticVad, ServerVad
 
 SESSION = ("client", 1.0)
@@ -60,3 +64,18 @@ def test_semantic_vad_and_unknown_audio_fall_back_honestly() -> None:
         pytest.approx(49.5)
     )
     assert speech_end(UplinkClock(), SESSION, 2500, None, 50.0) == 50.0
+
+
+def test_speech_start_is_never_before_its_audio_arrived() -> None:
+    """A turn starts when the batch holding the detected speech arrived: with server VAD the
+    reported position is `prefix_padding_ms` early; audio sent in a burst is not credited
+    with an earlier start."""
+    clock = _streamed(3.0)
+    vad = ServerVad(prefix_padding_ms=300)
+    assert speech_start(clock, SESSION, 1000, vad, 50.0) == pytest.approx(101.3)
+    assert speech_start(clock, SESSION, 1050, None, 50.0) == pytest.approx(101.1)
+    burst = UplinkClock()
+    burst.appended(SESSION, 1500, 200.0)  # 1.5 s of audio that came at once
+    assert speech_start(burst, SESSION, 600, vad, 50.0) == 200.0
+    assert burst.arrival(SESSION, 900) == pytest.approx(199.4)  # latency's own estimate
+    assert speech_start(UplinkClock(), SESSION, 100, vad, 50.0) == 50.0

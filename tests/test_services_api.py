@@ -679,6 +679,47 @@ def test_pending_confirmations_wait_when_turns_are_unknown() -> None:
     assert pending.confirm(key, 2) is Verdict.CONFIRMED
 
 
+class _Dialogue:
+    """A spoken conversation on a fake clock: when the question ended, when the answer began."""
+
+    def __init__(self) -> None:
+        self.now = 10.0
+        self.question: tuple[float, float] | None = None
+        self.answer: float | None = None
+
+    def mark(self) -> float:
+        return self.now
+
+    def answered_after(self, mark: float) -> bool:
+        return (
+            self.question is not None
+            and self.question[0] > mark
+            and self.answer is not None
+            and self.answer > self.question[1]
+        )
+
+
+def test_spoken_confirmation_needs_an_answer_after_the_question() -> None:
+    """Spoken: a new turn is not enough, it must start after a question that followed the
+    request had played whole; a request and a confirmation from different kinds of
+    conversation never match."""
+    pending = PendingConfirmations()
+    key = confirm_key("c1", "lock__unlock", {"entity_id": ["lock.a"]})
+    dialogue = _Dialogue()
+    pending.request(key, 1, dialogue)
+    dialogue.answer = 10.5  # a "thanks" said before any question
+    assert pending.confirm(key, 2, dialogue) is Verdict.AWAITING_USER
+    dialogue.question = (11.0, 12.0)
+    assert pending.confirm(key, 2, dialogue) is Verdict.AWAITING_USER
+    assert pending.confirm(key, 2, None) is Verdict.AWAITING_USER  # typed: not this dialogue
+    dialogue.answer = 12.3
+    assert pending.confirm(key, 1, dialogue) is Verdict.AWAITING_USER  # no new turn counted
+    assert pending.confirm(key, 2, dialogue) is Verdict.CONFIRMED
+
+    pending.request(key, 1)  # typed
+    assert pending.confirm(key, 2, dialogue) is Verdict.AWAITING_USER
+
+
 # --- services of our own making: scripts, entity fields, failures --------------------------------
 
 

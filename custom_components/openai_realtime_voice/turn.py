@@ -31,6 +31,7 @@ from .realtime import (
     TextDelta,
     TranscriptDelta,
 )
+from .services_api.intents import intent_refusal
 from .tools import ToolNames, format_tool, tool_output
 from .vision import async_send_parked
 
@@ -81,6 +82,11 @@ class TurnTools(llm.APIInstance):
         if self.refused is not None and tool_input.id in self.refused:
             self.refused.discard(tool_input.id)
             return _error("InvalidArguments", "arguments are not a JSON object")
+        tool = next((tool for tool in self.tools if tool.name == tool_input.tool_name), None)
+        if tool is not None and (
+            refused := intent_refusal(self.api.hass, tool, tool_input, self.llm_context)
+        ):
+            return refused  # Assist would run a scene or script that needs the user's yes
         if (task := asyncio.current_task()) is not None:  # pragma: no branch - always in a task
             self.running.add(task)
         try:

@@ -45,6 +45,20 @@ class UplinkClock:
 
     def arrival(self, session: object, position_ms: int) -> float | None:
         """When the audio at `position_ms` of `session` arrived; None if not remembered."""
+        if (batch := self._batch(session, position_ms)) is None:
+            return None
+        end_ms, arrived = batch
+        # Audio streams in at real time: the position came this long before the batch end.
+        return arrived - (end_ms - position_ms) / 1000
+
+    def received(self, session: object, position_ms: int) -> float | None:
+        """When the batch holding `position_ms` of `session` had arrived whole (no estimate
+        within the batch: never earlier than the audio really came); None if not remembered."""
+        batch = self._batch(session, position_ms)
+        return batch[1] if batch is not None else None
+
+    def _batch(self, session: object, position_ms: int) -> tuple[int, float] | None:
+        """The (end position, arrival) of the batch holding `position_ms`."""
         if session != self._session or not self._marks or position_ms < 0:
             return None
         first_end, _ = self._marks[0]
@@ -52,8 +66,7 @@ class UplinkClock:
             return None
         for end_ms, arrived in self._marks:
             if end_ms >= position_ms:
-                # Audio streams in at real time: the position came this long before the batch end.
-                return arrived - (end_ms - position_ms) / 1000
+                return end_ms, arrived
         return None
 
 
@@ -72,3 +85,23 @@ def speech_end(
     silence_ms = detection.silence_duration_ms if isinstance(detection, ServerVad) else 0
     arrived = clock.arrival(session, max(0, audio_end_ms - silence_ms))
     return arrived if arrived is not None else now - silence_ms / 1000
+
+
+def speech_start(
+    clock: UplinkClock,
+    session: object,
+    audio_start_ms: int,
+    detection: TurnDetection | None,
+    now: float,
+) -> float:
+    """When the start of the user's speech had reached Home Assistant, for `speech_started`.
+
+    The position "includes the `prefix_padding_ms`" (openai SDK, InputAudioBufferSpeechStarted
+    Event): server VAD heard speech that much later. The moment is the arrival of the uplink
+    batch that holds it: never before the user really spoke (a device that sends its audio
+    in a burst is not credited with an earlier start), at most one batch after. Without a
+    remembered arrival, now (the event came after the speech began).
+    """
+    padding_ms = detection.prefix_padding_ms if isinstance(detection, ServerVad) else 0
+    received = clock.received(session, audio_start_ms + padding_ms)
+    return received if received is not None else now

@@ -54,7 +54,7 @@ from ..settings import session_config, transcription_language
 from ..vision import agent_image_side
 from ..xiaozhi import ListenMode
 from .context import BridgePath, BridgePhase, RealtimeContext, SessionHooks
-from .latency import speech_end
+from .latency import speech_end, speech_start
 from .speaker import Speaker
 from .turns import DeviceTurns
 from .uplink import Commit, UplinkQueue
@@ -249,8 +249,19 @@ class RealtimeEngine:
         """Act on session events until the client stops; return why it stopped."""
         async for event in client.events():
             match event:
-                case SpeechStarted():
+                case SpeechStarted(audio_start_ms=audio_start_ms, item_id=item_id):
                     self._user_spoke = self.user_speaking = True
+                    assert self.uplink is not None  # made before the first session
+                    self.turns.speech_started(
+                        item_id,
+                        speech_start(
+                            self.uplink.clock,
+                            (client, client.session_started),
+                            audio_start_ms,
+                            self._config.turn_detection if self._config is not None else None,
+                            asyncio.get_running_loop().time(),
+                        ),
+                    )
                     self._ctx.note_activity()
                     if self._speaker.speaking:
                         await self._ctx.async_interrupt()
@@ -429,6 +440,7 @@ class RealtimeEngine:
     async def _play(self, response: RealtimeResponse, heard: int) -> None:
         """Play one reply, then run its tools after the user turns it heard were recorded."""
         downlink = await self._speaker.start_reply(response)
+        self.turns.reply_playing()
         with async_conversation_trace() as trace:
             trace.add_event(
                 ConversationTraceEvent(
@@ -464,6 +476,8 @@ class RealtimeEngine:
             if follow_up is not None:
                 return  # its ResponseStarted queues it; the device stays Speaking
         await downlink.drained()
+        if not response.cancelled:
+            self.turns.reply_played()  # heard whole: a question it asked may be answered now
         if not self._speaker.replies_waiting and not response.cancelled:
             await self._ctx.end_speech()
 

@@ -11,6 +11,7 @@ reply without tools may be written once its turns' transcripts arrive.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 import contextlib
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from homeassistant.helpers import chat_session, llm
 from ..const import DOMAIN
 from ..endpoint import DeviceState
 from ..realtime import FunctionTool, RealtimeClient, RealtimeResponse
+from ..services_api import SPOKEN_DIALOGUE
 from ..turn import ToolRoundsExceededError, TurnEngine, no_user_context
 from ..xiaozhi import McpClient, McpTool
 from .satellites import DATA_SATELLITES
@@ -35,15 +37,21 @@ UNTRANSCRIBED: Final = "(spoken, not transcribed)"
 """The chat log's record of a spoken user turn that has no transcript."""
 
 
+KEPT_MOMENTS: Final = 16
+"""Speech starts, played replies and recorded turn starts remembered for confirmations."""
+
+
 @dataclass(slots=True)
 class _UserTurn:
     """A user turn the model heard that is not in the chat log yet.
 
     Spoken turns are known by their input item and get their text when it is transcribed (""
     when the transcript is empty); typed turns (`listen detect`) come with their text.
+    `started` is when the user began it (loop time).
     """
 
     item_id: str | None
+    started: float
     text: str | None = None
 
 
@@ -67,6 +75,12 @@ class DeviceTurns:
         self.engine = TurnEngine(hass, DOMAIN)
         """Maps replies to chat log content, runs their tools, counts a turn's tool rounds."""
         self._round_heard = 0  # user turns heard when the current round of tools started
+        # For confirmations (`SpokenDialogue`): when each spoken turn began, by input item;
+        # (start, end) of the replies that played to their end; starts of recorded turns.
+        self._speech_starts: dict[str, float] = {}
+        self._playing_since: float | None = None
+        self._played: deque[tuple[float, float]] = deque(maxlen=KEPT_MOMENTS)
+        self._answers: deque[float] = deque(maxlen=KEPT_MOMENTS)
 
     async def async_offer_tools(
         self, api: llm.APIInstance | None, mcp_tools: Sequence[McpTool], mcp: McpClient | None
@@ -99,7 +113,11 @@ class DeviceTurns:
         with self.chat_log() as chat_log:
             self._record_user_turns(chat_log, heard)
             on_tools()
-            results = await self.engine.async_add_played(chat_log, content)
+            spoken = SPOKEN_DIALOGUE.set(self)
+            try:
+                results = await self.engine.async_add_played(chat_log, content)
+            finally:
+                SPOKEN_DIALOGUE.reset(spoken)
         self.device.errors["tool"] += sum(result.result.error for result in results)
         return results
 
@@ -136,10 +154,39 @@ class DeviceTurns:
     def heard_turn(self, item_id: str | None, text: str | None = None) -> None:
         """The model heard a user turn (spoken: its input item; typed: its text).
 
-        The responses created from now on count it.
+        The responses created from now on count it. It started when its speech started (see
+        `speech_started`), else now (a typed turn, a manual turn without server VAD).
         """
         self.heard += 1
-        self._unrecorded.append(_UserTurn(item_id, text))
+        started = self._speech_starts.pop(item_id, None) if item_id is not None else None
+        self._unrecorded.append(_UserTurn(item_id, started or self.hass.loop.time(), text))
+
+    # --- the dialogue's timing, for confirmations (`SpokenDialogue`) -----------------------------
+
+    def speech_started(self, item_id: str, when: float) -> None:
+        """The user began the turn of this input item at `when` (loop time)."""
+        self._speech_starts[item_id] = when
+        while len(self._speech_starts) > KEPT_MOMENTS:
+            del self._speech_starts[next(iter(self._speech_starts))]
+
+    def reply_playing(self) -> None:
+        """A reply starts playing on the device."""
+        self._playing_since = self.hass.loop.time()
+
+    def reply_played(self) -> None:
+        """The reply playing has been heard to its end (not cut)."""
+        if self._playing_since is not None:
+            self._played.append((self._playing_since, self.hass.loop.time()))
+            self._playing_since = None
+
+    def mark(self) -> float:
+        """Now, on the loop's clock."""
+        return self.hass.loop.time()
+
+    def answered_after(self, mark: float) -> bool:
+        """Whether a recorded user turn started after a reply begun after `mark` played whole."""
+        ends = [end for start, end in self._played if start > mark]
+        return bool(ends) and any(started > ends[0] for started in self._answers)
 
     def _heard_turns(self, heard: int) -> list[_UserTurn]:
         """The user turns a response heard that are not in the chat log yet."""
@@ -184,6 +231,7 @@ class DeviceTurns:
         del self._unrecorded[: len(turns)]
         self._recorded += len(turns)
         for turn in turns:
+            self._answers.append(turn.started)
             chat_log.async_add_user_content(
                 conversation.UserContent(content=turn.text or UNTRANSCRIBED)
             )

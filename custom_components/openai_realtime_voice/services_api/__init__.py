@@ -28,7 +28,7 @@ from ..const import (
 )
 from . import policy
 from .camera import LookAtCameraTool
-from .confirm import PendingConfirmations
+from .confirm import SPOKEN_DIALOGUE, PendingConfirmations, SpokenDialogue
 from .spec import ServiceSpec, UnsupportedServiceError, build_spec
 from .targets import script_entity_exposed
 from .tools import LIST_ENTITIES_TOOL, ListEntitiesTool, ServiceTool
@@ -36,7 +36,9 @@ from .tools import LIST_ENTITIES_TOOL, ListEntitiesTool, ServiceTool
 __all__ = [
     "API_ID",
     "API_NAME",
+    "SPOKEN_DIALOGUE",
     "ServicesAPI",
+    "SpokenDialogue",
     "agent_allowlist",
     "agent_camera_side",
     "async_register_services_api",
@@ -156,16 +158,14 @@ class ServicesAPI(llm.API):
     @override
     async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
         """Build the tools for the services allowed now, and the prompt that lists them."""
-        specs = await self._async_allowed_specs(llm_context)
+        scope = _AGENT_SCOPE.get()
+        allowlist = configured_allowlist(self.hass) if scope is None else scope.allowlist
+        specs = await self._async_allowed_specs(llm_context, allowlist)
         tools: list[llm.Tool] = [
-            ServiceTool(spec, self.confirmations, self._call_timeout) for spec in specs
+            ServiceTool(spec, self.confirmations, self._call_timeout, allowlist) for spec in specs
         ]
         tools.append(ListEntitiesTool())
-        if (
-            (scope := _AGENT_SCOPE.get()) is not None
-            and scope.image_side is not None
-            and not scope.camera_in_assist
-        ):
+        if scope is not None and scope.image_side is not None and not scope.camera_in_assist:
             tools.append(LookAtCameraTool(scope.image_side))
         return llm.APIInstance(
             api=self,
@@ -175,10 +175,10 @@ class ServicesAPI(llm.API):
             custom_serializer=llm.selector_serializer,
         )
 
-    async def _async_allowed_specs(self, llm_context: llm.LLMContext) -> list[ServiceSpec]:
+    async def _async_allowed_specs(
+        self, llm_context: llm.LLMContext, allowlist: frozenset[str]
+    ) -> list[ServiceSpec]:
         """The specs of every allowed, offerable service, sorted by name."""
-        scope = _AGENT_SCOPE.get()
-        allowlist = configured_allowlist(self.hass) if scope is None else scope.allowlist
         descriptions = await service_helper.async_get_all_descriptions(self.hass)
         wanted = [
             (domain, service, description)

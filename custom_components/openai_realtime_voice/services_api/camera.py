@@ -65,7 +65,9 @@ class LookAtCameraTool(llm.Tool):
     ) -> llm.ToolResult:
         """Refuse what is not an exposed camera; snapshot, scale and park the picture."""
         try:
-            entity_id = str(self.parameters(dict(tool_input.tool_args))["entity_id"]).strip()
+            entity_id = (
+                str(self.parameters(dict(tool_input.tool_args))["entity_id"]).strip().lower()
+            )
         except probatio.Invalid as err:
             return refusal("invalid_arguments", f"Invalid arguments: {err}")
         # Unknown, unexposed and forbidden entities get the same answer.

@@ -78,6 +78,15 @@ ALWAYS_CONFIRM: Final = frozenset(
 COVER_OPENING: Final = frozenset({"cover.open_cover", "cover.set_cover_position", "cover.toggle"})
 ACCESS_COVER_CLASSES: Final = frozenset({"garage", "gate", "door"})
 
+# Entities of these domains, reached through a scene, script or automation, hand over physical
+# access or disable protection like the services above (covers: of the access classes).
+PROTECTED_DOMAINS: Final = frozenset({"lock", "alarm_control_panel", "valve"})
+# Calls that run what a scene, script or automation contains (`script.<name>` runs its script).
+RUNS_CONTENT: Final = frozenset(
+    {"scene.turn_on", "script.turn_on", "script.toggle", "automation.trigger"}
+)
+_SCRIPT_SERVICES_NOT_RUNNING: Final = frozenset({"turn_off", "reload"})
+
 # Media sources whose item is an entity (`media-source://camera/camera.porch`): the entity must
 # be exposed like any other target.
 ENTITY_MEDIA_SOURCES: Final = frozenset({"camera", "image"})
@@ -123,7 +132,23 @@ def is_allowed(allowlist: frozenset[str], domain: str, service: str) -> bool:
 def may_need_confirmation(domain: str, service: str) -> bool:
     """Return True if some call of this service must be confirmed by the user first."""
     full_name = f"{domain}.{service}"
-    return full_name in ALWAYS_CONFIRM or full_name in COVER_OPENING
+    return (
+        full_name in ALWAYS_CONFIRM or full_name in COVER_OPENING or runs_content(domain, service)
+    )
+
+
+def runs_content(domain: str, service: str) -> bool:
+    """Return True if the call runs the actions of the scenes, scripts or automations it names."""
+    if domain == "script" and service not in _SCRIPT_SERVICES_NOT_RUNNING:
+        return True
+    return f"{domain}.{service}" in RUNS_CONTENT
+
+
+def is_protected(domain: str, device_class: str | None) -> bool:
+    """Return True for an entity whose actions hand over access (lock, alarm, valve, door)."""
+    return domain in PROTECTED_DOMAINS or (
+        domain == "cover" and device_class in ACCESS_COVER_CLASSES
+    )
 
 
 def needs_confirmation(domain: str, service: str, device_classes: Iterable[str | None]) -> bool:

@@ -5,16 +5,17 @@ entities the service works on, and the call is then made with that explicit enti
 Home Assistant acts on is exactly what was checked for exposure and user permission.
 
 An entity the model names itself gets the same answer whether it does not exist or is not
-exposed, and before any other check, so the model cannot probe for hidden entities. Media-source
-ids anywhere in the call's data are vetted too: those that name an entity (a camera, an image)
-need it exposed, and camera recordings served by their own ids are refused.
+exposed, and before any other check, so the model cannot probe for hidden entities. Media ids
+anywhere in the call's data are vetted too (`media.py`): media-source ids that name an entity
+need it exposed, and paths Home Assistant would sign for a player (its camera proxies, its
+API) are refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from homeassistant.auth.models import User
 from homeassistant.auth.permissions.const import POLICY_CONTROL
@@ -43,10 +44,8 @@ from homeassistant.helpers import (
     target as target_helpers,
 )
 
-from . import policy
+from . import media, policy, reach
 from .spec import TARGET_KEYS, ServiceSpec, TargetFilter
-
-MEDIA_SOURCE_SCHEME: Final = "media-source://"
 
 
 class TargetError(Exception):
@@ -64,6 +63,9 @@ class Vetted:
 
     service_data: dict[str, Any]
     entity_ids: tuple[str, ...]
+    ask_for: tuple[str, ...] = ()
+    """What the scenes, scripts or automations it runs reach that the user must agree to:
+    protected entities (locks, alarms, valves, access covers) and unexposed ones."""
 
 
 def vet_call(
@@ -72,8 +74,11 @@ def vet_call(
     args: Mapping[str, Any],
     assistant: str,
     user: User | None,
+    *,
+    allowlist: frozenset[str],
 ) -> Vetted:
     """Resolve and check a call's targets and entity fields; raise TargetError to refuse."""
+    args = _normalised(spec, args)
     data = {key: value for key, value in args.items() if key not in TARGET_KEYS}
     checked: list[str] = []
     named: set[str] = set()
@@ -96,8 +101,49 @@ def vet_call(
         named.add(script_entity)
 
     _check_exposed(hass, assistant, checked, named)
-    _check_permission(user, checked)
-    return Vetted(service_data=data, entity_ids=tuple(dict.fromkeys(checked)))
+    reached: list[str] = []
+    if policy.runs_content(spec.domain, spec.service):
+        reached = reach.reached_through(hass, checked)
+    _check_permission(user, [*checked, *reached])
+    return Vetted(
+        service_data=data,
+        entity_ids=tuple(dict.fromkeys(checked)),
+        ask_for=_ask_for(hass, assistant, allowlist, reached),
+    )
+
+
+def _ask_for(
+    hass: HomeAssistant, assistant: str, allowlist: frozenset[str], reached: list[str]
+) -> tuple[str, ...]:
+    """What a scene or script reaches that needs the user's yes; refuse a domain not allowed.
+
+    A protected entity whose domain the allowlist does not name refuses the call: the allowlist
+    is not widened by a scene. Unexposed entities are not refused (a scene may well set a
+    hidden helper), but the user is asked first.
+    """
+    protected = [
+        eid
+        for eid, device_class in zip(reached, device_classes(hass, reached), strict=True)
+        if policy.is_protected(split_entity_id(eid)[0], device_class)
+    ]
+    if refused := sorted(
+        {
+            domain
+            for domain in (split_entity_id(eid)[0] for eid in protected)
+            if domain not in allowlist and not any(a.startswith(f"{domain}.") for a in allowlist)
+        }
+    ):
+        raise TargetError(
+            "not_allowed",
+            f"Refused: this also controls {', '.join(refused)} entities, and {', '.join(refused)} "
+            "actions are not allowed for this assistant.",
+        )
+    hidden = [
+        eid
+        for eid in reached
+        if hass.states.get(eid) is not None and not async_should_expose(hass, assistant, eid)
+    ]
+    return tuple(dict.fromkeys([*protected, *hidden]))
 
 
 def device_classes(hass: HomeAssistant, entity_ids: Iterable[str]) -> list[str | None]:
@@ -118,6 +164,30 @@ def _script_entity_id(hass: HomeAssistant, service: str) -> str:
     return er.async_get(hass).async_get_entity_id("script", "script", service) or (
         f"script.{service}"
     )
+
+
+def normalise_entity_id(entity_id: str) -> str:
+    """An entity id as Home Assistant stores it: entity ids are lower case, without spaces.
+
+    Every lookup uses this form, so `climate.Ecobee` is `climate.ecobee` (hidden or not) and
+    never an id unknown to the entity registry, which the exposure store would record.
+    """
+    return entity_id.strip().lower()
+
+
+def _normalised(spec: ServiceSpec, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments with the entity ids of the target and entity fields normalised."""
+    keys = {*spec.entity_fields, ATTR_ENTITY_ID} if spec.targeted else set(spec.entity_fields)
+    return {key: _normalise(value) if key in keys else value for key, value in args.items()}
+
+
+def _normalise(value: Any) -> Any:
+    """Entity ids (a string or a list of them) normalised; anything else as it is."""
+    if isinstance(value, str):
+        return normalise_entity_id(value)
+    if isinstance(value, list):
+        return [normalise_entity_id(item) if isinstance(item, str) else item for item in value]
+    return value
 
 
 def _ids(value: Any) -> list[str]:
@@ -143,34 +213,13 @@ def _check_named(
 
 
 def _media_entities(hass: HomeAssistant, assistant: str, value: Any) -> list[str]:
-    """The entities media-source ids in a value name, each exposed; refuse camera recordings."""
-    found: list[str] = []
-    for text in _strings(value):
-        uri = text.strip()
-        if not uri.lower().startswith(MEDIA_SOURCE_SCHEME):
-            continue
-        source, _, identifier = uri[len(MEDIA_SOURCE_SCHEME) :].partition("/")
-        source = source.lower()
-        if source in policy.RECORDING_MEDIA_SOURCES:
-            raise TargetError(
-                "media_refused", f"Media from {source} (camera recordings) cannot be played."
-            )
-        if source in policy.ENTITY_MEDIA_SOURCES:
-            entity_id = identifier.strip("/")
-            _check_named(hass, assistant, [entity_id], "media")
-            found.append(entity_id)
-    return found
-
-
-def _strings(value: Any) -> list[str]:
-    """Every string in a value, nested lists and mappings included (keys too)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [text for key, item in value.items() for text in (*_strings(key), *_strings(item))]
-    if isinstance(value, (list, tuple)):
-        return [text for item in value for text in _strings(item)]
-    return []
+    """The entities media ids in a value name, each exposed; refuse what HA would sign."""
+    try:
+        return media.media_entities(
+            hass, value, lambda named: _check_named(hass, assistant, named, "media")
+        )
+    except media.MediaRefusedError as err:
+        raise TargetError("media_refused", str(err)) from err
 
 
 def _resolve_target(

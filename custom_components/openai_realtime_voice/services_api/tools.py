@@ -9,7 +9,7 @@ from homeassistant.auth.models import User
 from homeassistant.components.conversation import UserContent
 from homeassistant.components.conversation.chat_log import current_chat_log
 from homeassistant.components.homeassistant.exposed_entities import async_should_expose
-from homeassistant.core import Context, HomeAssistant, SupportsResponse
+from homeassistant.core import Context, HomeAssistant, SupportsResponse, split_entity_id
 from homeassistant.exceptions import (
     HomeAssistantError,
     Unauthorized,
@@ -29,7 +29,7 @@ import probatio
 
 from ..const import DOMAIN, LOGGER
 from . import policy
-from .confirm import PendingConfirmations, Verdict, confirm_key
+from .confirm import SPOKEN_DIALOGUE, PendingConfirmations, Verdict, confirm_key
 from .spec import CONFIRM, ServiceSpec
 from .targets import TargetError, device_classes, vet_call
 
@@ -46,9 +46,13 @@ class ServiceTool(llm.Tool):
     """Call one Home Assistant service on exposed entities, as the calling user."""
 
     def __init__(
-        self, spec: ServiceSpec, confirmations: PendingConfirmations, timeout: float
+        self,
+        spec: ServiceSpec,
+        confirmations: PendingConfirmations,
+        timeout: float,
+        allowlist: frozenset[str],
     ) -> None:
-        """Describe the tool from its spec."""
+        """Describe the tool from its spec; `allowlist` is what the caller may use."""
         self.spec = spec
         self.name = spec.tool_name
         self.title = spec.title
@@ -58,6 +62,7 @@ class ServiceTool(llm.Tool):
         self.integration = DOMAIN
         self._confirmations = confirmations
         self._timeout = timeout
+        self._allowlist = allowlist
 
     @override
     async def async_call(
@@ -74,20 +79,23 @@ class ServiceTool(llm.Tool):
         context = llm_context.context or Context()
         try:
             user = await _caller(hass, context)
-            vetted = vet_call(hass, spec, args, llm_context.assistant, user)
+            vetted = vet_call(
+                hass, spec, args, llm_context.assistant, user, allowlist=self._allowlist
+            )
         except TargetError as err:
             return refusal(err.code, str(err))
 
-        if policy.needs_confirmation(
+        if vetted.ask_for or policy.needs_confirmation(
             spec.domain, spec.service, device_classes(hass, vetted.entity_ids)
         ):
             key = confirm_key(_conversation_key(llm_context), self.name, args)
             turns = _user_turns()
-            verdict = self._confirmations.confirm(key, turns) if confirmed else None
+            spoken = SPOKEN_DIALOGUE.get()
+            verdict = self._confirmations.confirm(key, turns, spoken) if confirmed else None
             if verdict is not Verdict.CONFIRMED:
                 if verdict is not Verdict.AWAITING_USER:
-                    self._confirmations.request(key, turns)
-                return _ask_user(hass, spec, vetted.entity_ids)
+                    self._confirmations.request(key, turns, spoken)
+                return _ask_user(hass, spec, vetted.entity_ids, vetted.ask_for, llm_context)
 
         return await self._async_run(hass, context, vetted.service_data, vetted.entity_ids)
 
@@ -203,7 +211,13 @@ class ListEntitiesTool(llm.Tool):
 def _tool_description(spec: ServiceSpec) -> str:
     """The tool's description: the service's own words, plus how confirmation works."""
     text = spec.description or spec.title
-    if spec.confirmable:
+    if policy.runs_content(spec.domain, spec.service):
+        text += (
+            " May need the user's confirmation (when what it runs reaches locks, alarms, "
+            "valves, doors or entities not exposed): if a call returns confirmation_required, "
+            "ask the user, then repeat the call with confirm: true."
+        )
+    elif spec.confirmable:
         text += (
             " Needs the user's confirmation: the first call returns confirmation_required; "
             "ask the user, then repeat the call with confirm: true."
@@ -237,26 +251,58 @@ def _user_turns() -> int | None:
 
 
 def _ask_user(
-    hass: HomeAssistant, spec: ServiceSpec, entity_ids: tuple[str, ...]
+    hass: HomeAssistant,
+    spec: ServiceSpec,
+    entity_ids: tuple[str, ...],
+    reached: tuple[str, ...],
+    llm_context: llm.LLMContext,
 ) -> llm.ToolResult:
-    """The "ask first" answer: not an error, an instruction to get the user's yes."""
-    names: list[JsonValueType] = [
-        state.name if (state := hass.states.get(eid)) else eid for eid in entity_ids
-    ]
+    """The "ask first" answer: not an error, an instruction to get the user's yes.
+
+    What a scene or script reaches is named when exposed or protected (the user must know a
+    door will open); other hidden entities are only counted.
+    """
+    names: list[JsonValueType] = [_name(hass, eid) for eid in entity_ids]
     LOGGER.debug("%s on %s waits for the user's confirmation", spec.full_name, entity_ids)
-    return llm.ToolResult(
-        data={
-            "status": "confirmation_required",
-            "action": spec.full_name,
-            "targets": names,
-            "message": (
-                f"Not done yet. Ask the user to confirm: {spec.title} for "
-                f"{', '.join(map(str, names))}. "
-                "Only if they say yes, call this tool again with the same arguments and "
-                "confirm: true."
-            ),
-        }
+    data: JsonObjectType = {
+        "status": "confirmation_required",
+        "action": spec.full_name,
+        "targets": names,
+    }
+    also = ""
+    if reached:
+        protected = _protected(hass, reached)
+        named: list[JsonValueType] = [
+            _name(hass, eid)
+            for eid in reached
+            if eid in protected or async_should_expose(hass, llm_context.assistant, eid)
+        ]
+        hidden = len(reached) - len(named)
+        data["also_acts_on"] = named
+        parts = [", ".join(map(str, named))] if named else []
+        if hidden:
+            parts.append(f"{hidden} entit{'y' if hidden == 1 else 'ies'} not exposed to you")
+        also = f" It also acts on {' and '.join(parts)}."
+    data["message"] = (
+        f"Not done yet. Ask the user to confirm: {spec.title} for "
+        f"{', '.join(map(str, names))}.{also} "
+        "Only if they say yes, call this tool again with the same arguments and confirm: true."
     )
+    return llm.ToolResult(data=data)
+
+
+def _name(hass: HomeAssistant, entity_id: str) -> str:
+    """An entity's friendly name, else its id."""
+    return state.name if (state := hass.states.get(entity_id)) else entity_id
+
+
+def _protected(hass: HomeAssistant, entity_ids: tuple[str, ...]) -> set[str]:
+    """The protected entities among these (access covers need their device class)."""
+    return {
+        eid
+        for eid, device_class in zip(entity_ids, device_classes(hass, entity_ids), strict=True)
+        if policy.is_protected(split_entity_id(eid)[0], device_class)
+    }
 
 
 def _area_of(
