@@ -9,15 +9,25 @@ checks and WebSockets are accepted, and the Assist pipeline answers until Realti
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
+import logging
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from homeassistant.config_entries import ConfigEntryState
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 import pytest
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
+from custom_components.openai_realtime_voice.availability import (
+    RECHECK_INTERVAL,
+    UNREACHABLE_AFTER,
+)
 from custom_components.openai_realtime_voice.bridge import BridgePath
 from custom_components.openai_realtime_voice.const import DOMAIN
+from custom_components.openai_realtime_voice.repairs import quota_issue_id, unreachable_issue_id
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
@@ -104,6 +114,13 @@ async def test_paired_board_is_served_by_the_pipeline_while_the_service_is_down(
         await device.close()
 
 
+async def tick(hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta) -> None:
+    """Move the clock on and wait for what the due timers started (the probes)."""
+    freezer.tick(delta)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
 async def push_to_talk(device: DeviceSimulator) -> int:
     """Press, say the request, release (`Application::StartListening` / `StopListening`)."""
     start = len(device.messages)
@@ -111,3 +128,105 @@ async def push_to_talk(device: DeviceSimulator) -> int:
     await device.send_audio(await synthesize(STT_TEXT, 16000))
     await device.stop_listening()
     return start
+
+
+async def test_unreachable_issue_after_a_few_minutes_until_the_service_answers(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    *,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """No issue for a short outage; one after `UNREACHABLE_AFTER`; gone when it answers."""
+    entry = await restart_while_down(hass, realtime_server)
+    assert entry.state is ConfigEntryState.LOADED
+    assert not entry.runtime_data.service.available
+    issue_id = unreachable_issue_id(entry)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+    probes = realtime_server.connections
+    await tick(hass, freezer, RECHECK_INTERVAL)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None  # only one minute so far
+    await tick(hass, freezer, RECHECK_INTERVAL)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    await tick(hass, freezer, RECHECK_INTERVAL)
+    assert RECHECK_INTERVAL * 3 >= UNREACHABLE_AFTER
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "service_unreachable"
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["title"] == entry.title
+    assert "HTTP 503" in issue.translation_placeholders["error"]
+    assert realtime_server.connections == probes  # every probe was refused at the handshake
+
+    realtime_server.handshake_status = None
+    with caplog.at_level(logging.INFO, "custom_components.openai_realtime_voice"):
+        await tick(hass, freezer, RECHECK_INTERVAL)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+    assert entry.runtime_data.service.available
+    assert f"Realtime service of {entry.title} is back" in caplog.text
+
+    # Once it answers, nothing probes any more.
+    connections = realtime_server.connections
+    for _ in range(3):
+        await tick(hass, freezer, RECHECK_INTERVAL)
+    assert realtime_server.connections == connections
+
+
+async def test_unloading_while_down_clears_the_issue_and_stops_probing(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """An entry unloaded during an outage leaves no issue and no timer behind."""
+    entry = await restart_while_down(hass, realtime_server)
+    for _ in range(3):
+        await tick(hass, freezer, RECHECK_INTERVAL)
+    assert issue_registry.async_get_issue(DOMAIN, unreachable_issue_id(entry)) is not None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert issue_registry.async_get_issue(DOMAIN, unreachable_issue_id(entry)) is None
+    realtime_server.handshake_status = None
+    connections = realtime_server.connections
+    for _ in range(3):
+        await tick(hass, freezer, RECHECK_INTERVAL)
+    assert realtime_server.connections == connections
+
+
+async def test_quota_at_startup_loads_with_the_quota_issue(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    issue_registry: ir.IssueRegistry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Out of quota at startup (HTTP 429): the entry loads, says so, and the boards are served
+    by the pipeline; the issue goes once the service answers."""
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    realtime_server.handshake_status = 429
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert issue_registry.async_get_issue(DOMAIN, quota_issue_id(entry)) is not None
+    realtime_server.handshake_status = None
+    await tick(hass, freezer, RECHECK_INTERVAL)
+    assert issue_registry.async_get_issue(DOMAIN, quota_issue_id(entry)) is None
+    assert issue_registry.async_get_issue(DOMAIN, unreachable_issue_id(entry)) is None
+
+
+async def test_rejected_key_at_startup_still_starts_reauth(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """Invalid auth is not an outage: setup fails and asks for a new key, as before."""
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    realtime_server.reject_auth = True
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]

@@ -13,16 +13,13 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import Platform
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import (
-    ConfigEntryAuthFailed,
-    ConfigEntryError,
-    ConfigEntryNotReady,
-)
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .agent import AgentSessions
+from .availability import ServiceMonitor
 from .bridge import (
     DATA_BRIDGES,
     DATA_SATELLITES,
@@ -48,7 +45,6 @@ from .realtime import (
     async_probe,
 )
 from .repairs import (
-    AvailabilityLog,
     async_check_libopus,
     async_firmware_issue,
     async_quota_issue,
@@ -83,8 +79,9 @@ class OpenAIRealtimeData:
     """Paired xiaozhi devices by MAC: their subentry and live state."""
     usage: EntryUsage
     """Token counts and estimated cost of every response of this entry."""
-    service: AvailabilityLog
-    """Logs once when Realtime sessions of this entry stop opening, and once when they do again."""
+    service: ServiceMonitor
+    """Whether the entry's Realtime service answers: logs each change once, checks it again
+    while it does not, and raises a repair issue when it has been unreachable for minutes."""
 
 
 type OpenAIRealtimeConfigEntry = ConfigEntry[OpenAIRealtimeData]
@@ -106,8 +103,19 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) -> bool:
-    """Check that the Realtime service accepts us, then load the entry."""
+    """Check that the Realtime service accepts us, then load the entry.
+
+    A service that cannot be reached (network, 5xx, timeout) or is out of quota does not keep
+    the entry from loading: devices are served by the Assist pipeline until it answers. A
+    rejected key or a refused protocol cannot get better by waiting, and fail setup.
+    """
     endpoint = endpoint_from_config(entry.data, entry.options.get(CONF_MODEL))
+
+    async def _probe() -> None:
+        await async_probe(entry.runtime_data.endpoint, timeout=PROBE_TIMEOUT)
+
+    service = ServiceMonitor(hass, entry, _probe)
+    outage: RealtimeError | None = None
     try:
         await async_probe(endpoint, timeout=PROBE_TIMEOUT)
     except RealtimeAuthError as err:
@@ -121,19 +129,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
             translation_placeholders={"error": str(err)},
         ) from err
     except RealtimeError as err:
-        LOGGER.debug("Realtime service not ready: %s", err)
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="cannot_connect",
-            translation_placeholders={"error": str(err)},
-        ) from err
+        outage = err
     hub = hass.data[DATA_HUB]
     usage = EntryUsage(hass, entry.entry_id, endpoint.model, _price_overrides(entry))
     await usage.async_load()
     entry.runtime_data = OpenAIRealtimeData(
         endpoint=endpoint,
         usage=usage,
-        service=AvailabilityLog(f"Realtime service of {entry.title}"),
+        service=service,
         agent_sessions=AgentSessions(
             hass, lambda: entry.runtime_data.endpoint, usage=usage, entry_id=entry.entry_id
         ),
@@ -148,6 +151,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
             hass, str(subentry.unique_id), subentry.title, subentry.data.get(CONF_FIRMWARE)
         )
     entry.async_on_unload(_async_track_devices(hass, entry))
+    entry.async_on_unload(service.async_close)
+    if outage is not None:  # logged once; checked again until it answers
+        service.failed(outage)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 

@@ -130,6 +130,7 @@ class RealtimeEngine:
                 await retry.wait()
                 continue
             retry.reset()
+            self._ctx.entry.runtime_data.service.succeeded()
             self.client = client
             self._client_changed.set()
             if not self._serving():
@@ -148,6 +149,8 @@ class RealtimeEngine:
             self._use_fallback(error)
 
     def _use_fallback(self, error: RealtimeError) -> None:
+        # The router logs the outage; the entry's monitor follows it (and raises its issue).
+        self._ctx.entry.runtime_data.service.failed(error, logged=True)
         self._ctx.use_fallback(error)
         self._client_changed.set()  # the uplink stops waiting for a session
 
