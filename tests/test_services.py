@@ -42,7 +42,7 @@ async def client(
 async def _two_devices(
     hass: HomeAssistant, client: TestClient
 ) -> tuple[DeviceSimulator, DeviceSimulator]:
-    """Two paired devices with open channels (pairing reloads the entry: pair both first)."""
+    """Two paired devices with open channels."""
     devices = (
         simulator(client, mac="aa:bb:cc:00:00:01"),
         simulator(client, mac="aa:bb:cc:00:00:02"),

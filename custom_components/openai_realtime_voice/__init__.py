@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -77,6 +78,8 @@ class OpenAIRealtimeData:
     """Realtime sessions of the Assist agent, one per conversation."""
     devices: dict[str, tuple[ConfigSubentry, DeviceState]] = field(default_factory=dict)
     """Paired xiaozhi devices by MAC: their subentry and live state."""
+    entity_adders: list[Callable[[ConfigSubentry, DeviceState], None]] = field(default_factory=list)
+    """What each platform calls to add its entities for a device paired while loaded."""
     usage: EntryUsage
     """Token counts and estimated cost of every response of this entry."""
     service: ServiceMonitor
@@ -169,20 +172,34 @@ def _price_overrides(entry: OpenAIRealtimeConfigEntry) -> dict[str, float]:
 
 @callback
 def _async_track_devices(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) -> CALLBACK_TYPE:
-    """Reload when a device is paired or removed; a removed device is disconnected at once."""
-    loaded = set(entry.runtime_data.devices)
+    """Follow paired and removed devices without reloading the entry.
+
+    A reload would close every other device's conversation and answer boot checks with 503
+    while the service is probed: a newly paired device gets its entities at once, and a
+    removed one is disconnected (Home Assistant removes its entities and HA device).
+    """
 
     @callback
     def _changed(change: ConfigEntryChange, changed: ConfigEntry) -> None:
         if change is not ConfigEntryChange.UPDATED or changed.entry_id != entry.entry_id:
             return
-        current = {str(sub.unique_id) for sub in device_subentries(entry)}
-        if current == loaded:
-            return
-        for mac in loaded - current:
+        hub = hass.data[DATA_HUB]
+        data = entry.runtime_data
+        current = {str(sub.unique_id): sub for sub in device_subentries(entry)}
+        for mac in set(data.devices) - set(current):
+            del data.devices[mac]
             ir.async_delete_issue(hass, DOMAIN, firmware_issue_id(mac))
-            hass.async_create_task(hass.data[DATA_HUB].async_revoke(mac), eager_start=True)
-        hass.config_entries.async_schedule_reload(entry.entry_id)
+            entry.async_create_task(hass, hub.async_revoke(mac), eager_start=True)
+        for mac, subentry in current.items():
+            if mac in data.devices:  # its data changed (profile, firmware): keep the latest
+                data.devices[mac] = (subentry, data.devices[mac][1])
+                continue
+            state = hub.state(mac)
+            data.devices[mac] = (subentry, state)
+            LOGGER.debug("Device %s paired to %s", mac, entry.title)
+            async_firmware_issue(hass, mac, subentry.title, subentry.data.get(CONF_FIRMWARE))
+            for add in data.entity_adders:
+                add(subentry, state)
 
     return async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _changed)
 
