@@ -283,7 +283,7 @@ async def test_actions_refuse_unknown_and_offline_targets(
         await hass.services.async_call(
             DOMAIN, "speak", {"device_id": device_id, "message": "hi"}, blocking=True
         )
-    assert err.value.translation_key == "device_offline"
+    assert err.value.translation_key == "device_idle"
 
 
 async def test_actions_take_devices_from_a_device_selector_field(
