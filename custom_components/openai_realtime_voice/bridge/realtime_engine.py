@@ -323,6 +323,10 @@ class RealtimeEngine:
             await self._client_changed.wait()
         return self.client
 
+    async def async_wait_session(self) -> None:
+        """Wait while the session opens (a board that was just woken); see `_session`."""
+        await self._session()
+
     def _serving(self) -> bool:
         return self._ctx.path is BridgePath.REALTIME
 
