@@ -230,3 +230,24 @@ async def test_rejected_key_at_startup_still_starts_reauth(
     assert entry.state is ConfigEntryState.SETUP_ERROR
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+
+
+async def test_key_rejected_during_an_outage_starts_reauth_and_stops_probing(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The service comes back but refuses the key: reauth instead of more checks."""
+    entry = await restart_while_down(hass, realtime_server)
+    realtime_server.handshake_status = None
+    realtime_server.reject_auth = True
+    await tick(hass, freezer, RECHECK_INTERVAL)
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert flows[0]["context"]["entry_id"] == entry.entry_id
+    realtime_server.reject_auth = False  # a probe now would open a session: none does
+    connections = realtime_server.connections
+    for _ in range(3):
+        await tick(hass, freezer, RECHECK_INTERVAL)
+    assert realtime_server.connections == connections
