@@ -153,7 +153,7 @@ async def test_missing_opus_alerts_the_device(
 
     monkeypatch.setattr(bridge_core, "load_opuslib", no_opus)
     device = simulator(client)
-    await pair(hass, device)  # pairing reloads the entry, which probes the service
+    await pair(hass, device)
     connections = realtime_server.connections
     await device.open_audio_channel()
     state = device_state(hass, device)

@@ -200,8 +200,10 @@ async def test_a_device_switches_to_the_assist_pipeline(
         await wait_tts(device, "stop", start)
         assert len(providers.stt.requests) == 1
         assert hass.states.get("light.kitchen_lights").state == "on"
-        # The engine keeps trying Realtime (every 50 ms here) but opens no session.
+        # The engine keeps trying Realtime (every 50 ms here) but opens no session, and the
+        # service is not taken for unreachable (no probes, no repair).
         assert realtime_server.connections == connections
+        assert entry.runtime_data.service.available
         assert bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
     finally:
         await release_devices(hass, client)

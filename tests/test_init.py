@@ -49,13 +49,15 @@ async def test_setup_rejected_key_starts_reauth(
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
 
 
-async def test_setup_unreachable_retries(hass: HomeAssistant, socket_enabled: None) -> None:
-    """An unreachable service makes Home Assistant retry later."""
+async def test_setup_unreachable_loads(hass: HomeAssistant, socket_enabled: None) -> None:
+    """An unreachable service does not keep the entry from loading (devices fall back to the
+    Assist pipeline); the entry knows the service is unavailable and checks it again."""
     entry = _entry(hass, "sk-any", closed_port_url())
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.SETUP_RETRY
-    assert "Cannot reach the Realtime service" in (entry.reason or "")
+    assert entry.state is ConfigEntryState.LOADED
+    assert not entry.runtime_data.service.available
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 def test_endpoint_from_config() -> None:

@@ -112,7 +112,7 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
         }
         done = await hass.config_entries.flow.async_configure(flow["flow_id"], {CONF_CODE: code})
         assert done["reason"] == "device_paired"
-        await hass.async_block_till_done()  # the entry reloads with its new device
+        await hass.async_block_till_done()  # the entry adds the new device
 
         # Approved: the attacker still gets no token, no 200 from the poll.
         for _ in range(3):

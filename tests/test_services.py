@@ -42,7 +42,7 @@ async def client(
 async def _two_devices(
     hass: HomeAssistant, client: TestClient
 ) -> tuple[DeviceSimulator, DeviceSimulator]:
-    """Two paired devices with open channels (pairing reloads the entry: pair both first)."""
+    """Two paired devices with open channels."""
     devices = (
         simulator(client, mac="aa:bb:cc:00:00:01"),
         simulator(client, mac="aa:bb:cc:00:00:02"),
@@ -283,7 +283,7 @@ async def test_actions_refuse_unknown_and_offline_targets(
         await hass.services.async_call(
             DOMAIN, "speak", {"device_id": device_id, "message": "hi"}, blocking=True
         )
-    assert err.value.translation_key == "device_offline"
+    assert err.value.translation_key == "device_idle"
 
 
 async def test_actions_take_devices_from_a_device_selector_field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -13,16 +14,13 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import Platform
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import (
-    ConfigEntryAuthFailed,
-    ConfigEntryError,
-    ConfigEntryNotReady,
-)
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
 from homeassistant.helpers import config_validation as cv, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
 from .agent import AgentSessions
+from .availability import ServiceMonitor
 from .bridge import (
     DATA_BRIDGES,
     DATA_SATELLITES,
@@ -49,7 +47,6 @@ from .realtime import (
     async_probe,
 )
 from .repairs import (
-    AvailabilityLog,
     async_check_libopus,
     async_firmware_issue,
     async_quota_issue,
@@ -82,12 +79,15 @@ class OpenAIRealtimeData:
     """Realtime sessions of the Assist agent, one per conversation."""
     devices: dict[str, tuple[ConfigSubentry, DeviceState]] = field(default_factory=dict)
     """Paired xiaozhi devices by MAC: their subentry and live state."""
+    entity_adders: list[Callable[[ConfigSubentry, DeviceState], None]] = field(default_factory=list)
+    """What each platform calls to add its entities for a device paired while loaded."""
     usage: EntryUsage
     """Token counts and estimated cost of every response of this entry."""
     budget: Budget
     """The monthly budget this entry's estimated cost is held to (and where sessions connect)."""
-    service: AvailabilityLog
-    """Logs once when Realtime sessions of this entry stop opening, and once when they do again."""
+    service: ServiceMonitor
+    """Whether the entry's Realtime service answers: logs each change once, checks it again
+    while it does not, and raises a repair issue when it has been unreachable for minutes."""
 
 
 type OpenAIRealtimeConfigEntry = ConfigEntry[OpenAIRealtimeData]
@@ -109,8 +109,19 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) -> bool:
-    """Check that the Realtime service accepts us, then load the entry."""
+    """Check that the Realtime service accepts us, then load the entry.
+
+    A service that cannot be reached (network, 5xx, timeout) or is out of quota does not keep
+    the entry from loading: devices are served by the Assist pipeline until it answers. A
+    rejected key or a refused protocol cannot get better by waiting, and fail setup.
+    """
     endpoint = endpoint_from_config(entry.data, entry.options.get(CONF_MODEL))
+
+    async def _probe() -> None:
+        await async_probe(entry.runtime_data.endpoint, timeout=PROBE_TIMEOUT)
+
+    service = ServiceMonitor(hass, entry, _probe)
+    outage: RealtimeError | None = None
     try:
         await async_probe(endpoint, timeout=PROBE_TIMEOUT)
     except RealtimeAuthError as err:
@@ -124,12 +135,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
             translation_placeholders={"error": str(err)},
         ) from err
     except RealtimeError as err:
-        LOGGER.debug("Realtime service not ready: %s", err)
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="cannot_connect",
-            translation_placeholders={"error": str(err)},
-        ) from err
+        outage = err
     hub = hass.data[DATA_HUB]
     usage = EntryUsage(hass, entry.entry_id, endpoint.model, _price_overrides(entry))
     await usage.async_load()
@@ -138,7 +144,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
         endpoint=endpoint,
         usage=usage,
         budget=budget,
-        service=AvailabilityLog(f"Realtime service of {entry.title}"),
+        service=service,
         agent_sessions=AgentSessions(hass, budget.endpoint, usage=usage, entry_id=entry.entry_id),
         devices={
             str(sub.unique_id): (sub, hub.state(str(sub.unique_id)))
@@ -152,6 +158,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
         )
     entry.async_on_unload(_async_track_devices(hass, entry))
     entry.async_on_unload(budget.async_start())
+    entry.async_on_unload(service.async_close)
+    if outage is not None:  # logged once; checked again until it answers
+        service.failed(outage)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
@@ -167,20 +176,34 @@ def _price_overrides(entry: OpenAIRealtimeConfigEntry) -> dict[str, float]:
 
 @callback
 def _async_track_devices(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) -> CALLBACK_TYPE:
-    """Reload when a device is paired or removed; a removed device is disconnected at once."""
-    loaded = set(entry.runtime_data.devices)
+    """Follow paired and removed devices without reloading the entry.
+
+    A reload would close every other device's conversation and answer boot checks with 503
+    while the service is probed: a newly paired device gets its entities at once, and a
+    removed one is disconnected (Home Assistant removes its entities and HA device).
+    """
 
     @callback
     def _changed(change: ConfigEntryChange, changed: ConfigEntry) -> None:
         if change is not ConfigEntryChange.UPDATED or changed.entry_id != entry.entry_id:
             return
-        current = {str(sub.unique_id) for sub in device_subentries(entry)}
-        if current == loaded:
-            return
-        for mac in loaded - current:
+        hub = hass.data[DATA_HUB]
+        data = entry.runtime_data
+        current = {str(sub.unique_id): sub for sub in device_subentries(entry)}
+        for mac in set(data.devices) - set(current):
+            del data.devices[mac]
             ir.async_delete_issue(hass, DOMAIN, firmware_issue_id(mac))
-            hass.async_create_task(hass.data[DATA_HUB].async_revoke(mac), eager_start=True)
-        hass.config_entries.async_schedule_reload(entry.entry_id)
+            entry.async_create_task(hass, hub.async_revoke(mac), eager_start=True)
+        for mac, subentry in current.items():
+            if mac in data.devices:  # its data changed (profile, firmware): keep the latest
+                data.devices[mac] = (subentry, data.devices[mac][1])
+                continue
+            state = hub.state(mac)
+            data.devices[mac] = (subentry, state)
+            LOGGER.debug("Device %s paired to %s", mac, entry.title)
+            async_firmware_issue(hass, mac, subentry.title, subentry.data.get(CONF_FIRMWARE))
+            for add in data.entity_adders:
+                add(subentry, state)
 
     return async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _changed)
 

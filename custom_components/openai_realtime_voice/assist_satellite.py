@@ -3,6 +3,14 @@
 Its state follows the speech bridge. On the Realtime path no Assist pipeline runs, so the
 entity sets its state with the base class's `_set_state` (the same call the base makes for
 announcements); on the fallback path the pipeline's own events drive it as for any satellite.
+
+Announcements, started conversations and questions reach a board only while it is in a
+conversation. A stock board opens its WebSocket only when it is woken (wake word or button:
+`Application::ToggleChatState`, `StartListening` and the wake word handler are the firmware's
+only callers of `OpenAudioChannel`) and sends no keepalive, so an idle board cannot be reached
+and each action says so (`device_idle`). The features stay: Home Assistant checks them before
+the entity runs, so dropping them while idle would turn that reason into "does not support"
+(and skip the board silently in an area-wide announcement).
 """
 
 from __future__ import annotations
@@ -169,9 +177,14 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         return self.hass.data[DATA_BRIDGES].bridge(self.device.mac)
 
     def _bridge(self) -> SpeechBridge:
+        """The serving bridge; an idle board cannot be reached (see the module docstring)."""
         if (bridge := self._serving()) is None:
+            device = self.device_entry
+            name = (device.name_by_user or device.name) if device is not None else None
             raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="device_not_connected"
+                translation_domain=DOMAIN,
+                translation_key="device_idle",
+                translation_placeholders={"device": name or self.device.mac},
             )
         return bridge
 
@@ -188,12 +201,12 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         preannounce_media_id: str = PREANNOUNCE_URL,
     ) -> None:
         """Without media and without a TTS engine, speak the message in the Realtime voice."""
+        bridge = self._bridge()  # before a TTS stream is made for a board that cannot play it
         if media_id or self._has_tts_engine():
             await super().async_internal_announce(
                 message, media_id, preannounce, preannounce_media_id
             )
             return
-        bridge = self._bridge()
         with self._responding():
             await self._say(bridge, message or "")
 
@@ -211,8 +224,8 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         Home Assistant's own flow needs a pipeline agent and refuses the built-in one; the
         Realtime session is the agent here, so the start message and the extra prompt go to it.
         """
-        bridge = self._serving()
-        if start_media_id or bridge is None or bridge.path is not BridgePath.REALTIME:
+        bridge = self._bridge()
+        if start_media_id or bridge.path is not BridgePath.REALTIME:
             await super().async_internal_start_conversation(
                 start_message,
                 start_media_id,
@@ -246,8 +259,8 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         `answers` by Home Assistant's own matcher. The answer is awaited for the device's
         listening timeout, the time after which the device would go back to idle anyway.
         """
-        bridge = self._serving()
-        if bridge is None or bridge.path is not BridgePath.REALTIME:
+        bridge = self._bridge()
+        if bridge.path is not BridgePath.REALTIME:
             return await super().async_internal_ask_question(
                 question, question_media_id, preannounce, preannounce_media_id, answers
             )

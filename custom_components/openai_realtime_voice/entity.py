@@ -24,9 +24,18 @@ def async_add_device_entities(
     async_add_entities: AddConfigEntryEntitiesCallback,
     entities_for: Callable[[ConfigSubentry, DeviceState], Iterable[Entity]],
 ) -> None:
-    """Add a platform's entities for each paired device, under the device's config subentry."""
-    for subentry, state in entry.runtime_data.devices.values():
+    """Add a platform's entities for each paired device, under the device's config subentry,
+    and for each device paired while the entry is loaded."""
+
+    @callback
+    def add(subentry: ConfigSubentry, state: DeviceState) -> None:
         async_add_entities(entities_for(subentry, state), config_subentry_id=subentry.subentry_id)
+
+    for subentry, state in entry.runtime_data.devices.values():
+        add(subentry, state)
+    adders = entry.runtime_data.entity_adders
+    adders.append(add)
+    entry.async_on_unload(lambda: adders.remove(add))
 
 
 class XiaozhiDeviceEntity(Entity):

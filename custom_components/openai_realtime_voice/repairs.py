@@ -1,7 +1,8 @@
 """What the user is told about problems: repair issues, and "unavailable" / "back" log lines.
 
 Issues: libopus missing (fixable: the flow checks again after the user installed it), quota
-or billing exhausted, and a paired device whose firmware is too old for the protocol.
+or billing exhausted, the Realtime service unreachable for minutes (`availability.py` decides
+when), and a paired device whose firmware is too old for the protocol.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def quota_issue_id(entry: ConfigEntry[Any]) -> str:
     return f"quota_exceeded_{entry.entry_id}"
 
 
+def unreachable_issue_id(entry: ConfigEntry[Any]) -> str:
+    """The issue id of an entry whose Realtime service has been unreachable for a while."""
+    return f"service_unreachable_{entry.entry_id}"
+
+
 def firmware_issue_id(mac: str) -> str:
     """The issue id of a device whose firmware is too old."""
     return f"firmware_too_old_{mac.replace(':', '')}"
@@ -50,6 +56,25 @@ def async_quota_issue(hass: HomeAssistant, entry: ConfigEntry[Any], active: bool
         severity=ir.IssueSeverity.ERROR,
         translation_key="quota_exceeded",
         translation_placeholders={"title": entry.title},
+    )
+
+
+@callback
+def async_unreachable_issue(
+    hass: HomeAssistant, entry: ConfigEntry[Any], error: str | None
+) -> None:
+    """Raise (with the last error) or clear (`error` None) the "service unreachable" issue."""
+    if error is None:
+        ir.async_delete_issue(hass, DOMAIN, unreachable_issue_id(entry))
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        unreachable_issue_id(entry),
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key="service_unreachable",
+        translation_placeholders={"title": entry.title, "error": error},
     )
 
 
@@ -162,23 +187,30 @@ class AvailabilityLog:
     """Logs "unavailable" once when something starts failing and "back" once when it recovers.
 
     Every failure in between goes to debug, so a service that is down does not flood the log.
+    A failure its reporter has logged itself (`logged=True`) only changes the state, and the
+    recovery from such an outage is not announced either.
     """
 
     def __init__(self, what: str) -> None:
         """`what` names the thing in the log lines, e.g. "Realtime service for <entry title>"."""
         self.what = what
         self.available = True
+        self._told = False
 
-    def failed(self, error: object) -> None:
+    def failed(self, error: object, *, logged: bool = False) -> None:
         """Record a failure."""
-        if self.available:
-            self.available = False
+        self.available = False
+        if logged:
+            return
+        if not self._told:
+            self._told = True
             LOGGER.info("%s is unavailable: %s", self.what, error)
         else:
             LOGGER.debug("%s is still unavailable: %s", self.what, error)
 
     def succeeded(self) -> None:
         """Record a success."""
-        if not self.available:
-            self.available = True
+        self.available = True
+        if self._told:
+            self._told = False
             LOGGER.info("%s is back", self.what)

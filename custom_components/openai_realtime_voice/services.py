@@ -91,7 +91,10 @@ def _device_ids(hass: HomeAssistant, call: ServiceCall) -> list[str]:
 
 
 def _bridges(hass: HomeAssistant, call: ServiceCall) -> list[SpeechBridge]:
-    """The speech bridges of the targeted devices; every device must be connected."""
+    """The speech bridges of the targeted devices; every device must be in a conversation.
+
+    An idle stock board cannot be reached: it opens its WebSocket only when it is woken.
+    """
     devices = dr.async_get(hass)
     hub = hass.data[DATA_HUB]
     bridges: list[SpeechBridge] = []
@@ -110,7 +113,7 @@ def _bridges(hass: HomeAssistant, call: ServiceCall) -> list[SpeechBridge]:
         if (bridge := hass.data[DATA_BRIDGES].bridge(mac)) is None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
-                translation_key="device_offline",
+                translation_key="device_idle",
                 translation_placeholders={"device": device.name_by_user or device.name or mac},
             )
         bridges.append(bridge)

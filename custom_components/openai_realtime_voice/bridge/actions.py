@@ -14,7 +14,7 @@ import contextlib
 from dataclasses import replace
 import itertools
 import json
-from typing import Any
+from typing import Any, Final
 
 from ..const import LOGGER
 from ..realtime import (
@@ -23,9 +23,14 @@ from ..realtime import (
     RealtimeError,
     RealtimeResponse,
     RealtimeSessionClosed,
+    SessionConfig,
 )
 from .context import ActionsContext
 from .realtime_engine import ANNOUNCE_KEY, SILENT_KEY
+
+SESSION_OPEN_WAIT: Final = 15.0
+"""Seconds an action waits for the session of a board that was just woken to open (the
+service takes 0.3-0.8 s; its own connect timeout bounds a stalled one)."""
 
 
 class BridgeBusyError(RealtimeError):
@@ -81,6 +86,18 @@ class Actions:
 
     # --- actions ------------------------------------------------------------------------------
 
+    async def _require_session(self) -> tuple[RealtimeClient, SessionConfig]:
+        """The open session; one still opening (an automation that waited for the board to
+        connect runs at once) is waited for."""
+        await self._ctx.until_ready()
+        realtime = self._ctx.realtime
+        try:
+            async with asyncio.timeout(SESSION_OPEN_WAIT):
+                await realtime.async_wait_session()
+        except TimeoutError:
+            raise RealtimeError("the Realtime session did not open in time") from None
+        return realtime.require_session()
+
     async def async_speak(
         self,
         *,
@@ -95,8 +112,7 @@ class Actions:
         It queues behind a reply in progress unless `interrupt`; it stays out of the
         conversation (an out-of-band response) unless `remember`.
         """
-        await self._ctx.until_ready()
-        client, _ = self._ctx.realtime.require_session()
+        client, _ = await self._require_session()
         parts = [
             f"Say exactly this to the user, and nothing else: {message}"
             if message
@@ -132,9 +148,8 @@ class Actions:
         While asking, server turn detection creates no response by itself: the answer is heard
         and transcribed, not answered. The question stays in the conversation.
         """
-        await self._ctx.until_ready()
         realtime = self._ctx.realtime
-        client, config = realtime.require_session()
+        client, config = await self._require_session()
         if self._asking is not None:
             raise BridgeBusyError
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -164,9 +179,8 @@ class Actions:
         The opening line (the message, or one the model words) stays in the conversation; the
         device listens by itself once it has been played.
         """
-        await self._ctx.until_ready()
         realtime = self._ctx.realtime
-        client, config = realtime.require_session()
+        client, config = await self._require_session()
         await client.update_session(
             realtime.for_mode(
                 replace(config, instructions=f"{config.instructions}\n\n{instructions}")

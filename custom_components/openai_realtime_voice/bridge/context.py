@@ -121,6 +121,9 @@ class SessionAccess(Protocol):
     def require_session(self) -> tuple[RealtimeClient, SessionConfig]:
         """The open session's client and configuration; RealtimeError if there is none."""
 
+    async def async_wait_session(self) -> None:
+        """Wait while the session opens; return at once when it is open or Realtime is down."""
+
     def for_mode(self, config: SessionConfig) -> SessionConfig:
         """`config` for the device's listening mode."""
 

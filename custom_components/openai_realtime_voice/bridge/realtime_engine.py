@@ -149,6 +149,7 @@ class RealtimeEngine:
                 await retry.wait()
                 continue
             retry.reset()
+            self._ctx.entry.runtime_data.service.succeeded()
             self.client = client
             self._client_changed.set()
             if not self._serving():
@@ -172,6 +173,10 @@ class RealtimeEngine:
             self._use_fallback(error)
 
     def _use_fallback(self, error: RealtimeError) -> None:
+        # The router logs the outage; the entry's monitor follows it (and raises its issue).
+        # A used-up budget is no outage: the service is not probed for it.
+        if not isinstance(error, BudgetExhaustedError):
+            self._ctx.entry.runtime_data.service.failed(error, logged=True)
         self._ctx.use_fallback(error)
         self._client_changed.set()  # the uplink stops waiting for a session
 
@@ -356,6 +361,10 @@ class RealtimeEngine:
             self._client_changed.clear()
             await self._client_changed.wait()
         return self.client
+
+    async def async_wait_session(self) -> None:
+        """Wait while the session opens (a board that was just woken); see `_session`."""
+        await self._session()
 
     def _serving(self) -> bool:
         return self._ctx.path is BridgePath.REALTIME

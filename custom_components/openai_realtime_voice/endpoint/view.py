@@ -106,7 +106,7 @@ class DeviceWebSocketView(HomeAssistantView):
         token = bearer_token(request.headers.get("Authorization"))
         if hub.authenticate(mac, token) is None or mac is None:
             if hub.paired_while_unloaded(mac, token):
-                # A known device while its entry reloads or its service is down: not a
+                # A known device while its entry reloads or waits for a new key: not a
                 # failed login (no ban, no notification), just "come back later".
                 LOGGER.debug("Device %s connected while its entry is not loaded", mac)
                 return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE, text="not ready")
