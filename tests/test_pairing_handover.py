@@ -14,7 +14,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.const import CONF_CODE, OTA_PATH
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime_voice.endpoint.pairing import TOKEN_HANDOVER_LIFETIME
+from custom_components.openai_realtime_voice.endpoint.pairing import APPROVAL_GUARD
 from simulator.device import DeviceSimulator, OtaError
 from tests.device_helpers import discovery_flow, simulator
 
@@ -81,7 +81,7 @@ async def test_token_waits_for_a_board_that_stays_off(
         with pytest.raises(OtaError):
             await device.check_version()
         now = hub.pairing.clock()
-        hub.pairing.clock = lambda: now + 3 * TOKEN_HANDOVER_LIFETIME
+        hub.pairing.clock = lambda: now + 3 * APPROVAL_GUARD
         result = await device.check_version()
         assert result.websocket is not None
         assert "token" in result.websocket

@@ -212,7 +212,7 @@ class OtaView(HomeAssistantView):
                 "url": websocket_url(entry.options.get(CONF_DEVICE_WEBSOCKET_URL), request.url),
                 "version": PROTOCOL_VERSION,
             }
-            token = pairing.take_token(check.mac, check.client_id) if start_pairing else None
+            token = pairing.token_for(check.mac, check.client_id) if start_pairing else None
             if token is not None:
                 socket["token"] = token
                 LOGGER.info("Handed device %s its token", check.mac)

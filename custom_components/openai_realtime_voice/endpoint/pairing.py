@@ -2,7 +2,8 @@
 
 A device that asks to be paired gets a `PendingDevice` (a six-digit code it shows and speaks,
 a discovered card in Home Assistant); the user types the code, `DevicePairing.approve` issues
-its token, and the device fetches it once with its next OTA check. Paired devices are config
+its token, and the device fetches it with its next OTA check (again at every check, should a
+reply be lost, until it first presents the token on its WebSocket). Paired devices are config
 subentries of type `device` (the single source of truth); only the token's hash is stored.
 """
 
@@ -45,8 +46,12 @@ MAX_WRONG_CODES: Final = 5
 
 WRONG_CODE_WINDOW: Final = 600.0
 
-TOKEN_HANDOVER_LIFETIME: Final = 3600.0
-"""Seconds a freshly issued token may be handed to the device before it must pair again."""
+APPROVAL_GUARD: Final = 3600.0
+"""Seconds after an approval during which another Client-Id asking for the same MAC is refused
+(409), unless the approved one fetched its token sooner. The token itself stays available to
+the approved Client-Id until it is first presented on the WebSocket: the firmware stores it
+only from a reply it read to the end (`Ota::CheckVersion`), so a lost reply must not lock the
+device out."""
 
 MAX_PENDING_DEVICES: Final = 16
 """Devices waiting to be paired at once, each with one discovered card; more are refused
@@ -175,6 +180,8 @@ class DevicePairing:
         self.clock = clock
         self.pending: dict[str, PendingDevice] = {}
         self._handover: dict[str, tuple[str, str, float]] = {}
+        """Tokens not yet presented, by MAC: (token, approved Client-Id, end of the guard
+        against another Client-Id: an hour after the approval, or the first hand-over)."""
         self._wrong_codes: dict[str, deque[float]] = {}
         self._conflicts_logged: set[str] = set()
         """MACs whose token hand-over another Client-Id asked for (logged once each)."""
@@ -204,7 +211,12 @@ class DevicePairing:
         self._async_expire(now)
         pending = self.pending.get(mac)
         handover = self._handover.get(mac)
-        if pending is None and handover is not None and not same_client(client_id, handover[1]):
+        if (
+            pending is None
+            and handover is not None
+            and handover[2] > now
+            and not same_client(client_id, handover[1])
+        ):
             if mac not in self._conflicts_logged:
                 self._conflicts_logged.add(mac)
                 LOGGER.warning(
@@ -281,9 +293,7 @@ class DevicePairing:
         for mac in [mac for mac, p in self.pending.items() if p.expires <= now]:
             del self.pending[mac]
             self._async_abort_flows(mac)
-        for mac in [mac for mac, (_, _, end) in self._handover.items() if end <= now]:
-            del self._handover[mac]
-        self._conflicts_logged &= self._handover.keys()
+        self._conflicts_logged &= {mac for mac, (_, _, end) in self._handover.items() if end > now}
         for mac in [mac for mac, wrong in self._wrong_codes.items() if _prune(wrong, now)]:
             del self._wrong_codes[mac]
 
@@ -346,13 +356,14 @@ class DevicePairing:
     def approve(self, mac: str) -> dict[str, str]:
         """Issue the device's token; returns the subentry data (with only the token's hash).
 
-        The raw token stays in memory until the device that asked (same Client-Id) fetches
-        it, once, with its next OTA check.
+        The raw token stays in memory for the device that asked (same Client-Id) to fetch with
+        its OTA checks, until it presents the token on its WebSocket (`forget_handover`), is
+        paired again or removed, or Home Assistant stops.
         """
         pending = self.pending.pop(mac)
         self._async_schedule_expiry(self.clock())
         token = secrets.token_urlsafe(32)
-        self._handover[mac] = (token, pending.client_id, self.clock() + TOKEN_HANDOVER_LIFETIME)
+        self._handover[mac] = (token, pending.client_id, self.clock() + APPROVAL_GUARD)
         return {
             CONF_MAC: mac,
             CONF_CLIENT_ID: pending.client_id,
@@ -375,21 +386,23 @@ class DevicePairing:
             client_id, str(found[1].data.get(CONF_CLIENT_ID, ""))
         )
 
-    def take_token(self, mac: str, client_id: str) -> str | None:
-        """The raw token of a just-paired device: once, and only to the approved Client-Id."""
+    def token_for(self, mac: str, client_id: str) -> str | None:
+        """The raw token of a just-paired device, only for the approved Client-Id.
+
+        Handed over at every boot check until the device first presents it: the reply that
+        carried it may have been lost before the firmware stored it.
+        """
         handover = self._handover.get(mac)
-        if handover is None:
+        if handover is None or not same_client(client_id, handover[1]):
             return None
-        token, expected_client, expires = handover
-        if expires <= self.clock() or not same_client(client_id, expected_client):
-            return None
-        del self._handover[mac]
-        self._conflicts_logged.discard(mac)
-        return token
+        # Handed out: another Client-Id may now ask to pair again (a reset device).
+        self._handover[mac] = (handover[0], handover[1], min(handover[2], self.clock()))
+        return handover[0]
 
     def forget_handover(self, mac: str) -> None:
-        """The device presented its token on its WebSocket: a copy waiting for it is dropped."""
+        """The device presented its token on its WebSocket: the copy kept for it is dropped."""
         self._handover.pop(mac, None)
+        self._conflicts_logged.discard(mac)
 
     @callback
     def async_forget(self, mac: str) -> None:
