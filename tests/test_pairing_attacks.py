@@ -284,7 +284,8 @@ async def test_expired_codes_take_their_cards_with_them(
 async def test_card_titles_from_the_device_are_sanitised(
     hass: HomeAssistant, client: TestClient
 ) -> None:
-    """A board name with markdown, markup or control characters is cleaned and cut short."""
+    """A board name with markdown, markup or control characters is cleaned and cut short
+    in the form; the card title is the MAC alone."""
     name = "[Click me](http://evil.example) **now** <img src=x>\u202e" + "x" * 200
     headers = boot_headers("aa:bb:cc:dd:ee:05", "c5", **{"User-Agent": "agent/2.4.2"})
     body = {"board": {"name": name}, "application": {"version": "2.4.2`![x](y)"}}
@@ -292,13 +293,12 @@ async def test_card_titles_from_the_device_are_sanitised(
     assert response.status == 200
     await hass.async_block_till_done()
     flow = discovery_flow(hass, "aa:bb:cc:dd:ee:05")
-    title = flow["context"]["title_placeholders"]["name"]
-    board = title.removesuffix(" (aa:bb:cc:dd:ee:05)")
+    assert flow["context"]["title_placeholders"]["name"] == "aa:bb:cc:dd:ee:05"
+    form = await hass.config_entries.flow.async_configure(flow["flow_id"])
+    board = form["description_placeholders"]["board"]
     assert len(board) <= 32
     assert board.startswith("Click me http")
     assert not set(board) & set("[]()<>*`!\u202e")
-    form = await hass.config_entries.flow.async_configure(flow["flow_id"])
-    assert form["description_placeholders"]["board"] == board
     assert not set(form["description_placeholders"]["firmware"]) & set("[]()<>*`!")
 
 

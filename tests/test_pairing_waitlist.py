@@ -16,11 +16,12 @@ import pytest
 
 from custom_components.openai_realtime_voice.const import ACTIVATE_PATH, DOMAIN, OTA_PATH
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime_voice.endpoint.pairing import MAX_PENDING_DEVICES
+from custom_components.openai_realtime_voice.endpoint.pairing import (
+    MAX_PENDING_DEVICES,
+    QUIET_AFTER,
+)
 from tests.device_helpers import device_client, discovery_flow, pair, simulator
 from tests.realtime_server import RealtimeServer
-
-QUIET_AFTER = 30.0
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ async def test_card_titles_carry_nothing_the_requester_chose(
         assert form["step_id"] == "pair_reset"
         assert form["description_placeholders"]["board"] == "kitchen-box"
 
-        new = fake(1) | {"X-Forwarded-For": "10.0.0.9"}
+        new = {"Device-Id": "02:00:00:00:00:01", "Client-Id": "fake-1"}
         assert (await client.post(OTA_PATH, json=body, headers=new)).status == 200
         await hass.async_block_till_done()
         flow = discovery_flow(hass, new["Device-Id"])

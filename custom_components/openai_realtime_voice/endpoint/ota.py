@@ -257,7 +257,7 @@ class ActivateView(HomeAssistantView):
             return web.Response(status=err.status, text=str(err))
         if pairing.is_approved(mac, client_id):
             return web.Response(status=HTTPStatus.OK, text="success")
-        pending = pairing.pending_for(mac, client_id)
+        pending = pairing.async_poll(mac, client_id)
         if pending is None:
             return web.Response(status=HTTPStatus.NOT_FOUND, text="unknown device")
         challenge = body.get("challenge")

@@ -54,8 +54,15 @@ only from a reply it read to the end (`Ota::CheckVersion`), so a lost reply must
 device out."""
 
 MAX_PENDING_DEVICES: Final = 16
-"""Devices waiting to be paired at once, each with one discovered card; more are refused
-until one is paired or its code expires (the OTA endpoint is unauthenticated)."""
+"""Devices waiting to be paired at once, each with one discovered card; when the list is full,
+devices that went quiet (`QUIET_AFTER`) make room, otherwise more are refused until one is
+paired or its code expires (the OTA endpoint is unauthenticated)."""
+
+QUIET_AFTER: Final = 30.0
+"""Seconds without a boot check or activation poll after which a waiting device may lose its
+place to a new one. The firmware polls `/activate` every 3 s (10 s after an error) and repeats
+its boot check after ten polls (`Application::CheckNewVersion`), so a waiting board is heard
+from at least every 10 s or so."""
 
 NEW_DEVICES_PER_SOURCE: Final = 5
 """Devices one source address may put up for pairing within `CODE_LIFETIME`."""
@@ -156,13 +163,18 @@ class PendingDevice:
     code: str
     challenge: str
     expires: float
+    heard: float
+    """When the device (this Client-Id) last made a boot check or an activation poll."""
     reset: bool = False
     """The MAC is already paired, with another Client-Id: the device was erased or reflashed."""
     conflict_logged: bool = False
 
     @property
     def title(self) -> str:
-        """How the device is named in flows and as a subentry: board and MAC."""
+        """How the device is named as a subentry once paired: board and MAC.
+
+        Not a card title: until the code is typed, the board name is the requester's word.
+        """
         return f"{self.board} ({self.mac})"
 
     @property
@@ -227,6 +239,7 @@ class DevicePairing:
             return ActivationRefused.CONFLICT
         if pending is not None:
             if same_client(client_id, pending.client_id):
+                pending.heard = now
                 return pending
             if not pending.conflict_logged:
                 pending.conflict_logged = True
@@ -238,6 +251,8 @@ class DevicePairing:
                     pending.client_id_start,
                 )
             return ActivationRefused.CONFLICT
+        if len(self.pending) >= MAX_PENDING_DEVICES:
+            self._async_evict_quiet(now)
         if len(self.pending) >= MAX_PENDING_DEVICES:
             LOGGER.debug("Device %s not offered for pairing: %s", mac, ActivationRefused.FULL)
             return ActivationRefused.FULL
@@ -253,6 +268,7 @@ class DevicePairing:
             code=f"{secrets.randbelow(1_000_000):06d}",
             challenge=secrets.token_urlsafe(24),
             expires=now + CODE_LIFETIME,
+            heard=now,
             reset=reset,
         )
         self.pending[mac] = pending
@@ -281,6 +297,21 @@ class DevicePairing:
         if client_id is None or same_client(client_id, pending.client_id):
             return pending
         return None
+
+    def async_poll(self, mac: str, client_id: str) -> PendingDevice | None:
+        """The activation poll of a waiting device: its record, now marked as heard from."""
+        if (pending := self.pending_for(mac, client_id)) is not None:
+            pending.heard = self.clock()
+        return pending
+
+    @callback
+    def _async_evict_quiet(self, now: float) -> None:
+        """Make room in a full list: forget devices that stopped polling, and their cards."""
+        for mac in [mac for mac, p in self.pending.items() if p.heard <= now - QUIET_AFTER]:
+            LOGGER.debug("Device %s stopped asking to be paired; it makes room for another", mac)
+            del self.pending[mac]
+            self._async_abort_flows(mac)
+        self._async_schedule_expiry(now)
 
     def pending_devices(self) -> list[PendingDevice]:
         """Devices whose code is still valid, for the 'Add device' form."""
