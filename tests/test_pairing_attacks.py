@@ -317,8 +317,8 @@ async def test_valid_token_while_the_entry_is_not_loaded(
             assert response.status == 503
         assert client.app[KEY_FAILED_LOGIN_ATTEMPTS][LOOPBACK] == 0
         assert NOTIFICATION_ID_LOGIN not in notifications(hass)
-        # A wrong token is still a failed login.
-        headers = device.ws_headers() | {"Authorization": "Bearer wrong"}
+        # A wrong token of the right shape is still a failed login.
+        headers = device.ws_headers() | {"Authorization": f"Bearer {'w' * 43}"}
         assert (await client.get(DEVICE_WS_PATH, headers=headers)).status == 401
         assert client.app[KEY_FAILED_LOGIN_ATTEMPTS][LOOPBACK] == 1
         assert NOTIFICATION_ID_LOGIN in notifications(hass)

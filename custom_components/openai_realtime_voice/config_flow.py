@@ -36,6 +36,7 @@ from .const import (
     CONF_MAX_OUTPUT_TOKENS,
     CONF_MODEL,
     CONF_PRICES,
+    CONF_TOKEN_HASH,
     CONF_WAKE_WORDS,
     DEFAULT_TITLE,
     DIALECT_GA,
@@ -234,6 +235,7 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
                 if (found := hub.find_paired(mac)) is not None:
                     # A reset device: the new token replaces the old one, which stops working.
                     entry, subentry = found
+                    hub.logins.replaced(str(subentry.data.get(CONF_TOKEN_HASH, "")))
                     self.hass.config_entries.async_update_subentry(
                         entry, subentry, data={**subentry.data, **data}
                     )

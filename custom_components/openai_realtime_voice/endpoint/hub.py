@@ -23,6 +23,7 @@ from homeassistant.util.hass_dict import HassKey
 from ..const import CONF_FIRMWARE, DOMAIN
 from ..repairs import async_firmware_issue
 from ..xiaozhi import McpTool
+from .logins import LoginAttempts
 from .pairing import DevicePairing, device_subentries, display_text, find_paired, token_matches
 
 LATENCY_HISTORY: Final = 50
@@ -85,7 +86,13 @@ class DeviceHub:
         """Start empty; `clock` drives pairing expiry and rate limits (injectable for tests)."""
         self.hass = hass
         self.pairing = DevicePairing(hass, clock)
+        self.logins = LoginAttempts(hass, self._now)
+        """Which refused requests count as failed logins (WebSocket and photo uploads)."""
         self.states: dict[str, DeviceState] = {}
+
+    def _now(self) -> float:
+        """The pairing clock, read late so that tests may replace it."""
+        return self.pairing.clock()
 
     # --- paired devices -----------------------------------------------------------------------
 
