@@ -21,6 +21,7 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
 from ..const import CONF_FIRMWARE, DOMAIN
+from ..rate_limit import TokenBucket
 from ..repairs import async_firmware_issue
 from ..xiaozhi import McpTool
 from .logins import LoginAttempts
@@ -42,6 +43,17 @@ class LiveConnection(Protocol):
 
 
 @dataclass(slots=True)
+class UplinkBudget:
+    """Frames and bytes a device may send, kept across its connections (reconnecting refills
+    nothing); the numbers are the connection's (`connection.py`)."""
+
+    frames: TokenBucket
+    data: TokenBucket
+    warned: float | None = None
+    """When going over the budget was last logged as a warning."""
+
+
+@dataclass(slots=True)
 class DeviceState:
     """What Home Assistant knows about a paired device right now (entities read this)."""
 
@@ -55,6 +67,8 @@ class DeviceState:
     last_latency_ms: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
     """Failures on this device's conversations, by kind (for diagnostics)."""
+    uplink: UplinkBudget | None = None
+    """What the device may still send; made by its first connection."""
     _listeners: list[CALLBACK_TYPE] = field(default_factory=list)
 
     @property
