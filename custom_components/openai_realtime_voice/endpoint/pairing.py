@@ -298,6 +298,7 @@ class DevicePairing:
             return pending
         return None
 
+    @callback
     def async_poll(self, mac: str, client_id: str) -> PendingDevice | None:
         """The activation poll of a waiting device: its record, now marked as heard from."""
         if (pending := self.pending_for(mac, client_id)) is not None:
