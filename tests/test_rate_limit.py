@@ -1,8 +1,9 @@
-"""The sliding-window rate limiter the device endpoints use per source address."""
+"""The sliding-window rate limiter of the device endpoints, and the token bucket of a device's
+frame budget."""
 
 from __future__ import annotations
 
-from custom_components.openai_realtime_voice.rate_limit import RateLimiter
+from custom_components.openai_realtime_voice.rate_limit import RateLimiter, TokenBucket
 
 
 def test_limit_per_key_and_window() -> None:
@@ -30,3 +31,19 @@ def test_keys_are_bounded() -> None:
     assert limiter.allow("c")  # forgets "b"
     assert limiter.allow("b")  # forgets "a"
     assert limiter.allow("a")
+
+
+def test_token_bucket_bursts_refills_and_keeps_its_debt() -> None:
+    """A full bucket allows a burst; it refills at its rate, never above the burst, and an
+    overspender waits for its debt to be repaid."""
+    now = 0.0
+    bucket = TokenBucket(10.0, 100.0, clock=lambda: now)
+    assert bucket.spend(100)
+    assert not bucket.spend(50)  # 50 in debt
+    now = 5.0  # +50: back to zero
+    assert bucket.spend(0)
+    assert not bucket.spend(1)
+    now = 1000.0  # refilled, but only up to the burst
+    assert bucket.spend(99)
+    assert bucket.spend(1)
+    assert not bucket.spend(1)
