@@ -250,6 +250,10 @@ class DeviceSimulator:
         self.uses_mqtt = False
         self.firmware_upgrade_url: str | None = None
         self.server_time_ms: int | None = None
+        self.lose_ota_replies = 0
+        """Boot-check replies still to lose on the way (a Wi-Fi drop, a power cut): Home
+        Assistant answered, the board stores nothing (`Ota::CheckVersion` parses and stores
+        only a reply it read to the end) and the check fails."""
 
         self.state = DeviceState.IDLE
         self.listen_mode = default_mode
@@ -376,6 +380,10 @@ class DeviceSimulator:
         async with session.post(
             self.ota_url, data=json.dumps(self.system_info()), headers=self.http_headers()
         ) as resp:
+            if self.lose_ota_replies > 0:
+                self.lose_ota_replies -= 1
+                resp.close()
+                raise OtaError("OTA reply lost")
             text = await resp.text()
             if resp.status != 200:
                 raise OtaError(f"OTA status {resp.status}")

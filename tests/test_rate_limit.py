@@ -1,8 +1,9 @@
-"""The per-address limits of the device endpoints: events per sliding window, reads open at once."""
+"""The per-address limits of the device endpoints (events per sliding window, reads open at once)
+and the token bucket of a device's frame budget."""
 
 from __future__ import annotations
 
-from custom_components.openai_realtime_voice.rate_limit import OpenLimiter, RateLimiter
+from custom_components.openai_realtime_voice.rate_limit import OpenLimiter, RateLimiter, TokenBucket
 
 
 def test_limit_per_key_and_window() -> None:
@@ -46,3 +47,19 @@ def test_open_limiter_counts_what_is_open_per_key() -> None:
         limiter.release(key)
     assert (limiter.open("a"), limiter.open("b")) == (0, 0)
     assert not limiter._open  # nothing kept for keys with nothing open
+
+
+def test_token_bucket_bursts_refills_and_keeps_its_debt() -> None:
+    """A full bucket allows a burst; it refills at its rate, never above the burst, and an
+    overspender waits for its debt to be repaid."""
+    now = 0.0
+    bucket = TokenBucket(10.0, 100.0, clock=lambda: now)
+    assert bucket.spend(100)
+    assert not bucket.spend(50)  # 50 in debt
+    now = 5.0  # +50: back to zero
+    assert bucket.spend(0)
+    assert not bucket.spend(1)
+    now = 1000.0  # refilled, but only up to the burst
+    assert bucket.spend(99)
+    assert bucket.spend(1)
+    assert not bucket.spend(1)

@@ -26,6 +26,7 @@ import probatio
 
 from .const import (
     CONF_BASE_URL,
+    CONF_BOARD,
     CONF_BUDGET_MODEL,
     CONF_CLIENT_ID,
     CONF_CODE,
@@ -37,6 +38,7 @@ from .const import (
     CONF_MODEL,
     CONF_MONTHLY_BUDGET,
     CONF_PRICES,
+    CONF_TOKEN_HASH,
     CONF_WAKE_WORDS,
     DEFAULT_TITLE,
     DIALECT_GA,
@@ -209,10 +211,12 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
         await self.async_set_unique_id(mac)
         self._abort_if_unique_id_configured()
         hub = self.hass.data[DATA_HUB]
-        if (pending := hub.pairing.pending_for(mac, self._client_id)) is None:
-            paired = hub.find_paired(mac) is not None
-            return self.async_abort(reason="already_configured" if paired else "code_expired")
-        self.context["title_placeholders"] = {"name": pending.title}
+        found = hub.find_paired(mac)
+        if hub.pairing.pending_for(mac, self._client_id) is None:
+            return self.async_abort(reason="already_configured" if found else "code_expired")
+        # Nothing the requester chose goes into the card title (anyone on the LAN can make a
+        # boot check): a reset card names the paired device, a new one only its MAC.
+        self.context["title_placeholders"] = {"name": found[1].title if found else mac}
         return await self.async_step_pair()
 
     async def async_step_pair(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -233,6 +237,7 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
                 if (found := hub.find_paired(mac)) is not None:
                     # A reset device: the new token replaces the old one, which stops working.
                     entry, subentry = found
+                    hub.logins.replaced(str(subentry.data.get(CONF_TOKEN_HASH, "")))
                     self.hass.config_entries.async_update_subentry(
                         entry, subentry, data={**subentry.data, **data}
                     )
@@ -252,12 +257,16 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
                     reason="device_paired", description_placeholders={"name": title}
                 )
             errors["base"] = result.value
+        board = pending.board
+        if pending.reset and (found := hub.find_paired(mac)) is not None:
+            # "<board> is paired, but ...": the board as it was paired, not as now claimed.
+            board = str(found[1].data.get(CONF_BOARD) or board)
         return self.async_show_form(
             step_id="pair_reset" if pending.reset else "pair",
             data_schema=code_schema(),
             errors=errors,
             description_placeholders={
-                "board": pending.board,
+                "board": board,
                 "mac": mac,
                 "firmware": pending.firmware or "?",
                 "client_id": pending.client_id_start,

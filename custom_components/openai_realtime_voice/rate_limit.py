@@ -74,3 +74,27 @@ class OpenLimiter:
     def open(self, key: str) -> int:
         """How many are open for `key`."""
         return self._open.get(key, 0)
+
+
+class TokenBucket:
+    """Allows `rate` units a second on average and bursts of up to `burst` units."""
+
+    def __init__(
+        self, rate: float, burst: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Start full; `clock` is injectable for tests."""
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._level = burst
+        self._at = clock()
+
+    def spend(self, amount: float) -> bool:
+        """Take `amount` units; False (and the bucket left in debt) when there were too few.
+
+        The debt is kept, so a sender that overspends waits longer before it is allowed again.
+        """
+        now = self._clock()
+        self._level = min(self.burst, self._level + (now - self._at) * self.rate) - amount
+        self._at = now
+        return self._level >= 0

@@ -19,7 +19,6 @@ import logging
 from typing import Final
 
 from aiohttp import BodyPartReader, web
-from homeassistant.components.http.ban import process_wrong_login
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
 from .bridge import DATA_BRIDGES
@@ -91,7 +90,7 @@ class DeviceVisionView(HomeAssistantView):
                 mac or "missing",
                 "no token" if token is None else "invalid or expired vision token",
             )
-            await process_wrong_login(request)
+            await hass.data[DATA_HUB].logins.async_refused(request, mac, token)
             return web.Response(status=HTTPStatus.UNAUTHORIZED, text="unauthorized")
         assert mac is not None
         if request.content_length is not None and request.content_length > MAX_UPLOAD_BYTES:

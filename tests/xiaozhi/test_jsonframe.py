@@ -43,3 +43,18 @@ def test_size_and_depth_limits() -> None:
 def test_encode_is_compact_utf8() -> None:
     """Messages are compact and keep non-ASCII text readable."""
     assert encode_object({"a": "é", "b": 1}) == '{"a":"é","b":1}'
+
+
+def test_too_many_containers_refused_before_scanning() -> None:
+    """A frame of thousands of `[]` is refused by counting, before any bracket is scanned
+    (scanning 128 KiB of them held the event loop for 13 ms and more)."""
+    flood = '{"type":"mcp","payload":{"x":[' + ",".join(["[]"] * 10_000) + "]}}"
+    with pytest.raises(MessageTooLargeError, match="containers"):
+        decode_object(flood)
+    # A realistic tool page (8 KB, a few hundred containers) still decodes.
+    tools = [
+        {"name": f"self.tool_{i}", "inputSchema": {"type": "object", "properties": {}}}
+        for i in range(100)
+    ]
+    page = encode_object({"type": "mcp", "payload": {"result": {"tools": tools}}})
+    assert len(decode_object(page)["payload"]["result"]["tools"]) == 100

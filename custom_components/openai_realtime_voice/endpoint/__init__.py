@@ -3,6 +3,7 @@
 - `ota.py`: the boot-time OTA check and activation polls (pairing codes, token hand-over);
 - `pairing.py`: `DevicePairing` (pending devices, codes, wrong-code limits, token hand-over);
 - `hub.py`: the hass-wide `DeviceHub` (paired devices, their live state and connections);
+- `logins.py`: which refused requests count as failed logins in Home Assistant;
 - `view.py`: the authenticated WebSocket upgrade;
 - `connection.py`: one live channel, a transport over `xiaozhi/` that hands typed events to its
   listeners and to the `DeviceLink` plugged in from above (the speech bridge).

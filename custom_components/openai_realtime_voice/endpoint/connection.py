@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import json
+import logging
 from typing import Any, Final, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from ..const import LOGGER
+from ..rate_limit import TokenBucket
 from ..xiaozhi import (
     AbortRequested,
     AudioReceived,
@@ -28,7 +30,7 @@ from ..xiaozhi import (
     ProtocolError,
     encode_object,
 )
-from .hub import DATA_HUB, DeviceState
+from .hub import DATA_HUB, DeviceState, UplinkBudget
 
 HELLO_TIMEOUT: Final = 10.0
 """Seconds a device has to send its hello after the upgrade."""
@@ -41,6 +43,25 @@ MCP_TIMEOUT: Final = 10.0
 
 MAX_LOGGED_ERRORS: Final = 5
 """Bad frames logged as warnings per connection; the rest go to debug."""
+
+MAX_TEXT_FRAME: Final = 32 * 1024
+"""Largest text frame parsed; larger ones are refused before they are scanned. A board's
+largest text is an MCP message: a `tools/list` page of at most 8000 bytes
+(`McpServer::GetToolsList`) or a tool result, in a short envelope
+(`Protocol::SendMcpMessage`); hello, listen and abort are under 1 KiB."""
+
+FRAMES_PER_SECOND: Final = 50.0
+FRAME_BURST: Final = 300.0
+"""Frames a device may send: Opus at 60 ms is 17 a second; the buffered wake-word audio
+(`ContinueWakeWordInvoke`) and the MCP pages after the hello come in a burst."""
+
+BYTES_PER_SECOND: Final = 32 * 1024.0
+BYTE_BURST: Final = 256 * 1024.0
+"""Bytes a device may send: Opus uplink is about 2-4 KB a second; the burst holds a full
+tool listing (16 pages of 8 KB) with the wake-word audio."""
+
+BUDGET_WARNING_INTERVAL: Final = 600.0
+"""A device going over its budget is logged as a warning once in this many seconds."""
 
 VOLUME_TOOL: Final = "self.audio_speaker.set_volume"
 STATUS_TOOL: Final = "self.get_device_status"
@@ -84,7 +105,9 @@ class DeviceConnection:
         self.hass = hass
         self.mac = state.mac
         self.state = state
-        self.session = DeviceSession(protocol_version=protocol_version)
+        self.session = DeviceSession(
+            protocol_version=protocol_version, max_text_size=MAX_TEXT_FRAME
+        )
         self.mcp = McpClient(self._send_mcp, timeout=MCP_TIMEOUT, name=f"Device {self.mac}")
         self.audio_packets_received = 0
         self.ignored_frames = 0
@@ -97,6 +120,13 @@ class DeviceConnection:
         self._loop = asyncio.get_running_loop()
         self._last_activity = self._loop.time()
         self._closed = asyncio.Event()
+        if state.uplink is None:
+            clock = self._loop.time
+            state.uplink = UplinkBudget(
+                TokenBucket(FRAMES_PER_SECOND, FRAME_BURST, clock=clock),
+                TokenBucket(BYTES_PER_SECOND, BYTE_BURST, clock=clock),
+            )
+        self._uplink = state.uplink
 
     # --- public interface -------------------------------------------------------------------
 
@@ -169,16 +199,40 @@ class DeviceConnection:
                 LOGGER.debug("Closing device %s: %s", self.mac, why)
                 await self._close(why, WSCloseCode.OK if self.session.hello_done else None)
                 return
-            if msg.type is WSMsgType.TEXT:
-                await self._on_frame(msg.data, text=True)
-            elif msg.type is WSMsgType.BINARY:
-                await self._on_frame(msg.data, text=False)
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if not self._within_budget(len(msg.data)):
+                    await self._close("over its data budget", None)
+                    return
+                await self._on_frame(msg.data, text=msg.type is WSMsgType.TEXT)
             elif msg.type is WSMsgType.ERROR:
                 LOGGER.debug("Device %s connection error: %s", self.mac, msg.data)
                 self.close_reason = self.close_reason or "connection error"
                 return
             else:  # CLOSE / CLOSING / CLOSED
                 return
+
+    def _within_budget(self, size: int) -> bool:
+        """Spend one frame of `size` bytes from the device's budget; False when over it."""
+        uplink = self._uplink
+        frames_ok = uplink.frames.spend(1)
+        if uplink.data.spend(size) and frames_ok:
+            return True
+        now = self._loop.time()
+        level = logging.DEBUG
+        if uplink.warned is None or now - uplink.warned >= BUDGET_WARNING_INTERVAL:
+            uplink.warned = now
+            level = logging.WARNING
+        LOGGER.log(
+            level,
+            "Closing device %s: it is over its data budget (%d frames or %d KiB a second, "
+            "bursts of %d frames or %d KiB); a stock board never sends this much",
+            self.mac,
+            FRAMES_PER_SECOND,
+            BYTES_PER_SECOND // 1024,
+            FRAME_BURST,
+            BYTE_BURST // 1024,
+        )
+        return False
 
     async def _on_frame(self, data: bytes, *, text: bool) -> None:
         """Feed one frame to the session, act on its event and send the session's output."""

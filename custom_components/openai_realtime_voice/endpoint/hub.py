@@ -21,8 +21,10 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
 from ..const import CONF_FIRMWARE, DOMAIN
+from ..rate_limit import TokenBucket
 from ..repairs import async_firmware_issue
 from ..xiaozhi import McpTool
+from .logins import LoginAttempts
 from .pairing import DevicePairing, device_subentries, display_text, find_paired, token_matches
 
 LATENCY_HISTORY: Final = 50
@@ -41,6 +43,17 @@ class LiveConnection(Protocol):
 
 
 @dataclass(slots=True)
+class UplinkBudget:
+    """Frames and bytes a device may send, kept across its connections (reconnecting refills
+    nothing); the numbers are the connection's (`connection.py`)."""
+
+    frames: TokenBucket
+    data: TokenBucket
+    warned: float | None = None
+    """When going over the budget was last logged as a warning."""
+
+
+@dataclass(slots=True)
 class DeviceState:
     """What Home Assistant knows about a paired device right now (entities read this)."""
 
@@ -54,6 +67,8 @@ class DeviceState:
     last_latency_ms: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
     """Failures on this device's conversations, by kind (for diagnostics)."""
+    uplink: UplinkBudget | None = None
+    """What the device may still send; made by its first connection."""
     _listeners: list[CALLBACK_TYPE] = field(default_factory=list)
 
     @property
@@ -85,7 +100,13 @@ class DeviceHub:
         """Start empty; `clock` drives pairing expiry and rate limits (injectable for tests)."""
         self.hass = hass
         self.pairing = DevicePairing(hass, clock)
+        self.logins = LoginAttempts(hass, self._now)
+        """Which refused requests count as failed logins (WebSocket and photo uploads)."""
         self.states: dict[str, DeviceState] = {}
+
+    def _now(self) -> float:
+        """The pairing clock, read late so that tests may replace it."""
+        return self.pairing.clock()
 
     # --- paired devices -----------------------------------------------------------------------
 

@@ -257,7 +257,7 @@ class OtaView(HomeAssistantView):
                 "url": websocket_url(entry.options.get(CONF_DEVICE_WEBSOCKET_URL), request.url),
                 "version": PROTOCOL_VERSION,
             }
-            token = pairing.take_token(check.mac, check.client_id) if start_pairing else None
+            token = pairing.token_for(check.mac, check.client_id) if start_pairing else None
             if token is not None:
                 socket["token"] = token
                 LOGGER.info("Handed device %s its token", check.mac)
@@ -303,7 +303,7 @@ class ActivateView(HomeAssistantView):
             return await _refusal(request, err)
         if pairing.is_approved(mac, client_id):
             return web.Response(status=HTTPStatus.OK, text="success")
-        pending = pairing.pending_for(mac, client_id)
+        pending = pairing.async_poll(mac, client_id)
         if pending is None:
             return web.Response(status=HTTPStatus.NOT_FOUND, text="unknown device")
         challenge = body.get("challenge")

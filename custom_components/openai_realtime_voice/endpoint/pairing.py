@@ -2,7 +2,8 @@
 
 A device that asks to be paired gets a `PendingDevice` (a six-digit code it shows and speaks,
 a discovered card in Home Assistant); the user types the code, `DevicePairing.approve` issues
-its token, and the device fetches it once with its next OTA check. Paired devices are config
+its token, and the device fetches it with its next OTA check (again at every check, should a
+reply be lost, until it first presents the token on its WebSocket). Paired devices are config
 subentries of type `device` (the single source of truth); only the token's hash is stored.
 """
 
@@ -45,12 +46,23 @@ MAX_WRONG_CODES: Final = 5
 
 WRONG_CODE_WINDOW: Final = 600.0
 
-TOKEN_HANDOVER_LIFETIME: Final = 3600.0
-"""Seconds a freshly issued token may be handed to the device before it must pair again."""
+APPROVAL_GUARD: Final = 3600.0
+"""Seconds after an approval during which another Client-Id asking for the same MAC is refused
+(409), unless the approved one fetched its token sooner. The token itself stays available to
+the approved Client-Id until it is first presented on the WebSocket: the firmware stores it
+only from a reply it read to the end (`Ota::CheckVersion`), so a lost reply must not lock the
+device out."""
 
 MAX_PENDING_DEVICES: Final = 16
-"""Devices waiting to be paired at once, each with one discovered card; more are refused
-until one is paired or its code expires (the OTA endpoint is unauthenticated)."""
+"""Devices waiting to be paired at once, each with one discovered card; when the list is full,
+devices that went quiet (`QUIET_AFTER`) make room, otherwise more are refused until one is
+paired or its code expires (the OTA endpoint is unauthenticated)."""
+
+QUIET_AFTER: Final = 30.0
+"""Seconds without a boot check or activation poll after which a waiting device may lose its
+place to a new one. The firmware polls `/activate` every 3 s (10 s after an error) and repeats
+its boot check after ten polls (`Application::CheckNewVersion`), so a waiting board is heard
+from at least every 10 s or so."""
 
 NEW_DEVICES_PER_SOURCE: Final = 5
 """Devices one source address may put up for pairing within `CODE_LIFETIME`."""
@@ -155,13 +167,18 @@ class PendingDevice:
     code: str
     challenge: str
     expires: float
+    heard: float
+    """When the device (this Client-Id) last made a boot check or an activation poll."""
     reset: bool = False
     """The MAC is already paired, with another Client-Id: the device was erased or reflashed."""
     conflict_logged: bool = False
 
     @property
     def title(self) -> str:
-        """How the device is named in flows and as a subentry: board and MAC."""
+        """How the device is named as a subentry once paired: board and MAC.
+
+        Not a card title: until the code is typed, the board name is the requester's word.
+        """
         return f"{self.board} ({self.mac})"
 
     @property
@@ -179,6 +196,8 @@ class DevicePairing:
         self.clock = clock
         self.pending: dict[str, PendingDevice] = {}
         self._handover: dict[str, tuple[str, str, float]] = {}
+        """Tokens not yet presented, by MAC: (token, approved Client-Id, end of the guard
+        against another Client-Id: an hour after the approval, or the first hand-over)."""
         self._wrong_codes: dict[str, deque[float]] = {}
         self._conflicts_logged: set[str] = set()
         """MACs whose token hand-over another Client-Id asked for (logged once each)."""
@@ -210,7 +229,12 @@ class DevicePairing:
         self._async_expire(now)
         pending = self.pending.get(mac)
         handover = self._handover.get(mac)
-        if pending is None and handover is not None and not same_client(client_id, handover[1]):
+        if (
+            pending is None
+            and handover is not None
+            and handover[2] > now
+            and not same_client(client_id, handover[1])
+        ):
             if mac not in self._conflicts_logged:
                 self._conflicts_logged.add(mac)
                 LOGGER.warning(
@@ -221,6 +245,7 @@ class DevicePairing:
             return ActivationRefused.CONFLICT
         if pending is not None:
             if same_client(client_id, pending.client_id):
+                pending.heard = now
                 return pending
             if not pending.conflict_logged:
                 pending.conflict_logged = True
@@ -232,6 +257,8 @@ class DevicePairing:
                     pending.client_id_start,
                 )
             return ActivationRefused.CONFLICT
+        if len(self.pending) >= MAX_PENDING_DEVICES:
+            self._async_evict_quiet(now)
         if len(self.pending) >= MAX_PENDING_DEVICES:
             LOGGER.debug("Device %s not offered for pairing: %s", mac, ActivationRefused.FULL)
             return ActivationRefused.FULL
@@ -247,6 +274,7 @@ class DevicePairing:
             code=f"{secrets.randbelow(1_000_000):06d}",
             challenge=secrets.token_urlsafe(24),
             expires=now + CODE_LIFETIME,
+            heard=now,
             reset=reset,
         )
         self.pending[mac] = pending
@@ -276,6 +304,22 @@ class DevicePairing:
             return pending
         return None
 
+    @callback
+    def async_poll(self, mac: str, client_id: str) -> PendingDevice | None:
+        """The activation poll of a waiting device: its record, now marked as heard from."""
+        if (pending := self.pending_for(mac, client_id)) is not None:
+            pending.heard = self.clock()
+        return pending
+
+    @callback
+    def _async_evict_quiet(self, now: float) -> None:
+        """Make room in a full list: forget devices that stopped polling, and their cards."""
+        for mac in [mac for mac, p in self.pending.items() if p.heard <= now - QUIET_AFTER]:
+            LOGGER.debug("Device %s stopped asking to be paired; it makes room for another", mac)
+            del self.pending[mac]
+            self._async_abort_flows(mac)
+        self._async_schedule_expiry(now)
+
     def pending_devices(self) -> list[PendingDevice]:
         """Devices whose code is still valid, for the 'Add device' form."""
         self._async_expire(self.clock())
@@ -287,9 +331,7 @@ class DevicePairing:
         for mac in [mac for mac, p in self.pending.items() if p.expires <= now]:
             del self.pending[mac]
             self._async_abort_flows(mac)
-        for mac in [mac for mac, (_, _, end) in self._handover.items() if end <= now]:
-            del self._handover[mac]
-        self._conflicts_logged &= self._handover.keys()
+        self._conflicts_logged &= {mac for mac, (_, _, end) in self._handover.items() if end > now}
         for mac in [mac for mac, wrong in self._wrong_codes.items() if _prune(wrong, now)]:
             del self._wrong_codes[mac]
 
@@ -352,13 +394,14 @@ class DevicePairing:
     def approve(self, mac: str) -> dict[str, str]:
         """Issue the device's token; returns the subentry data (with only the token's hash).
 
-        The raw token stays in memory until the device that asked (same Client-Id) fetches
-        it, once, with its next OTA check.
+        The raw token stays in memory for the device that asked (same Client-Id) to fetch with
+        its OTA checks, until it presents the token on its WebSocket (`forget_handover`), is
+        paired again or removed, or Home Assistant stops.
         """
         pending = self.pending.pop(mac)
         self._async_schedule_expiry(self.clock())
         token = secrets.token_urlsafe(32)
-        self._handover[mac] = (token, pending.client_id, self.clock() + TOKEN_HANDOVER_LIFETIME)
+        self._handover[mac] = (token, pending.client_id, self.clock() + APPROVAL_GUARD)
         return {
             CONF_MAC: mac,
             CONF_CLIENT_ID: pending.client_id,
@@ -381,21 +424,23 @@ class DevicePairing:
             client_id, str(found[1].data.get(CONF_CLIENT_ID, ""))
         )
 
-    def take_token(self, mac: str, client_id: str) -> str | None:
-        """The raw token of a just-paired device: once, and only to the approved Client-Id."""
+    def token_for(self, mac: str, client_id: str) -> str | None:
+        """The raw token of a just-paired device, only for the approved Client-Id.
+
+        Handed over at every boot check until the device first presents it: the reply that
+        carried it may have been lost before the firmware stored it.
+        """
         handover = self._handover.get(mac)
-        if handover is None:
+        if handover is None or not same_client(client_id, handover[1]):
             return None
-        token, expected_client, expires = handover
-        if expires <= self.clock() or not same_client(client_id, expected_client):
-            return None
-        del self._handover[mac]
-        self._conflicts_logged.discard(mac)
-        return token
+        # Handed out: another Client-Id may now ask to pair again (a reset device).
+        self._handover[mac] = (handover[0], handover[1], min(handover[2], self.clock()))
+        return handover[0]
 
     def forget_handover(self, mac: str) -> None:
-        """The device presented its token on its WebSocket: a copy waiting for it is dropped."""
+        """The device presented its token on its WebSocket: the copy kept for it is dropped."""
         self._handover.pop(mac, None)
+        self._conflicts_logged.discard(mac)
 
     @callback
     def async_forget(self, mac: str) -> None:

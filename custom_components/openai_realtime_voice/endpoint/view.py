@@ -7,7 +7,7 @@ import logging
 from typing import Final
 
 from aiohttp import hdrs, web
-from homeassistant.components.http.ban import process_success_login, process_wrong_login
+from homeassistant.components.http.ban import process_success_login
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
@@ -113,7 +113,7 @@ class DeviceWebSocketView(HomeAssistantView):
             self._log_refusal(
                 request.remote or "unknown", mac, "no token" if token is None else "invalid token"
             )
-            await process_wrong_login(request)
+            await hub.logins.async_refused(request, mac, token)
             return web.Response(status=HTTPStatus.UNAUTHORIZED)
         process_success_login(request)
         version: int | None = None

@@ -14,6 +14,11 @@ DEFAULT_MAX_TEXT_SIZE = 128 * 1024
 DEFAULT_MAX_DEPTH = 32
 """Deepest JSON nesting accepted; real messages (tool schemas included) stay far below."""
 
+MAX_CONTAINERS = 1024
+"""Most objects and arrays (counted by their opening brackets, strings included) in one frame.
+A firmware tool page (at most 8000 bytes, `McpServer::GetToolsList`) has a few hundred at most; a
+flood of `[],[],...` is refused by two C-speed counts instead of a scan bracket by bracket."""
+
 # A JSON string literal, matched possessively so hostile input cannot make it backtrack.
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
@@ -34,7 +39,10 @@ def _reject_constant(name: str) -> Any:
 
 def _too_deep(text: str, max_depth: int) -> bool:
     """Tell whether brackets outside string literals nest deeper than `max_depth`."""
-    if text.count("{") + text.count("[") <= max_depth:
+    containers = text.count("{") + text.count("[")
+    if containers > MAX_CONTAINERS:
+        raise MessageTooLargeError(f"more than {MAX_CONTAINERS} containers")
+    if containers <= max_depth:
         return False
     depth = 0
     for match in _BRACKET.finditer(_STRING_LITERAL.sub("", text)):
