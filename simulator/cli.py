@@ -17,7 +17,6 @@ import contextlib
 from dataclasses import asdict, dataclass, field
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 import sys
@@ -51,6 +50,9 @@ VOICE_RMS = 500.0
 """RMS (PCM16) from which a frame counts as speech when finding where the speech ends."""
 TRAILING_SILENCE_MS = 3000
 """Silence streamed after the speech until a reply starts (lets server VAD end the turn)."""
+CODE_LIFETIME_S = 600.0
+"""How long Home Assistant keeps a pairing code (`endpoint/pairing.py` CODE_LIFETIME): the run
+waits that long for a person to read the code and type it."""
 
 
 @dataclass(slots=True)
@@ -130,7 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--mac", help="device MAC address (default: random, kept in --state)")
     parser.add_argument(
-        "--pair-timeout", type=float, default=300.0, help="seconds to wait for approval"
+        "--pair-timeout",
+        type=float,
+        default=CODE_LIFETIME_S,
+        help="seconds to wait for approval (as long as the pairing code lives)",
     )
     parser.add_argument(
         "--reply-timeout", type=float, default=30.0, help="seconds to wait for a reply"
@@ -300,10 +305,14 @@ class Run:
                 f'"{self.device.board_name} ({self.device.mac})" card waits there; select Add '
                 "and type this code."
             )
-            delay = self.device.activation_retry_delay
-            attempts = max(1, math.ceil(self.args.pair_timeout / delay))
-            if not await self.device.activate(max_attempts=attempts):
-                raise SimulatorError("the device was not approved in time")
+            # The firmware polls until it is approved; the run stops when the code expires.
+            timeout = self.args.pair_timeout
+            approved = False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    approved = await self.device.activate(max_attempts=sys.maxsize)
+            if not approved:
+                raise SimulatorError(f"the device was not approved within {timeout:g} s")
             self.report.paired_now = True
             self.say("==> approved")
             result = await self.device.check_version()
