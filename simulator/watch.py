@@ -196,17 +196,13 @@ class ChatLogWatch:
                 for item in data if isinstance(data, list) else [data]:
                     if item.get("type") == "event":
                         self._on_event(item.get("event") or {})
-                    elif (
-                        future := self._results.pop(item.get("id"), None)
-                    ) and not future.done():
+                    elif (future := self._results.pop(item.get("id"), None)) and not future.done():
                         future.set_result(item)
         finally:
             # Commands still waiting get an answer at once instead of their timeout.
             for future in self._results.values():
                 if not future.done():
-                    future.set_exception(
-                        OSError("Home Assistant closed its WebSocket connection")
-                    )
+                    future.set_exception(OSError("Home Assistant closed its WebSocket connection"))
             self._results.clear()
 
     def _on_event(self, event: dict[str, Any]) -> None:
