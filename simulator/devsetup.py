@@ -1,13 +1,15 @@
 """Prepare and check a development Home Assistant for `scripts/develop`.
 
-`prepare --config DIR` runs before Home Assistant starts: on a fresh configuration directory it
-marks onboarding's location and analytics steps as done, so onboarding does not add Met, Radio
-Browser, Google Translate and the shopping list (they need the internet and log errors without
-it); the owner is still created through onboarding.
+`prepare --config DIR --port N` runs before Home Assistant starts: on a fresh configuration
+directory it marks onboarding's location and analytics steps as done, so onboarding does not add
+Met, Radio Browser, Google Translate and the shopping list (they need the internet and log errors
+without it); the owner is still created through onboarding. It also keeps Home Assistant's
+stored HTTP configuration on port N (see `keep_http_port`).
 
 `setup` runs while Home Assistant starts: it finishes onboarding with the development owner
 (dev / dev, printed), adds the OpenAI Realtime Voice entry through the REST config flow (against
-the local Realtime server with `--offline`, else with `OPENAI_API_KEY` when set), makes an Assist
+the local Realtime server with `--offline`, else with `OPENAI_API_KEY` when set; an offline entry
+made for another Realtime server port is moved to this one by its reconfigure flow), makes an Assist
 assistant "OpenAI Realtime" that uses the entry's agent (not preferring local handling) the
 preferred one, keeps a Home Assistant token for the simulator, and then checks all of it and the
 demo home's lights and areas. Any check that fails is printed and the exit status is 1.
@@ -46,6 +48,34 @@ def say(line: str, *, error: bool = False) -> None:
 
 class SetupError(Exception):
     """A step or a check failed; the message says what is wrong."""
+
+
+def keep_http_port(config: Path, port: int) -> int | None:
+    """Keep Home Assistant's stored HTTP configuration on `port`; the old port if it changed.
+
+    Since 2026.10 the `http` integration keeps its settings in `.storage/http`, takes YAML only
+    once (as a *pending* configuration that reverts, with a restart, unless confirmed in the UI
+    within five minutes) and ignores it afterwards with a repair notice. A fresh configuration
+    takes its port from the `SETUP_PORT` environment variable (`default_server_port()` in
+    `homeassistant/components/http/config.py`), which scripts/develop sets; an existing one
+    keeps the port it was first started with, so a new `--port` is written into the stored,
+    confirmed (stable) configuration here, while Home Assistant is stopped.
+    """
+    path = config / ".storage" / "http"
+    try:
+        stored = json.loads(path.read_text())
+        stable = stored["data"]["stable"]
+        old = int(stable["server_port"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SetupError(f"cannot read Home Assistant's HTTP settings {path}: {err}") from err
+    if old == port and stored["data"].get("pending") is None:
+        return None
+    stable["server_port"] = port
+    stored["data"]["pending"] = None  # a trial left by YAML: the stable port is the one wanted
+    path.write_text(json.dumps(stored, indent=2))
+    return old
 
 
 def prepare(config: Path) -> bool:
@@ -220,6 +250,41 @@ class DevInstance:
         if result.get("type") != "create_entry":
             raise SetupError(f"the config flow answered {result.get('errors') or result}")
 
+    def follow_offline_server(self, entry_id: str, api_key: str, base_url: str) -> None:
+        """Point an offline entry made for another local server port at `base_url`.
+
+        The entry's reconfigure flow shows its current settings as suggested values: an entry
+        with the local server's key and another URL is moved (the flow checks the server);
+        an entry with another key (a real one) is left alone.
+        """
+        flow = http(
+            "POST",
+            self.base + "/api/config/config_entries/flow",
+            body={"handler": DOMAIN, "entry_id": entry_id},
+            token=self.token,
+        )
+        url = f"{self.base}/api/config/config_entries/flow/{flow['flow_id']}"
+        current = {
+            field["name"]: (field.get("description") or {}).get("suggested_value")
+            for field in flow.get("data_schema") or []
+        }
+        if current.get("api_key") != api_key or current.get("base_url") == base_url:
+            http("DELETE", url, token=self.token)
+            if current.get("api_key") != api_key:
+                say("    note: the entry uses another server and key; --offline leaves it")
+            return
+        result = http(
+            "POST",
+            url,
+            body={"api_key": api_key, "base_url": base_url, "dialect": "ga"},
+            token=self.token,
+        )
+        if result.get("reason") != "reconfigure_successful":
+            raise SetupError(
+                f"moving the entry to {base_url} failed: {result.get('errors') or result}"
+            )
+        say(f"==> moved OpenAI Realtime Voice from {current.get('base_url')} to {base_url}")
+
     def agent_id(self, ws: HomeAssistantSocket) -> str | None:
         """The entity id of the entry's conversation agent, once it exists."""
         for entity in ws.command("config/entity_registry/list"):
@@ -333,7 +398,10 @@ def setup(args: argparse.Namespace) -> None:
     instance.onboard(instance.wait_up(args.timeout))
     instance.wait_running(args.timeout)
     entries = instance.entries()
-    if entries:
+    if entries and args.offline:
+        say("==> OpenAI Realtime Voice is already configured")
+        instance.follow_offline_server(entries[0]["entry_id"], args.api_key, args.offline)
+    elif entries:
         say("==> OpenAI Realtime Voice is already configured")
     elif args.offline:
         instance.add_entry(args.api_key, args.offline)
@@ -371,6 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     prep = commands.add_parser("prepare", help="before the first start of a config directory")
     prep.add_argument("--config", type=Path, required=True)
+    prep.add_argument("--port", type=int, help="Home Assistant's HTTP port")
     run = commands.add_parser(
         "setup",
         help="onboard, add the integration and the assistant, check",
@@ -389,6 +458,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "prepare":
         if prepare(args.config):
             say("==> fresh configuration: onboarding will not add Met, Radio Browser and others")
+        if args.port is not None:
+            try:
+                old = keep_http_port(args.config, args.port)
+            except SetupError as err:
+                say(f"!! {err}", error=True)
+                return 1
+            if old is not None:
+                say(f"==> Home Assistant's HTTP port: {old} -> {args.port}")
         return 0
     try:
         setup(args)
