@@ -82,9 +82,9 @@ async def _approve(hass: HomeAssistant, run: Run) -> None:
     assert done["reason"] == "device_paired"
 
 
+@pytest.mark.usefixtures("ws_api")
 async def test_a_run_approved_after_a_minute_completes(
     hass: HomeAssistant,
-    ws_api: None,
     client: TestClient,
     hass_access_token: str,
     tmp_path: Path,
@@ -114,9 +114,9 @@ def test_the_simulator_waits_as_long_as_the_code_lives() -> None:
     assert _parser().parse_args([]).pair_timeout == CODE_LIFETIME
 
 
+@pytest.mark.usefixtures("ws_api")
 async def test_an_expired_wait_says_so(
     hass: HomeAssistant,
-    ws_api: None,
     client: TestClient,
     hass_access_token: str,
     tmp_path: Path,
@@ -124,7 +124,7 @@ async def test_an_expired_wait_says_so(
 ) -> None:
     """Nobody approves within --pair-timeout: a clear error, no traceback."""
     clock = _loop_clock(monkeypatch)
-    run, task, code_shown = await _start(
+    _, task, code_shown = await _start(
         client, tmp_path, hass_access_token, "--pair-only", "--pair-timeout", "30"
     )
     await code_shown.wait()
