@@ -343,10 +343,10 @@ class DevInstance:
             except HttpError as err:
                 if err.status != 401:
                     raise
+        # Token names are unique per user: a new port or a lost state file needs a new name.
+        name = f"scripts/simulate {self.base} {time.strftime('%Y-%m-%d %H:%M:%S')}"
         with self.socket() as ws:
-            token = ws.command(
-                "auth/long_lived_access_token", client_name="scripts/simulate", lifespan=3650
-            )
+            token = ws.command("auth/long_lived_access_token", client_name=name, lifespan=3650)
         state["home_assistant"][self.base] = token
         save_state(state_path, state)
         say(f"==> saved a Home Assistant token for scripts/simulate in {state_path}")
