@@ -10,6 +10,8 @@ kitchen light; a recording far from every phrase (another voice, other words) ma
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -40,7 +42,7 @@ def features(pcm: bytes) -> Features:
     bands = np.stack(
         [
             power[:, (freqs >= low) & (freqs < high)].sum(axis=1)
-            for low, high in zip(BAND_EDGES[:-1], BAND_EDGES[1:], strict=True)
+            for low, high in itertools.pairwise(BAND_EDGES)
         ],
         axis=1,
     )

@@ -157,8 +157,10 @@ async def test_the_matcher_tells_one_word_apart() -> None:
     [
         # bridge/actions.py (speak, announce) and bridge/realtime_engine.py (greeting)
         "Say exactly this to the user, and nothing else: The washing machine is done.",
-        "Say exactly this to the user, and nothing else: The washing machine is done."
-        "\n\nCalm, one short sentence.",
+        (
+            "Say exactly this to the user, and nothing else: The washing machine is done."
+            "\n\nCalm, one short sentence."
+        ),
         "Greet the user by saying exactly: The washing machine is done.",
     ],
 )
