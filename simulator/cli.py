@@ -43,7 +43,13 @@ from .watch import ChatLogWatch, HomeAssistantAuthError
 
 __all__ = ["DEFAULT_STATE", "Report", "load_state", "main", "save_state"]
 
-LATENCY_MEANING = "end of speech -> first reply audio at the device, VAD silence included"
+LATENCY_MEANING = (
+    "the device's Response latency: end of speech -> first reply audio, VAD silence included"
+)
+DEVICE_LATENCY_MEANING = (
+    "measured at the simulated device, end of speech -> first reply audio; without a Home "
+    "Assistant token the device's Response latency sensor cannot be read"
+)
 RESULT_GRACE_S = 1.0
 """How long to wait after the reply for Home Assistant's chat log events and entity states."""
 VOICE_RMS = 500.0
@@ -71,6 +77,9 @@ class Report:
     """The device's own MCP tools Home Assistant called (what the device itself sees)."""
     states: list[dict[str, Any]] = field(default_factory=list)
     latency_ms: float | None = None
+    """The device's Response latency sensor after the turn; without a Home Assistant token the
+    same span as the simulated device measures it."""
+    latency_at_device: bool = False
     reply_seconds: float = 0.0
     reply_wav: str | None = None
     error: str | None = None
@@ -272,6 +281,9 @@ class Run:
         self.report.tool_calls = [
             call.to_json() for call in watch.calls if call.agent_id == satellite
         ]
+        if (latency := await watch.latency_of(self.device.mac)) is not None:
+            self.report.latency_ms = round(latency, 1)
+            self.report.latency_at_device = False
         states = await watch.states()
         for entity_id, expected in self.args.expect_state:
             actual = states.get(entity_id)
@@ -372,7 +384,9 @@ class Run:
         if not self._reply_started():
             raise SimulatorError(f"no reply within {self.args.reply_timeout:.0f} s")
         first = next(p.arrival for p in device.downlink if p.outcome == "played")
+        # Shown only when Home Assistant's own figure cannot be read (see `_results`).
         self.report.latency_ms = round((first - speech_end) * 1000, 1)
+        self.report.latency_at_device = True
         async with asyncio.timeout(self.args.reply_timeout + 120):
             await device.wait_for_message(_is_tts_stop)
 
@@ -450,7 +464,8 @@ def print_report(report: Report, say: Callable[[str], None]) -> None:
         verdict = "as expected" if check["ok"] else f"expected {check['expected']}"
         say(f"state: {check['entity_id']} is {check['state']} ({verdict})")
     if report.latency_ms is not None:
-        say(f"latency: {report.latency_ms:.0f} ms ({LATENCY_MEANING})")
+        meaning = DEVICE_LATENCY_MEANING if report.latency_at_device else LATENCY_MEANING
+        say(f"latency: {report.latency_ms:.0f} ms ({meaning})")
     if report.reply_seconds:
         where = f", saved to {report.reply_wav}" if report.reply_wav else ""
         say(f"reply: {report.reply_seconds:.1f} s of audio{where}")

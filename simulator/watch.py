@@ -182,6 +182,24 @@ class ChatLogWatch:
             None,
         )
 
+    async def latency_of(self, mac: str) -> float | None:
+        """The device's *Response latency* sensor (ms); None before its first reply."""
+        entities = await self.command("config/entity_registry/list")
+        entity_id = next(
+            (
+                str(e["entity_id"])
+                for e in entities
+                if e.get("platform") == "openai_realtime_voice"
+                and e.get("unique_id") == f"{mac}_latency"
+            ),
+            None,
+        )
+        state = (await self.states()).get(entity_id or "")
+        try:
+            return float(state) if state is not None else None
+        except ValueError:  # unknown, unavailable
+            return None
+
     async def states(self) -> dict[str, str]:
         """Every entity's state."""
         return {s["entity_id"]: s["state"] for s in await self.command("get_states")}

@@ -162,7 +162,9 @@ async def _async_converse(call: ServiceCall) -> None:
         *(
             async_device_action(
                 bridge,
-                bridge.async_converse(call.data.get(ATTR_MESSAGE), call.data.get(ATTR_INSTRUCTIONS)),
+                bridge.async_converse(
+                    call.data.get(ATTR_MESSAGE), call.data.get(ATTR_INSTRUCTIONS)
+                ),
             )
             for bridge in bridges
         )
