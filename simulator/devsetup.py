@@ -4,12 +4,12 @@
 directory it marks onboarding's location and analytics steps as done, so onboarding does not add
 Met, Radio Browser, Google Translate and the shopping list (they need the internet and log errors
 without it); the owner is still created through onboarding. It also keeps Home Assistant's
-stored HTTP configuration on port N (see `keep_http_port`).
+stored HTTP configuration on port N (see `keep_http_port`) and, with `--offline URL`, moves an
+entry made for the local Realtime server on another port to URL (see `follow_offline_server`).
 
 `setup` runs while Home Assistant starts: it finishes onboarding with the development owner
 (dev / dev, printed), adds the OpenAI Realtime Voice entry through the REST config flow (against
-the local Realtime server with `--offline`, else with `OPENAI_API_KEY` when set; an offline entry
-made for another Realtime server port is moved to this one by its reconfigure flow), makes an Assist
+the local Realtime server with `--offline`, else with `OPENAI_API_KEY` when set), makes an Assist
 assistant "OpenAI Realtime" that uses the entry's agent (not preferring local handling) the
 preferred one, keeps a Home Assistant token for the simulator, and then checks all of it and the
 demo home's lights and areas. Any check that fails is printed and the exit status is 1.
@@ -76,6 +76,36 @@ def keep_http_port(config: Path, port: int) -> int | None:
     stored["data"]["pending"] = None  # a trial left by YAML: the stable port is the one wanted
     path.write_text(json.dumps(stored, indent=2))
     return old
+
+
+def follow_offline_server(config: Path, api_key: str, base_url: str) -> str | None:
+    """Point an entry made for the local server on another port at `base_url`; the old URL.
+
+    Runs while Home Assistant is stopped, so the entry does not first fail to set up against a
+    port nobody listens on. Only an entry with the local server's key and a loopback URL is
+    moved: one with a real key stays as it is.
+    """
+    path = config / ".storage" / "core.config_entries"
+    try:
+        stored = json.loads(path.read_text())
+        entries = stored["data"]["entries"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SetupError(f"cannot read Home Assistant's config entries {path}: {err}") from err
+    for entry in entries:
+        data = entry.get("data") or {}
+        old = str(data.get("base_url") or "")
+        if (
+            entry.get("domain") == DOMAIN
+            and data.get("api_key") == api_key
+            and old.startswith("http://127.0.0.1:")
+            and old != base_url
+        ):
+            data["base_url"] = base_url
+            path.write_text(json.dumps(stored, indent=2))
+            return old
+    return None
 
 
 def prepare(config: Path) -> bool:
@@ -250,41 +280,6 @@ class DevInstance:
         if result.get("type") != "create_entry":
             raise SetupError(f"the config flow answered {result.get('errors') or result}")
 
-    def follow_offline_server(self, entry_id: str, api_key: str, base_url: str) -> None:
-        """Point an offline entry made for another local server port at `base_url`.
-
-        The entry's reconfigure flow shows its current settings as suggested values: an entry
-        with the local server's key and another URL is moved (the flow checks the server);
-        an entry with another key (a real one) is left alone.
-        """
-        flow = http(
-            "POST",
-            self.base + "/api/config/config_entries/flow",
-            body={"handler": DOMAIN, "entry_id": entry_id},
-            token=self.token,
-        )
-        url = f"{self.base}/api/config/config_entries/flow/{flow['flow_id']}"
-        current = {
-            field["name"]: (field.get("description") or {}).get("suggested_value")
-            for field in flow.get("data_schema") or []
-        }
-        if current.get("api_key") != api_key or current.get("base_url") == base_url:
-            http("DELETE", url, token=self.token)
-            if current.get("api_key") != api_key:
-                say("    note: the entry uses another server and key; --offline leaves it")
-            return
-        result = http(
-            "POST",
-            url,
-            body={"api_key": api_key, "base_url": base_url, "dialect": "ga"},
-            token=self.token,
-        )
-        if result.get("reason") != "reconfigure_successful":
-            raise SetupError(
-                f"moving the entry to {base_url} failed: {result.get('errors') or result}"
-            )
-        say(f"==> moved OpenAI Realtime Voice from {current.get('base_url')} to {base_url}")
-
     def agent_id(self, ws: HomeAssistantSocket) -> str | None:
         """The entity id of the entry's conversation agent, once it exists."""
         for entity in ws.command("config/entity_registry/list"):
@@ -398,10 +393,7 @@ def setup(args: argparse.Namespace) -> None:
     instance.onboard(instance.wait_up(args.timeout))
     instance.wait_running(args.timeout)
     entries = instance.entries()
-    if entries and args.offline:
-        say("==> OpenAI Realtime Voice is already configured")
-        instance.follow_offline_server(entries[0]["entry_id"], args.api_key, args.offline)
-    elif entries:
+    if entries:
         say("==> OpenAI Realtime Voice is already configured")
     elif args.offline:
         instance.add_entry(args.api_key, args.offline)
@@ -440,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     prep = commands.add_parser("prepare", help="before the first start of a config directory")
     prep.add_argument("--config", type=Path, required=True)
     prep.add_argument("--port", type=int, help="Home Assistant's HTTP port")
+    prep.add_argument("--offline", metavar="BASE_URL", help="the local Realtime server's URL")
+    prep.add_argument("--api-key", default="offline", help="key for the local server")
     run = commands.add_parser(
         "setup",
         help="onboard, add the integration and the assistant, check",
@@ -458,14 +452,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "prepare":
         if prepare(args.config):
             say("==> fresh configuration: onboarding will not add Met, Radio Browser and others")
-        if args.port is not None:
-            try:
-                old = keep_http_port(args.config, args.port)
-            except SetupError as err:
-                say(f"!! {err}", error=True)
-                return 1
-            if old is not None:
+        try:
+            if args.port is not None and (old := keep_http_port(args.config, args.port)):
                 say(f"==> Home Assistant's HTTP port: {old} -> {args.port}")
+            if args.offline and (
+                moved := follow_offline_server(args.config, args.api_key, args.offline)
+            ):
+                say(f"==> moved OpenAI Realtime Voice from {moved} to {args.offline}")
+        except SetupError as err:
+            say(f"!! {err}", error=True)
+            return 1
         return 0
     try:
         setup(args)
