@@ -20,6 +20,8 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -196,6 +198,12 @@ def check_instance(run: Develop, token: str) -> None:
         "GET", f"{run.base_url}/api/config/config_entries/entry?domain={DOMAIN}", token=token
     )
     assert [e["state"] for e in entries] == ["loaded"]
+    # Brand icons of the custom integrations come from their own `brand/` folders (the brands
+    # integration of 2026.10 tries them before its CDN, which a machine offline cannot reach).
+    for domain in (DOMAIN, "demo_home"):
+        for image in ("icon.png", "dark_icon@2x.png", "logo.png"):
+            icon = requests_get(f"{run.base_url}/api/brands/integration/{domain}/{image}", token)
+            assert icon.startswith(b"\x89PNG"), (domain, image)
     # Home Assistant runs on the port asked for as its confirmed configuration: nothing pending
     # that would ask "Confirm new HTTP server configuration" and revert with a restart.
     stored = json.loads((run.config / ".storage" / "http").read_text())["data"]
@@ -205,6 +213,18 @@ def check_instance(run: Develop, token: str) -> None:
         "GET", f"{run.base_url}/api/config/config_entries/entry?domain=demo_home", token=token
     )
     assert [e["state"] for e in demo] == ["loaded"]
+
+
+def requests_get(url: str, token: str) -> bytes:
+    """The raw body of an authenticated GET (an image); the placeholder is not accepted."""
+    request = urllib.request.Request(
+        url + "?placeholder=no", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return bytes(resp.read())
+    except urllib.error.HTTPError as err:
+        return f"HTTP {err.code}".encode()
 
 
 def readme_block(after: str) -> list[str]:
