@@ -11,6 +11,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 import re
+import shutil
 import subprocess
 
 DOCS = Path(__file__).parent
@@ -27,8 +28,10 @@ def flowchart_dot(source: str) -> str:
     lines = [
         "digraph G {",
         "  rankdir=LR; bgcolor=white; nodesep=0.4; ranksep=0.7;",
-        '  node [shape=box, style="rounded,filled", fillcolor="#e8f4fd", color="#03a9f4",'
-        ' fontname="Helvetica", fontsize=11];',
+        (
+            '  node [shape=box, style="rounded,filled", fillcolor="#e8f4fd", color="#03a9f4",'
+            ' fontname="Helvetica", fontsize=11];'
+        ),
         '  edge [fontname="Helvetica", fontsize=10, color="#555555"];',
     ]
     for line in source.splitlines():
@@ -44,7 +47,10 @@ def flowchart_dot(source: str) -> str:
 
 def _text(x: float, y: float, text: str, anchor: str = "middle", weight: str = "") -> str:
     style = FONT + (f";font-weight:{weight}" if weight else "")
-    return f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="{anchor}" style="{style}">{escape(text)}</text>'
+    return (
+        f'<text x="{x:.0f}" y="{y:.0f}" text-anchor="{anchor}" style="{style}">'
+        f"{escape(text)}</text>"
+    )
 
 
 def sequence_svg(source: str) -> str:
@@ -65,11 +71,16 @@ def sequence_svg(source: str) -> str:
     top, step_height = 70, 44
     height = top + 30 + step_height * len(steps) + 20
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}">'
+        ),
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
-        'markerHeight="8" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
+        (
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
+            'markerHeight="8" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/>'
+            "</marker></defs>"
+        ),
     ]
     for name, label in participants:
         cx = x[name]
@@ -107,8 +118,11 @@ def sequence_svg(source: str) -> str:
 def main() -> None:
     """Write docs/architecture.svg and docs/pairing.svg from their Mermaid sources."""
     flowchart = (DOCS / "architecture.mmd").read_text(encoding="utf-8")
-    svg = subprocess.run(
-        ["dot", "-Tsvg"], input=flowchart_dot(flowchart), capture_output=True, text=True, check=True
+    dot = shutil.which("dot")
+    if dot is None:
+        raise SystemExit("Graphviz is not installed: apt-get install graphviz")
+    svg = subprocess.run(  # noqa: S603 - Graphviz on our own source
+        [dot, "-Tsvg"], input=flowchart_dot(flowchart), capture_output=True, text=True, check=True
     ).stdout
     (DOCS / "architecture.svg").write_text(svg, encoding="utf-8")
     sequence = (DOCS / "pairing.mmd").read_text(encoding="utf-8")
