@@ -1,9 +1,11 @@
 """Prepare and check a development Home Assistant for `scripts/develop`.
 
-`prepare --config DIR` runs before Home Assistant starts: on a fresh configuration directory it
-marks onboarding's location and analytics steps as done, so onboarding does not add Met, Radio
-Browser, Google Translate and the shopping list (they need the internet and log errors without
-it); the owner is still created through onboarding.
+`prepare --config DIR --port N` runs before Home Assistant starts: on a fresh configuration
+directory it marks onboarding's location and analytics steps as done, so onboarding does not add
+Met, Radio Browser, Google Translate and the shopping list (they need the internet and log errors
+without it); the owner is still created through onboarding. It also keeps Home Assistant's
+stored HTTP configuration on port N (see `keep_http_port`) and, with `--offline URL`, moves an
+entry made for the local Realtime server on another port to URL (see `follow_offline_server`).
 
 `setup` runs while Home Assistant starts: it finishes onboarding with the development owner
 (dev / dev, printed), adds the OpenAI Realtime Voice entry through the REST config flow (against
@@ -46,6 +48,64 @@ def say(line: str, *, error: bool = False) -> None:
 
 class SetupError(Exception):
     """A step or a check failed; the message says what is wrong."""
+
+
+def keep_http_port(config: Path, port: int) -> int | None:
+    """Keep Home Assistant's stored HTTP configuration on `port`; the old port if it changed.
+
+    Since 2026.10 the `http` integration keeps its settings in `.storage/http`, takes YAML only
+    once (as a *pending* configuration that reverts, with a restart, unless confirmed in the UI
+    within five minutes) and ignores it afterwards with a repair notice. A fresh configuration
+    takes its port from the `SETUP_PORT` environment variable (`default_server_port()` in
+    `homeassistant/components/http/config.py`), which scripts/develop sets; an existing one
+    keeps the port it was first started with, so a new `--port` is written into the stored,
+    confirmed (stable) configuration here, while Home Assistant is stopped.
+    """
+    path = config / ".storage" / "http"
+    try:
+        stored = json.loads(path.read_text())
+        stable = stored["data"]["stable"]
+        old = int(stable["server_port"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SetupError(f"cannot read Home Assistant's HTTP settings {path}: {err}") from err
+    if old == port and stored["data"].get("pending") is None:
+        return None
+    stable["server_port"] = port
+    stored["data"]["pending"] = None  # a trial left by YAML: the stable port is the one wanted
+    path.write_text(json.dumps(stored, indent=2))
+    return old
+
+
+def follow_offline_server(config: Path, api_key: str, base_url: str) -> str | None:
+    """Point an entry made for the local server on another port at `base_url`; the old URL.
+
+    Runs while Home Assistant is stopped, so the entry does not first fail to set up against a
+    port nobody listens on. Only an entry with the local server's key and a loopback URL is
+    moved: one with a real key stays as it is.
+    """
+    path = config / ".storage" / "core.config_entries"
+    try:
+        stored = json.loads(path.read_text())
+        entries = stored["data"]["entries"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SetupError(f"cannot read Home Assistant's config entries {path}: {err}") from err
+    for entry in entries:
+        data = entry.get("data") or {}
+        old = str(data.get("base_url") or "")
+        if (
+            entry.get("domain") == DOMAIN
+            and data.get("api_key") == api_key
+            and old.startswith("http://127.0.0.1:")
+            and old != base_url
+        ):
+            data["base_url"] = base_url
+            path.write_text(json.dumps(stored, indent=2))
+            return old
+    return None
 
 
 def prepare(config: Path) -> bool:
@@ -278,10 +338,10 @@ class DevInstance:
             except HttpError as err:
                 if err.status != 401:
                     raise
+        # Token names are unique per user: a new port or a lost state file needs a new name.
+        name = f"scripts/simulate {self.base} {time.strftime('%Y-%m-%d %H:%M:%S')}"
         with self.socket() as ws:
-            token = ws.command(
-                "auth/long_lived_access_token", client_name="scripts/simulate", lifespan=3650
-            )
+            token = ws.command("auth/long_lived_access_token", client_name=name, lifespan=3650)
         state["home_assistant"][self.base] = token
         save_state(state_path, state)
         say(f"==> saved a Home Assistant token for scripts/simulate in {state_path}")
@@ -371,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     prep = commands.add_parser("prepare", help="before the first start of a config directory")
     prep.add_argument("--config", type=Path, required=True)
+    prep.add_argument("--port", type=int, help="Home Assistant's HTTP port")
+    prep.add_argument("--offline", metavar="BASE_URL", help="the local Realtime server's URL")
+    prep.add_argument("--api-key", default="offline", help="key for the local server")
     run = commands.add_parser(
         "setup",
         help="onboard, add the integration and the assistant, check",
@@ -389,6 +452,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "prepare":
         if prepare(args.config):
             say("==> fresh configuration: onboarding will not add Met, Radio Browser and others")
+        try:
+            if args.port is not None and (old := keep_http_port(args.config, args.port)):
+                say(f"==> Home Assistant's HTTP port: {old} -> {args.port}")
+            if args.offline and (
+                moved := follow_offline_server(args.config, args.api_key, args.offline)
+            ):
+                say(f"==> moved OpenAI Realtime Voice from {moved} to {args.offline}")
+        except SetupError as err:
+            say(f"!! {err}", error=True)
+            return 1
         return 0
     try:
         setup(args)

@@ -21,6 +21,11 @@ from .outcome import describe_result
 
 SUBSCRIBE_ATTEMPTS = 50
 SUBSCRIBE_RETRY_S = 0.1
+HEARTBEAT_S = 30.0
+"""Ping Home Assistant this often: a connection that stops answering ends the watch. Silence
+itself is normal (nothing happens while a person approves the pairing code), so receiving
+has no timeout."""
+REPLY_TIMEOUT_S = 10.0
 
 
 class HomeAssistantAuthError(Exception):
@@ -73,10 +78,14 @@ class ChatLogWatch:
         self._session = aiohttp.ClientSession()
         url = self.base_url.replace("http", "ws", 1).rstrip("/") + "/api/websocket"
         try:
-            self._ws = await self._session.ws_connect(url, timeout=aiohttp.ClientWSTimeout(10))
-            await self._ws.receive_json(timeout=10)  # auth_required
+            self._ws = await self._session.ws_connect(
+                url,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=REPLY_TIMEOUT_S),
+                heartbeat=HEARTBEAT_S,
+            )
+            await self._ws.receive_json(timeout=REPLY_TIMEOUT_S)  # auth_required
             await self._ws.send_json({"type": "auth", "access_token": self.token})
-            reply = await self._ws.receive_json(timeout=10)
+            reply = await self._ws.receive_json(timeout=REPLY_TIMEOUT_S)
             if reply.get("type") == "auth_ok":
                 await self._send({"type": "conversation/chat_log/subscribe_index"})
         except BaseException:
@@ -133,11 +142,18 @@ class ChatLogWatch:
     async def command(self, kind: str, **data: Any) -> Any:
         """Run one WebSocket command on the same connection; its result (OSError if refused)."""
         assert self._ws is not None
+        if self._task is not None and self._task.done():
+            raise OSError("Home Assistant closed its WebSocket connection")
         msg_id = next(self._ids)
         future = self._results[msg_id] = asyncio.get_running_loop().create_future()
         await self._ws.send_json({"id": msg_id, "type": kind, **data})
-        async with asyncio.timeout(10):
-            reply = await future
+        try:
+            async with asyncio.timeout(REPLY_TIMEOUT_S):
+                reply = await future
+        except TimeoutError:
+            raise OSError(f"{kind}: Home Assistant did not answer") from None
+        finally:
+            self._results.pop(msg_id, None)
         if not reply.get("success"):
             raise OSError(f"{kind}: {(reply.get('error') or {}).get('message', reply)}")
         return reply.get("result")
@@ -166,21 +182,46 @@ class ChatLogWatch:
             None,
         )
 
+    async def latency_of(self, mac: str) -> float | None:
+        """The device's *Response latency* sensor (ms); None before its first reply."""
+        entities = await self.command("config/entity_registry/list")
+        entity_id = next(
+            (
+                str(e["entity_id"])
+                for e in entities
+                if e.get("platform") == "openai_realtime_voice"
+                and e.get("unique_id") == f"{mac}_latency"
+            ),
+            None,
+        )
+        state = (await self.states()).get(entity_id or "")
+        try:
+            return float(state) if state is not None else None
+        except ValueError:  # unknown, unavailable
+            return None
+
     async def states(self) -> dict[str, str]:
         """Every entity's state."""
         return {s["entity_id"]: s["state"] for s in await self.command("get_states")}
 
     async def _receive(self) -> None:
         assert self._ws is not None
-        async for message in self._ws:
-            if message.type is not aiohttp.WSMsgType.TEXT:
-                break
-            data = message.json()
-            for item in data if isinstance(data, list) else [data]:
-                if item.get("type") == "event":
-                    self._on_event(item.get("event") or {})
-                elif (future := self._results.pop(item.get("id"), None)) and not future.done():
-                    future.set_result(item)
+        try:
+            async for message in self._ws:
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                data = message.json()
+                for item in data if isinstance(data, list) else [data]:
+                    if item.get("type") == "event":
+                        self._on_event(item.get("event") or {})
+                    elif (future := self._results.pop(item.get("id"), None)) and not future.done():
+                        future.set_result(item)
+        finally:
+            # Commands still waiting get an answer at once instead of their timeout.
+            for future in self._results.values():
+                if not future.done():
+                    future.set_exception(OSError("Home Assistant closed its WebSocket connection"))
+            self._results.clear()
 
     def _on_event(self, event: dict[str, Any]) -> None:
         """Index and chat log events.

@@ -20,9 +20,15 @@ import subprocess
 import time
 from typing import Any
 
+from homeassistant.components.http.config import (
+    HTTP_STORAGE_SCHEMA,
+    STORAGE_MINOR_VERSION as HTTP_STORAGE_MINOR_VERSION,
+    STORAGE_VERSION as HTTP_STORAGE_VERSION,
+)
 import pytest_socket
 from websockets.sync.client import connect
 
+from simulator.devsetup import prepare
 from simulator.http import http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,6 +154,29 @@ class RealtimeProcess:
             self._log.close()
 
 
+def store_http_config(config_dir: Path, port: int) -> None:
+    """Home Assistant's HTTP settings as its UI stores them (`.storage/http`, confirmed), bound
+    to 127.0.0.1 on `port`."""
+    stable = {
+        **HTTP_STORAGE_SCHEMA({"server_host": ["127.0.0.1"], "server_port": port}),
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "error": None,
+        "error_message": None,
+    }
+    storage = config_dir / ".storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    (storage / "http").write_text(
+        json.dumps(
+            {
+                "version": HTTP_STORAGE_VERSION,
+                "minor_version": HTTP_STORAGE_MINOR_VERSION,
+                "key": "http",
+                "data": {"stable": stable, "pending": None, "yaml_migration_done": True},
+            }
+        )
+    )
+
+
 class HomeAssistantProcess:
     """`hass -c <tmp>` with the demo home and this integration, onboarded through REST."""
 
@@ -165,9 +194,19 @@ class HomeAssistantProcess:
         (components / DOMAIN).symlink_to(ROOT / "custom_components" / DOMAIN)
         (components / "demo_home").symlink_to(ROOT / "config" / "custom_components" / "demo_home")
         extra = "frontend:\nsearch:\n" if frontend else ""
-        (config_dir / "configuration.yaml").write_text(
-            CONFIGURATION.format(port=self.port, extra=extra)
-        )
+        configuration = CONFIGURATION.format(port=self.port, extra=extra)
+        self.prepared = frontend
+        if frontend:
+            # What the UI shows must be what a user sees: no "Confirm new HTTP server
+            # configuration" dialog (HTTP settings stored as the UI stores them, not YAML) and
+            # no integrations onboarding's location step adds that fail offline (Google
+            # Translate showed "Failed to set up" in the screenshots).
+            configuration = configuration.replace(
+                f"http:\n  server_host: 127.0.0.1\n  server_port: {self.port}\n", ""
+            )
+            store_http_config(config_dir, self.port)
+            prepare(config_dir)
+        (config_dir / "configuration.yaml").write_text(configuration)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -259,8 +298,9 @@ class HomeAssistantProcess:
         )
         self.token = tokens["access_token"]
         if finish:
-            self.api("POST", "/api/onboarding/core_config")
-            self.api("POST", "/api/onboarding/analytics")
+            if not self.prepared:  # else done before the start, without their integrations
+                self.api("POST", "/api/onboarding/core_config")
+                self.api("POST", "/api/onboarding/analytics")
             self.api(
                 "POST",
                 "/api/onboarding/integration",

@@ -25,6 +25,7 @@ import itertools
 import json
 import logging
 from pathlib import Path
+import re
 import signal
 import socket
 import sys
@@ -45,6 +46,7 @@ import yaml
 
 from simulator.outcome import describe_output
 from simulator.speech import SpeechError, synthesize
+from tests.speech_match import Features, best_match, features
 
 CLIENT_EVENT: TypeAdapter[Any] = TypeAdapter(
     Annotated[RealtimeClientEvent, Field(discriminator="type")]
@@ -500,6 +502,7 @@ class _Session:
             "status": "completed",
             "content": [{"type": "input_audio", "transcript": None}],
         }
+        heard = bytes(self.buffer)
         self.buffer_start_ms += len(self.buffer) // BYTES_PER_MS
         self.buffer.clear()
         previous = self._add_item(item)
@@ -513,7 +516,7 @@ class _Session:
         await self._item_added(item, previous)
         transcript = self.server.user_transcript
         if self.server.scenario is not None:
-            transcript = self.server.scenario.hear_speech(self)
+            transcript = await self.server.scenario.hear_speech(self, heard)
         if transcript is not None:
             completed = {
                 "type": "conversation.item.input_audio_transcription.completed",
@@ -671,7 +674,7 @@ class _Session:
         if self.server.responses:
             script = self.server.responses.popleft()
         elif self.server.scenario is not None:
-            script = await self.server.scenario.respond(self)
+            script = await self.server.scenario.respond(self, params)
         else:
             script = ScriptedResponse(text="Hello.", audio=silence(40))
         running = _Running(self.server.new_id("resp"), params.get("conversation") == "none")
@@ -1182,6 +1185,14 @@ class RealtimeServer:
 # -- scenario mode (offline use: `python -m tests.realtime_server --scenario FILE`) -----------
 
 
+# What the integration asks the model to say word for word: `Actions.async_speak` (speak,
+# announce, ask) and `RealtimeEngine`'s greeting. A model does as told; the scenario too.
+SAY_EXACTLY = re.compile(
+    r"\bsay(?:ing)? exactly(?: this to the user, and nothing else)?:\s*(.+?)(?:\n\n|$)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
 class ScenarioError(Exception):
     """A scenario file is missing, malformed, or its speech could not be synthesised."""
 
@@ -1201,6 +1212,8 @@ class ScenarioRule:
     call: str | None = None
     arguments: dict[str, Any] = field(default_factory=dict)
     audio: bytes = b""
+    heard: list[Features] = field(default_factory=list)
+    """How each `when` phrase sounds in the scenario's voice (see tests/speech_match.py)."""
 
     def matches(self, text: str) -> bool:
         """Whether one of the phrases occurs in `text` (both normalised)."""
@@ -1241,9 +1254,13 @@ class Scenario:
     """Scripted answers for offline use, chosen from what the client sends.
 
     Typed text (a user `input_text` item) picks the first rule whose `when` phrase occurs in
-    it. The server has no speech recognition: spoken turns (committed audio) take the rules in
-    file order, one per turn and connection, starting again after the last; the rule's first
-    phrase is reported as the input transcript. A rule with `call` first answers with that
+    it. The server has no speech recognition: a spoken turn (committed audio) is compared with
+    each `when` phrase as the scenario's espeak-ng voice says it (what `scripts/simulate --say`
+    sends) and plays the closest rule, reporting that phrase as the input transcript; speech
+    like no phrase (another voice, other words) gets `fallback` and no transcript. Without
+    synthesised phrases (`load(speak=False)`) spoken turns take the rules in file order.
+    A response whose instructions give a sentence to say word for word (the integration's
+    speak, announce and greeting) says that sentence. A rule with `call` first answers with that
     function call; once the client returns its output, the rule's `say` follows when the tool
     worked, else `failure` with `{error}` replaced by what went wrong (synthesised then), as a
     model reads a failed tool's output and says so. Anything else gets `fallback`; a response
@@ -1315,29 +1332,59 @@ class Scenario:
                 raise ScenarioError(str(err)) from err
             for rule, pcm in zip(rules, audio, strict=True):
                 rule.audio = pcm
+            for rule in scenario.rules:
+                try:
+                    phrases = await asyncio.gather(
+                        *(synthesize(phrase, 24000, voice=voice) for phrase in rule.when)
+                    )
+                except SpeechError as err:
+                    raise ScenarioError(str(err)) from err
+                rule.heard = [await asyncio.to_thread(features, pcm) for pcm in phrases]
         return scenario
 
     def match(self, text: str) -> ScenarioRule:
         """The first rule matching typed text, or the fallback."""
         return next((rule for rule in self.rules if rule.matches(text)), self.fallback)
 
-    def hear_speech(self, session: _Session) -> str | None:
-        """A spoken turn was committed: pick the next rule; the transcript, if transcribing."""
-        turn = self._spoken.get(id(session), 0)
-        self._spoken[id(session)] = turn + 1
-        rule = self.rules[turn % len(self.rules)]
+    async def hear_speech(self, session: _Session, audio: bytes) -> str | None:
+        """A spoken turn was committed: pick its rule; the transcript, if transcribing."""
+        phrase: str | None
+        if any(rule.heard for rule in self.rules):
+            known = [(rule, i) for rule in self.rules for i in range(len(rule.heard))]
+            index, score = await asyncio.to_thread(
+                best_match, audio, [rule.heard[i] for rule, i in known]
+            )
+            if index is None:
+                rule, phrase = self.fallback, None
+                self.log.append(f"heard speech like no rule's phrase ({score:.1f}): fallback")
+            else:
+                rule, i = known[index]
+                phrase = rule.when[i]
+                number = self.rules.index(rule) + 1
+                self.log.append(f"heard {phrase!r} ({score:.1f}), playing rule {number}")
+        else:
+            turn = self._spoken.get(id(session), 0)
+            self._spoken[id(session)] = turn + 1
+            rule = self.rules[turn % len(self.rules)]
+            phrase = rule.when[0]
+            self.log.append(f"heard speech, playing rule {turn % len(self.rules) + 1}")
         self._heard[id(session)] = rule
-        self.log.append(f"heard speech, playing rule {turn % len(self.rules) + 1}")
         audio_in = session.session.get("audio", {}).get("input", {})
         transcribing = (
             session.session.get("input_audio_transcription")
             if session.server.beta
             else audio_in.get("transcription")
         )
-        return rule.when[0] if transcribing else None
+        return phrase if transcribing else None
 
-    async def respond(self, session: _Session) -> ScriptedResponse:
-        """The response to play now, from the latest items of the conversation."""
+    async def respond(
+        self, session: _Session, params: dict[str, Any] | None = None
+    ) -> ScriptedResponse:
+        """The response to play now: a sentence the instructions give, else from the latest
+        items of the conversation."""
+        instructions = (params or {}).get("instructions")
+        if isinstance(instructions, str) and (match := SAY_EXACTLY.search(instructions)):
+            return await self._say_now(match.group(1).strip(), "as instructed")
         last = session.items.get(session.last_item_id or "", {})
         answered = last.get("type") == "function_call_output"
         rule = self._rule_for(session)
@@ -1359,13 +1406,17 @@ class Scenario:
     async def _failed(self, error: str) -> ScriptedResponse:
         """Say what failed (the sentence is synthesised now: it names the error)."""
         text = self.failure.replace("{error}", error.rstrip(".") + ".")
-        self.log.append(f"the tool failed, saying {text!r}")
+        return await self._say_now(text, "the tool failed")
+
+    async def _say_now(self, text: str, why: str) -> ScriptedResponse:
+        """Say a sentence that is not in the scenario, synthesised now."""
+        self.log.append(f"{why}, saying {text!r}")
         audio = b""
         if self.speak:
             try:
                 audio = await synthesize(text, 24000, voice=self.voice)
             except SpeechError as err:
-                self.log.append(f"cannot speak the failure: {err}")
+                self.log.append(f"cannot speak {text!r}: {err}")
         return ScriptedResponse(
             text=text, audio=audio, chunks=max(1, len(audio) // (BYTES_PER_MS * 100))
         )

@@ -144,15 +144,12 @@ def page(tmp_path: Path) -> Iterator[Page]:
 
 
 def log_in(page: Page, ha: HomeAssistantProcess) -> None:
-    """The login form, then confirm the HTTP settings Home Assistant asks about on first start."""
+    """The login form (the HTTP settings are stored, so nothing asks for a confirmation)."""
     page.goto(ha.base_url + "/")
     page.get_by_role("textbox", name="Username").fill(OWNER["username"])
     page.get_by_role("textbox", name="Password").fill(OWNER["password"])
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/home/**")
-    confirm = page.get_by_role("button", name="Confirm")
-    confirm.wait_for()
-    confirm.click()
 
 
 INTEGRATION = ROOT / "custom_components" / DOMAIN
@@ -173,6 +170,27 @@ def user_step(language: str) -> dict[str, Any]:
     path = INTEGRATION / "translations" / f"{language}.json"
     step: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["config"]["step"]["user"]
     return step
+
+
+def translations(language: str) -> dict[str, Any]:
+    """Our translation file for `language`."""
+    path = INTEGRATION / "translations" / f"{language}.json"
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def open_profile_form(page: Page, ha: HomeAssistantProcess, language: str) -> None:
+    """The paired device's profile form, from its row on the integration page (the cog)."""
+    device = translations(language)["config_subentries"]["device"]
+    step = device["step"]["reconfigure"]
+    page.goto(ha.base_url + f"/config/integrations/integration/{DOMAIN}")
+    page.get_by_role("button", name=device["initiate_flow"]["reconfigure"]).first.click()
+    title = max(step["title"].split("{device}"), key=len).strip()  # the words around the name
+    page.get_by_text(title, exact=False).first.wait_for()
+    page.get_by_text(step["data"]["extra_instructions"], exact=True).first.wait_for()
+    # The template example of the helper text, shown literally (not an ICU argument).
+    page.get_by_text("{{ area }}", exact=False).first.wait_for()
+    page.wait_for_load_state("networkidle")
 
 
 def open_config_flow(page: Page, ha: HomeAssistantProcess, language: str) -> dict[str, Any]:
@@ -300,6 +318,15 @@ def test_add_configure_and_open_a_device_in_the_ui(
     assert run.finish() == 0, run.output
     assert json.loads(report.read_text())["latency_ms"] is not None
 
+    # The device's profile form in every language: no translation error (the `{{ area }}`
+    # example once showed MALFORMED_ARGUMENT), unset fields look unset.
+    for language in ("de", "zh-Hans", "en"):
+        use_language(page, language)
+        open_profile_form(page, ha, language)
+        assert_clean(page, f"profile form ({language})")
+        screenshot(page, f"profile-{language}.png" if language != "en" else "profile.png")
+        page.keyboard.press("Escape")
+
     with connected(ha, state_file) as mac:
         page.goto(ha.base_url + f"/config/devices/device/{paired_device_id(ha, mac)}")
         for name in ("Connected", "Last seen", "Response latency", "Volume"):
@@ -355,7 +382,7 @@ def test_assist_dialog_uses_the_openai_realtime_assistant(
         )
     events = {event["type"]: event["data"] for event in debug["events"]}
     assert events["intent-start"]["engine"] == agent_id
-    # dev.agent_id found it among this integration's entities; its id follows the entry's title.
+    # The agent is named after the entry ("OpenAI Realtime"), not the domain.
     assert agent_id == "conversation.openai_realtime"
     assert events["intent-start"]["prefer_local_intents"] is False
     assert events["intent-end"]["processed_locally"] is False

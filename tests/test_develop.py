@@ -1,7 +1,8 @@
 """`scripts/develop --offline` as a newcomer runs it, twice: on a fresh copy of `config/`, then
-on the same (now existing) directory, each on free ports, with its console captured.
+on the same (now existing) directory with other ports, with its console captured.
 
-Each start must end with Home Assistant up, the demo home's lights in their areas (a config
+Each start must end with Home Assistant up on the port asked for (with no HTTP configuration
+waiting for a confirmation), no repair notice, the demo home's lights in their areas (a config
 entry), the integration loaded, the "OpenAI Realtime" assistant using its agent as the
 preferred one, and no ERROR line on the console. On the second start the simulator pairs,
 turns the kitchen light on by voice, and checks the state with `--expect-state`.
@@ -19,6 +20,8 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -185,14 +188,43 @@ def check_instance(run: Develop, token: str) -> None:
         assert ours[0]["conversation_engine"] == agent["entity_id"]
         assert ours[0]["prefer_local_intents"] is False
         assert pipelines["preferred_pipeline"] == ours[0]["id"]
+        issues = [
+            (issue["domain"], issue["issue_id"])
+            for issue in ws.command("repairs/list_issues")["issues"]
+            if not issue.get("dismissed_version")
+        ]
+        assert issues == [], issues
     entries = http(
         "GET", f"{run.base_url}/api/config/config_entries/entry?domain={DOMAIN}", token=token
     )
     assert [e["state"] for e in entries] == ["loaded"]
+    # Brand icons of the custom integrations come from their own `brand/` folders (the brands
+    # integration of 2026.10 tries them before its CDN, which a machine offline cannot reach).
+    for domain in (DOMAIN, "demo_home"):
+        for image in ("icon.png", "dark_icon@2x.png", "logo.png"):
+            icon = requests_get(f"{run.base_url}/api/brands/integration/{domain}/{image}", token)
+            assert icon.startswith(b"\x89PNG"), (domain, image)
+    # Home Assistant runs on the port asked for as its confirmed configuration: nothing pending
+    # that would ask "Confirm new HTTP server configuration" and revert with a restart.
+    stored = json.loads((run.config / ".storage" / "http").read_text())["data"]
+    assert stored["stable"]["server_port"] == run.port
+    assert stored["pending"] is None
     demo = http(
         "GET", f"{run.base_url}/api/config/config_entries/entry?domain=demo_home", token=token
     )
     assert [e["state"] for e in demo] == ["loaded"]
+
+
+def requests_get(url: str, token: str) -> bytes:
+    """The raw body of an authenticated GET (an image); the placeholder is not accepted."""
+    request = urllib.request.Request(
+        url + "?placeholder=no", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return bytes(resp.read())
+    except urllib.error.HTTPError as err:
+        return f"HTTP {err.code}".encode()
 
 
 def readme_block(after: str) -> list[str]:
@@ -245,20 +277,29 @@ def approve_pairing(run: Develop, token: str, code: str) -> None:
 
 
 def test_develop_offline_fresh_then_existing(config_copy: Path, tmp_path: Path) -> None:
-    """Fresh config, then the same config again; the simulator turns the kitchen light on."""
+    """Fresh config, then the same config on other ports; the simulator turns the light on."""
     allow_sockets()
     state_home = tmp_path / "state"
-    # The same ports both times, as a developer has them: the entry keeps the server's URL.
-    ports = (free_port(), free_port())
-    with develop(config_copy, state_home, tmp_path / "console-1.txt", ports) as first:
+    with develop(
+        config_copy, state_home, tmp_path / "console-1.txt", (free_port(), free_port())
+    ) as first:
         token = ha_token(state_home, first)
         check_instance(first, token)
         assert "created the owner 'dev'" in first.output()
         first.stop()
     assert_clean_console(first.output())
 
+    # `--port` and `--realtime-port` changed: Home Assistant follows, and so does the entry.
+    ports = (free_port(), free_port())
+    while set(ports) & {first.port, first.realtime_port}:
+        ports = (free_port(), free_port())
     with develop(config_copy, state_home, tmp_path / "console-2.txt", ports) as second:
         assert "already configured" in second.output()
+        assert f"==> Home Assistant's HTTP port: {first.port} -> {second.port}" in second.output()
+        assert (
+            f"==> moved OpenAI Realtime Voice from http://127.0.0.1:{first.realtime_port}/v1 "
+            f"to http://127.0.0.1:{second.realtime_port}/v1"
+        ) in second.output()
         token = ha_token(state_home, second)
         check_instance(second, token)
         assert (

@@ -3,6 +3,8 @@ match the code, and what HACS's validation looks for (an information file with i
 
 from __future__ import annotations
 
+import html
+import json
 from pathlib import Path
 import re
 from typing import Any
@@ -65,10 +67,21 @@ def test_links_resolve(name: str) -> None:
             assert (ROOT / target.split("#", 1)[0]).exists(), f"{name}: {target} is missing"
 
 
+RAW = "https://raw.githubusercontent.com/openai-realtime-voice/openai_realtime_voice/main/"
+MANIFEST = json.loads(
+    (ROOT / "custom_components" / "openai_realtime_voice" / "manifest.json").read_text()
+)
+
+
+def readme_images() -> list[str]:
+    """Every image the README shows (its URL as written)."""
+    return re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", README)
+
+
 def test_readme_is_an_information_file_with_images() -> None:
     """HACS's `information` and `images` checks: a README that shows images of the integration,
     among them the config flow in German and Chinese and a paired device."""
-    images = re.findall(r"!\[[^\]]*\]\((docs/images/[^)]+\.png)\)", README)
+    images = [url.removeprefix(RAW) for url in readme_images()]
     assert {
         "docs/images/config-flow.png",
         "docs/images/config-flow-de.png",
@@ -76,7 +89,41 @@ def test_readme_is_an_information_file_with_images() -> None:
         "docs/images/device.png",
     } <= set(images)
     for image in images:
-        assert (ROOT / image).stat().st_size > 10_000, f"{image} is empty or a stub"
+        assert (ROOT / image).stat().st_size > 4_000, f"{image} is empty or a stub"
+
+
+def test_readme_images_render_in_hacs() -> None:
+    """HACS renders the README outside the repository: images need absolute URLs (raw files of
+    the repository the manifest names), and Mermaid is shown as code, so diagrams are pictures."""
+    assert (
+        MANIFEST["documentation"]
+        == "https://github.com/openai-realtime-voice/openai_realtime_voice"
+    )
+    assert RAW.startswith(
+        MANIFEST["documentation"].replace("github.com", "raw.githubusercontent.com")
+    )
+    images = readme_images()
+    assert images
+    for url in images:
+        assert url.startswith(RAW), f"{url} is not an absolute URL HACS can load"
+        assert (ROOT / url.removeprefix(RAW)).is_file(), url
+    assert "```mermaid" not in README
+
+
+def test_readme_gives_the_hacs_repository_and_version() -> None:
+    """The repository URL to add in HACS, and the Home Assistant version hacs.json asks for."""
+    install = section(README, "Installation")
+    assert f"`{MANIFEST['documentation']}`" in install
+    assert f"`{MANIFEST['documentation']}`" in section(README, CHINESE_QUICK_START)
+    minimum = json.loads((ROOT / "hacs.json").read_text())["homeassistant"]
+    assert f"Home Assistant {minimum} or newer" in install
+    assert re.findall(r"Home Assistant (20\d\d\.\d+(?:\.\d+)?) or newer", README) == [minimum]
+
+
+def test_try_it_without_hardware_comes_first() -> None:
+    """A newcomer finds the way to try it before the installation and configuration."""
+    headings = re.findall(r"^## (.+)$", re.sub(r"```.*?```", "", README, flags=re.DOTALL), re.M)
+    assert headings.index("Try it without hardware") < headings.index("Installation")
 
 
 def test_chinese_quick_start_is_linked_from_the_top_and_complete() -> None:
@@ -90,12 +137,18 @@ def test_chinese_quick_start_is_linked_from_the_top_and_complete() -> None:
     assert "docs/images/config-flow-zh-Hans.png" in quick
 
 
-def test_how_it_works_has_both_mermaid_diagrams() -> None:
-    """The data path (device -> endpoint -> bridge -> Realtime -> tools) and the pairing."""
-    blocks = re.findall(r"```mermaid\n(.*?)```", section(README, "How it works"), re.DOTALL)
-    kinds = [block.split(None, 1)[0] for block in blocks]
-    assert kinds == ["flowchart", "sequenceDiagram"]
-    data_path, pairing = blocks
+def test_how_it_works_shows_both_diagrams() -> None:
+    """The data path (device -> endpoint -> bridge -> Realtime -> tools) and the pairing, as
+    pictures rendered from their Mermaid sources in docs/ (every label of a source is drawn)."""
+    how = section(README, "How it works")
+    assert [url.removeprefix(RAW) for url in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", how)] == [
+        "docs/architecture.svg",
+        "docs/pairing.svg",
+    ]
+    data_path = (ROOT / "docs" / "architecture.mmd").read_text(encoding="utf-8")
+    pairing = (ROOT / "docs" / "pairing.mmd").read_text(encoding="utf-8")
+    assert data_path.split(None, 1)[0] == "flowchart"
+    assert pairing.split(None, 1)[0] == "sequenceDiagram"
     edges = re.findall(r"^\s*(\w+) --(?: .* --)?> (\w+)$", data_path, re.MULTILINE)
     declared = set(re.findall(r"^\s*(\w+)\[", data_path, re.MULTILINE))
     assert {node for edge in edges for node in edge} == declared
@@ -106,6 +159,12 @@ def test_how_it_works_has_both_mermaid_diagrams() -> None:
     assert DEVICE_WS_PATH in data_path
     assert OTA_PATH in pairing
     assert "ota/activate" in pairing
+    for source, picture in ((data_path, "architecture.svg"), (pairing, "pairing.svg")):
+        drawn = html.unescape((ROOT / "docs" / picture).read_text(encoding="utf-8"))
+        labels = re.findall(r'"([^"]+)"\]|: (.+)$|-- "([^"]+)" --', source, re.MULTILINE)
+        for label in ("".join(parts) for parts in labels):
+            for part in label.split("<br/>"):
+                assert part in drawn, f"{picture} lacks {part!r}: run docs/diagrams.py"
 
 
 def test_compatibility_table_matches_the_code() -> None:

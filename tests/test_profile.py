@@ -132,6 +132,36 @@ async def test_profile_is_saved_and_the_area_set(
     assert suggested[CONF_AREA] == kitchen.id
 
 
+def _field(result: dict, name: str):
+    return next((key, value) for key, value in result["data_schema"].schema.items() if key == name)
+
+
+async def test_unset_fields_look_unset_and_the_camera_follows(
+    hass: HomeAssistant, device_entry: MockConfigEntry
+) -> None:
+    """Unset means "the service's setting": no slider at 0, no camera switch showing Off."""
+    subentry = _subentry(device_entry)
+    result = await device_entry.start_subentry_reconfigure_flow(hass, subentry.subentry_id)
+    for name in (CONF_VAD_THRESHOLD, CONF_VAD_SILENCE_DURATION_MS):
+        key, selector = _field(result, name)
+        assert selector.config["mode"] == "box", name  # an empty box, where a slider shows 0
+        assert not key.description or "suggested_value" not in key.description
+    key, selector = _field(result, "camera")
+    assert selector.config["options"] == ["follow", "off"]
+    assert key.default() == "follow"
+
+    for shown, stored in (("off", {"camera": False}), ("follow", {})):
+        result = await device_entry.start_subentry_reconfigure_flow(hass, subentry.subentry_id)
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"camera": shown}
+        )
+        assert result["reason"] == "reconfigure_successful"
+        assert _subentry(device_entry).data[CONF_PROFILE] == stored
+        result = await device_entry.start_subentry_reconfigure_flow(hass, subentry.subentry_id)
+        key, _ = _field(result, "camera")
+        assert key.description["suggested_value"] == shown
+
+
 @pytest.mark.parametrize(
     ("field", "value", "error"),
     [

@@ -39,6 +39,9 @@ from tests.pipeline_providers import Providers, providers_flow, setup_providers
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 README = Path(__file__).parent.parent / "README.md"
+# The README's boards, named as Home Assistant names a board and its MAC address.
+KITCHEN = "bread_compact_wifi_02_d6_e0_0f_32_b4"
+BEDROOM = "esp_box_3_02_4a_91_5c_07_e2"
 
 
 def readme_automations() -> dict[str, dict[str, Any]]:
@@ -141,7 +144,7 @@ async def test_doorbell_speaks_on_the_board_in_a_conversation(
     speaker: KitchenSpeaker,
 ) -> None:
     """The board is in a conversation: the line is spoken on it, not on the speaker."""
-    device = await board_named(hass, client, "kitchen_box")
+    device = await board_named(hass, client, KITCHEN)
     hass.states.async_set("binary_sensor.doorbell", "off")
     await load(hass, "Doorbell announcement")
     realtime_server.script(ScriptedResponse(text="Someone is at the door.", audio=tone(240)))
@@ -157,12 +160,12 @@ async def test_doorbell_uses_the_speaker_while_the_board_is_idle(
     hass: HomeAssistant, client: TestClient, speaker: KitchenSpeaker
 ) -> None:
     """The board is idle: the automation does not fail, the speaker says it."""
-    device = await board_named(hass, client, "kitchen_box")
+    device = await board_named(hass, client, KITCHEN)
     state = device_state(hass, device)
     await device.close_audio_channel()
     await until(lambda: bridge_of(hass, state) is None)
     await hass.async_block_till_done()
-    assert hass.states.get("binary_sensor.kitchen_box_connected").state == "off"
+    assert hass.states.get(f"binary_sensor.{KITCHEN}_connected").state == "off"
     hass.states.async_set("binary_sensor.doorbell", "off")
     await load(hass, "Doorbell announcement")
     hass.states.async_set("binary_sensor.doorbell", "on")
@@ -185,7 +188,7 @@ async def test_bedtime_asks_at_the_next_conversation(
     await hass.services.async_call(
         "light", "turn_on", {"entity_id": "light.kitchen_lights"}, blocking=True
     )
-    device = await board_named(hass, client, "bedroom_box")
+    device = await board_named(hass, client, BEDROOM)
     state = device_state(hass, device)
     await device.close_audio_channel()
     await until(lambda: bridge_of(hass, state) is None)

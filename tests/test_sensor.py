@@ -155,3 +155,29 @@ async def test_device_latency_sensor(
         assert float(hass.states.get(entity_id).state) == 640.0
     finally:
         await device.close()
+
+
+async def test_device_latency_is_restored_after_a_restart(
+    hass: HomeAssistant, client: TestClient, entity_registry: er.EntityRegistry
+) -> None:
+    """A restart keeps the last response latency instead of showing unknown."""
+    device = simulator(client)
+    try:
+        await pair(hass, device)
+        await hass.async_block_till_done()
+        entity_id = _entity_id(entity_registry, f"{device.mac}_latency")
+        device_state = hass.data[DATA_HUB].states[device.mac]
+        device_state.last_latency_ms = 512.5
+        device_state.async_notify()
+        await hass.async_block_till_done()
+    finally:
+        await device.close()
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    # What a restart forgets: the device's in-memory state.
+    device_state.last_latency_ms = None
+    device_state.latencies.clear()
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert float(hass.states.get(entity_id).state) == 512.5
+    assert hass.data[DATA_HUB].states[device.mac].last_latency_ms == 512.5

@@ -246,6 +246,24 @@ async def test_converse_adds_instructions_for_the_next_answer_only(
     await until(lambda: _instructions(realtime_server) == base)
 
 
+async def test_converse_without_instructions_opens_a_conversation(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """converse: `instructions` are optional; without them the session keeps its own."""
+    device = await bridged(hass, client)
+    base = _instructions(realtime_server)
+    realtime_server.script(ScriptedResponse(text="What can I do?", audio=tone(180)))
+    await hass.services.async_call(
+        DOMAIN,
+        "converse",
+        {"entity_id": _satellite(hass, device), "message": "What can I do?"},
+        blocking=True,
+    )
+    await until(lambda: device.state.value == "listening")
+    assert _instructions(realtime_server) == base
+    assert "What can I do?" in realtime_server.response_params[-1]["instructions"]
+
+
 async def test_actions_refuse_unknown_and_offline_targets(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:

@@ -106,3 +106,83 @@ async def test_home_assistant_loads_the_translation(
         hass, language, category, ["openai_realtime_voice"]
     )
     assert strings[f"component.openai_realtime_voice.{key}"] == expected
+
+
+# --- ICU message syntax -------------------------------------------------------------------------
+# The frontend formats every translated text as an ICU message (formatjs' intl-messageformat):
+# `{name}` is an argument, and a literal brace must be quoted with apostrophes (`'{'`, `''` is
+# one apostrophe). Anything else there shows "Translation error: MALFORMED_ARGUMENT" instead of
+# the text. Arguments with a type (`{n, plural, ...}`) are not used by this integration.
+
+
+class IcuError(ValueError):
+    """The text is no valid ICU message; the message names formatjs' error kind."""
+
+
+def icu_render(text: str, values: dict[str, str] | None = None) -> str:
+    """Format `text` as the frontend does (arguments from `values`, else kept as `{name}`)."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "'":
+            following = text[i + 1 : i + 2]
+            if following == "'":
+                out.append("'")
+                i += 2
+            elif following in ("{", "}"):
+                end = text.find("'", i + 1)
+                while end != -1 and text[end + 1 : end + 2] == "'":  # '' inside a quote
+                    end = text.find("'", end + 2)
+                quoted = text[i + 1 : end if end != -1 else len(text)]
+                out.append(quoted.replace("''", "'"))
+                i = len(text) if end == -1 else end + 1
+            else:
+                out.append("'")
+                i += 1
+        elif char == "{":
+            end = text.find("}", i)
+            name = text[i + 1 : end if end != -1 else len(text)].strip()
+            if end == -1:
+                raise IcuError(f"EXPECT_ARGUMENT_CLOSING_BRACE at {i}")
+            if not name or not re.fullmatch(r"[^\s{}',#]+", name):
+                raise IcuError(f"MALFORMED_ARGUMENT at {i}: {text[i : end + 1]!r}")
+            out.append((values or {}).get(name, "{" + name + "}"))
+            i = end + 1
+        elif char == "}":
+            raise IcuError(f"UNMATCHED_CLOSING_BRACE at {i}")
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def test_icu_rules_catch_what_the_frontend_rejects() -> None:
+    """The checker fails where the frontend showed a translation error, and renders quotes."""
+    with pytest.raises(IcuError, match="MALFORMED_ARGUMENT"):
+        icu_render("e.g. You are in the {{ area }}.")
+    with pytest.raises(IcuError, match="UNMATCHED_CLOSING_BRACE"):
+        icu_render("a } b")
+    assert icu_render("You are in the '{{ area }}'.") == "You are in the {{ area }}."
+    assert icu_render("the device's {name}", {"name": "Box"}) == "the device's Box"
+    assert icu_render("It''s '{x}'") == "It's {x}"
+
+
+@pytest.mark.parametrize("name", ["strings", "en", *LANGUAGES])
+def test_every_text_is_a_valid_icu_message(name: str) -> None:
+    """No translated text breaks the frontend's message format."""
+    texts = SOURCE if name == "strings" else _load(name)
+    problems = {}
+    for key, text in texts.items():
+        try:
+            icu_render(text)
+        except IcuError as err:
+            problems[key] = str(err)
+    assert problems == {}
+
+
+@pytest.mark.parametrize("name", ["en", *LANGUAGES])
+def test_the_template_example_is_shown_as_written(name: str) -> None:
+    """The profile form's helper shows the `{{ area }}` template literally."""
+    key = "config_subentries.device.step.reconfigure.data_description.extra_instructions"
+    assert "{{ area }}" in icu_render(_load(name)[key])

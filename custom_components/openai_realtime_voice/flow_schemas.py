@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from homeassistant.const import CONF_API_KEY
@@ -180,6 +181,17 @@ def pending_devices_schema(devices: list[SelectOptionDict]) -> probatio.Schema:
     )
 
 
+# An unset profile field follows the service's setting, so it must look unset: numbers are boxes
+# (a slider always shows a value), the camera a choice whose default says it follows.
+PROFILE_SELECTORS: Final[dict[str, Any]] = {
+    **SETTING_SELECTORS,
+    CONF_VAD_THRESHOLD: number(0.0, 1.0, 0.05, mode=NumberSelectorMode.BOX),
+    CONF_VAD_SILENCE_DURATION_MS: number(100, 3000, 50, "ms", mode=NumberSelectorMode.BOX),
+}
+CAMERA_FOLLOW: Final = "follow"
+CAMERA_OFF: Final = "off"
+
+
 def profile_schema(users: list[SelectOptionDict]) -> probatio.Schema:
     """A device's profile: its overrides of the entry-wide settings, user, area and camera."""
     return probatio.Schema(
@@ -187,14 +199,31 @@ def profile_schema(users: list[SelectOptionDict]) -> probatio.Schema:
             probatio.Optional(CONF_VOICE): SETTING_SELECTORS[CONF_VOICE],
             probatio.Optional(CONF_EXTRA_INSTRUCTIONS): TemplateSelector(),
             probatio.Optional(CONF_LANGUAGE): TextSelector(),
-            **{probatio.Optional(key): SETTING_SELECTORS[key] for key in PROFILE_SETTINGS},
+            **{probatio.Optional(key): PROFILE_SELECTORS[key] for key in PROFILE_SETTINGS},
             probatio.Optional(CONF_USER): SelectSelector(
                 SelectSelectorConfig(options=users, mode=SelectSelectorMode.DROPDOWN)
             ),
             probatio.Optional(CONF_AREA): AreaSelector(),
-            probatio.Optional(CONF_CAMERA): BooleanSelector(),
+            probatio.Optional(CONF_CAMERA, default=CAMERA_FOLLOW): select(
+                (CAMERA_FOLLOW, CAMERA_OFF), CONF_CAMERA
+            ),
         }
     )
+
+
+def profile_from_form(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile to store from the form: empty fields dropped, the camera as off or absent."""
+    profile = {k: v for k, v in user_input.items() if v not in (None, "", [])}
+    if profile.pop(CONF_CAMERA, CAMERA_FOLLOW) == CAMERA_OFF:
+        profile[CONF_CAMERA] = False
+    return profile
+
+
+def profile_to_form(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored profile as the form shows it."""
+    shown = {k: v for k, v in profile.items() if k != CONF_CAMERA}
+    shown[CONF_CAMERA] = CAMERA_OFF if profile.get(CONF_CAMERA) is False else CAMERA_FOLLOW
+    return shown
 
 
 def options_schema(hass_apis: list[SelectOptionDict]) -> probatio.Schema:

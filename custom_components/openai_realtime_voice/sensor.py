@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import override
 
 from homeassistant.components.sensor import (
@@ -171,8 +172,23 @@ class XiaozhiLastSeenSensor(XiaozhiDeviceEntity, RestoreSensor):
         return self.device.last_seen
 
 
-class XiaozhiLatencySensor(XiaozhiDeviceEntity, SensorEntity):
-    """How long the last reply took to start: end of the user's speech to the first audio."""
+class XiaozhiLatencySensor(XiaozhiDeviceEntity, RestoreSensor):
+    """How long the last reply took to start: end of the user's speech to the first audio.
+
+    Kept across restarts: the last figure stays until the device's next reply.
+    """
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Restore the last latency if the device has not replied since the start."""
+        await super().async_added_to_hass()
+        last = await self.async_get_last_sensor_data()
+        if (
+            self.device.last_latency_ms is None
+            and last is not None
+            and isinstance(last.native_value, (int, float, Decimal))
+        ):
+            self.device.last_latency_ms = float(last.native_value)
 
     @property
     @override

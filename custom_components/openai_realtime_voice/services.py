@@ -67,7 +67,7 @@ CONVERSE_SCHEMA: Final = probatio.Schema(
     {
         **_TARGET,
         probatio.Optional(ATTR_MESSAGE): cv.string,
-        probatio.Required(ATTR_INSTRUCTIONS): cv.string,
+        probatio.Optional(ATTR_INSTRUCTIONS): cv.string,
     }
 )
 
@@ -165,7 +165,9 @@ async def _async_converse(call: ServiceCall) -> None:
         *(
             async_device_action(
                 bridge,
-                bridge.async_converse(call.data.get(ATTR_MESSAGE), call.data[ATTR_INSTRUCTIONS]),
+                bridge.async_converse(
+                    call.data.get(ATTR_MESSAGE), call.data.get(ATTR_INSTRUCTIONS)
+                ),
             )
             for bridge in bridges
         )

@@ -10,7 +10,12 @@ from homeassistant.helpers.selector import SelectOptionDict
 
 from .const import CONF_CODE, CONF_MAC, DOMAIN
 from .endpoint import DATA_HUB, PairingResult
-from .flow_schemas import pending_devices_schema, profile_schema
+from .flow_schemas import (
+    pending_devices_schema,
+    profile_from_form,
+    profile_schema,
+    profile_to_form,
+)
 from .profile import CONF_AREA, CONF_PROFILE, profile_of, validate_profile
 
 
@@ -74,16 +79,14 @@ class DeviceSubentryFlow(ConfigSubentryFlow):
         )
         errors: dict[str, str] = {}
         if user_input is not None:
-            profile = {
-                k: v for k, v in user_input.items() if v not in (None, "", []) and k != CONF_AREA
-            }
+            profile = profile_from_form({k: v for k, v in user_input.items() if k != CONF_AREA})
             if not (errors := validate_profile(profile)):
                 if device is not None:
                     devices.async_update_device(device.id, area_id=user_input.get(CONF_AREA))
                 return self.async_update_and_abort(
                     entry, subentry, data={**subentry.data, CONF_PROFILE: profile}
                 )
-        suggested = {**profile_of(subentry), **(user_input or {})}
+        suggested = {**profile_to_form(profile_of(subentry)), **(user_input or {})}
         if user_input is None and device is not None and device.area_id:
             suggested[CONF_AREA] = device.area_id
         users = [

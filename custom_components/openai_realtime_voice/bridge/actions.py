@@ -173,7 +173,7 @@ class Actions:
             result.update(await _match(client, question, transcript, list(options)))
         return result
 
-    async def async_converse(self, message: str | None, instructions: str) -> None:
+    async def async_converse(self, message: str | None, instructions: str | None) -> None:
         """Start a conversation: extra instructions for the next answer only, then listen.
 
         The opening line (the message, or one the model words) stays in the conversation; the
@@ -181,12 +181,13 @@ class Actions:
         """
         realtime = self._ctx.realtime
         client, config = await self._require_session()
-        await client.update_session(
-            realtime.for_mode(
-                replace(config, instructions=f"{config.instructions}\n\n{instructions}")
+        if instructions:
+            await client.update_session(
+                realtime.for_mode(
+                    replace(config, instructions=f"{config.instructions}\n\n{instructions}")
+                )
             )
-        )
-        self._extra_instructions = True
+            self._extra_instructions = True
         if message:
             await self.async_speak(message=message, remember=True)
         else:

@@ -412,7 +412,7 @@ class SpeechBridge:
             question, options=options, instructions=instructions, answer_timeout=answer_timeout
         )
 
-    async def async_converse(self, message: str | None, instructions: str) -> None:
+    async def async_converse(self, message: str | None, instructions: str | None) -> None:
         """Start a conversation: extra instructions for the next answer only, then listen."""
         await self.actions.async_converse(message, instructions)
 
