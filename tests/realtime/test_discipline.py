@@ -1,0 +1,84 @@
+"""Session discipline (issue 28): no session storms, honest refusals, no waits for nothing.
+
+Each test runs the real client against `tests/realtime_server.py` with one of the
+misbehaviours of `tests/realtime_discipline.py` switched on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from custom_components.openai_realtime_voice.realtime import (
+    RealtimeClient,
+    ResponseDone,
+    ServerVad,
+    SessionConfig,
+)
+from tests.manual_clock import ManualClock
+from tests.realtime.client_helpers import Recorder, make_client
+from tests.realtime_server import RealtimeServer, silence, tone
+
+VAD = SessionConfig(turn_detection=ServerVad(silence_duration_ms=200))
+HOUR = 3600.0
+
+
+def _manual(server: RealtimeServer, clock: ManualClock) -> RealtimeClient:
+    """A client whose session clock and timers run on `clock` (the service's stay real)."""
+
+    async def sleep(delay: float) -> None:
+        await clock.sleep_until(clock.now() + delay)
+
+    return make_client(server, VAD, clock=clock.now, sleep=sleep)
+
+
+async def _typed_and_spoken_turns(client: RealtimeClient, recorder: Recorder) -> None:
+    """One typed and one spoken turn, each answered completely."""
+    await client.add_user_text("What time is it?")
+    typed = await asyncio.wait_for(client.create_response(), 2)
+    assert (await asyncio.wait_for(typed.wait(), 2)).status == "completed"
+    for pcm in (tone(200), silence(300)):
+        await client.append_audio(pcm)
+    spoken = (await asyncio.wait_for(recorder.wait(ResponseDone, 2), 2)).response
+    assert spoken.status == "completed"
+    assert spoken is not typed
+
+
+# -- item 1: renewal tolerates any expires_at ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("skew", "relative", "lifetime"),
+    [
+        (-61 * 60.0, False, HOUR),  # host clock 61 minutes fast: expires_at is in the past
+        (-59 * 60.0, False, HOUR),  # 59 minutes fast: the service's Date header tells
+        (0.0, True, HOUR),  # a server sending the seconds left instead of a time
+        (0.0, False, 10 * 365 * 86400.0),  # an absurd expiry ten years ahead
+    ],
+    ids=["clock-61-min-fast", "clock-59-min-fast", "relative", "absurd"],
+)
+async def test_any_expires_at_opens_no_session_storm(
+    realtime_server: RealtimeServer, skew: float, relative: bool, lifetime: float
+) -> None:
+    """Typed and spoken turns are answered; 20 s later one session is still all there is."""
+    realtime_server.discipline.clock_skew = skew
+    realtime_server.discipline.relative_expires_at = relative
+    realtime_server.session_lifetime = lifetime
+    clock = ManualClock()
+    client = _manual(realtime_server, clock)
+    await client.connect()
+    recorder = Recorder(client)
+    try:
+        await _typed_and_spoken_turns(client, recorder)
+        await clock.advance(20)
+        assert realtime_server.connections == 1
+        # Renewed once, near the known 60-minute limit, not at once.
+        assert HOUR - 1 <= client.session_limit <= HOUR
+        await clock.advance(HOUR - 120 - 20)
+        await asyncio.wait_for(realtime_server.wait_connections(2), 2)
+        await clock.advance(20)
+        assert realtime_server.connections == 2
+    finally:
+        await recorder.stop()
+        await client.close()
