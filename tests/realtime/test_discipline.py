@@ -16,6 +16,7 @@ from custom_components.openai_realtime_voice.realtime import (
     ServerVad,
     SessionConfig,
 )
+from custom_components.openai_realtime_voice.realtime.lifetime import expires_in, service_time
 from tests.manual_clock import ManualClock
 from tests.realtime.client_helpers import Recorder, make_client
 from tests.realtime_server import RealtimeServer, silence, tone
@@ -82,3 +83,30 @@ async def test_any_expires_at_opens_no_session_storm(
     finally:
         await recorder.stop()
         await client.close()
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "service_now", "left"),
+    [
+        (None, None, None),
+        (1_000_000 + HOUR, 1_000_000.0, HOUR),  # the service's own clock
+        (1_000_000 + 30.0, 1_000_000.0, 30.0),  # a short session is believed
+        (1_000_000 - 60.0, 1_000_000.0, None),  # in the past
+        (1_000_000 + 3 * HOUR, 1_000_000.0, None),  # beyond the known limit
+        (1800.0, 1_000_000.0, 1800.0),  # seconds left, not a time
+        (-5.0, 1_000_000.0, None),
+    ],
+)
+def test_expires_in_is_checked_against_the_known_limit(
+    expires_at: float | None, service_now: float | None, left: float | None
+) -> None:
+    """Only an expiry within the known limit from the service's own time is used."""
+    assert expires_in(expires_at, HOUR, service_now) == left
+
+
+def test_service_time_reads_the_date_header() -> None:
+    """The upgrade's `Date` is the service's clock; a bad or missing one gives None."""
+    assert service_time({"Date": "Sun, 06 Nov 1994 08:49:37 GMT"}) == 784111777.0
+    assert service_time({"Date": "yesterday"}) is None
+    assert service_time({}) is None
+    assert service_time(None) is None

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any, Final
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -35,6 +35,7 @@ from .events import (
     SessionReady,
     SessionUpdated,
 )
+from .lifetime import AZURE_SESSION_LIMIT, OPENAI_SESSION_LIMIT, expires_in, service_time
 from .options import ClientOptions
 from .protocol import Phase, RealtimeProtocol
 from .response import RealtimeResponse
@@ -42,9 +43,6 @@ from .response import RealtimeResponse
 __all__ = ["RealtimeLink"]
 
 _LOGGER = logging.getLogger(__name__)
-
-OPENAI_SESSION_LIMIT: Final = 60 * 60.0
-AZURE_SESSION_LIMIT: Final = 30 * 60.0
 
 
 class RealtimeLink:
@@ -93,12 +91,14 @@ class RealtimeLink:
         return self._session_started
 
     @property
+    def service_limit(self) -> float:
+        """The service's known session limit: 60 minutes (OpenAI), 30 (Azure)."""
+        return AZURE_SESSION_LIMIT if self.endpoint.is_azure else OPENAI_SESSION_LIMIT
+
+    @property
     def session_limit(self) -> float:
-        """Seconds a session may live: the service's `expires_at` when it gave one."""
-        if self.options.session_limit is not None:
-            limit = self.options.session_limit
-        else:
-            limit = AZURE_SESSION_LIMIT if self.endpoint.is_azure else OPENAI_SESSION_LIMIT
+        """Seconds a session may live: the service's `expires_at` when it is plausible."""
+        limit = self.options.session_limit or self.service_limit
         if self._expires_in is not None:
             limit = min(limit, self._expires_in)
         return limit
@@ -182,9 +182,11 @@ class RealtimeLink:
             await ws.close()
             raise
         self._ws = ws
-        expires_at = self.protocol.expires_at
-        self._expires_in = None if expires_at is None else max(expires_at - time.time(), 0.0)
         self._session_started = self._clock()
+        headers = ws.response.headers if ws.response is not None else None
+        self._expires_in = expires_in(
+            self.protocol.expires_at, self.service_limit, service_time(headers)
+        )
         self._sync()
         self._ready.set()
         if self._renew_task is not None:
