@@ -11,14 +11,18 @@ import asyncio
 import pytest
 
 from custom_components.openai_realtime_voice.realtime import (
+    ClientOptions,
+    Closed,
     RealtimeClient,
+    RealtimeConnectionError,
+    Reconnected,
     ResponseDone,
     ServerVad,
     SessionConfig,
 )
 from custom_components.openai_realtime_voice.realtime.lifetime import expires_in, service_time
 from tests.manual_clock import ManualClock
-from tests.realtime.client_helpers import Recorder, make_client
+from tests.realtime.client_helpers import FAST, Recorder, make_client
 from tests.realtime_server import RealtimeServer, silence, tone
 
 VAD = SessionConfig(turn_detection=ServerVad(silence_duration_ms=200))
@@ -110,3 +114,75 @@ def test_service_time_reads_the_date_header() -> None:
     assert service_time({"Date": "yesterday"}) is None
     assert service_time({}) is None
     assert service_time(None) is None
+
+
+# -- item 2: backoff until a session has proven itself --------------------------------------------
+
+# The production backoff (0.5 s doubling to 8 s) and window (30 s) at a tenth of the time, so the
+# bound stays "sessions per window": the service drops each session 300 ms (here 30 ms) after it
+# opened. Retries are not capped here: only the backoff may bound the rate.
+TENTH = ClientOptions(
+    open_timeout=2, ping_interval=None, backoff_base=0.05, backoff_max=0.8, reconnect_attempts=1000
+)
+
+
+async def test_sessions_dropped_after_opening_are_backed_off(
+    realtime_server: RealtimeServer,
+) -> None:
+    """Every session dropped (1011) 300 ms after it opens: at most 10 sessions in 30 s."""
+    realtime_server.discipline.drop_after_open = 0.03
+    client = make_client(realtime_server, options=TENTH)
+    await client.connect()
+    recorder = Recorder(client)
+    try:
+        await asyncio.sleep(3.0)  # the measured window: what happens in it is the result
+        opened = len(realtime_server.discipline.opened)
+        assert 4 <= opened <= 10, f"{opened} sessions in the window"
+        assert not any(isinstance(e, Closed) for e in recorder.events)
+    finally:
+        await recorder.stop()
+        await client.close()
+
+
+async def test_a_session_that_answered_a_turn_reconnects_at_once(
+    realtime_server: RealtimeServer,
+) -> None:
+    """A drop after a session answered a turn is not a failure: no backoff before the next."""
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        if delay > 60:  # the renewal timer: not part of this test
+            await asyncio.Event().wait()
+        slept.append(delay)
+
+    client = make_client(realtime_server, options=FAST, sleep=sleep)
+    await client.connect()
+    recorder = Recorder(client)
+    try:
+        await (await client.create_response()).wait()
+        await realtime_server.drop()
+        await asyncio.wait_for(recorder.wait(Reconnected), 2)
+        assert slept == []
+        # The new session answered nothing: its drop is backed off.
+        await realtime_server.drop()
+        await asyncio.wait_for(recorder.wait(Reconnected, 2), 2)
+        assert len(slept) == 1
+    finally:
+        await recorder.stop()
+        await client.close()
+
+
+async def test_unproven_sessions_use_up_the_retries(realtime_server: RealtimeServer) -> None:
+    """Sessions that keep dropping at once count as failed tries: the client stops."""
+    realtime_server.discipline.drop_after_open = 0.01
+    client = make_client(realtime_server, options=FAST)
+    await client.connect()
+    recorder = Recorder(client)
+    try:
+        closed = await asyncio.wait_for(recorder.wait(Closed), 5)
+        assert isinstance(closed.error, RealtimeConnectionError)
+        assert "1011" in str(closed.error)
+        assert realtime_server.connections == FAST.reconnect_attempts
+    finally:
+        await recorder.stop()
+        await client.close()
