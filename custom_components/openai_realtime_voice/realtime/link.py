@@ -29,6 +29,7 @@ from .events import (
     Reconnected,
     RequestAccepted,
     RequestRefused,
+    ResponseDone,
     SessionEvent,
     SessionExpired,
     SessionFailed,
@@ -78,6 +79,7 @@ class RealtimeLink:
         self._restart: str | None = None
         self._expires_in: float | None = None
         self._session_started = 0.0
+        self._proven = False  # the current session answered a turn (see `proven`)
         self._sync()
 
     @property
@@ -89,6 +91,14 @@ class RealtimeLink:
     def session_started(self) -> float:
         """When the current session opened (client clock); its input audio counts from here."""
         return self._session_started
+
+    @property
+    def proven(self) -> bool:
+        """Whether the current session answered a turn or lived `proven_after` seconds."""
+        if self._proven:
+            return True
+        started = self._session_started
+        return self._ready.is_set() and self._clock() - started >= self.options.proven_after
 
     @property
     def service_limit(self) -> float:
@@ -183,6 +193,7 @@ class RealtimeLink:
             raise
         self._ws = ws
         self._session_started = self._clock()
+        self._proven = False
         headers = ws.response.headers if ws.response is not None else None
         self._expires_in = expires_in(
             self.protocol.expires_at, self.service_limit, service_time(headers)
@@ -222,6 +233,7 @@ class RealtimeLink:
                     await self._handle_and_flush(ws, self.protocol.receive(await ws.recv()))
             except ConnectionClosed as err:
                 error = closed_error(err)
+            proven = self.proven
             self._ready.clear()
             self._handle(self.protocol.connection_lost())
             if self._stopped.is_set():
@@ -232,16 +244,27 @@ class RealtimeLink:
                 return
             _LOGGER.debug("Session ended (%s); reconnecting", error)
             try:
-                attempt = await self._reconnect()
+                attempt = await self._reconnect(error, proven=proven)
             except RealtimeError as err:
                 self._finish(err)
                 return
             self._emit(Reconnected(attempt=attempt, renewal=restart == "renewal"))
 
-    async def _reconnect(self) -> int:
-        """Open a new session under the reconnect policy; return the attempt number."""
+    async def _reconnect(self, error: RealtimeError, *, proven: bool) -> int:
+        """Open a new session under the reconnect policy; return the attempt number.
+
+        After a session that proved itself the first try is immediate. One that did not
+        (it opened, then ended before answering a turn or living `proven_after`) counts as
+        a failed try like a refused connection: the backoff keeps growing, and the retries
+        run out, instead of opening (and replaying the history into) a session a second.
+        """
         policy = self._reconnects
-        policy.reset()
+        if proven:
+            policy.reset()
+        elif not await policy.wait():
+            raise error
+        else:
+            _LOGGER.debug("Session ended before it proved itself; backing off")
         while True:
             try:
                 await self._open_session(replay=True)
@@ -308,6 +331,9 @@ class RealtimeLink:
                     self._resolve(event_id, event)
                 case SessionReady() | SessionFailed() | SessionExpired():
                     pass
+                case ResponseDone(response=response):
+                    self._proven = self._proven or response.status == "completed"
+                    self._emit(event)
                 case _:
                     self._emit(event)
         self._sync()
