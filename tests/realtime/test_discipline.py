@@ -7,6 +7,7 @@ misbehaviours of `tests/realtime_discipline.py` switched on.
 from __future__ import annotations
 
 import asyncio
+from unittest.mock import ANY
 
 import pytest
 
@@ -185,4 +186,27 @@ async def test_unproven_sessions_use_up_the_retries(realtime_server: RealtimeSer
         assert realtime_server.connections == FAST.reconnect_attempts
     finally:
         await recorder.stop()
+        await client.close()
+
+
+# -- item 10: servers that do not echo metadata ----------------------------------------------------
+
+
+async def test_a_server_without_metadata_echo_answers_typed_turns(
+    realtime_server: RealtimeServer,
+) -> None:
+    """LocalAI drops `metadata`: the next response.created after our request is ours."""
+    realtime_server.discipline.echo_metadata = False
+    client = make_client(realtime_server, VAD)
+    await client.connect()
+    loop = asyncio.get_running_loop()
+    try:
+        for text in ("Hello", "And now?"):
+            await client.add_user_text(text)
+            asked = loop.time()
+            response = await asyncio.wait_for(client.create_response(metadata={"who": "us"}), 1)
+            assert loop.time() - asked < 0.5
+            assert response.metadata == {"who": "us", "client_event_id": ANY}
+            assert (await asyncio.wait_for(response.wait(), 2)).status == "completed"
+    finally:
         await client.close()
