@@ -16,15 +16,18 @@ from custom_components.openai_realtime_voice.realtime import (
     Closed,
     RealtimeClient,
     RealtimeConnectionError,
+    RealtimeQuotaError,
+    RealtimeRateLimitError,
     Reconnected,
     ResponseDone,
     ServerVad,
     SessionConfig,
+    async_probe,
 )
 from custom_components.openai_realtime_voice.realtime.lifetime import expires_in, service_time
 from tests.manual_clock import ManualClock
 from tests.realtime.client_helpers import FAST, Recorder, make_client
-from tests.realtime_server import RealtimeServer, silence, tone
+from tests.realtime_server import API_KEY, RealtimeServer, silence, tone
 
 VAD = SessionConfig(turn_detection=ServerVad(silence_duration_ms=200))
 HOUR = 3600.0
@@ -209,4 +212,66 @@ async def test_a_server_without_metadata_echo_answers_typed_turns(
             assert response.metadata == {"who": "us", "client_event_id": ANY}
             assert (await asyncio.wait_for(response.wait(), 2)).status == "completed"
     finally:
+        await client.close()
+
+
+# -- item 3: HTTP 429 at the handshake: rate limit or quota ---------------------------------------
+
+
+async def test_a_429_handshake_tells_rate_limit_from_quota(realtime_server: RealtimeServer) -> None:
+    """The body's code decides: `rate_limit_exceeded` is retryable, `insufficient_quota` is not."""
+    endpoint = make_client(realtime_server).endpoint
+    realtime_server.discipline.rate_limited(retry_after="2")
+    with pytest.raises(RealtimeRateLimitError, match="rate_limit_exceeded") as limited:
+        await async_probe(endpoint, timeout=2)
+    assert limited.value.retry_after == 2.0
+    assert not isinstance(limited.value, RealtimeQuotaError)
+    realtime_server.discipline.out_of_quota()
+    with pytest.raises(RealtimeQuotaError, match="insufficient_quota"):
+        await async_probe(endpoint, timeout=2)
+    # A 429 without an OpenAI error body is what the status says: too many requests.
+    realtime_server.discipline.handshake_429 = None
+    realtime_server.handshake_status = 429
+    with pytest.raises(RealtimeRateLimitError) as bare:
+        await async_probe(endpoint, timeout=2)
+    assert bare.value.retry_after is None
+    assert API_KEY not in str(bare.value)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "waited"),
+    [("2", 2.0), ("3600", 60.0), ("soon", None)],
+    ids=["seconds", "capped", "unreadable"],
+)
+async def test_a_rate_limited_reconnect_waits_and_recovers(
+    realtime_server: RealtimeServer, retry_after: str, waited: float | None
+) -> None:
+    """A live client rate limited at the handshake backs off (retry-after, bounded) and comes
+    back; no quota error, no stop."""
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        if delay > 300:  # the renewal timer: not part of this test
+            await asyncio.Event().wait()
+        slept.append(delay)
+        if len(slept) == 2:
+            realtime_server.discipline.handshake_429 = None  # the limit resets
+
+    client = make_client(realtime_server, options=FAST, sleep=sleep)
+    await client.connect()
+    recorder = Recorder(client)
+    try:
+        await (await client.create_response()).wait()  # a proven session
+        realtime_server.discipline.rate_limited(retry_after)
+        await realtime_server.drop()
+        await asyncio.wait_for(recorder.wait(Reconnected), 2)
+        assert not any(isinstance(e, Closed) for e in recorder.events)
+        assert len(slept) == 2
+        if waited is not None:
+            assert slept[0] == waited
+        else:
+            assert slept[0] <= FAST.backoff_max
+        assert client.connected
+    finally:
+        await recorder.stop()
         await client.close()
