@@ -22,7 +22,12 @@ from websockets.exceptions import ConnectionClosed
 
 from .connection import async_open, closed_error
 from .endpoint import RealtimeEndpoint
-from .errors import RealtimeConnectionError, RealtimeError, RealtimeSessionClosed
+from .errors import (
+    RealtimeConnectionError,
+    RealtimeError,
+    RealtimeRateLimitError,
+    RealtimeSessionClosed,
+)
 from .events import (
     Closed,
     ProtocolEvent,
@@ -270,7 +275,8 @@ class RealtimeLink:
                 await self._open_session(replay=True)
             except RealtimeConnectionError as err:
                 _LOGGER.debug("Reconnect attempt %d failed: %s", policy.attempts + 1, err)
-                if not await policy.wait():
+                asked = err.retry_after if isinstance(err, RealtimeRateLimitError) else None
+                if not await policy.wait(at_least=asked or 0.0):
                     raise
                 continue
             return policy.attempts + 1
