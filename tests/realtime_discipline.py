@@ -106,7 +106,7 @@ class ServiceDiscipline:
 
     def refuse_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         """The HTTP answer that replaces the upgrade, if one does."""
-        if self.redirect_to is not None:
+        if self.redirect_to is not None and not self.redirect_to.endswith(request.path):
             response = connection.respond(HTTPStatus.FOUND, "moved\n")
             response.headers["Location"] = self.redirect_to
             return response

@@ -16,6 +16,7 @@ from custom_components.openai_realtime_voice.realtime import (
     Closed,
     RealtimeClient,
     RealtimeConnectionError,
+    RealtimeInvalidEndpointError,
     RealtimeQuotaError,
     RealtimeRateLimitError,
     Reconnected,
@@ -275,3 +276,35 @@ async def test_a_rate_limited_reconnect_waits_and_recovers(
     finally:
         await recorder.stop()
         await client.close()
+
+
+# -- issue 29 item 10: the API key stays with the base URL's origin -------------------------------
+
+
+async def test_the_key_does_not_follow_a_redirect_to_another_origin(
+    realtime_server: RealtimeServer,
+) -> None:
+    """A 302 to another host:port is refused before the key goes there; same origin works."""
+    other = RealtimeServer()
+    await other.start()
+    try:
+        elsewhere = other.url.replace("http", "ws") + "/realtime?model=gpt-realtime"
+        realtime_server.discipline.redirect_to = elsewhere
+        client = make_client(realtime_server)
+        with pytest.raises(RealtimeInvalidEndpointError, match="redirected") as raised:
+            await client.connect()
+        await client.close()
+        with pytest.raises(RealtimeInvalidEndpointError, match="another origin"):
+            await async_probe(client.endpoint, timeout=2)
+        assert other.discipline.handshakes == []
+        assert API_KEY not in str(raised.value)
+        assert other.url.removeprefix("http://").removesuffix("/v1") in str(raised.value)
+        # A redirect within the origin (another path on the same host and port) is followed.
+        same = realtime_server.url.replace("http", "ws") + "/moved/realtime?model=gpt-realtime"
+        realtime_server.discipline.redirect_to = same
+        client = make_client(realtime_server)
+        await asyncio.wait_for(client.connect(), 2)
+        assert client.connected
+        await client.close()
+    finally:
+        await other.stop()
