@@ -25,6 +25,7 @@ from http import HTTPStatus
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -106,7 +107,7 @@ class ServiceDiscipline:
 
     def refuse_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         """The HTTP answer that replaces the upgrade, if one does."""
-        if self.redirect_to is not None and not self.redirect_to.endswith(request.path):
+        if self.redirect_to is not None and not _is_at(self.redirect_to, request):
             response = connection.respond(HTTPStatus.FOUND, "moved\n")
             response.headers["Location"] = self.redirect_to
             return response
@@ -128,3 +129,10 @@ class ServiceDiscipline:
         await asyncio.sleep(delay)
         with contextlib.suppress(ConnectionClosed):  # the client may have left first
             await ws.close(1011, "internal error")
+
+
+def _is_at(url: str, request: Request) -> bool:
+    """Whether a request already reached `url` (its host, port and path)."""
+    target = urlsplit(url)
+    path = f"{target.path}?{target.query}" if target.query else target.path
+    return (target.netloc, path) == (request.headers.get("Host"), request.path)
