@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 from .config import SessionConfig
 from .endpoint import RealtimeEndpoint, redact_url
@@ -23,6 +24,7 @@ from .errors import (
     RealtimeAuthError,
     RealtimeConnectionError,
     RealtimeError,
+    RealtimeInvalidEndpointError,
     RealtimeQuotaError,
     RealtimeRateLimitError,
     RealtimeSessionClosed,
@@ -82,6 +84,33 @@ MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
 RETRY_AFTER_MAX: Final = 60.0  # the longest `retry-after` honoured (seconds)
 
 
+class _CrossOriginRedirectError(InvalidHandshake):
+    """The server redirected the upgrade to another origin (scheme, host or port)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class _SameOriginConnect(connect):
+    """websockets' `connect`, following redirects only within the base URL's origin.
+
+    The library sends the same headers (the API key) to wherever a redirect points, across
+    hosts too for `ws://`; a redirect to another origin is refused before anything is sent.
+    """
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        target = super().process_redirect(exc)
+        if isinstance(target, str) and _origin(target) != _origin(self.uri):
+            return _CrossOriginRedirectError(target)
+        return target
+
+
+def _origin(uri: str) -> tuple[bool, str, int]:
+    parsed = parse_uri(uri)
+    return parsed.secure, parsed.host.lower(), parsed.port
+
+
 async def async_open(
     endpoint: RealtimeEndpoint, *, open_timeout: float, ping_interval: float | None = PING_INTERVAL
 ) -> ClientConnection:
@@ -89,7 +118,7 @@ async def async_open(
     url = endpoint.url()
     _LOGGER.debug("Connecting to %s", redact_url(url))
     try:
-        return await connect(
+        return await _SameOriginConnect(
             url,
             additional_headers=endpoint.headers(),
             max_size=MAX_MESSAGE_BYTES,
@@ -107,6 +136,11 @@ async def async_open(
         if status == 429:
             raise too_many_requests(err.response, endpoint.api_key) from None
         raise RealtimeConnectionError(f"handshake failed with HTTP {status}") from None
+    except _CrossOriginRedirectError as err:
+        raise RealtimeInvalidEndpointError(
+            f"the server redirected to another origin ({redact_url(err.location)}); the API "
+            "key is only sent to the base URL's host: use that address as the base URL"
+        ) from None
     except (InvalidURI, InvalidHandshake) as err:
         message = redact(str(err).replace(url, redact_url(url)), endpoint.api_key)
         raise RealtimeConnectionError(f"handshake failed: {message}") from None
