@@ -7,6 +7,8 @@ misbehaviours of `tests/realtime_discipline.py` switched on.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from typing import Any
 from unittest.mock import ANY
 
 import pytest
@@ -19,6 +21,7 @@ from custom_components.openai_realtime_voice.realtime import (
     RealtimeInvalidEndpointError,
     RealtimeQuotaError,
     RealtimeRateLimitError,
+    RealtimeRequestError,
     Reconnected,
     ResponseDone,
     ServerVad,
@@ -28,7 +31,7 @@ from custom_components.openai_realtime_voice.realtime import (
 from custom_components.openai_realtime_voice.realtime.lifetime import expires_in, service_time
 from tests.manual_clock import ManualClock
 from tests.realtime.client_helpers import FAST, Recorder, make_client
-from tests.realtime_server import API_KEY, RealtimeServer, silence, tone
+from tests.realtime_server import API_KEY, RealtimeServer, ScriptedResponse, silence, tone
 
 VAD = SessionConfig(turn_detection=ServerVad(silence_duration_ms=200))
 HOUR = 3600.0
@@ -308,3 +311,45 @@ async def test_the_key_does_not_follow_a_redirect_to_another_origin(
         await client.close()
     finally:
         await other.stop()
+
+
+# -- item 9: bounded waits, transcription usage ---------------------------------------------------
+
+QUICK = ClientOptions(open_timeout=2, ping_interval=None, response_timeout=0.3)
+
+
+async def test_an_unanswered_session_update_times_out(realtime_server: RealtimeServer) -> None:
+    """A session.update the server never answers fails with a clear error, not a hang."""
+
+    async def swallow(event: dict[str, Any]) -> bool:
+        return True
+
+    client = make_client(realtime_server, options=QUICK)
+    await client.connect()
+    realtime_server.hooks["session.update"] = swallow
+    try:
+        with pytest.raises(RealtimeRequestError, match=r"no session.updated within 0.3 s"):
+            await asyncio.wait_for(client.update_session(VAD), 2)
+        del realtime_server.hooks["session.update"]
+        await asyncio.wait_for(client.update_session(SessionConfig(instructions="x")), 2)
+    finally:
+        await client.close()
+
+
+async def test_a_response_that_never_ends_does_not_block_the_next_for_ever(
+    realtime_server: RealtimeServer,
+) -> None:
+    """create_response waits for the response in progress only so long."""
+    hold = asyncio.Event()
+    realtime_server.script(ScriptedResponse(text="stuck", hold=hold))
+    client = make_client(realtime_server, options=replace(QUICK, busy_timeout=0.3))
+    await client.connect()
+    try:
+        await client.create_response()
+        with pytest.raises(RealtimeRequestError, match=r"still in progress after 0.3 s"):
+            await asyncio.wait_for(client.create_response(), 2)
+        assert len(realtime_server.of_type("response.create")) == 1
+        hold.set()
+        await asyncio.wait_for(client.create_response(), 2)
+    finally:
+        await client.close()
