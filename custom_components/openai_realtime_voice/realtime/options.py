@@ -32,7 +32,10 @@ class ClientOptions:
     session_limit: float | None = None  # None: 60 min OpenAI, 30 min Azure
     renew_margin: float = 120.0
     max_history_items: int = 50
-    response_timeout: float = 15.0  # response.create -> response.created (or its error)
+    # The service's answer to a request: response.created, or session.updated (or its error).
+    response_timeout: float = 15.0
+    # How long create_response waits for the response in progress to end before its own.
+    busy_timeout: float = 60.0
     create_retries: int = 5  # resends of a response.create the service was too busy for
 
     def retry_policy(
