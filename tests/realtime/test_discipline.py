@@ -16,6 +16,7 @@ import pytest
 from custom_components.openai_realtime_voice.realtime import (
     ClientOptions,
     Closed,
+    InputTranscript,
     RealtimeClient,
     RealtimeConnectionError,
     RealtimeInvalidEndpointError,
@@ -31,6 +32,7 @@ from custom_components.openai_realtime_voice.realtime import (
 from custom_components.openai_realtime_voice.realtime.lifetime import expires_in, service_time
 from tests.manual_clock import ManualClock
 from tests.realtime.client_helpers import FAST, Recorder, make_client
+from tests.realtime_discipline import TOKEN_USAGE
 from tests.realtime_server import API_KEY, RealtimeServer, ScriptedResponse, silence, tone
 
 VAD = SessionConfig(turn_detection=ServerVad(silence_duration_ms=200))
@@ -352,4 +354,22 @@ async def test_a_response_that_never_ends_does_not_block_the_next_for_ever(
         hold.set()
         await asyncio.wait_for(client.create_response(), 2)
     finally:
+        await client.close()
+
+
+async def test_input_transcripts_carry_their_usage(realtime_server: RealtimeServer) -> None:
+    """`conversation.item.input_audio_transcription.completed` has the transcription's usage."""
+    realtime_server.user_transcript = "hello"
+    realtime_server.discipline.transcription_usage = TOKEN_USAGE
+    client = make_client(realtime_server, VAD)
+    await client.connect()
+    recorder = Recorder(client)
+    try:
+        for pcm in (tone(200), silence(300)):
+            await client.append_audio(pcm)
+        transcript = await asyncio.wait_for(recorder.wait(InputTranscript), 2)
+        assert transcript.text == "hello"
+        assert transcript.usage == TOKEN_USAGE
+    finally:
+        await recorder.stop()
         await client.close()
