@@ -309,7 +309,7 @@ class RealtimeProtocol:
         text = str(event.get("transcript", ""))
         item_id = str(event.get("item_id", ""))
         self.tracker.transcribed(item_id, text)
-        self._emit(InputTranscript(item_id, text))
+        self._emit(InputTranscript(item_id, text, object_field(event, "usage") or None))
 
     def _on_response_created(self, event: dict[str, Any]) -> None:
         data = object_field(event, "response")
