@@ -373,3 +373,22 @@ async def test_input_transcripts_carry_their_usage(realtime_server: RealtimeServ
     finally:
         await recorder.stop()
         await client.close()
+
+
+async def test_short_sessions_are_renewed_at_a_bounded_pace_for_good(
+    realtime_server: RealtimeServer,
+) -> None:
+    """A server whose sessions live 0.3 s (a plausible expires_at): each is renewed once, the
+    pace is the backoff's, and the client never gives up on sessions that ran their course."""
+    realtime_server.session_lifetime = 0.3
+    client = make_client(realtime_server, options=replace(TENTH, reconnect_attempts=3))
+    await client.connect()
+    recorder = Recorder(client)
+    try:
+        await asyncio.sleep(3.0)  # the measured window
+        opened = len(realtime_server.discipline.opened)
+        assert 4 <= opened <= 10, f"{opened} sessions in the window"
+        assert not any(isinstance(e, Closed) for e in recorder.events)
+    finally:
+        await recorder.stop()
+        await client.close()
