@@ -140,10 +140,11 @@ async def test_sessions_dropped_after_opening_are_backed_off(
     realtime_server: RealtimeServer,
 ) -> None:
     """Every session dropped (1011) 300 ms after it opens: at most 10 sessions in 30 s."""
-    realtime_server.discipline.drop_after_open = 0.03
     client = make_client(realtime_server, options=TENTH)
     await client.connect()
     recorder = Recorder(client)
+    realtime_server.discipline.drop_after_open = 0.03  # from the next session on (not the setup)
+    await realtime_server.close_connection(1011, "internal error")
     try:
         await asyncio.sleep(3.0)  # the measured window: what happens in it is the result
         opened = len(realtime_server.discipline.opened)
@@ -184,10 +185,11 @@ async def test_a_session_that_answered_a_turn_reconnects_at_once(
 
 async def test_unproven_sessions_use_up_the_retries(realtime_server: RealtimeServer) -> None:
     """Sessions that keep dropping at once count as failed tries: the client stops."""
-    realtime_server.discipline.drop_after_open = 0.01
     client = make_client(realtime_server, options=FAST)
     await client.connect()
     recorder = Recorder(client)
+    realtime_server.discipline.drop_after_open = 0.01  # from the next session on
+    await realtime_server.close_connection(1011, "internal error")
     try:
         closed = await asyncio.wait_for(recorder.wait(Closed), 5)
         assert isinstance(closed.error, RealtimeConnectionError)

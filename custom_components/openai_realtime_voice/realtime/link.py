@@ -249,27 +249,31 @@ class RealtimeLink:
                 return
             _LOGGER.debug("Session ended (%s); reconnecting", error)
             try:
-                attempt = await self._reconnect(error, proven=proven)
+                attempt = await self._reconnect(error, proven=proven, planned=restart is not None)
             except RealtimeError as err:
                 self._finish(err)
                 return
             self._emit(Reconnected(attempt=attempt, renewal=restart == "renewal"))
 
-    async def _reconnect(self, error: RealtimeError, *, proven: bool) -> int:
+    async def _reconnect(self, error: RealtimeError, *, proven: bool, planned: bool) -> int:
         """Open a new session under the reconnect policy; return the attempt number.
 
         After a session that proved itself the first try is immediate. One that did not
         (it opened, then ended before answering a turn or living `proven_after`) counts as
         a failed try like a refused connection: the backoff keeps growing, and the retries
         run out, instead of opening (and replaying the history into) a session a second.
+        A `planned` end (renewed, or expired by the service) is no failure: it waits the
+        backoff too, so short sessions cannot loop, but never gives up.
         """
         policy = self._reconnects
         if proven:
             policy.reset()
-        elif not await policy.wait():
-            raise error
         else:
+            delay = policy.next_delay()
+            if delay is None and not planned:
+                raise error
             _LOGGER.debug("Session ended before it proved itself; backing off")
+            await self._sleep(delay if delay is not None else policy.delay(policy.attempts))
         while True:
             try:
                 await self._open_session(replay=True)
