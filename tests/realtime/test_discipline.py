@@ -170,10 +170,13 @@ async def test_a_session_that_answered_a_turn_reconnects_at_once(
     await client.connect()
     recorder = Recorder(client)
     try:
+        assert not client.proven
         await (await client.create_response()).wait()
+        assert client.proven
         await realtime_server.drop()
         await asyncio.wait_for(recorder.wait(Reconnected), 2)
         assert slept == []
+        assert not client.proven
         # The new session answered nothing: its drop is backed off.
         await realtime_server.drop()
         await asyncio.wait_for(recorder.wait(Reconnected, 2), 2)

@@ -64,6 +64,14 @@ class RealtimeClient:
         return self.link.connected
 
     @property
+    def proven(self) -> bool:
+        """Whether the current session answered a turn or lived `options.proven_after` s.
+
+        Until one has, sessions that end are failures to back off from, not ordinary drops.
+        """
+        return self.link.proven
+
+    @property
     def active_response(self) -> RealtimeResponse | None:
         """The latest response in progress, if any."""
         return self.protocol.tracker.active
