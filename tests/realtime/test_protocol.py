@@ -544,7 +544,9 @@ def test_the_users_turn_is_tracked_and_transcribed_into_the_history() -> None:
         "transcript": "lights on",
         "usage": {"type": "duration", "seconds": 1.0},
     }
-    assert feed(protocol, transcript) == [InputTranscript("i1", "lights on")]
+    assert feed(protocol, transcript) == [
+        InputTranscript("i1", "lights on", {"type": "duration", "seconds": 1.0})
+    ]
     assert [(e.role, e.text, e.key) for e in protocol.tracker.history] == [
         ("user", "lights on", "i1")
     ]
