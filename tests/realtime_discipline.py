@@ -34,7 +34,9 @@ from websockets.http11 import Request, Response
 # The bodies OpenAI sends with HTTP 429 (its error-code guide; the API's JSON error shape
 # `{"error": {"message", "type", "param", "code"}}`). The same status means two things: an
 # account out of credit (`insufficient_quota`, e.g. simonw/llm#494, NextChat#3664) and a
-# key over its requests-per-minute limit (`rate_limit_exceeded`, type `requests` or `tokens`).
+# key over its per-minute limits ("Rate limit reached for ... on requests per min", type
+# `requests`: mmz-001/knowledge_gpt#5; code `rate_limit_exceeded`: JECT-Study/PICK-O-Server#868).
+# Azure adds `retry-after`; the openai SDK honours it (`_parse_retry_after_header`).
 QUOTA_BODY: dict[str, Any] = {
     "error": {
         "message": "You exceeded your current quota, please check your plan and billing details.",
