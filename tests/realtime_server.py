@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 import contextlib
 import copy
 from dataclasses import dataclass, field
+import email.utils
 from http import HTTPStatus
 import itertools
 import json
@@ -29,7 +30,6 @@ import re
 import signal
 import socket
 import sys
-import time
 from typing import Annotated, Any
 
 from openai.types.beta.realtime import (
@@ -46,6 +46,7 @@ import yaml
 
 from simulator.outcome import describe_output
 from simulator.speech import SpeechError, synthesize
+from tests.realtime_discipline import ServiceDiscipline
 from tests.speech_match import Features, best_match, features
 
 CLIENT_EVENT: TypeAdapter[Any] = TypeAdapter(
@@ -523,7 +524,7 @@ class _Session:
                 "item_id": item_id,
                 "content_index": 0,
                 "transcript": transcript,
-                "usage": {"type": "duration", "seconds": 1.0},
+                "usage": copy.deepcopy(self.server.discipline.transcription_usage),
             }
             # Transcription runs asynchronously to the response: the SDK docstring of
             # ConversationItemInputAudioTranscriptionCompletedEvent says it "can be emitted
@@ -713,7 +714,7 @@ class _Session:
                     "object": "realtime.response",
                     "status": "in_progress",
                     "output": [],
-                    "metadata": params.get("metadata"),
+                    "metadata": self.server.discipline.metadata(params),
                 },
             }
         )
@@ -852,7 +853,7 @@ class _Session:
             "status": status,
             "output": output,
             "usage": script.usage if script.usage is not None else default_usage(),
-            "metadata": params.get("metadata"),
+            "metadata": self.server.discipline.metadata(params),
         }
         if status == "cancelled":
             response["status_details"] = {
@@ -956,6 +957,9 @@ class RealtimeServer:
         self.reject_responses: deque[tuple[str, str]] = deque()  # next response.create errors
         self.known_models: set[str] | None = None  # other models get `model_not_found`
         self.session_lifetime = SESSION_LIFETIME  # seconds until `expires_at`
+        # Session discipline (issue 28 items 1-3, 9, 10 and issue 29 item 10), each modelled
+        # the way the service (or a compatible server) sends it; see `ServiceDiscipline`.
+        self.discipline = ServiceDiscipline()
         self.received: list[dict[str, Any]] = []
         self.violations: list[str] = []
         self.responses: deque[ScriptedResponse] = deque()
@@ -979,6 +983,7 @@ class RealtimeServer:
             "127.0.0.1",
             self._port,
             process_request=self._process_request,
+            process_response=self._process_response,
             max_size=None,
             compression=None,
             logger=_WIRE_LOGGER,
@@ -1086,6 +1091,9 @@ class RealtimeServer:
     # -- connection handling -----------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        self.discipline.handshakes.append(dict(request.headers.raw_items()))
+        if (response := self.discipline.refuse_handshake(connection, request)) is not None:
+            return response
         if self.handshake_status is not None:
             return connection.respond(HTTPStatus(self.handshake_status), "refused\n")
         if not request.path.split("?")[0].endswith("/realtime"):
@@ -1097,6 +1105,15 @@ class RealtimeServer:
             return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid api key\n")
         if "model=" not in request.path:
             return connection.respond(HTTPStatus.BAD_REQUEST, "model is required\n")
+        return None
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response | None:
+        # The `Date` of the upgrade is the service's clock, skewed like `expires_at`.
+        if "Date" in response.headers:
+            del response.headers["Date"]
+            response.headers["Date"] = email.utils.formatdate(self.discipline.now(), usegmt=True)
         return None
 
     async def _handler(self, ws: ServerConnection) -> None:
@@ -1122,8 +1139,13 @@ class RealtimeServer:
         # "expires_at: Expiration timestamp for the session, in seconds since epoch" (SDK
         # RealtimeSessionCreateResponse); the service ends the session at that moment.
         if not self.beta:
-            session.session["expires_at"] = int(time.time() + self.session_lifetime)
+            session.session["expires_at"] = self.discipline.expires_at(self.session_lifetime)
+        self.discipline.opened.append(asyncio.get_running_loop().time())
         await session.send({"type": "session.created", "session": copy.deepcopy(session.session)})
+        if (drop := self.discipline.drop_after_open) is not None:
+            dropper = asyncio.create_task(self.discipline.drop_later(ws, drop))
+            session.tails.add(dropper)
+            dropper.add_done_callback(session.tails.discard)
         try:
             async with asyncio.timeout(self.session_lifetime) as lifetime:
                 async for raw in ws:

@@ -23,8 +23,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from tests.agent_helpers import ask_agent
-from tests.device_helpers import pair, simulator
-from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage
+from tests.bridge_helpers import bridged, device_state, disconnect, loud, wait_tts
+from tests.device_helpers import pair, simulator, until
+from tests.realtime_discipline import TOKEN_USAGE
+from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage, tone
 
 TOKEN_KEYS = (
     "text_input_tokens",
@@ -181,3 +183,30 @@ async def test_device_latency_is_restored_after_a_restart(
     await hass.async_block_till_done()
     assert float(hass.states.get(entity_id).state) == 512.5
     assert hass.data[DATA_HUB].states[device.mac].last_latency_ms == 512.5
+
+
+async def test_transcription_tokens_are_counted(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """Input transcription is billed apart from the responses: its tokens have their own total."""
+    realtime_server.user_transcript = "what is the weather"
+    realtime_server.discipline.transcription_usage = TOKEN_USAGE
+    realtime_server.script(ScriptedResponse(text="Sunny.", audio=tone(300)))
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    entity_id = _entity_id(entity_registry, f"{entry.entry_id}_transcription_tokens")
+    assert hass.states.get(entity_id).state == "0"
+    device = await bridged(hass, client)
+    try:
+        await device.start_listening()
+        await device.send_audio(loud(400) + bytes(32000))
+        await wait_tts(device, "stop")
+        await until(lambda: hass.states.get(entity_id).state != "0")
+        assert int(hass.states.get(entity_id).state) == TOKEN_USAGE["total_tokens"]
+        # The response's own tokens are counted as before, not mixed with transcription's.
+        audio_in = _entity_id(entity_registry, f"{entry.entry_id}_audio_input_tokens")
+        assert hass.states.get(audio_in).state == "13"
+    finally:
+        await disconnect(hass, device, device_state(hass, device))

@@ -20,6 +20,7 @@ from custom_components.openai_realtime_voice.usage import (
     effective_prices,
     parse_prices,
 )
+from tests.realtime_discipline import DURATION_USAGE, TOKEN_USAGE
 from tests.realtime_server import default_usage
 
 STORE_KEY = "openai_realtime_voice.usage.entry1"
@@ -276,3 +277,24 @@ def test_unknown_model_is_priced_without_image_prices() -> None:
     )
     del six["audio_out"]
     assert effective_prices("my-deployment", six) is None
+
+
+async def test_transcription_usage_has_its_own_totals(hass: HomeAssistant) -> None:
+    """Transcription is billed apart: tokens (gpt-4o transcribe) or seconds (whisper-1)."""
+    usage = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
+    calls: list[None] = []
+    usage.async_add_listener(lambda: calls.append(None))
+    usage.record_transcription(TOKEN_USAGE)
+    usage.record_transcription(DURATION_USAGE)
+    usage.record_transcription(None)
+    usage.record_transcription({"type": "tokens", "input_tokens": "many"})
+    assert usage.transcription_tokens == TOKEN_USAGE["total_tokens"]
+    assert usage.totals.transcription_audio_in == 25
+    assert usage.totals.transcription_text_in == 2
+    assert usage.totals.transcription_text_out == 9
+    assert usage.totals.transcription_ms == 1000
+    assert usage.responses == 0
+    assert usage.text_input_tokens == usage.audio_input_tokens == 0
+    assert usage.cost_usd == 0.0
+    assert len(calls) == 2
+    assert usage.as_dict()["transcription_ms"] == 1000

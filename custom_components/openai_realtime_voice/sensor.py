@@ -74,6 +74,7 @@ USAGE_SENSORS: tuple[UsageSensorDescription, ...] = (
     _tokens("cached_input_tokens", lambda usage: usage.cached_input_tokens),
     _tokens("text_output_tokens", lambda usage: usage.text_output_tokens),
     _tokens("audio_output_tokens", lambda usage: usage.audio_output_tokens),
+    _tokens("transcription_tokens", lambda usage: usage.transcription_tokens),
     UsageSensorDescription(
         key="estimated_cost",
         translation_key="estimated_cost",

@@ -1,7 +1,7 @@
 """Token usage and estimated cost of one config entry, kept across restarts.
 
-Every Realtime response of the entry (the Assist agent and the paired devices) is recorded
-here; the entry's usage sensors listen for changes.
+Every Realtime response of the entry (the Assist agent and the paired devices), and every
+input transcription, is recorded here; the entry's usage sensors listen for changes.
 """
 
 from __future__ import annotations
@@ -133,6 +133,16 @@ class EntryUsage:
         return self.totals.audio_out
 
     @property
+    def transcription_tokens(self) -> int:
+        """Tokens of input transcription (audio in, text in and out), billed apart."""
+        totals = self.totals
+        return (
+            totals.transcription_audio_in
+            + totals.transcription_text_in
+            + totals.transcription_text_out
+        )
+
+    @property
     def responses(self) -> int:
         """Responses recorded."""
         return self.totals.responses
@@ -150,6 +160,21 @@ class EntryUsage:
             return
         one = Usage()
         one.add(_plain(usage))
+        self._add(one)
+
+    @callback
+    def record_transcription(self, usage: Mapping[str, Any] | None) -> None:
+        """Add one input transcription's usage (billed apart); None is ignored."""
+        if usage is None:
+            return
+        one = Usage()
+        if not one.add_transcription(_plain(usage)):
+            LOGGER.debug("Ignoring a malformed transcription usage: %.200r", usage)
+            return
+        self._add(one)
+
+    @callback
+    def _add(self, one: Usage) -> None:
         for name in _TOTALS:
             setattr(self.totals, name, getattr(self.totals, name) + getattr(one, name))
         self.roll_month()

@@ -126,10 +126,13 @@ async def test_barge_in_cancels_an_out_of_band_reply_and_never_truncates_it(
 # -- 3. a server-VAD response is not the reply to our request ------------------------------------
 
 
+@pytest.mark.parametrize("echo", [True, False], ids=["metadata-echoed", "metadata-dropped"])
 async def test_a_vad_response_is_not_taken_for_our_request(
-    realtime_server: RealtimeServer,
+    realtime_server: RealtimeServer, echo: bool
 ) -> None:
-    """Our response.create meets a VAD response: ours is answered only by its own metadata."""
+    """Our response.create meets a VAD response: ours is answered by its own metadata, or,
+    from a server that drops metadata (LocalAI), by the response after the one VAD owed."""
+    realtime_server.discipline.echo_metadata = echo
     release = asyncio.Event()
     realtime_server.script(
         ScriptedResponse(text="vad reply", hold=release), ScriptedResponse(text="ours")
@@ -140,7 +143,16 @@ async def test_a_vad_response_is_not_taken_for_our_request(
         nonlocal first
         if first:  # a VAD turn ended just before our request arrived
             first = False
-            await realtime_server.session._start_response({})
+            session = realtime_server.session
+            where = {"item_id": "item_vad"}
+            await session.send(
+                {"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, **where}
+            )
+            await session.send(
+                {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 400, **where}
+            )
+            await session._commit("item_vad")
+            await session._start_response({})
         return False
 
     realtime_server.hooks["response.create"] = vad_first
@@ -153,6 +165,7 @@ async def test_a_vad_response_is_not_taken_for_our_request(
         response = await asyncio.wait_for(request, 3)
         assert response.metadata is not None
         assert response.metadata["who"] == "us"
+        assert len(realtime_server.of_type("response.create")) == 2  # resent once VAD's was done
         assert (await response.wait()).reply == "ours"
     finally:
         await client.close()

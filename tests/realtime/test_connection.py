@@ -13,6 +13,7 @@ from custom_components.openai_realtime_voice.realtime import (
     RealtimeConnectionError,
     RealtimeEndpoint,
     RealtimeQuotaError,
+    RealtimeRateLimitError,
     RealtimeSessionClosed,
     async_probe,
     redact_url,
@@ -55,7 +56,7 @@ async def test_probe_rejected_auth(realtime_server: RealtimeServer) -> None:
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(403, RealtimeAuthError), (429, RealtimeQuotaError), (500, RealtimeConnectionError)],
+    [(403, RealtimeAuthError), (429, RealtimeRateLimitError), (500, RealtimeConnectionError)],
 )
 async def test_probe_handshake_status(
     realtime_server: RealtimeServer, status: int, error: type[Exception]

@@ -301,12 +301,27 @@ def test_a_response_streams_its_deltas_and_joins_the_history() -> None:
 
 
 def test_a_server_vad_response_is_not_the_answer_to_a_request() -> None:
-    """A response.created without our tag starts a response but answers no request."""
+    """A response.created without our tag answers no request once the server echoed our tag,
+    nor while server VAD owes the user's finished turn its reply."""
     protocol = opened(VAD)
+    accepted(protocol, "resp_1")
+    done(protocol, "resp_1")
     protocol.create_response()
     sent(protocol)
     (started,) = created(protocol, "resp_vad", None)
     assert isinstance(started, ResponseStarted)
+
+    fresh = opened(VAD)  # no echo seen yet: only a reply VAD owes is told apart
+    feed(fresh, {"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "i"})
+    feed(fresh, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 500, "item_id": "i"})
+    event_id = fresh.create_response(metadata={"who": "us"})
+    sent(fresh)
+    (vad,) = created(fresh, "resp_vad", None)
+    assert isinstance(vad, ResponseStarted)
+    done(fresh, "resp_vad")
+    ours, _started = created(fresh, "resp_ours", None)
+    assert ours == RequestAccepted(event_id, ours.response)
+    assert ours.response.metadata == {"who": "us", CLIENT_EVENT_KEY: event_id}
 
 
 def test_beta_servers_that_drop_metadata_still_answer_the_request() -> None:
@@ -529,7 +544,9 @@ def test_the_users_turn_is_tracked_and_transcribed_into_the_history() -> None:
         "transcript": "lights on",
         "usage": {"type": "duration", "seconds": 1.0},
     }
-    assert feed(protocol, transcript) == [InputTranscript("i1", "lights on")]
+    assert feed(protocol, transcript) == [
+        InputTranscript("i1", "lights on", {"type": "duration", "seconds": 1.0})
+    ]
     assert [(e.role, e.text, e.key) for e in protocol.tracker.history] == [
         ("user", "lights on", "i1")
     ]

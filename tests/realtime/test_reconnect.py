@@ -50,11 +50,12 @@ async def test_wait_sleeps_the_delay_and_says_when_to_give_up() -> None:
     async def sleep(delay: float) -> None:
         slept.append(delay)
 
-    policy = ReconnectPolicy(base=0.1, cap=1.0, max_attempts=2, sleep=sleep)
+    policy = ReconnectPolicy(base=0.1, cap=1.0, max_attempts=3, sleep=sleep)
     assert await policy.wait()
     assert await policy.wait()
-    assert not await policy.wait()
-    assert slept == [0.1, 0.2]
+    assert await policy.wait(at_least=2.0)  # the other side's retry-after is longer
+    assert not await policy.wait(at_least=2.0)
+    assert slept == [0.1, 0.2, 2.0]
 
 
 def test_bad_settings_are_refused() -> None:

@@ -287,7 +287,8 @@ class RealtimeEngine:
                     self._ctx.set_phase(BridgePhase.PROCESSING)
                 case InputCommitted(item_id=item_id):
                     self.turns.heard_turn(item_id)
-                case InputTranscript(item_id=item_id, text=text):
+                case InputTranscript(item_id=item_id, text=text, usage=usage):
+                    self._ctx.entry.runtime_data.usage.record_transcription(usage)
                     self.turns.add_transcript(item_id, text)
                     if text:
                         self.connection.session.send_stt(text)

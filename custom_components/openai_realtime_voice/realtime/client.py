@@ -64,6 +64,14 @@ class RealtimeClient:
         return self.link.connected
 
     @property
+    def proven(self) -> bool:
+        """Whether the current session answered a turn or lived `options.proven_after` s.
+
+        Until one has, sessions that end are failures to back off from, not ordinary drops.
+        """
+        return self.link.proven
+
+    @property
     def active_response(self) -> RealtimeResponse | None:
         """The latest response in progress, if any."""
         return self.protocol.tracker.active
@@ -97,9 +105,13 @@ class RealtimeClient:
 
         Updates are serialised: each waits for its own session.updated before the next is sent.
         """
+        timeout = self.options.response_timeout
         async with self._update_lock:
             await self.link.wait_ready()
-            answer = await self.link.request(self.protocol.update_session(config), None)
+            try:
+                answer = await self.link.request(self.protocol.update_session(config), timeout)
+            except TimeoutError:
+                raise RealtimeRequestError(f"no session.updated within {timeout:g} s") from None
             if isinstance(answer, RequestRefused):
                 raise answer.error
 
@@ -166,7 +178,7 @@ class RealtimeClient:
         retries = self.options.retry_policy(self.options.create_retries, self._sleep)
         async with self._create_lock:
             while True:
-                await self.link.idle.wait()
+                await self._wait_idle()
                 await self.link.wait_ready()
                 event_id = self.protocol.create_response(
                     instructions=instructions,
@@ -191,6 +203,17 @@ class RealtimeClient:
                     continue  # resent once that response is done
                 _LOGGER.debug("response.create refused (%s); retry in %.2f s", answer.error, delay)
                 await self._sleep(delay)
+
+    async def _wait_idle(self) -> None:
+        """Wait for the response in progress to end, but not for ever."""
+        timeout = self.options.busy_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self.link.idle.wait()
+        except TimeoutError:
+            raise RealtimeRequestError(
+                f"a response is still in progress after {timeout:g} s"
+            ) from None
 
     async def cancel(self, played_ms: int, *, response: RealtimeResponse | None = None) -> None:
         """Barge-in: stop every response in progress and cut the reply the user was hearing.

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from email.utils import parsedate_to_datetime
 import json
 import logging
+import math
+import time
 from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 from .config import SessionConfig
 from .endpoint import RealtimeEndpoint, redact_url
 from .errors import (
+    QUOTA_ERROR_CODES,
     RealtimeAuthError,
     RealtimeConnectionError,
     RealtimeError,
+    RealtimeInvalidEndpointError,
     RealtimeQuotaError,
+    RealtimeRateLimitError,
     RealtimeSessionClosed,
     error_event_exception,
     error_for_code,
@@ -30,6 +40,8 @@ __all__ = [
     "async_open",
     "async_probe",
     "error_for_close",
+    "retry_after",
+    "too_many_requests",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -69,6 +81,34 @@ PING_INTERVAL: Final = 20.0
 # with long instructions and many tools stays well below 1 MiB; a bigger message closes the
 # connection (1009) instead of buffering whatever the other end sends.
 MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+RETRY_AFTER_MAX: Final = 60.0  # the longest `retry-after` honoured (seconds)
+
+
+class _CrossOriginRedirectError(InvalidHandshake):
+    """The server redirected the upgrade to another origin (scheme, host or port)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class _SameOriginConnect(connect):
+    """websockets' `connect`, following redirects only within the base URL's origin.
+
+    The library sends the same headers (the API key) to wherever a redirect points, across
+    hosts too for `ws://`; a redirect to another origin is refused before anything is sent.
+    """
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        target = super().process_redirect(exc)
+        if isinstance(target, str) and _origin(target) != _origin(self.uri):
+            return _CrossOriginRedirectError(target)
+        return target
+
+
+def _origin(uri: str) -> tuple[bool, str, int]:
+    parsed = parse_uri(uri)
+    return parsed.secure, parsed.host.lower(), parsed.port
 
 
 async def async_open(
@@ -78,7 +118,7 @@ async def async_open(
     url = endpoint.url()
     _LOGGER.debug("Connecting to %s", redact_url(url))
     try:
-        return await connect(
+        return await _SameOriginConnect(
             url,
             additional_headers=endpoint.headers(),
             max_size=MAX_MESSAGE_BYTES,
@@ -94,8 +134,13 @@ async def async_open(
         if status in (401, 403):
             raise RealtimeAuthError(f"server rejected the API key (HTTP {status})") from None
         if status == 429:
-            raise RealtimeQuotaError("server is rate limiting connections (HTTP 429)") from None
+            raise too_many_requests(err.response, endpoint.api_key) from None
         raise RealtimeConnectionError(f"handshake failed with HTTP {status}") from None
+    except _CrossOriginRedirectError as err:
+        raise RealtimeInvalidEndpointError(
+            f"the server redirected to another origin ({redact_url(err.location)}); the API "
+            "key is only sent to the base URL's host: use that address as the base URL"
+        ) from None
     except (InvalidURI, InvalidHandshake) as err:
         message = redact(str(err).replace(url, redact_url(url)), endpoint.api_key)
         raise RealtimeConnectionError(f"handshake failed: {message}") from None
@@ -103,6 +148,51 @@ async def async_open(
         raise RealtimeConnectionError(f"no handshake within {open_timeout:g} s") from None
     except OSError as err:
         raise RealtimeConnectionError(f"cannot connect: {err.strerror or err}") from None
+
+
+def too_many_requests(response: Response, api_key: str) -> RealtimeError:
+    """What an HTTP 429 refusing the upgrade means: out of quota, or rate limited.
+
+    OpenAI sends 429 for both, told apart by the body's `error.code` (or `type`):
+    `insufficient_quota` is an account out of credit, `rate_limit_exceeded` a key over its
+    per-minute limits (Azure: 429 with `retry-after`). A 429 without such a body is what
+    RFC 6585 defines it as, too many requests: retried after a backoff.
+    """
+    error: dict[str, Any] = {}
+    with contextlib.suppress(ValueError):
+        body = json.loads(response.body or b"")
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            error = body["error"]
+    code = next(
+        (v for v in (error.get("code"), error.get("type")) if v in QUOTA_ERROR_CODES),
+        error.get("code"),
+    )
+    message = redact(str(error.get("message") or "too many requests")[:300], api_key)
+    if code in QUOTA_ERROR_CODES:
+        return RealtimeQuotaError(f"{code}: {message} (HTTP 429)")
+    wait = retry_after(response.headers)
+    label = code if isinstance(code, str) and code else "HTTP 429"
+    after = f"; retry after {wait:g} s" if wait is not None else ""
+    return RealtimeRateLimitError(f"{label}: {message}{after}", retry_after=wait)
+
+
+def retry_after(headers: Headers) -> float | None:
+    """The wait a 429 asks for (`retry-after-ms`, `retry-after` seconds or date), bounded.
+
+    Like the openai SDK's `_parse_retry_after_header`; waits beyond `RETRY_AFTER_MAX` are cut
+    to it (the SDK ignores those beyond two minutes): a voice session is not down longer.
+    """
+    wait: float | None = None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        with contextlib.suppress(ValueError):
+            wait = float(headers.get(name, "")) * scale
+            break
+    if wait is None and (date := headers.get("retry-after")):
+        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+            wait = parsedate_to_datetime(date).timestamp() - time.time()
+    if wait is None or not math.isfinite(wait) or wait <= 0:
+        return None
+    return min(wait, RETRY_AFTER_MAX)
 
 
 def error_for_close(code: int | None, reason: str) -> RealtimeError:

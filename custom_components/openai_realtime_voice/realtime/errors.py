@@ -8,6 +8,7 @@ __all__ = [
     "BENIGN_ERROR_CODES",
     "BUSY_CODE",
     "FATAL_ERROR_CODES",
+    "QUOTA_ERROR_CODES",
     "RATE_LIMIT_CODE",
     "SESSION_EXPIRED_CODE",
     "RealtimeAuthError",
@@ -43,7 +44,15 @@ class RealtimeAuthError(RealtimeError):
 
 
 class RealtimeRateLimitError(RealtimeConnectionError):
-    """The service is rate limiting requests (`rate_limit_exceeded`); retry after a backoff."""
+    """The service is rate limiting requests (`rate_limit_exceeded`); retry after a backoff.
+
+    `retry_after` is the wait the service asked for (seconds, already bounded), if it did.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        """Keep the service's `retry-after`, for the backoff."""
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RealtimeQuotaError(RealtimeError):

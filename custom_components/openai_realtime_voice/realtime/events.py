@@ -85,10 +85,11 @@ class InputTranscriptDelta:
 
 @dataclass(frozen=True, slots=True)
 class InputTranscript:
-    """The final transcript of one user audio item."""
+    """The final transcript of one user audio item; `usage` is its own (billed apart)."""
 
     item_id: str
     text: str
+    usage: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

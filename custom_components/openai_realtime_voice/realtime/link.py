@@ -15,26 +15,33 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any, Final
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from .connection import async_open, closed_error
 from .endpoint import RealtimeEndpoint
-from .errors import RealtimeConnectionError, RealtimeError, RealtimeSessionClosed
+from .errors import (
+    RealtimeConnectionError,
+    RealtimeError,
+    RealtimeRateLimitError,
+    RealtimeSessionClosed,
+)
 from .events import (
     Closed,
     ProtocolEvent,
     Reconnected,
     RequestAccepted,
     RequestRefused,
+    ResponseDone,
     SessionEvent,
     SessionExpired,
     SessionFailed,
     SessionReady,
     SessionUpdated,
 )
+from .lifetime import AZURE_SESSION_LIMIT, OPENAI_SESSION_LIMIT, expires_in, service_time
 from .options import ClientOptions
 from .protocol import Phase, RealtimeProtocol
 from .response import RealtimeResponse
@@ -42,9 +49,6 @@ from .response import RealtimeResponse
 __all__ = ["RealtimeLink"]
 
 _LOGGER = logging.getLogger(__name__)
-
-OPENAI_SESSION_LIMIT: Final = 60 * 60.0
-AZURE_SESSION_LIMIT: Final = 30 * 60.0
 
 
 class RealtimeLink:
@@ -80,6 +84,7 @@ class RealtimeLink:
         self._restart: str | None = None
         self._expires_in: float | None = None
         self._session_started = 0.0
+        self._proven = False  # the current session answered a turn (see `proven`)
         self._sync()
 
     @property
@@ -93,12 +98,22 @@ class RealtimeLink:
         return self._session_started
 
     @property
+    def proven(self) -> bool:
+        """Whether the current session answered a turn or lived `proven_after` seconds."""
+        if self._proven:
+            return True
+        started = self._session_started
+        return self._ready.is_set() and self._clock() - started >= self.options.proven_after
+
+    @property
+    def service_limit(self) -> float:
+        """The service's known session limit: 60 minutes (OpenAI), 30 (Azure)."""
+        return AZURE_SESSION_LIMIT if self.endpoint.is_azure else OPENAI_SESSION_LIMIT
+
+    @property
     def session_limit(self) -> float:
-        """Seconds a session may live: the service's `expires_at` when it gave one."""
-        if self.options.session_limit is not None:
-            limit = self.options.session_limit
-        else:
-            limit = AZURE_SESSION_LIMIT if self.endpoint.is_azure else OPENAI_SESSION_LIMIT
+        """Seconds a session may live: the service's `expires_at` when it is plausible."""
+        limit = self.options.session_limit or self.service_limit
         if self._expires_in is not None:
             limit = min(limit, self._expires_in)
         return limit
@@ -182,9 +197,12 @@ class RealtimeLink:
             await ws.close()
             raise
         self._ws = ws
-        expires_at = self.protocol.expires_at
-        self._expires_in = None if expires_at is None else max(expires_at - time.time(), 0.0)
         self._session_started = self._clock()
+        self._proven = False
+        headers = ws.response.headers if ws.response is not None else None
+        self._expires_in = expires_in(
+            self.protocol.expires_at, self.service_limit, service_time(headers)
+        )
         self._sync()
         self._ready.set()
         if self._renew_task is not None:
@@ -220,6 +238,7 @@ class RealtimeLink:
                     await self._handle_and_flush(ws, self.protocol.receive(await ws.recv()))
             except ConnectionClosed as err:
                 error = closed_error(err)
+            proven = self.proven
             self._ready.clear()
             self._handle(self.protocol.connection_lost())
             if self._stopped.is_set():
@@ -230,22 +249,38 @@ class RealtimeLink:
                 return
             _LOGGER.debug("Session ended (%s); reconnecting", error)
             try:
-                attempt = await self._reconnect()
+                attempt = await self._reconnect(error, proven=proven, planned=restart is not None)
             except RealtimeError as err:
                 self._finish(err)
                 return
             self._emit(Reconnected(attempt=attempt, renewal=restart == "renewal"))
 
-    async def _reconnect(self) -> int:
-        """Open a new session under the reconnect policy; return the attempt number."""
+    async def _reconnect(self, error: RealtimeError, *, proven: bool, planned: bool) -> int:
+        """Open a new session under the reconnect policy; return the attempt number.
+
+        After a session that proved itself the first try is immediate. One that did not
+        (it opened, then ended before answering a turn or living `proven_after`) counts as
+        a failed try like a refused connection: the backoff keeps growing, and the retries
+        run out, instead of opening (and replaying the history into) a session a second.
+        A `planned` end (renewed, or expired by the service) is no failure: it waits the
+        backoff too, so short sessions cannot loop, but never gives up.
+        """
         policy = self._reconnects
-        policy.reset()
+        if proven:
+            policy.reset()
+        else:
+            delay = policy.next_delay()
+            if delay is None and not planned:
+                raise error
+            _LOGGER.debug("Session ended before it proved itself; backing off")
+            await self._sleep(delay if delay is not None else policy.delay(policy.attempts))
         while True:
             try:
                 await self._open_session(replay=True)
             except RealtimeConnectionError as err:
                 _LOGGER.debug("Reconnect attempt %d failed: %s", policy.attempts + 1, err)
-                if not await policy.wait():
+                asked = err.retry_after if isinstance(err, RealtimeRateLimitError) else None
+                if not await policy.wait(at_least=asked or 0.0):
                     raise
                 continue
             return policy.attempts + 1
@@ -306,6 +341,9 @@ class RealtimeLink:
                     self._resolve(event_id, event)
                 case SessionReady() | SessionFailed() | SessionExpired():
                     pass
+                case ResponseDone(response=response):
+                    self._proven = self._proven or response.status == "completed"
+                    self._emit(event)
                 case _:
                     self._emit(event)
         self._sync()

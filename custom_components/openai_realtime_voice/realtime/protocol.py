@@ -91,6 +91,7 @@ class _Pending:
     out_of_band: bool = False
     target: SessionConfig | None = None
     answered: bool = False
+    metadata: dict[str, str] | None = None
 
 
 class RealtimeProtocol:
@@ -119,6 +120,7 @@ class RealtimeProtocol:
         self._setup_event_id: str | None = None
         self._create: _Pending | None = None
         self._update: _Pending | None = None
+        self._echoes_metadata = False  # the server echoed our tag: only the tag matches
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "error": self._on_error,
             "session.updated": self._on_session_updated,
@@ -307,7 +309,7 @@ class RealtimeProtocol:
         text = str(event.get("transcript", ""))
         item_id = str(event.get("item_id", ""))
         self.tracker.transcribed(item_id, text)
-        self._emit(InputTranscript(item_id, text))
+        self._emit(InputTranscript(item_id, text, object_field(event, "usage") or None))
 
     def _on_response_created(self, event: dict[str, Any]) -> None:
         data = object_field(event, "response")
@@ -315,13 +317,21 @@ class RealtimeProtocol:
         metadata = metadata if isinstance(metadata, dict) else None
         tag = metadata.get(CLIENT_EVENT_KEY) if metadata else None
         pending = self._create
-        # Ours only by our own tag: a server-VAD response (metadata null) is not the reply to
-        # our request. Beta servers may not echo metadata, so there an untagged one is taken.
+        if pending is not None and tag == pending.event_id:
+            self._echoes_metadata = True
+        # Ours by our own tag: a server-VAD response (metadata null) is not the reply to our
+        # request. A server that never echoed the tag (LocalAI, beta servers) gets the next
+        # untagged response.created, unless server VAD owes the user's turn its reply first.
         ours = (
             pending is not None
             and not pending.answered
-            and (tag == pending.event_id or (tag is None and self.dialect is Dialect.BETA))
+            and (
+                tag == pending.event_id
+                or (tag is None and not self._echoes_metadata and not self.tracker.reply_due)
+            )
         )
+        if ours and pending is not None and metadata is None:
+            metadata = pending.metadata  # what we asked for, as the service would echo it
         response = RealtimeResponse(
             str(data.get("id", "")),
             metadata,
@@ -436,8 +446,8 @@ class RealtimeProtocol:
             tools=tools,
         )
         event_id = self._event_id()
-        self._create = _Pending(event_id, out_of_band=out_of_band)
         tag = {**(metadata or {}), CLIENT_EVENT_KEY: event_id}
+        self._create = _Pending(event_id, out_of_band=out_of_band, metadata=tag)
         self._send(
             {
                 "type": "response.create",

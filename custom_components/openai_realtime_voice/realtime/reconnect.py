@@ -81,10 +81,13 @@ class ReconnectPolicy:
         """An attempt succeeded: the next failure waits the first delay again."""
         self.attempts = 0
 
-    async def wait(self) -> bool:
-        """Count one failure and sleep its delay; False (at once) when the retries are used up."""
+    async def wait(self, at_least: float = 0.0) -> bool:
+        """Count one failure and sleep its delay; False (at once) when the retries are used up.
+
+        `at_least` lengthens the delay to what the other side asked for (`retry-after`).
+        """
         delay = self.next_delay()
         if delay is None:
             return False
-        await self._sleep(delay)
+        await self._sleep(max(delay, at_least))
         return True

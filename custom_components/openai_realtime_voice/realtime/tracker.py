@@ -61,6 +61,11 @@ class ResponseTracker:
         """Whether no user turn is open (the user is not speaking and no reply to them is due)."""
         return not self._turn_open
 
+    @property
+    def reply_due(self) -> bool:
+        """Whether server VAD is about to create the reply to the user's finished turn."""
+        return self._turn_reply == "next"
+
     def get(self, response_id: str) -> RealtimeResponse | None:
         """A response in progress by id."""
         return self._running.get(response_id)

@@ -1,4 +1,4 @@
-"""Token usage totals from `response.done` and a cost estimate from a per-model price table."""
+"""Token usage totals (responses and input transcription) and a cost estimate of the responses."""
 
 from __future__ import annotations
 
@@ -91,6 +91,11 @@ class Usage:
     audio_out: int = 0
     image_in: int = 0
     image_cached: int = 0
+    # Input transcription, billed apart at the transcription model's prices (not priced here).
+    transcription_audio_in: int = 0
+    transcription_text_in: int = 0
+    transcription_text_out: int = 0
+    transcription_ms: int = 0  # audio transcribed by a model billed per minute (whisper-1)
 
     def add(self, usage: Any) -> None:
         """Add one `response.done` `usage` object; malformed parts count as zero."""
@@ -108,6 +113,32 @@ class Usage:
         self.image_cached += _int(cached, "image_tokens")
         self.text_out += _int(details_out, "text_tokens")
         self.audio_out += _int(details_out, "audio_tokens")
+
+    def add_transcription(self, usage: Any) -> bool:
+        """Add one transcription `usage`: tokens, or seconds of audio; False when malformed.
+
+        SDK ConversationItemInputAudioTranscriptionCompletedEvent.usage: `{type: "tokens",
+        input_tokens, output_tokens, input_token_details: {text_tokens, audio_tokens}}` or
+        `{type: "duration", seconds}`.
+        """
+        if not isinstance(usage, dict):
+            return False
+        if usage.get("type") == "duration":
+            seconds = usage.get("seconds")
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+                return False
+            self.transcription_ms += round(seconds * 1000)
+            return True
+        if not isinstance(usage.get("input_tokens"), int):
+            return False
+        details = usage.get("input_token_details")
+        if isinstance(details, dict):
+            self.transcription_audio_in += _int(details, "audio_tokens")
+            self.transcription_text_in += _int(details, "text_tokens")
+        else:  # the details are optional: the input is the audio
+            self.transcription_audio_in += _int(usage, "input_tokens")
+        self.transcription_text_out += _int(usage, "output_tokens")
+        return True
 
     def cost(self, prices: ModelPrices) -> float:
         """Estimated USD: uncached input at the input rate, cached at the cached rate."""
