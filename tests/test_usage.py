@@ -298,3 +298,26 @@ async def test_transcription_usage_has_its_own_totals(hass: HomeAssistant) -> No
     assert usage.cost_usd == 0.0
     assert len(calls) == 2
     assert usage.as_dict()["transcription_ms"] == 1000
+
+
+@pytest.mark.parametrize(
+    ("model", "expected_usd"),
+    [
+        # 25 audio in at 3, 2 text in at 1.25, 9 text out at 5 (USD per 1M); 1 s of whisper-1 at
+        # 0.006 USD a minute is priced by the same list, not by token.
+        ("gpt-4o-mini-transcribe", (25 * 3.00 + 2 * 1.25 + 9 * 5.00) / 1_000_000),
+        ("gpt-4o-transcribe", (25 * 6.00 + 2 * 2.50 + 9 * 10.00) / 1_000_000),
+        ("whisper-1", 0.006 / 60),
+        ("my-transcriber", 0.0),  # no list prices: counted, not priced
+    ],
+)
+async def test_transcription_is_in_the_cost_estimate(
+    hass: HomeAssistant, model: str, expected_usd: float
+) -> None:
+    """Input transcription is billed apart, so the estimate (and a monthly budget) adds it at
+    the transcription model's list prices."""
+    usage = EntryUsage(hass, "entry1", "gpt-realtime-2.1")
+    usage.transcription_model = model
+    usage.record_transcription(DURATION_USAGE if model == "whisper-1" else TOKEN_USAGE)
+    assert usage.cost_usd == pytest.approx(expected_usd)
+    assert usage.month_cost_usd == pytest.approx(expected_usd)

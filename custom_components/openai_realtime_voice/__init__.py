@@ -29,7 +29,15 @@ from .bridge import (
     async_serve_device,
 )
 from .budget import Budget, exhausted_issue_id, warning_issue_id
-from .const import CONF_FIRMWARE, CONF_MODEL, CONF_PRICES, DOMAIN, LOGGER, PROBE_TIMEOUT
+from .const import (
+    CONF_FIRMWARE,
+    CONF_MODEL,
+    CONF_PRICES,
+    CONF_TRANSCRIPTION_MODEL,
+    DOMAIN,
+    LOGGER,
+    PROBE_TIMEOUT,
+)
 from .endpoint import (
     DATA_HUB,
     ActivateView,
@@ -138,6 +146,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
         outage = err
     hub = hass.data[DATA_HUB]
     usage = EntryUsage(hass, entry.entry_id, endpoint.model, _price_overrides(entry))
+    usage.transcription_model = entry.options.get(CONF_TRANSCRIPTION_MODEL)
     await usage.async_load()
     budget = Budget(hass, entry, usage, endpoint)
     entry.runtime_data = OpenAIRealtimeData(

@@ -16,7 +16,13 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER
-from .realtime import ModelPrices, Usage, prices_for
+from .realtime import (
+    TRANSCRIPTION_PRICES,
+    ModelPrices,
+    TranscriptionPrices,
+    Usage,
+    prices_for,
+)
 
 STORAGE_VERSION: Final = 1
 SAVE_DELAY: Final = 30.0
@@ -97,6 +103,8 @@ class EntryUsage:
         """The calendar month `month_cost_usd` counts (Home Assistant's time zone)."""
         self.month_cost_usd = 0.0
         """The estimated cost of this month's responses (what a monthly budget is held to)."""
+        self.transcription_model: str | None = None
+        """The input transcription model, whose list prices the estimate adds (None: not priced)."""
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.usage.{entry_id}"
         )
@@ -180,10 +188,16 @@ class EntryUsage:
         self.roll_month()
         if self.prices is not None:
             cost = one.cost(self.prices)
+            if (transcription := self.transcription_prices()) is not None:
+                cost += one.transcription_cost(transcription)
             self.cost_usd += cost
             self.month_cost_usd += cost
         self._store.async_delay_save(self._data, SAVE_DELAY)
         self._notify()
+
+    def transcription_prices(self) -> TranscriptionPrices | None:
+        """The list prices of the entry's input transcription model; None when unknown."""
+        return TRANSCRIPTION_PRICES.get(self.transcription_model or "")
 
     @callback
     def roll_month(self) -> bool:

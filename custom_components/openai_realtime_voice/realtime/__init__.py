@@ -51,9 +51,16 @@ from .response import (
     TextDelta,
     TranscriptDelta,
 )
-from .usage import ModelPrices, Usage, prices_for
+from .usage import (
+    TRANSCRIPTION_PRICES,
+    ModelPrices,
+    TranscriptionPrices,
+    Usage,
+    prices_for,
+)
 
 __all__ = [
+    "TRANSCRIPTION_PRICES",
     "AudioDelta",
     "AuthStyle",
     "ClientOptions",
@@ -95,6 +102,7 @@ __all__ = [
     "TextDelta",
     "TranscriptDelta",
     "Transcription",
+    "TranscriptionPrices",
     "TurnDetection",
     "Usage",
     "async_probe",

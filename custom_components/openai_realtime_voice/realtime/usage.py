@@ -1,4 +1,4 @@
-"""Token usage totals (responses and input transcription) and a cost estimate of the responses."""
+"""Token usage totals (responses and input transcription) and a cost estimate of both."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["DEFAULT_PRICES", "ModelPrices", "Usage", "prices_for"]
+__all__ = [
+    "DEFAULT_PRICES",
+    "TRANSCRIPTION_PRICES",
+    "ModelPrices",
+    "TranscriptionPrices",
+    "Usage",
+    "prices_for",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +69,24 @@ DEFAULT_PRICES: Final[Mapping[str, ModelPrices]] = {
     "gpt-realtime-2.1": _V2,
     "gpt-realtime-mini": _MINI,
     "gpt-realtime-2.1-mini": _MINI,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscriptionPrices:
+    """USD per one million tokens of an input transcription model, or per minute of audio."""
+
+    audio_in: float = 0.0
+    text_in: float = 0.0
+    text_out: float = 0.0
+    per_minute: float = 0.0
+
+
+# OpenAI's list prices of the transcription models the options offer (the models' pages).
+TRANSCRIPTION_PRICES: Final[Mapping[str, TranscriptionPrices]] = {
+    "gpt-4o-transcribe": TranscriptionPrices(audio_in=6.00, text_in=2.50, text_out=10.00),
+    "gpt-4o-mini-transcribe": TranscriptionPrices(audio_in=3.00, text_in=1.25, text_out=5.00),
+    "whisper-1": TranscriptionPrices(per_minute=0.006),
 }
 
 
@@ -139,6 +164,15 @@ class Usage:
             self.transcription_audio_in += _int(usage, "input_tokens")
         self.transcription_text_out += _int(usage, "output_tokens")
         return True
+
+    def transcription_cost(self, prices: TranscriptionPrices) -> float:
+        """Estimated USD of the input transcription counted here."""
+        tokens = (
+            self.transcription_audio_in * prices.audio_in
+            + self.transcription_text_in * prices.text_in
+            + self.transcription_text_out * prices.text_out
+        )
+        return tokens / 1_000_000 + self.transcription_ms / 60_000 * prices.per_minute
 
     def cost(self, prices: ModelPrices) -> float:
         """Estimated USD: uncached input at the input rate, cached at the cached rate."""
