@@ -10,7 +10,7 @@ through the bridge's usual downlink.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 from homeassistant.components import tts
@@ -19,12 +19,12 @@ from homeassistant.components.assist_pipeline.models import PipelineStage
 from homeassistant.components.ffmpeg import get_ffmpeg_manager
 from homeassistant.core import callback
 
-from ..audio import DEVICE_SAMPLE_RATE
+from ..audio import DEVICE_SAMPLE_RATE, REALTIME_SAMPLE_RATE, Resampler
 from ..xiaozhi import ListenMode
 from .context import BridgeContext, BridgePath
 from .media import MediaError, async_tts_to_pcm
 from .satellites import DATA_SATELLITES, PipelineSatellite
-from .uplink import Uplink
+from .uplink import Commit, Uplink, UplinkItem
 
 
 class AssistFallback:
@@ -71,6 +71,32 @@ class AssistFallback:
         self._audio = queue
         self.turns += 1
         self._spawn(self._run_pipeline(satellite, queue), "pipeline")
+
+    @callback
+    def take_over(self, mode: ListenMode, unsent: Sequence[UplinkItem]) -> None:
+        """Take over a device that is listening: its turn starts now, with what it said.
+
+        The firmware sends `listen start` right after the hello and, in auto mode, again only
+        after a reply: a board listening when Realtime refused or dropped sends no new one.
+        `unsent` is its speech Realtime never got (24 kHz batches, oldest first).
+        """
+        self.start_turn(mode)
+        if (queue := self._audio) is None:
+            return  # no satellite: the failure is reported
+        resampler = Resampler(REALTIME_SAMPLE_RATE, DEVICE_SAMPLE_RATE)
+        pcm = bytearray()
+        ended = False
+        for item in unsent:
+            if isinstance(item, Commit):  # a push-to-talk turn that already ended
+                ended = True
+                break
+            pcm += resampler.process(item)
+        if unsent:
+            pcm += resampler.flush()
+        if pcm:
+            queue.put_nowait(bytes(pcm))
+        if ended:
+            self.end_turn()
 
     @callback
     def audio(self, payload: bytes) -> None:
