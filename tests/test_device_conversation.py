@@ -331,17 +331,18 @@ async def test_sentences_follow_the_paced_audio(
     await disconnect(hass, device, device_state(hass, device))
 
 
-async def test_user_line_before_the_reply_and_late(
+async def test_user_line_before_the_reply_and_never_over_it(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
-    """`stt` precedes the first sentence when transcribed in time, and still shows when late."""
+    """`stt` precedes the first sentence when transcribed in time; a transcript that comes
+    after the reply started is not sent: the default display has one chat line, and the
+    user's words would replace the answer there."""
     realtime_server.user_transcript = "what is the weather"
     realtime_server.script(
         ScriptedResponse(text="Sunny.", audio=tone(300)),
-        ScriptedResponse(text="Rainy.", audio=tone(300)),
+        ScriptedResponse(text="Rainy.", audio=tone(900)),
     )
     device = await bridged(hass, client)
-    await device.start_listening()
     await device.send_audio(chirp(400) + bytes(32000))
     await wait_tts(device, "stop")
     first_stt = next(i for i, m in enumerate(device.messages) if m["type"] == "stt")
@@ -349,21 +350,47 @@ async def test_user_line_before_the_reply_and_late(
         i for i, m in enumerate(device.messages) if m.get("state") == "sentence_start"
     )
     assert first_stt < first_sentence
-    realtime_server.user_transcript = None
+    assert device.chat_message == ("assistant", "Sunny.")
+    # The next transcript comes late: after the reply (transcription runs on its own).
+    realtime_server.user_transcript = "and tomorrow"
+    realtime_server.transcript_after_response = True
     start = len(device.messages)
+    async with asyncio.timeout(10):
+        while not device.mic_active:  # noqa: ASYNC110 - listen start after the play-out
+            await asyncio.sleep(0.01)
     await device.send_audio(chirp(400) + bytes(32000))
+    # The transcript follows `response.done` at once, while the reply still plays out.
     await wait_tts(device, "stop", start)
-    await realtime_server.send(
-        {
-            "type": "conversation.item.input_audio_transcription.completed",
-            "item_id": realtime_server.session.last_item_id or "item_x",
-            "content_index": 0,
-            "transcript": "and tomorrow",
-            "usage": {"type": "duration", "seconds": 1.0},
-        }
+    assert device.user_lines == ["what is the weather"]
+    assert device.chat_message == ("assistant", "Rainy.")
+    await disconnect(hass, device, device_state(hass, device))
+
+
+async def test_last_sentence_shows_when_its_audio_plays(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The reply's last sentence has nothing after its full stop until the reply ends; it
+    is shown when its audio plays, not when the service finally ends the response."""
+    hold = asyncio.Event()
+    realtime_server.script(
+        ScriptedResponse(
+            text="The first half is here. The second half follows now.",
+            audio=tone(1200),
+            chunks=4,
+            hold=hold,
+        )
     )
-    await device.wait_for_message(lambda m: m["type"] == "stt", start=start)
-    assert device.user_lines == ["what is the weather", "and tomorrow"]
+    device = await bridged(hass, client)
+    await device.send_audio(chirp(400) + bytes(32000))
+    async with asyncio.timeout(10):
+        await device.wait_for_message(
+            lambda m: m.get("state") == "sentence_start" and m["text"].startswith("The second")
+        )
+    assert not hold.is_set()
+    assert device.assistant_lines == ["The first half is here.", "The second half follows now."]
+    hold.set()
+    await wait_tts(device, "stop")
+    assert device.assistant_lines == ["The first half is here.", "The second half follows now."]
     await disconnect(hass, device, device_state(hass, device))
 
 

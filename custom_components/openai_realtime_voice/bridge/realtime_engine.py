@@ -246,11 +246,11 @@ class RealtimeEngine:
                     self._ctx.set_phase(BridgePhase.PROCESSING)
                 case InputCommitted(item_id=item_id):
                     self.turns.heard_turn(item_id)
+                    self._speaker.user_turn_ended(item_id)
                 case InputTranscript(item_id=item_id, text=text):
                     self.turns.add_transcript(item_id, text)
                     if text:
-                        self.connection.session.send_stt(text)
-                        await self.connection.flush()
+                        await self._speaker.show_user_text(item_id, text)
                         self._hooks.on_transcript(text)
                 case ResponseStarted(response=response):
                     if SILENT_KEY not in (response.metadata or {}):
