@@ -38,6 +38,8 @@ class AssistFallback:
         self._uplink: Uplink | None = None
         self._audio: asyncio.Queue[bytes | None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._run: asyncio.Task[Any] | None = None  # the run of the current turn
+        self._fed = False  # whether the current turn's run got any audio
         self._tts_text: str | None = None
         self._stopped = False
 
@@ -46,10 +48,11 @@ class AssistFallback:
         """The Assist pipeline path."""
         return BridgePath.ASSIST_PIPELINE
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = self.bridge.spawn(coro, f"fallback {name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     @callback
     def start_turn(self, mode: ListenMode | None = None) -> None:
@@ -66,11 +69,15 @@ class AssistFallback:
             self._uplink = Uplink(DEVICE_SAMPLE_RATE, frame_ms)
         self._uplink.reset()
         if self._audio is not None:
-            self._audio.put_nowait(None)
+            if self._fed:
+                self._audio.put_nowait(None)  # the run goes on with what it heard
+            elif self._run is not None:
+                self._run.cancel()  # nothing was said: no run on silence
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._audio = queue
+        self._fed = False
         self.turns += 1
-        self._spawn(self._run_pipeline(satellite, queue), "pipeline")
+        self._run = self._spawn(self._run_pipeline(satellite, queue), "pipeline")
 
     @callback
     def take_over(self, mode: ListenMode, unsent: Sequence[UplinkItem]) -> None:
@@ -95,6 +102,7 @@ class AssistFallback:
             pcm += resampler.flush()
         if pcm:
             queue.put_nowait(bytes(pcm))
+            self._fed = True
         if ended:
             self.end_turn()
 
@@ -105,6 +113,7 @@ class AssistFallback:
             return
         if (batch := self._uplink.feed(payload)) is not None:
             self._audio.put_nowait(batch)
+            self._fed = True
 
     @callback
     def end_turn(self) -> None:
@@ -113,6 +122,7 @@ class AssistFallback:
             return
         if (rest := self._uplink.flush()) is not None:
             self._audio.put_nowait(rest)
+            self._fed = True
         self._audio.put_nowait(None)
         self._audio = None
 
