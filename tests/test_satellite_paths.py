@@ -320,7 +320,7 @@ async def answer_by_voice(device: DeviceSimulator, spoken: str) -> None:
     """Once the question has played and the device listens, say the answer (then silence)."""
     answer = await synthesize(spoken, 16000)
     await wait_tts(device, "stop")
-    await until(lambda: device.state.value == "listening")
+    await until(lambda: device.mic_active)  # listen start once the question played out
     await device.send_audio(answer + bytes(32000))
 
 
