@@ -102,7 +102,9 @@ def loud(ms: int, rate: int = 16000) -> bytes:
 
 async def say(device: DeviceSimulator, ms: int = 400) -> None:
     """The user speaks to a listening board: a tone the toy server VAD hears, then 1 s of
-    silence that ends the turn (what a stock board sends; it types nothing)."""
+    silence that ends the turn (what a stock board sends; it types nothing). A board that
+    just played a reply listens again once the playback drained."""
+    await until(lambda: device.mic_active)
     await device.send_audio(loud(ms) + bytes(32000))
 
 

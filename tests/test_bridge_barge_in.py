@@ -15,7 +15,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from tests.agent_helpers import TURN_ON
-from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, wait_tts
+from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, say, wait_tts
 from tests.device_helpers import until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
@@ -63,7 +63,7 @@ async def test_barge_in_after_a_tool_follow_up_truncates_the_reply_playing(
     )
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    await device.detect_wake_word("turn on the kitchen")
+    await say(device)
     await until(lambda: len(realtime_server.response_params) >= 2)
     await until(lambda: device.downlink_outcomes().get("played", 0) >= 6)
     first_item = next(iter(realtime_server.session.audio_ms))

@@ -38,6 +38,7 @@ from tests.bridge_helpers import (
     disconnect,
     refuse_realtime,
     satellite_id,
+    say,
     tts_states,
     wait_tts,
 )
@@ -185,7 +186,7 @@ async def test_start_conversation_refused_by_the_session(
     # The session itself is still fine: the device can talk to it.
     del realtime_server.hooks["session.update"]
     realtime_server.script(ScriptedResponse(text="Still here.", audio=tone(120)))
-    await device.detect_wake_word("are you there")
+    await say(device)
     await wait_tts(device, "stop")
     await disconnect(hass, device, state)
 
