@@ -243,7 +243,6 @@ async def test_two_fallback_turns_on_a_realtime_mode_board(
     await realtime_server.close_connection(1008, "insufficient_quota")
     await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
     speech = await synthesize(STT_TEXT, 16000)
-    await device.start_listening(ListenMode.REALTIME)
     for answers in (1, 2):
         start = len(device.messages)
         await device.send_audio(speech + bytes(32000 * 2))
