@@ -141,7 +141,8 @@ async def _run_devices(url: str, specs: list[DeviceSpec], turns: int, pipe: Conn
         nonlocal failures
         await asyncio.sleep(random.uniform(0, 0.5))
         for _ in range(turns):
-            await device.start_listening(ListenMode.MANUAL)
+            if not device.mic_active:  # the first press listens from the hello on
+                await device.start_listening(ListenMode.MANUAL)
             await device.send_audio(speech, realtime=True)
             first = len(device.downlink)
             start = len(device.messages)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import secrets
 import statistics
 import sys
@@ -254,7 +255,18 @@ async def _measure_sizes(
 
         device._on_mcp = spy
         try:
-            await device.detect_wake_word("look")
+            # A typed request (the stock firmware sends only its wake word in `listen detect`):
+            # the benchmark times the photo tool, not speech recognition.
+            await device.send_raw_text(
+                json.dumps(
+                    {
+                        "session_id": device.session_id,
+                        "type": "listen",
+                        "state": "detect",
+                        "text": "look",
+                    }
+                )
+            )
             await device.wait_for_message(
                 lambda m: m["type"] == "tts" and m["state"] == "stop", start=start_messages
             )

@@ -33,10 +33,10 @@ from .device import (
     UPLINK_FRAME_SAMPLES,
     UPLINK_SAMPLE_RATE,
     DeviceSimulator,
-    DeviceState,
     SimulatorError,
     read_wav_as_16k,
 )
+from .firmware import DeviceState
 from .speech import SpeechError, synthesize, write_wav
 from .state import DEFAULT_STATE, base_url, load_state, new_identity, save_state
 from .watch import ChatLogWatch, HomeAssistantAuthError
@@ -363,7 +363,8 @@ class Run:
         device = self.device
         loop = asyncio.get_running_loop()
         self.say(f"==> speaking {len(pcm) / 2 / UPLINK_SAMPLE_RATE:.1f} s of audio")
-        await device.start_listening(ListenMode.AUTO)
+        if not device.mic_active:  # the button press already listens (firmware order)
+            await device.start_listening(ListenMode.AUTO)
         started = loop.time()
         await device.send_audio(pcm, realtime=True)
         # The end of the speech is the last voiced frame, not the end of the recording (its

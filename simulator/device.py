@@ -13,7 +13,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
+from functools import partial
 import hashlib
 import hmac
 import json
@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 import random
 from typing import Any
+from urllib.parse import urlsplit
 import uuid
 import wave
 
@@ -59,6 +60,15 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     parse_server_message,
 )
 
+from .firmware import (
+    BOOT_RETRY_DELAY,
+    MAX_BOOT_FAILURES,
+    DeviceState,
+    MainTask,
+    boot_retry_delays,
+    is_valid_transition,
+)
+
 _LOGGER = logging.getLogger(__name__)
 
 UPLINK_SAMPLE_RATE = 16000
@@ -67,16 +77,6 @@ UPLINK_FRAME_SAMPLES = UPLINK_SAMPLE_RATE * UPLINK_FRAME_MS // 1000
 MAX_DECODE_PACKETS_IN_QUEUE = 2400 // 60
 HELLO_TIMEOUT = 10.0
 MCP_PAGE_BYTES = 8000
-
-
-class DeviceState(StrEnum):
-    """The firmware's device states that matter on the wire."""
-
-    IDLE = "idle"
-    ACTIVATING = "activating"
-    CONNECTING = "connecting"
-    LISTENING = "listening"
-    SPEAKING = "speaking"
 
 
 class SimulatorError(Exception):
@@ -206,18 +206,34 @@ class DeviceSimulator:
         language: str = "zh-CN",
         serial_number: str | None = None,
         hmac_key: bytes = b"",
-        default_mode: ListenMode = ListenMode.AUTO,
+        default_mode: ListenMode | None = None,
         server_aec: bool = False,
+        wake_word: str = "你好小智",
+        wake_word_in_listening: bool = False,
+        ws_host_with_port: bool = False,
         glyph_push: bool = False,
         has_screen: bool = True,
         mcp_page_size: int = 2,
         hello_timeout: float = HELLO_TIMEOUT,
         activation_retry_delay: float = 3.0,
         activation_error_delay: float = 10.0,
+        boot_retry_delay: float = BOOT_RETRY_DELAY,
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        """Configure the device; `ws_url`/`token`/`protocol_version` pre-seed NVS `websocket`."""
+        """Configure the device; `ws_url`/`token`/`protocol_version` pre-seed NVS `websocket`.
+
+        `default_mode` follows `GetDefaultListeningMode` unless given (boards with device AEC
+        listen in realtime mode): auto, or realtime on `server_aec` builds. `wake_word` is the
+        word its model detects (the only `listen detect` text the firmware sends);
+        `wake_word_in_listening` is `CONFIG_WAKE_WORD_DETECTION_IN_LISTENING` (default off).
+        `ws_host_with_port` is a simulator option, not firmware: esp-ml307's WebSocket sends
+        `Host` without the port.
+        """
+        if default_mode is None:
+            default_mode = ListenMode.REALTIME if server_aec else ListenMode.AUTO
+        elif server_aec and default_mode is not ListenMode.REALTIME:
+            raise SimulatorError("server AEC builds listen in realtime mode")
         self.ota_url = ota_url
         self.mac = (mac or ":".join(f"{random.randrange(256):02x}" for _ in range(6))).lower()
         self.client_id = client_id or str(uuid.uuid4())
@@ -230,6 +246,10 @@ class DeviceSimulator:
         self.default_mode = default_mode
         self.server_aec = server_aec
         self.glyph_push = glyph_push
+        self.wake_word = wake_word
+        self.wake_word_in_listening = wake_word_in_listening
+        self.ws_host_with_port = ws_host_with_port
+        self.boot_retry_delay = boot_retry_delay
         self.has_screen = has_screen
         self.mcp_page_size = mcp_page_size
         self.hello_timeout = hello_timeout
@@ -268,6 +288,10 @@ class DeviceSimulator:
         self.ignored_text: list[str] = []
         self.user_lines: list[str] = []
         self.assistant_lines: list[str] = []
+        # The chat label of the default display: every SetChatMessage replaces it.
+        self.chat_message: tuple[str, str] = ("system", "")
+        self.refused_transitions: list[tuple[DeviceState, DeviceState]] = []
+        self.boot_failures: list[str] = []  # the error alert of each failed boot check
         self.emotions: list[str] = []
         self.alerts: list[Alert] = []
         self.custom_payloads: list[dict[str, Any]] = []
@@ -294,6 +318,11 @@ class DeviceSimulator:
         self._decoder: Any = None
         self._playback_ends: deque[float] = deque()
         self._uplink_ms = 0
+        self._main = MainTask()
+        self._voice_processing = False  # AudioService::EnableVoiceProcessing
+        self._popup_on_listening = False  # play_popup_on_listening_
+        self._pending_start: asyncio.TimerHandle | None = None  # pending_listening_start_
+        self._jobs: set[asyncio.Task[None]] = set()
 
     # --- helpers -----
 
@@ -315,10 +344,81 @@ class DeviceSimulator:
 
     @property
     def mic_active(self) -> bool:
-        """Whether the firmware would stream microphone audio right now."""
+        """Whether the firmware streams microphone audio now (voice processing is on).
+
+        `StartListeningAudio` turns it on with `listen start`; Speaking turns it off except
+        in realtime mode; Idle turns it off.
+        """
+        return self._voice_processing
+
+    @property
+    def main_task_held(self) -> bool:
+        """Whether the main task is blocked (connecting, or running a long tool)."""
+        return self._main.held
+
+    @property
+    def listen_start_pending(self) -> bool:
+        """`pending_listening_start_`: Listening waits for the playback queue to drain."""
+        return self._pending_start is not None
+
+    async def _set_state(self, new: DeviceState) -> bool:
+        """`DeviceStateMachine::TransitionTo` plus what `HandleStateChangedEvent` does.
+
+        A refused transition (`IsValidTransition`) changes nothing and is recorded.
+        """
+        old = self.state
+        if not is_valid_transition(old, new):
+            _LOGGER.warning("Invalid state transition: %s -> %s", old, new)
+            self.refused_transitions.append((old, new))
+            return False
+        self.state = new
+        # HandleStateChangedEvent: any state change cancels a deferred listening start.
+        self._cancel_pending_start()
+        if new is DeviceState.IDLE:
+            self._voice_processing = False
+        elif new is DeviceState.SPEAKING:
+            if self.listen_mode is not ListenMode.REALTIME:
+                self._voice_processing = False
+            self._playback_ends.clear()  # ResetDecoder clears the decode and playback queues
+        elif new is DeviceState.LISTENING and (
+            self._popup_on_listening or not self._voice_processing
+        ):
+            if self.listen_mode is ListenMode.AUTO and self._queue_depth(self._now()):
+                # Auto mode: wait until the playback queue drained before listening again.
+                delay = self._playback_ends[-1] - self._now()
+                self._pending_start = asyncio.get_running_loop().call_later(
+                    delay, self._on_playback_drained
+                )
+            else:
+                await self._start_listening_audio()
+        return True
+
+    def _cancel_pending_start(self) -> None:
+        if self._pending_start is not None:
+            self._pending_start.cancel()
+            self._pending_start = None
+
+    def _on_playback_drained(self) -> None:
+        """MAIN_EVENT_PLAYBACK_DRAINED with `pending_listening_start_` set."""
+        self._pending_start = None
         if self.state is DeviceState.LISTENING:
-            return True
-        return self.state is DeviceState.SPEAKING and self.listen_mode is ListenMode.REALTIME
+            self._spawn(self._start_listening_audio())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+
+    async def _start_listening_audio(self) -> None:
+        """`StartListeningAudio`: `listen start` in the current mode, then the microphone."""
+        if self.state is not DeviceState.LISTENING or self._ws is None:
+            return
+        self._popup_on_listening = False
+        self._playback_ends.clear()  # EnableVoiceProcessing(true) resets the decoder
+        await self._send_text(
+            encode_object(ListenStart(self.listen_mode, session_id=self.session_id).to_dict())
+        )
+        self._voice_processing = True
 
     def http_headers(self) -> dict[str, str]:
         """Headers of the OTA and activation requests (Ota::SetupHttp)."""
@@ -455,14 +555,32 @@ class DeviceSimulator:
         finally:
             self.state = DeviceState.IDLE
 
-    async def boot(self, max_rounds: int = 10) -> OtaResult:
-        """Check the version and activate until the OTA reply carries no `activation`."""
-        result = await self.check_version()
-        for _ in range(max_rounds):
+    async def boot(self, max_rounds: int = 10) -> OtaResult | None:
+        """`CheckNewVersion`: check the version and activate until no `activation` comes.
+
+        A failed check (any status but 200, or no JSON object) shows an error with the
+        exclamation sound (recorded in `boot_failures`) and is tried again after 10, 20,
+        40 ... s (`boot_retry_delay` doubled). After `MAX_BOOT_FAILURES` failures in a row the
+        board stops checking and returns None: with no protocol from this boot's OTA reply,
+        `InitializeProtocol` picks MQTT until the board is rebooted.
+        """
+        delays = boot_retry_delays(self.boot_retry_delay)
+        failures = 0
+        for _ in range(max_rounds + MAX_BOOT_FAILURES):
+            try:
+                result = await self.check_version()
+            except OtaError as err:
+                failures += 1
+                if failures >= MAX_BOOT_FAILURES:
+                    self.uses_mqtt = True
+                    return None
+                self.boot_failures.append(str(err))
+                await asyncio.sleep(delays[failures - 1])
+                continue
+            failures = 0
             if result.activation is None:
                 return result
             await self.activate()
-            result = await self.check_version()
         raise OtaError("still not activated")
 
     def erase_settings(self) -> None:
@@ -499,21 +617,38 @@ class DeviceSimulator:
     @property
     def channel_open(self) -> bool:
         """Whether the WebSocket is connected and the hello exchange completed."""
-        return self._ws is not None and not self._ws.closed and self.server_hello is not None
+        return (
+            self._ws is not None
+            and not self._ws.closed
+            and not self._closed_event.is_set()
+            and self.server_hello is not None
+        )
 
-    async def open_audio_channel(self) -> None:
-        """Connect, send hello and wait for an acceptable server hello (10 s by default)."""
+    def _ws_connect_headers(self, url: str) -> dict[str, str]:
+        """The handshake's headers; esp-ml307 `WebSocket::Connect` writes `Host` without port."""
+        headers = self.ws_headers()
+        if not self.ws_host_with_port:
+            host = urlsplit(url).hostname or ""
+            headers["Host"] = f"[{host}]" if ":" in host else host
+        return headers
+
+    async def _connect(self) -> None:
+        """`WebsocketProtocol::OpenAudioChannel`: connect, hello, wait for the server hello."""
         url = self.nvs_websocket.get("url")
-        if self.uses_mqtt and self.ota is not None:
+        if self.uses_mqtt:
             raise SimulatorError("the OTA reply selected MQTT, which is not simulated")
         if not isinstance(url, str) or not url:
             raise SimulatorError("no websocket URL in NVS")
         session = await self._http()
-        self.state = DeviceState.CONNECTING
+        await self._drop_socket()  # the previous WebSocket object is destroyed
         self.server_hello = None
         self._hello_event.clear()
         self._closed_event.clear()
-        self._ws = await session.ws_connect(url, headers=self.ws_headers(), autoping=True)
+        # autoclose=False: the board does not answer a close frame (esp-ml307 `OnTcpData`
+        # only marks itself disconnected on opcode 0x8).
+        self._ws = await session.ws_connect(
+            url, headers=self._ws_connect_headers(url), autoping=True, autoclose=False
+        )
         self._receiver = asyncio.create_task(self._receive_loop(self._ws))
         hello = self.hello().to_dict()
         if self.glyph_push:
@@ -523,25 +658,71 @@ class DeviceSimulator:
             async with asyncio.timeout(self.hello_timeout):
                 await self._hello_event.wait()
         except TimeoutError as err:
-            await self.close_audio_channel()
+            await self._drop_socket()
             raise HelloTimeoutError("server timeout") from err
         if self.crashed:
             raise DeviceCrashedError("server hello without transport")
 
-    async def close_audio_channel(self) -> None:
-        """Close the WebSocket (what toggling chat while listening does) and go idle."""
+    async def open_audio_channel(self, mode: ListenMode | None = None) -> None:
+        """Button press while Idle (`ContinueOpenAudioChannel`): connect, then listen at once.
+
+        Right after the server hello the board enters Listening in `mode` (its default
+        listening mode unless told; push-to-talk is manual) and sends `listen start`; the
+        microphone streams from then on. Nothing waits for MCP discovery or the server's
+        model session. Messages the server sends meanwhile wait on the main task.
+        """
+        await self._invoke(mode or self.default_mode)
+
+    async def _invoke(self, mode: ListenMode, before_listening: Any = None) -> None:
+        """Connecting -> (open the channel) -> `before_listening` -> Listening in `mode`.
+
+        The main task is held throughout (`ContinueWakeWordInvoke`/`ContinueOpenAudioChannel`
+        run on it), so scheduled messages run after `listen start`.
+        """
+        if not await self._set_state(DeviceState.CONNECTING):
+            raise SimulatorError(f"cannot connect while {self.state}")
+        self._main.hold()
+        try:
+            try:
+                if not self.channel_open:
+                    await self._connect()
+            except BaseException:
+                await self._set_state(DeviceState.IDLE)
+                raise
+            if before_listening is not None:
+                await before_listening()
+            self.listen_mode = mode
+            await self._set_state(DeviceState.LISTENING)
+        finally:
+            await self._main.release()
+
+    async def _drop_socket(self) -> None:
+        """Destroy the WebSocket object: `~WebSocket` drops the TCP connection, no close frame."""
         ws, self._ws = self._ws, None
-        if ws is not None:
-            await ws.close()
         if self._receiver is not None:
             self._receiver.cancel()
             await asyncio.gather(self._receiver, return_exceptions=True)
             self._receiver = None
+        if ws is not None and not ws.closed:
+            # aiohttp has no public abort for a client WebSocket: close its connection.
+            ws._response.close()  # noqa: SLF001
+            await ws.close()  # only marks it closed now that the transport is gone
+
+    async def close_audio_channel(self) -> None:
+        """`CloseAudioChannel` (the button while Listening): drop the socket and go idle."""
+        await self._drop_socket()
+        self._cancel_pending_start()
         self.state = DeviceState.IDLE
+        self._voice_processing = False
 
     async def close(self) -> None:
         """Close the channel and the HTTP session if the simulator created it."""
         await self.close_audio_channel()
+        self._main.clear()
+        jobs = list(self._jobs)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -589,17 +770,24 @@ class DeviceSimulator:
         await self._send_bytes(data)
 
     async def start_listening(self, mode: ListenMode | None = None) -> None:
-        """Enter Listening and send `listen start` (default mode unless told)."""
+        """Listen in `mode` now (`SetListeningMode` with the microphone off before).
+
+        What the board does on a push-to-talk press while Idle with its channel open, or when
+        `StartListeningAudio` runs: `listen start`, then the microphone streams. A test driver:
+        the firmware's own moments (after the hello, after `tts stop`) need no call.
+        """
         self.listen_mode = mode or self.default_mode
-        self.state = DeviceState.LISTENING
-        await self._send_text(
-            encode_object(ListenStart(self.listen_mode, session_id=self.session_id).to_dict())
-        )
+        self._popup_on_listening = True
+        if self.state is DeviceState.LISTENING:
+            self._cancel_pending_start()
+            await self._start_listening_audio()
+        elif not await self._set_state(DeviceState.LISTENING):
+            raise SimulatorError(f"cannot listen while {self.state}")
 
     async def stop_listening(self) -> None:
-        """Push-to-talk release: send `listen stop` and go idle."""
+        """Push-to-talk release (`HandleStopListeningEvent`): `listen stop` and go idle."""
         await self._send_text(encode_object(ListenStop(session_id=self.session_id).to_dict()))
-        self.state = DeviceState.IDLE
+        await self._set_state(DeviceState.IDLE)
 
     async def abort(self, reason: str | None = None) -> None:
         """Send `abort`; the device stays Speaking until the server sends `tts stop`."""
@@ -607,34 +795,55 @@ class DeviceSimulator:
         await self._send_text(encode_object(Abort(reason, session_id=self.session_id).to_dict()))
 
     async def detect_wake_word(
-        self, text: str = "你好小智", wake_pcm: bytes = b"", *, speech: bytes = b""
-    ) -> None:
-        """Wake word: buffered wake-word Opus, `listen detect`, `listen start`, microphone.
+        self, text: str | None = None, wake_pcm: bytes = b"", *, speech: bytes = b""
+    ) -> bool:
+        """The board's wake word model fires (`HandleWakeWordDetectedEvent`); False if ignored.
 
-        `ContinueWakeWordInvoke` sends these the moment the server hello arrives, with no
-        pause, and the microphone streams from then on: `speech` (16 kHz PCM16, what the
-        user says straight after the wake word) follows at real time without waiting for
-        anything from the server.
+        Idle (`BeginWakeWordInvoke`, `ContinueWakeWordInvoke`): connect if needed, then at once
+        the buffered wake-word Opus, `listen detect` with the wake word, `listen start`, and
+        the microphone streams: `speech` (16 kHz PCM16, what the user says straight after the
+        wake word) follows at real time without waiting for anything from the server.
 
-        During Speaking `HandleWakeWordDetectedEvent` aborts (`reason: wake_word_detected`),
-        sets `play_popup_on_listening_` and goes straight to Listening, so
-        `HandleStateChangedEvent` sends `listen start` (whatever the listening mode).
+        Speaking: `abort` (`wake_word_detected`) and Listening in the default mode; the
+        `listen start` follows once the playback queue drained in auto mode.
+
+        Listening: ignored unless `wake_word_in_listening`
+        (`CONFIG_WAKE_WORD_DETECTION_IN_LISTENING`); then `abort` (`wake_word_detected`) and
+        `listen start`, never a `listen detect`.
         """
+        word = self.wake_word if text is None else text
+        if word != self.wake_word:
+            raise SimulatorError(
+                f"the board detects only its wake word {self.wake_word!r}, not {word!r}"
+            )
         if self.state is DeviceState.SPEAKING:
             await self.abort("wake_word_detected")
-            self._playback_ends.clear()
-            await self.start_listening()
-        else:
-            if not self.channel_open:
-                await self.open_audio_channel()
-            for packet in encode_pcm16(wake_pcm, self._encoder):
-                await self._send_packet(packet)
+            self._popup_on_listening = True
+            self.listen_mode = self.default_mode
+            await self._set_state(DeviceState.LISTENING)
+        elif self.state is DeviceState.LISTENING:
+            if not self.wake_word_in_listening:
+                return False
+            await self.abort("wake_word_detected")
+            self._playback_ends.clear()  # ResetDecoder
             await self._send_text(
-                encode_object(ListenDetect(text, session_id=self.session_id).to_dict())
+                encode_object(ListenStart(self.default_mode, session_id=self.session_id).to_dict())
             )
-            await self.start_listening()
+        elif self.state is DeviceState.IDLE:
+
+            async def wake_word_audio_and_detect() -> None:
+                for packet in encode_pcm16(wake_pcm, self._encoder):
+                    await self._send_packet(packet)
+                await self._send_text(
+                    encode_object(ListenDetect(word, session_id=self.session_id).to_dict())
+                )
+
+            await self._invoke(self.default_mode, wake_word_audio_and_detect)
+        else:
+            return False
         if speech:
             await self.send_audio(speech, realtime=True)
+        return True
 
     async def _send_packet(self, packet: bytes) -> None:
         """Frame one Opus packet for the NVS protocol version and send it."""
@@ -677,7 +886,11 @@ class DeviceSimulator:
     # --- receiving -----
 
     async def _receive_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Dispatch every incoming frame until the socket closes."""
+        """Dispatch every incoming frame until the socket closes.
+
+        A close frame ends the loop without an answer (the board never replies to one); the
+        TCP connection stays until the WebSocket object is destroyed (next connect or close).
+        """
         try:
             async for msg in ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
@@ -687,14 +900,21 @@ class DeviceSimulator:
                 if self.crashed:
                     break
         finally:
+            # on_audio_channel_closed_: the board goes Idle.
+            self._cancel_pending_start()
             self.state = DeviceState.IDLE
+            self._voice_processing = False
             self._closed_event.set()
             self._message_event.set()
             if self.crashed:
-                await ws.close()
+                ws._response.close()  # noqa: SLF001 - the reboot drops the connection
 
     async def _on_text(self, text: str) -> None:
-        """OnIncomingJson, plus the hello handling of the protocol layer."""
+        """OnIncomingJson, plus the hello handling of the protocol layer.
+
+        What the firmware hands to the main task with `Schedule()` runs through `_main`:
+        `tts`, `stt`, `llm`, `system`, `custom` and MCP `tools/call`.
+        """
         try:
             obj = decode_object(text)
         except ProtocolError:
@@ -715,37 +935,48 @@ class DeviceSimulator:
             self.ignored_text.append(text)
             return
         match message:
+            case McpMessage(payload=payload):
+                await self._on_mcp(payload)
+            case Alert():
+                self.alerts.append(message)  # Alert() runs in the WebSocket task
+            case TtsStart() | TtsStop() | TtsSentenceStart() | Stt() | LlmEmotion():
+                await self._main.run(partial(self._on_scheduled, message))
+            case SystemCommand(command="reboot") | CustomMessage():
+                await self._main.run(partial(self._on_scheduled, message))
+            case _:
+                self.ignored_text.append(text)
+
+    async def _on_scheduled(self, message: Any) -> None:
+        """The part of OnIncomingJson that runs on the main task."""
+        match message:
             case TtsStart():
                 self.aborted = False
-                self.state = DeviceState.SPEAKING
+                await self._set_state(DeviceState.SPEAKING)
             case TtsStop():
                 if self.state is DeviceState.SPEAKING:
                     self._on_tts_stop()
-                    if self.listen_mode is ListenMode.MANUAL:
-                        self.state = DeviceState.IDLE
-                    elif self.listen_mode is ListenMode.REALTIME:
-                        # HandleStateChangedEvent(Listening) sends `listen start` only if
-                        # `play_popup_on_listening_ || !IsAudioProcessorRunning()`; in realtime
-                        # mode the processor kept running while Speaking, so nothing is sent.
-                        self.state = DeviceState.LISTENING
-                    else:
-                        await self.start_listening(self.listen_mode)
+                    # Manual mode idles; auto and realtime mode listen again, and
+                    # HandleStateChangedEvent decides about `listen start`: none in realtime
+                    # mode (the audio processor kept running), in auto mode once the playback
+                    # queue drained (`pending_listening_start_`).
+                    await self._set_state(
+                        DeviceState.IDLE
+                        if self.listen_mode is ListenMode.MANUAL
+                        else DeviceState.LISTENING
+                    )
             case TtsSentenceStart(text=line):
                 self.assistant_lines.append(line)
+                self.chat_message = ("assistant", line)
             case Stt(text=line):
                 self.user_lines.append(line)
+                self.chat_message = ("user", line)
             case LlmEmotion(emotion=emotion):
                 self.emotions.append(emotion)
-            case McpMessage(payload=payload):
-                await self._on_mcp(payload)
-            case SystemCommand(command="reboot"):
+            case SystemCommand():
                 self.reboot_requested = True
-            case Alert():
-                self.alerts.append(message)
             case CustomMessage(payload=payload):
                 self.custom_payloads.append(payload)
-            case _:
-                self.ignored_text.append(text)
+                self.chat_message = ("system", json.dumps(payload, separators=(",", ":")))
 
     def _on_server_hello(self, obj: dict[str, Any]) -> None:
         """ParseServerHello: transport must be "websocket"; a missing key crashes the device."""
@@ -767,7 +998,7 @@ class DeviceSimulator:
         `WaitForPlaybackQueueEmpty`): count the packets that were never heard."""
         if not _version_newer(self.firmware_version, "2.2.1"):
             self.cut_at_stop += self._queue_depth(self._now())
-        self._playback_ends.clear()
+            self._playback_ends.clear()
 
     def _queue_depth(self, now: float) -> int:
         """Packets still waiting in the emulated decode queue at time `now`."""
@@ -939,11 +1170,14 @@ class DeviceSimulator:
         elif method == "tools/list":
             result = self._tools_page(params)
         elif method == "tools/call":
-            call = await self._call_tool(params)
-            if isinstance(call, str):
-                await self._reply_error(request_id, call)
-                return
-            result = call
+            # DoToolCall checks the arguments in the WebSocket task, then runs the tool on
+            # the main task (`Schedule`).
+            checked = self._check_tool_call(params)
+            if isinstance(checked, str):
+                await self._reply_error(request_id, checked)
+            else:
+                await self._main.run(partial(self._run_tool, request_id, *checked))
+            return
         else:
             await self._reply_error(request_id, f"Method not implemented: {method}")
             return
@@ -973,8 +1207,8 @@ class DeviceSimulator:
             result["nextCursor"] = visible[index].name
         return result
 
-    async def _call_tool(self, params: dict[str, Any]) -> dict[str, Any] | str:
-        """Run one tool; a string return value is the error message to reply with."""
+    def _check_tool_call(self, params: dict[str, Any]) -> tuple[Tool, dict[str, Any]] | str:
+        """The tool and its arguments; a string is the error message to reply with."""
         name = params.get("name")
         arguments = params.get("arguments")
         arguments = arguments if isinstance(arguments, dict) else {}
@@ -997,12 +1231,36 @@ class DeviceSimulator:
             ):
                 return f"Value is out of range: {prop_name}"
             values[prop_name] = value
-        await asyncio.sleep(0)  # tool calls run on the main loop, so replies are asynchronous
+        return tool, values
+
+    async def _run_tool(self, request_id: int | float, tool: Tool, values: dict[str, Any]) -> None:
+        """The scheduled `Call` on the main task; a tool that takes time (a photo upload)
+        holds the main task, so the board's state changes wait until it returns."""
         try:
             value = tool.handler(values)
-            if asyncio.iscoroutine(value):
-                value = await value
         except SimulatorError as err:
-            return str(err)
+            await self._reply_error(request_id, str(err))
+            return
+        if asyncio.iscoroutine(value):
+            self._main.hold()
+            self._spawn(self._finish_tool(request_id, value))
+            return
+        await self._reply_tool(request_id, value)
+
+    async def _finish_tool(self, request_id: int | float, pending: Any) -> None:
+        try:
+            try:
+                value = await pending
+            except SimulatorError as err:
+                await self._reply_error(request_id, str(err))
+                return
+            await self._reply_tool(request_id, value)
+        except SimulatorError, ConnectionError:
+            _LOGGER.debug("Tool reply %s not sent: the channel closed", request_id)
+        finally:
+            await self._main.release()
+
+    async def _reply_tool(self, request_id: int | float, value: object) -> None:
         text = value if isinstance(value, str) else json.dumps(value)
-        return {"content": [{"type": "text", "text": text}], "isError": False}
+        result = {"content": [{"type": "text", "text": text}], "isError": False}
+        await self._send_mcp({"jsonrpc": "2.0", "id": request_id, "result": result})

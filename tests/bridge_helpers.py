@@ -19,6 +19,7 @@ from custom_components.openai_realtime_voice.bridge import (
 )
 from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB, DeviceState
+from custom_components.openai_realtime_voice.xiaozhi import ListenDetect, encode_object
 from simulator.device import DeviceSimulator
 from tests.device_helpers import connected_device, until
 from tests.realtime_server import RealtimeServer
@@ -97,6 +98,22 @@ def loud(ms: int, rate: int = 16000) -> bytes:
     """A loud 16 kHz tone the toy server VAD hears as speech."""
     t = np.arange(rate * ms // 1000) / rate
     return (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes()
+
+
+async def say(device: DeviceSimulator, ms: int = 400) -> None:
+    """The user speaks to a listening board: a tone the toy server VAD hears, then 1 s of
+    silence that ends the turn (what a stock board sends; it types nothing). A board that
+    just played a reply listens again once the playback drained."""
+    await until(lambda: device.mic_active)
+    await device.send_audio(loud(ms) + bytes(32000))
+
+
+async def send_typed_detect(device: DeviceSimulator, text: str) -> None:
+    """A `listen detect` with typed text, as clients that are no stock board send it (the
+    firmware only ever sends its wake word there)."""
+    await device.send_raw_text(
+        encode_object(ListenDetect(text, session_id=device.session_id).to_dict())
+    )
 
 
 def satellite_id(hass: HomeAssistant, mac: str) -> str:

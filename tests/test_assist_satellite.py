@@ -22,7 +22,8 @@ async def test_announce_in_the_realtime_voice(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     entity_id = satellite_id(hass, device.mac)
-    assert hass.states.get(entity_id).state == "idle"
+    # The board listens from its hello on (firmware order).
+    await until(lambda: hass.states.get(entity_id).state == "listening")
     assert hass.states.get(entity_id).attributes["path"] == "realtime"
     realtime_server.script(ScriptedResponse(text="Dinner is ready.", audio=tone(600)))
     await hass.services.async_call(
@@ -60,13 +61,12 @@ async def test_state_follows_the_conversation(
 
     hass.bus.async_listen(EVENT_STATE_CHANGED, changed)
     realtime_server.script(ScriptedResponse(text="Hi.", audio=tone(120)))
-    await device.start_listening()
-    await until(lambda: "listening" in seen)
+    await until(lambda: hass.states.get(entity_id).state == "listening")  # since its hello
     await device.send_audio(tone_16k(600) + bytes(32000))
     # The server finishes before the bridge has played the reply: wait for the device.
     await until(lambda: "stop" in tts_states(device))
     await until(lambda: seen[-1] == "listening")  # the device listens again after the reply
-    assert seen == ["listening", "processing", "responding", "idle", "listening"]
+    assert seen == ["processing", "responding", "idle", "listening"]
     await disconnect(hass, device, state)
 
 

@@ -7,6 +7,7 @@ answers with a WAV of a 440 Hz tone. The default conversation agent runs the int
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 from custom_components.openai_realtime_voice.bridge import BridgePath, BridgePhase
 from custom_components.openai_realtime_voice.const import CONF_DEVICE_USER, DOMAIN
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
     bridge_of,
@@ -30,9 +32,10 @@ from tests.bridge_helpers import (
     disconnect,
     satellite_id,
     satellite_of,
+    say,
     wait_tts,
 )
-from tests.device_helpers import device_client, until
+from tests.device_helpers import device_client, pair, simulator, until
 from tests.pipeline_providers import (
     STT_TEXT,
     TONE_HZ,
@@ -108,7 +111,7 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
 
     speech = await synthesize(STT_TEXT, 16000)
     start = len(device.messages)
-    await device.start_listening()
+    # The board listens since its hello: the pipeline's turn began at the switch.
     await device.send_audio(speech + bytes(32000 * 2))  # then 2 s of silence end the turn (VAD)
     await wait_tts(device, "stop", start)
     await until(lambda: bool(finished))
@@ -158,9 +161,9 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
     assert bridge_of(hass, state).fallback is None
     realtime_server.script(ScriptedResponse(text="Realtime again.", audio=tone(120)))
     start = len(device.messages)
-    await device.detect_wake_word("are you there")
+    await say(device)
     await wait_tts(device, "stop", start)
-    assert realtime_server.of_type("conversation.item.create")
+    assert device.assistant_lines[-1] == "Realtime again."
     assert len(providers.stt.requests) == 1
     await disconnect(hass, device, state)
 
@@ -240,7 +243,6 @@ async def test_two_fallback_turns_on_a_realtime_mode_board(
     await realtime_server.close_connection(1008, "insufficient_quota")
     await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
     speech = await synthesize(STT_TEXT, 16000)
-    await device.start_listening(ListenMode.REALTIME)
     for answers in (1, 2):
         start = len(device.messages)
         await device.send_audio(speech + bytes(32000 * 2))
@@ -284,4 +286,73 @@ async def test_fallback_runs_as_the_device_user(
     light = hass.states.get("light.kitchen_lights")
     assert light.state == "on"
     assert light.context.user_id == user.id
+    await disconnect(hass, device, state)
+
+
+QUOTA = {
+    "type": "insufficient_quota",
+    "code": "insufficient_quota",
+    "message": "You exceeded your current quota.",
+}
+
+
+def listen_starts(device: DeviceSimulator) -> int:
+    """How many `listen start` messages the board sent."""
+    sent = [f for f in device.sent_frames if isinstance(f, str) and '"listen"' in f]
+    return sum('"start"' in f for f in sent)
+
+
+async def test_fallback_hears_a_board_woken_while_realtime_refuses(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """Firmware order at wake: hello, `listen start` at once, then the user speaks. Realtime
+    refuses the session meanwhile: the pipeline takes the board over mid-utterance with the
+    speech that waited for Realtime, and answers without a new `listen start`."""
+    device = simulator(client)
+    await pair(hass, device)
+    realtime_server.on_connect_error = QUOTA
+    speech = await synthesize(STT_TEXT, 16000)
+    async with asyncio.timeout(30):
+        await device.detect_wake_word(speech=speech + bytes(32000 * 2))
+        await wait_tts(device, "stop")
+    state = device_state(hass, device)
+    assert bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
+    assert len(providers.stt.requests) == 1
+    _, audio = providers.stt.requests[0]
+    # The whole utterance from its first word, in order (the wait for Realtime handed over).
+    spoken = np.frombuffer(speech, dtype="<i2").astype(np.float64)
+    heard = np.frombuffer(audio, dtype="<i2").astype(np.float64)
+    assert len(heard) >= len(spoken)
+    assert correlation(spoken, heard[: len(spoken) + 16000]) > 0.8
+    await hass.async_block_till_done()
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    assert listen_starts(device) == 1
+    await disconnect(hass, device, state)
+
+
+async def test_fallback_hears_a_listening_board_after_realtime_drops(
+    hass: HomeAssistant,
+    client: TestClient,
+    realtime_server: RealtimeServer,
+    providers: Providers,
+) -> None:
+    """The session drops while the board listens (auto mode: no new `listen start` comes
+    until a reply played): the pipeline's turn starts at the switch and hears the user."""
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    realtime_server.on_connect_error = QUOTA
+    await realtime_server.close_connection(1008, "insufficient_quota")
+    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
+    speech = await synthesize(STT_TEXT, 16000)
+    start = len(device.messages)
+    async with asyncio.timeout(30):
+        await device.send_audio(speech + bytes(32000 * 2), realtime=True)
+        await wait_tts(device, "stop", start)
+    assert len(providers.stt.requests) == 1
+    await hass.async_block_till_done()
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    assert listen_starts(device) == 1
     await disconnect(hass, device, state)

@@ -98,7 +98,8 @@ def warnings(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRec
 
 
 async def listen_detect(device: DeviceSimulator, text: str) -> None:
-    """Send `listen detect` as is, whatever the device's state (older firmware does so)."""
+    """A typed request in `listen detect`, whatever the device's state, as clients that are no
+    stock board send it (the firmware only ever sends its wake word there)."""
     await device.send_raw_text(
         encode_object(ListenDetect(text, session_id=device.session_id).to_dict())
     )
@@ -111,7 +112,7 @@ async def held_reply(device: DeviceSimulator, server: RealtimeServer, **kwargs: 
             text="A long answer.", audio=tone(3000), chunks=10, hold=asyncio.Event(), **kwargs
         )
     )
-    await device.detect_wake_word("tell me something")
+    await listen_detect(device, "tell me something")
     await until(lambda: device.downlink_outcomes().get("played", 0) >= 3)
 
 
@@ -119,7 +120,7 @@ async def typed_turn(device: DeviceSimulator, server: RealtimeServer, text: str 
     """One complete typed turn: `listen detect` -> reply -> `tts stop`."""
     server.script(ScriptedResponse(text="Ok.", audio=tone(120)))
     start = len(device.messages)
-    await device.detect_wake_word(text)
+    await listen_detect(device, text)
     await wait_tts(device, "stop", start)
 
 
@@ -434,9 +435,9 @@ async def test_failed_typed_turn_is_counted_and_logged_once(
         raise RealtimeSessionClosed("client closed")
 
     monkeypatch.setattr(bridge.client, "add_user_text", failing_add)
-    await device.detect_wake_word("one")
+    await listen_detect(device, "one")
     await until(lambda: state.errors["realtime"] == 1)
-    await device.detect_wake_word("two")
+    await listen_detect(device, "two")
     await until(lambda: state.errors["realtime"] == 2)
     assert len(warnings(caplog, "Realtime request failed: client closed")) == 1
     assert not realtime_server.of_type("response.create")
@@ -470,7 +471,7 @@ async def test_reply_that_fails_to_play_frees_the_device(
 
     monkeypatch.setattr(downlink, "finish", broken_finish)
     realtime_server.script(ScriptedResponse(text="Broken.", audio=tone(300)))
-    await device.detect_wake_word("hi")
+    await listen_detect(device, "hi")
     await wait_tts(device, "stop")
     await until(lambda: bool(device.alerts))
     assert device.alerts[0].message == "Speech bridge failed"
@@ -510,7 +511,7 @@ async def test_tool_outputs_that_cannot_be_sent_end_the_reply(
             calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')],
         )
     )
-    await device.detect_wake_word("kitchen lights on")
+    await listen_detect(device, "kitchen lights on")
     await wait_tts(device, "stop")
     await hass.async_block_till_done()
     assert hass.states.get("light.kitchen_lights").state == "on"
@@ -531,7 +532,7 @@ async def test_tool_loop_limit_ends_the_reply(
     state = device_state(hass, device)
     calls = [ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]
     realtime_server.script(ScriptedResponse(calls=calls), ScriptedResponse(calls=calls))
-    await device.detect_wake_word("lights")
+    await listen_detect(device, "lights")
     await wait_tts(device, "stop")
     await until(lambda: realtime_server.responses_done == 2)
     assert len(realtime_server.of_type("response.create")) == 2  # the turn, one tool round
@@ -554,7 +555,7 @@ async def test_empty_reply_records_only_the_user_turn(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     realtime_server.script(ScriptedResponse())
-    await device.detect_wake_word("hmm")
+    await listen_detect(device, "hmm")
     await wait_tts(device, "stop")
     bridge = bridge_of(hass, state)
     await until(lambda: bridge.phase is BridgePhase.IDLE)
@@ -771,7 +772,7 @@ async def test_option_match_when_the_model_does_not_answer_in_json(
             bridge.async_ask("Lights off?", options=["yes", "no"], answer_timeout=20)
         )
         await wait_tts(device, "stop", start)
-        await until(lambda: device.state.value == "listening")
+        await until(lambda: device.mic_active)  # listen start once the question played out
         await device.send_audio(loud(300) + bytes(32000))
         return await asking
 

@@ -32,6 +32,22 @@ def test_sentences_split_on_stops_and_cjk() -> None:
     assert splitter.flush() is None
 
 
+def test_a_tail_that_ends_like_a_sentence() -> None:
+    """The last sentence has no white space after its stop: the tail says it may be shown."""
+    splitter = SentenceSplitter()
+    assert splitter.push("Done. The lights are on") == ["Done."]
+    assert not splitter.tail_ends_sentence
+    assert splitter.push(".") == []
+    assert splitter.tail_ends_sentence
+    assert splitter.push(" And") == ["The lights are on."]
+    assert not splitter.tail_ends_sentence
+    assert splitter.push(" 3.") == []
+    assert splitter.tail_ends_sentence
+    assert splitter.push("5 more") == []  # the stop was a decimal point after all
+    assert not splitter.tail_ends_sentence
+    assert splitter.flush() == "And 3.5 more"
+
+
 async def test_transcode_a_file_and_a_stream(tmp_path: Any) -> None:
     """ffmpeg turns a 16 kHz WAV (path or byte stream) into 24 kHz mono PCM."""
     path = tmp_path / "a.wav"

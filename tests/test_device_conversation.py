@@ -27,6 +27,8 @@ from tests.bridge_helpers import (
     correlation,
     device_state,
     disconnect,
+    say,
+    send_typed_detect,
     wait_tts,
 )
 from tests.device_helpers import pair, release_devices, simulator, until
@@ -125,7 +127,8 @@ async def test_typed_detect_while_the_session_opens_is_answered(
     realtime_server.accept_delay = 0.8
     realtime_server.script(ScriptedResponse(text="It is noon.", audio=tone(120)))
     device = await woken(client, hass)
-    await device.detect_wake_word("what time is it")
+    await device.open_audio_channel()  # a client that types: no stock board
+    await send_typed_detect(device, "what time is it")
     await wait_tts(device, "stop")
     assert user_texts(realtime_server) == ["what time is it"]
     await disconnect(hass, device, device_state(hass, device))
@@ -137,9 +140,9 @@ async def test_wake_word_alone_starts_listening(
 ) -> None:
     """A `detect` that carries only a wake word (stock or configured) is no user message."""
     set_options(hass, wake_words="Hey Nova")
-    device = await bridged(hass, client)
+    device = await woken(client, hass, wake_word=text)
+    assert await device.detect_wake_word()
     state = device_state(hass, device)
-    await device.detect_wake_word(text)
     await until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING)
     await asyncio.sleep(0.2)
     assert user_texts(realtime_server) == []
@@ -153,7 +156,7 @@ async def test_wake_word_before_a_typed_request_is_dropped(
     """A wake word, a fullwidth comma and a request: only the request is sent."""
     realtime_server.script(ScriptedResponse(text="Done.", audio=tone(120)))
     device = await bridged(hass, client)
-    await device.detect_wake_word("你好小智\uff0cwhat time is it")
+    await send_typed_detect(device, "你好小智\uff0cwhat time is it")
     await wait_tts(device, "stop")
     assert user_texts(realtime_server) == ["what time is it"]
     await disconnect(hass, device, device_state(hass, device))
@@ -188,13 +191,12 @@ async def test_silent_listening_device_is_closed(
     """No speech for `listening_timeout` s: the channel closes, the device idles, the
     Realtime session ends."""
     set_options(hass, listening_timeout=0.5)
+    loop = asyncio.get_running_loop()
+    began = loop.time()  # the board listens from its hello on
     device = await bridged(hass, client)
     state = device_state(hass, device)
     bridge = bridge_of(hass, state)
     session = realtime_server.session
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    await device.start_listening()
     streaming = asyncio.create_task(device.send_audio(bytes(32000 * 3), realtime=True))
     async with asyncio.timeout(3):
         await device.wait_closed()
@@ -218,8 +220,8 @@ async def test_speech_keeps_the_channel_open(
     realtime_server.script(*(ScriptedResponse(text="Yes.", audio=tone(120)) for _ in range(2)))
     device = await bridged(hass, client)
     connection = bridge_of(hass, device_state(hass, device)).connection
-    await device.start_listening()
     for turn in range(2):
+        await until(lambda: device.mic_active)  # listen start once the reply played out
         start = len(device.messages)
         await device.send_audio(chirp(400) + bytes(32000), realtime=True)
         await wait_tts(device, "stop", start)
@@ -240,7 +242,7 @@ async def test_a_long_reply_is_not_cut_by_the_listening_timeout(
     realtime_server.script(ScriptedResponse(text="A long story.", audio=tone(1200)))
     device = await bridged(hass, client)
     connection = bridge_of(hass, device_state(hass, device)).connection
-    await device.detect_wake_word("tell me a story")
+    await say(device)
     await wait_tts(device, "stop")
     assert device.downlink_outcomes() == {"played": 20}
     async with asyncio.timeout(3):
@@ -260,8 +262,7 @@ async def test_aec_device_echo_does_not_barge_in(
     realtime_server.script(ScriptedResponse(text="A long answer.", audio=tone(1500), chunks=5))
     device = await bridged(hass, client, server_aec=True, default_mode=ListenMode.REALTIME)
     state = device_state(hass, device)
-    await device.start_listening(ListenMode.REALTIME)
-    await device.detect_wake_word("tell me something")
+    await say(device)
     await until(lambda: device.downlink_outcomes().get("played", 0) >= 3)
     before = len(realtime_server.of_type("input_audio_buffer.append"))
     assert device.mic_active
@@ -295,7 +296,7 @@ async def test_reply_sets_the_face(
     """An `llm` emotion from the firmware's set precedes the reply's first sentence."""
     realtime_server.script(ScriptedResponse(text=reply, audio=tone(300)))
     device = await bridged(hass, client)
-    await device.detect_wake_word("how are you")
+    await say(device)
     await wait_tts(device, "stop")
     assert device.emotions == [emotion]
     kinds = [
@@ -319,7 +320,7 @@ async def test_sentences_follow_the_paced_audio(
         )
     )
     device = await bridged(hass, client)
-    await device.detect_wake_word("talk")
+    await say(device)
     await wait_tts(device, "stop")
     index = next(
         i
@@ -331,17 +332,18 @@ async def test_sentences_follow_the_paced_audio(
     await disconnect(hass, device, device_state(hass, device))
 
 
-async def test_user_line_before_the_reply_and_late(
+async def test_user_line_before_the_reply_and_never_over_it(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
-    """`stt` precedes the first sentence when transcribed in time, and still shows when late."""
+    """`stt` precedes the first sentence when transcribed in time; a transcript that comes
+    after the reply started is not sent: the default display has one chat line, and the
+    user's words would replace the answer there."""
     realtime_server.user_transcript = "what is the weather"
     realtime_server.script(
         ScriptedResponse(text="Sunny.", audio=tone(300)),
-        ScriptedResponse(text="Rainy.", audio=tone(300)),
+        ScriptedResponse(text="Rainy.", audio=tone(900)),
     )
     device = await bridged(hass, client)
-    await device.start_listening()
     await device.send_audio(chirp(400) + bytes(32000))
     await wait_tts(device, "stop")
     first_stt = next(i for i, m in enumerate(device.messages) if m["type"] == "stt")
@@ -349,21 +351,47 @@ async def test_user_line_before_the_reply_and_late(
         i for i, m in enumerate(device.messages) if m.get("state") == "sentence_start"
     )
     assert first_stt < first_sentence
-    realtime_server.user_transcript = None
+    assert device.chat_message == ("assistant", "Sunny.")
+    # The next transcript comes late: after the reply (transcription runs on its own).
+    realtime_server.user_transcript = "and tomorrow"
+    realtime_server.transcript_after_response = True
     start = len(device.messages)
+    async with asyncio.timeout(10):
+        while not device.mic_active:  # noqa: ASYNC110 - listen start after the play-out
+            await asyncio.sleep(0.01)
     await device.send_audio(chirp(400) + bytes(32000))
+    # The transcript follows `response.done` at once, while the reply still plays out.
     await wait_tts(device, "stop", start)
-    await realtime_server.send(
-        {
-            "type": "conversation.item.input_audio_transcription.completed",
-            "item_id": realtime_server.session.last_item_id or "item_x",
-            "content_index": 0,
-            "transcript": "and tomorrow",
-            "usage": {"type": "duration", "seconds": 1.0},
-        }
+    assert device.user_lines == ["what is the weather"]
+    assert device.chat_message == ("assistant", "Rainy.")
+    await disconnect(hass, device, device_state(hass, device))
+
+
+async def test_last_sentence_shows_when_its_audio_plays(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """The reply's last sentence has nothing after its full stop until the reply ends; it
+    is shown when its audio plays, not when the service finally ends the response."""
+    hold = asyncio.Event()
+    realtime_server.script(
+        ScriptedResponse(
+            text="The first half is here. The second half follows now.",
+            audio=tone(1200),
+            chunks=4,
+            hold=hold,
+        )
     )
-    await device.wait_for_message(lambda m: m["type"] == "stt", start=start)
-    assert device.user_lines == ["what is the weather", "and tomorrow"]
+    device = await bridged(hass, client)
+    await device.send_audio(chirp(400) + bytes(32000))
+    async with asyncio.timeout(10):
+        await device.wait_for_message(
+            lambda m: m.get("state") == "sentence_start" and m["text"].startswith("The second")
+        )
+    assert not hold.is_set()
+    assert device.assistant_lines == ["The first half is here.", "The second half follows now."]
+    hold.set()
+    await wait_tts(device, "stop")
+    assert device.assistant_lines == ["The first half is here.", "The second half follows now."]
     await disconnect(hass, device, device_state(hass, device))
 
 
@@ -374,7 +402,7 @@ async def test_old_firmware_hears_the_whole_reply(
     """Before v2.2.2 `tts stop` clears the device's queue: it comes only after the play-out."""
     realtime_server.script(ScriptedResponse(text="Every word counts.", audio=tone(1200)))
     device = await bridged(hass, client, firmware_version=firmware)
-    await device.detect_wake_word("talk")
+    await say(device)
     await wait_tts(device, "stop")
     assert device.downlink_outcomes() == {"played": 20}
     assert device.cut_at_stop == 0
@@ -388,7 +416,7 @@ async def test_glyph_push_is_declined(
     the text still goes to the device for its installed font."""
     realtime_server.script(ScriptedResponse(text="𠮷野家 is open.", audio=tone(300)))
     device = await bridged(hass, client, glyph_push=True)
-    await device.detect_wake_word("where to eat")
+    await say(device)
     await wait_tts(device, "stop")
     texts = [m for m in device.messages if m["type"] in ("tts", "stt") and "text" in m]
     assert texts
@@ -411,7 +439,7 @@ async def test_detect_text_is_capped_and_rate_limited(
     realtime_server.script(*(ScriptedResponse(text="Ok.", audio=tone(60)) for _ in range(20)))
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    await device.detect_wake_word("x" * 5000)
+    await send_typed_detect(device, "x" * 5000)
     await until(lambda: len(user_texts(realtime_server)) == 1)
     assert 0 < len(user_texts(realtime_server)[0]) <= 300
     for index in range(15):
@@ -427,6 +455,6 @@ async def test_detect_text_is_capped_and_rate_limited(
     # Once the window has passed, a request is answered again.
     monkeypatch.setattr(bridge_wake, "DETECT_WINDOW", 0.2)
     await asyncio.sleep(0.3)
-    await device.detect_wake_word("one more")
+    await send_typed_detect(device, "one more")
     await until(lambda: user_texts(realtime_server)[-1:] == ["one more"])
     await disconnect(hass, device, state)

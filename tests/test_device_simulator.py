@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+import itertools
 import json
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 import uuid
 import wave
 
 import aiohttp
+from aiohttp import WSCloseCode
 from aiohttp.test_utils import TestServer
 import aiohttp.web
 import numpy as np
@@ -28,16 +32,23 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     SessionStateError,
     UnknownMessageTypeError,
     WakeWordDetected,
+    encode_object,
 )
 from simulator.camera import Camera
 from simulator.device import (
     MAX_DECODE_PACKETS_IN_QUEUE,
     DeviceCrashedError,
     DeviceSimulator,
-    DeviceState,
     HelloTimeoutError,
     OtaError,
     SimulatorError,
+    Tool,
+)
+from simulator.firmware import (
+    MAX_BOOT_FAILURES,
+    DeviceState,
+    boot_retry_delays,
+    is_valid_transition,
 )
 
 from .xiaozhi.reference_server import ServerConnection, XiaozhiTestServer
@@ -69,11 +80,14 @@ async def device(server: XiaozhiTestServer) -> AsyncGenerator[DeviceSimulator]:
     await sim.close()
 
 
-async def connect(sim: DeviceSimulator, server: XiaozhiTestServer) -> ServerConnection:
-    """Open the audio channel and return the server side."""
-    await sim.open_audio_channel()
+async def connect(
+    sim: DeviceSimulator, server: XiaozhiTestServer, mode: ListenMode | None = None
+) -> ServerConnection:
+    """Press the button: the channel opens and the board listens at once (firmware order)."""
+    await sim.open_audio_channel(mode)
     conn = await server.connections.get()
     await conn.next_event(HelloReceived)
+    assert (await conn.next_event(ListenStarted)).mode is (mode or sim.default_mode)
     return conn
 
 
@@ -194,8 +208,6 @@ async def test_hello_listen_and_uplink_audio(version: int, socket_enabled: None)
             assert conn.headers["Protocol-Version"] == str(version)
             assert "Authorization" not in conn.headers
             assert sim.session_id == conn.session.session_id
-            await sim.start_listening()
-            assert (await conn.next_event(ListenStarted)).mode is ListenMode.AUTO
             sent = await sim.send_audio(tone(0.6, 16000))
             assert sent == 10
             decoder = opuslib_next.Decoder(16000, 1)
@@ -220,9 +232,7 @@ async def test_hello_listen_and_uplink_audio(version: int, socket_enabled: None)
 async def test_dtx_makes_silence_tiny(server: XiaozhiTestServer, device: DeviceSimulator) -> None:
     """With DTX on, silent frames become tiny packets, as on the real encoder."""
     conn = await connect(device, server)
-    await device.start_listening()
     await device.send_audio(bytes(16000 * 2))
-    await conn.next_event(ListenStarted)
     sizes = [len((await conn.next_event(AudioReceived)).packet.payload) for _ in range(16)]
     assert sum(size <= 3 for size in sizes) >= 12  # DTX refreshes comfort noise now and then
 
@@ -267,8 +277,6 @@ async def test_downlink_gating_and_return_to_listening(
 ) -> None:
     """Audio before tts start is dropped; tts stop sends listen start again in auto mode."""
     conn = await connect(device, server)
-    await device.start_listening()
-    await conn.next_event(ListenStarted)
     encoder = opuslib_next.Encoder(24000, 1, opuslib_next.APPLICATION_AUDIO)
     await conn.ws.send_bytes(encoder.encode(bytes(2880), 1440))
     count = await conn.speak(tone(0.3, 24000), text="hello there")
@@ -283,9 +291,7 @@ async def test_manual_mode_goes_idle_after_tts_stop(
     server: XiaozhiTestServer, device: DeviceSimulator
 ) -> None:
     """In manual mode tts stop ends in Idle without a new listen start."""
-    conn = await connect(device, server)
-    await device.start_listening(ListenMode.MANUAL)
-    await conn.next_event(ListenStarted)
+    conn = await connect(device, server, ListenMode.MANUAL)
     await conn.speak(tone(0.12, 24000))
     await device.wait_for_message(lambda m: m.get("state") == "stop")
     assert device.state is DeviceState.IDLE
@@ -312,8 +318,7 @@ async def test_abort_keeps_speaking_until_tts_stop(
     server: XiaozhiTestServer, device: DeviceSimulator
 ) -> None:
     """Abort only sends a message; Speaking ends with the server's tts stop."""
-    conn = await connect(device, server)
-    await device.start_listening(ListenMode.REALTIME)
+    conn = await connect(device, server, ListenMode.REALTIME)
     await conn.speak(tone(0.12, 24000), stop=False)
     await device.wait_for_message(lambda m: m.get("state") == "start")
     await device.abort()
@@ -332,9 +337,7 @@ async def test_realtime_mode_listens_again_without_listen_start(
     """Firmware `HandleStateChangedEvent(Listening)` sends `listen start` only when
     `play_popup_on_listening_ || !IsAudioProcessorRunning()`: in realtime mode the audio
     processor kept running while Speaking, so `tts stop` returns to Listening silently."""
-    conn = await connect(device, server)
-    await device.start_listening(ListenMode.REALTIME)
-    await conn.next_event(ListenStarted)
+    conn = await connect(device, server, ListenMode.REALTIME)
     await conn.speak(tone(0.12, 24000))
     await device.wait_for_message(lambda m: m.get("state") == "stop")
     assert device.state is DeviceState.LISTENING
@@ -354,8 +357,6 @@ async def test_wake_word_while_speaking_aborts_and_listens_at_once(
     `SetListeningMode(...)`: straight to Listening with `listen start`, no `tts stop` needed,
     and the rest of the reply is no longer played."""
     conn = await connect(device, server)
-    await device.start_listening()
-    await conn.next_event(ListenStarted)
     await conn.speak(tone(0.12, 24000), stop=False)
     await device.wait_for_message(lambda m: m.get("state") == "start")
     await device.detect_wake_word()
@@ -446,7 +447,6 @@ async def test_tts_stop_before_2_2_2_clears_the_playback_queue(
     try:
         await sim.boot()
         conn = await connect(sim, server)
-        await sim.start_listening()
         await conn.speak(tone(0.6, 24000))  # ten packets at once, then tts stop
         await sim.wait_for_message(lambda m: m.get("state") == "stop")
     finally:
@@ -459,7 +459,6 @@ async def test_mic_is_off_while_speaking_in_auto_mode(
 ) -> None:
     """Auto mode disables voice processing on tts start, so no uplink audio is sent."""
     conn = await connect(device, server)
-    await device.start_listening()
     await conn.speak(tone(0.06, 24000), stop=False)
     await device.wait_for_message(lambda m: m.get("state") == "start")
     assert await device.send_audio(tone(0.12, 16000)) == 0
@@ -606,7 +605,6 @@ async def test_send_wav_resamples(
         wav.setframerate(24000)
         wav.writeframes(pcm)
     await connect(device, server)
-    await device.start_listening()
     assert await device.send_wav(path) == 4
     assert await device.send_audio(tone(0.12, 16000), realtime=True) == 2
 
@@ -621,3 +619,260 @@ async def test_server_close_returns_to_idle(
     assert device.state is DeviceState.IDLE
     with pytest.raises(SimulatorError):
         await device.wait_for_message(lambda m: False, start=len(device.messages))
+
+
+# --- The firmware's own order and timing (xiaozhi-esp32 v2.4.2, esp-ml307) -------------------
+
+
+async def test_websocket_host_header_has_no_port(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """esp-ml307 `WebSocket::Connect` writes `Host: <host>` without the port, while its HTTP
+    client (the boot check, the photo upload) sends `host:port`. `ws_host_with_port` is a
+    simulator option for clients that are no stock board."""
+    port = urlsplit(server.ws_url).port
+    conn = await connect(device, server)
+    assert conn.headers["Host"] == "127.0.0.1"
+    assert server.ota_requests[0][0]["Host"] == f"127.0.0.1:{port}"
+    await device.close()
+    other = DeviceSimulator(server.ota_url, ws_host_with_port=True)
+    try:
+        await other.boot()
+        conn = await connect(other, server)
+    finally:
+        await other.close()
+    assert conn.headers["Host"] == f"127.0.0.1:{port}"
+
+
+async def test_button_press_listens_right_after_the_hello(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """`ContinueOpenAudioChannel`: the server hello, then at once `listen start` and the
+    microphone, before and whatever the server does next (here: nothing, not even MCP)."""
+    await device.open_audio_channel()
+    conn = await server.connections.get()
+    await conn.next_event(HelloReceived)
+    assert device.state is DeviceState.LISTENING
+    assert device.mic_active
+    assert await device.send_audio(tone(0.12, 16000)) == 2
+    assert isinstance(await conn.events.get(), ListenStarted)
+    assert isinstance(await conn.events.get(), AudioReceived)
+    texts = [json.loads(f) for f in device.sent_frames if isinstance(f, str)]
+    assert [m["type"] for m in texts] == ["hello", "listen"]
+    assert not [m for m in device.messages if m["type"] == "mcp"]
+
+
+async def test_wake_word_while_listening_is_off_by_default(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """Wake word detection stops in Listening (`ConfigureWakeWordForListening`, without
+    `CONFIG_WAKE_WORD_DETECTION_IN_LISTENING`): nothing is sent."""
+    await connect(device, server)
+    frames = len(device.sent_frames)
+    assert not await device.detect_wake_word()
+    assert len(device.sent_frames) == frames
+
+
+async def test_wake_word_while_listening_aborts_and_listens_without_detect(
+    server: XiaozhiTestServer, socket_enabled: None
+) -> None:
+    """With `CONFIG_WAKE_WORD_DETECTION_IN_LISTENING`, `HandleWakeWordDetectedEvent` in
+    Listening sends `abort` (`wake_word_detected`) and `listen start`, never `listen detect`."""
+    sim = DeviceSimulator(server.ota_url, wake_word_in_listening=True)
+    try:
+        await sim.boot()
+        conn = await connect(sim, server)
+        assert await sim.detect_wake_word()
+        assert (await conn.next_event(AbortRequested)).reason == "wake_word_detected"
+        assert (await conn.next_event(ListenStarted)).mode is ListenMode.AUTO
+    finally:
+        await sim.close()
+    sent = [json.loads(f) for f in sim.sent_frames if isinstance(f, str)]
+    assert [m.get("state") for m in sent if m["type"] == "listen"] == ["start", "start"]
+
+
+async def test_listen_detect_carries_only_the_wake_word(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """`ContinueWakeWordInvoke` sends the detected wake word (`SendWakeWordDetected`); the
+    firmware has no way to send other `listen detect` text."""
+    with pytest.raises(SimulatorError, match="wake word"):
+        await device.detect_wake_word("what time is it")
+    assert device.sent_frames == []
+    assert await device.detect_wake_word()
+    conn = await server.connections.get()
+    assert await conn.next_event(WakeWordDetected) == WakeWordDetected(device.wake_word)
+
+
+async def test_listen_start_after_tts_stop_waits_for_the_playback(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """Auto mode: `tts stop` makes the board Listening, but `listen start` (and the
+    microphone) waits until the playback queue drained (`pending_listening_start_`, then
+    MAIN_EVENT_PLAYBACK_DRAINED -> `StartListeningAudio`)."""
+    loop = asyncio.get_running_loop()
+    conn = await connect(device, server)
+    await conn.speak(tone(0.6, 24000))  # ten packets at once, then tts stop
+    await device.wait_for_message(lambda m: m.get("state") == "stop")
+    stopped = loop.time()
+    played_until = max(p.arrival for p in device.downlink) + 0.6
+    assert device.state is DeviceState.LISTENING
+    assert device.listen_start_pending
+    assert not device.mic_active
+    assert await device.send_audio(tone(0.06, 16000)) == 0  # the microphone is still off
+    await conn.next_event(ListenStarted)
+    assert loop.time() >= played_until - 0.07 > stopped
+    assert device.mic_active
+    assert device.downlink_outcomes() == {"played": 10}
+    assert device.cut_at_stop == 0
+
+
+async def test_tts_start_waits_for_the_main_task_while_connecting(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """`DeviceStateMachine::IsValidTransition` refuses Connecting -> Speaking; the firmware
+    runs `tts start` on the main task (`Schedule`), which is busy connecting
+    (`ContinueOpenAudioChannel`): Speaking comes only after `listen start`, and audio sent
+    before that is dropped (`OnIncomingAudio` queues only while Speaking)."""
+    assert not is_valid_transition(DeviceState.CONNECTING, DeviceState.SPEAKING)
+    assert is_valid_transition(DeviceState.IDLE, DeviceState.SPEAKING)
+    encoder = opuslib_next.Encoder(24000, 1, opuslib_next.APPLICATION_AUDIO)
+    server.after_hello = [
+        encode_object({"type": "tts", "state": "start"}),
+        encoder.encode(bytes(2880), 1440),
+    ]
+    conn = await connect(device, server)
+    await device.wait_for_message(lambda m: m.get("state") == "start")
+    assert device.state is DeviceState.SPEAKING  # after Listening, not from Connecting
+    assert device.downlink_outcomes() == {"not_speaking": 1}
+    assert device.refused_transitions == []
+    assert conn.events.empty()
+
+
+async def test_tts_start_while_idle_speaks(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """Idle -> Speaking is a valid transition: a manual-mode board that went idle after
+    `tts stop` plays a reply the server starts on its own."""
+    conn = await connect(device, server, ListenMode.MANUAL)
+    await device.stop_listening()
+    assert device.state is DeviceState.IDLE
+    start = len(device.messages)
+    count = await conn.speak(tone(0.12, 24000), stop=False)
+    await device.wait_for_message(lambda m: m.get("state") == "start", start)
+    assert device.state is DeviceState.SPEAKING
+    async with asyncio.timeout(5):
+        while len(device.downlink) < count:  # noqa: ASYNC110 - set by the receive loop
+            await asyncio.sleep(0.005)
+    assert device.downlink_outcomes() == {"played": count}
+
+
+async def test_tool_call_blocks_the_main_task(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """`McpServer::DoToolCall` runs the tool on the main task (`Schedule`): while a long
+    tool runs, `tts start` waits and the reply's audio is dropped; then both go on."""
+    release = asyncio.Event()
+
+    async def slow(_: dict[str, Any]) -> object:
+        await release.wait()
+        return "done"
+
+    device.tools.append(Tool("self.slow", "Takes a while.", {}, slow))
+    conn = await connect(device, server)
+    call = asyncio.create_task(conn.mcp.call_tool("self.slow"))
+    async with asyncio.timeout(5):
+        while not device.main_task_held:  # noqa: ASYNC110 - set by the receive loop
+            await asyncio.sleep(0.005)
+    count = await conn.speak(tone(0.12, 24000), text="later", stop=False)
+    await device.wait_for_message(lambda m: m.get("state") == "sentence_start")
+    async with asyncio.timeout(5):
+        while len(device.downlink) < count:  # noqa: ASYNC110 - set by the receive loop
+            await asyncio.sleep(0.005)
+    assert device.state is DeviceState.LISTENING
+    assert device.assistant_lines == []
+    assert device.downlink_outcomes() == {"not_speaking": count}
+    release.set()
+    assert (await call).text == "done"
+    assert device.state is DeviceState.SPEAKING
+    assert device.assistant_lines == ["later"]
+    assert not device.main_task_held
+
+
+def test_server_aec_listens_in_realtime_mode() -> None:
+    """`GetDefaultListeningMode`: with AEC on (server AEC builds too) realtime, else auto."""
+    assert DeviceSimulator(server_aec=True).default_mode is ListenMode.REALTIME
+    assert DeviceSimulator(server_aec=True).hello().features.aec
+    assert DeviceSimulator().default_mode is ListenMode.AUTO
+    with pytest.raises(SimulatorError):
+        DeviceSimulator(server_aec=True, default_mode=ListenMode.AUTO)
+
+
+async def test_close_frames_are_not_answered(
+    server: XiaozhiTestServer, device: DeviceSimulator
+) -> None:
+    """esp-ml307 `OnTcpData` on opcode 0x8 only marks itself disconnected: the board never
+    answers a close frame (a server waiting for the answer waits in vain), and its own
+    `CloseAudioChannel` drops the TCP connection without one (`~WebSocket`)."""
+    closes: list[tuple[float, int | None]] = []
+
+    async def handler(request: aiohttp.web.Request) -> aiohttp.web.WebSocketResponse:
+        ws = aiohttp.web.WebSocketResponse(timeout=0.3)
+        await ws.prepare(request)
+        await ws.receive()  # the board's hello
+        await ws.send_str('{"type":"hello","transport":"websocket"}')
+        await ws.receive()  # its listen start
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await ws.close()  # waits up to `timeout` for the answer (nothing else reads)
+        closes.append((loop.time() - started, ws.close_code))
+        return ws
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/ws", handler)
+    async with TestServer(app, host="127.0.0.1") as quiet:
+        sim = DeviceSimulator(ws_url=str(quiet.make_url("/ws")).replace("http", "ws", 1))
+        try:
+            await sim.open_audio_channel()
+            await sim.wait_closed()
+            assert sim.state is DeviceState.IDLE
+            assert not sim.channel_open
+            async with asyncio.timeout(5):
+                while not closes:  # noqa: ASYNC110 - set by the server handler
+                    await asyncio.sleep(0.01)
+        finally:
+            await sim.close()
+    waited, code = closes[0]
+    assert waited >= 0.29
+    assert code == WSCloseCode.ABNORMAL_CLOSURE  # no close frame came back
+    # The board's own close (the button while Listening): no close frame either.
+    conn = await connect(device, server)
+    await device.close_audio_channel()
+    await conn.closed.wait()
+    assert conn.ws.close_code != WSCloseCode.OK
+
+
+async def test_failed_boot_check_retries_after_10_20_40_seconds(
+    server: XiaozhiTestServer, socket_enabled: None
+) -> None:
+    """`CheckNewVersion`: a failed check (a 503 too) alerts and is retried after 10 s, then
+    20, 40 ... s; after 10 failures in a row the board stops and picks MQTT."""
+    assert boot_retry_delays()[:3] == [10.0, 20.0, 40.0]
+    assert len(boot_retry_delays()) == MAX_BOOT_FAILURES - 1
+    server.ota_failures = 3
+    sim = DeviceSimulator(server.ota_url, boot_retry_delay=0.05)
+    try:
+        result = await sim.boot()
+        assert result is not None
+        assert sim.boot_failures == ["OTA status 503"] * 3
+        gaps = [b - a for a, b in itertools.pairwise(server.ota_times)]
+        assert all(gap >= wait - 0.01 for gap, wait in zip(gaps, (0.05, 0.1, 0.2), strict=True))
+        assert gaps[2] < 0.2 * 2
+        server.ota_failures = MAX_BOOT_FAILURES
+        sim.boot_retry_delay = 0.001
+        assert await sim.boot() is None
+        assert sim.uses_mqtt
+        with pytest.raises(SimulatorError, match="MQTT"):
+            await sim.open_audio_channel()
+    finally:
+        await sim.close()

@@ -25,7 +25,7 @@ from custom_components.openai_realtime_voice.realtime import (
 from custom_components.openai_realtime_voice.tools import ToolNames
 from custom_components.openai_realtime_voice.turn import MAX_TOOL_ROUNDS
 from tests.agent_helpers import TURN_ON
-from tests.bridge_helpers import bridge_of, bridged, device_state, wait_tts
+from tests.bridge_helpers import bridge_of, bridged, device_state, say, wait_tts
 from tests.device_helpers import release_devices, until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
@@ -72,7 +72,9 @@ async def test_device_tool_calls_are_recorded_and_replayed(
         ),
         ScriptedResponse(text="Done.", audio=tone(300)),
     )
-    await device.detect_wake_word("light on and volume 40")
+    realtime_server.user_transcript = "light on and volume 40"
+    await until(lambda: device.mic_active)
+    await say(device)
     await until(lambda: realtime_server.responses_done >= 2)
     await wait_tts(device, "stop")
     assert device.volume == 40
@@ -152,13 +154,16 @@ async def test_a_model_that_keeps_calling_tools_is_stopped(
     )
     creates = len(realtime_server.of_type("response.create"))
     with caplog.at_level(logging.WARNING):
-        await device.detect_wake_word("keep going")
+        realtime_server.user_transcript = "keep going"
+        await until(lambda: device.mic_active)
+        await say(device)
         await until(lambda: len(_outputs(realtime_server)) >= rounds + 1)
         await until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING)
     await wait_tts(device, "stop")
     await asyncio.sleep(0.2)  # no further response is asked for
-    # The first response and one per answered round; the last round's outputs are added only.
-    assert len(realtime_server.of_type("response.create")) - creates == rounds + 1
+    # One response per answered round (the service's turn detection created the first); the
+    # last round's outputs are added only.
+    assert len(realtime_server.of_type("response.create")) - creates == rounds
     assert len(_outputs(realtime_server)) == rounds + 1
     assert f"called tools in {rounds + 1} responses in a row" in caplog.text
     assert bridge_of(hass, state).phase is BridgePhase.LISTENING  # not stuck: the device listens
@@ -167,9 +172,12 @@ async def test_a_model_that_keeps_calling_tools_is_stopped(
     # The next user turn starts counting anew and is answered.
     realtime_server.script(ScriptedResponse(text="Hello again.", audio=tone(120)))
     start = len(device.messages)
-    await device.detect_wake_word("hello")
+    realtime_server.user_transcript = "hello"
+    await until(lambda: device.mic_active)
+    await say(device)
     await wait_tts(device, "stop", start)
-    assert len(realtime_server.of_type("response.create")) - creates == rounds + 2
+    assert len(realtime_server.of_type("response.create")) - creates == rounds
+    assert realtime_server.responses_done >= rounds + 2
 
 
 async def test_device_tool_errors_and_timeouts_are_results(
@@ -186,7 +194,9 @@ async def test_device_tool_errors_and_timeouts_are_results(
         ScriptedResponse(calls=[ScriptedCall(SET_VOLUME, '{"volume": 500}')]),  # out of range
         ScriptedResponse(text="Sorry.", audio=tone(120)),
     )
-    await device.detect_wake_word("set the volume to 500")
+    realtime_server.user_transcript = "set the volume to 500"
+    await until(lambda: device.mic_active)
+    await say(device)
     await until(lambda: realtime_server.responses_done >= 2)
     await wait_tts(device, "stop")
     (refused,) = _outputs(realtime_server)
@@ -199,7 +209,9 @@ async def test_device_tool_errors_and_timeouts_are_results(
         ScriptedResponse(text="The device does not answer.", audio=tone(120)),
     )
     start = len(device.messages)
-    await device.detect_wake_word("how is the battery")
+    realtime_server.user_transcript = "how is the battery"
+    await until(lambda: device.mic_active)
+    await say(device)
     await until(lambda: realtime_server.responses_done >= 4)
     await wait_tts(device, "stop", start)
     timed_out = _outputs(realtime_server)[1]

@@ -15,6 +15,7 @@ from tests.bridge_helpers import (
     device_state,
     disconnect,
     satellite_id,
+    say,
     wait_tts,
 )
 from tests.device_helpers import device_client, until
@@ -56,8 +57,7 @@ async def test_fallback_while_realtime_is_down_and_back(
     )
     await until(lambda: hass.states.get(entity_id).attributes["path"] == "assist_pipeline")
     assert state.errors["realtime"] >= 1
-    # A turn on the fallback path starts a pipeline run through the satellite.
-    await device.start_listening()
+    # The listening board's turn runs through the satellite's pipeline from the switch on.
     await device.send_audio(tone(300)[:9600])
     await until(
         lambda: (
@@ -77,6 +77,6 @@ async def test_fallback_while_realtime_is_down_and_back(
     # Realtime answers again.
     realtime_server.script(ScriptedResponse(text="I am back.", audio=tone(120)))
     start = len(device.messages)
-    await device.detect_wake_word("are you there")
+    await say(device)
     await wait_tts(device, "stop", start)
     await disconnect(hass, device, state)

@@ -36,7 +36,14 @@ from custom_components.openai_realtime_voice.realtime import RealtimeClient
 from custom_components.openai_realtime_voice.realtime.client import ClientOptions
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from simulator.device import DeviceSimulator
-from tests.bridge_helpers import bridge_of, bridged, device_state, satellite_state
+from tests.bridge_helpers import (
+    bridge_of,
+    bridged,
+    device_state,
+    satellite_state,
+    say,
+    send_typed_detect,
+)
 from tests.device_helpers import until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
@@ -96,16 +103,17 @@ async def speaking_reply(
     server.script(
         ScriptedResponse(text="A long answer.", audio=tone(3000), chunks=10, hold=hold, **kwargs)
     )
-    await device.detect_wake_word("tell me something")
+    await say(device)
     await until(lambda: device.downlink_outcomes().get("played", 0) >= 3)
     return hold
 
 
 async def typed_turn(device: DeviceSimulator, server: RealtimeServer, text: str = "hi") -> None:
-    """One complete typed turn: `listen detect` -> reply -> `tts stop`."""
+    """One complete typed turn (a client that is no stock board): `listen detect` -> reply ->
+    `tts stop`."""
     server.script(ScriptedResponse(text="Ok.", audio=tone(120)))
     start = len(device.messages)
-    await device.detect_wake_word(text)
+    await send_typed_detect(device, text)
     await wait_tts(device, "stop", start)
 
 
@@ -200,7 +208,7 @@ async def test_service_error_events(
         ScriptedResponse(text="Half an", audio=tone(300), status="failed"),
     )
     start = len(device.messages)
-    await device.detect_wake_word("hello")
+    await say(device)
     await wait_tts(device, "stop", start)
     await settles(hass, state)
     await typed_turn(device, realtime_server)
@@ -330,8 +338,8 @@ async def test_device_disconnects_mid_reply(
     state = device_state(hass, device)
     await speaking_reply(device, realtime_server)
     bridge = bridge_of(hass, state)
-    await close_device(hass, device, state)
-    assert bridge.connection.closed
+    await close_device(hass, device, state)  # the board drops TCP: no close frame
+    await until(lambda: bridge.connection.closed)
     assert not state.connected
     await hass.async_block_till_done()
     assert satellite_state(hass, state) == AssistSatelliteState.IDLE
@@ -478,7 +486,7 @@ async def test_memory_is_flat_over_a_thousand_turns(
     async def turns(count: int) -> None:
         for _ in range(count):
             start = len(device.messages)
-            await device.detect_wake_word("hi")
+            await send_typed_detect(device, "hi")
             await wait_tts(device, "stop", start)
             if start > 100:  # the test's own records, not the integration's
                 device.messages.clear()

@@ -18,7 +18,7 @@ from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.profile import CONF_PROFILE
 from simulator.device import DeviceSimulator
-from tests.bridge_helpers import device_state
+from tests.bridge_helpers import device_state, say
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
@@ -141,7 +141,7 @@ async def test_area_scoped_request_uses_the_devices_area(
         ),
         ScriptedResponse(text="Done."),
     )
-    await device.detect_wake_word("turn on the lights")
+    await say(device)
     await until(lambda: realtime_server.responses_done >= 2)
     await hass.async_block_till_done()
     assert hass.states.get("light.kitchen_lights").state == "on"

@@ -40,6 +40,7 @@ from custom_components.openai_realtime_voice.const import (
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.ota import MAX_BODY_SIZE
 from custom_components.openai_realtime_voice.endpoint.pairing import MAX_WRONG_CODES
+from tests.bridge_helpers import say
 from tests.device_helpers import (
     connected_device,
     device_client,
@@ -227,7 +228,7 @@ async def test_no_secret_in_logs_over_a_whole_journey(
             ScriptedResponse(calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]),
             ScriptedResponse(text="Done.", audio=tone(120)),
         )
-        await device.detect_wake_word("turn on the kitchen lights")
+        await say(device)
         await until(lambda: realtime_server.responses_done >= 2)
         await realtime_server.drop()
         await realtime_server.wait_connections(2)
@@ -275,7 +276,7 @@ async def test_device_cannot_reach_unexposed_entities(
         ScriptedResponse(text="I can't.", audio=tone(120)),
     )
     try:
-        await device.detect_wake_word("turn on the kitchen switch")
+        await say(device)
         await until(lambda: realtime_server.responses_done >= 2)
         await hass.async_block_till_done()
         outputs = [

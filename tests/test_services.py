@@ -21,7 +21,7 @@ import pytest
 from custom_components.openai_realtime_voice.const import DOMAIN
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
-from tests.bridge_helpers import bridge_of, bridged, device_state, tts_states, wait_tts
+from tests.bridge_helpers import bridge_of, bridged, device_state, say, tts_states, wait_tts
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
@@ -120,7 +120,7 @@ async def test_speak_waits_for_the_reply_in_progress(
         ScriptedResponse(text="Here is a long story.", audio=tone(600), hold=hold),
         ScriptedResponse(text="Dinner is ready.", audio=tone(180)),
     )
-    await device.detect_wake_word("tell me a story")
+    await say(device)
     await wait_tts(device, "start")
     await until(lambda: bool(device.downlink))
     speak = hass.async_create_task(
@@ -161,7 +161,7 @@ async def test_ask_returns_the_answer_and_the_matched_option(
 
     async def reply() -> None:
         await wait_tts(device, "stop")
-        await until(lambda: device.state.value == "listening")
+        await until(lambda: device.mic_active)  # listen start once the question played out
         await device.send_audio(answer + bytes(32000))
 
     replying = hass.async_create_task(reply())
@@ -240,7 +240,7 @@ async def test_converse_adds_instructions_for_the_next_answer_only(
     with_extra = _instructions(realtime_server)
     assert with_extra.startswith(base)
     assert with_extra.endswith("Help the user get the house ready for the night.")
-    await until(lambda: device.state.value == "listening")
+    await until(lambda: device.mic_active)  # listen start once the question played out
     await device.send_audio(await synthesize("yes", 16000) + bytes(32000))
     await until(lambda: realtime_server.responses_done >= 2)
     await until(lambda: _instructions(realtime_server) == base)

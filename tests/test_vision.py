@@ -38,6 +38,7 @@ from custom_components.openai_realtime_voice.vision import (
 from custom_components.openai_realtime_voice.vision_view import MAX_UPLOAD_BYTES
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
 from simulator.device import DeviceSimulator
+from tests.bridge_helpers import say
 from tests.camera_helpers import (
     GARAGE,
     FirmwareHostBoard,
@@ -46,13 +47,7 @@ from tests.camera_helpers import (
     photo_pending,
     take_photo,
 )
-from tests.device_helpers import (
-    device_client,
-    pair,
-    release_devices,
-    simulator,
-    until,
-)
+from tests.device_helpers import device_client, pair, release_devices, simulator, until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
@@ -95,7 +90,7 @@ async def test_camera_board_photo_reaches_the_model(
         ScriptedResponse(calls=[ScriptedCall(PHOTO_TOOL, '{"question": "What do you see?"}')]),
         ScriptedResponse(text="I see a white square.", audio=tone(600)),
     )
-    await device.detect_wake_word("what do you see")
+    await say(device)
     await until(lambda: realtime_server.responses_done >= 2, timeout=10)
     await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == "stop")
 
@@ -415,7 +410,7 @@ async def test_device_looks_at_a_home_assistant_camera(
         ScriptedResponse(calls=[ScriptedCall(offered()[0], json.dumps({"entity_id": GARAGE}))]),
         ScriptedResponse(text="The garage door is open.", audio=tone(300)),
     )
-    await device.detect_wake_word("is the garage door open")
+    await say(device)
     await until(lambda: realtime_server.responses_done >= 2, timeout=10)
     await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == "stop")
     assert cameras[GARAGE].snapshots == 1

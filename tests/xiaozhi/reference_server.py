@@ -109,6 +109,9 @@ class XiaozhiTestServer:
         self.activate_after = activate_after
         self.hello_hook = hello_hook
         self.ota_extra: dict[str, Any] = {}
+        self.ota_failures = 0  # boot checks still to answer with 503
+        self.ota_times: list[float] = []  # when each boot check arrived (loop time)
+        self.after_hello: list[str | bytes] = []  # frames sent in one go after the hello
         self.ota_requests: list[tuple[dict[str, str], Any]] = []
         self.activate_requests: list[tuple[dict[str, str], Any]] = []
         self.connections: asyncio.Queue[ServerConnection] = asyncio.Queue()
@@ -141,6 +144,10 @@ class XiaozhiTestServer:
     async def _ota(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.ota_requests.append((dict(request.headers), body))
+        self.ota_times.append(asyncio.get_running_loop().time())
+        if self.ota_failures:
+            self.ota_failures -= 1
+            return web.Response(status=503)
         reply: dict[str, Any] = {
             "websocket": {"url": self.ws_url, "token": self.token, "version": self.version},
             "server_time": {"timestamp": 1767225600000, "timezone_offset": 480},
@@ -200,6 +207,13 @@ class XiaozhiTestServer:
             hello = self.hello_hook(conn.session.server_hello.to_dict())
             if hello is not None:
                 await conn.ws.send_str(encode_object(hello))
+        if isinstance(event, HelloReceived) and self.after_hello:
+            await conn.flush()  # the hello
+            for frame in self.after_hello:
+                if isinstance(frame, str):
+                    await conn.ws.send_str(frame)
+                else:
+                    await conn.ws.send_bytes(frame)
         if isinstance(event, McpReceived):
             try:
                 notification = conn.mcp.handle_message(event.payload)

@@ -242,7 +242,10 @@ class SpeechBridge:
                 self.device.mac,
                 error,
             )
-            self.engine = AssistFallback(self)
+            self.engine = fallback = AssistFallback(self)
+            session = self.connection.session
+            if session.listening and not session.speaking and not self.connection.closed:
+                fallback.take_over(session.listen_mode, self.realtime.take_unsent())
         self.device.async_notify()
 
     # --- device events ----------------------------------------------------------------------

@@ -96,6 +96,7 @@ class Downlink:
         self._reply_chars = 0  # transcript characters of the current reply so far
         self._shown_chars = 0  # where the next completed sentence starts in that text
         self._face_set = False
+        self.lines_shown = 0  # `sentence_start` lines sent so far (never reset)
         self.stop_guard = stop_guard
         self.frame_ms = frame_ms
 
@@ -115,7 +116,7 @@ class Downlink:
         return self._pacer.played_ms
 
     async def _send(self, packet: bytes) -> None:
-        if self._waiting:
+        if self._waiting or self._sentences.tail_ends_sentence:
             await self._show_due(self._pacer.sent)
         if await self._link.send_audio(packet) and self._first_pending:
             self._first_pending = False
@@ -169,11 +170,21 @@ class Downlink:
                 return
             self._waiting.popleft()
             await self.sentence(sentence)
+        # The text so far ends with a full stop when its audio starts: the transcript runs
+        # ahead of the audio, so nothing more of this sentence is coming (the reply's last
+        # sentence has no white space after it until the reply ends).
+        if (
+            self._sentences.tail_ends_sentence
+            and self._reply_frame + self._shown_chars * frames / chars <= frame
+            and (rest := self._sentences.flush()) is not None
+        ):
+            await self._queue_sentence(rest)
 
     async def sentence(self, text: str) -> None:
         """Show one assistant line."""
         if self.speaking:
             self._link.session.send_sentence(text)
+            self.lines_shown += 1
             await self._link.flush()
 
     async def finish(self) -> None:

@@ -10,7 +10,7 @@ through the bridge's usual downlink.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 from homeassistant.components import tts
@@ -19,12 +19,12 @@ from homeassistant.components.assist_pipeline.models import PipelineStage
 from homeassistant.components.ffmpeg import get_ffmpeg_manager
 from homeassistant.core import callback
 
-from ..audio import DEVICE_SAMPLE_RATE
+from ..audio import DEVICE_SAMPLE_RATE, REALTIME_SAMPLE_RATE, Resampler
 from ..xiaozhi import ListenMode
 from .context import BridgeContext, BridgePath
 from .media import MediaError, async_tts_to_pcm
 from .satellites import DATA_SATELLITES, PipelineSatellite
-from .uplink import Uplink
+from .uplink import Commit, Uplink, UplinkItem
 
 
 class AssistFallback:
@@ -38,6 +38,8 @@ class AssistFallback:
         self._uplink: Uplink | None = None
         self._audio: asyncio.Queue[bytes | None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._run: asyncio.Task[Any] | None = None  # the run of the current turn
+        self._fed = False  # whether the current turn's run got any audio
         self._tts_text: str | None = None
         self._stopped = False
 
@@ -46,10 +48,11 @@ class AssistFallback:
         """The Assist pipeline path."""
         return BridgePath.ASSIST_PIPELINE
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = self.bridge.spawn(coro, f"fallback {name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     @callback
     def start_turn(self, mode: ListenMode | None = None) -> None:
@@ -66,11 +69,42 @@ class AssistFallback:
             self._uplink = Uplink(DEVICE_SAMPLE_RATE, frame_ms)
         self._uplink.reset()
         if self._audio is not None:
-            self._audio.put_nowait(None)
+            if self._fed:
+                self._audio.put_nowait(None)  # the run goes on with what it heard
+            elif self._run is not None:
+                self._run.cancel()  # nothing was said: no run on silence
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._audio = queue
+        self._fed = False
         self.turns += 1
-        self._spawn(self._run_pipeline(satellite, queue), "pipeline")
+        self._run = self._spawn(self._run_pipeline(satellite, queue), "pipeline")
+
+    @callback
+    def take_over(self, mode: ListenMode, unsent: Sequence[UplinkItem]) -> None:
+        """Take over a device that is listening: its turn starts now, with what it said.
+
+        The firmware sends `listen start` right after the hello and, in auto mode, again only
+        after a reply: a board listening when Realtime refused or dropped sends no new one.
+        `unsent` is its speech Realtime never got (24 kHz batches, oldest first).
+        """
+        self.start_turn(mode)
+        if (queue := self._audio) is None:
+            return  # no satellite: the failure is reported
+        resampler = Resampler(REALTIME_SAMPLE_RATE, DEVICE_SAMPLE_RATE)
+        pcm = bytearray()
+        ended = False
+        for item in unsent:
+            if isinstance(item, Commit):  # a push-to-talk turn that already ended
+                ended = True
+                break
+            pcm += resampler.process(item)
+        if unsent:
+            pcm += resampler.flush()
+        if pcm:
+            queue.put_nowait(bytes(pcm))
+            self._fed = True
+        if ended:
+            self.end_turn()
 
     @callback
     def audio(self, payload: bytes) -> None:
@@ -79,6 +113,7 @@ class AssistFallback:
             return
         if (batch := self._uplink.feed(payload)) is not None:
             self._audio.put_nowait(batch)
+            self._fed = True
 
     @callback
     def end_turn(self) -> None:
@@ -87,6 +122,7 @@ class AssistFallback:
             return
         if (rest := self._uplink.flush()) is not None:
             self._audio.put_nowait(rest)
+            self._fed = True
         self._audio.put_nowait(None)
         self._audio = None
 

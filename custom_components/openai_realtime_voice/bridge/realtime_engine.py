@@ -57,7 +57,7 @@ from .context import BridgePath, BridgePhase, RealtimeContext, SessionHooks
 from .latency import speech_end, speech_start
 from .speaker import Speaker
 from .turns import DeviceTurns
-from .uplink import Commit, UplinkQueue
+from .uplink import Commit, UplinkItem, UplinkQueue
 from .wake import MAX_DETECT_CHARS, DetectBudget
 
 RETRY_DELAYS: Final = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -89,6 +89,7 @@ class RealtimeEngine:
         self._hooks = hooks
         self.client: RealtimeClient | None = None
         self.uplink: UplinkQueue | None = None
+        self._unsent: UplinkItem | None = None  # taken from the uplink, waiting for a session
         self._config: SessionConfig | None = None
         self._tool_names: tuple[str, ...] = ()
         self._mode = ListenMode.AUTO  # the listening mode the session is configured for
@@ -287,12 +288,12 @@ class RealtimeEngine:
                     self._ctx.set_phase(BridgePhase.PROCESSING)
                 case InputCommitted(item_id=item_id):
                     self.turns.heard_turn(item_id)
+                    self._speaker.user_turn_ended(item_id)
                 case InputTranscript(item_id=item_id, text=text, usage=usage):
                     self._ctx.entry.runtime_data.usage.record_transcription(usage)
                     self.turns.add_transcript(item_id, text)
                     if text:
-                        self.connection.session.send_stt(text)
-                        await self.connection.flush()
+                        await self._speaker.show_user_text(item_id, text)
                         self._hooks.on_transcript(text)
                 case ResponseStarted(response=response):
                     if SILENT_KEY not in (response.metadata or {}):
@@ -375,7 +376,12 @@ class RealtimeEngine:
         loop = asyncio.get_running_loop()
         while True:
             item, arrived = await uplink.get()
-            client = self.client or await self._session()
+            if (client := self.client) is None:
+                self._unsent = item
+                client = await self._session()
+                if self._unsent is None:
+                    continue  # the Assist pipeline took it over (`take_unsent`)
+                self._unsent = None
             if client is None:
                 continue
             if not isinstance(item, Commit):
@@ -393,6 +399,15 @@ class RealtimeEngine:
             except RealtimeError as err:
                 self._ctx.fail("realtime", f"Realtime request failed: {err}")
                 self._ctx.set_phase(BridgePhase.IDLE)  # no answer is coming
+
+    def take_unsent(self) -> list[UplinkItem]:
+        """The user's speech that no session took yet, oldest first (24 kHz PCM batches and
+        the end of a manual turn): the engine that stands in hears it instead."""
+        items = [self._unsent] if self._unsent is not None else []
+        self._unsent = None
+        if self.uplink is not None:
+            items += self.uplink.take()
+        return items
 
     async def _typed_turn(self, text: str) -> None:
         """`listen detect` text is a typed user turn (kept while the session opens)."""

@@ -7,6 +7,7 @@ from typing import Final
 
 # A sentence ends at . ! ? ; (followed by white space) or at CJK full stops, or at a newline.
 _BOUNDARY: Final = re.compile(r"(?<=[.!?;\u2026])\s+|(?<=[\u3002\uff01\uff1f\uff1b])|\n+")
+_TERMINATOR: Final = re.compile(r"[.!?;\u2026][\"')\]\u201d\u2019]*$")
 
 
 class SentenceSplitter:
@@ -24,6 +25,15 @@ class SentenceSplitter:
         parts = _BOUNDARY.split(self._pending)
         self._pending = parts.pop()
         return [part.strip() for part in parts if part.strip()]
+
+    @property
+    def tail_ends_sentence(self) -> bool:
+        """Whether the unfinished rest ends like a sentence (no white space after it yet).
+
+        The last sentence of a transcript has nothing after its full stop: it would only be
+        complete at the end of the reply, although its audio plays long before.
+        """
+        return _TERMINATOR.search(self._pending.rstrip()) is not None
 
     def flush(self) -> str | None:
         """Return the unfinished rest, if any, and forget it."""

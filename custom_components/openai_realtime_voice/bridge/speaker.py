@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import ClassVar, Final
 
+from ..const import LOGGER
 from ..realtime import AudioDelta, RealtimeResponse, TranscriptDelta
 from ..xiaozhi import ListenMode
 from .context import BridgeContext, BridgePhase
@@ -26,6 +27,9 @@ ECHO_GUARD: Final = 0.3
 
 OLD_FIRMWARE_STOP_GUARD: Final = 0.2
 """Extra wait before `tts stop` for firmware that clears its playback queue at `tts stop`."""
+
+MAX_OPEN_TURNS: Final = 16
+"""User turns remembered while their transcripts are outstanding."""
 
 type Cut = tuple[RealtimeResponse | None, int]
 """The reply the user was hearing when cut (if any) and the milliseconds of it they heard."""
@@ -50,6 +54,8 @@ class Speaker:
         """When the user's turn ended at the device (the start of the latency figure)."""
         self._server_aec = False
         self._echo_until = 0.0
+        # Per committed user turn: the reply lines the device had been sent by then.
+        self._lines_at_turn: dict[str, int] = {}
 
     def open(self, *, sample_rate: int, frame_ms: int, waits_for_playback: bool, aec: bool) -> None:
         """Encode as the server hello announced, for the device's firmware and AEC."""
@@ -76,6 +82,34 @@ class Speaker:
     def busy(self) -> bool:
         """Whether a reply plays or the device speaks."""
         return self._current is not None or self.speaking
+
+    def _lines_shown(self) -> int:
+        return self.downlink.lines_shown if self.downlink is not None else 0
+
+    # --- the user's line ----------------------------------------------------------------------
+
+    def user_turn_ended(self, turn: str) -> None:
+        """The user's turn `turn` was committed: its replies come from now on."""
+        self._lines_at_turn[turn] = self._lines_shown()
+        while len(self._lines_at_turn) > MAX_OPEN_TURNS:
+            del self._lines_at_turn[next(iter(self._lines_at_turn))]
+
+    async def show_user_text(self, turn: str, text: str) -> None:
+        """Show what the user said (`stt`), unless a reply to it is already on the screen.
+
+        The transcription finishes on its own schedule, often after the reply started. The
+        default display has one chat line: an `stt` sent after the reply's first
+        `sentence_start` would replace the answer with the question.
+        """
+        shown = self._lines_at_turn.pop(turn, None)
+        if shown is not None and shown != self._lines_shown():
+            LOGGER.debug(
+                "Device %s: the transcript came after the reply; not shown", self._ctx.device.mac
+            )
+            return
+        connection = self._ctx.connection
+        connection.session.send_stt(text)
+        await connection.flush()
 
     @property
     def replies_waiting(self) -> bool:

@@ -99,6 +99,15 @@ class UplinkQueue:
         """A new listening turn: forget the partial batch and the decoder history."""
         self._uplink.reset()
 
+    def take(self) -> list[UplinkItem]:
+        """Everything not sent yet, oldest first, with the partial batch (for a handover)."""
+        items: list[UplinkItem] = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait()[0])
+        if (rest := self._uplink.flush()) is not None:
+            items.append(rest)
+        return items
+
     async def get(self) -> tuple[UplinkItem, float]:
         """The next item and when it arrived."""
         return await self._queue.get()

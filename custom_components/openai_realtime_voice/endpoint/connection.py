@@ -63,6 +63,11 @@ tool listing (16 pages of 8 KB) with the wake-word audio."""
 BUDGET_WARNING_INTERVAL: Final = 600.0
 """A device going over its budget is logged as a warning once in this many seconds."""
 
+CLOSE_TIMEOUT: Final = 1.0
+"""Seconds to wait for the device to answer our close frame. The firmware never answers one
+(esp-ml307 `WebSocket::OnTcpData` only marks itself disconnected), so the connection is
+dropped after this instead of aiohttp's 10 s."""
+
 VOLUME_TOOL: Final = "self.audio_speaker.set_volume"
 STATUS_TOOL: Final = "self.get_device_status"
 
@@ -162,7 +167,7 @@ class DeviceConnection:
         if self.close_reason is None:
             self.close_reason = reason
         if not self._ws.closed:
-            await self._ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120])
+            await self._send_close(WSCloseCode.POLICY_VIOLATION, reason)
         await self._closed.wait()
 
     @callback
@@ -345,9 +350,15 @@ class DeviceConnection:
         self.close_reason = self.close_reason or reason
         # Closing an already closed socket is a no-op in aiohttp (only a concurrent
         # `async_close` racing a receive timeout can get here with the socket closed).
-        await self._ws.close(
-            code=code or WSCloseCode.POLICY_VIOLATION, message=reason.encode()[:120]
-        )
+        await self._send_close(code or WSCloseCode.POLICY_VIOLATION, reason)
+
+    async def _send_close(self, code: WSCloseCode, reason: str) -> None:
+        """Send a close frame; drop the connection if the device does not answer it."""
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self._ws.close(code=code, message=reason.encode()[:120])
+        except TimeoutError:
+            LOGGER.debug("Device %s did not answer the close frame", self.mac)
 
     async def _shutdown(self) -> None:
         """Stop every owned task, fail pending MCP requests and release the socket."""
