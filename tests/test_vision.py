@@ -136,7 +136,7 @@ async def test_photo_reaches_the_model_from_a_board_on_a_non_default_port(
             ScriptedResponse(calls=[ScriptedCall(PHOTO_TOOL, '{"question": "Who is it?"}')]),
             ScriptedResponse(text="A courier with a parcel.", audio=tone(300)),
         )
-        await device.detect_wake_word("who is at the door")
+        await say(device)
         await until(lambda: realtime_server.responses_done >= 2, timeout=10)
         await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == "stop")
         assert camera.uploads[-1]["status"] == 200
