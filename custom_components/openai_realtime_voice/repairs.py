@@ -1,7 +1,8 @@
 """What the user is told about problems: repair issues, and "unavailable" / "back" log lines.
 
 Issues: libopus missing (fixable: the flow checks again after the user installed it), quota
-or billing exhausted, and a paired device whose firmware is too old for the protocol.
+or billing exhausted, a setting the service refused (model, voice, transcription model, tools),
+and a paired device whose firmware is too old for the protocol.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from homeassistant.helpers import issue_registry as ir
 
 from .audio import OpusNotFoundError, load_opuslib
 from .const import DOMAIN, LOGGER
+from .realtime import RealtimeSettingRefused, Setting
 
 ISSUE_LIBOPUS: Final = "libopus_missing"
 
@@ -29,6 +31,34 @@ _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
 def quota_issue_id(entry: ConfigEntry[Any]) -> str:
     """The issue id of an entry's exhausted quota."""
     return f"quota_exceeded_{entry.entry_id}"
+
+
+def setting_issue_id(entry: ConfigEntry[Any], setting: Setting) -> str:
+    """The issue id of a setting of an entry the service refused."""
+    return f"{setting}_refused_{entry.entry_id}"
+
+
+@callback
+def async_setting_issue(
+    hass: HomeAssistant, entry: ConfigEntry[Any], refused: RealtimeSettingRefused | None
+) -> None:
+    """Raise the issue naming a refused setting, or clear them all (the settings worked)."""
+    if refused is None:
+        for setting in Setting:
+            ir.async_delete_issue(hass, DOMAIN, setting_issue_id(entry, setting))
+        return
+    LOGGER.warning(
+        "The Realtime service refused the %s of %s: %s", refused.setting, entry.title, refused
+    )
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        setting_issue_id(entry, refused.setting),
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=f"{refused.setting}_refused",
+        translation_placeholders={"title": entry.title, "error": str(refused)},
+    )
 
 
 def firmware_issue_id(mac: str) -> str:

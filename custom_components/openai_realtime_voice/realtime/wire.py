@@ -21,6 +21,7 @@ from .errors import (
     RealtimeRequestError,
     error_for_code,
     redact,
+    setting_refusal,
 )
 from .events import RequestRefused, ServerError, ga_event_type
 from .response import AudioDelta, FunctionCall, ResponseEvent, TextDelta, TranscriptDelta
@@ -119,8 +120,9 @@ def int_field(event: dict[str, Any], key: str) -> int:
 def refusal(event_id: str, error: ServerError, message: str, *, update: bool) -> RequestRefused:
     """What a refused request means: retry later (busy, rate limited) or a typed error."""
     text = f"{error.code}: {message}"
-    if update:  # a session.update
-        return RequestRefused(event_id, RealtimeError(text))
+    if update:  # a session.update: a refused setting is named
+        refused = setting_refusal(error.code, error.param, message)
+        return RequestRefused(event_id, refused or RealtimeError(text))
     if error.code == BUSY_CODE:
         busy = RealtimeRequestError(text, code=error.code)
         return RequestRefused(event_id, busy, retry=True, busy=True)
