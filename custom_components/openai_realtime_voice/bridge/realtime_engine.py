@@ -35,9 +35,12 @@ from ..realtime import (
     InputCommitted,
     InputTranscript,
     Modality,
+    RealtimeAuthError,
     RealtimeClient,
     RealtimeError,
+    RealtimeQuotaError,
     RealtimeResponse,
+    RealtimeSettingRefused,
     ReconnectPolicy,
     ResponseDone,
     ResponseStarted,
@@ -47,6 +50,7 @@ from ..realtime import (
     SpeechStopped,
 )
 from ..realtime.response import BYTES_PER_MS
+from ..repairs import async_quota_issue, async_setting_issue
 from ..services_api import agent_allowlist
 from ..settings import session_config, transcription_language
 from ..vision import agent_image_side
@@ -93,6 +97,7 @@ class RealtimeEngine:
         self._client_changed = asyncio.Event()
         self._greeted = False
         self._user_spoke = False  # on this connection: the greeting is no longer wanted
+        self._proven = False  # the current session answered a turn
         self.user_speaking = False
         # Per device, not per connection: reconnecting does not reset the typed-turn budget.
         self._detects = DetectBudget(
@@ -120,16 +125,18 @@ class RealtimeEngine:
         """Hold a Realtime session; while it cannot be had, the router uses the fallback."""
         self.uplink = UplinkQueue(24000, device_frame_ms)
         self._ctx.spawn(self._send_uplink(self.uplink), "uplink")
-        # The delays in turn, then the last one forever; an open session starts over.
+        # The delays in turn, then the last one forever. Only a session that proved itself
+        # (it answered a turn) starts the delays over: one that opens and fails its first
+        # response (an unknown model, no quota) is not retried at once, turn after turn.
         retry = ReconnectPolicy(schedule=self.retry_delays)
         while True:
             try:
                 client = await self._open_client()
             except RealtimeError as err:
                 self._use_fallback(err)
-                await retry.wait()
+                await self._retry_later(retry, err)
                 continue
-            retry.reset()
+            self._proven = False
             self.client = client
             self._client_changed.set()
             if not self._serving():
@@ -146,6 +153,30 @@ class RealtimeEngine:
             if error is None:  # pragma: no cover - only our own close() ends without an error
                 return
             self._use_fallback(error)
+            if self._proven:
+                retry.reset()
+            await self._retry_later(retry, error)
+
+    async def _retry_later(self, retry: ReconnectPolicy, error: RealtimeError) -> None:
+        """Wait before the next attempt; forever when only new options can fix the cause.
+
+        As on the agent path (`conversation.py`): a rejected key starts reauthentication and an
+        exhausted quota raises its repair issue (attempts go on at the slow end of the
+        schedule: either may be fixed on the account's side); a refused setting raises the
+        issue naming it and stops the attempts: new options reload the entry, which starts
+        this engine again. The Assist pipeline serves the device meanwhile.
+        """
+        entry = self._ctx.entry
+        hass = self._ctx.hass
+        if isinstance(error, RealtimeAuthError):
+            entry.async_start_reauth(hass)
+        elif isinstance(error, RealtimeQuotaError):
+            async_quota_issue(hass, entry, active=True)
+        elif isinstance(error, RealtimeSettingRefused):
+            async_setting_issue(hass, entry, error)
+        if isinstance(error, RealtimeSettingRefused):
+            await asyncio.Future()  # until the entry reloads (the router cancels this task)
+        await retry.wait()
 
     def _use_fallback(self, error: RealtimeError) -> None:
         self._ctx.use_fallback(error)
@@ -259,6 +290,10 @@ class RealtimeEngine:
                             self._hooks.on_reply_played,
                         )
                 case ResponseDone(response=response):
+                    if response.status == "completed" and not self._proven:
+                        self._proven = True  # the session works: clear what its failures raised
+                        async_quota_issue(self._ctx.hass, self._ctx.entry, active=False)
+                        async_setting_issue(self._ctx.hass, self._ctx.entry, None)
                     self._hooks.on_reply_done(response)
                     self._ctx.entry.runtime_data.usage.record(response.usage)
                 case ServerError(code=code, message=message):
