@@ -753,6 +753,8 @@ class _Session:
                 },
             }
         )
+        if self.server.response_delay:
+            await asyncio.sleep(self.server.response_delay)  # the model's time to first output
         if script.text or script.audio:
             index = len(output)
             item_id = self.server.new_id("item")
@@ -1007,6 +1009,8 @@ class RealtimeServer:
         # Input transcription `commit_transcript_delay` s after the commit (None: at once,
         # or after the response with `transcript_after_response`).
         self.commit_transcript_delay: float | None = None
+        # Seconds from response.created to the first output: the model's time (0: at once).
+        self.response_delay = 0.0
         self.session_lifetime = SESSION_LIFETIME  # seconds until `expires_at`
         self.received: list[dict[str, Any]] = []
         self.violations: list[str] = []
