@@ -74,6 +74,7 @@ RATE_LIMITS = [
     {"name": "tokens", "limit": 40000, "remaining": 39000, "reset_seconds": 1.5},
 ]
 BYTES_PER_MS = 48  # PCM16 mono 24 kHz
+MIN_COMMIT_MS = 100  # the service refuses to commit less audio
 VAD_RMS = 500.0  # energy above which the toy VAD hears speech
 
 # GA name -> beta name for events the beta server sends.
@@ -577,10 +578,15 @@ class _Session:
             )
 
     async def on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
-        if not self.buffer:
-            await self.error(
-                "input_audio_buffer_commit_empty", "buffer is empty", event.get("event_id")
+        held_ms = len(self.buffer) / BYTES_PER_MS
+        if held_ms < MIN_COMMIT_MS:
+            # The service refuses commits under 100 ms (realtime-protocol.md §3.1; pipecat and
+            # LiveKit treat `input_audio_buffer_commit_empty` as benign).
+            message = (
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {held_ms:.2f}ms of audio."
             )
+            await self.error("input_audio_buffer_commit_empty", message, event.get("event_id"))
             return
         await self._commit(self.server.new_id("item"))
 
