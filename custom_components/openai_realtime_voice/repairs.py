@@ -17,7 +17,13 @@ from homeassistant.helpers import issue_registry as ir
 
 from .audio import OpusNotFoundError, load_opuslib
 from .const import DOMAIN, LOGGER
-from .realtime import RealtimeSettingRefused, Setting
+from .realtime import (
+    RealtimeAuthError,
+    RealtimeError,
+    RealtimeQuotaError,
+    RealtimeSettingRefused,
+    Setting,
+)
 
 ISSUE_LIBOPUS: Final = "libopus_missing"
 
@@ -59,6 +65,26 @@ def async_setting_issue(
         translation_key=f"{refused.setting}_refused",
         translation_placeholders={"title": entry.title, "error": str(refused)},
     )
+
+
+@callback
+def async_report_refusal(
+    hass: HomeAssistant, entry: ConfigEntry[Any], error: RealtimeError
+) -> bool:
+    """Tell the user what a Realtime error asks of them; whether trying again may help.
+
+    A rejected key starts reauthentication and an exhausted quota raises its issue (either may
+    be fixed on the account's side: trying again later may help); a refused setting raises the
+    issue naming it (only new options help). Other errors are outages: nothing to raise.
+    """
+    if isinstance(error, RealtimeAuthError):
+        entry.async_start_reauth(hass)
+    elif isinstance(error, RealtimeQuotaError):
+        async_quota_issue(hass, entry, active=True)
+    elif isinstance(error, RealtimeSettingRefused):
+        async_setting_issue(hass, entry, error)
+        return False
+    return True
 
 
 def firmware_issue_id(mac: str) -> str:

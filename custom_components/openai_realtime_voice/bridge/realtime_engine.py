@@ -35,12 +35,9 @@ from ..realtime import (
     InputCommitted,
     InputTranscript,
     Modality,
-    RealtimeAuthError,
     RealtimeClient,
     RealtimeError,
-    RealtimeQuotaError,
     RealtimeResponse,
-    RealtimeSettingRefused,
     ReconnectPolicy,
     ResponseDone,
     ResponseStarted,
@@ -50,7 +47,7 @@ from ..realtime import (
     SpeechStopped,
 )
 from ..realtime.response import BYTES_PER_MS
-from ..repairs import async_quota_issue, async_setting_issue
+from ..repairs import async_quota_issue, async_report_refusal, async_setting_issue
 from ..services_api import agent_allowlist
 from ..settings import session_config, transcription_language
 from ..vision import agent_image_side
@@ -64,6 +61,9 @@ from .wake import MAX_DETECT_CHARS, DetectBudget
 
 RETRY_DELAYS: Final = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds between attempts to reach Realtime again while the Assist pipeline stands in."""
+
+MIN_COMMIT_MS: Final = 100
+"""The shortest push-to-talk turn sent: the service refuses to commit less audio."""
 
 GREETING_QUIET: Final = 0.5
 """Seconds after the session opens in which speech from the user cancels the greeting."""
@@ -98,6 +98,7 @@ class RealtimeEngine:
         self._greeted = False
         self._user_spoke = False  # on this connection: the greeting is no longer wanted
         self._proven = False  # the current session answered a turn
+        self._turn_ms = 0  # user audio sent since the last commit (manual mode)
         self.user_speaking = False
         # Per device, not per connection: reconnecting does not reset the typed-turn budget.
         self._detects = DetectBudget(
@@ -158,23 +159,12 @@ class RealtimeEngine:
             await self._retry_later(retry, error)
 
     async def _retry_later(self, retry: ReconnectPolicy, error: RealtimeError) -> None:
-        """Wait before the next attempt; forever when only new options can fix the cause.
+        """Wait before the next attempt; forever when only new options can help.
 
-        As on the agent path (`conversation.py`): a rejected key starts reauthentication and an
-        exhausted quota raises its repair issue (attempts go on at the slow end of the
-        schedule: either may be fixed on the account's side); a refused setting raises the
-        issue naming it and stops the attempts: new options reload the entry, which starts
-        this engine again. The Assist pipeline serves the device meanwhile.
+        The user is told as on the agent path (`repairs.async_report_refusal`). New options
+        reload the entry, which starts this engine again; the Assist pipeline serves meanwhile.
         """
-        entry = self._ctx.entry
-        hass = self._ctx.hass
-        if isinstance(error, RealtimeAuthError):
-            entry.async_start_reauth(hass)
-        elif isinstance(error, RealtimeQuotaError):
-            async_quota_issue(hass, entry, active=True)
-        elif isinstance(error, RealtimeSettingRefused):
-            async_setting_issue(hass, entry, error)
-        if isinstance(error, RealtimeSettingRefused):
+        if not async_report_refusal(self._ctx.hass, self._ctx.entry, error):
             await asyncio.Future()  # until the entry reloads (the router cancels this task)
         await retry.wait()
 
@@ -308,6 +298,7 @@ class RealtimeEngine:
     def start_turn(self, mode: ListenMode) -> None:
         """The device listens: its audio starts afresh, in the session's listening mode."""
         previous, self._mode = self._mode, mode
+        self._turn_ms = 0
         if self.uplink is not None:
             self.uplink.reset()
         if (mode is ListenMode.MANUAL) != (previous is ListenMode.MANUAL):
@@ -368,9 +359,22 @@ class RealtimeEngine:
                 continue
             if not isinstance(item, Commit):
                 await client.append_audio(item)  # never raises: dropped while disconnected
+                self._turn_ms += len(item) // BYTES_PER_MS
                 uplink.clock.appended(
                     (client, client.session_started), len(item) // BYTES_PER_MS, arrived
                 )
+                continue
+            heard_ms, self._turn_ms = self._turn_ms, 0
+            if heard_ms < MIN_COMMIT_MS:
+                # The service refuses it (`input_audio_buffer_commit_empty`) and a
+                # response.create would answer the conversation so far: a billed reply to
+                # nothing. The board went idle with its `listen stop`; so does the satellite.
+                LOGGER.debug(
+                    "Device %s: push-to-talk turn of %d ms not sent", self.device.mac, heard_ms
+                )
+                with contextlib.suppress(RealtimeError):
+                    await client.clear_audio()
+                self._ctx.set_phase(BridgePhase.IDLE)
                 continue
             self._speaker.turn_started = loop.time()
             self._ctx.set_phase(BridgePhase.PROCESSING)
