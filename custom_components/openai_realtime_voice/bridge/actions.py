@@ -114,6 +114,11 @@ class Actions:
                 instructions="\n\n".join(parts),
                 out_of_band=not remember,
                 metadata={ANNOUNCE_KEY: key},
+                # The words are in the instructions: no conversation billed as input again,
+                # and no tool to call while wording them.
+                input_items=[],
+                tools=(),
+                tool_choice="none",
             )
             await future
         finally:
@@ -196,6 +201,9 @@ async def _match(
         modality=Modality.TEXT,
         out_of_band=True,
         metadata={SILENT_KEY: "match"},
+        input_items=[],  # the question and the answer are in the instructions
+        tools=(),
+        tool_choice="none",
     )
     await response.wait()
     try:

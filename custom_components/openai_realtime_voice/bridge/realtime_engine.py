@@ -126,9 +126,8 @@ class RealtimeEngine:
         """Hold a Realtime session; while it cannot be had, the router uses the fallback."""
         self.uplink = UplinkQueue(24000, device_frame_ms)
         self._ctx.spawn(self._send_uplink(self.uplink), "uplink")
-        # The delays in turn, then the last one forever. Only a session that proved itself
-        # (it answered a turn) starts the delays over: one that opens and fails its first
-        # response (an unknown model, no quota) is not retried at once, turn after turn.
+        # The delays in turn, then the last one forever. Only a session that answered a turn
+        # starts them over: one failing its first response is not reopened at once.
         retry = ReconnectPolicy(schedule=self.retry_delays)
         while True:
             try:
@@ -159,11 +158,9 @@ class RealtimeEngine:
             await self._retry_later(retry, error)
 
     async def _retry_later(self, retry: ReconnectPolicy, error: RealtimeError) -> None:
-        """Wait before the next attempt; forever when only new options can help.
+        """Wait before the next attempt; until new options reload the entry if only they help.
 
-        The user is told as on the agent path (`repairs.async_report_refusal`). New options
-        reload the entry, which starts this engine again; the Assist pipeline serves meanwhile.
-        """
+        The user is told as on the agent path; the Assist pipeline serves meanwhile."""
         if not async_report_refusal(self._ctx.hass, self._ctx.entry, error):
             await asyncio.Future()  # until the entry reloads (the router cancels this task)
         await retry.wait()
@@ -181,18 +178,20 @@ class RealtimeEngine:
     async def _greet(self, client: RealtimeClient, greeting: str) -> None:
         """Who speaks first: the greeting, once per device connection, unless the user did.
 
-        The device streams the user's first words while the session opens; they reach the
-        service when it is ready. A user who speaks (or typed) by `GREETING_QUIET` after that
-        is not greeted: `tts start` would turn an auto-mode device's microphone off.
-        Sent from its own task so that `_follow` is already subscribed to the session's
-        events when `response.created` arrives.
+        A user who speaks (or typed) by `GREETING_QUIET` after the session opened is not
+        greeted (`tts start` would turn an auto-mode microphone off). Its own task, so that
+        `_follow` is subscribed when `response.created` arrives. The words are given: no
+        conversation as input, no tools.
         """
         await asyncio.sleep(GREETING_QUIET)
         if self._user_spoke or client is not self.client or self._ctx.busy():
             return
         with contextlib.suppress(RealtimeError):
             await client.create_response(
-                instructions=f"Greet the user by saying exactly: {greeting}"
+                instructions=f"Greet the user by saying exactly: {greeting}",
+                input_items=[],
+                tools=(),
+                tool_choice="none",
             )
 
     async def _open_client(self) -> RealtimeClient:
@@ -366,9 +365,8 @@ class RealtimeEngine:
                 continue
             heard_ms, self._turn_ms = self._turn_ms, 0
             if heard_ms < MIN_COMMIT_MS:
-                # The service refuses it (`input_audio_buffer_commit_empty`) and a
-                # response.create would answer the conversation so far: a billed reply to
-                # nothing. The board went idle with its `listen stop`; so does the satellite.
+                # The service refuses it (`input_audio_buffer_commit_empty`); a reply would
+                # answer nothing, billed. The board idles after `listen stop`: so do we.
                 LOGGER.debug(
                     "Device %s: push-to-talk turn of %d ms not sent", self.device.mac, heard_ms
                 )
@@ -464,6 +462,8 @@ class RealtimeEngine:
             if response.cancelled:
                 return
             await downlink.finish()
+            if ANNOUNCE_KEY in (response.metadata or {}):
+                response.function_calls.clear()  # words to say, not a turn: nothing runs
             results = await self.turns.async_reply_done(response, heard, on_tools=self._on_tools)
             trace.set_result(transcript=response.transcript, status=response.status)
         if results and (client := self.client) is not None:

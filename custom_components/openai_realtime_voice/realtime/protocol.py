@@ -426,6 +426,8 @@ class RealtimeProtocol:
         out_of_band: bool = False,
         metadata: Mapping[str, str] | None = None,
         tools: Sequence[FunctionTool] | None = None,
+        tool_choice: str | None = None,
+        input_items: Sequence[dict[str, Any]] | None = None,
     ) -> str:
         """Queue a response.create; its event id, answered by RequestAccepted or RequestRefused."""
         params = response_params(
@@ -434,6 +436,8 @@ class RealtimeProtocol:
             modality=modality,
             out_of_band=out_of_band,
             tools=tools,
+            tool_choice=tool_choice,
+            input_items=input_items,
         )
         event_id = self._event_id()
         self._create = _Pending(event_id, out_of_band=out_of_band)

@@ -177,8 +177,14 @@ def response_params(
     modality: Modality | None,
     out_of_band: bool,
     tools: Sequence[FunctionTool] | None,
+    tool_choice: str | None = None,
+    input_items: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The `response` overrides of a response.create (this response only)."""
+    """The `response` overrides of a response.create (this response only).
+
+    `input_items` replaces the conversation as the response's context (`[]`: none at all, so
+    the conversation is not billed as input again).
+    """
     params: dict[str, Any] = {}
     if instructions is not None:
         params["instructions"] = instructions
@@ -191,4 +197,8 @@ def response_params(
         params["conversation"] = "none"
     if tools is not None:
         params["tools"] = [tool.render() for tool in tools]
+    if tool_choice is not None:
+        params["tool_choice"] = tool_choice
+    if input_items is not None:
+        params["input"] = list(input_items)
     return params
