@@ -550,7 +550,9 @@ class _Session:
         transcript = self.server.user_transcript
         if self.server.scenario is not None:
             transcript = self.server.scenario.hear_speech(self)
-        if transcript is not None:
+        if transcript is not None and self.server.transcription_fails:
+            await self.send(transcription_failed(item_id))
+        elif transcript is not None:
             completed = {
                 "type": "conversation.item.input_audio_transcription.completed",
                 "item_id": item_id,
@@ -1015,6 +1017,7 @@ class RealtimeServer:
         # Input transcription `commit_transcript_delay` s after the commit (None: at once,
         # or after the response with `transcript_after_response`).
         self.commit_transcript_delay: float | None = None
+        self.transcription_fails = False  # `.failed` instead of each input transcript
         # Seconds from response.created to the first output: the model's time (0: at once).
         self.response_delay = 0.0
         self.session_lifetime = SESSION_LIFETIME  # seconds until `expires_at`
@@ -1309,6 +1312,22 @@ def model_refusal(server: RealtimeServer, ws: ServerConnection) -> ScriptedRespo
         },
         usage=ZERO_USAGE,
     )
+
+
+def transcription_failed(item_id: str) -> dict[str, Any]:
+    """The event of an input transcription that failed (SDK
+    ConversationItemInputAudioTranscriptionFailedEvent: item_id, content_index, error)."""
+    return {
+        "type": "conversation.item.input_audio_transcription.failed",
+        "item_id": item_id,
+        "content_index": 0,
+        "error": {
+            "type": "transcription_error",
+            "code": "audio_unintelligible",
+            "message": "The audio could not be transcribed.",
+            "param": None,
+        },
+    }
 
 
 async def refuse_beta_shape(session: _Session, event: dict[str, Any]) -> None:
