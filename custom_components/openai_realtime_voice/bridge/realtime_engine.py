@@ -270,7 +270,6 @@ class RealtimeEngine:
                     if text:
                         self.connection.session.send_stt(text)
                         await self.connection.flush()
-                        self._hooks.on_transcript(text)
                 case ResponseStarted(response=response):
                     if SILENT_KEY not in (response.metadata or {}):
                         self._speaker.queue_reply(

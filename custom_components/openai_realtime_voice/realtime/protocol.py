@@ -127,6 +127,7 @@ class RealtimeProtocol:
             "input_audio_buffer.committed": self._on_committed,
             "conversation.item.input_audio_transcription.delta": self._on_input_transcript_delta,
             "conversation.item.input_audio_transcription.completed": self._on_input_transcript,
+            "conversation.item.input_audio_transcription.failed": self._on_input_transcript,
             "response.created": self._on_response_created,
             "response.done": self._on_response_done,
             **dict.fromkeys(DELTA_EVENTS, self._on_delta),
@@ -304,7 +305,8 @@ class RealtimeProtocol:
         self._emit(InputTranscriptDelta(str(event.get("item_id", "")), str(event.get("delta", ""))))
 
     def _on_input_transcript(self, event: dict[str, Any]) -> None:
-        text = str(event.get("transcript", ""))
+        """A transcript, or "" for a transcription that failed (the turn stands, wordless)."""
+        text = str(event.get("transcript", ""))  # `.failed` carries `error` instead
         item_id = str(event.get("item_id", ""))
         self.tracker.transcribed(item_id, text)
         self._emit(InputTranscript(item_id, text))
