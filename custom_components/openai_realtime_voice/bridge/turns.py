@@ -24,13 +24,11 @@ from homeassistant.helpers import chat_session, llm
 from ..const import DOMAIN
 from ..endpoint import DeviceState
 from ..realtime import FunctionTool, RealtimeClient, RealtimeResponse
+from ..realtime.tracker import UNTRANSCRIBED
 from ..turn import ToolRoundsExceededError, TurnEngine, no_user_context
 from ..xiaozhi import McpClient, McpTool
 from .satellites import DATA_SATELLITES
 from .tools import DeviceToolsAPI
-
-UNTRANSCRIBED: Final = "(spoken, not transcribed)"
-"""The chat log's record of a spoken user turn that has no transcript (yet)."""
 
 MAX_PLACEHOLDERS: Final = 8
 """Recorded turns whose late transcript is still put in their place."""

@@ -242,8 +242,8 @@ class RealtimeProtocol:
         self.tracker.new_session()
         if self._replay:
             for entry in self.tracker.history:
-                if entry.text:
-                    self._send(message_item(entry.role, entry.text, self.dialect))
+                if text := entry.replayed_text:
+                    self._send(message_item(entry.role, text, self.dialect))
         self.phase = Phase.OPEN
         self._emit(SessionReady())
         if (update := self._update) is not None and not update.answered:
