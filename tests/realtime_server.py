@@ -77,6 +77,7 @@ RATE_LIMITS = [
     {"name": "tokens", "limit": 40000, "remaining": 39000, "reset_seconds": 1.5},
 ]
 BYTES_PER_MS = 48  # PCM16 mono 24 kHz
+MIN_COMMIT_MS = 100  # the service refuses to commit less audio
 VAD_RMS = 500.0  # energy above which the toy VAD hears speech
 
 # GA name -> beta name for events the beta server sends.
@@ -321,6 +322,21 @@ def default_usage() -> dict[str, Any]:
     }
 
 
+# A response that failed before the model ran bills nothing.
+ZERO_USAGE = {
+    "total_tokens": 0,
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "input_token_details": {
+        "text_tokens": 0,
+        "audio_tokens": 0,
+        "image_tokens": 0,
+        "cached_tokens": 0,
+    },
+    "output_token_details": {"text_tokens": 0, "audio_tokens": 0},
+}
+
+
 def _chunks(data: Any, count: int) -> list[Any]:
     if not data:
         return []
@@ -395,6 +411,23 @@ class _Session:
             }
         )
 
+    async def refuse_setting(
+        self, code: str, message: str, param: str, event_id: str | None
+    ) -> None:
+        """Refuse a session.update naming the field (`param`); the socket stays open."""
+        await self.send(
+            {
+                "type": "error",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": code,
+                    "message": message,
+                    "param": param,
+                    "event_id": event_id,
+                },
+            }
+        )
+
     def _add_item(self, item: dict[str, Any]) -> str | None:
         previous = self.last_item_id
         self.items[item["id"]] = item
@@ -433,6 +466,9 @@ class _Session:
         await self.ws.close(1001, message)
 
     async def on_session_update(self, event: dict[str, Any]) -> None:
+        if (refused := setting_refusal(self.server, event["session"])) is not None:
+            await self.refuse_setting(*refused, event.get("event_id"))
+            return
         self.session = merge_session(self.session, event["session"])
         await self.send({"type": "session.updated", "session": copy.deepcopy(self.session)})
 
@@ -518,7 +554,9 @@ class _Session:
         transcript = self.server.user_transcript
         if self.server.scenario is not None:
             transcript = await self.server.scenario.hear_speech(self, heard)
-        if transcript is not None:
+        if transcript is not None and self.server.transcription_fails:
+            await self.send(transcription_failed(item_id))
+        elif transcript is not None:
             completed = {
                 "type": "conversation.item.input_audio_transcription.completed",
                 "item_id": item_id,
@@ -529,7 +567,9 @@ class _Session:
             # Transcription runs asynchronously to the response: the SDK docstring of
             # ConversationItemInputAudioTranscriptionCompletedEvent says it "can be emitted
             # before or after" other events; `transcript_after_response` scripts the late order.
-            if self.server.transcript_after_response:
+            if self.server.commit_transcript_delay is not None:
+                await self.transcribe_later(completed, self.server.commit_transcript_delay)
+            elif self.server.transcript_after_response:
                 self.pending_transcripts.append(completed)
             else:
                 await self.send(completed)
@@ -544,10 +584,15 @@ class _Session:
             )
 
     async def on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
-        if not self.buffer:
-            await self.error(
-                "input_audio_buffer_commit_empty", "buffer is empty", event.get("event_id")
+        held_ms = len(self.buffer) / BYTES_PER_MS
+        if held_ms < MIN_COMMIT_MS:
+            # The service refuses commits under 100 ms (realtime-protocol.md §3.1; pipecat and
+            # LiveKit treat `input_audio_buffer_commit_empty` as benign).
+            message = (
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {held_ms:.2f}ms of audio."
             )
+            await self.error("input_audio_buffer_commit_empty", message, event.get("event_id"))
             return
         await self._commit(self.server.new_id("item"))
 
@@ -672,7 +717,9 @@ class _Session:
     # -- responses ---------------------------------------------------------------------------
 
     async def _start_response(self, params: dict[str, Any]) -> None:
-        if self.server.responses:
+        if (refused := model_refusal(self.server, self.ws)) is not None:
+            script = refused
+        elif self.server.responses:
             script = self.server.responses.popleft()
         elif self.server.scenario is not None:
             script = await self.server.scenario.respond(self, params)
@@ -718,6 +765,8 @@ class _Session:
                 },
             }
         )
+        if self.server.response_delay:
+            await asyncio.sleep(self.server.response_delay)  # the model's time to first output
         if script.text or script.audio:
             index = len(output)
             item_id = self.server.new_id("item")
@@ -882,6 +931,17 @@ class _Session:
             self.tails.add(tail)
             tail.add_done_callback(self.tails.discard)
 
+    async def transcribe_later(self, completed: dict[str, Any], delay: float) -> None:
+        """Send an input transcript `delay` s after its commit, whatever else runs meanwhile.
+
+        The service transcribes asynchronously (SDK docstring of
+        ConversationItemInputAudioTranscriptionCompletedEvent: "can be emitted before or after"
+        other events); issue 28 measured it 400 ms after the commit.
+        """
+        tail = asyncio.create_task(self._send_later([completed], delay))
+        self.tails.add(tail)
+        tail.add_done_callback(self.tails.discard)
+
     async def _send_later(self, events: list[dict[str, Any]], delay: float) -> None:
         """Late transcripts: transcription can take longer than a short reply."""
         await asyncio.sleep(delay)
@@ -955,7 +1015,15 @@ class RealtimeServer:
         self.transcript_after_response = False  # input transcripts follow the turn's response
         self.transcript_delay = 0.0  # ... by this many seconds after its response.done
         self.reject_responses: deque[tuple[str, str]] = deque()  # next response.create errors
-        self.known_models: set[str] | None = None  # other models get `model_not_found`
+        # Setup refusals as the service sends them (`setting_refusal`, `model_refusal`):
+        self.known_models: set[str] | None = None  # other models fail their responses
+        self.transcription_models: set[str] | None = None  # others are `invalid_value`
+        # Input transcription `commit_transcript_delay` s after the commit (None: at once,
+        # or after the response with `transcript_after_response`).
+        self.commit_transcript_delay: float | None = None
+        self.transcription_fails = False  # `.failed` instead of each input transcript
+        # Seconds from response.created to the first output: the model's time (0: at once).
+        self.response_delay = 0.0
         self.session_lifetime = SESSION_LIFETIME  # seconds until `expires_at`
         # Session discipline (issue 28 items 1-3, 9, 10 and issue 29 item 10), each modelled
         # the way the service (or a compatible server) sends it; see `ServiceDiscipline`.
@@ -1170,9 +1238,6 @@ class RealtimeServer:
             return BETA_DISABLED
         model = request.path.partition("model=")[2].partition("&")[0]
         self.models.append(model)
-        if self.known_models is not None and model not in self.known_models:
-            message = f"The model '{model}' does not exist or you do not have access to it."
-            return "model_not_found", message, 1000, None
         return None
 
     async def _receive(self, session: _Session, raw: str | bytes) -> None:
@@ -1185,11 +1250,8 @@ class RealtimeServer:
         problems = client_event_problems(event, beta=self.beta)
         event_id = event.get("event_id") if isinstance(event, dict) else None
         if problems and not self.beta and not client_event_problems(event, beta=True):
-            # A beta-shaped event (flat session.update) against the GA endpoint is refused like
-            # the `OpenAI-Beta` header: error `beta_api_shape_disabled`, then close 4000.
             self.received.append(event)
-            code, message, close_code, _ = BETA_DISABLED
-            await session.fatal(code, message, close_code, event_id)
+            await refuse_beta_shape(session, event)
             return
         if problems:
             kind = event.get("type") if isinstance(event, dict) else None
@@ -1202,6 +1264,123 @@ class RealtimeServer:
         if hook is not None and await hook(event):
             return
         await session.handle(event)
+
+
+# -- setup refusals (issue 28 item 4; realtime-protocol.md §3.1) -------------------------------
+
+
+def _voice_refused(voice: Any) -> bool:
+    """A voice the service does not have: built-in names, or a custom `{"id": "voice_..."}`."""
+    if isinstance(voice, dict):
+        return not str(voice.get("id", "")).startswith("voice_")
+    return voice is not None and voice not in VOICES
+
+
+def setting_refusal(server: RealtimeServer, update: dict[str, Any]) -> tuple[str, str, str] | None:
+    """Why the service refuses a session.update's value: (code, message, param), or None.
+
+    The service answers an `error` event naming the refused field in `param` and keeps the
+    socket open; nothing of the update is applied (a voice, transcription model or tool schema
+    it does not take).
+    """
+    if server.beta:
+        voice = update.get("voice")
+        transcription = update.get("input_audio_transcription")
+        prefix = "session"
+        voice_param = "session.voice"
+        transcription_param = "session.input_audio_transcription.model"
+    else:
+        audio = update.get("audio") or {}
+        voice = (audio.get("output") or {}).get("voice")
+        transcription = (audio.get("input") or {}).get("transcription")
+        prefix = "session"
+        voice_param = "session.audio.output.voice"
+        transcription_param = "session.audio.input.transcription.model"
+    if _voice_refused(voice):
+        return (
+            "invalid_value",
+            f"Invalid value: '{voice}'. Supported values are: {VOICES}.",
+            (voice_param),
+        )
+    known = server.transcription_models
+    if isinstance(transcription, dict) and known is not None:
+        model = transcription.get("model")
+        if model not in known:
+            return (
+                "invalid_value",
+                f"Invalid value: '{model}'. Supported values are: {sorted(known)}.",
+                transcription_param,
+            )
+    for index, tool in enumerate(update.get("tools") or []):
+        schema = tool.get("parameters")
+        if schema is not None and (not isinstance(schema, dict) or schema.get("type") != "object"):
+            message = f"Invalid schema for function '{tool.get('name')}': not a JSON object schema."
+            return "invalid_function_parameters", message, f"{prefix}.tools[{index}].parameters"
+    return None
+
+
+def model_refusal(server: RealtimeServer, ws: ServerConnection) -> ScriptedResponse | None:
+    """The response of a session whose model is unknown: failed, `model_not_found`.
+
+    The service opens the session for any model and fails its first response
+    (openai-realtime-console#561, realtime-protocol.md §3.1).
+    """
+    request = ws.request
+    if server.known_models is None or request is None:
+        return None
+    model = request.path.partition("model=")[2].partition("&")[0]
+    if model in server.known_models:
+        return None
+    return ScriptedResponse(
+        status="failed",
+        error={
+            "type": "invalid_request_error",
+            "code": "model_not_found",
+            "message": f"The model '{model}' does not exist or you do not have access to it.",
+        },
+        usage=ZERO_USAGE,
+    )
+
+
+def transcription_failed(item_id: str) -> dict[str, Any]:
+    """The event of an input transcription that failed (SDK
+    ConversationItemInputAudioTranscriptionFailedEvent: item_id, content_index, error)."""
+    return {
+        "type": "conversation.item.input_audio_transcription.failed",
+        "item_id": item_id,
+        "content_index": 0,
+        "error": {
+            "type": "transcription_error",
+            "code": "audio_unintelligible",
+            "message": "The audio could not be transcribed.",
+            "param": None,
+        },
+    }
+
+
+async def refuse_beta_shape(session: _Session, event: dict[str, Any]) -> None:
+    """A beta-shaped (flat) session.update on the GA service, without the beta header.
+
+    Answered `missing_required_parameter`, param `session.type`, with no `error.event_id`;
+    the socket stays open and the settings are not applied (TanStack/ai#586,
+    microsoft/agent-framework#924). Another beta-shaped event gets `invalid_request_error`.
+    """
+    missing = event.get("type") == "session.update"
+    await session.send(
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "missing_required_parameter" if missing else "unknown_parameter",
+                "message": (
+                    "Missing required parameter: 'session.type'."
+                    if missing
+                    else f"Unknown event shape: {event.get('type')}"
+                ),
+                "param": "session.type" if missing else None,
+            },
+        }
+    )
 
 
 # -- scenario mode (offline use: `python -m tests.realtime_server --scenario FILE`) -----------

@@ -185,6 +185,37 @@ async def test_manual_mode_commits_on_listen_stop(
     await disconnect(hass, device, state)
 
 
+async def test_too_short_push_to_talk_is_not_sent(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """A press under 100 ms: no commit the service would refuse, no billed reply to nothing."""
+    realtime_server.script(ScriptedResponse(text="Yes?", audio=tone(120)))
+    device = await bridged(hass, client)
+    state = device_state(hass, device)
+    await device.start_listening(ListenMode.MANUAL)
+    await until(lambda: realtime_server.session.session["audio"]["input"]["turn_detection"] is None)
+    await device.send_audio(loud(60))  # one frame
+    await device.stop_listening()
+    # The turn's end reaches the server: as a commit before, as a clear of the buffer now.
+    await until(
+        lambda: bool(
+            realtime_server.of_type("input_audio_buffer.clear")
+            or realtime_server.of_type("input_audio_buffer.commit")
+        )
+    )
+    assert not realtime_server.of_type("input_audio_buffer.commit")
+    await until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE)
+    # The next, real turn is the only one committed and answered.
+    await device.start_listening(ListenMode.MANUAL)
+    await device.send_audio(loud(500))
+    await device.stop_listening()
+    await realtime_server.wait_for("response.create")
+    await wait_tts(device, "stop")
+    assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
+    assert len(realtime_server.of_type("response.create")) == 1
+    await disconnect(hass, device, state)
+
+
 async def test_speech_while_speaking_barges_in(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:

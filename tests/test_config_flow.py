@@ -108,7 +108,7 @@ async def test_user_flow_unknown_error(
     """An unexpected failure is reported as unknown and logged."""
     result = await _start_user_flow(hass)
     with patch(
-        "custom_components.openai_realtime_voice.config_flow.async_probe",
+        "custom_components.openai_realtime_voice.validation.async_probe",
         side_effect=RuntimeError("boom"),
     ):
         result = await hass.config_entries.flow.async_configure(
@@ -138,7 +138,7 @@ async def test_same_endpoint_and_key_cannot_be_added_twice(
 
     # The same key against OpenAI's default endpoint is another service.
     result = await _start_user_flow(hass)
-    with patch("custom_components.openai_realtime_voice.config_flow.async_probe") as probe:
+    with patch("custom_components.openai_realtime_voice.validation.async_probe") as probe:
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_API_KEY: realtime_server.api_key}
         )
@@ -343,7 +343,7 @@ async def test_api_key_never_leaks_from_a_failed_connection(
         assert result["errors"]["base"] in {"invalid_auth", "cannot_connect"}
         assert secret not in repr(result)
     with patch(
-        "custom_components.openai_realtime_voice.config_flow.async_probe",
+        "custom_components.openai_realtime_voice.validation.async_probe",
         side_effect=RuntimeError("unexpected"),
     ):
         result = await _start_user_flow(hass)

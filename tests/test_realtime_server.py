@@ -436,44 +436,64 @@ async def test_session_expires_at(realtime_server: RealtimeServer) -> None:
     assert client.close_code == 1001
 
 
-@pytest.mark.parametrize(
-    ("setup", "code", "close_code"),
-    [
-        ("model", "model_not_found", 1000),
-        ("header", "beta_api_shape_disabled", 4000),
-        ("shape", "beta_api_shape_disabled", 4000),
-    ],
-)
-async def test_fatal_errors_then_close(
-    realtime_server: RealtimeServer, setup: str, code: str, close_code: int
-) -> None:
-    """An unknown model or the beta shape (header or session) gets an error event, then a close.
-
-    realtime-protocol.md §1.2: the beta shape is disabled on api.openai.com (close 4000
-    `beta_api_shape_disabled`).
-    """
-    realtime_server.known_models = {"gpt-realtime"}
-    model = "gpt-nope" if setup == "model" else "gpt-realtime"
-    url = realtime_server.url.replace("http", "ws") + f"/realtime?model={model}"
-    headers = {"Authorization": f"Bearer {realtime_server.api_key}"}
-    if setup == "header":
-        headers["OpenAI-Beta"] = "realtime=v1"
+async def test_beta_header_is_refused_then_closed(realtime_server: RealtimeServer) -> None:
+    """The beta header gets an error event, then close 4000 (realtime-protocol.md §1.2)."""
+    url = realtime_server.url.replace("http", "ws") + "/realtime?model=gpt-realtime"
+    headers = {"Authorization": f"Bearer {realtime_server.api_key}", "OpenAI-Beta": "realtime=v1"}
     async with connect(url, additional_headers=headers) as client:
         first = json.loads(await client.recv())
-        if setup == "shape":
-            assert first["type"] == "session.created"
-            update = {
-                "type": "session.update",
-                "event_id": "e1",
-                "session": {"modalities": ["text"]},
-            }
-            await client.send(json.dumps(update))
-            first = json.loads(await client.recv())
-            assert first["error"]["event_id"] == "e1"
         assert first["type"] == "error"
-        assert first["error"]["code"] == code
+        assert first["error"]["code"] == "beta_api_shape_disabled"
         await client.wait_closed()
-    assert client.close_code == close_code
+    assert client.close_code == 4000
+
+
+async def test_setup_refusals_keep_the_socket_open(realtime_server: RealtimeServer) -> None:
+    """Refusals as the service sends them (realtime-protocol.md §3.1), the socket stays open.
+
+    A flat session.update: `missing_required_parameter` `session.type` (TanStack/ai#586); a
+    voice or transcription model it does not take: `invalid_value` naming the field; an unknown
+    model: the session opens and its first response fails with `model_not_found`
+    (openai-realtime-console#561).
+    """
+    realtime_server.known_models = {"gpt-realtime"}
+    realtime_server.transcription_models = {"gpt-4o-mini-transcribe"}
+    url = realtime_server.url.replace("http", "ws") + "/realtime?model=gpt-nope"
+    headers = {"Authorization": f"Bearer {realtime_server.api_key}"}
+    updates = [
+        ({"modalities": ["text"]}, "missing_required_parameter", "session.type"),
+        (
+            {"type": "realtime", "audio": {"output": {"voice": "nova"}}},
+            "invalid_value",
+            "session.audio.output.voice",
+        ),
+        (
+            {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-9"}}}},
+            "invalid_value",
+            "session.audio.input.transcription.model",
+        ),
+    ]
+    async with connect(url, additional_headers=headers) as client:
+        assert json.loads(await client.recv())["type"] == "session.created"
+        for session, code, param in updates:
+            await client.send(json.dumps({"type": "session.update", "session": session}))
+            error = json.loads(await client.recv())
+            assert error["type"] == "error"
+            assert (error["error"]["code"], error["error"]["param"]) == (code, param)
+        await client.send(json.dumps({"type": "response.create"}))
+        assert json.loads(await client.recv())["type"] == "response.created"
+        while (done := json.loads(await client.recv()))["type"] != "response.done":
+            pass
+        assert done["response"]["status"] == "failed"
+        assert done["response"]["status_details"]["error"]["code"] == "model_not_found"
+        # Custom voices are taken.
+        custom = {"type": "realtime", "audio": {"output": {"voice": {"id": "voice_123"}}}}
+        await client.send(json.dumps({"type": "session.update", "session": custom}))
+        while json.loads(await client.recv())["type"] != "session.updated":
+            pass
+        assert client.close_code is None
+    # The flat update is a client mistake on purpose here.
+    realtime_server.violations.clear()
 
 
 async def test_vad_without_interrupt_creates_no_second_response(

@@ -23,7 +23,7 @@ from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import bridge_of, bridged, device_state, say, tts_states, wait_tts
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 
 @pytest.fixture
@@ -79,6 +79,41 @@ def _device_id(hass: HomeAssistant, device: DeviceSimulator) -> str:
 def _satellite(hass: HomeAssistant, device: DeviceSimulator) -> str:
     entities = er.async_entries_for_device(er.async_get(hass), _device_id(hass, device))
     return next(e.entity_id for e in entities if e.domain == "assist_satellite")
+
+
+async def test_speak_sends_no_conversation_and_no_tools(
+    hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
+) -> None:
+    """An announcement bills no conversation and offers no tool; a tool call it makes anyway
+    is not run and starts no reply in the conversation (issue 28 item 7)."""
+    kitchen, _ = await _two_devices(hass, client)
+    creates_before = len(realtime_server.of_type("response.create"))
+    realtime_server.script(
+        ScriptedResponse(
+            text="The door.",
+            audio=tone(300),
+            calls=[ScriptedCall("device__self_audio_speaker_set_volume", '{"volume": 5}')],
+        )
+    )
+    await hass.services.async_call(
+        DOMAIN,
+        "speak",
+        {"device_id": _device_id(hass, kitchen), "message": "The door."},
+        blocking=True,
+    )
+    await wait_tts(kitchen, "stop")
+    creates = realtime_server.of_type("response.create")[creates_before:]
+    assert len(creates) == 1  # no reply to a tool output followed
+    response = creates[0]["response"]
+    assert response["input"] == []  # the conversation is not billed as input
+    assert response["tools"] == []
+    assert response["tool_choice"] == "none"
+    outputs = [
+        event
+        for event in realtime_server.of_type("conversation.item.create")
+        if event["item"]["type"] == "function_call_output"
+    ]
+    assert outputs == []
 
 
 async def test_speak_plays_one_out_of_band_response_on_the_right_device(

@@ -39,12 +39,11 @@ from .const import (
     CONF_MONTHLY_BUDGET,
     CONF_PRICES,
     CONF_TOKEN_HASH,
+    CONF_VOICE,
     CONF_WAKE_WORDS,
     DEFAULT_TITLE,
     DIALECT_GA,
     DOMAIN,
-    LOGGER,
-    PROBE_TIMEOUT,
     RECOMMENDED_MODEL,
     SUBENTRY_DEVICE,
 )
@@ -56,16 +55,11 @@ from .flow_schemas import (
     connection_schema,
     options_schema,
 )
-from .realtime import (
-    RealtimeAuthError,
-    RealtimeConnectionError,
-    RealtimeInvalidEndpointError,
-    RealtimeProtocolError,
-    async_probe,
-)
-from .settings import default_options, endpoint_from_config
+from .repairs import async_setting_issue
+from .settings import default_options
 from .subentry_flow import DeviceSubentryFlow
 from .usage import InvalidPricesError, effective_prices, parse_prices
+from .validation import async_validate_settings
 
 
 def _clean_connection(user_input: dict[str, Any]) -> dict[str, Any]:
@@ -97,24 +91,21 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
             ):
                 raise AbortFlow("already_configured")
 
-    async def _async_validate(self, data: dict[str, Any], model: str) -> dict[str, str]:
-        """Open a Realtime session with these settings; map failures to form errors."""
-        try:
-            await async_probe(endpoint_from_config(data, model), timeout=PROBE_TIMEOUT)
-        except RealtimeInvalidEndpointError:
-            return {CONF_BASE_URL: "invalid_url"}
-        except RealtimeAuthError:
-            return {"base": "invalid_auth"}
-        except RealtimeProtocolError:
-            # The service refused the legacy beta shape: the form points at the GA protocol.
-            return {CONF_DIALECT: "beta_protocol_disabled"}
-        except RealtimeConnectionError as err:
-            LOGGER.debug("Cannot connect to the Realtime service: %s", err)
-            return {"base": "cannot_connect"}
-        except Exception:  # noqa: BLE001 - any other failure is reported as unknown on the form
-            LOGGER.exception("Unexpected error while validating the Realtime connection")
-            return {"base": "unknown"}
-        return {}
+    async def _async_validate(
+        self, data: dict[str, Any], options: dict[str, Any], *fields: str
+    ) -> dict[str, str]:
+        """Open a Realtime session with these settings; map failures to form errors.
+
+        A new entry's own settings are checked, its model with a one-token response; reauth and
+        reconfigure check the connection with the entry's model.
+        """
+        return await async_validate_settings(
+            self.hass,
+            data,
+            options,
+            fields=frozenset(fields),
+            check_model=CONF_VOICE in options,
+        )
 
     @override
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -123,10 +114,10 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data = _clean_connection(user_input)
             self._abort_if_endpoint_configured(data)
-            model = user_input.get(CONF_MODEL) or RECOMMENDED_MODEL
-            if not (errors := await self._async_validate(data, model)):
-                options = default_options()
-                options[CONF_MODEL] = model
+            options = default_options()
+            options[CONF_MODEL] = user_input.get(CONF_MODEL) or RECOMMENDED_MODEL
+            fields = (CONF_BASE_URL, CONF_DIALECT, CONF_MODEL)
+            if not (errors := await self._async_validate(data, options, *fields)):
                 return self.async_create_entry(title=DEFAULT_TITLE, data=data, options=options)
         return self.async_show_form(
             step_id="user",
@@ -149,7 +140,7 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = {**entry.data, CONF_API_KEY: user_input[CONF_API_KEY].strip()}
-            model = entry.options.get(CONF_MODEL, RECOMMENDED_MODEL)
+            model = {CONF_MODEL: entry.options.get(CONF_MODEL, RECOMMENDED_MODEL)}
             if not (errors := await self._async_validate(data, model)):
                 return self.async_update_reload_and_abort(entry, data=data)
         return self.async_show_form(
@@ -167,8 +158,9 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data = _clean_connection(user_input)
             self._abort_if_endpoint_configured(data, ignore=entry)
-            model = entry.options.get(CONF_MODEL, RECOMMENDED_MODEL)
-            if not (errors := await self._async_validate(data, model)):
+            model = {CONF_MODEL: entry.options.get(CONF_MODEL, RECOMMENDED_MODEL)}
+            fields = (CONF_BASE_URL, CONF_DIALECT)
+            if not (errors := await self._async_validate(data, model, *fields)):
                 return self.async_update_reload_and_abort(entry, data=data)
         suggested = user_input if user_input is not None else dict(entry.data)
         return self.async_show_form(
@@ -334,6 +326,10 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
             elif error := _budget_error(options):
                 errors[CONF_MONTHLY_BUDGET] = error
             if not errors:
+                # The service checks the user's own model, voice, transcription and tools.
+                errors = await async_validate_settings(self.hass, self.config_entry.data, options)
+            if not errors:
+                async_setting_issue(self.hass, self.config_entry, None)  # the service took them
                 return self.async_create_entry(data=options)
 
         suggested = {**default_options(), **self.config_entry.options}

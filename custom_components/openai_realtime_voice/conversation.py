@@ -15,8 +15,13 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_LLM_HASS_API, CONF_MODEL, CONF_PROMPT, DOMAIN
-from .realtime import RealtimeAuthError, RealtimeError, RealtimeQuotaError
-from .repairs import async_quota_issue
+from .realtime import (
+    RealtimeAuthError,
+    RealtimeError,
+    RealtimeQuotaError,
+    RealtimeSettingRefused,
+)
+from .repairs import async_quota_issue, async_setting_issue
 from .services_api import agent_allowlist
 from .vision import agent_image_side
 
@@ -123,6 +128,15 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
                 raise HomeAssistantError(
                     translation_domain=DOMAIN, translation_key="quota_exceeded"
                 ) from err
+            except RealtimeSettingRefused as err:
+                # Not an outage: the user's setting must change (a repair names it).
+                sessions.async_discard(conversation_id)
+                async_setting_issue(self.hass, self.entry, err)
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key=f"{err.setting}_refused",
+                    translation_placeholders={"error": str(err)},
+                ) from err
             except RealtimeError as err:
                 sessions.async_discard(conversation_id)
                 self.entry.runtime_data.service.failed(err)
@@ -135,5 +149,6 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
                 sessions.async_discard(conversation_id)
                 raise
         async_quota_issue(self.hass, self.entry, active=False)
+        async_setting_issue(self.hass, self.entry, None)
         self.entry.runtime_data.service.succeeded()
         return conversation.async_get_result_from_chat_log(user_input, chat_log)

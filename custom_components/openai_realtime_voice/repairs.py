@@ -2,7 +2,8 @@
 
 Issues: libopus missing (fixable: the flow checks again after the user installed it), quota
 or billing exhausted, the Realtime service unreachable for minutes (`availability.py` decides
-when), and a paired device whose firmware is too old for the protocol.
+when), a setting the service refused (model, voice, transcription model, tools), and a paired
+device whose firmware is too old for the protocol.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from homeassistant.helpers import issue_registry as ir
 
 from .audio import OpusNotFoundError, load_opuslib
 from .const import DOMAIN, LOGGER
+from .realtime import (
+    RealtimeAuthError,
+    RealtimeError,
+    RealtimeQuotaError,
+    RealtimeSettingRefused,
+    Setting,
+)
 
 ISSUE_LIBOPUS: Final = "libopus_missing"
 
@@ -35,6 +43,54 @@ def quota_issue_id(entry: ConfigEntry[Any]) -> str:
 def unreachable_issue_id(entry: ConfigEntry[Any]) -> str:
     """The issue id of an entry whose Realtime service has been unreachable for a while."""
     return f"service_unreachable_{entry.entry_id}"
+
+
+def setting_issue_id(entry: ConfigEntry[Any], setting: Setting) -> str:
+    """The issue id of a setting of an entry the service refused."""
+    return f"{setting}_refused_{entry.entry_id}"
+
+
+@callback
+def async_setting_issue(
+    hass: HomeAssistant, entry: ConfigEntry[Any], refused: RealtimeSettingRefused | None
+) -> None:
+    """Raise the issue naming a refused setting, or clear them all (the settings worked)."""
+    if refused is None:
+        for setting in Setting:
+            ir.async_delete_issue(hass, DOMAIN, setting_issue_id(entry, setting))
+        return
+    LOGGER.warning(
+        "The Realtime service refused the %s of %s: %s", refused.setting, entry.title, refused
+    )
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        setting_issue_id(entry, refused.setting),
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=f"{refused.setting}_refused",
+        translation_placeholders={"title": entry.title, "error": str(refused)},
+    )
+
+
+@callback
+def async_report_refusal(
+    hass: HomeAssistant, entry: ConfigEntry[Any], error: RealtimeError
+) -> bool:
+    """Tell the user what a Realtime error asks of them; whether trying again may help.
+
+    A rejected key starts reauthentication and an exhausted quota raises its issue (either may
+    be fixed on the account's side: trying again later may help); a refused setting raises the
+    issue naming it (only new options help). Other errors are outages: nothing to raise.
+    """
+    if isinstance(error, RealtimeAuthError):
+        entry.async_start_reauth(hass)
+    elif isinstance(error, RealtimeQuotaError):
+        async_quota_issue(hass, entry, active=True)
+    elif isinstance(error, RealtimeSettingRefused):
+        async_setting_issue(hass, entry, error)
+        return False
+    return True
 
 
 def firmware_issue_id(mac: str) -> str:

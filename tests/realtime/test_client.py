@@ -375,6 +375,27 @@ async def test_session_expired_reconnects_and_replays(
     await recorder.stop()
 
 
+async def test_replay_keeps_untranscribed_user_turns(
+    client: RealtimeClient, realtime_server: RealtimeServer
+) -> None:
+    """Transcription off: a spoken turn is replayed as a marker before the reply to it, so the
+    new session's history alternates as the old one did (issue 28 item 9)."""
+    recorder = Recorder(client)
+    realtime_server.script(ScriptedResponse(text="It is noon.", audio=silence(20)))
+    await client.append_audio(tone(300))
+    await client.commit_audio()
+    await (await client.create_response()).wait()
+    await realtime_server.session_expired()
+    await recorder.wait(Reconnected)
+    await realtime_server.wait_for("conversation.item.create", 2)
+    replayed = [e["item"] for e in realtime_server.of_type("conversation.item.create")]
+    assert [(i["role"], i["content"][0]["text"]) for i in replayed] == [
+        ("user", "(spoken, not transcribed)"),
+        ("assistant", "It is noon."),
+    ]
+    await recorder.stop()
+
+
 async def test_drop_reconnects(client: RealtimeClient, realtime_server: RealtimeServer) -> None:
     """An abrupt drop mid-response fails that response and reconnects."""
     recorder = Recorder(client)

@@ -16,14 +16,19 @@ import itertools
 import json
 from typing import Any, Final
 
-from ..const import LOGGER
+from homeassistant.exceptions import HomeAssistantError
+
+from ..const import DOMAIN, LOGGER
 from ..realtime import (
+    InputCommitted,
+    InputTranscript,
     Modality,
     RealtimeClient,
     RealtimeError,
     RealtimeResponse,
     RealtimeSessionClosed,
     SessionConfig,
+    SpeechStarted,
 )
 from .context import ActionsContext
 from .realtime_engine import ANNOUNCE_KEY, SILENT_KEY
@@ -35,6 +40,34 @@ service takes 0.3-0.8 s; its own connect timeout bounds a stalled one)."""
 
 class BridgeBusyError(RealtimeError):
     """The device is already waiting for the answer to a question."""
+
+
+class _AnswerListener:
+    """Finds the answer to a question: the transcript of an utterance begun after it played.
+
+    Utterances are known by their input item: one whose speech started while the question
+    played (or before) is not the answer, nor is a late transcript of an earlier turn. In
+    manual mode (no turn detection) an item committed after the question counts. A failed
+    transcription answers "" (no answer).
+    """
+
+    def __init__(self, answer: asyncio.Future[str]) -> None:
+        self.answer = answer
+        self.question_played = False
+        self._answers: set[str] = set()
+        self._earlier: set[str] = set()
+
+    async def follow(self, client: RealtimeClient) -> None:
+        async for event in client.events():
+            match event:
+                case SpeechStarted(item_id=item_id):
+                    (self._answers if self.question_played else self._earlier).add(item_id)
+                case InputCommitted(item_id=item_id):
+                    if self.question_played and item_id not in self._earlier:
+                        self._answers.add(item_id)
+                case InputTranscript(item_id=item_id, text=text):
+                    if item_id in self._answers and not self.answer.done():
+                        self.answer.set_result(text)
 
 
 class Actions:
@@ -54,11 +87,6 @@ class Actions:
     def asking(self) -> bool:
         """Whether a question waits for the user's answer."""
         return self._asking is not None
-
-    def on_transcript(self, text: str) -> None:
-        """The user's words answer the question being asked, if any."""
-        if self._asking is not None and not self._asking.done():
-            self._asking.set_result(text)
 
     def on_reply_played(self, response: RealtimeResponse) -> None:
         """An announced line has been heard (or cut): its action may return."""
@@ -130,6 +158,11 @@ class Actions:
                 instructions="\n\n".join(parts),
                 out_of_band=not remember,
                 metadata={ANNOUNCE_KEY: key},
+                # The words are in the instructions: no conversation billed as input again,
+                # and no tool to call while wording them.
+                input_items=[],
+                tools=(),
+                tool_choice="none",
             )
             await future
         finally:
@@ -152,19 +185,31 @@ class Actions:
         client, config = await self._require_session()
         if self._asking is not None:
             raise BridgeBusyError
+        if config.transcription is None:
+            # The answer is the transcript of the user's words: without transcription it
+            # would never come (every question timed out).
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="ask_needs_transcription"
+            )
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._asking = answer
         detection = config.turn_detection
         quiet = replace(detection, create_response=False) if detection is not None else None
+        listener = _AnswerListener(answer)
+        follow = self._ctx.spawn(listener.follow(client), "answer")  # subscribed at once
         try:
             await client.update_session(realtime.for_mode(replace(config, turn_detection=quiet)))
             await self.async_speak(message=question, instructions=instructions, remember=True)
+            listener.question_played = True
             try:
                 async with asyncio.timeout(answer_timeout):
                     transcript = await answer
             except TimeoutError:
                 return {"answered": False}
+            if not transcript:  # nothing said, or its transcription failed
+                return {"answered": False}
         finally:
+            follow.cancel()
             self._asking = None
             with contextlib.suppress(RealtimeError):  # a session that ended needs no restoring
                 await client.update_session(realtime.for_mode(realtime.config or config))
@@ -211,6 +256,9 @@ async def _match(
         modality=Modality.TEXT,
         out_of_band=True,
         metadata={SILENT_KEY: "match"},
+        input_items=[],  # the question and the answer are in the instructions
+        tools=(),
+        tool_choice="none",
     )
     await response.wait()
     try:

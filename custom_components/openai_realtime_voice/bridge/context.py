@@ -146,9 +146,6 @@ class SessionHooks(Protocol):
     def asking(self) -> bool:
         """Whether a question waits for the user's answer (no reply is created for it)."""
 
-    def on_transcript(self, text: str) -> None:
-        """The user's turn was transcribed."""
-
     def on_reply_played(self, response: RealtimeResponse) -> None:
         """A reply has been played (or cut, or failed): whoever waited for it may go on."""
 

@@ -49,6 +49,7 @@ from ..realtime import (
     SpeechStopped,
 )
 from ..realtime.response import BYTES_PER_MS
+from ..repairs import async_quota_issue, async_report_refusal, async_setting_issue
 from ..services_api import agent_allowlist
 from ..settings import session_config, transcription_language
 from ..vision import agent_image_side
@@ -62,6 +63,9 @@ from .wake import MAX_DETECT_CHARS, DetectBudget
 
 RETRY_DELAYS: Final = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds between attempts to reach Realtime again while the Assist pipeline stands in."""
+
+MIN_COMMIT_MS: Final = 100
+"""The shortest push-to-talk turn sent: the service refuses to commit less audio."""
 
 GREETING_QUIET: Final = 0.5
 """Seconds after the session opens in which speech from the user cancels the greeting."""
@@ -96,6 +100,8 @@ class RealtimeEngine:
         self._client_changed = asyncio.Event()
         self._greeted = False
         self._user_spoke = False  # on this connection: the greeting is no longer wanted
+        self._proven = False  # the current session answered a turn
+        self._turn_ms = 0  # user audio sent since the last commit (manual mode)
         self.user_speaking = False
         # Per device, not per connection: reconnecting does not reset the typed-turn budget.
         self._detects = DetectBudget(
@@ -140,16 +146,17 @@ class RealtimeEngine:
     async def _hold_sessions(self, device_frame_ms: int) -> None:
         self.uplink = UplinkQueue(24000, device_frame_ms)
         self._ctx.spawn(self._send_uplink(self.uplink), "uplink")
-        # The delays in turn, then the last one forever; an open session starts over.
+        # The delays in turn, then the last one forever. Only a session that answered a turn
+        # starts them over: one failing its first response is not reopened at once.
         retry = ReconnectPolicy(schedule=self.retry_delays)
         while True:
             try:
                 client = await self._open_client()
             except RealtimeError as err:
                 self._use_fallback(err)
-                await retry.wait()
+                await self._retry_later(retry, err)
                 continue
-            retry.reset()
+            self._proven = False
             self._ctx.entry.runtime_data.service.succeeded()
             self.client = client
             self._client_changed.set()
@@ -172,6 +179,17 @@ class RealtimeEngine:
                 else:  # pragma: no cover - stopped: the router cancels this task
                     return
             self._use_fallback(error)
+            if self._proven:
+                retry.reset()
+            await self._retry_later(retry, error)
+
+    async def _retry_later(self, retry: ReconnectPolicy, error: RealtimeError) -> None:
+        """Wait before the next attempt; until new options reload the entry if only they help.
+
+        The user is told as on the agent path; the Assist pipeline serves meanwhile."""
+        if not async_report_refusal(self._ctx.hass, self._ctx.entry, error):
+            await asyncio.Future()  # until the entry reloads (the router cancels this task)
+        await retry.wait()
 
     def _use_fallback(self, error: RealtimeError) -> None:
         # The router logs the outage; the entry's monitor follows it (and raises its issue).
@@ -190,18 +208,20 @@ class RealtimeEngine:
     async def _greet(self, client: RealtimeClient, greeting: str) -> None:
         """Who speaks first: the greeting, once per device connection, unless the user did.
 
-        The device streams the user's first words while the session opens; they reach the
-        service when it is ready. A user who speaks (or typed) by `GREETING_QUIET` after that
-        is not greeted: `tts start` would turn an auto-mode device's microphone off.
-        Sent from its own task so that `_follow` is already subscribed to the session's
-        events when `response.created` arrives.
+        A user who speaks (or typed) by `GREETING_QUIET` after the session opened is not
+        greeted (`tts start` would turn an auto-mode microphone off). Its own task, so that
+        `_follow` is subscribed when `response.created` arrives. The words are given: no
+        conversation as input, no tools.
         """
         await asyncio.sleep(GREETING_QUIET)
         if self._user_spoke or client is not self.client or self._ctx.busy():
             return
         with contextlib.suppress(RealtimeError):
             await client.create_response(
-                instructions=f"Greet the user by saying exactly: {greeting}"
+                instructions=f"Greet the user by saying exactly: {greeting}",
+                input_items=[],
+                tools=(),
+                tool_choice="none",
             )
 
     async def _open_client(self) -> RealtimeClient:
@@ -294,7 +314,6 @@ class RealtimeEngine:
                     self.turns.add_transcript(item_id, text)
                     if text:
                         await self._speaker.show_user_text(item_id, text)
-                        self._hooks.on_transcript(text)
                 case ResponseStarted(response=response):
                     if SILENT_KEY not in (response.metadata or {}):
                         self._speaker.queue_reply(
@@ -303,6 +322,10 @@ class RealtimeEngine:
                             self._hooks.on_reply_played,
                         )
                 case ResponseDone(response=response):
+                    if response.status == "completed" and not self._proven:
+                        self._proven = True  # the session works: clear what its failures raised
+                        async_quota_issue(self._ctx.hass, self._ctx.entry, active=False)
+                        async_setting_issue(self._ctx.hass, self._ctx.entry, None)
                     self._hooks.on_reply_done(response)
                     self._ctx.entry.runtime_data.usage.record(response.usage)
                 case ServerError(code=code, message=message):
@@ -317,6 +340,7 @@ class RealtimeEngine:
     def start_turn(self, mode: ListenMode) -> None:
         """The device listens: its audio starts afresh, in the session's listening mode."""
         previous, self._mode = self._mode, mode
+        self._turn_ms = 0
         if self.uplink is not None:
             self.uplink.reset()
         if (mode is ListenMode.MANUAL) != (previous is ListenMode.MANUAL):
@@ -386,9 +410,21 @@ class RealtimeEngine:
                 continue
             if not isinstance(item, Commit):
                 await client.append_audio(item)  # never raises: dropped while disconnected
+                self._turn_ms += len(item) // BYTES_PER_MS
                 uplink.clock.appended(
                     (client, client.session_started), len(item) // BYTES_PER_MS, arrived
                 )
+                continue
+            heard_ms, self._turn_ms = self._turn_ms, 0
+            if heard_ms < MIN_COMMIT_MS:
+                # The service refuses it (`input_audio_buffer_commit_empty`); a reply would
+                # answer nothing, billed. The board idles after `listen stop`: so do we.
+                LOGGER.debug(
+                    "Device %s: push-to-talk turn of %d ms not sent", self.device.mac, heard_ms
+                )
+                with contextlib.suppress(RealtimeError):
+                    await client.clear_audio()
+                self._ctx.set_phase(BridgePhase.IDLE)
                 continue
             self._speaker.turn_started = loop.time()
             self._ctx.set_phase(BridgePhase.PROCESSING)
@@ -488,6 +524,8 @@ class RealtimeEngine:
             if response.cancelled:
                 return
             await downlink.finish()
+            if ANNOUNCE_KEY in (response.metadata or {}):
+                response.function_calls.clear()  # words to say, not a turn: nothing runs
             results = await self.turns.async_reply_done(response, heard, on_tools=self._on_tools)
             trace.set_result(transcript=response.transcript, status=response.status)
         if results and (client := self.client) is not None:

@@ -1,16 +1,17 @@
 """The device conversation's chat log: the user turns the model heard, its replies, tool results.
 
 A reply's tools run inside the chat log (the turn engine, `turn.py`, as for typed Assist
-requests) after the user turns the reply heard were recorded there (the count the services
-API's confirmations rely on). Home Assistant's tools and the device's own (`DeviceToolsAPI`)
-run as the device's user and are recorded as ordinary tool calls with their results.
+requests) at once, after the user turns the reply heard were recorded there (the count the
+services API's confirmations rely on); a turn still being transcribed is recorded as
+UNTRANSCRIBED and its words replace that entry when they arrive. Home Assistant's tools and
+the device's own (`DeviceToolsAPI`) run as the device's user and are recorded as ordinary
+tool calls with their results.
 Spoken turns get their text when transcribed; transcription runs alongside the reply, so a
 reply without tools may be written once its turns' transcripts arrive.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 import contextlib
@@ -24,17 +25,15 @@ from homeassistant.helpers import chat_session, llm
 from ..const import DOMAIN
 from ..endpoint import DeviceState
 from ..realtime import FunctionTool, RealtimeClient, RealtimeResponse
+from ..realtime.tracker import UNTRANSCRIBED
 from ..services_api import SPOKEN_DIALOGUE
 from ..turn import ToolRoundsExceededError, TurnEngine, no_user_context
 from ..xiaozhi import McpClient, McpTool
 from .satellites import DATA_SATELLITES
 from .tools import DeviceToolsAPI
 
-TRANSCRIPT_WAIT: Final = 1.0
-"""Seconds a reply's tools wait for the transcript of a user turn still being transcribed."""
-
-UNTRANSCRIBED: Final = "(spoken, not transcribed)"
-"""The chat log's record of a spoken user turn that has no transcript."""
+MAX_PLACEHOLDERS: Final = 8
+"""Recorded turns whose late transcript is still put in their place."""
 
 
 KEPT_MOMENTS: Final = 16
@@ -55,6 +54,19 @@ class _UserTurn:
     text: str | None = None
 
 
+@dataclass(slots=True)
+class _Placeholder:
+    """A spoken turn recorded before its transcript (its tools ran): the entry to replace.
+
+    The chat log only keeps a change when content is added, so `text` goes in with the next
+    reply written (which waits for it, as a reply waits for its own turns' transcripts).
+    """
+
+    item_id: str
+    content: conversation.UserContent
+    text: str | None = None
+
+
 class DeviceTurns:
     """One device connection's conversation as Home Assistant's chat log records it."""
 
@@ -69,7 +81,8 @@ class DeviceTurns:
         """User turns the model heard on this connection."""
         self._recorded = 0  # of which in the chat log
         self._unrecorded: list[_UserTurn] = []
-        self._transcribed = asyncio.Event()
+        # Turns recorded as UNTRANSCRIBED whose transcript may still come.
+        self._placeholders: list[_Placeholder] = []
         # A reply without tools waiting for its user turns' transcripts: (turns heard, reply).
         self._untranscribed: tuple[int, RealtimeResponse] | None = None
         self.engine = TurnEngine(hass, DOMAIN)
@@ -109,8 +122,10 @@ class DeviceTurns:
             self._round_heard = heard
             self.engine.start_turn()
         self.flush()
-        await self._await_transcripts(heard)
+        # The tools run now: a turn still being transcribed is recorded as UNTRANSCRIBED (it
+        # counts as the user's turn for confirmations) and gets its words when they arrive.
         with self.chat_log() as chat_log:
+            self._apply_transcripts(chat_log)
             self._record_user_turns(chat_log, heard)
             on_tools()
             spoken = SPOKEN_DIALOGUE.set(self)
@@ -202,23 +217,36 @@ class DeviceTurns:
         for turn in self._unrecorded:
             if turn.item_id == item_id:
                 turn.text = text
-                self._transcribed.set()
                 break
-        if (late := self._untranscribed) is not None and all(
-            turn.text is not None for turn in self._heard_turns(late[0])
+        else:
+            self._fill_placeholder(item_id, text)
+        if (
+            (late := self._untranscribed) is not None
+            and all(turn.text is not None for turn in self._heard_turns(late[0]))
+            and not self._awaiting_placeholders()
         ):
             self.flush()
 
-    async def _await_transcripts(self, heard: int) -> None:
-        """Before tools run: wait briefly for the transcripts of the turns the reply heard."""
-        if not self.transcribing:
-            return
-        turns = self._heard_turns(heard)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(TRANSCRIPT_WAIT):
-                while any(turn.text is None for turn in turns):
-                    self._transcribed.clear()
-                    await self._transcribed.wait()
+    def _fill_placeholder(self, item_id: str, text: str) -> None:
+        """Keep the late transcript of a turn recorded as UNTRANSCRIBED for the next write."""
+        for placeholder in self._placeholders:
+            if placeholder.item_id == item_id:
+                placeholder.text = text
+                return
+
+    def _awaiting_placeholders(self) -> bool:
+        return any(placeholder.text is None for placeholder in self._placeholders)
+
+    def _apply_transcripts(self, chat_log: conversation.ChatLog) -> None:
+        """Put the late transcripts that arrived in place of their UNTRANSCRIBED entries."""
+        for placeholder in [p for p in self._placeholders if p.text is not None]:
+            self._placeholders.remove(placeholder)
+            if not placeholder.text:
+                continue  # nothing was said: the marker stays
+            for index, content in enumerate(chat_log.content):
+                if content is placeholder.content:
+                    chat_log.content[index] = conversation.UserContent(content=placeholder.text)
+                    break
 
     def _record_user_turns(self, chat_log: conversation.ChatLog, heard: int) -> None:
         """Add the user turns a response heard to the chat log (before its tools run).
@@ -232,9 +260,11 @@ class DeviceTurns:
         self._recorded += len(turns)
         for turn in turns:
             self._answers.append(turn.started)
-            chat_log.async_add_user_content(
-                conversation.UserContent(content=turn.text or UNTRANSCRIBED)
-            )
+            content = conversation.UserContent(content=turn.text or UNTRANSCRIBED)
+            chat_log.async_add_user_content(content)
+            if turn.text is None and turn.item_id is not None and self.transcribing:
+                self._placeholders.append(_Placeholder(turn.item_id, content))
+                del self._placeholders[:-MAX_PLACEHOLDERS]
 
     def _record_when_transcribed(self, heard: int, response: RealtimeResponse) -> None:
         """Record a reply without tools once the transcripts of its user turns are known.
@@ -244,7 +274,10 @@ class DeviceTurns:
         or the session ends.
         """
         self.flush()
-        if self.transcribing and any(turn.text is None for turn in self._heard_turns(heard)):
+        if self.transcribing and (
+            any(turn.text is None for turn in self._heard_turns(heard))
+            or self._awaiting_placeholders()
+        ):
             self._untranscribed = (heard, response)
             return
         self._write_turn(heard, response)
@@ -254,15 +287,18 @@ class DeviceTurns:
         self.engine.cancel()
 
     def flush(self) -> None:
+        """Write the reply waiting for transcripts now; the ones still missing stay markers."""
         if (late := self._untranscribed) is not None:
             self._untranscribed = None
             self._write_turn(*late)
+            self._placeholders.clear()
 
     def _write_turn(self, heard: int, response: RealtimeResponse) -> None:
         """Add a reply without tools, and the user turns it heard, to the chat log."""
         self.engine.agent_id = self._agent_id()
         content = self.engine.played_content(response)
         with self.chat_log() as chat_log:
+            self._apply_transcripts(chat_log)
             self._record_user_turns(chat_log, heard)
             if content is not None:
                 chat_log.async_add_assistant_content_without_tools(content)

@@ -14,7 +14,6 @@ from .config import (
     TurnDetection,
     session_diff,
 )
-from .connection import async_probe
 from .endpoint import AuthStyle, Dialect, RealtimeEndpoint, redact_url
 from .errors import (
     RealtimeAuthError,
@@ -26,6 +25,8 @@ from .errors import (
     RealtimeRateLimitError,
     RealtimeRequestError,
     RealtimeSessionClosed,
+    RealtimeSettingRefused,
+    Setting,
 )
 from .events import (
     Closed,
@@ -41,6 +42,7 @@ from .events import (
     SpeechStopped,
 )
 from .options import ClientOptions
+from .probe import async_probe
 from .protocol import RealtimeProtocol
 from .reconnect import ReconnectPolicy
 from .response import (
@@ -87,6 +89,7 @@ __all__ = [
     "RealtimeRequestError",
     "RealtimeResponse",
     "RealtimeSessionClosed",
+    "RealtimeSettingRefused",
     "ReconnectPolicy",
     "Reconnected",
     "ResponseDone",
@@ -97,6 +100,7 @@ __all__ = [
     "ServerVad",
     "SessionConfig",
     "SessionEvent",
+    "Setting",
     "SpeechStarted",
     "SpeechStopped",
     "TextDelta",

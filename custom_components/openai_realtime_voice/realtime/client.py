@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 import contextlib
 import logging
 import time
+from typing import Any
 
 from .config import FunctionTool, Modality, SessionConfig
 from .endpoint import RealtimeEndpoint
@@ -168,10 +169,13 @@ class RealtimeClient:
         out_of_band: bool = False,
         metadata: Mapping[str, str] | None = None,
         tools: Sequence[FunctionTool] | None = None,
+        tool_choice: str | None = None,
+        input_items: Sequence[dict[str, Any]] | None = None,
     ) -> RealtimeResponse:
         """Ask for a response once the previous one is done; return it when created.
 
-        Overrides apply to this response only; `out_of_band` keeps it out of the conversation.
+        Overrides apply to this response only; `out_of_band` keeps it out of the conversation,
+        `input_items` replaces the conversation as its context (`[]`: no context).
         A request the service is busy or rate limited for is sent again, a bounded number of
         times: at once when the response in the way is done, else after a backoff.
         """
@@ -186,6 +190,8 @@ class RealtimeClient:
                     out_of_band=out_of_band,
                     metadata=metadata,
                     tools=tools,
+                    tool_choice=tool_choice,
+                    input_items=input_items,
                 )
                 try:
                     answer = await self.link.request(event_id, self.options.response_timeout)

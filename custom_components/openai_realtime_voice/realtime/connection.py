@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from email.utils import parsedate_to_datetime
 import json
@@ -17,7 +16,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from .config import SessionConfig
 from .endpoint import RealtimeEndpoint, redact_url
 from .errors import (
     QUOTA_ERROR_CODES,
@@ -28,17 +26,15 @@ from .errors import (
     RealtimeQuotaError,
     RealtimeRateLimitError,
     RealtimeSessionClosed,
-    error_event_exception,
     error_for_code,
     redact,
 )
-from .events import ga_event_type
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
     "RETRYABLE_CLOSE_CODES",
     "async_open",
-    "async_probe",
+    "closed_error",
     "error_for_close",
     "retry_after",
     "too_many_requests",
@@ -217,57 +213,3 @@ def closed_error(err: ConnectionClosed) -> RealtimeError:
     if frame is None:
         return RealtimeConnectionError("connection dropped")
     return error_for_close(frame.code, frame.reason)
-
-
-async def async_probe(endpoint: RealtimeEndpoint, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - API agreed with the config flow
-    """Open a session and configure it once in the endpoint's dialect, then close.
-
-    session.created -> one `session.update` (a default configuration) -> session.updated:
-    a service that refuses the dialect (the beta shape on the GA service) fails here, with
-    the typed errors above, instead of on the first real session.
-    """
-    waiting = "session.created"
-    try:
-        async with asyncio.timeout(timeout):
-            ws = await async_open(endpoint, open_timeout=timeout, ping_interval=None)
-            try:
-                while True:
-                    event = await _probe_event(ws)
-                    kind = event.get("type")
-                    if isinstance(kind, str):
-                        kind = ga_event_type(kind)  # the beta transcription_session.updated too
-                    if kind == "error":
-                        raise error_event_exception(event, endpoint.api_key)
-                    if kind == waiting == "session.created":
-                        waiting = "session.updated"
-                        update = {
-                            "type": "session.update",
-                            "event_id": "evt_probe",
-                            "session": SessionConfig().render(endpoint.dialect),
-                        }
-                        try:
-                            await ws.send(json.dumps(update))
-                        except ConnectionClosed as err:
-                            raise closed_error(err) from None
-                    elif kind == waiting:
-                        return
-                    else:
-                        _LOGGER.debug("Ignoring %s while waiting for %s", kind, waiting)
-            finally:
-                await ws.close()
-    except TimeoutError:
-        raise RealtimeConnectionError(f"no {waiting} within {timeout:g} s") from None
-
-
-async def _probe_event(ws: ClientConnection) -> dict[str, Any]:
-    try:
-        raw = await ws.recv()
-    except ConnectionClosed as err:
-        raise closed_error(err) from None
-    try:
-        event = json.loads(raw)
-    except ValueError:
-        raise RealtimeConnectionError("server sent invalid JSON") from None
-    if not isinstance(event, dict):
-        raise RealtimeConnectionError("server sent a non-object event")
-    return event

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Final
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "RealtimeRateLimitError",
     "RealtimeRequestError",
     "RealtimeSessionClosed",
+    "RealtimeSettingRefused",
+    "Setting",
     "error_event_exception",
     "error_for_code",
     "is_truncate_error",
@@ -82,6 +85,28 @@ class RealtimeProtocolError(RealtimeSessionClosed):
     """The service refused the protocol dialect (the beta shape on the GA service)."""
 
 
+class Setting(StrEnum):
+    """A user setting the service can refuse."""
+
+    MODEL = "model"
+    VOICE = "voice"
+    TRANSCRIPTION_MODEL = "transcription_model"
+    TOOLS = "tools"
+
+
+class RealtimeSettingRefused(RealtimeSessionClosed):
+    """The service refused one of the user's settings; retrying the same session cannot help.
+
+    `setting` names it (model, voice, transcription model, tools) so the user can be told
+    which one to change.
+    """
+
+    def __init__(self, message: str, *, setting: Setting, reason: str = "") -> None:
+        """Keep which setting was refused."""
+        super().__init__(message, reason=reason)
+        self.setting = setting
+
+
 AUTH_ERROR_CODES: Final = frozenset({"invalid_api_key", "account_deactivated"})
 QUOTA_ERROR_CODES: Final = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 RATE_LIMIT_CODE: Final = "rate_limit_exceeded"
@@ -124,7 +149,40 @@ def error_for_code(code: str | None, message: str) -> RealtimeError | None:
             reason=code,
         )
     if code == MODEL_NOT_FOUND_CODE:
-        return RealtimeSessionClosed(f"{code}: {message}", reason=code)
+        # The session opens with any model; its first response fails with this code
+        # (openai-realtime-console#561, realtime-protocol.md §3.1).
+        return RealtimeSettingRefused(f"{code}: {message}", setting=Setting.MODEL, reason=code)
+    return None
+
+
+# Which setting a refused `session.update` names in `error.param` (GA paths, beta names).
+_SETTING_PARAMS: Final = (
+    ("transcription", Setting.TRANSCRIPTION_MODEL),
+    ("voice", Setting.VOICE),
+    ("tools", Setting.TOOLS),
+    ("tool_choice", Setting.TOOLS),
+)
+
+
+def setting_refusal(code: str | None, param: str | None, message: str) -> RealtimeError | None:
+    """The refusal of a `session.update` that names a setting, or None.
+
+    A beta-shaped (flat) update on the GA service is answered `missing_required_parameter`,
+    param `session.type`, and the socket stays open (TanStack/ai#586,
+    microsoft/agent-framework#924): the dialect is refused. A value the service does not take
+    (a voice, a transcription model, a tool's schema) names its path in `param`.
+    """
+    text = f"{code}: {message}"
+    if param == "session.type" or (code == "missing_required_parameter" and not param):
+        return RealtimeProtocolError(
+            f"{text} (the service expects the GA protocol)", reason=code or ""
+        )
+    path = param or ""
+    if code == "invalid_function_parameters":
+        path = path or "session.tools"
+    for part, setting in _SETTING_PARAMS:
+        if part in path:
+            return RealtimeSettingRefused(text, setting=setting, reason=code or "")
     return None
 
 
@@ -133,8 +191,12 @@ def error_event_exception(event: dict[str, Any], api_key: str) -> RealtimeError:
     error = event.get("error")
     error = error if isinstance(error, dict) else {}
     code = error.get("code")
+    code = code if isinstance(code, str) else None
+    param = error.get("param")
     message = redact(str(error.get("message", "")), api_key)
-    mapped = error_for_code(code if isinstance(code, str) else None, message)
+    mapped = error_for_code(code, message) or setting_refusal(
+        code, param if isinstance(param, str) else None, message
+    )
     return mapped or RealtimeConnectionError(f"server error {code}: {message}")
 
 

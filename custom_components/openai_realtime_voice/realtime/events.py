@@ -114,6 +114,7 @@ class ServerError:
     code: str | None
     message: str
     event_id: str | None
+    param: str | None = None  # the request field refused, e.g. `session.audio.output.voice`
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> ServerError:
@@ -122,11 +123,13 @@ class ServerError:
         error = error if isinstance(error, dict) else {}
         code = error.get("code")
         event_id = error.get("event_id")
+        param = error.get("param")
         return cls(
             type=str(error.get("type", "")),
             code=code if isinstance(code, str) else None,
             message=str(error.get("message", "")),
             event_id=event_id if isinstance(event_id, str) else None,
+            param=param if isinstance(param, str) else None,
         )
 
 

@@ -129,6 +129,7 @@ class RealtimeProtocol:
             "input_audio_buffer.committed": self._on_committed,
             "conversation.item.input_audio_transcription.delta": self._on_input_transcript_delta,
             "conversation.item.input_audio_transcription.completed": self._on_input_transcript,
+            "conversation.item.input_audio_transcription.failed": self._on_input_transcript,
             "response.created": self._on_response_created,
             "response.done": self._on_response_done,
             **dict.fromkeys(DELTA_EVENTS, self._on_delta),
@@ -243,8 +244,8 @@ class RealtimeProtocol:
         self.tracker.new_session()
         if self._replay:
             for entry in self.tracker.history:
-                if entry.text:
-                    self._send(message_item(entry.role, entry.text, self.dialect))
+                if text := entry.replayed_text:
+                    self._send(message_item(entry.role, text, self.dialect))
         self.phase = Phase.OPEN
         self._emit(SessionReady())
         if (update := self._update) is not None and not update.answered:
@@ -306,7 +307,8 @@ class RealtimeProtocol:
         self._emit(InputTranscriptDelta(str(event.get("item_id", "")), str(event.get("delta", ""))))
 
     def _on_input_transcript(self, event: dict[str, Any]) -> None:
-        text = str(event.get("transcript", ""))
+        """A transcript, or "" for a transcription that failed (the turn stands, wordless)."""
+        text = str(event.get("transcript", ""))  # `.failed` carries `error` instead
         item_id = str(event.get("item_id", ""))
         self.tracker.transcribed(item_id, text)
         self._emit(InputTranscript(item_id, text, object_field(event, "usage") or None))
@@ -436,6 +438,8 @@ class RealtimeProtocol:
         out_of_band: bool = False,
         metadata: Mapping[str, str] | None = None,
         tools: Sequence[FunctionTool] | None = None,
+        tool_choice: str | None = None,
+        input_items: Sequence[dict[str, Any]] | None = None,
     ) -> str:
         """Queue a response.create; its event id, answered by RequestAccepted or RequestRefused."""
         params = response_params(
@@ -444,6 +448,8 @@ class RealtimeProtocol:
             modality=modality,
             out_of_band=out_of_band,
             tools=tools,
+            tool_choice=tool_choice,
+            input_items=input_items,
         )
         event_id = self._event_id()
         tag = {**(metadata or {}), CLIENT_EVENT_KEY: event_id}

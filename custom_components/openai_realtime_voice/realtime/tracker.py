@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Final
 
 from .response import RealtimeResponse
 
-__all__ = ["Cut", "HistoryEntry", "ResponseTracker"]
+__all__ = ["UNTRANSCRIBED", "Cut", "HistoryEntry", "ResponseTracker"]
+
+UNTRANSCRIBED: Final = "(spoken, not transcribed)"
+"""The text of a spoken user turn that has no transcript (yet)."""
 
 
 @dataclass(slots=True)
@@ -17,6 +21,16 @@ class HistoryEntry:
     role: str
     text: str
     key: str | None = None
+
+    @property
+    def replayed_text(self) -> str:
+        """What a new session is given: a spoken turn without transcript as UNTRANSCRIBED.
+
+        Replaying the replies without the turns they answered would give the model a history
+        of answers to nothing; the marker keeps the turns in place (with transcription off,
+        every spoken turn).
+        """
+        return self.text or (UNTRANSCRIBED if self.role == "user" else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from .errors import (
     RealtimeRequestError,
     error_for_code,
     redact,
+    setting_refusal,
 )
 from .events import RequestRefused, ServerError, ga_event_type
 from .response import AudioDelta, FunctionCall, ResponseEvent, TextDelta, TranscriptDelta
@@ -119,8 +120,9 @@ def int_field(event: dict[str, Any], key: str) -> int:
 def refusal(event_id: str, error: ServerError, message: str, *, update: bool) -> RequestRefused:
     """What a refused request means: retry later (busy, rate limited) or a typed error."""
     text = f"{error.code}: {message}"
-    if update:  # a session.update
-        return RequestRefused(event_id, RealtimeError(text))
+    if update:  # a session.update: a refused setting is named
+        refused = setting_refusal(error.code, error.param, message)
+        return RequestRefused(event_id, refused or RealtimeError(text))
     if error.code == BUSY_CODE:
         busy = RealtimeRequestError(text, code=error.code)
         return RequestRefused(event_id, busy, retry=True, busy=True)
@@ -175,8 +177,14 @@ def response_params(
     modality: Modality | None,
     out_of_band: bool,
     tools: Sequence[FunctionTool] | None,
+    tool_choice: str | None = None,
+    input_items: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The `response` overrides of a response.create (this response only)."""
+    """The `response` overrides of a response.create (this response only).
+
+    `input_items` replaces the conversation as the response's context (`[]`: none at all, so
+    the conversation is not billed as input again).
+    """
     params: dict[str, Any] = {}
     if instructions is not None:
         params["instructions"] = instructions
@@ -189,4 +197,8 @@ def response_params(
         params["conversation"] = "none"
     if tools is not None:
         params["tools"] = [tool.render() for tool in tools]
+    if tool_choice is not None:
+        params["tool_choice"] = tool_choice
+    if input_items is not None:
+        params["input"] = list(input_items)
     return params
