@@ -32,7 +32,7 @@ from custom_components.openai_realtime_voice.const import (
 )
 from custom_components.openai_realtime_voice.settings import default_options
 from tests.agent_helpers import ask_agent
-from tests.bridge_helpers import bridge_of, bridged, device_state
+from tests.bridge_helpers import bridge_of, bridged, device_state, send_typed_detect
 from tests.device_helpers import device_client, release_devices, until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
@@ -167,7 +167,7 @@ async def test_device_unknown_model_raises_a_repair_and_stops_trying(
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     realtime_server.known_models = {"another-model"}
     connections = realtime_server.connections
-    await device.detect_wake_word("hello")  # a typed turn: its response fails
+    await send_typed_detect(device, "hello")  # a typed turn: its response fails
     await until(lambda: _issue(hass, f"model_refused_{entry.entry_id}") is not None)
     await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
     # Three retry delays later, no new session was opened for the refused model.
@@ -196,7 +196,7 @@ async def test_device_quota_raises_the_repair_and_retries_slowly(
     await until(lambda: bridge_of(hass, state).client is not None)
     await until(lambda: bridge_of(hass, state).client.connected)
     realtime_server.script(ScriptedResponse(text="Back.", audio=tone(120)))
-    await device.detect_wake_word("are you there")
+    await send_typed_detect(device, "are you there")
     await until(lambda: _issue(hass, issue_id) is None)
 
 

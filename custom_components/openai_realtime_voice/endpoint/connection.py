@@ -290,14 +290,23 @@ class DeviceConnection:
     # --- output -----------------------------------------------------------------------------
 
     async def _send_frames(self, frames: list[str | bytes]) -> None:
+        """Send frames until the socket is gone; a device that vanished is not an error.
+
+        The firmware drops TCP without a close frame when it ends the channel (esp-ml307
+        `~WebSocket`), so a frame can meet a closing transport before `closed` says so.
+        """
         for frame in frames:
             if self._ws.closed:
                 return
-            if isinstance(frame, str):
-                await self._ws.send_str(frame)
-            else:
-                await self._ws.send_bytes(frame)
-                self._last_activity = self._loop.time()
+            try:
+                if isinstance(frame, str):
+                    await self._ws.send_str(frame)
+                else:
+                    await self._ws.send_bytes(frame)
+                    self._last_activity = self._loop.time()
+            except ConnectionResetError as err:
+                LOGGER.debug("Device %s is gone, frames not sent: %s", self.mac, err)
+                return
 
     async def _send_mcp(self, payload: dict[str, Any]) -> None:
         """The McpClient's transport: wrap the payload in the `mcp` envelope."""
