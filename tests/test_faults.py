@@ -31,6 +31,7 @@ from custom_components.openai_realtime_voice.bridge import (
     wake as bridge_wake,
 )
 from custom_components.openai_realtime_voice.bridge.uplink import UPLINK_QUEUE
+from custom_components.openai_realtime_voice.endpoint import connection as device_connection
 from custom_components.openai_realtime_voice.endpoint.hub import DeviceState
 from custom_components.openai_realtime_voice.realtime import RealtimeClient
 from custom_components.openai_realtime_voice.realtime.client import ClientOptions
@@ -481,6 +482,8 @@ async def test_memory_is_flat_over_a_thousand_turns(
     caplog.set_level(logging.WARNING, logger=OUR_LOGGER)
     # Typed turns are rate-limited per device (each is a billed response); not the point here.
     monkeypatch.setattr(bridge_wake, "DETECT_LIMIT", 10_000)
+    # So is the device's frame budget (a typed turn a few milliseconds apart is no board).
+    monkeypatch.setattr(device_connection, "FRAMES_PER_SECOND", 10_000.0)
     device = await bridged(hass, client)
     state = device_state(hass, device)
     realtime_server.script(*(ScriptedResponse(text="Ok.") for _ in range(1000)))
