@@ -627,7 +627,7 @@ class DeviceSimulator:
     def _ws_connect_headers(self, url: str) -> dict[str, str]:
         """The handshake's headers; esp-ml307 `WebSocket::Connect` writes `Host` without port."""
         headers = self.ws_headers()
-        if not self.ws_host_with_port:
+        if not self.ws_host_with_port and "Host" not in headers:  # else a proxy set it
             host = urlsplit(url).hostname or ""
             headers["Host"] = f"[{host}]" if ":" in host else host
         return headers

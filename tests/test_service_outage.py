@@ -207,12 +207,12 @@ async def test_quota_at_startup_loads_with_the_quota_issue(
     by the pipeline; the issue goes once the service answers."""
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     assert await hass.config_entries.async_unload(entry.entry_id)
-    realtime_server.handshake_status = 429
+    realtime_server.discipline.out_of_quota()  # HTTP 429 with `insufficient_quota`
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
     assert issue_registry.async_get_issue(DOMAIN, quota_issue_id(entry)) is not None
-    realtime_server.handshake_status = None
+    realtime_server.discipline.handshake_429 = None
     await tick(hass, freezer, RECHECK_INTERVAL)
     assert issue_registry.async_get_issue(DOMAIN, quota_issue_id(entry)) is None
     assert issue_registry.async_get_issue(DOMAIN, unreachable_issue_id(entry)) is None
