@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from unittest.mock import patch
 
@@ -27,6 +28,7 @@ from custom_components.openai_realtime_voice.settings import default_options
 from simulator.camera import generated_picture
 from tests.camera_helpers import BROKEN, GARAGE, PORCH, StillCamera
 from tests.device_helpers import device_client
+from tests.pipeline_providers import Providers, providers_flow, setup_providers
 from tests.realtime_server import RealtimeServer, realtime_server  # noqa: F401 - shared fixture
 
 
@@ -157,3 +159,13 @@ async def cameras(hass: HomeAssistant) -> dict[str, StillCamera]:
     async_expose_entity(hass, conversation.DOMAIN, PORCH, False)
     async_expose_entity(hass, conversation.DOMAIN, BROKEN, True)
     return made
+
+
+@pytest.fixture
+async def providers(
+    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Providers]:
+    """The test STT and TTS entities in the preferred Assist pipeline (the one devices fall back
+    to and announcements speak with). Modules that need other entities define their own."""
+    with providers_flow():
+        yield await setup_providers(hass, tmp_path, monkeypatch)

@@ -7,7 +7,6 @@ response), priced with an override that makes one response cost about 0.91 USD, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +38,7 @@ from custom_components.openai_realtime_voice.usage import EntryUsage, month_of
 from simulator.speech import synthesize
 from tests.bridge_helpers import bridge_of, bridged, device_state, wait_tts
 from tests.device_helpers import release_devices, setup_entry, until
-from tests.pipeline_providers import STT_TEXT, Providers, providers_flow, setup_providers
+from tests.pipeline_providers import STT_TEXT, Providers
 from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage
 
 # 91 audio output tokens per response at 10,000 USD per 1M: 0.91 USD, plus about 0.0014 USD.
@@ -156,15 +155,6 @@ async def test_cheaper_model_answers_once_the_budget_is_used_up(
     usage = entry.runtime_data.usage
     assert usage.prices is not None
     assert usage.prices.audio_out < 10000
-
-
-@pytest.fixture
-async def providers(
-    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Providers]:
-    """STT and TTS entities in the preferred pipeline (the Assist pipeline devices fall back to)."""
-    with providers_flow():
-        yield await setup_providers(hass, tmp_path, monkeypatch)
 
 
 @pytest.mark.usefixtures("lights", "fast_retries")

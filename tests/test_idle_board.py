@@ -9,7 +9,7 @@ names the board, and does not start a TTS stream or a pipeline it could never pl
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -23,7 +23,7 @@ from custom_components.openai_realtime_voice.const import DOMAIN
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridge_of, bridged, device_state, satellite_id
 from tests.device_helpers import device_client, release_devices, until
-from tests.pipeline_providers import Providers, providers_flow, setup_providers
+from tests.pipeline_providers import Providers
 from tests.realtime_server import RealtimeServer
 
 IDLE_CALLS: list[tuple[str, str, dict[str, Any]]] = [
@@ -34,15 +34,6 @@ IDLE_CALLS: list[tuple[str, str, dict[str, Any]]] = [
     (DOMAIN, "ask", {"question": "Lights off?"}),
     (DOMAIN, "converse", {"instructions": "Ask about dinner."}),
 ]
-
-
-@pytest.fixture
-async def providers(
-    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Providers]:
-    """STT and TTS entities in the preferred pipeline (announcements have a TTS engine)."""
-    with providers_flow():
-        yield await setup_providers(hass, tmp_path, monkeypatch)
 
 
 @pytest.fixture

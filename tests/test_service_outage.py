@@ -8,7 +8,6 @@ checks and WebSockets are accepted, and the Assist pipeline answers until Realti
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 import logging
 from typing import Any
@@ -33,19 +32,10 @@ from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import alerts, bridge_of, device_state, satellite_id, wait_tts
 from tests.device_helpers import device_client, pair, simulator, until
-from tests.pipeline_providers import STT_TEXT, Providers, providers_flow, setup_providers
+from tests.pipeline_providers import STT_TEXT, Providers
 from tests.realtime_server import RealtimeServer
 
 pytestmark = pytest.mark.usefixtures("fast_retries")
-
-
-@pytest.fixture
-async def providers(
-    hass: HomeAssistant, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Providers]:
-    """The test STT and TTS entities in the preferred pipeline."""
-    with providers_flow():
-        yield await setup_providers(hass, tmp_path, monkeypatch)
 
 
 @pytest.fixture
