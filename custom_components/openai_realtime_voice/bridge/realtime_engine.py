@@ -18,25 +18,21 @@ from dataclasses import replace
 from functools import partial
 from typing import ClassVar, Final
 
-from homeassistant.components import conversation
 from homeassistant.components.conversation.trace import (
     ConversationTraceEvent,
     ConversationTraceEventType,
     async_conversation_trace,
 )
 from homeassistant.core import callback
-from homeassistant.helpers import llm
 from homeassistant.util.hass_dict import HassKey
 
 from ..budget import BudgetExhaustedError
-from ..const import CONF_GREETING, CONF_LLM_HASS_API, CONF_PROMPT, DOMAIN, LOGGER
+from ..const import CONF_GREETING, DOMAIN, LOGGER
 from ..endpoint import DeviceConnection, DeviceState
-from ..profile import CONF_LANGUAGE
 from ..realtime import (
     Closed,
     InputCommitted,
     InputTranscript,
-    Modality,
     RealtimeClient,
     RealtimeError,
     RealtimeResponse,
@@ -50,12 +46,10 @@ from ..realtime import (
 )
 from ..realtime.response import BYTES_PER_MS
 from ..repairs import async_quota_issue, async_report_refusal, async_setting_issue
-from ..services_api import agent_allowlist
-from ..settings import session_config, transcription_language
-from ..vision import agent_image_side
 from ..xiaozhi import ListenMode
 from .context import BridgePath, BridgePhase, RealtimeContext, SessionHooks
 from .latency import speech_end, speech_start
+from .session_setup import async_device_session_config
 from .speaker import Speaker
 from .turns import DeviceTurns
 from .uplink import Commit, UplinkItem, UplinkQueue
@@ -226,19 +220,10 @@ class RealtimeEngine:
 
     async def _open_client(self) -> RealtimeClient:
         """Connect a Realtime audio session with the configured prompt and tools."""
-        instructions, api = await self._llm_data()
-        tools = await self.turns.async_offer_tools(api, self.device.tools, self.connection.mcp)
-        self._tool_names = tuple(tool.name for tool in self.device.tools)
-        options = self._ctx.options()
-        config = session_config(
-            options,
-            instructions=instructions,
-            tools=tools,
-            modality=Modality.AUDIO,
-            language=transcription_language(
-                options.get(CONF_LANGUAGE) or self._ctx.hass.config.language
-            ),
+        config = await async_device_session_config(
+            self._ctx, self.turns, self.device, self.connection
         )
+        self._tool_names = tuple(tool.name for tool in self.device.tools)
         self._config = config
         self.turns.transcribing = config.transcription is not None
         self._mode = self.connection.session.listen_mode
@@ -247,29 +232,6 @@ class RealtimeEngine:
         client = RealtimeClient(budget.endpoint(), self.for_mode(config))
         await client.connect()
         return client
-
-    async def _llm_data(self) -> tuple[str, llm.APIInstance | None]:
-        """The system prompt and the HA LLM API for this device, rendered by a chat log."""
-        options = self._ctx.options()
-        context = llm.LLMContext(
-            platform=DOMAIN,
-            context=self._ctx.user_context(options),
-            language=options.get(CONF_LANGUAGE) or self._ctx.hass.config.language,
-            assistant=conversation.DOMAIN,
-            device_id=self._ctx.device_id(),
-        )
-        scope = agent_allowlist(options, image_side=agent_image_side(self._ctx.entry))
-        with self.turns.chat_log() as chat_log, scope:
-            try:
-                await chat_log.async_provide_llm_data(
-                    context, options.get(CONF_LLM_HASS_API), options.get(CONF_PROMPT)
-                )
-            except conversation.ConverseError:
-                self.device.errors["llm_api"] += 1
-                await chat_log.async_provide_llm_data(context, None, options.get(CONF_PROMPT))
-            system = chat_log.content[0]
-            prompt = system.content if isinstance(system, conversation.SystemContent) else ""
-            return prompt, chat_log.llm_api
 
     async def _follow(self, client: RealtimeClient) -> RealtimeError | None:
         """Act on session events until the client stops; return why it stopped."""
@@ -489,11 +451,14 @@ class RealtimeEngine:
 
     async def _refresh_tools(self) -> None:
         """Offer the device's current tools (and the prompt rendered again) to the session."""
-        instructions, api = await self._llm_data()
-        tools = await self.turns.async_offer_tools(api, self.device.tools, self.connection.mcp)
+        fresh = await async_device_session_config(
+            self._ctx, self.turns, self.device, self.connection
+        )
         with contextlib.suppress(RealtimeError):
             client, config = self.require_session()
-            config = self._config = replace(config, instructions=instructions, tools=tools)
+            config = self._config = replace(
+                config, instructions=fresh.instructions, tools=fresh.tools
+            )
             await client.update_session(self.for_mode(config))
 
     # --- replies ------------------------------------------------------------------------------
