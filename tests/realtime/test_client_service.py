@@ -354,6 +354,28 @@ async def test_renewal_waits_for_the_end_of_the_users_turn(
         await client.close()
 
 
+async def test_renewal_waits_for_a_push_to_talk_turn(realtime_server: RealtimeServer) -> None:
+    """Manual turns (no turn detection): a renewal due while the user holds the button waits
+    until the turn is committed, so the whole utterance reaches one session (issue 28 item 6:
+    700 of 1,500 ms reached the new session before)."""
+    realtime_server.session_lifetime = 3.0
+    options = ClientOptions(open_timeout=2, ping_interval=None, renew_margin=2.5)
+    client = await _connected(realtime_server, options=options)
+    recorder = Recorder(client)
+    try:
+        for _ in range(15):  # 1.5 s of speech, past the renewal time (0.75 s after opening)
+            await client.append_audio(tone(100))
+            await asyncio.sleep(0.1)
+        assert realtime_server.connections == 1
+        assert len(realtime_server.of_type("input_audio_buffer.append")) == 15
+        await client.commit_audio()
+        reconnected = await asyncio.wait_for(recorder.wait(Reconnected), 3)
+        assert reconnected.renewal
+    finally:
+        await recorder.stop()
+        await client.close()
+
+
 # -- 9. cancel after the end -------------------------------------------------------------------
 
 
