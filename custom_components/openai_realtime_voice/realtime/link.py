@@ -378,6 +378,7 @@ class RealtimeLink:
 
     async def flush(self, ws: ClientConnection | None = None) -> None:
         """Send what the protocol queued, on `ws` or the open session."""
+        self._sync()  # a command may have opened or ended the user's turn (manual mode)
         events = self.protocol.data_to_send()
         ws = ws or self._ws
         if events and ws is None:

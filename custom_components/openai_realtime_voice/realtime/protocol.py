@@ -396,15 +396,19 @@ class RealtimeProtocol:
         if self.phase is not Phase.OPEN:
             return False
         self._send({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()})
+        if self.applied.turn_detection is None:
+            self.tracker.manual_audio()
         return True
 
     def commit_audio(self) -> None:
         """End the user's turn in manual mode."""
         self._send({"type": "input_audio_buffer.commit"})
+        self.tracker.manual_turn_ended()
 
     def clear_audio(self) -> None:
         """Drop uncommitted user audio."""
         self._send({"type": "input_audio_buffer.clear"})
+        self.tracker.manual_turn_ended()
 
     def add_user_text(self, text: str) -> None:
         """Add a user text message: a new user turn, replayed after reconnects."""

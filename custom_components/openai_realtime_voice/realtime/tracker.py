@@ -102,6 +102,15 @@ class ResponseTracker:
             # of ServerVad.interrupt_response); out-of-band ones are ours to cancel.
             self._server_cancelled.update(r.id for r in self._running.values() if not r.out_of_band)
 
+    def manual_audio(self) -> None:
+        """Manual turns (no turn detection, push-to-talk): the user's audio opens the turn, so
+        a renewal waits for it instead of cutting the utterance between two sessions."""
+        self._turn_open = True
+
+    def manual_turn_ended(self) -> None:
+        """The manual turn was committed (its audio is an item now) or cleared."""
+        self._turn_open = False
+
     def speech_stopped(self, reply_follows: bool) -> None:
         """The user stopped; the turn ends now, or with the reply server VAD creates."""
         if reply_follows:
