@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from email.utils import parsedate_to_datetime
 import json
 import time
@@ -99,7 +100,9 @@ async def test_no_metadata_echo_and_transcription_usage(realtime_server: Realtim
         assert event["response"]["metadata"] is None
         while json.loads(await ws.recv())["type"] != "response.done":
             pass
-        await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": "AAAA"}))
+        # 200 ms of 24 kHz PCM16: the service refuses to commit under 100 ms.
+        audio = base64.b64encode(bytes(24 * 2 * 200)).decode()
+        await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
         kind = "conversation.item.input_audio_transcription.completed"
         while (event := json.loads(await ws.recv()))["type"] != kind:
