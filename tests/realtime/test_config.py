@@ -55,6 +55,15 @@ def test_ga_render_is_valid() -> None:
     assert default["audio"]["input"]["noise_reduction"] is None
 
 
+def test_custom_voice_is_sent_as_an_object() -> None:
+    """A custom voice id goes as `{"id": ...}` (what the GA service takes for it); a built-in
+    voice by its name."""
+    custom = SessionConfig(voice="voice_1234").render()
+    assert custom["audio"]["output"]["voice"] == {"id": "voice_1234"}
+    assert not _update(custom)
+    assert SessionConfig(voice="marin").render()["audio"]["output"]["voice"] == "marin"
+
+
 def test_beta_render_is_valid() -> None:
     """The beta dialect renders the flat legacy session."""
     for config in (FULL, SessionConfig(), SessionConfig(turn_detection=None)):
