@@ -165,7 +165,11 @@ class SessionConfig:
                     "noise_reduction": noise,
                     "transcription": self.transcription.render() if self.transcription else None,
                 },
-                "output": {"format": dict(_GA_PCM), "voice": self.voice, "speed": self.speed},
+                "output": {
+                    "format": dict(_GA_PCM),
+                    "voice": _ga_voice(self.voice),
+                    "speed": self.speed,
+                },
             },
             "tools": [tool.render() for tool in self.tools],
             "tool_choice": self.tool_choice,
@@ -238,3 +242,10 @@ def session_diff(
     if dialect is Dialect.GA:
         changes["type"] = "realtime"
     return changes
+
+
+def _ga_voice(voice: str) -> str | dict[str, str]:
+    """A custom voice (an id such as `voice_1234`, made from audio samples) goes as an object
+    `{"id": ...}`, built-in voices by name (SDK docstring of `RealtimeAudioConfigOutput.voice`;
+    openai-agents-python's `RealtimeCustomVoice` does the same)."""
+    return {"id": voice} if voice.startswith("voice_") else voice
