@@ -34,6 +34,21 @@ def make_client(
     return RealtimeClient(endpoint, config, **kwargs)
 
 
+class BackoffSleeps:
+    """A client's `sleep` that records the backoff delays it is asked for and returns at once;
+    the renewal timer (over a minute) never fires, as it is no part of a backoff test."""
+
+    def __init__(self) -> None:
+        """Nothing slept yet."""
+        self.slept: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        """Record a backoff delay; park the renewal timer for good."""
+        if delay > 60:
+            await asyncio.Event().wait()
+        self.slept.append(delay)
+
+
 class Recorder:
     """Collects session events in the background and lets tests wait for one."""
 

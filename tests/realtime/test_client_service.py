@@ -30,7 +30,7 @@ from custom_components.openai_realtime_voice.realtime import (
     Transcription,
     async_probe,
 )
-from tests.realtime.client_helpers import FAST, MANUAL, Recorder, make_client
+from tests.realtime.client_helpers import FAST, MANUAL, BackoffSleeps, Recorder, make_client
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, silence, tone
 
 VAD = SessionConfig(turn_detection=ServerVad(silence_duration_ms=200))
@@ -69,12 +69,8 @@ async def test_rate_limited_create_is_retried_with_backoff(
     realtime_server: RealtimeServer,
 ) -> None:
     """`rate_limit_exceeded` on response.create is retried after a backoff, a bounded number."""
-    slept: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        if delay > 60:  # the renewal timer: not part of this test
-            await asyncio.Event().wait()
-        slept.append(delay)
+    sleep = BackoffSleeps()
+    slept = sleep.slept
 
     client = await _connected(realtime_server, sleep=sleep)
     try:

@@ -31,7 +31,7 @@ from custom_components.openai_realtime_voice.realtime import (
 )
 from custom_components.openai_realtime_voice.realtime.lifetime import expires_in, service_time
 from tests.manual_clock import ManualClock
-from tests.realtime.client_helpers import FAST, Recorder, make_client
+from tests.realtime.client_helpers import FAST, BackoffSleeps, Recorder, make_client
 from tests.realtime_discipline import TOKEN_USAGE
 from tests.realtime_server import API_KEY, RealtimeServer, ScriptedResponse, silence, tone
 
@@ -159,12 +159,8 @@ async def test_a_session_that_answered_a_turn_reconnects_at_once(
     realtime_server: RealtimeServer,
 ) -> None:
     """A drop after a session answered a turn is not a failure: no backoff before the next."""
-    slept: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        if delay > 60:  # the renewal timer: not part of this test
-            await asyncio.Event().wait()
-        slept.append(delay)
+    sleep = BackoffSleeps()
+    slept = sleep.slept
 
     client = make_client(realtime_server, options=FAST, sleep=sleep)
     await client.connect()
