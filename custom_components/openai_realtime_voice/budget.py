@@ -228,9 +228,3 @@ class Budget:
                 "resets": self.resets.date().isoformat(),
             },
         )
-
-    @callback
-    def async_remove_issues(self) -> None:
-        """Remove the entry's budget issues (the entry was removed)."""
-        ir.async_delete_issue(self.hass, DOMAIN, warning_issue_id(self._entry))
-        ir.async_delete_issue(self.hass, DOMAIN, exhausted_issue_id(self._entry))
