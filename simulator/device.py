@@ -60,6 +60,7 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     parse_server_message,
 )
 
+from .changes import Changes, Listener
 from .firmware import (
     BOOT_RETRY_DELAY,
     MAX_BOOT_FAILURES,
@@ -323,6 +324,18 @@ class DeviceSimulator:
         self._popup_on_listening = False  # play_popup_on_listening_
         self._pending_start: asyncio.TimerHandle | None = None  # pending_listening_start_
         self._jobs: set[asyncio.Task[None]] = set()
+        self._changes = Changes()
+
+    # --- change notification (event-driven waits in tests) -----
+    # Everything the board records arrives through `_receive_loop` (one frame at a time, then
+    # the close) or a job of `_spawn` (a deferred `listen start`, a slow tool, the wake word).
+
+    def async_add_listener(self, update: Listener) -> Callable[[], None]:
+        """Call `update` after each received frame, finished job and closed channel."""
+        return self._changes.async_add_listener(update)
+
+    def _changed(self) -> None:
+        self._changes.notify()
 
     # --- helpers -----
 
@@ -408,6 +421,7 @@ class DeviceSimulator:
         task = asyncio.get_running_loop().create_task(coro)
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
+        task.add_done_callback(lambda _: self._changed())
 
     async def _start_listening_audio(self) -> None:
         """`StartListeningAudio`: `listen start` in the current mode, then the microphone."""
@@ -897,6 +911,7 @@ class DeviceSimulator:
                     await self._on_text(msg.data)
                 elif msg.type is aiohttp.WSMsgType.BINARY:
                     self._on_binary(msg.data)
+                self._changed()
                 if self.crashed:
                     break
         finally:
@@ -906,6 +921,7 @@ class DeviceSimulator:
             self._voice_processing = False
             self._closed_event.set()
             self._message_event.set()
+            self._changed()
             if self.crashed:
                 ws._response.close()  # noqa: SLF001 - the reboot drops the connection
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from aiohttp.test_utils import TestClient
-from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntryState
-from homeassistant.const import CONF_API_KEY
-from homeassistant.core import HomeAssistant
+from homeassistant.components.conversation.chat_log import async_subscribe_chat_logs
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    SOURCE_INTEGRATION_DISCOVERY,
+    ConfigEntryState,
+)
+from homeassistant.const import CONF_API_KEY, EVENT_STATE_CHANGED
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.issue_registry import EVENT_REPAIRS_ISSUE_REGISTRY_UPDATED
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -27,6 +35,8 @@ from custom_components.openai_realtime_voice.endpoint.connection import DeviceCo
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.settings import default_options
 from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
+from simulator import changes
+from simulator.changes import Listener, Observable
 from simulator.device import DeviceSimulator
 from tests.realtime_server import RealtimeServer
 
@@ -69,7 +79,8 @@ async def release_devices(hass: HomeAssistant, client: TestClient) -> None:
     for device in _SIMULATORS.pop(client, []):
         await device.close()
     bridges = hass.data[DATA_BRIDGES]
-    await until(lambda: all(bridges.bridge(mac) is None for mac in hass.data[DATA_HUB].states))
+    states = hass.data[DATA_HUB].states
+    await wait_until(lambda: all(bridges.bridge(mac) is None for mac in states), *states.values())
 
 
 def discovery_flow(hass: HomeAssistant, mac: str) -> dict[str, Any]:
@@ -110,6 +121,55 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.005)
 
 
+class HassChanges:
+    """Home Assistant as a source of `wait_until`: entity states, repairs, config entries and
+    chat logs, each through the event Home Assistant sends for it."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Observe this instance."""
+        self.hass = hass
+
+    def async_add_listener(self, update: Listener) -> Callable[[], None]:
+        """Call `update` on each state change, issue registry update, config entry change and
+        chat log change."""
+
+        @callback
+        def changed(*_: Any) -> None:
+            update()
+
+        @callback
+        def event(_: Event[Any]) -> None:
+            update()
+
+        removers = [
+            self.hass.bus.async_listen(EVENT_STATE_CHANGED, event),
+            self.hass.bus.async_listen(EVENT_REPAIRS_ISSUE_REGISTRY_UPDATED, event),
+            async_dispatcher_connect(self.hass, SIGNAL_CONFIG_ENTRY_CHANGED, changed),
+            async_subscribe_chat_logs(self.hass, changed),
+        ]
+
+        def remove() -> None:
+            for remover in removers:
+                remover()
+
+        return remove
+
+
+async def wait_until(
+    predicate: Callable[[], object],
+    *sources: Observable | HomeAssistant,
+    timeout: float = changes.DEFAULT_TIMEOUT,
+    what: str | None = None,
+) -> None:
+    """Wait until `predicate()` holds, re-checked whenever one of `sources` changed.
+
+    A source is the device simulator, the Realtime test server, a device's `DeviceState`
+    (the product's own change listeners), or Home Assistant (`HassChanges`).
+    """
+    observed = [HassChanges(s) if isinstance(s, HomeAssistant) else s for s in sources]
+    await changes.wait_until(predicate, *observed, timeout=timeout, what=what)
+
+
 def live(hass: HomeAssistant, mac: str) -> DeviceConnection:
     """The device's live server-side connection."""
     connection = hass.data[DATA_HUB].states[mac].connection
@@ -128,7 +188,7 @@ async def connected_device(
         device.nvs_websocket["version"] = version
     await device.open_audio_channel()
     state = hass.data[DATA_HUB].states[device.mac]
-    await until(lambda: state.volume is not None)
+    await wait_until(lambda: state.volume is not None, state)
     return device
 
 

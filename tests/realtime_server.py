@@ -44,6 +44,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 import yaml
 
+from simulator.changes import Changes, Listener
 from simulator.outcome import describe_output
 from simulator.speech import SpeechError, synthesize
 from tests.realtime_discipline import ServiceDiscipline
@@ -921,6 +922,7 @@ class _Session:
         self.running.pop(response_id, None)
         await self.send({"type": "response.done", "response": response})
         self.server.responses_done += 1
+        self.server.changes.notify()
         # The service reports the (adjusted) limits once a response is done; the SDK docstring
         # of RateLimitsUpdatedEvent says "at the beginning of a Response", observed traffic has
         # it after response.done: clients must not rely on its position.
@@ -1041,6 +1043,9 @@ class RealtimeServer:
         self._server: Server | None = None
         self._port = port
         self._changed = asyncio.Condition()
+        self.changes = Changes()
+        """Notified after each connection, received event and its handling, finished response
+        and closed connection (`async_add_listener`, for event-driven waits in tests)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1152,7 +1157,12 @@ class RealtimeServer:
         """Received client events of one type."""
         return [event for event in self.received if event["type"] == kind]
 
+    def async_add_listener(self, update: Listener) -> Callable[[], None]:
+        """Call `update` after each change `changes` is notified of; returns the remover."""
+        return self.changes.async_add_listener(update)
+
     async def _notify(self) -> None:
+        self.changes.notify()
         async with self._changed:
             self._changed.notify_all()
 
@@ -1226,6 +1236,7 @@ class RealtimeServer:
             await session.expire()
         finally:
             session.cancel_tasks()
+            self.changes.notify()
 
     def _refusal(self, ws: ServerConnection) -> tuple[str, str, int, str | None] | None:
         """Why the service ends a new connection at once: (code, message, close code, event)."""
@@ -1262,8 +1273,10 @@ class RealtimeServer:
         await self._notify()
         hook = self.hooks.get(event["type"])
         if hook is not None and await hook(event):
+            self.changes.notify()
             return
         await session.handle(event)
+        self.changes.notify()
 
 
 # -- setup refusals (issue 28 item 4; realtime-protocol.md §3.1) -------------------------------
