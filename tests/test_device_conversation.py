@@ -31,7 +31,7 @@ from tests.bridge_helpers import (
     send_typed_detect,
     wait_tts,
 )
-from tests.device_helpers import pair, release_devices, simulator, until
+from tests.device_helpers import pair, release_devices, simulator, wait_until
 from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 WAKE_WORD = "你好小智"
@@ -101,7 +101,7 @@ async def test_first_utterance_reaches_a_slow_service(
     device = await woken(client, hass)
     utterance = chirp(1500)
     await device.detect_wake_word(WAKE_WORD, speech=utterance + bytes(32000))
-    await until(lambda: realtime_server.responses_done >= 1, timeout=10)
+    await wait_until(lambda: realtime_server.responses_done >= 1, realtime_server, timeout=10)
     await wait_tts(device, "stop")
 
     received = appended_audio(realtime_server)
@@ -143,7 +143,7 @@ async def test_wake_word_alone_starts_listening(
     device = await woken(client, hass, wake_word=text)
     assert await device.detect_wake_word()
     state = device_state(hass, device)
-    await until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING)
+    await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING, state)
     await asyncio.sleep(0.2)
     assert user_texts(realtime_server) == []
     assert not realtime_server.of_type("response.create")
@@ -204,7 +204,7 @@ async def test_silent_listening_device_is_closed(
     await asyncio.gather(streaming, return_exceptions=True)
     assert loop.time() - began >= 0.5
     assert device.state.value == "idle"
-    await until(lambda: bridge_of(hass, state) is None and bridge.connection.closed)
+    await wait_until(lambda: bridge_of(hass, state) is None and bridge.connection.closed, state)
     assert bridge.connection.close_reason == "no speech"
     async with asyncio.timeout(3):
         await session.ws.wait_closed()
@@ -221,7 +221,8 @@ async def test_speech_keeps_the_channel_open(
     device = await bridged(hass, client)
     connection = bridge_of(hass, device_state(hass, device)).connection
     for turn in range(2):
-        await until(lambda: device.mic_active)  # listen start once the reply played out
+        # listen start once the reply played out
+        await wait_until(lambda: device.mic_active, device)
         start = len(device.messages)
         await device.send_audio(chirp(400) + bytes(32000), realtime=True)
         await wait_tts(device, "stop", start)
@@ -229,7 +230,7 @@ async def test_speech_keeps_the_channel_open(
     assert device.channel_open
     async with asyncio.timeout(3):
         await device.wait_closed()
-    await until(lambda: connection.closed)
+    await wait_until(lambda: connection.closed, connection.state)
     assert connection.close_reason == "no speech"
     await device.close()
 
@@ -247,7 +248,7 @@ async def test_a_long_reply_is_not_cut_by_the_listening_timeout(
     assert device.downlink_outcomes() == {"played": 20}
     async with asyncio.timeout(3):
         await device.wait_closed()
-    await until(lambda: connection.closed)
+    await wait_until(lambda: connection.closed, connection.state)
     assert connection.close_reason == "no speech"
     await device.close()
 
@@ -263,7 +264,7 @@ async def test_aec_device_echo_does_not_barge_in(
     device = await bridged(hass, client, server_aec=True, default_mode=ListenMode.REALTIME)
     state = device_state(hass, device)
     await say(device)
-    await until(lambda: device.downlink_outcomes().get("played", 0) >= 3)
+    await wait_until(lambda: device.downlink_outcomes().get("played", 0) >= 3, device)
     before = len(realtime_server.of_type("input_audio_buffer.append"))
     assert device.mic_active
     await device.send_audio(chirp(600), realtime=True)  # the device hears its own speaker
@@ -440,7 +441,7 @@ async def test_detect_text_is_capped_and_rate_limited(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await send_typed_detect(device, "x" * 5000)
-    await until(lambda: len(user_texts(realtime_server)) == 1)
+    await wait_until(lambda: len(user_texts(realtime_server)) == 1, realtime_server)
     assert 0 < len(user_texts(realtime_server)[0]) <= 300
     for index in range(15):
         await device.send_raw_text(
@@ -456,5 +457,5 @@ async def test_detect_text_is_capped_and_rate_limited(
     monkeypatch.setattr(bridge_wake, "DETECT_WINDOW", 0.2)
     await asyncio.sleep(0.3)
     await send_typed_detect(device, "one more")
-    await until(lambda: user_texts(realtime_server)[-1:] == ["one more"])
+    await wait_until(lambda: user_texts(realtime_server)[-1:] == ["one more"], realtime_server)
     await disconnect(hass, device, state)
