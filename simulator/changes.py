@@ -3,17 +3,20 @@
 A test tool that records what happens (the device simulator, the Realtime test server) owns a
 `Changes` and calls `notify()` where it records; `wait_until` re-checks a condition each time
 one of its sources says it changed, and fails with the condition's text when time runs out.
-A source is anything with HA's listener shape, `async_add_listener(update) -> remove`.
+A source is anything with HA's listener shape, `async_add_listener(update) -> remove`:
+besides these tools, the product's own `DeviceState` and `DeviceConnection` have it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import contextlib
 import inspect
-from typing import Protocol
+from typing import Any, Protocol
 
-type Listener = Callable[[], None]
+type Listener = Callable[..., None]
+"""Called after a change; some sources pass what happened (a device event), others nothing."""
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -44,6 +47,24 @@ class Changes:
             update()
 
 
+class Recorded[T](list[T]):
+    """A list a test appends to from a callback, observable by `wait_until`."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        super().__init__()
+        self._changes = Changes()
+
+    def async_add_listener(self, update: Listener) -> Callable[[], None]:
+        """Call `update` after each append; returns the remover."""
+        return self._changes.async_add_listener(update)
+
+    def append(self, item: T, /) -> None:
+        """Record `item` and tell the listeners."""
+        super().append(item)
+        self._changes.notify()
+
+
 def describe(predicate: Callable[[], object]) -> str:
     """The condition's source text, for a failure message."""
     try:
@@ -68,7 +89,11 @@ async def wait_until(
     if not sources:
         raise ValueError("wait_until needs at least one source to observe")
     woken = asyncio.Event()
-    removers = [source.async_add_listener(woken.set) for source in sources]
+
+    def wake(*_: Any) -> None:
+        woken.set()
+
+    removers = [source.async_add_listener(wake) for source in sources]
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -84,4 +109,5 @@ async def wait_until(
         ) from None
     finally:
         for remove in removers:
-            remove()
+            with contextlib.suppress(ValueError):  # a closed connection drops its listeners
+                remove()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -153,6 +153,16 @@ class HassChanges:
                 remover()
 
         return remove
+
+
+async def finished(
+    tasks: Iterable[asyncio.Future[Any]], what: str, timeout: float = changes.DEFAULT_TIMEOUT
+) -> None:
+    """Wait until every one of `tasks` is done: a task is its own event."""
+    if not (pending := set(tasks)):
+        return
+    _, unfinished = await asyncio.wait(pending, timeout=timeout)
+    assert not unfinished, f"timed out after {timeout:g} s waiting until {what}: {unfinished}"
 
 
 async def wait_until(
