@@ -82,7 +82,7 @@ async def wait_until(
 ) -> None:
     """Wait until `predicate()` holds, re-checking it only when a source reports a change.
 
-    Raises `AssertionError` naming the condition (`what`, else its source text) on timeout.
+    Raises `TimeoutError` naming the condition (`what`, else its source text) on timeout.
     """
     if predicate():
         return
@@ -103,7 +103,7 @@ async def wait_until(
                 await woken.wait()
     except TimeoutError:
         names = ", ".join(type(source).__name__ for source in sources)
-        raise AssertionError(
+        raise TimeoutError(
             f"timed out after {timeout:g} s waiting until {what or describe(predicate)}"
             f" (observing {names})"
         ) from None

@@ -17,7 +17,7 @@ from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.xiaozhi import McpError, McpToolResult
 from simulator.camera import TAKE_PHOTO, Camera as BoardCamera
 from simulator.device import DeviceSimulator
-from tests.device_helpers import live, pair, simulator, until
+from tests.device_helpers import live, pair, simulator, wait_until
 
 GARAGE = "camera.garage"
 
@@ -73,14 +73,15 @@ async def camera_board(
     await pair(hass, device)
     await device.open_audio_channel()
     state = hass.data[DATA_HUB].states[device.mac]
-    await until(lambda: any(t.name == TAKE_PHOTO for t in state.tools))
+    await wait_until(lambda: any(t.name == TAKE_PHOTO for t in state.tools), state)
     bridges = hass.data[DATA_BRIDGES]
-    await until(
+    await wait_until(
         lambda: (
             (bridge := bridges.bridge(state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
-        )
+        ),
+        state,
     )
     return device, camera
 

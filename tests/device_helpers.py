@@ -122,16 +122,16 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
 
 
 class HassChanges:
-    """Home Assistant as a source of `wait_until`: entity states, repairs, config entries and
-    chat logs, each through the event Home Assistant sends for it."""
+    """Home Assistant as a source of `wait_until`: entity states, repairs, config entries,
+    chat logs and flows, each through the event Home Assistant sends for it."""
 
     def __init__(self, hass: HomeAssistant) -> None:
         """Observe this instance."""
         self.hass = hass
 
     def async_add_listener(self, update: Listener) -> Callable[[], None]:
-        """Call `update` on each state change, issue registry update, config entry change and
-        chat log change."""
+        """Call `update` on each state change, issue registry update, config entry change,
+        chat log change and reauth or discovery flow added or removed."""
 
         @callback
         def changed(*_: Any) -> None:
@@ -146,6 +146,7 @@ class HassChanges:
             self.hass.bus.async_listen(EVENT_REPAIRS_ISSUE_REGISTRY_UPDATED, event),
             async_dispatcher_connect(self.hass, SIGNAL_CONFIG_ENTRY_CHANGED, changed),
             async_subscribe_chat_logs(self.hass, changed),
+            self.hass.config_entries.flow.async_subscribe_flow(changed),
         ]
 
         def remove() -> None:
@@ -153,6 +154,26 @@ class HassChanges:
                 remover()
 
         return remove
+
+
+class CallWatcher(changes.Changes):
+    """A source for `wait_until` where the product has no event: it is told after each call
+    of the named methods of one object, which run unchanged (e.g. a limiter's `release`)."""
+
+    def __init__(self, target: object, *methods: str) -> None:
+        """Wrap `methods` of `target` (an instance attribute shadows each bound method)."""
+        super().__init__()
+        for name in methods:
+            setattr(target, name, self._after(getattr(target, name)))
+
+    def _after(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.notify()
+
+        return call
 
 
 async def finished(

@@ -16,7 +16,7 @@ from custom_components.openai_realtime_voice.bridge import (
 )
 from custom_components.openai_realtime_voice.const import DOMAIN
 from tests.bridge_helpers import bridged, device_state, disconnect
-from tests.device_helpers import until
+from tests.device_helpers import wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -50,7 +50,7 @@ async def test_the_satellite_shows_the_path_of_the_registered_bridge(
     assert satellite is not None
     assert satellite.attributes["path"] == BridgePath.REALTIME
     await disconnect(hass, device, device_state(hass, device))
-    await until(lambda: hass.states.get(entity_id).attributes["path"] is None)
+    await wait_until(lambda: hass.states.get(entity_id).attributes["path"] is None, hass)
 
 
 async def test_the_satellite_entity_is_registered_while_it_is_added(

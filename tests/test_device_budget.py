@@ -19,7 +19,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from simulator.device import SimulatorError
-from tests.device_helpers import connected_device, live, until
+from tests.device_helpers import connected_device, live, wait_until
 
 FLOOD_FRAME_BYTES = 128 * 1024 - 64
 """Just under the text frame limit the attack used."""
@@ -76,7 +76,7 @@ async def test_a_frame_flood_closes_the_connection(
                 await asyncio.sleep(0)
                 if connection.closed:
                     break
-            await until(lambda: connection.closed, timeout=10)
+            await wait_until(lambda: connection.closed, connection.state, timeout=10)
         print(  # the figure the issue asks for (shown with -s)
             f"flood: {sent} frames sent, {connection.ignored_frames} handled, "
             f"worst loop hold {max(holds) * 1000:.1f} ms"
@@ -108,7 +108,10 @@ async def test_a_reconnecting_flood_does_not_refill_the_budget(
                 except SimulatorError, ConnectionError:
                     break
                 await asyncio.sleep(0)
-            await until(lambda: hass.data[DATA_HUB].states[device.mac].connection is None)
+            await wait_until(
+                lambda: hass.data[DATA_HUB].states[device.mac].connection is None,
+                hass.data[DATA_HUB].states[device.mac],
+            )
         handled = sum("Ignoring a bad frame" in r.getMessage() for r in caplog.records)
         assert handled <= 4
     finally:
@@ -127,7 +130,7 @@ async def test_a_device_talking_normally_stays_within_the_budget(
         await device.send_audio(b"\0\1" * 16000 * 2)
         # ...then the microphone streams in real time.
         await device.send_audio(b"\0\1" * 16000, realtime=True)
-        await until(lambda: connection.audio_packets_received >= 45)
+        await wait_until(lambda: connection.audio_packets_received >= 45, connection.state)
         assert not connection.closed
         assert device.channel_open
     finally:

@@ -11,7 +11,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from tests.device_helpers import connected_device, live, pair, simulator, until
+from tests.device_helpers import connected_device, live, pair, simulator, wait_until
 
 
 def entity_ids(entity_registry: er.EntityRegistry, mac: str) -> dict[str, str]:
@@ -47,7 +47,7 @@ async def test_entities_follow_the_connection(
         assert entry.entity_category == "diagnostic"
 
         await device.open_audio_channel()
-        await until(lambda: hass.states.get(ids["volume"]).state == "70")
+        await wait_until(lambda: hass.states.get(ids["volume"]).state == "70", hass)
         assert hass.states.get(ids["connected"]).state == STATE_ON
         assert hass.states.get(ids["last_seen"]).state not in (STATE_UNKNOWN, STATE_UNAVAILABLE)
 
@@ -66,7 +66,7 @@ async def test_entities_follow_the_connection(
             )
 
         await device.close_audio_channel()
-        await until(lambda: hass.states.get(ids["connected"]).state == STATE_OFF)
+        await wait_until(lambda: hass.states.get(ids["connected"]).state == STATE_OFF, hass)
         assert hass.states.get(ids["volume"]).state == STATE_UNAVAILABLE
     finally:
         await device.close()

@@ -53,7 +53,7 @@ from tests.device_helpers import (
     pair,
     setup_entry,
     simulator,
-    until,
+    wait_until,
 )
 from tests.realtime_server import RealtimeServer
 
@@ -416,7 +416,7 @@ async def test_reflashed_device_pairs_again(
         assert subentry.data["client_id"] == new.client_id
         assert entry.state is ConfigEntryState.LOADED
         await new.open_audio_channel()
-        await until(lambda: hub.states[new.mac].connected)
+        await wait_until(lambda: hub.states[new.mac].connected, hub.state(new.mac))
     finally:
         await new.close()
         await old.close()

@@ -19,7 +19,7 @@ from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.profile import CONF_PROFILE
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import device_state, say
-from tests.device_helpers import device_client, pair, release_devices, simulator, until
+from tests.device_helpers import device_client, pair, release_devices, simulator, wait_until
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
 KITCHEN_MAC = "aa:bb:cc:00:10:01"
@@ -58,12 +58,13 @@ async def _connect(
     await device.open_audio_channel()
     state = device_state(hass, device)
     bridges = hass.data[DATA_BRIDGES]
-    await until(
+    await wait_until(
         lambda: (
             (bridge := bridges.bridge(state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
-        )
+        ),
+        state,
     )
     return dict(server.sessions[before].session)
 
@@ -111,7 +112,7 @@ async def test_profile_change_reaches_the_next_session(
     await _set_profile(hass, KITCHEN_MAC, {"voice": "ballad"})
     state = device_state(hass, device)
     await device.close()
-    await until(lambda: hass.data[DATA_BRIDGES].bridge(state.mac) is None)
+    await wait_until(lambda: hass.data[DATA_BRIDGES].bridge(state.mac) is None, state)
     second = await _connect(hass, device, realtime_server)
     assert second["audio"]["output"]["voice"] == "ballad"
 
@@ -142,7 +143,7 @@ async def test_area_scoped_request_uses_the_devices_area(
         ScriptedResponse(text="Done."),
     )
     await say(device)
-    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
     await hass.async_block_till_done()
     assert hass.states.get("light.kitchen_lights").state == "on"
     assert hass.states.get("light.bedroom_lights").state == "off"

@@ -47,7 +47,7 @@ from tests.device_helpers import (
     discovery_flow,
     pair,
     simulator,
-    until,
+    wait_until,
 )
 from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
@@ -217,19 +217,20 @@ async def test_no_secret_in_logs_over_a_whole_journey(
         await device.open_audio_channel()
         state = hass.data[DATA_HUB].states[device.mac]
         bridges = hass.data[DATA_BRIDGES]
-        await until(
+        await wait_until(
             lambda: (
                 (bridge := bridges.bridge(state.mac)) is not None
                 and bridge.client is not None
                 and bridge.client.connected
-            )
+            ),
+            state,
         )
         realtime_server.script(
             ScriptedResponse(calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]),
             ScriptedResponse(text="Done.", audio=tone(120)),
         )
         await say(device)
-        await until(lambda: realtime_server.responses_done >= 2)
+        await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
         await realtime_server.drop()
         await realtime_server.wait_connections(2)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
@@ -254,12 +255,13 @@ async def test_device_cannot_reach_unexposed_entities(
     device = await connected_device(hass, client)
     state = hass.data[DATA_HUB].states[device.mac]
     bridges = hass.data[DATA_BRIDGES]
-    await until(
+    await wait_until(
         lambda: (
             (bridge := bridges.bridge(state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
-        )
+        ),
+        state,
     )
     instructions = realtime_server.session.session["instructions"]
     assert "Kitchen Lights" in instructions
@@ -277,7 +279,7 @@ async def test_device_cannot_reach_unexposed_entities(
     )
     try:
         await say(device)
-        await until(lambda: realtime_server.responses_done >= 2)
+        await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
         await hass.async_block_till_done()
         outputs = [
             json.loads(event["item"]["output"])

@@ -24,7 +24,7 @@ from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from tests.agent_helpers import ask_agent
 from tests.bridge_helpers import bridged, device_state, disconnect, loud, wait_tts
-from tests.device_helpers import pair, simulator, until
+from tests.device_helpers import pair, simulator, wait_until
 from tests.realtime_discipline import TOKEN_USAGE
 from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage, tone
 
@@ -203,7 +203,7 @@ async def test_transcription_tokens_are_counted(
         await device.start_listening()
         await device.send_audio(loud(400) + bytes(32000))
         await wait_tts(device, "stop")
-        await until(lambda: hass.states.get(entity_id).state != "0")
+        await wait_until(lambda: hass.states.get(entity_id).state != "0", hass)
         assert int(hass.states.get(entity_id).state) == TOKEN_USAGE["total_tokens"]
         # The response's own tokens are counted as before, not mixed with transcription's.
         audio_in = _entity_id(entity_registry, f"{entry.entry_id}_audio_input_tokens")
