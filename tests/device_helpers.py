@@ -114,13 +114,6 @@ async def pair(hass: HomeAssistant, device: DeviceSimulator) -> None:
     assert "token" in final.websocket
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    """Wait until `predicate()` holds, yielding to the event loop in between."""
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - state set by callbacks with no event to await
-            await asyncio.sleep(0.005)
-
-
 class HassChanges:
     """Home Assistant as a source of `wait_until`: entity states, repairs, config entries,
     chat logs and flows, each through the event Home Assistant sends for it."""

@@ -357,9 +357,8 @@ async def test_user_line_before_the_reply_and_never_over_it(
     realtime_server.user_transcript = "and tomorrow"
     realtime_server.transcript_after_response = True
     start = len(device.messages)
-    async with asyncio.timeout(10):
-        while not device.mic_active:  # noqa: ASYNC110 - listen start after the play-out
-            await asyncio.sleep(0.01)
+    # listen start after the play-out
+    await wait_until(lambda: device.mic_active, device, timeout=10)
     await device.send_audio(chirp(400) + bytes(32000))
     # The transcript follows `response.done` at once, while the reply still plays out.
     await wait_tts(device, "stop", start)
