@@ -1263,6 +1263,7 @@ class RealtimeServer:
         if problems and not self.beta and not client_event_problems(event, beta=True):
             self.received.append(event)
             await refuse_beta_shape(session, event)
+            self.changes.notify()
             return
         if problems:
             kind = event.get("type") if isinstance(event, dict) else None

@@ -130,7 +130,7 @@ async def test_a_device_talking_normally_stays_within_the_budget(
         await device.send_audio(b"\0\1" * 16000 * 2)
         # ...then the microphone streams in real time.
         await device.send_audio(b"\0\1" * 16000, realtime=True)
-        await wait_until(lambda: connection.audio_packets_received >= 45, connection.state)
+        await wait_until(lambda: connection.audio_packets_received >= 45, connection)
         assert not connection.closed
         assert device.channel_open
     finally:
