@@ -176,7 +176,8 @@ async def finished(
     if not (pending := set(tasks)):
         return
     _, unfinished = await asyncio.wait(pending, timeout=timeout)
-    assert not unfinished, f"timed out after {timeout:g} s waiting until {what}: {unfinished}"
+    if unfinished:
+        raise TimeoutError(f"timed out after {timeout:g} s waiting until {what}: {unfinished}")
 
 
 async def wait_until(

@@ -50,7 +50,7 @@ def _set_options(hass: HomeAssistant, **options: Any) -> None:
 
 
 async def _speak(device: Any) -> None:
-    await wait_until(lambda: device.state.value == "listening", device)
+    await wait_until(lambda: device.mic_active, device)  # after the play-out
     await device.send_audio(loud(300) + bytes(32000))
 
 

@@ -213,7 +213,7 @@ async def test_bedtime_asks_at_the_next_conversation(
     start = len(device.messages)
     await device.open_audio_channel()  # someone wakes the board
     await wait_tts(device, "stop", start)
-    await wait_until(lambda: device.state.value == "listening", device)
+    await wait_until(lambda: device.mic_active, device)  # after the play-out
     await device.send_audio(await synthesize("yes please", 16000) + bytes(32000))
     await wait_until(
         lambda: hass.states.get("light.kitchen_lights").state == "off", hass, timeout=15
