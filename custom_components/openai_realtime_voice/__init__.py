@@ -63,6 +63,7 @@ from .repairs import (
 from .services import async_setup_services
 from .services_api import async_register_services_api
 from .settings import endpoint_from_config
+from .shared_turn import SharedTurns
 from .usage import EntryUsage, InvalidPricesError, parse_prices
 from .vision import DATA_VISION, VisionHub
 from .vision_view import DeviceVisionView
@@ -75,6 +76,8 @@ PLATFORMS = [
     Platform.CONVERSATION,
     Platform.NUMBER,
     Platform.SENSOR,
+    Platform.STT,
+    Platform.TTS,
 ]
 
 
@@ -93,6 +96,8 @@ class OpenAIRealtimeData:
     """Token counts and estimated cost of every response of this entry."""
     budget: Budget
     """The monthly budget this entry's estimated cost is held to (and where sessions connect)."""
+    shared_turns: SharedTurns
+    """Spoken turns the speech-to-text, agent and text-to-speech entities share (issue 32)."""
     service: ServiceMonitor
     """Whether the entry's Realtime service answers: logs each change once, checks it again
     while it does not, and raises a repair issue when it has been unreachable for minutes."""
@@ -154,6 +159,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
         usage=usage,
         budget=budget,
         service=service,
+        shared_turns=SharedTurns(hass),
         agent_sessions=AgentSessions(hass, budget.endpoint, usage=usage, entry_id=entry.entry_id),
         devices={
             str(sub.unique_id): (sub, hub.state(str(sub.unique_id)))
@@ -221,6 +227,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEnt
     """Unload the entry and close the connections of its devices."""
     if not await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
         return False
+    await entry.runtime_data.shared_turns.async_close()
     await entry.runtime_data.agent_sessions.async_close()
     await entry.runtime_data.usage.async_save()
     for _, state in entry.runtime_data.devices.values():

@@ -115,7 +115,12 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
             chat.async_on_cleanup(lambda: sessions.async_discard(conversation_id))
         async with session.lock:
             try:
-                await session.async_process(chat_log, self.entity_id, options)
+                # A spoken turn whose answer started during speech to text (shared_turn.py).
+                turns = self.entry.runtime_data.shared_turns
+                if (turn := turns.async_claim(conversation_id, user_input.text)) is not None:
+                    await turn.async_answer(chat_log, self.entity_id)
+                else:
+                    await session.async_process(chat_log, self.entity_id, options)
             except RealtimeAuthError as err:
                 sessions.async_discard(conversation_id)
                 self.entry.async_start_reauth(self.hass)

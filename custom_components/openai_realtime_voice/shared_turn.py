@@ -1,0 +1,425 @@
+"""One spoken turn shared by this integration's speech-to-text, agent and text-to-speech.
+
+When an Assist pipeline uses all three, the user's audio goes into the Realtime session of
+the pipeline's conversation, the model's spoken answer starts as soon as Home Assistant's VAD
+ends the speech, the agent takes that answer over instead of asking again, and text-to-speech
+streams the audio the model is already producing.
+
+The three find the turn by conversation id: Home Assistant runs a whole pipeline (its
+speech-to-text, its agent and the task that renders its speech) inside the pipeline's chat
+session, so `chat_session.current_session` names the conversation in each of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import replace
+import time
+from typing import Any, Final
+
+from homeassistant.components import conversation
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import chat_session, llm
+from homeassistant.helpers.event import async_call_later
+
+from .agent import AgentSession, AgentSessions
+from .audio.resampler import Resampler
+from .const import (
+    CONF_LLM_HASS_API,
+    CONF_PROMPT,
+    CONF_TRANSCRIPTION_MODEL,
+    DOMAIN,
+    LOGGER,
+    RECOMMENDED_TRANSCRIPTION_MODEL,
+    TRANSCRIPTION_OFF,
+)
+from .history import async_replay
+from .realtime import (
+    AudioDelta,
+    Closed,
+    InputCommitted,
+    InputTranscript,
+    Modality,
+    RealtimeClient,
+    RealtimeError,
+    RealtimeRequestError,
+    RealtimeResponse,
+    SessionConfig,
+    Transcription,
+)
+from .settings import session_config, transcription_language
+from .turn import tool_results
+from .usage import EntryUsage
+
+PIPELINE_RATE: Final = 16000
+"""Assist pipelines hand speech-to-text 16 kHz PCM16 mono."""
+MODEL_RATE: Final = 24000
+"""What the Realtime service takes and speaks: PCM16 mono 24 kHz."""
+UNCLAIMED_TIMEOUT: Final = 10.0
+"""Seconds an answer started for a turn waits for the agent to take it before it is withdrawn."""
+UNSPOKEN_TIMEOUT: Final = 30.0
+"""Seconds a taken turn keeps its audio for a text-to-speech request that does not come."""
+TRANSCRIPT_TIMEOUT: Final = 15.0
+"""Seconds the input transcript may take after the commit."""
+
+
+def current_conversation_id() -> str | None:
+    """The conversation of the pipeline run this code runs in, if any."""
+    session = chat_session.current_session.get()
+    return session.conversation_id if session is not None else None
+
+
+class SharedTurn:
+    """A user's spoken turn and the model's spoken answer to it, across its responses."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        conversation_id: str,
+        session: AgentSession,
+        client: RealtimeClient,
+        usage: EntryUsage | None,
+    ) -> None:
+        """Start with the user's audio on its way; `async_answer` takes the answer over."""
+        self.hass = hass
+        self.conversation_id = conversation_id
+        self.session = session
+        self.client = client
+        self.usage = usage
+        self.transcript = ""
+        self.user_item: str | None = None
+        self.claimed = False
+        self.spoken = False
+        self.closed = False
+        self.speech_ended = time.monotonic()
+        """When the user's speech ended (the commit): the turn's latency counts from here."""
+        self.first_audio: float | None = None
+        """When the first audio of the answer reached text-to-speech."""
+        self._audio: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._responses: list[RealtimeResponse] = []
+        self._views: list[RealtimeResponse] = []
+        self._pumps: set[asyncio.Task[None]] = set()
+        self._timer: CALLBACK_TYPE | None = None
+
+    def follow(self, response: RealtimeResponse) -> RealtimeResponse:
+        """Split a response of this turn: its audio goes to speech, the rest to the returned view.
+
+        A response's events can be read once; the agent reads the view (text, transcript, tool
+        calls), text-to-speech reads the audio.
+        """
+        view = RealtimeResponse(response.id, response.metadata)
+        self._responses.append(response)
+        self._views.append(view)
+        pump = self.hass.async_create_background_task(
+            self._pump(response, view), f"{DOMAIN} shared turn {response.id}"
+        )
+        self._pumps.add(pump)
+        pump.add_done_callback(self._pumps.discard)
+        return view
+
+    async def _pump(self, response: RealtimeResponse, view: RealtimeResponse) -> None:
+        async for event in response:
+            if isinstance(event, AudioDelta):
+                self._audio.put_nowait(event.pcm)
+            else:
+                view.push(event)
+        view.finish(response.status or "failed", response.status_details, response.usage)
+        view.error = response.error
+        if self.usage is not None:
+            self.usage.record(response.usage)
+
+    @callback
+    def async_arm(self, timeout: float, expire: CALLBACK_TYPE) -> None:
+        """(Re)start the timer that ends a turn nobody takes further."""
+        if self._timer is not None:
+            self._timer()
+        self._timer = async_call_later(self.hass, timeout, lambda _now: expire())
+
+    async def async_answer(self, chat_log: conversation.ChatLog, agent_id: str) -> None:
+        """Stream the answer into the chat log, run its tools there, and follow up with audio.
+
+        The user's message is in the Realtime conversation already (as audio): nothing is sent
+        for it. Every response of the turn speaks into the same text-to-speech stream.
+        """
+        session = self.session
+        engine = session.engine
+        engine.agent_id = agent_id
+        engine.offer(chat_log.llm_api)  # the agent's tool context (device, satellite)
+        engine.start_turn()
+        view = self._views[0]
+        try:
+            while True:
+                added = await engine.async_add_streamed(chat_log, view)
+                session.sent = len(chat_log.content)
+                if view.status != "completed":
+                    error = view.error
+                    if error is not None and not isinstance(error, RealtimeRequestError):
+                        raise error  # quota, auth: mapped by the conversation agent
+                    raise HomeAssistantError(
+                        translation_domain=DOMAIN,
+                        translation_key="response_failed",
+                        translation_placeholders={"status": str(view.status)},
+                    )
+                if not chat_log.unresponded_tool_results:
+                    return
+                view = self.follow(await engine.async_answer(self.client, tool_results(added)))
+        finally:
+            self._audio.put_nowait(None)
+
+    async def audio(self) -> AsyncIterator[bytes]:
+        """The answer's audio (PCM16 24 kHz) across every response of the turn, as it comes."""
+        while (pcm := await self._audio.get()) is not None:
+            if self.first_audio is None:
+                self.first_audio = time.monotonic()
+            yield pcm
+
+    async def async_withdraw(self) -> None:
+        """Take back an answer nobody will hear: cancel it and remove its items.
+
+        The conversation then holds neither the user's audio nor the answer, as if the turn
+        had not reached the model (Home Assistant answered it another way).
+        """
+        self._audio.put_nowait(None)
+        client = self.client
+        try:
+            for response in self._responses:
+                if not response.done:
+                    await client.cancel(0, response=response)
+            for response in self._responses:
+                async with asyncio.timeout(client.options.response_timeout):
+                    await response.wait()
+                items = [call.item_id for call in response.function_calls]
+                if response.audio_item_id is not None:
+                    items.insert(0, response.audio_item_id)
+                for item_id in items:
+                    await client.delete_item(item_id, response_id=response.id)
+            if self.user_item is not None:
+                await client.delete_item(self.user_item)
+        except (RealtimeError, TimeoutError) as err:
+            # The session cannot be trusted with this conversation any more.
+            LOGGER.debug("Could not withdraw an unclaimed answer: %s", err)
+            await client.close()
+
+    async def async_close(self) -> None:
+        """Stop following the turn's responses."""
+        self.closed = True
+        if self._timer is not None:
+            self._timer()
+            self._timer = None
+        self._audio.put_nowait(None)
+        for pump in list(self._pumps):
+            pump.cancel()
+
+
+class SharedTurns:
+    """The pending spoken turns of an entry, by conversation id."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Start with none."""
+        self.hass = hass
+        self._turns: dict[str, SharedTurn] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def get(self, conversation_id: str | None) -> SharedTurn | None:
+        """The pending turn of a conversation."""
+        return self._turns.get(conversation_id or "")
+
+    @callback
+    def async_add(self, turn: SharedTurn) -> None:
+        """A turn's answer started: the agent has `UNCLAIMED_TIMEOUT` s to take it."""
+        if (old := self._turns.get(turn.conversation_id)) is not None:
+            self._end(old, withdraw=not old.claimed)
+        self._turns[turn.conversation_id] = turn
+        turn.async_arm(UNCLAIMED_TIMEOUT, lambda: self._expire(turn))
+
+    @callback
+    def async_claim(self, conversation_id: str, text: str) -> SharedTurn | None:
+        """The agent takes the turn whose transcript it was given; None: answer it anew."""
+        turn = self._turns.get(conversation_id)
+        if turn is None or turn.claimed or turn.transcript != text:
+            return None
+        turn.claimed = True
+        turn.async_arm(UNSPOKEN_TIMEOUT, lambda: self._expire(turn))
+        return turn
+
+    @callback
+    def async_take_speech(self, conversation_id: str | None) -> SharedTurn | None:
+        """Text-to-speech of a conversation: the taken turn whose audio it streams, if any.
+
+        A turn the agent did not take was answered by Home Assistant another way (a local
+        intent, a sentence trigger): its answer is withdrawn and the text is spoken instead.
+        """
+        turn = self._turns.get(conversation_id or "")
+        if turn is None or turn.spoken:
+            return None
+        if not turn.claimed:
+            LOGGER.debug("Withdrawing the answer of %s: Home Assistant answered", conversation_id)
+            self._end(turn, withdraw=True)
+            return None
+        turn.spoken = True
+        return turn
+
+    @callback
+    def async_done(self, turn: SharedTurn) -> None:
+        """A turn's audio was streamed to the end."""
+        if self._turns.get(turn.conversation_id) is turn:
+            self._end(turn, withdraw=False)
+
+    @callback
+    def _expire(self, turn: SharedTurn) -> None:
+        if self._turns.get(turn.conversation_id) is not turn:
+            return
+        if not turn.claimed:
+            LOGGER.debug("Withdrawing the unclaimed answer of %s", turn.conversation_id)
+        self._end(turn, withdraw=not turn.claimed)
+
+    @callback
+    def _end(self, turn: SharedTurn, *, withdraw: bool) -> None:
+        if self._turns.get(turn.conversation_id) is turn:
+            del self._turns[turn.conversation_id]
+
+        async def _finish() -> None:
+            if withdraw:
+                await turn.async_withdraw()
+            await turn.async_close()
+
+        task = self.hass.async_create_background_task(
+            _finish(), f"{DOMAIN} end turn {turn.conversation_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def async_close(self) -> None:
+        """Unload: end every turn and wait for it."""
+        for turn in list(self._turns.values()):
+            self._end(turn, withdraw=False)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def async_hear(
+    hass: HomeAssistant,
+    sessions: AgentSessions,
+    turns: SharedTurns,
+    options: Mapping[str, Any],
+    *,
+    conversation_id: str,
+    language: str | None,
+    stream: AsyncIterable[bytes],
+) -> str:
+    """Put a pipeline's speech into its conversation's session and start the spoken answer.
+
+    Returns the transcript of the speech (what the pipeline gives the agent); the answer is
+    pending in `turns` for the agent to take. Raises `RealtimeError` when the session fails.
+    """
+    session, is_new = sessions.async_acquire(conversation_id)
+    if is_new and (chat := chat_session.current_session.get()) is not None:
+        chat.async_on_cleanup(lambda: sessions.async_discard(conversation_id))
+    async with session.lock:
+        chat_log, instructions = await _async_prompt(hass, session, options, language)
+        config = session_config(
+            options,
+            instructions=instructions,
+            tools=session.engine.offer(chat_log.llm_api),
+            modality=Modality.AUDIO,
+            language=transcription_language(language),
+        )
+        # Home Assistant's VAD ends the turn (manual turns); the answer is audio.
+        client = await session.async_open(
+            replace(config, turn_detection=None, transcription=transcription(options, language))
+        )
+        await async_replay(client, chat_log.content[session.sent :], session.engine.names)
+        session.sent = len(chat_log.content)
+        turn = SharedTurn(hass, conversation_id, session, client, sessions.usage)
+        heard = hass.async_create_background_task(
+            async_transcript(client, sessions.usage), f"{DOMAIN} transcript {conversation_id}"
+        )
+        try:
+            await async_send_speech(client, stream)
+            turn.speech_ended = time.monotonic()
+            await client.commit_audio()
+            turn.follow(await client.create_response())
+            turns.async_add(turn)
+            async with asyncio.timeout(TRANSCRIPT_TIMEOUT):
+                turn.user_item, turn.transcript = await heard
+        finally:
+            heard.cancel()
+    if not turn.transcript:
+        turns.async_done(turn)  # nothing to answer: the pipeline ends here
+        await turn.async_withdraw()
+    return turn.transcript
+
+
+async def _async_prompt(
+    hass: HomeAssistant,
+    session: AgentSession,
+    options: Mapping[str, Any],
+    language: str | None,
+) -> tuple[conversation.ChatLog, str]:
+    """The conversation's chat log with the agent's prompt and tools, as the agent sets them.
+
+    The log is only read: nothing is added to it here, so Home Assistant does not keep it.
+    """
+    chat = chat_session.current_session.get()
+    assert chat is not None
+    llm_context = llm.LLMContext(
+        platform=DOMAIN,
+        context=Context(),
+        language=language,
+        assistant=conversation.DOMAIN,
+        device_id=None,
+    )
+    with conversation.async_get_chat_log(hass, chat) as chat_log:
+        await chat_log.async_provide_llm_data(
+            llm_context, options.get(CONF_LLM_HASS_API), options.get(CONF_PROMPT)
+        )
+    system = chat_log.content[0]
+    instructions = system.content if isinstance(system, conversation.SystemContent) else ""
+    return chat_log, instructions
+
+
+def transcription(options: Mapping[str, Any], language: str | None) -> Transcription:
+    """How speech-to-text transcribes: the entry's model (the recommended one if it is off)."""
+    model = options.get(CONF_TRANSCRIPTION_MODEL)
+    if not model or model == TRANSCRIPTION_OFF:
+        model = RECOMMENDED_TRANSCRIPTION_MODEL
+    return Transcription(model=model, language=transcription_language(language))
+
+
+async def async_send_speech(client: RealtimeClient, stream: AsyncIterable[bytes]) -> None:
+    """Send the pipeline's 16 kHz speech to the session at 24 kHz."""
+    resampler = Resampler(PIPELINE_RATE, MODEL_RATE)
+    async for chunk in stream:
+        if pcm := resampler.process(chunk):
+            await client.append_audio(pcm)
+    if pcm := resampler.flush():
+        await client.append_audio(pcm)
+
+
+async def async_transcript(client: RealtimeClient, usage: EntryUsage | None) -> tuple[str, str]:
+    """The item id and transcript of the next committed user audio."""
+    item_id: str | None = None
+    async for event in client.events():
+        if isinstance(event, InputCommitted) and item_id is None:
+            item_id = event.item_id
+        elif isinstance(event, InputTranscript) and event.item_id == item_id:
+            if usage is not None:
+                usage.record_transcription(event.usage)
+            return item_id, event.text
+        elif isinstance(event, Closed):
+            raise event.error or RealtimeError("the session closed before the transcript")
+    raise RealtimeError("the session closed before the transcript")
+
+
+__all__ = [
+    "SessionConfig",
+    "SharedTurn",
+    "SharedTurns",
+    "async_hear",
+    "async_send_speech",
+    "async_transcript",
+    "current_conversation_id",
+    "transcription",
+]

@@ -1,0 +1,114 @@
+"""Speech to text and text to speech on their own: one short Realtime session per request.
+
+This is what the speech-to-text and text-to-speech entities do when no shared turn is there
+(`shared_turn`): Realtime transcription of a pipeline's speech, and the model reading a text
+aloud in the entry's voice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import replace
+import struct
+from typing import Any, Final
+
+from homeassistant.core import HomeAssistant
+
+from .realtime import Modality, RealtimeClient, RealtimeEndpoint, RealtimeError, SessionConfig
+from .settings import session_config
+from .shared_turn import (
+    MODEL_RATE,
+    TRANSCRIPT_TIMEOUT,
+    async_send_speech,
+    async_transcript,
+    transcription,
+)
+from .usage import EntryUsage
+
+LANGUAGES: Final = [
+    *("af", "ar", "az", "be", "bg", "bs", "ca", "cs", "cy", "da", "de", "el", "en", "es"),
+    *("et", "fa", "fi", "fr", "gl", "he", "hi", "hr", "hu", "hy", "id", "is", "it", "ja"),
+    *("kk", "kn", "ko", "lt", "lv", "mi", "mk", "mr", "ms", "ne", "nl", "no", "pl", "pt"),
+    *("ro", "ru", "sk", "sl", "sr", "sv", "sw", "ta", "th", "tl", "tr", "uk", "ur", "vi"),
+    *("zh", "de-DE", "en-GB", "en-US", "es-ES", "fr-FR", "it-IT", "nl-NL", "pt-BR", "pt-PT"),
+    *("zh-CN", "zh-Hans", "zh-TW"),
+]
+"""Languages the Realtime models hear and speak (Whisper's list), bare and common regions."""
+
+READ_ALOUD: Final = (
+    "You are a voice. Read the user's message aloud exactly as it is written, word for word, "
+    "in its own language. Add nothing, leave nothing out, answer nothing."
+)
+"""The instructions of a session that only speaks a given text."""
+
+
+def wav_header(rate: int = MODEL_RATE) -> bytes:
+    """A WAV header for a PCM16 mono stream of unknown length (sizes 0, as streams have)."""
+    return b"RIFF" + struct.pack(
+        "<I4s4sIHHIIHH4sI", 0, b"WAVE", b"fmt ", 16, 1, 1, rate, rate * 2, 2, 16, b"data", 0
+    )
+
+
+async def async_transcribe(
+    endpoint: RealtimeEndpoint,
+    options: Mapping[str, Any],
+    language: str | None,
+    stream: AsyncIterable[bytes],
+    usage: EntryUsage | None,
+) -> str:
+    """Transcribe a pipeline's 16 kHz speech with the entry's transcription model.
+
+    The session only transcribes: the audio is committed and no response is asked for.
+    """
+    config = SessionConfig(
+        output_modality=Modality.TEXT,
+        turn_detection=None,
+        transcription=transcription(options, language),
+    )
+    client = RealtimeClient(endpoint, config)
+    try:
+        await client.connect()
+        heard = asyncio.ensure_future(async_transcript(client, usage))
+        try:
+            await async_send_speech(client, stream)
+            await client.commit_audio()
+            async with asyncio.timeout(TRANSCRIPT_TIMEOUT):
+                _, text = await heard
+        finally:
+            heard.cancel()
+    finally:
+        await client.close()
+    return text
+
+
+async def async_read_aloud(
+    hass: HomeAssistant,
+    endpoint: RealtimeEndpoint,
+    options: Mapping[str, Any],
+    text: str,
+    usage: EntryUsage | None,
+) -> AsyncIterator[bytes]:
+    """The model reading `text` aloud in the entry's voice: PCM16 24 kHz as it comes."""
+    config = replace(
+        session_config(options, instructions=READ_ALOUD, modality=Modality.AUDIO),
+        turn_detection=None,
+        transcription=None,
+        tools=(),
+    )
+    client = RealtimeClient(endpoint, config)
+    try:
+        await client.connect()
+        await client.add_user_text(text)
+        response = await client.create_response()
+        async for pcm in response.audio():
+            yield pcm
+        if usage is not None:
+            usage.record(response.usage)
+        if response.status != "completed":
+            raise response.error or RealtimeError(f"the reading ended {response.status}")
+    finally:
+        await client.close()
+
+
+__all__ = ["LANGUAGES", "async_read_aloud", "async_transcribe", "wav_header"]

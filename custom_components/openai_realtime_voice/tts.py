@@ -1,0 +1,88 @@
+"""Text to speech in the Realtime model's voice: the audio of a shared turn, or text read aloud."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from typing import TYPE_CHECKING, Any, override
+
+from homeassistant.components import tts
+from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import ulid as ulid_util
+
+from .const import LOGGER
+from .realtime import RealtimeError
+from .shared_turn import SharedTurn, current_conversation_id
+from .speech import LANGUAGES, async_read_aloud, wav_header
+from .speech_entity import TTS_KEY, RealtimeSpeechEntity, shares_turns
+
+if TYPE_CHECKING:
+    from . import OpenAIRealtimeConfigEntry
+
+PARALLEL_UPDATES = 0
+
+FRESH_OPTION = "fresh"
+"""An option unique to each speech a pipeline asks for while turns are shared.
+
+Home Assistant keeps speech by text and options; a shared turn's answer is the model's audio
+of this turn, never the audio an earlier turn had for the same words.
+"""
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: OpenAIRealtimeConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the text-to-speech entity of an entry."""
+    async_add_entities([RealtimeTextToSpeechEntity(entry, TTS_KEY)])
+
+
+class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
+    """The Realtime model's voice (WAV, 24 kHz; Home Assistant converts what a satellite asks)."""
+
+    _attr_supported_languages = LANGUAGES
+    _attr_default_language = "en"
+
+    @property
+    @override
+    def default_options(self) -> Mapping[str, Any] | None:
+        """A fresh option while turns are shared, so no answer comes from the cache."""
+        if shares_turns(self.hass, self.entry):
+            return {FRESH_OPTION: ulid_util.ulid_now()}
+        return None
+
+    @override
+    def async_supports_streaming_input(self) -> bool:
+        """Speech starts while the agent still writes (the shared turn's audio flows anyway)."""
+        return True
+
+    @override
+    async def async_stream_tts_audio(self, request: TTSAudioRequest) -> TTSAudioResponse:
+        """Stream the shared turn's audio; without one, read the text aloud."""
+        turns = self.data.shared_turns
+        if (turn := turns.async_take_speech(current_conversation_id())) is not None:
+            return TTSAudioResponse("wav", self._turn_audio(turn))
+        text = "".join([chunk async for chunk in request.message_gen])
+        return TTSAudioResponse("wav", self._read_aloud(text))
+
+    async def _turn_audio(self, turn: SharedTurn) -> AsyncGenerator[bytes]:
+        try:
+            yield wav_header()
+            async for pcm in turn.audio():
+                yield pcm
+        finally:
+            self.data.shared_turns.async_done(turn)
+
+    async def _read_aloud(self, text: str) -> AsyncGenerator[bytes]:
+        data = self.data
+        yield wav_header()
+        try:
+            async for pcm in async_read_aloud(
+                self.hass, data.budget.endpoint(), self.entry.options, text, data.usage
+            ):
+                yield pcm
+        except RealtimeError as err:
+            LOGGER.warning("Text to speech failed: %s", err)
+            raise
