@@ -88,6 +88,8 @@ async def run_speech(
     pipeline_id: str,
     speech: bytes,
     conversation_id: str | None = None,
+    *,
+    end_stage: str = "tts",
 ) -> Run:
     """Speak `speech` (16 kHz PCM16) into a pipeline as the browser does; every event to run-end.
 
@@ -97,7 +99,7 @@ async def run_speech(
     message: dict[str, Any] = {
         "type": "assist_pipeline/run",
         "start_stage": "stt",
-        "end_stage": "tts",
+        "end_stage": end_stage,
         "input": {"sample_rate": 16000},
         "pipeline": pipeline_id,
     }

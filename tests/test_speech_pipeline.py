@@ -7,15 +7,25 @@ when the speech ends, and the speech of the answer is the model's own audio (iss
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from homeassistant.components import tts
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from tests.agent_helpers import TURN_ON
 from tests.pipeline_providers import dominant_hz
-from tests.realtime_server import RealtimeServer, ScriptedResponse
-from tests.speech_helpers import create_pipeline, fetch_speech, run_speech, sine_24k, speech_16k
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.speech_helpers import (
+    TTS,
+    create_pipeline,
+    fetch_speech,
+    run_speech,
+    sine_24k,
+    speech_16k,
+)
 
 
 async def test_shared_turn_answers_with_the_models_own_audio(
@@ -58,3 +68,146 @@ async def test_shared_turn_answers_with_the_models_own_audio(
     assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
     assert len(realtime_server.of_type("response.create")) == 1
     assert not realtime_server.of_type("conversation.item.create")
+
+
+async def test_shared_turn_runs_tools_and_keeps_the_conversation(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+    hass_client: Any,
+) -> None:
+    """A tool call turns the light on, its follow-up speaks in the same stream; the next turn
+    of the conversation continues the same session, and a question keeps the mic open."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    client: TestClient = await hass_client()
+    realtime_server.user_transcript = "Turn on the kitchen lights"
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]),
+        ScriptedResponse(text="Done. Anything else?", audio=sine_24k(300, 600)),
+    )
+
+    first = await run_speech(ws, pipeline_id, speech_16k(600))
+
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    intent = first.of("intent-end")["intent_output"]
+    assert intent["response"]["speech"]["plain"]["speech"] == "Done. Anything else?"
+    assert intent["continue_conversation"] is True
+    pcm = await fetch_speech(client, first.tts_url)
+    assert abs(dominant_hz(pcm, 24000) - 600) < 20
+    outputs = realtime_server.of_type("conversation.item.create")
+    assert [event["item"]["type"] for event in outputs] == ["function_call_output"]
+
+    realtime_server.user_transcript = "No, thanks"
+    realtime_server.script(ScriptedResponse(text="Bye.", audio=sine_24k(200, 800)))
+    second = await run_speech(ws, pipeline_id, speech_16k(400), first.conversation_id)
+
+    assert second.conversation_id == first.conversation_id
+    assert second.of("intent-end")["intent_output"]["continue_conversation"] is False
+    pcm = await fetch_speech(client, second.tts_url)
+    assert abs(dominant_hz(pcm, 24000) - 800) < 20
+    # The same session all along: nothing replayed, one commit per turn.
+    assert len(realtime_server.of_type("session.update")) == 1
+    assert len(realtime_server.of_type("input_audio_buffer.commit")) == 2
+    assert len(realtime_server.of_type("conversation.item.create")) == 1
+
+
+async def test_an_answer_home_assistant_gave_itself_is_withdrawn_and_read_aloud(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+    hass_client: Any,
+) -> None:
+    """A local intent answers: the model's answer is cancelled and taken out of the
+    conversation, and text-to-speech reads Home Assistant's own answer in the same voice."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws, prefer_local_intents=True)
+    hold = asyncio.Event()
+    realtime_server.user_transcript = "Turn on the kitchen lights"
+    realtime_server.script(
+        ScriptedResponse(text="Sure, turning it on.", audio=sine_24k(300, 600), hold=hold),
+        ScriptedResponse(text="Turned on the light", audio=sine_24k(300, 900)),
+    )
+
+    run = await run_speech(ws, pipeline_id, speech_16k(600))
+
+    assert run.of("intent-end")["processed_locally"] is True
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    client: TestClient = await hass_client()
+    pcm = await fetch_speech(client, run.tts_url)
+    assert abs(dominant_hz(pcm, 24000) - 900) < 20
+    cancel = await realtime_server.wait_for("response.cancel")
+    assert cancel["response_id"]
+    deleted = await realtime_server.wait_for("conversation.item.delete", 2)
+    assert deleted["item_id"]
+    reading = [
+        event["item"]
+        for event in realtime_server.of_type("conversation.item.create")
+        if event["item"].get("role") == "user"
+    ]
+    assert [item["content"][0]["text"] for item in reading] == [
+        run.of("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"]
+    ]
+    assert not realtime_server.violations
+
+
+async def test_text_to_speech_alone_reads_the_text_in_the_agents_voice(
+    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+) -> None:
+    """`tts.speak` and announcements: no turn, the model reads the text aloud (WAV 24 kHz)."""
+    realtime_server.script(ScriptedResponse(text="Dinner is ready.", audio=sine_24k(200)))
+    media_id = tts.generate_media_source_id(hass, "Dinner is ready.", engine=TTS, cache=False)
+
+    extension, data = await tts.async_get_media_source_audio(hass, media_id)
+
+    assert extension == "mp3"  # what Home Assistant makes of it when nothing else is asked
+    update = realtime_server.of_type("session.update")[0]["session"]
+    assert update["audio"]["output"]["voice"] == entry.options["voice"]
+    assert update["audio"]["input"]["turn_detection"] is None
+    items = realtime_server.of_type("conversation.item.create")
+    assert [item["item"]["content"][0]["text"] for item in items] == ["Dinner is ready."]
+    assert len(realtime_server.of_type("response.create")) == 1
+    assert data
+
+
+async def test_speech_to_text_alone_transcribes(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+) -> None:
+    """With another agent, speech-to-text only transcribes: no answer is started."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws, agent="conversation.home_assistant", tts=None)
+    realtime_server.user_transcript = "Turn on the kitchen lights"
+
+    run = await run_speech(ws, pipeline_id, speech_16k(600), end_stage="intent")
+
+    assert run.of("stt-end")["stt_output"]["text"] == "Turn on the kitchen lights"
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    assert not realtime_server.of_type("response.create")
+    update = realtime_server.of_type("session.update")[0]["session"]
+    assert update["audio"]["input"]["transcription"]["language"] == "en"
+
+
+async def test_speech_to_text_reports_a_failed_transcription(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+) -> None:
+    """A transcription the service failed ends the run with Home Assistant's STT error."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    realtime_server.user_transcript = "Hello"
+    realtime_server.transcription_fails = True
+    realtime_server.script(ScriptedResponse(text="Hi.", audio=sine_24k(200)))
+
+    run = await run_speech(ws, pipeline_id, speech_16k(600))
+
+    assert run.types[-2:] == ["error", "run-end"] or run.types[-1] == "error"
+    assert run.of("error")["code"] in ("stt-no-text-recognized", "stt-stream-failed")
+    # The answer that started is taken back: the conversation has no wordless turn.
+    await realtime_server.wait_for("conversation.item.delete")
