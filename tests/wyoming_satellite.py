@@ -39,6 +39,8 @@ class Reply:
 
     rate: int
     pcm: bytes
+    first_audio: float
+    """When the first audio chunk arrived (the loop's clock)."""
     events: list[str] = field(default_factory=list)
 
 
@@ -50,7 +52,8 @@ class WyomingSatellite:
         self.port = port
         self.server = AsyncTcpServer("127.0.0.1", port)
         self.running = asyncio.Event()
-        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.events: asyncio.Queue[tuple[float, Event]] = asyncio.Queue()
+        """What Home Assistant sent, with when it arrived (the loop's clock)."""
         self._handler: _Handler | None = None
 
     async def start(self) -> None:
@@ -61,8 +64,12 @@ class WyomingSatellite:
         """Close every connection."""
         await self.server.stop()
 
-    async def speak(self, pcm_16k: bytes) -> None:
-        """The user speaks after the wake word: a pipeline run from speech to speech."""
+    async def speak(self, pcm_16k: bytes, *, realtime: bool = False) -> float:
+        """The user speaks after the wake word: a pipeline run from speech to speech.
+
+        The satellite's own VAD ends the speech (AudioStop); returns when it did. With
+        `realtime` the microphone's chunks go out at the pace they are recorded.
+        """
         handler = self._handler
         assert handler is not None
         await handler.write_event(
@@ -73,29 +80,35 @@ class WyomingSatellite:
         for start in range(0, len(pcm_16k), step):
             chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm_16k[start : start + step])
             await handler.write_event(chunk.event())
+            if realtime:
+                await asyncio.sleep(chunk.seconds)  # the microphone records in real time
+        ended = asyncio.get_running_loop().time()
         await handler.write_event(AudioStop().event())
+        return ended
 
     async def reply(self) -> Reply:
         """Play what Home Assistant sends back, up to its AudioStop; say it was played."""
         seen: list[str] = []
         rate = 0
+        first = 0.0
         pcm = bytearray()
         while True:
-            event = await self.events.get()
+            arrived, event = await self.events.get()
             seen.append(event.type)
             if AudioStart.is_type(event.type):
                 rate = AudioStart.from_event(event).rate
             elif AudioChunk.is_type(event.type):
+                first = first or arrived
                 pcm += AudioChunk.from_event(event).audio
             elif AudioStop.is_type(event.type):
                 assert self._handler is not None
                 await self._handler.write_event(Played().event())
-                return Reply(rate, bytes(pcm), seen)
+                return Reply(rate, bytes(pcm), first, seen)
 
     async def next_of(self, kind: str) -> Event:
         """The next event of a type Home Assistant sends."""
         while True:
-            event = await self.events.get()
+            _, event = await self.events.get()
             if event.type == kind:
                 return event
 
@@ -121,5 +134,6 @@ class _Handler(AsyncEventHandler):
         elif Ping.is_type(event.type):
             await self.write_event(Pong(text=Ping.from_event(event).text).event())
         else:
-            self.satellite.events.put_nowait(event)
+            arrived = asyncio.get_running_loop().time()
+            self.satellite.events.put_nowait((arrived, event))
         return True
