@@ -17,7 +17,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from tests.agent_helpers import TURN_ON
 from tests.pipeline_providers import dominant_hz
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.realtime_discipline import TOKEN_USAGE
+from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, default_usage
 from tests.speech_helpers import (
     TTS,
     create_pipeline,
@@ -26,6 +27,10 @@ from tests.speech_helpers import (
     sine_24k,
     speech_16k,
 )
+
+LATENCY = "sensor.openai_realtime_speech_latency"
+AUDIO_OUTPUT_TOKENS = "sensor.openai_realtime_audio_output_tokens"
+TRANSCRIPTION_TOKENS = "sensor.openai_realtime_transcription_tokens"
 
 
 async def test_shared_turn_answers_with_the_models_own_audio(
@@ -211,3 +216,32 @@ async def test_speech_to_text_reports_a_failed_transcription(
     assert run.of("error")["code"] in ("stt-no-text-recognized", "stt-stream-failed")
     # The answer that started is taken back: the conversation has no wordless turn.
     await realtime_server.wait_for("conversation.item.delete")
+
+
+async def test_shared_turns_are_counted_and_timed(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+    hass_client: Any,
+) -> None:
+    """The usage sensors count a shared turn's response and transcription once; the speech
+    latency sensor shows the turn's latency."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    realtime_server.user_transcript = "What time is it?"
+    realtime_server.discipline.transcription_usage = dict(TOKEN_USAGE)
+    realtime_server.script(ScriptedResponse(text="It is noon.", audio=sine_24k(300)))
+    assert hass.states.get(LATENCY).state == "unknown"
+
+    run = await run_speech(ws, pipeline_id, speech_16k(600))
+    client: TestClient = await hass_client()
+    await fetch_speech(client, run.tts_url)
+    await hass.async_block_till_done()
+
+    usage = default_usage()
+    audio_out = usage["output_token_details"]["audio_tokens"]
+    assert int(hass.states.get(AUDIO_OUTPUT_TOKENS).state) == audio_out
+    assert int(hass.states.get(TRANSCRIPTION_TOKENS).state) == TOKEN_USAGE["total_tokens"]
+    latency = float(hass.states.get(LATENCY).state)
+    assert 0 < latency < 5000
