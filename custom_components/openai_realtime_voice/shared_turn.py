@@ -13,7 +13,7 @@ session, so `chat_session.current_session` names the conversation in each of the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import replace
 import time
 from typing import Any, Final
@@ -102,6 +102,7 @@ class SharedTurn:
         self._views: list[RealtimeResponse] = []
         self._pumps: set[asyncio.Task[None]] = set()
         self._timer: CALLBACK_TYPE | None = None
+        self.on_first_audio: Callable[[SharedTurn], None] = lambda _turn: None
 
     def follow(self, response: RealtimeResponse) -> RealtimeResponse:
         """Split a response of this turn: its audio goes to speech, the rest to the returned view.
@@ -173,6 +174,7 @@ class SharedTurn:
         while (pcm := await self._audio.get()) is not None:
             if self.first_audio is None:
                 self.first_audio = time.monotonic()
+                self.on_first_audio(self)
             yield pcm
 
     async def async_withdraw(self) -> None:
@@ -221,6 +223,23 @@ class SharedTurns:
         self.hass = hass
         self._turns: dict[str, SharedTurn] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[CALLBACK_TYPE] = []
+        self.last_latency_ms: float | None = None
+        """The last turn's latency: from the end of the speech Home Assistant handed over to
+        the first answer audio handed back to it."""
+
+    @callback
+    def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `update` when a turn's latency is known; returns the remover."""
+        self._listeners.append(update)
+        return lambda: self._listeners.remove(update)
+
+    @callback
+    def _first_audio(self, turn: SharedTurn) -> None:
+        assert turn.first_audio is not None
+        self.last_latency_ms = (turn.first_audio - turn.speech_ended) * 1000
+        for update in list(self._listeners):
+            update()
 
     def get(self, conversation_id: str | None) -> SharedTurn | None:
         """The pending turn of a conversation."""
@@ -232,6 +251,7 @@ class SharedTurns:
         if (old := self._turns.get(turn.conversation_id)) is not None:
             self._end(old, withdraw=not old.claimed)
         self._turns[turn.conversation_id] = turn
+        turn.on_first_audio = self._first_audio
         turn.async_arm(UNCLAIMED_TIMEOUT, lambda: self._expire(turn))
 
     @callback

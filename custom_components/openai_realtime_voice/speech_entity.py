@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, override
 
 from homeassistant.components import conversation
+from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import EntityCategory, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 
 STT_KEY = "stt"
 TTS_KEY = "tts"
+LATENCY_KEY = "speech_latency"
 
 
 class RealtimeSpeechEntity(Entity):
@@ -65,3 +68,28 @@ def shares_turns(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     return bool(using) and all(
         p.conversation_engine == agent and p.tts_engine == tts for p in using
     )
+
+
+class SpeechLatencySensor(RealtimeSpeechEntity, SensorEntity):
+    """How long the last shared turn took to answer: from the end of the speech Home Assistant
+    handed over to the first answer audio handed back (its conversion for the satellite, the
+    network and the playback buffer not included)."""
+
+    _attr_should_poll = False
+    _attr_device_class = SensorDeviceClass.DURATION
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_native_unit_of_measurement = UnitOfTime.MILLISECONDS
+    _attr_suggested_display_precision = 0
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the entry's shared turns."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.data.shared_turns.async_add_listener(self.async_write_ha_state))
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        """The last shared turn's latency in milliseconds; unknown before the first."""
+        return self.data.shared_turns.last_latency_ms
