@@ -87,6 +87,7 @@ async def bench(rounds: int, port: int) -> tuple[dict[str, list[float]], dict[st
     """Both pipelines, interleaved; the milliseconds of each round per pipeline."""
     from homeassistant import loader
     from homeassistant.components.assist_pipeline.pipeline import KEY_ASSIST_PIPELINE
+    from homeassistant.config_entries import ConfigSubentryData
     from homeassistant.const import CONF_API_KEY
     from homeassistant.setup import async_setup_component
     from pytest_homeassistant_custom_component.common import (
@@ -125,7 +126,16 @@ async def bench(rounds: int, port: int) -> tuple[dict[str, list[float]], dict[st
             entries = []
             for title in ("Shared", "Cascaded"):
                 entry = MockConfigEntry(
-                    domain=DOMAIN, title=title, data=data, options=default_options()
+                    domain=DOMAIN,
+                    title=title,
+                    data=data,
+                    options=default_options(),
+                    subentries_data=[
+                        ConfigSubentryData(
+                            data={}, subentry_type=kind, title=f"{title} {name}", unique_id=None
+                        )
+                        for kind, name in (("stt", "speech to text"), ("tts", "text to speech"))
+                    ],
                 )
                 entry.add_to_hass(hass)
                 assert await hass.config_entries.async_setup(entry.entry_id)

@@ -8,13 +8,56 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import HomeAssistant
 import numpy as np
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
+from custom_components.openai_realtime_voice.settings import default_options
+from custom_components.openai_realtime_voice.speech_flow import (
+    DEFAULT_NAMES,
+    SUBENTRY_STT,
+    SUBENTRY_TTS,
+)
 from tests.agent_helpers import AGENT
+from tests.realtime_server import RealtimeServer
 
-STT = "stt.openai_realtime_speech_to_text"
-TTS = "tts.openai_realtime_text_to_speech"
+STT = "stt.realtime_speech_to_text"
+TTS = "tts.realtime_text_to_speech"
 CHUNK_BYTES = 2048  # the frontend's chunks: 1024 samples of 16 kHz PCM16 (ha-voice-command)
+
+
+@pytest.fixture
+async def entry(
+    hass: HomeAssistant,
+    realtime_server: RealtimeServer,
+    lights: None,
+) -> MockConfigEntry:
+    """A loaded entry with its speech-to-text and text-to-speech subentries."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="OpenAI Realtime",
+        data={
+            CONF_API_KEY: realtime_server.api_key,
+            CONF_BASE_URL: realtime_server.url,
+            CONF_DIALECT: "ga",
+        },
+        options=default_options(),
+        subentries_data=[
+            ConfigSubentryData(
+                data={}, subentry_type=kind, title=DEFAULT_NAMES[kind], unique_id=None
+            )
+            for kind in (SUBENTRY_STT, SUBENTRY_TTS)
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    realtime_server.received.clear()
+    return entry
 
 
 def speech_16k(ms: int) -> bytes:

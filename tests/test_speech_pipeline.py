@@ -22,6 +22,7 @@ from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from tests.speech_helpers import (
     TTS,
     create_pipeline,
+    entry,  # noqa: F401 - the entry with speech subentries
     fetch_speech,
     run_speech,
     sine_24k,
@@ -35,7 +36,7 @@ TRANSCRIPTION_TOKENS = "sensor.openai_realtime_transcription_tokens"
 
 async def test_shared_turn_answers_with_the_models_own_audio(
     hass: HomeAssistant,
-    entry: MockConfigEntry,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
     realtime_server: RealtimeServer,
     hass_ws_client: Any,
     hass_client: Any,
@@ -77,7 +78,7 @@ async def test_shared_turn_answers_with_the_models_own_audio(
 
 async def test_shared_turn_runs_tools_and_keeps_the_conversation(
     hass: HomeAssistant,
-    entry: MockConfigEntry,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
     realtime_server: RealtimeServer,
     hass_ws_client: Any,
     hass_client: Any,
@@ -120,7 +121,7 @@ async def test_shared_turn_runs_tools_and_keeps_the_conversation(
 
 async def test_an_answer_home_assistant_gave_itself_is_withdrawn_and_read_aloud(
     hass: HomeAssistant,
-    entry: MockConfigEntry,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
     realtime_server: RealtimeServer,
     hass_ws_client: Any,
     hass_client: Any,
@@ -159,7 +160,9 @@ async def test_an_answer_home_assistant_gave_itself_is_withdrawn_and_read_aloud(
 
 
 async def test_text_to_speech_alone_reads_the_text_in_the_agents_voice(
-    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    realtime_server: RealtimeServer,
 ) -> None:
     """`tts.speak` and announcements: no turn, the model reads the text aloud (WAV 24 kHz)."""
     realtime_server.script(ScriptedResponse(text="Dinner is ready.", audio=sine_24k(200)))
@@ -179,7 +182,7 @@ async def test_text_to_speech_alone_reads_the_text_in_the_agents_voice(
 
 async def test_speech_to_text_alone_transcribes(
     hass: HomeAssistant,
-    entry: MockConfigEntry,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
     realtime_server: RealtimeServer,
     hass_ws_client: Any,
 ) -> None:
@@ -199,7 +202,7 @@ async def test_speech_to_text_alone_transcribes(
 
 async def test_speech_to_text_reports_a_failed_transcription(
     hass: HomeAssistant,
-    entry: MockConfigEntry,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
     realtime_server: RealtimeServer,
     hass_ws_client: Any,
 ) -> None:
@@ -220,7 +223,7 @@ async def test_speech_to_text_reports_a_failed_transcription(
 
 async def test_shared_turns_are_counted_and_timed(
     hass: HomeAssistant,
-    entry: MockConfigEntry,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
     realtime_server: RealtimeServer,
     hass_ws_client: Any,
     hass_client: Any,

@@ -18,14 +18,19 @@ from wyoming.tts import Synthesize
 
 from tests.pipeline_providers import dominant_hz
 from tests.realtime_server import RealtimeServer, ScriptedResponse
-from tests.speech_helpers import create_pipeline, sine_24k, speech_16k
+from tests.speech_helpers import (
+    create_pipeline,
+    entry,  # noqa: F401 - the entry with speech subentries
+    sine_24k,
+    speech_16k,
+)
 from tests.wyoming_satellite import WyomingSatellite
 
 
 @pytest.fixture
 async def satellite(
     hass: HomeAssistant,
-    entry: MockConfigEntry,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
     hass_ws_client: Any,
     unused_tcp_port: int,
 ) -> AsyncIterator[WyomingSatellite]:

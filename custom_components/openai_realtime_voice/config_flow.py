@@ -57,6 +57,12 @@ from .flow_schemas import (
 )
 from .repairs import async_setting_issue
 from .settings import default_options
+from .speech_flow import (
+    SUBENTRY_STT,
+    SUBENTRY_TTS,
+    SpeechToTextSubentryFlow,
+    TextToSpeechSubentryFlow,
+)
 from .subentry_flow import DeviceSubentryFlow
 from .usage import InvalidPricesError, effective_prices, parse_prices
 from .validation import async_validate_settings
@@ -185,8 +191,13 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Devices are paired as subentries of the service entry."""
-        return {SUBENTRY_DEVICE: DeviceSubentryFlow}
+        """Devices are paired as subentries of the service entry; speech-to-text and
+        text-to-speech are subentries too (speech_flow.py)."""
+        return {
+            SUBENTRY_DEVICE: DeviceSubentryFlow,
+            SUBENTRY_STT: SpeechToTextSubentryFlow,
+            SUBENTRY_TTS: TextToSpeechSubentryFlow,
+        }
 
     # --- a xiaozhi device asked to be paired ---------------------------------------------------
 

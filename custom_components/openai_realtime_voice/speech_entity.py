@@ -1,35 +1,42 @@
-"""What the speech-to-text and text-to-speech entities share: their device and turn sharing."""
+"""What the speech entities share: their devices, their subentries and whether turns are shared."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, override
 
-from homeassistant.components import conversation
+from homeassistant.components.assist_pipeline import async_get_pipelines
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+    ConfigSubentry,
+)
 from homeassistant.const import EntityCategory, UnitOfTime
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_MODEL, DOMAIN
+from .speech_flow import async_offer_pipeline
 
 if TYPE_CHECKING:
     from . import OpenAIRealtimeData
 
-STT_KEY = "stt"
-TTS_KEY = "tts"
 LATENCY_KEY = "speech_latency"
 
 
 class RealtimeSpeechEntity(Entity):
-    """A speech entity of an entry, on the entry's service device."""
+    """An entity of the entry (its unique id and translation key from `key`)."""
 
     _attr_has_entity_name = True
 
     def __init__(self, entry: ConfigEntry, key: str) -> None:
-        """Name the entity after its kind; it belongs to the entry's service device."""
+        """The entity on the entry's service device (the agent's)."""
         self.entry = entry
         self._attr_unique_id = f"{entry.entry_id}_{key}"
         self._attr_translation_key = key
@@ -48,26 +55,90 @@ class RealtimeSpeechEntity(Entity):
         return data
 
 
-def shares_turns(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Whether every Assist pipeline with this entry's speech-to-text also uses its agent and
-    its text-to-speech: then the three share one Realtime turn.
+class RealtimeSpeechSubentryEntity(RealtimeSpeechEntity):
+    """The speech-to-text or text-to-speech of a subentry, on a service device of its own."""
 
-    A pipeline that pairs it with another agent or voice gets plain transcription: an answer
-    started for a turn another agent takes would be paid for and withdrawn every time.
-    """
-    if "assist_pipeline" not in hass.config.components:
-        return False
-    from homeassistant.components import assist_pipeline
+    # A text-to-speech engine needs a name of its own (Home Assistant's OpenAI does the same).
+    _attr_has_entity_name = False
 
-    registry = er.async_get(hass)
-    entry_id = entry.entry_id
-    stt = registry.async_get_entity_id("stt", DOMAIN, f"{entry_id}_{STT_KEY}")
-    tts = registry.async_get_entity_id("tts", DOMAIN, f"{entry_id}_{TTS_KEY}")
-    agent = registry.async_get_entity_id(conversation.DOMAIN, DOMAIN, entry_id)
-    using = [p for p in assist_pipeline.async_get_pipelines(hass) if p.stt_engine == stt]
-    return bool(using) and all(
-        p.conversation_engine == agent and p.tts_engine == tts for p in using
+    def __init__(self, entry: ConfigEntry, subentry: ConfigSubentry) -> None:
+        """Named by the subentry's title."""
+        super().__init__(entry, subentry.subentry_type)
+        self._attr_unique_id = subentry.subentry_id
+        self._attr_translation_key = None
+        self._attr_name = subentry.title
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, subentry.subentry_id)},
+            name=subentry.title,
+            manufacturer="OpenAI",
+            model=entry.options.get(CONF_MODEL),
+            entry_type=DeviceEntryType.SERVICE,
+        )
+
+
+@callback
+def async_add_speech_entities(
+    hass: HomeAssistant,
+    entry: ConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    kind: str,
+    factory: Callable[[ConfigEntry, ConfigSubentry], Entity],
+) -> None:
+    """Add an entity for each subentry of a kind, now and when one is added while loaded."""
+    added: set[str] = set()
+
+    @callback
+    def _add() -> None:
+        for subentry in entry.subentries.values():
+            if subentry.subentry_type == kind and subentry.subentry_id not in added:
+                added.add(subentry.subentry_id)
+                async_add_entities(
+                    [factory(entry, subentry)], config_subentry_id=subentry.subentry_id
+                )
+        async_offer_pipeline(hass, entry)
+
+    @callback
+    def _changed(change: ConfigEntryChange, changed: ConfigEntry) -> None:
+        if change is ConfigEntryChange.UPDATED and changed.entry_id == entry.entry_id:
+            _add()
+
+    _add()
+    entry.async_on_unload(async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _changed))
+
+
+def _of_entry(hass: HomeAssistant, entry: ConfigEntry, entity_id: str | None) -> bool:
+    registered = er.async_get(hass).async_get(entity_id) if entity_id else None
+    return (
+        registered is not None
+        and registered.platform == DOMAIN
+        and registered.config_entry_id == entry.entry_id
     )
+
+
+def shares_turns(
+    hass: HomeAssistant, entry: ConfigEntry, *, stt: str | None = None, tts: str | None = None
+) -> bool:
+    """Whether the pipelines with this speech-to-text (or text-to-speech) use the entry's
+    speech-to-text, agent and text-to-speech all three: then they share one Realtime turn.
+
+    For speech-to-text every such pipeline must: a pipeline that pairs it with another agent
+    or voice gets plain transcription (an answer started for a turn another agent takes would
+    be paid for and withdrawn every time). For text-to-speech one is enough.
+    """
+    using = [
+        pipeline
+        for pipeline in async_get_pipelines(hass)
+        if (stt is not None and pipeline.stt_engine == stt)
+        or (tts is not None and pipeline.tts_engine == tts)
+    ]
+    shared = [
+        all(
+            _of_entry(hass, entry, engine)
+            for engine in (p.stt_engine, p.conversation_engine, p.tts_engine)
+        )
+        for p in using
+    ]
+    return bool(shared) and (all(shared) if stt is not None else any(shared))
 
 
 class SpeechLatencySensor(RealtimeSpeechEntity, SensorEntity):

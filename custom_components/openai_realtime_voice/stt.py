@@ -13,7 +13,8 @@ from .const import LOGGER
 from .realtime import RealtimeError
 from .shared_turn import async_hear, current_conversation_id
 from .speech import LANGUAGES, async_transcribe
-from .speech_entity import STT_KEY, RealtimeSpeechEntity, shares_turns
+from .speech_entity import RealtimeSpeechSubentryEntity, async_add_speech_entities, shares_turns
+from .speech_flow import SUBENTRY_STT
 
 if TYPE_CHECKING:
     from . import OpenAIRealtimeConfigEntry
@@ -26,11 +27,13 @@ async def async_setup_entry(
     entry: OpenAIRealtimeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the speech-to-text entity of an entry."""
-    async_add_entities([RealtimeSpeechToTextEntity(entry, STT_KEY)])
+    """Add the speech-to-text of each `stt` subentry."""
+    async_add_speech_entities(
+        hass, entry, async_add_entities, SUBENTRY_STT, RealtimeSpeechToTextEntity
+    )
 
 
-class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
+class RealtimeSpeechToTextEntity(RealtimeSpeechSubentryEntity, stt.SpeechToTextEntity):
     """Realtime transcription of an Assist pipeline's speech.
 
     In a pipeline with this entry's agent and text-to-speech, the speech goes into the
@@ -83,7 +86,9 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
         conversation_id = current_conversation_id()
         try:
             data.budget.check()
-            if conversation_id is not None and shares_turns(self.hass, self.entry):
+            if conversation_id is not None and shares_turns(
+                self.hass, self.entry, stt=self.entity_id
+            ):
                 text = await async_hear(
                     self.hass,
                     data.agent_sessions,

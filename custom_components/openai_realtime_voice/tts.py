@@ -15,7 +15,8 @@ from .const import LOGGER
 from .realtime import RealtimeError
 from .shared_turn import SharedTurn, current_conversation_id
 from .speech import LANGUAGES, async_read_aloud, wav_header
-from .speech_entity import TTS_KEY, RealtimeSpeechEntity, shares_turns
+from .speech_entity import RealtimeSpeechSubentryEntity, async_add_speech_entities, shares_turns
+from .speech_flow import SUBENTRY_TTS
 
 if TYPE_CHECKING:
     from . import OpenAIRealtimeConfigEntry
@@ -35,11 +36,13 @@ async def async_setup_entry(
     entry: OpenAIRealtimeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the text-to-speech entity of an entry."""
-    async_add_entities([RealtimeTextToSpeechEntity(entry, TTS_KEY)])
+    """Add the text-to-speech of each `tts` subentry."""
+    async_add_speech_entities(
+        hass, entry, async_add_entities, SUBENTRY_TTS, RealtimeTextToSpeechEntity
+    )
 
 
-class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
+class RealtimeTextToSpeechEntity(RealtimeSpeechSubentryEntity, tts.TextToSpeechEntity):
     """The Realtime model's voice (WAV, 24 kHz; Home Assistant converts what a satellite asks)."""
 
     _attr_supported_languages = LANGUAGES
@@ -49,7 +52,7 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
     @override
     def default_options(self) -> Mapping[str, Any] | None:
         """A fresh option while turns are shared, so no answer comes from the cache."""
-        if shares_turns(self.hass, self.entry):
+        if shares_turns(self.hass, self.entry, tts=self.entity_id):
             return {FRESH_OPTION: ulid_util.ulid_now()}
         return None
 
