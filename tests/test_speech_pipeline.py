@@ -248,3 +248,21 @@ async def test_shared_turns_are_counted_and_timed(
     assert int(hass.states.get(TRANSCRIPTION_TOKENS).state) == TOKEN_USAGE["total_tokens"]
     latency = float(hass.states.get(LATENCY).state)
     assert 0 < latency < 5000
+
+
+async def test_a_run_that_ends_at_speech_to_text_starts_no_answer(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+) -> None:
+    """`assist_satellite.ask_question` runs the pipeline to speech to text only: the speech is
+    transcribed and no answer is started (nobody would take it)."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    realtime_server.user_transcript = "The kitchen"
+
+    run = await run_speech(ws, pipeline_id, speech_16k(600), end_stage="stt")
+
+    assert run.of("stt-end")["stt_output"]["text"] == "The kitchen"
+    assert not realtime_server.of_type("response.create")
