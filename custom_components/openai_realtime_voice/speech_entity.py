@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, override
 
-from homeassistant.components.assist_pipeline import async_get_pipelines
+from homeassistant.components.assist_pipeline import PipelineEventType, async_get_pipelines
+from homeassistant.components.assist_pipeline.pipeline import (
+    KEY_ASSIST_PIPELINE,
+    async_get_pipeline,
+)
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
 from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
@@ -115,30 +119,59 @@ def _of_entry(hass: HomeAssistant, entry: ConfigEntry, entity_id: str | None) ->
     )
 
 
-def shares_turns(
-    hass: HomeAssistant, entry: ConfigEntry, *, stt: str | None = None, tts: str | None = None
+def run_shares_turn(
+    hass: HomeAssistant, entry: ConfigEntry, conversation_id: str, stt: str
 ) -> bool:
-    """Whether the pipelines with this speech-to-text (or text-to-speech) use the entry's
-    speech-to-text, agent and text-to-speech all three: then they share one Realtime turn.
+    """Whether the pipeline run transcribing with `stt` in this conversation shares its turn:
+    it goes on to text-to-speech, and its pipeline has the entry's agent and text-to-speech.
 
-    For speech-to-text every such pipeline must: a pipeline that pairs it with another agent
-    or voice gets plain transcription (an answer started for a turn another agent takes would
-    be paid for and withdrawn every time). For text-to-speech one is enough.
+    The run is found by what Home Assistant records of every run for its pipeline debug view
+    (the events the frontend shows): its run-start names the pipeline and the conversation,
+    and has a `tts_output` only when the run ends with text-to-speech. A run that stops at
+    speech-to-text (`assist_satellite.ask_question`) or at the agent gets no answer started.
     """
-    using = [
-        pipeline
-        for pipeline in async_get_pipelines(hass)
-        if (stt is not None and pipeline.stt_engine == stt)
-        or (tts is not None and pipeline.tts_engine == tts)
-    ]
-    shared = [
+    debug = hass.data[KEY_ASSIST_PIPELINE].pipeline_debug
+    for pipeline_id, runs in debug.items():
+        for run in list(runs.values()):
+            events = run.events
+            if not events or events[0].type is not PipelineEventType.RUN_START:
+                continue
+            start = events[0].data or {}
+            if start.get("conversation_id") != conversation_id or any(
+                event.type is PipelineEventType.RUN_END for event in events
+            ):
+                continue
+            if not any(
+                event.type is PipelineEventType.STT_START
+                and (event.data or {}).get("engine") == stt
+                for event in events
+            ):
+                continue
+            if "tts_output" not in start:
+                return False
+            pipeline = async_get_pipeline(hass, pipeline_id)
+            return all(
+                _of_entry(hass, entry, engine)
+                for engine in (
+                    pipeline.stt_engine,
+                    pipeline.conversation_engine,
+                    pipeline.tts_engine,
+                )
+            )
+    return False
+
+
+def shares_turns(hass: HomeAssistant, entry: ConfigEntry, tts: str) -> bool:
+    """Whether a pipeline with this text-to-speech uses the entry's speech-to-text and agent
+    too: then some of its speech is a shared turn's audio."""
+    return any(
         all(
             _of_entry(hass, entry, engine)
             for engine in (p.stt_engine, p.conversation_engine, p.tts_engine)
         )
-        for p in using
-    ]
-    return bool(shared) and (all(shared) if stt is not None else any(shared))
+        for p in async_get_pipelines(hass)
+        if p.tts_engine == tts
+    )
 
 
 class SpeechLatencySensor(RealtimeSpeechEntity, SensorEntity):

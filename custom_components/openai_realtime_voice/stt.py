@@ -13,7 +13,11 @@ from .const import LOGGER
 from .realtime import RealtimeError
 from .shared_turn import async_hear, current_conversation_id
 from .speech import LANGUAGES, async_transcribe
-from .speech_entity import RealtimeSpeechSubentryEntity, async_add_speech_entities, shares_turns
+from .speech_entity import (
+    RealtimeSpeechSubentryEntity,
+    async_add_speech_entities,
+    run_shares_turn,
+)
 from .speech_flow import SUBENTRY_STT
 
 if TYPE_CHECKING:
@@ -86,8 +90,8 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechSubentryEntity, stt.SpeechToTextE
         conversation_id = current_conversation_id()
         try:
             data.budget.check()
-            if conversation_id is not None and shares_turns(
-                self.hass, self.entry, stt=self.entity_id
+            if conversation_id is not None and run_shares_turn(
+                self.hass, self.entry, conversation_id, self.entity_id
             ):
                 text = await async_hear(
                     self.hass,

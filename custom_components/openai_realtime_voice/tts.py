@@ -52,7 +52,7 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechSubentryEntity, tts.TextToSpeechE
     @override
     def default_options(self) -> Mapping[str, Any] | None:
         """A fresh option while turns are shared, so no answer comes from the cache."""
-        if shares_turns(self.hass, self.entry, tts=self.entity_id):
+        if shares_turns(self.hass, self.entry, self.entity_id):
             return {FRESH_OPTION: ulid_util.ulid_now()}
         return None
 
