@@ -8,11 +8,12 @@ when the speech ends, and the speech of the answer is the model's own audio (iss
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from homeassistant.components import tts
-from homeassistant.core import HomeAssistant
+from homeassistant.components import assist_pipeline, stt, tts
+from homeassistant.core import Context, HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from tests.agent_helpers import TURN_ON
@@ -266,3 +267,51 @@ async def test_a_run_that_ends_at_speech_to_text_starts_no_answer(
 
     assert run.of("stt-end")["stt_output"]["text"] == "The kitchen"
     assert not realtime_server.of_type("response.create")
+
+
+async def test_a_turn_started_with_an_extra_prompt_is_answered_anew(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+) -> None:
+    """`start_conversation` gives the run an extra prompt speech to text never saw: the answer
+    started without it is withdrawn before the agent answers with it (and it is read aloud)."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    realtime_server.user_transcript = "The kitchen"
+    hold = asyncio.Event()
+    realtime_server.script(
+        ScriptedResponse(text="Which room?", audio=sine_24k(300, 600), hold=hold),
+        ScriptedResponse(text="The kitchen lights are on."),
+        ScriptedResponse(text="The kitchen lights are on.", audio=sine_24k(300, 900)),
+    )
+    events: list[assist_pipeline.PipelineEvent] = []
+
+    async def speech() -> AsyncIterator[bytes]:
+        yield speech_16k(600)
+
+    await assist_pipeline.async_pipeline_from_audio_stream(
+        hass,
+        context=Context(),
+        event_callback=events.append,
+        stt_metadata=stt.SpeechMetadata(
+            language="en",
+            format=stt.AudioFormats.WAV,
+            codec=stt.AudioCodecs.PCM,
+            bit_rate=stt.AudioBitRates.BITRATE_16,
+            sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
+            channel=stt.AudioChannels.CHANNEL_MONO,
+        ),
+        stt_stream=speech(),
+        pipeline_id=pipeline_id,
+        conversation_extra_system_prompt="You asked the user which room to light.",
+    )
+
+    [intent_end] = [e for e in events if e.type is assist_pipeline.PipelineEventType.INTENT_END]
+    speech_text = intent_end.data["intent_output"]["response"]["speech"]["plain"]["speech"]
+    assert speech_text == "The kitchen lights are on."
+    assert realtime_server.of_type("response.cancel")
+    assert realtime_server.of_type("conversation.item.delete")
+    instructions = realtime_server.of_type("session.update")[-1]["session"].get("instructions")
+    assert instructions is None or "which room to light" in instructions
