@@ -117,9 +117,11 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
             try:
                 # A spoken turn whose answer started during speech to text (shared_turn.py).
                 turns = self.entry.runtime_data.shared_turns
-                if (turn := turns.async_claim(conversation_id, user_input.text)) is not None:
+                extra = chat_log.extra_system_prompt
+                if (turn := turns.async_claim(conversation_id, user_input.text, extra)) is not None:
                     await turn.async_answer(chat_log, self.entity_id)
                 else:
+                    await turns.async_release(conversation_id)
                     await session.async_process(chat_log, self.entity_id, options)
             except RealtimeAuthError as err:
                 sessions.async_discard(conversation_id)

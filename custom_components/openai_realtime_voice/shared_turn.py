@@ -89,6 +89,8 @@ class SharedTurn:
         self.client = client
         self.usage = usage
         self.transcript = ""
+        self.extra_prompt: str | None = None
+        """The extra system prompt the answer was started with."""
         self.user_item: str | None = None
         self.claimed = False
         self.spoken = False
@@ -255,14 +257,35 @@ class SharedTurns:
         turn.async_arm(UNCLAIMED_TIMEOUT, lambda: self._expire(turn))
 
     @callback
-    def async_claim(self, conversation_id: str, text: str) -> SharedTurn | None:
-        """The agent takes the turn whose transcript it was given; None: answer it anew."""
+    def async_claim(
+        self, conversation_id: str, text: str, extra_prompt: str | None
+    ) -> SharedTurn | None:
+        """The agent takes the turn whose transcript it was given; None: answer it anew.
+
+        A run with an extra prompt the answer was started without (`start_conversation` tells
+        the agent what it asked) is answered anew: see `async_release`.
+        """
         turn = self._turns.get(conversation_id)
-        if turn is None or turn.claimed or turn.transcript != text:
+        if (
+            turn is None
+            or turn.claimed
+            or turn.transcript != text
+            or turn.extra_prompt != extra_prompt
+        ):
             return None
         turn.claimed = True
         turn.async_arm(UNSPOKEN_TIMEOUT, lambda: self._expire(turn))
         return turn
+
+    async def async_release(self, conversation_id: str) -> None:
+        """The agent answers anew: take back a pending answer first (it is not in its way)."""
+        turn = self._turns.get(conversation_id)
+        if turn is None or turn.claimed:
+            return
+        del self._turns[conversation_id]
+        LOGGER.debug("Withdrawing the answer of %s: the agent answers anew", conversation_id)
+        await turn.async_withdraw()
+        await turn.async_close()
 
     @callback
     def async_take_speech(self, conversation_id: str | None) -> SharedTurn | None:
@@ -353,6 +376,7 @@ async def async_hear(
         await async_replay(client, chat_log.content[session.sent :], session.engine.names)
         session.sent = len(chat_log.content)
         turn = SharedTurn(hass, conversation_id, session, client, sessions.usage)
+        turn.extra_prompt = chat_log.extra_system_prompt
         heard = hass.async_create_background_task(
             async_transcript(client, sessions.usage), f"{DOMAIN} transcript {conversation_id}"
         )
