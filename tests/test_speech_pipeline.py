@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from homeassistant.components import assist_pipeline, stt, tts
 from homeassistant.core import Context, HomeAssistant
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from tests.agent_helpers import TURN_ON
@@ -315,3 +316,29 @@ async def test_a_turn_started_with_an_extra_prompt_is_answered_anew(
     assert realtime_server.of_type("conversation.item.delete")
     instructions = realtime_server.of_type("session.update")[-1]["session"].get("instructions")
     assert instructions is None or "which room to light" in instructions
+
+
+async def test_a_service_that_refuses_ends_the_run_with_a_clear_error(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Out of quota: the run ends with Home Assistant's speech-to-text error, one log line says
+    why, and no traceback is logged."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    realtime_server.on_connect_error = {
+        "type": "insufficient_quota",
+        "code": "insufficient_quota",
+        "message": "You exceeded your current quota.",
+    }
+
+    run = await run_speech(ws, pipeline_id, speech_16k(600))
+
+    assert run.of("error")["code"] == "stt-stream-failed"
+    assert "Speech to text failed" in caplog.text
+    assert "quota" in caplog.text
+    assert "Traceback" not in caplog.text
+    assert not realtime_server.of_type("response.create")
