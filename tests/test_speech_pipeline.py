@@ -17,6 +17,7 @@ from homeassistant.core import Context, HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.openai_realtime_voice import shared_turn
 from tests.agent_helpers import TURN_ON
 from tests.pipeline_providers import dominant_hz
 from tests.realtime_discipline import TOKEN_USAGE
@@ -342,3 +343,26 @@ async def test_a_service_that_refuses_ends_the_run_with_a_clear_error(
     assert "quota" in caplog.text
     assert "Traceback" not in caplog.text
     assert not realtime_server.of_type("response.create")
+
+
+async def test_an_answer_without_a_transcript_is_withdrawn_at_once(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No transcript in time: the run ends with an error and the started answer is taken back
+    then, not when the wait for the agent runs out."""
+    monkeypatch.setattr(shared_turn, "TRANSCRIPT_TIMEOUT", 0.3)
+    monkeypatch.setattr(shared_turn, "UNCLAIMED_TIMEOUT", 600)
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    realtime_server.user_transcript = None  # the transcript never comes
+    realtime_server.script(ScriptedResponse(text="Hi.", audio=sine_24k(200)))
+
+    run = await run_speech(ws, pipeline_id, speech_16k(600))
+
+    assert run.of("error")["code"] == "stt-stream-failed"
+    async with asyncio.timeout(5):
+        await realtime_server.wait_for("conversation.item.delete")
