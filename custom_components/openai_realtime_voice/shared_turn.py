@@ -251,7 +251,7 @@ class SharedTurns:
     def async_add(self, turn: SharedTurn) -> None:
         """A turn's answer started: the agent has `UNCLAIMED_TIMEOUT` s to take it."""
         if (old := self._turns.get(turn.conversation_id)) is not None:
-            self._end(old, withdraw=not old.claimed)
+            self.async_end(old, withdraw=not old.claimed)
         self._turns[turn.conversation_id] = turn
         turn.on_first_audio = self._first_audio
         turn.async_arm(UNCLAIMED_TIMEOUT, lambda: self._expire(turn))
@@ -299,7 +299,7 @@ class SharedTurns:
             return None
         if not turn.claimed:
             LOGGER.debug("Withdrawing the answer of %s: Home Assistant answered", conversation_id)
-            self._end(turn, withdraw=True)
+            self.async_end(turn, withdraw=True)
             return None
         turn.spoken = True
         return turn
@@ -308,7 +308,7 @@ class SharedTurns:
     def async_done(self, turn: SharedTurn) -> None:
         """A turn's audio was streamed to the end."""
         if self._turns.get(turn.conversation_id) is turn:
-            self._end(turn, withdraw=False)
+            self.async_end(turn, withdraw=False)
 
     @callback
     def _expire(self, turn: SharedTurn) -> None:
@@ -316,10 +316,11 @@ class SharedTurns:
             return
         if not turn.claimed:
             LOGGER.debug("Withdrawing the unclaimed answer of %s", turn.conversation_id)
-        self._end(turn, withdraw=not turn.claimed)
+        self.async_end(turn, withdraw=not turn.claimed)
 
     @callback
-    def _end(self, turn: SharedTurn, *, withdraw: bool) -> None:
+    def async_end(self, turn: SharedTurn, *, withdraw: bool) -> None:
+        """Forget a turn and stop following it (in the background); `withdraw` its answer."""
         if self._turns.get(turn.conversation_id) is turn:
             del self._turns[turn.conversation_id]
 
@@ -337,7 +338,7 @@ class SharedTurns:
     async def async_close(self) -> None:
         """Unload: end every turn and wait for it."""
         for turn in list(self._turns.values()):
-            self._end(turn, withdraw=False)
+            self.async_end(turn, withdraw=False)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -388,11 +389,13 @@ async def async_hear(
             turns.async_add(turn)
             async with asyncio.timeout(TRANSCRIPT_TIMEOUT):
                 turn.user_item, turn.transcript = await heard
+        except BaseException:
+            turns.async_end(turn, withdraw=True)  # no transcript: the pipeline ends here
+            raise
         finally:
             heard.cancel()
     if not turn.transcript:
-        turns.async_done(turn)  # nothing to answer: the pipeline ends here
-        await turn.async_withdraw()
+        turns.async_end(turn, withdraw=True)  # nothing to answer: the pipeline ends here
     return turn.transcript
 
 
