@@ -73,10 +73,29 @@ async def test_shared_turn_answers_with_the_models_own_audio(
     pcm = await fetch_speech(client, run.tts_url)
     assert abs(dominant_hz(pcm, 24000) - 700) < 20
     assert len(pcm) >= len(answer_audio)
+    # Pipeline debug (Settings -> Voice assistants -> Debug) shows the run's stages.
+    [run_id] = await _run_ids(ws, pipeline_id)
+    await ws.send_json_auto_id(
+        {
+            "type": "assist_pipeline/pipeline_debug/get",
+            "pipeline_id": pipeline_id,
+            "pipeline_run_id": run_id,
+        }
+    )
+    debug = (await ws.receive_json())["result"]
+    recorded = [event["type"] for event in debug["events"]]
+    assert recorded == run.types
     # One session, one committed turn, one response: the agent sent no second user message.
     assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
     assert len(realtime_server.of_type("response.create")) == 1
     assert not realtime_server.of_type("conversation.item.create")
+
+
+async def _run_ids(ws: Any, pipeline_id: str) -> list[str]:
+    await ws.send_json_auto_id(
+        {"type": "assist_pipeline/pipeline_debug/list", "pipeline_id": pipeline_id}
+    )
+    return [run["pipeline_run_id"] for run in (await ws.receive_json())["result"]["pipeline_runs"]]
 
 
 async def test_shared_turn_runs_tools_and_keeps_the_conversation(
