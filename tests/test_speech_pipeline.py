@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from homeassistant.components import assist_pipeline, stt, tts
 from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -385,3 +386,25 @@ async def test_an_answer_without_a_transcript_is_withdrawn_at_once(
     assert run.of("error")["code"] == "stt-stream-failed"
     async with asyncio.timeout(5):
         await realtime_server.wait_for("conversation.item.delete")
+
+
+async def test_a_used_up_budget_pauses_the_reading_too(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    realtime_server: RealtimeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the budget used up (action: the Assist pipeline), text to speech opens no session."""
+    budget = entry.runtime_data.budget
+    budget.limit = 0.001
+    entry.runtime_data.usage.record(default_usage())
+    assert budget.blocks_realtime
+    connections = realtime_server.connections
+    media_id = tts.generate_media_source_id(hass, "Hello.", engine=TTS, cache=False)
+
+    with pytest.raises(HomeAssistantError):
+        await tts.async_get_media_source_audio(hass, media_id)
+
+    assert realtime_server.connections == connections
+    assert "Text to speech failed" in caplog.text
+    assert "budget" in caplog.text
