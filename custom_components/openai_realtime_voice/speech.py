@@ -13,8 +13,6 @@ from dataclasses import replace
 import struct
 from typing import Any, Final
 
-from homeassistant.core import HomeAssistant
-
 from .realtime import Modality, RealtimeClient, RealtimeEndpoint, RealtimeError, SessionConfig
 from .settings import session_config
 from .shared_turn import (
@@ -83,7 +81,6 @@ async def async_transcribe(
 
 
 async def async_read_aloud(
-    hass: HomeAssistant,
     endpoint: RealtimeEndpoint,
     options: Mapping[str, Any],
     text: str,

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, override
 from homeassistant.components import tts
 from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import ulid as ulid_util
 
-from .const import LOGGER
+from .const import DOMAIN, LOGGER
 from .realtime import RealtimeError
 from .shared_turn import SharedTurn, current_conversation_id
 from .speech import LANGUAGES, async_read_aloud, wav_header
@@ -82,10 +83,15 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechSubentryEntity, tts.TextToSpeechE
         data = self.data
         yield wav_header()
         try:
+            data.budget.check()  # a budget that pauses Realtime pauses the reading too
             async for pcm in async_read_aloud(
-                self.hass, data.budget.endpoint(), self.entry.options, text, data.usage
+                data.budget.endpoint(), self.entry.options, text, data.usage
             ):
                 yield pcm
         except RealtimeError as err:
             LOGGER.warning("Text to speech failed: %s", err)
-            raise
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="read_aloud_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
