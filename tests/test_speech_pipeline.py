@@ -408,3 +408,28 @@ async def test_a_used_up_budget_pauses_the_reading_too(
     assert realtime_server.connections == connections
     assert "Text to speech failed" in caplog.text
     assert "budget" in caplog.text
+
+
+async def test_a_long_answer_starts_speaking_while_the_agent_writes(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+    hass_client: Any,
+) -> None:
+    """Past 60 characters Home Assistant streams text to speech before the agent is done: the
+    stream it opens is the shared turn's audio too."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    realtime_server.user_transcript = "Tell me about the weather"
+    long_answer = "It will be sunny all day, with a light breeze and a high of twenty-four degrees."
+    realtime_server.script(ScriptedResponse(text=long_answer, audio=sine_24k(500), chunks=4))
+
+    run = await run_speech(ws, pipeline_id, speech_16k(600))
+
+    progress = [e["data"] for e in run.events if e["type"] == "intent-progress"]
+    assert {"tts_start_streaming": True} in progress
+    client: TestClient = await hass_client()
+    pcm = await fetch_speech(client, run.tts_url)
+    assert abs(dominant_hz(pcm, 24000) - 700) < 20
+    assert len(realtime_server.of_type("response.create")) == 1
