@@ -46,7 +46,6 @@ from .realtime import (
     RealtimeError,
     RealtimeRequestError,
     RealtimeResponse,
-    SessionConfig,
     Transcription,
 )
 from .settings import session_config, transcription_language
@@ -461,7 +460,6 @@ async def async_transcript(client: RealtimeClient, usage: EntryUsage | None) -> 
 
 
 __all__ = [
-    "SessionConfig",
     "SharedTurn",
     "SharedTurns",
     "async_hear",
