@@ -385,7 +385,11 @@ async def test_an_answer_without_a_transcript_is_withdrawn_at_once(
 
     assert run.of("error")["code"] == "stt-stream-failed"
     async with asyncio.timeout(5):
-        await realtime_server.wait_for("conversation.item.delete")
+        await realtime_server.wait_for("conversation.item.delete", 2)
+    # The user's audio goes too, though it was never transcribed: the conversation is empty.
+    deleted = {event["item_id"] for event in realtime_server.of_type("conversation.item.delete")}
+    assert len(deleted) == 2
+    assert not realtime_server.session.items
 
 
 async def test_a_used_up_budget_pauses_the_reading_too(
