@@ -105,6 +105,10 @@ class SharedTurn:
         self._timer: CALLBACK_TYPE | None = None
         self.on_first_audio: Callable[[SharedTurn], None] = lambda _turn: None
 
+    def committed(self, item_id: str) -> None:
+        """The user's audio became the conversation item `item_id`."""
+        self.user_item = item_id
+
     def follow(self, response: RealtimeResponse) -> RealtimeResponse:
         """Split a response of this turn: its audio goes to speech, the rest to the returned view.
 
@@ -378,7 +382,8 @@ async def async_hear(
         turn = SharedTurn(hass, conversation_id, session, client, sessions.usage)
         turn.extra_prompt = chat_log.extra_system_prompt
         heard = hass.async_create_background_task(
-            async_transcript(client, sessions.usage), f"{DOMAIN} transcript {conversation_id}"
+            async_transcript(client, sessions.usage, turn.committed),
+            f"{DOMAIN} transcript {conversation_id}",
         )
         try:
             await async_send_speech(client, stream)
@@ -444,12 +449,18 @@ async def async_send_speech(client: RealtimeClient, stream: AsyncIterable[bytes]
         await client.append_audio(pcm)
 
 
-async def async_transcript(client: RealtimeClient, usage: EntryUsage | None) -> tuple[str, str]:
-    """The item id and transcript of the next committed user audio."""
+async def async_transcript(
+    client: RealtimeClient,
+    usage: EntryUsage | None,
+    committed: Callable[[str], None] = lambda _item_id: None,
+) -> tuple[str, str]:
+    """The item id and transcript of the next committed user audio (`committed` is told the
+    item id as soon as the audio is an item)."""
     item_id: str | None = None
     async for event in client.events():
         if isinstance(event, InputCommitted) and item_id is None:
             item_id = event.item_id
+            committed(item_id)
         elif isinstance(event, InputTranscript) and event.item_id == item_id:
             if usage is not None:
                 usage.record_transcription(event.usage)
