@@ -437,3 +437,27 @@ async def test_a_long_answer_starts_speaking_while_the_agent_writes(
     pcm = await fetch_speech(client, run.tts_url)
     assert abs(dominant_hz(pcm, 24000) - 700) < 20
     assert len(realtime_server.of_type("response.create")) == 1
+
+
+async def test_a_shared_turns_audio_is_not_kept_on_disk(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+    hass_client: Any,
+) -> None:
+    """A short answer is not written to Home Assistant's speech cache folder: it is this
+    turn's audio, never to be served again."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    realtime_server.user_transcript = "What time is it?"
+    realtime_server.script(ScriptedResponse(text="It is noon.", audio=sine_24k(300)))
+
+    run = await run_speech(ws, pipeline_id, speech_16k(600))
+    client: TestClient = await hass_client()
+    await fetch_speech(client, run.tts_url)
+    await hass.async_block_till_done()
+
+    stream = tts.async_get_stream(hass, run.of("run-start")["tts_output"]["token"])
+    assert stream is not None
+    assert stream.async_get_media_path() is None
