@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from homeassistant.components import assist_pipeline, stt, tts
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.util.ulid import ulid_now
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -461,3 +462,31 @@ async def test_a_shared_turns_audio_is_not_kept_on_disk(
     stream = tts.async_get_stream(hass, run.of("run-start")["tts_output"]["token"])
     assert stream is not None
     assert stream.async_get_media_path() is None
+
+
+async def test_the_same_words_twice_are_fresh_audio_each_time(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+    hass_client: Any,
+) -> None:
+    """Home Assistant keeps speech by its words: a second "It is noon." is still the model's
+    audio of that turn, not the first turn's from the cache; `tts.speak` is cached as usual."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    client: TestClient = await hass_client()
+    realtime_server.user_transcript = "What time is it?"
+    for hz in (600, 900):
+        realtime_server.script(ScriptedResponse(text="It is noon.", audio=sine_24k(300, hz)))
+        run = await run_speech(ws, pipeline_id, speech_16k(600))
+        pcm = await fetch_speech(client, run.tts_url)
+        assert abs(dominant_hz(pcm, 24000) - hz) < 20
+
+    connections = realtime_server.connections
+    text = f"Announcement {ulid_now()}."  # not in the cache folder from an earlier test run
+    media_id = tts.generate_media_source_id(hass, text, engine=TTS)
+    realtime_server.script(ScriptedResponse(text=text, audio=sine_24k(200)))
+    await tts.async_get_media_source_audio(hass, media_id)
+    await tts.async_get_media_source_audio(hass, media_id)
+    assert realtime_server.connections == connections + 1  # the second came from the cache
