@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, override
 
-from homeassistant.components.assist_pipeline import PipelineEventType, async_get_pipelines
+from homeassistant.components import tts
+from homeassistant.components.assist_pipeline import PipelineEventType
 from homeassistant.components.assist_pipeline.pipeline import (
     KEY_ASSIST_PIPELINE,
     async_get_pipeline,
@@ -24,6 +25,7 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util.ulid import ulid_now
 
 from .const import CONF_MODEL, DOMAIN
 from .speech_flow import async_offer_pipeline
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from . import OpenAIRealtimeData
 
 LATENCY_KEY = "speech_latency"
+FRESH_OPTION = "shared_turn"
+"""The text-to-speech option that makes a shared turn's speech its own (see run_shares_turn)."""
 
 
 class RealtimeSpeechEntity(Entity):
@@ -124,6 +128,7 @@ def run_shares_turn(
 ) -> bool:
     """Whether the pipeline run transcribing with `stt` in this conversation shares its turn:
     it goes on to text-to-speech, and its pipeline has the entry's agent and text-to-speech.
+    The run's speech is then kept out of Home Assistant's cache folder.
 
     The run is found by what Home Assistant records of every run for its pipeline debug view
     (the events the frontend shows): its run-start names the pipeline and the conversation,
@@ -150,28 +155,17 @@ def run_shares_turn(
             if "tts_output" not in start:
                 return False
             pipeline = async_get_pipeline(hass, pipeline_id)
-            return all(
-                _of_entry(hass, entry, engine)
-                for engine in (
-                    pipeline.stt_engine,
-                    pipeline.conversation_engine,
-                    pipeline.tts_engine,
-                )
-            )
+            engines = (pipeline.stt_engine, pipeline.conversation_engine, pipeline.tts_engine)
+            if not all(_of_entry(hass, entry, engine) for engine in engines):
+                return False
+            # The run's speech is this turn's audio. Home Assistant keeps speech by its words
+            # and options: an option of this turn alone keeps an earlier answer in the same
+            # words from being served, and the answer stays out of the cache folder.
+            if (stream := tts.async_get_stream(hass, start["tts_output"]["token"])) is not None:
+                stream.options[FRESH_OPTION] = ulid_now()
+                stream.use_file_cache = False
+            return True
     return False
-
-
-def shares_turns(hass: HomeAssistant, entry: ConfigEntry, tts: str) -> bool:
-    """Whether a pipeline with this text-to-speech uses the entry's speech-to-text and agent
-    too: then some of its speech is a shared turn's audio."""
-    return any(
-        all(
-            _of_entry(hass, entry, engine)
-            for engine in (p.stt_engine, p.conversation_engine, p.tts_engine)
-        )
-        for p in async_get_pipelines(hass)
-        if p.tts_engine == tts
-    )
 
 
 class SpeechLatencySensor(RealtimeSpeechEntity, SensorEntity):

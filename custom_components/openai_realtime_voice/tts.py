@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from typing import TYPE_CHECKING, Any, override
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, override
 
 from homeassistant.components import tts
 from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.util import ulid as ulid_util
 
 from .const import DOMAIN, LOGGER
 from .realtime import RealtimeError
 from .shared_turn import SharedTurn, current_conversation_id
 from .speech import LANGUAGES, async_read_aloud, wav_header
-from .speech_entity import RealtimeSpeechSubentryEntity, async_add_speech_entities, shares_turns
+from .speech_entity import RealtimeSpeechSubentryEntity, async_add_speech_entities
 from .speech_flow import SUBENTRY_TTS
 
 if TYPE_CHECKING:
     from . import OpenAIRealtimeConfigEntry
 
 PARALLEL_UPDATES = 0
-
-FRESH_OPTION = "fresh"
-"""An option unique to each speech a pipeline asks for while turns are shared.
-
-Home Assistant keeps speech by text and options; a shared turn's answer is the model's audio
-of this turn, never the audio an earlier turn had for the same words.
-"""
 
 
 async def async_setup_entry(
@@ -48,14 +40,6 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechSubentryEntity, tts.TextToSpeechE
 
     _attr_supported_languages = LANGUAGES
     _attr_default_language = "en"
-
-    @property
-    @override
-    def default_options(self) -> Mapping[str, Any] | None:
-        """A fresh option while turns are shared, so no answer comes from the cache."""
-        if shares_turns(self.hass, self.entry, self.entity_id):
-            return {FRESH_OPTION: ulid_util.ulid_now()}
-        return None
 
     @override
     def async_supports_streaming_input(self) -> bool:
