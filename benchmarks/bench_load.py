@@ -61,7 +61,7 @@ def serve_realtime(port: int, delay_ms: float, reply_ms: int, stop: Any) -> None
 
 
 async def _serve_realtime(port: int, delay_ms: float, reply_ms: int, stop: Any) -> None:
-    from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
+    from realtime_server import RealtimeServer, ScriptedResponse, tone
 
     class Server(RealtimeServer):
         """The test server without its SDK validation (the stand-in's CPU is not measured)."""

@@ -73,8 +73,8 @@ async def _case(delay: float | None, rounds: int) -> list[float]:
     )
     from custom_components.openai_realtime_voice.endpoint.pairing import hash_token
     from custom_components.openai_realtime_voice.settings import default_options
+    from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
     from simulator.device import DeviceSimulator
-    from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
     server = RealtimeServer(api_key=API_KEY)
     server.response_delay = MODEL_TIME

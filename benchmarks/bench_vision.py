@@ -92,10 +92,10 @@ async def bench(rounds: int) -> list[list[object]]:
     from custom_components.openai_realtime_voice.endpoint.pairing import hash_token
     from custom_components.openai_realtime_voice.images import DEFAULT_MAX_SIDE, scale_picture
     from custom_components.openai_realtime_voice.settings import default_options
+    from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
     import simulator.camera as camera_module
     from simulator.camera import Camera, generated_picture
     from simulator.device import DeviceSimulator
-    from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
     # Every round is a typed `listen detect`; the product answers at most a few a minute per
     # device (each is a billed response), which would stall the rounds, not measure them.

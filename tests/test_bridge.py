@@ -14,6 +14,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgePhase
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.device import MAX_DECODE_PACKETS_IN_QUEUE
 from simulator.speech import synthesize
 from tests.agent_helpers import TURN_ON
@@ -30,7 +31,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 

@@ -21,6 +21,7 @@ import pytest
 from custom_components.openai_realtime_voice.bridge import BridgePath, BridgePhase
 from custom_components.openai_realtime_voice.const import CONF_DEVICE_USER, DOMAIN
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
@@ -42,7 +43,6 @@ from tests.pipeline_providers import (
     Providers,
     dominant_hz,
 )
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("fast_retries")
 

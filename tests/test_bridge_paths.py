@@ -43,6 +43,7 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     ListenStopped,
     encode_object,
 )
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from tests.agent_helpers import TURN_ON
 from tests.bridge_helpers import (
@@ -58,7 +59,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import device_client, live, pair, simulator, until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 OUR_LOGGER = "custom_components.openai_realtime_voice"
 QUOTA = {

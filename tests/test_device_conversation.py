@@ -19,6 +19,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgePhase, wake as bridge_wake
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import (
     appended_audio,
@@ -32,7 +33,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import pair, release_devices, simulator, until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 WAKE_WORD = "你好小智"
 VOICED_RMS = 2000.0

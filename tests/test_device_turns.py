@@ -24,10 +24,10 @@ from custom_components.openai_realtime_voice.realtime import (
 )
 from custom_components.openai_realtime_voice.tools import ToolNames
 from custom_components.openai_realtime_voice.turn import MAX_TOOL_ROUNDS
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.agent_helpers import TURN_ON
 from tests.bridge_helpers import bridge_of, bridged, device_state, say, wait_tts
 from tests.device_helpers import release_devices, until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 

@@ -25,6 +25,7 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     ListenStarted,
     encode_audio_frame,
 )
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator, SimulatorError
 from tests.device_helpers import (
     connected_device,
@@ -34,7 +35,6 @@ from tests.device_helpers import (
     simulator,
     until,
 )
-from tests.realtime_server import RealtimeServer
 
 LOOPBACK = ip_address("127.0.0.1")
 

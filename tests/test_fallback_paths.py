@@ -22,6 +22,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgePhase
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
     alerts,
@@ -47,7 +48,6 @@ from tests.pipeline_providers import (
     providers_flow,
     scripted_providers,
 )
-from tests.realtime_server import RealtimeServer
 
 pytestmark = pytest.mark.usefixtures("fast_retries")
 

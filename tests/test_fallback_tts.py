@@ -28,6 +28,7 @@ from custom_components.openai_realtime_voice.bridge import (
     BridgePhase,
 )
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import alerts, disconnect, on_fallback, satellite_id, wait_tts
@@ -44,7 +45,6 @@ from tests.pipeline_providers import (
     setup_providers,
     tone_wav,
 )
-from tests.realtime_server import RealtimeServer
 
 
 class StreamingTTS(ScriptedTTS):

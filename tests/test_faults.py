@@ -36,6 +36,7 @@ from custom_components.openai_realtime_voice.endpoint.hub import DeviceState
 from custom_components.openai_realtime_voice.realtime import RealtimeClient
 from custom_components.openai_realtime_voice.realtime.client import ClientOptions
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import (
     bridge_of,
@@ -46,7 +47,6 @@ from tests.bridge_helpers import (
     send_typed_detect,
 )
 from tests.device_helpers import until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 

@@ -46,6 +46,7 @@ from custom_components.openai_realtime_voice.endpoint.pairing import (
     hash_token,
 )
 from custom_components.openai_realtime_voice.repairs import firmware_issue_id
+from realtime_server import RealtimeServer
 from tests.device_helpers import (
     connected_device,
     device_client,
@@ -55,7 +56,6 @@ from tests.device_helpers import (
     simulator,
     until,
 )
-from tests.realtime_server import RealtimeServer
 
 LOOPBACK = ip_address("127.0.0.1")
 

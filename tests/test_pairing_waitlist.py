@@ -20,8 +20,8 @@ from custom_components.openai_realtime_voice.endpoint.pairing import (
     MAX_PENDING_DEVICES,
     QUIET_AFTER,
 )
+from realtime_server import RealtimeServer
 from tests.device_helpers import device_client, discovery_flow, pair, simulator
-from tests.realtime_server import RealtimeServer
 
 
 @pytest.fixture

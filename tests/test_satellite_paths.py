@@ -29,6 +29,7 @@ from custom_components.openai_realtime_voice.bridge import (
     BridgePhase,
 )
 from custom_components.openai_realtime_voice.const import CONF_LISTENING_TIMEOUT, DOMAIN
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
@@ -50,7 +51,6 @@ from tests.pipeline_providers import (
     providers_flow,
     scripted_providers,
 )
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights", "fast_retries")
 

@@ -40,6 +40,7 @@ from custom_components.openai_realtime_voice.const import (
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.ota import MAX_BODY_SIZE
 from custom_components.openai_realtime_voice.endpoint.pairing import MAX_WRONG_CODES
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.bridge_helpers import say
 from tests.device_helpers import (
     connected_device,
@@ -49,7 +50,6 @@ from tests.device_helpers import (
     simulator,
     until,
 )
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 TURN_ON = "intent__HassTurnOn"
 

@@ -36,6 +36,7 @@ from custom_components.openai_realtime_voice.vision import (
     image_input_allowed,
 )
 from custom_components.openai_realtime_voice.vision_view import MAX_UPLOAD_BYTES
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import say
@@ -48,7 +49,6 @@ from tests.camera_helpers import (
     take_photo,
 )
 from tests.device_helpers import device_client, pair, release_devices, simulator, until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 

@@ -17,11 +17,11 @@ import pytest
 
 from custom_components.openai_realtime_voice.const import VISION_PATH
 from custom_components.openai_realtime_voice.vision import DATA_VISION
+from realtime_server import RealtimeServer
 from simulator.camera import BOUNDARY, Camera, generated_picture, multipart_parts
 from simulator.device import DeviceSimulator, SimulatorError
 from tests.camera_helpers import HeldCamera, camera_board, photo_pending, take_photo
 from tests.device_helpers import device_client, release_devices, until
-from tests.realtime_server import RealtimeServer
 
 pytestmark = pytest.mark.usefixtures("lights")
 
