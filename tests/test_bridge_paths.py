@@ -185,7 +185,7 @@ async def test_actions_waiting_for_the_hello_fail_when_the_device_leaves(
     device = simulator(client)
     await pair(hass, device)
     state = device_state(hass, device)
-    session = await device._http()
+    session = await device.http()
     async with session.ws_connect(
         str(device.nvs_websocket["url"]), headers=device.ws_headers()
     ) as ws:  # connected, but no hello yet

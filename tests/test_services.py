@@ -157,7 +157,7 @@ async def test_speak_waits_for_the_reply_in_progress(
     )
     await say(device)
     await wait_tts(device, "start")
-    await until(lambda: bool(device.downlink))
+    await until(lambda: bool(device.playback.downlink))
     speak = hass.async_create_task(
         hass.services.async_call(
             DOMAIN,

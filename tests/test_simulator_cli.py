@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cli import Report, load_state, print_report, save_state, voice_end_ms
+from simulator.cli import load_state, save_state, voice_end_ms
 from simulator.outcome import describe_output, describe_result
+from simulator.report import Report, print_report
 from simulator.state import base_url, new_identity
 
 
