@@ -27,8 +27,8 @@ from custom_components.openai_realtime_voice.endpoint.connection import DeviceCo
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.settings import default_options
 from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
-from tests.realtime_server import RealtimeServer
 
 
 async def setup_entry(

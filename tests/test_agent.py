@@ -22,8 +22,8 @@ from custom_components.openai_realtime_voice.agent import (
 from custom_components.openai_realtime_voice.const import CONF_LLM_HASS_API
 from custom_components.openai_realtime_voice.realtime import ClientOptions, RealtimeClient
 from custom_components.openai_realtime_voice.tools import ToolNames
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from tests.agent_helpers import AGENT, TURN_ON, ask_agent
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
 
 async def test_pool_closes_the_least_recently_used_session(

@@ -23,9 +23,9 @@ from custom_components.openai_realtime_voice.const import (
     DOMAIN,
     TRANSCRIPTION_OFF,
 )
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, wait_tts
 from tests.device_helpers import device_client, release_devices, until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 

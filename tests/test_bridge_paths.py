@@ -43,6 +43,7 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     ListenStopped,
     encode_object,
 )
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from tests.agent_helpers import TURN_ON
 from tests.bridge_helpers import (
@@ -58,7 +59,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import device_client, live, pair, simulator, until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 OUR_LOGGER = "custom_components.openai_realtime_voice"
 QUOTA = {
@@ -185,7 +185,7 @@ async def test_actions_waiting_for_the_hello_fail_when_the_device_leaves(
     device = simulator(client)
     await pair(hass, device)
     state = device_state(hass, device)
-    session = await device._http()
+    session = await device.http()
     async with session.ws_connect(
         str(device.nvs_websocket["url"]), headers=device.ws_headers()
     ) as ws:  # connected, but no hello yet

@@ -35,11 +35,11 @@ from custom_components.openai_realtime_voice.const import (
     DOMAIN,
 )
 from custom_components.openai_realtime_voice.usage import EntryUsage, month_of
+from realtime_server import RealtimeServer, ScriptedResponse, default_usage
 from simulator.speech import synthesize
 from tests.bridge_helpers import bridge_of, bridged, device_state, wait_tts
 from tests.device_helpers import release_devices, setup_entry, until
 from tests.pipeline_providers import STT_TEXT, Providers
-from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage
 
 # 91 audio output tokens per response at 10,000 USD per 1M: 0.91 USD, plus about 0.0014 USD.
 EXPENSIVE = {CONF_PRICES: "audio_out=10000"}

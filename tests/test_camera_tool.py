@@ -29,9 +29,9 @@ from custom_components.openai_realtime_voice.services_api import API_ID, agent_a
 from custom_components.openai_realtime_voice.services_api.camera import LOOK_AT_CAMERA_TOOL
 from custom_components.openai_realtime_voice.settings import default_options
 from custom_components.openai_realtime_voice.vision import DATA_VISION
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from tests.agent_helpers import ask_agent
 from tests.camera_helpers import BROKEN, GARAGE, PORCH, StillCamera
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
 
 async def _agent_entry(

@@ -29,7 +29,7 @@ from custom_components.openai_realtime_voice.const import (
     RECOMMENDED_MODEL,
 )
 from custom_components.openai_realtime_voice.settings import default_options
-from tests.realtime_server import RealtimeServer, closed_port_url
+from realtime_server import RealtimeServer, closed_port_url
 
 
 async def _start_user_flow(hass: HomeAssistant) -> dict[str, Any]:

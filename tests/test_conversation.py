@@ -20,8 +20,8 @@ from custom_components.openai_realtime_voice.const import (
     CONF_LLM_HASS_API,
     DOMAIN,
 )
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from tests.agent_helpers import AGENT, TURN_ON, ask_agent
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
 
 def _user_texts(server: RealtimeServer) -> list[str]:

@@ -19,6 +19,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgePhase, wake as bridge_wake
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import (
     appended_audio,
@@ -32,7 +33,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import pair, release_devices, simulator, until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 WAKE_WORD = "你好小智"
 VOICED_RMS = 2000.0
@@ -327,7 +327,7 @@ async def test_sentences_follow_the_paced_audio(
         for i, m in enumerate(device.messages)
         if m.get("state") == "sentence_start" and m["text"].startswith("The second")
     )
-    frames_before = device.message_downlink[index]
+    frames_before = device.channel.message_downlink[index]
     assert 12 <= frames_before <= 28  # of 40 frames: about halfway through the audio
     await disconnect(hass, device, device_state(hass, device))
 
@@ -405,7 +405,7 @@ async def test_old_firmware_hears_the_whole_reply(
     await say(device)
     await wait_tts(device, "stop")
     assert device.downlink_outcomes() == {"played": 20}
-    assert device.cut_at_stop == 0
+    assert device.playback.cut_at_stop == 0
     await disconnect(hass, device, device_state(hass, device))
 
 

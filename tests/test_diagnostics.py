@@ -23,8 +23,8 @@ from custom_components.openai_realtime_voice.const import (
     DOMAIN,
 )
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from realtime_server import RealtimeServer, default_usage
 from tests.device_helpers import device_client, pair, simulator
-from tests.realtime_server import RealtimeServer, default_usage
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
 from custom_components.openai_realtime_voice.realtime import AuthStyle, Dialect
 from custom_components.openai_realtime_voice.settings import default_options, endpoint_from_config
-from tests.realtime_server import RealtimeServer, closed_port_url
+from realtime_server import RealtimeServer, closed_port_url
 
 
 def _entry(hass: HomeAssistant, api_key: str, base_url: str) -> MockConfigEntry:

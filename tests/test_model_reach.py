@@ -39,8 +39,8 @@ from custom_components.openai_realtime_voice.services_api import (
     async_register_services_api,
 )
 from custom_components.openai_realtime_voice.settings import default_options
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from tests.agent_helpers import TURN_ON, ask_agent
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
 ASSISTANT = "conversation"
 PLAYER = "media_player.living_room"

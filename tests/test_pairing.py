@@ -147,7 +147,7 @@ async def test_subentry_flow_needs_a_loaded_entry(hass: HomeAssistant, client: T
         )
         assert result["reason"] == "entry_not_loaded"
         result = await hass.config_entries.flow.async_configure(
-            flow["flow_id"], {CONF_CODE: device.ota.activation["code"]}
+            flow["flow_id"], {CONF_CODE: device.ota.result.activation["code"]}
         )
         assert result["reason"] == "entry_not_loaded"
     finally:

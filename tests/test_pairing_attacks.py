@@ -46,6 +46,7 @@ from custom_components.openai_realtime_voice.endpoint.pairing import (
     hash_token,
 )
 from custom_components.openai_realtime_voice.repairs import firmware_issue_id
+from realtime_server import RealtimeServer
 from tests.device_helpers import (
     connected_device,
     device_client,
@@ -55,7 +56,6 @@ from tests.device_helpers import (
     simulator,
     until,
 )
-from tests.realtime_server import RealtimeServer
 
 LOOPBACK = ip_address("127.0.0.1")
 
@@ -90,7 +90,7 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
         attacker = boot_headers(device.mac, "attacker-client-id")
         # The attacker asks while the pairing is in progress: refused, one log line.
         for _ in range(3):
-            response = await client.post(OTA_PATH, json=device.system_info(), headers=attacker)
+            response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=attacker)
             assert response.status == 409
             assert code not in await response.text()
         assert caplog.text.count("asked to be paired with another Client-Id") == 1
@@ -116,7 +116,7 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
 
         # Approved: the attacker still gets no token, no 200 from the poll.
         for _ in range(3):
-            response = await client.post(OTA_PATH, json=device.system_info(), headers=attacker)
+            response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=attacker)
             assert response.status == 409
         assert caplog.text.count("while its token waits for the approved one") == 1
         response = await client.post(ACTIVATE_PATH, json={}, headers=attacker)
@@ -275,7 +275,7 @@ async def test_expired_codes_take_their_cards_with_them(
         await hass.async_block_till_done()
         assert not discovery_flows(hass)
         assert not hub.pairing.pending
-        response = await client.post(ACTIVATE_PATH, json={}, headers=device.http_headers())
+        response = await client.post(ACTIVATE_PATH, json={}, headers=device.ota.http_headers())
         assert response.status == 404
     finally:
         await device.close()
@@ -341,9 +341,9 @@ async def test_spoofed_boot_check_does_not_change_a_paired_device(
         state = hub.state(device.mac)
         seen = state.last_seen
         for client_id in (device.client_id, "someone-else"):
-            body = device.system_info()
+            body = device.ota.system_info()
             body["application"]["version"] = "1.0.0"
-            headers = device.http_headers() | {"Client-Id": client_id}
+            headers = device.ota.http_headers() | {"Client-Id": client_id}
             response = await client.post(OTA_PATH, json=body, headers=headers)
             assert response.status == 200
         assert issue_registry.async_get_issue(DOMAIN, firmware_issue_id(device.mac)) is None
@@ -433,8 +433,8 @@ async def test_websocket_url_follows_the_request_host(
         assert device.nvs_websocket["url"] == str(client.make_url(DEVICE_WS_PATH)).replace(
             "http://", "ws://"
         )
-        headers = device.http_headers() | {"Host": "192.168.1.50:8123"}
-        response = await client.post(OTA_PATH, json=device.system_info(), headers=headers)
+        headers = device.ota.http_headers() | {"Host": "192.168.1.50:8123"}
+        response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=headers)
         body = await response.json()
         assert body["websocket"]["url"] == "ws://192.168.1.50:8123/api/openai_realtime_voice/ws"
     finally:

@@ -20,8 +20,8 @@ from custom_components.openai_realtime_voice.endpoint.pairing import (
     MAX_PENDING_DEVICES,
     QUIET_AFTER,
 )
+from realtime_server import RealtimeServer
 from tests.device_helpers import device_client, discovery_flow, pair, simulator
-from tests.realtime_server import RealtimeServer
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ async def test_quiet_boards_make_room_for_a_real_one(
     try:
         # Right now every place is taken by a board that was just heard from.
         response = await client.post(
-            OTA_PATH, json=device.system_info(), headers=device.http_headers()
+            OTA_PATH, json=device.ota.system_info(), headers=device.ota.http_headers()
         )
         assert response.status == 503
         start = hub.pairing.clock()

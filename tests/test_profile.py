@@ -30,7 +30,7 @@ from custom_components.openai_realtime_voice.profile import (
     effective_options,
 )
 from custom_components.openai_realtime_voice.settings import default_options
-from tests.realtime_server import RealtimeServer
+from realtime_server import RealtimeServer
 
 MAC = "aa:bb:cc:dd:ee:01"
 

@@ -29,9 +29,9 @@ from custom_components.openai_realtime_voice.repairs import (
     parse_version,
     quota_issue_id,
 )
+from realtime_server import RealtimeServer, ScriptedResponse
 from tests.agent_helpers import AGENT
 from tests.device_helpers import NoMcpDevice, device_client, pair, setup_entry, simulator, until
-from tests.realtime_server import RealtimeServer, ScriptedResponse
 
 PACKAGE = "custom_components.openai_realtime_voice"
 MISSING = OpusNotFoundError("libopus was not found", platform_hint="apk add opus")

@@ -22,11 +22,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from realtime_server import RealtimeServer, ScriptedResponse, default_usage, tone
+from realtime_server.discipline import TOKEN_USAGE
 from tests.agent_helpers import ask_agent
 from tests.bridge_helpers import bridged, device_state, disconnect, loud, wait_tts
 from tests.device_helpers import pair, simulator, until
-from tests.realtime_discipline import TOKEN_USAGE
-from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage, tone
 
 TOKEN_KEYS = (
     "text_input_tokens",

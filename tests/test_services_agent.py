@@ -22,8 +22,8 @@ from custom_components.openai_realtime_voice.const import (
 )
 from custom_components.openai_realtime_voice.services_api import API_ID
 from custom_components.openai_realtime_voice.settings import default_options
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from tests.agent_helpers import ask_agent
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
 
 async def _agent_entry(

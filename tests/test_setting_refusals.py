@@ -2,7 +2,7 @@
 outage; quota and auth on the device path raise the same repair and reauth as the agent's
 (issue 28 items 4 and 5).
 
-The refusals are those `tests/realtime_server.py` models after the service (realtime-protocol.md
+The refusals are those `realtime_server/` models after the service (realtime-protocol.md
 §3.1): an unknown model opens and fails its first response with `model_not_found`, a voice or a
 transcription model it does not take is an `invalid_value` naming the field.
 """
@@ -31,10 +31,10 @@ from custom_components.openai_realtime_voice.const import (
     DOMAIN,
 )
 from custom_components.openai_realtime_voice.settings import default_options
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.agent_helpers import ask_agent
 from tests.bridge_helpers import bridge_of, bridged, device_state, send_typed_detect
 from tests.device_helpers import device_client, release_devices, until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 TRANSCRIBERS = {"gpt-4o-mini-transcribe", "gpt-4o-transcribe"}
 

@@ -20,8 +20,8 @@ from custom_components.openai_realtime_voice.usage import (
     effective_prices,
     parse_prices,
 )
-from tests.realtime_discipline import DURATION_USAGE, TOKEN_USAGE
-from tests.realtime_server import default_usage
+from realtime_server import default_usage
+from realtime_server.discipline import DURATION_USAGE, TOKEN_USAGE
 
 STORE_KEY = "openai_realtime_voice.usage.entry1"
 
