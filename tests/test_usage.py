@@ -20,6 +20,7 @@ from custom_components.openai_realtime_voice.usage import (
     effective_prices,
     parse_prices,
 )
+from tests.agent_helpers import agent_of, reconfigure_agent, set_settings
 from tests.realtime_discipline import DURATION_USAGE, TOKEN_USAGE
 from tests.realtime_server import default_usage
 
@@ -191,23 +192,14 @@ async def test_unload_saves_and_removal_deletes(
 async def test_invalid_stored_overrides_fall_back_to_list_prices(
     hass: HomeAssistant, entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Options edited outside the flow cannot break setup: the overrides are ignored."""
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, "prices": "text_in=free"}
-    )
+    """Settings edited outside the flow cannot break setup: the overrides are ignored."""
+    set_settings(hass, entry, prices="text_in=free")
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     prices = entry.runtime_data.usage.prices
     assert prices is not None
     assert prices.text_in == 4.0
     assert "Ignoring invalid price overrides" in caplog.text
-
-
-async def _options_form(hass: HomeAssistant, entry: MockConfigEntry, prices: str) -> Any:
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    return await hass.config_entries.options.async_configure(
-        result["flow_id"], {**entry.options, "prices": prices}
-    )
 
 
 @pytest.mark.parametrize(
@@ -218,32 +210,32 @@ async def _options_form(hass: HomeAssistant, entry: MockConfigEntry, prices: str
         ("my-deployment", "audio_out=50", "prices_incomplete"),
     ],
 )
-async def test_options_flow_refuses_bad_prices_on_their_field(
+async def test_agent_flow_refuses_bad_prices_on_their_field(
     hass: HomeAssistant, entry: MockConfigEntry, model: str, prices: str, error: str
 ) -> None:
     """Unparsable overrides, and partial ones for a model without list prices, are refused."""
-    hass.config_entries.async_update_entry(entry, options={**entry.options, "model": model})
-    result = await _options_form(hass, entry, prices)
+    result = await reconfigure_agent(hass, entry, model=model, prices=prices)
     assert result["type"] == "form"
     assert result["errors"] == {"prices": error}
 
 
-async def test_options_flow_stores_prices_that_apply_after_reload(
+async def test_agent_flow_stores_prices_that_apply_after_reload(
     hass: HomeAssistant, entry: MockConfigEntry
 ) -> None:
     """Valid overrides are stored as typed and priced from the reload on; empty means none."""
-    result = await _options_form(hass, entry, "audio_out = 50\n")
+    result = await reconfigure_agent(hass, entry, prices="audio_out = 50\n")
     await hass.async_block_till_done()
-    assert result["type"] == "create_entry"
-    assert entry.options["prices"] == "audio_out = 50"
+    assert result["type"] == "abort"
+    assert result["reason"] == "reconfigure_successful"
+    assert agent_of(entry).data["prices"] == "audio_out = 50"
     prices = entry.runtime_data.usage.prices
     assert prices is not None
     assert prices.audio_out == 50.0
 
-    result = await _options_form(hass, entry, "  ")
+    result = await reconfigure_agent(hass, entry, prices="  ")
     await hass.async_block_till_done()
-    assert result["type"] == "create_entry"
-    assert "prices" not in entry.options
+    assert result["reason"] == "reconfigure_successful"
+    assert "prices" not in agent_of(entry).data
 
 
 async def test_image_tokens_are_counted_and_priced(hass: HomeAssistant) -> None:

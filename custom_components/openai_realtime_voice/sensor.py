@@ -22,7 +22,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import OpenAIRealtimeConfigEntry
 from .budget import Budget
-from .const import CONF_MODEL, DOMAIN
+from .const import DOMAIN
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .usage import EntryUsage
 
@@ -138,7 +138,6 @@ class UsageSensor(SensorEntity):
             identifiers={(DOMAIN, entry.entry_id)},
             name=entry.title,
             manufacturer="OpenAI",
-            model=entry.options.get(CONF_MODEL),
             entry_type=DeviceEntryType.SERVICE,
         )
 
