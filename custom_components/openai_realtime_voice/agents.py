@@ -93,5 +93,9 @@ def async_delete_device_agent_issue(hass: HomeAssistant, mac: str) -> None:
 
 
 def agent_data(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """An agent's settings as stored: empty optional fields dropped."""
-    return {key: value for key, value in settings.items() if value not in (None, "", [])}
+    """An agent's settings as stored: empty optional fields (blank text too) dropped."""
+    return {
+        key: value
+        for key, value in settings.items()
+        if value not in (None, [], {}) and not (isinstance(value, str) and not value.strip())
+    }
