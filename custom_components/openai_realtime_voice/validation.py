@@ -1,6 +1,6 @@
-"""Check the user's own settings against the Realtime service, for the config and options flows.
+"""Check the user's own settings against the Realtime service, for the config and agent flows.
 
-The probe (`realtime.async_probe`) opens a session with the settings the entry would use (model,
+The probe (`realtime.async_probe`) opens a session with the settings an agent would use (model,
 voice, transcription model, the tools of the chosen LLM APIs) and asks for a one-token,
 out-of-band text response, since a wrong model is only refused at the first response. A refusal
 is reported on the form field of the setting the service named.
