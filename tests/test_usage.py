@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 import logging
+from types import MappingProxyType
 from typing import Any
 
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 import homeassistant.util.dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.openai_realtime_voice.realtime import ModelPrices
+from custom_components.openai_realtime_voice.const import SUBENTRY_CONVERSATION
+from custom_components.openai_realtime_voice.realtime import ModelPrices, Usage
+from custom_components.openai_realtime_voice.settings import recommended_agent
 from custom_components.openai_realtime_voice.usage import (
     PRICE_FIELDS,
     SAVE_DELAY,
@@ -20,9 +24,9 @@ from custom_components.openai_realtime_voice.usage import (
     effective_prices,
     parse_prices,
 )
-from tests.agent_helpers import agent_of, reconfigure_agent, set_settings
+from tests.agent_helpers import agent_of, ask_agent, reconfigure_agent, set_settings
 from tests.realtime_discipline import DURATION_USAGE, TOKEN_USAGE
-from tests.realtime_server import default_usage
+from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage
 
 STORE_KEY = "openai_realtime_voice.usage.entry1"
 
@@ -313,3 +317,37 @@ async def test_transcription_is_in_the_cost_estimate(
     usage.record_transcription(DURATION_USAGE if model == "whisper-1" else TOKEN_USAGE)
     assert usage.cost_usd == pytest.approx(expected_usd)
     assert usage.month_cost_usd == pytest.approx(expected_usd)
+
+
+async def test_each_agent_is_priced_at_its_own_prices(
+    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+) -> None:
+    """The entry counts every agent's responses, each at that agent's model and prices."""
+    hass.config_entries.async_add_subentry(
+        entry,
+        ConfigSubentry(
+            data=MappingProxyType(
+                {**recommended_agent(), "model": "gpt-realtime-2.1-mini", "prices": "text_in=1000"}
+            ),
+            subentry_type=SUBENTRY_CONVERSATION,
+            title="Kids' room",
+            unique_id=None,
+        ),
+    )
+    await hass.async_block_till_done()
+    usage = entry.runtime_data.usage
+    one = Usage()
+    one.add(default_usage())
+    first = effective_prices("gpt-realtime-2.1", {})
+    kids = effective_prices("gpt-realtime-2.1-mini", {"text_in": 1000.0})
+    assert first is not None
+    assert kids is not None
+
+    realtime_server.script(ScriptedResponse(text="One", usage=default_usage()))
+    await ask_agent(hass, "Hello")
+    assert usage.cost_usd == pytest.approx(one.cost(first))
+    realtime_server.script(ScriptedResponse(text="Two", usage=default_usage()))
+    await ask_agent(hass, "Hello", agent_id="conversation.kids_room")
+    assert realtime_server.models[-1] == "gpt-realtime-2.1-mini"
+    assert usage.cost_usd == pytest.approx(one.cost(first) + one.cost(kids))
+    assert usage.responses == 2
