@@ -297,7 +297,7 @@ def test_add_configure_and_open_a_device_in_the_ui(
 
     page.goto(ha.base_url + f"/config/integrations/integration/{DOMAIN}")
     page.get_by_role("button", name="Configure").click()
-    page.get_by_text("Listening timeout", exact=True).wait_for()
+    page.get_by_text("Monthly budget", exact=True).wait_for()
     assert_clean(page, "options")
     screenshot(page, "options.png")
     page.keyboard.press("Escape")
