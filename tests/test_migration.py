@@ -291,3 +291,34 @@ async def test_a_downgraded_entry_is_not_loaded(
     entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.MIGRATION_ERROR
+
+
+async def test_settings_an_older_entry_never_stored_show_their_defaults(
+    hass: HomeAssistant, realtime_server: RealtimeServer
+) -> None:
+    """An entry whose options hold only some settings migrates them as they are; the agent's
+    form shows the defaults its sessions used for the others, but no prompt or API it never had."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        version=1,
+        title="OpenAI Realtime",
+        data={CONF_API_KEY: realtime_server.api_key, CONF_BASE_URL: realtime_server.url},
+        options={"model": "gpt-realtime-2.1", "listening_timeout": 40},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    (agent,) = agent_subentries(entry)
+    assert dict(agent.data) == {"model": "gpt-realtime-2.1"}
+    assert dict(entry.options) == {"listening_timeout": 40}
+    result = await entry.start_subentry_reconfigure_flow(hass, agent.subentry_id)
+    shown = {
+        str(key): key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description and "suggested_value" in key.description
+    }
+    assert shown["voice"] == "marin"
+    assert shown["turn_detection"] == "server_vad"
+    assert shown["model"] == "gpt-realtime-2.1"
+    assert "prompt" not in shown
+    assert "llm_hass_api" not in shown
