@@ -13,10 +13,12 @@ from .agents import agent_data, agent_subentries, device_agent
 from .const import (
     CONF_AGENT,
     CONF_CODE,
+    CONF_LLM_HASS_API,
     CONF_MAC,
     CONF_MODEL,
     CONF_MONTHLY_BUDGET,
     CONF_PRICES,
+    CONF_PROMPT,
     DEFAULT_TITLE,
     DOMAIN,
 )
@@ -51,9 +53,15 @@ class AgentSubentryFlow(ConfigSubentryFlow):
     ) -> SubentryFlowResult:
         """Change an agent's settings or name."""
         subentry = self._get_reconfigure_subentry()
-        return await self._async_form(
-            "reconfigure", user_input, dict(subentry.data), subentry.title
-        )
+        # A setting an older entry never stored was used at its default: show that default.
+        # (An absent prompt or API list means none, so these are not filled in.)
+        defaults = {
+            key: value
+            for key, value in recommended_agent().items()
+            if key not in (CONF_PROMPT, CONF_LLM_HASS_API)
+        }
+        current = {**defaults, **subentry.data}
+        return await self._async_form("reconfigure", user_input, current, subentry.title)
 
     async def _async_form(
         self, step_id: str, user_input: dict[str, Any] | None, current: dict[str, Any], title: str
