@@ -8,12 +8,14 @@ from types import MappingProxyType
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentry
+from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 import homeassistant.util.dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.openai_realtime_voice.const import SUBENTRY_CONVERSATION
+from custom_components.openai_realtime_voice.const import DOMAIN, SUBENTRY_CONVERSATION
 from custom_components.openai_realtime_voice.realtime import ModelPrices, Usage
 from custom_components.openai_realtime_voice.settings import recommended_agent
 from custom_components.openai_realtime_voice.usage import (
@@ -351,3 +353,32 @@ async def test_each_agent_is_priced_at_its_own_prices(
     assert realtime_server.models[-1] == "gpt-realtime-2.1-mini"
     assert usage.cost_usd == pytest.approx(one.cost(first) + one.cost(kids))
     assert usage.responses == 2
+
+
+async def test_cost_is_unknown_while_an_agent_has_no_prices(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """An agent whose model has no prices makes the entry's estimate unknown (its responses
+    would be left out); removing that agent makes it known again, without a reload."""
+    cost = entity_registry.async_get_entity_id("sensor", DOMAIN, f"{entry.entry_id}_estimated_cost")
+    assert cost is not None
+    realtime_server.script(ScriptedResponse(text="One", usage=default_usage()))
+    await ask_agent(hass, "Hello")
+    await hass.async_block_till_done()
+    known = hass.states.get(cost).state
+    assert float(known) > 0
+    azure = ConfigSubentry(
+        data=MappingProxyType({**recommended_agent(), "model": "my-deployment"}),
+        subentry_type=SUBENTRY_CONVERSATION,
+        title="Azure",
+        unique_id=None,
+    )
+    hass.config_entries.async_add_subentry(entry, azure)
+    await hass.async_block_till_done()
+    assert hass.states.get(cost).state == STATE_UNKNOWN
+    assert hass.config_entries.async_remove_subentry(entry, azure.subentry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(cost).state == known
