@@ -77,7 +77,7 @@ from .repairs import (
 from .services import async_setup_services
 from .services_api import async_register_services_api
 from .settings import endpoint_from_config, split_settings
-from .usage import EntryUsage, InvalidPricesError, parse_prices
+from .usage import EntryUsage, InvalidPricesError, Pricing, parse_prices, pricing_for
 from .vision import DATA_VISION, VisionHub
 from .vision_view import DeviceVisionView
 
@@ -166,6 +166,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
     # Responses are priced as the agent that asked for them; these are the first agent's prices.
     usage = EntryUsage(hass, entry.entry_id, endpoint.model, _price_overrides(entry, first))
     usage.transcription_model = first.get(CONF_TRANSCRIPTION_MODEL)
+    usage.set_agents(_agent_pricings(entry))
     await usage.async_load()
     budget = Budget(hass, entry, usage, endpoint)
     entry.runtime_data = OpenAIRealtimeData(
@@ -204,6 +205,11 @@ def _price_overrides(
         return {}
 
 
+def _agent_pricings(entry: OpenAIRealtimeConfigEntry) -> list[Pricing]:
+    """The pricing of each of the entry's agents."""
+    return [pricing_for(agent_settings(entry, agent)) for agent in agent_subentries(entry)]
+
+
 @callback
 def _async_track_devices(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) -> CALLBACK_TYPE:
     """Follow paired and removed devices, and added and removed agents, without reloading.
@@ -230,6 +236,7 @@ def _async_track_devices(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) 
                 for add_agent in data.agent_adders:
                     add_agent(agent)
         agents.intersection_update(sub.subentry_id for sub in agent_subentries(entry))
+        data.usage.set_agents(_agent_pricings(entry))
         for mac in set(data.devices) - set(current):
             del data.devices[mac]
             ir.async_delete_issue(hass, DOMAIN, firmware_issue_id(mac))

@@ -82,8 +82,8 @@ USAGE_SENSORS: tuple[UsageSensorDescription, ...] = (
         state_class=SensorStateClass.TOTAL,
         native_unit_of_measurement=CURRENCY_USD,
         suggested_display_precision=4,
-        # No estimate for a model without known prices (give all six in the options).
-        value_fn=lambda usage: usage.cost_usd if usage.prices is not None else None,
+        # No estimate while an agent's model has no known prices (give all six in its settings).
+        value_fn=lambda usage: usage.cost_usd if usage.estimated else None,
     ),
 )
 

@@ -132,6 +132,8 @@ class EntryUsage:
         """The prices of responses recorded without a `Pricing` of their own."""
         self.override: ModelPrices | None = None
         """Prices that replace every agent's while set (a cheaper model answers them)."""
+        self.all_priced = self.own_prices is not None
+        """Whether every agent's model is priced: else the estimate leaves some responses out."""
         self.totals = Usage()
         self.cost_usd = 0.0
         self.month = month_of()
@@ -255,6 +257,19 @@ class EntryUsage:
         self._store.async_delay_save(self._data, SAVE_DELAY)
         self._notify()
         return True
+
+    @property
+    def estimated(self) -> bool:
+        """Whether `cost_usd` is an estimate of every response (every agent is priced)."""
+        return self.all_priced or self.override is not None
+
+    @callback
+    def set_agents(self, pricings: list[Pricing]) -> None:
+        """The pricing of each of the entry's agents (they were added or removed)."""
+        all_priced = all(pricing.model is not None for pricing in pricings)
+        if all_priced != self.all_priced:
+            self.all_priced = all_priced
+            self._notify()
 
     @callback
     def use_prices(self, prices: ModelPrices | None) -> None:
