@@ -23,10 +23,10 @@ from pytest_homeassistant_custom_component.common import (
 # makes Home Assistant's loader find this integration.
 import custom_components.openai_realtime_voice  # noqa: F401
 from custom_components.openai_realtime_voice.bridge.realtime_engine import RealtimeEngine
-from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
-from custom_components.openai_realtime_voice.settings import default_options
+from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT
 from realtime_server import RealtimeServer
 from simulator.camera import generated_picture
+from tests.agent_helpers import service_entry
 from tests.camera_helpers import BROKEN, GARAGE, PORCH, StillCamera
 from tests.device_helpers import device_client
 from tests.pipeline_providers import Providers, providers_flow, setup_providers
@@ -112,15 +112,12 @@ async def entry(
     lights: None,
 ) -> MockConfigEntry:
     """A loaded entry whose agent talks to the local Realtime server."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="OpenAI Realtime",
-        data={
+    entry = service_entry(
+        {
             CONF_API_KEY: realtime_server.api_key,
             CONF_BASE_URL: realtime_server.url,
             CONF_DIALECT: "ga",
-        },
-        options=default_options(),
+        }
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

@@ -17,7 +17,7 @@ from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.playback import MAX_DECODE_PACKETS_IN_QUEUE
 from simulator.speech import synthesize
-from tests.agent_helpers import TURN_ON
+from tests.agent_helpers import TURN_ON, set_settings
 from tests.bridge_helpers import (
     appended_audio,
     bridge_of,
@@ -242,9 +242,7 @@ async def test_greeting_when_the_session_opens(
 ) -> None:
     """The optional greeting is spoken first."""
     entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, "greeting": "Hello there"}
-    )
+    set_settings(hass, entry, greeting="Hello there")
     realtime_server.script(ScriptedResponse(text="Hello there", audio=tone(120)))
     device = await bridged(hass, client)
     state = device_state(hass, device)

@@ -45,7 +45,7 @@ from custom_components.openai_realtime_voice.xiaozhi import (
 )
 from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
-from tests.agent_helpers import TURN_ON
+from tests.agent_helpers import TURN_ON, set_settings
 from tests.bridge_helpers import (
     appended_audio,
     bridge_of,
@@ -285,9 +285,7 @@ async def test_unknown_llm_api_still_opens_a_session(
 ) -> None:
     """A configured LLM API that no longer exists: counted, and the session runs without it."""
     entry = hass.config_entries.async_entries(DOMAIN)[0]
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, "llm_hass_api": ["no_such_api"]}
-    )
+    set_settings(hass, entry, llm_hass_api=["no_such_api"])
     await hass.async_block_till_done()
     device = await bridged(hass, client)
     state = device_state(hass, device)

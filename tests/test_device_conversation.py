@@ -21,6 +21,7 @@ from custom_components.openai_realtime_voice.bridge import BridgePhase, wake as 
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
+from tests.agent_helpers import set_settings
 from tests.bridge_helpers import (
     appended_audio,
     bridge_of,
@@ -62,9 +63,9 @@ def voiced_ms(pcm24k: bytes) -> int:
 
 
 def set_options(hass: HomeAssistant, **options: Any) -> None:
-    """Change the service entry's options in place (read by each new bridge session)."""
+    """Change the service entry's settings in place (read by each new bridge session)."""
     entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
-    hass.config_entries.async_update_entry(entry, options={**entry.options, **options})
+    set_settings(hass, entry, **options)
 
 
 def user_texts(server: RealtimeServer) -> list[str]:

@@ -34,6 +34,7 @@ from custom_components.openai_realtime_voice.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
+from custom_components.openai_realtime_voice.endpoint import device_subentries
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.pairing import (
     ACTIVATE_REQUESTS_PER_MINUTE,
@@ -124,7 +125,7 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
         # The real device gets it (at every check, until it presents it).
         assert await device.activate(max_attempts=1)
         token = (await device.check_version()).websocket["token"]
-        (subentry,) = hass.config_entries.async_entries(DOMAIN)[0].subentries.values()
+        (subentry,) = device_subentries(hass.config_entries.async_entries(DOMAIN)[0])
         assert subentry.data["client_id"] == device.client_id
         assert subentry.data["token_hash"] == hash_token(token)
         await device.open_audio_channel()
@@ -348,7 +349,7 @@ async def test_spoofed_boot_check_does_not_change_a_paired_device(
             assert response.status == 200
         assert issue_registry.async_get_issue(DOMAIN, firmware_issue_id(device.mac)) is None
         assert state.last_seen == seen
-        (subentry,) = hass.config_entries.async_entries(DOMAIN)[0].subentries.values()
+        (subentry,) = device_subentries(hass.config_entries.async_entries(DOMAIN)[0])
         assert subentry.data["firmware"] == "2.4.2"
     finally:
         await device.close()
@@ -411,7 +412,7 @@ async def test_reflashed_device_pairs_again(
         assert response.status == 401
         assert await new.activate(max_attempts=1)
         assert "token" in (await new.check_version()).websocket
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         assert subentry.unique_id == old.mac
         assert subentry.data["client_id"] == new.client_id
         assert entry.state is ConfigEntryState.LOADED
@@ -490,7 +491,7 @@ async def test_add_device_pairs_only_the_device_it_listed(
             form["flow_id"], {CONF_MAC: second.mac, CONF_CODE: second_code}
         )
         assert form["errors"] == {"base": "code_expired"}
-        assert not entry.subentries
+        assert not list(device_subentries(entry))
     finally:
         await first.close()
         await second.close()
@@ -536,7 +537,7 @@ async def test_removing_a_device_drops_its_reset_card(
         await hass.async_block_till_done()
         discovery_flow(hass, device.mac)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
         await hass.async_block_till_done()
         assert not discovery_flows(hass)

@@ -15,6 +15,7 @@ from homeassistant.setup import async_setup_component
 import pytest
 
 from custom_components.openai_realtime_voice.const import ACTIVATE_PATH, DOMAIN, OTA_PATH
+from custom_components.openai_realtime_voice.endpoint import device_subentries
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.pairing import (
     MAX_PENDING_DEVICES,
@@ -126,7 +127,7 @@ async def test_card_titles_carry_nothing_the_requester_chose(
     try:
         await pair(hass, device)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         lure = {
             "Device-Id": device.mac,
             "Client-Id": "attacker",

@@ -37,6 +37,7 @@ from custom_components.openai_realtime_voice.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
+from custom_components.openai_realtime_voice.endpoint import device_subentries
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.ota import MAX_BODY_SIZE
 from custom_components.openai_realtime_voice.endpoint.pairing import MAX_WRONG_CODES
@@ -97,7 +98,7 @@ async def test_pairing_guesses_are_limited_across_both_forms(
         assert again["errors"] == {"base": "too_many_attempts"}
         # The device asking again within the window gets the same code, not a fresh budget.
         assert (await device.check_version()).activation["code"] == code
-        assert not entry.subentries
+        assert not list(device_subentries(entry))
         response = await client.post(ACTIVATE_PATH, json={}, headers=device.ota.http_headers())
         assert response.status == 202
     finally:
@@ -233,7 +234,7 @@ async def test_no_secret_in_logs_over_a_whole_journey(
         await realtime_server.drop()
         await realtime_server.wait_connections(2)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
-        subentry = next(iter(entry.subentries.values()))
+        subentry = next(device_subentries(entry))
         secrets["device token"] = str(device.nvs_websocket["token"])
         secrets["token hash"] = str(subentry.data[CONF_TOKEN_HASH])
         diagnostics = json.dumps(await get_diagnostics_for_config_entry(hass, hass_client, entry))

@@ -39,6 +39,7 @@ from custom_components.openai_realtime_voice.vision_view import MAX_UPLOAD_BYTES
 from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
 from simulator.device import DeviceSimulator
+from tests.agent_helpers import set_settings
 from tests.bridge_helpers import say
 from tests.camera_helpers import (
     GARAGE,
@@ -192,7 +193,7 @@ async def test_without_vision_the_tool_fails_like_the_firmware(
 ) -> None:
     """Image input switched off: no vision URL, so take_photo fails with the firmware's text."""
     entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
-    hass.config_entries.async_update_entry(entry, options={**entry.options, "image_input": False})
+    set_settings(hass, entry, image_input=False)
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     device, camera = await camera_board(hass, client)
@@ -396,9 +397,7 @@ async def test_device_looks_at_a_home_assistant_camera(
 ) -> None:
     """Spoken to a device: look_at_camera's snapshot reaches the device's conversation."""
     entry = hass.config_entries.async_entries(DOMAIN)[0]
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID]}
-    )
+    set_settings(hass, entry, **{CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID]})
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     device, _ = await camera_board(hass, client)
