@@ -97,7 +97,7 @@ async def bench(rounds: int, port: int) -> tuple[dict[str, list[float]], dict[st
 
     from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
     from custom_components.openai_realtime_voice.settings import default_options
-    from tests.realtime_server import RealtimeServer, ScriptedResponse
+    from realtime_server import RealtimeServer, ScriptedResponse
     from tests.wyoming_satellite import WyomingSatellite
 
     server = RealtimeServer(api_key=API_KEY)

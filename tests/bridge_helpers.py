@@ -20,9 +20,9 @@ from custom_components.openai_realtime_voice.bridge import (
 from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB, DeviceState
 from custom_components.openai_realtime_voice.xiaozhi import ListenDetect, encode_object
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from tests.device_helpers import connected_device, until
-from tests.realtime_server import RealtimeServer
 
 
 async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:

@@ -22,8 +22,8 @@ from custom_components.openai_realtime_voice.speech_flow import (
     SUBENTRY_STT,
     SUBENTRY_TTS,
 )
+from realtime_server import RealtimeServer
 from tests.agent_helpers import AGENT
-from tests.realtime_server import RealtimeServer
 
 STT = "stt.realtime_speech_to_text"
 TTS = "tts.realtime_text_to_speech"

@@ -18,7 +18,7 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from simulator.device import SimulatorError
+from simulator.errors import SimulatorError
 from tests.device_helpers import connected_device, live, until
 
 FLOOD_FRAME_BYTES = 128 * 1024 - 64

@@ -20,10 +20,10 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime_voice import shared_turn
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, default_usage
+from realtime_server.discipline import TOKEN_USAGE
 from tests.agent_helpers import TURN_ON
 from tests.pipeline_providers import dominant_hz
-from tests.realtime_discipline import TOKEN_USAGE
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, default_usage
 from tests.speech_helpers import (
     TTS,
     create_pipeline,

@@ -16,8 +16,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from wyoming.asr import Transcript
 from wyoming.tts import Synthesize
 
+from realtime_server import RealtimeServer, ScriptedResponse
 from tests.pipeline_providers import dominant_hz
-from tests.realtime_server import RealtimeServer, ScriptedResponse
 from tests.speech_helpers import (
     create_pipeline,
     entry,  # noqa: F401 - the entry with speech subentries

@@ -1,4 +1,4 @@
-"""Realtime sessions behind the Assist conversation agent: one per conversation, pooled."""
+"""Realtime sessions behind an Assist conversation agent: one per conversation, pooled."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .realtime import (
 )
 from .settings import session_config
 from .turn import TurnEngine, tool_results
-from .usage import EntryUsage
+from .usage import EntryUsage, pricing_for
 
 RATE_LIMIT_RETRIES: Final = 3
 """Times a response the service failed for `rate_limit_exceeded` is asked for again."""
@@ -69,6 +69,7 @@ class AgentSession:
         with `ToolRoundsExceededError`.
         """
         system = chat_log.content[0]
+        pricing = pricing_for(options)  # the agent's model and prices
         engine = self.engine
         engine.agent_id = agent_id
         config = session_config(
@@ -93,7 +94,7 @@ class AgentSession:
             self._sent = len(chat_log.content)
             self._trace(chat_log, response)
             if self.usage is not None:
-                self.usage.record(response.usage)
+                self.usage.record(response.usage, pricing)
             if response.status != "completed":
                 error = response.error
                 retry = isinstance(error, RealtimeRateLimitError) and not added
