@@ -95,9 +95,9 @@ async def bench(rounds: int, port: int) -> tuple[dict[str, list[float]], dict[st
         async_test_home_assistant,
     )
 
-    from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
-    from custom_components.openai_realtime_voice.settings import default_options
+    from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT
     from realtime_server import RealtimeServer, ScriptedResponse
+    from tests.agent_helpers import service_entry
     from tests.wyoming_satellite import WyomingSatellite
 
     server = RealtimeServer(api_key=API_KEY)
@@ -125,12 +125,10 @@ async def bench(rounds: int, port: int) -> tuple[dict[str, list[float]], dict[st
             data = {CONF_API_KEY: API_KEY, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"}
             entries = []
             for title in ("Shared", "Cascaded"):
-                entry = MockConfigEntry(
-                    domain=DOMAIN,
+                entry = service_entry(  # its first agent is named after it
+                    data,
                     title=title,
-                    data=data,
-                    options=default_options(),
-                    subentries_data=[
+                    devices=[
                         ConfigSubentryData(
                             data={}, subentry_type=kind, title=f"{title} {name}", unique_id=None
                         )

@@ -15,15 +15,14 @@ import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
-from custom_components.openai_realtime_voice.settings import default_options
+from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT
 from custom_components.openai_realtime_voice.speech_flow import (
     DEFAULT_NAMES,
     SUBENTRY_STT,
     SUBENTRY_TTS,
 )
 from realtime_server import RealtimeServer
-from tests.agent_helpers import AGENT
+from tests.agent_helpers import AGENT, service_entry
 
 STT = "stt.realtime_speech_to_text"
 TTS = "tts.realtime_text_to_speech"
@@ -36,17 +35,14 @@ async def entry(
     realtime_server: RealtimeServer,
     lights: None,
 ) -> MockConfigEntry:
-    """A loaded entry with its speech-to-text and text-to-speech subentries."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="OpenAI Realtime",
-        data={
+    """A loaded entry with its first agent, speech-to-text and text-to-speech subentries."""
+    entry = service_entry(
+        {
             CONF_API_KEY: realtime_server.api_key,
             CONF_BASE_URL: realtime_server.url,
             CONF_DIALECT: "ga",
         },
-        options=default_options(),
-        subentries_data=[
+        devices=[
             ConfigSubentryData(
                 data={}, subentry_type=kind, title=DEFAULT_NAMES[kind], unique_id=None
             )

@@ -32,10 +32,11 @@ async def _add(hass: HomeAssistant, entry: MockConfigEntry, kind: str, **answers
 async def test_adding_both_offers_and_creates_the_pipeline(
     hass: HomeAssistant, entry: MockConfigEntry
 ) -> None:
-    """The first kind is only named; the second offers the pipeline, which uses all three."""
+    """The first kind is named (speech to text with its transcription model); the second offers
+    the pipeline, which uses both and the entry's first agent."""
     first = await _add(hass, entry, "stt", name="Realtime speech to text", create_pipeline=True)
     assert first["type"] is FlowResultType.CREATE_ENTRY
-    assert first["fields"] == {"name"}
+    assert first["fields"] == {"name", "transcription_model"}
     assert hass.states.get(STT) is not None  # added while the entry stays loaded
 
     second = await _add(hass, entry, "tts", name="Realtime text to speech", create_pipeline=True)
@@ -48,7 +49,9 @@ async def test_adding_both_offers_and_creates_the_pipeline(
         AGENT,
         TTS,
     )
-    assert all(not sub.data for sub in entry.subentries.values())
+    speech = {sub.subentry_type: dict(sub.data) for sub in entry.subentries.values()}
+    assert speech["stt"] == {"transcription_model": "gpt-4o-mini-transcribe"}  # the asked-for
+    assert speech["tts"] == {}  # pipeline is made: the request is gone, the settings stay
 
     again = await _add(hass, entry, "stt")
     assert again["type"] is FlowResultType.ABORT

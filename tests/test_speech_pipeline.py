@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.openai_realtime_voice import shared_turn
 from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, default_usage
 from realtime_server.discipline import TOKEN_USAGE
-from tests.agent_helpers import TURN_ON
+from tests.agent_helpers import TURN_ON, agent_of
 from tests.pipeline_providers import dominant_hz
 from tests.speech_helpers import (
     TTS,
@@ -196,7 +196,7 @@ async def test_text_to_speech_alone_reads_the_text_in_the_agents_voice(
 
     assert extension == "mp3"  # what Home Assistant makes of it when nothing else is asked
     update = realtime_server.of_type("session.update")[0]["session"]
-    assert update["audio"]["output"]["voice"] == entry.options["voice"]
+    assert update["audio"]["output"]["voice"] == agent_of(entry).data["voice"]
     assert update["audio"]["input"]["turn_detection"] is None
     items = realtime_server.of_type("conversation.item.create")
     assert [item["item"]["content"][0]["text"] for item in items] == ["Dinner is ready."]
