@@ -149,7 +149,8 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
                 # A spoken turn whose answer started during speech to text (shared_turn.py).
                 turns = self.entry.runtime_data.shared_turns
                 extra = chat_log.extra_system_prompt
-                if (turn := turns.async_claim(conversation_id, user_input.text, extra)) is not None:
+                turn = turns.async_claim(conversation_id, self.subentry_id, user_input.text, extra)
+                if turn is not None:
                     await turn.async_answer(chat_log, self.entity_id)
                 else:
                     await turns.async_release(conversation_id)

@@ -48,9 +48,10 @@ from .realtime import (
     RealtimeResponse,
     Transcription,
 )
+from .services_api import agent_allowlist
 from .settings import session_config, transcription_language
 from .turn import tool_results
-from .usage import EntryUsage
+from .usage import EntryUsage, Pricing, pricing_for
 
 PIPELINE_RATE: Final = 16000
 """Assist pipelines hand speech-to-text 16 kHz PCM16 mono."""
@@ -80,13 +81,22 @@ class SharedTurn:
         session: AgentSession,
         client: RealtimeClient,
         usage: EntryUsage | None,
+        *,
+        agent_id: str,
+        pricing: Pricing,
     ) -> None:
-        """Start with the user's audio on its way; `async_answer` takes the answer over."""
+        """Start with the user's audio on its way; `async_answer` takes the answer over.
+
+        The turn belongs to the conversation agent (subentry) `agent_id`: its session, and its
+        responses priced as that agent's (`pricing`).
+        """
         self.hass = hass
         self.conversation_id = conversation_id
         self.session = session
         self.client = client
         self.usage = usage
+        self.agent_id = agent_id
+        self.pricing = pricing
         self.transcript = ""
         self.extra_prompt: str | None = None
         """The extra system prompt the answer was started with."""
@@ -134,7 +144,7 @@ class SharedTurn:
         view.finish(response.status or "failed", response.status_details, response.usage)
         view.error = response.error
         if self.usage is not None:
-            self.usage.record(response.usage)
+            self.usage.record(response.usage, self.pricing)
 
     @callback
     def async_arm(self, timeout: float, expire: CALLBACK_TYPE) -> None:
@@ -261,17 +271,19 @@ class SharedTurns:
 
     @callback
     def async_claim(
-        self, conversation_id: str, text: str, extra_prompt: str | None
+        self, conversation_id: str, agent_id: str, text: str, extra_prompt: str | None
     ) -> SharedTurn | None:
-        """The agent takes the turn whose transcript it was given; None: answer it anew.
+        """Agent `agent_id` takes the turn whose transcript it was given; None: answer it anew.
 
         A run with an extra prompt the answer was started without (`start_conversation` tells
-        the agent what it asked) is answered anew: see `async_release`.
+        the agent what it asked), or by another agent than the one the answer was started for,
+        is answered anew: see `async_release`.
         """
         turn = self._turns.get(conversation_id)
         if (
             turn is None
             or turn.claimed
+            or turn.agent_id != agent_id
             or turn.transcript != text
             or turn.extra_prompt != extra_prompt
         ):
@@ -352,20 +364,25 @@ async def async_hear(
     turns: SharedTurns,
     options: Mapping[str, Any],
     *,
+    agent_id: str,
+    image_side: int | None,
     conversation_id: str,
     language: str | None,
     stream: AsyncIterable[bytes],
 ) -> str:
     """Put a pipeline's speech into its conversation's session and start the spoken answer.
 
-    Returns the transcript of the speech (what the pipeline gives the agent); the answer is
-    pending in `turns` for the agent to take. Raises `RealtimeError` when the session fails.
+    `sessions` and `options` are those of the pipeline's agent (subentry `agent_id`), with
+    the speech-to-text's transcription model: the answer is in that agent's model and voice,
+    priced as its responses. Returns the transcript of the speech (what the pipeline gives the
+    agent); the answer is pending in `turns` for the agent to take. Raises `RealtimeError` when
+    the session fails.
     """
     session, is_new = sessions.async_acquire(conversation_id)
     if is_new and (chat := chat_session.current_session.get()) is not None:
         chat.async_on_cleanup(lambda: sessions.async_discard(conversation_id))
     async with session.lock:
-        chat_log, instructions = await _async_prompt(hass, session, options, language)
+        chat_log, instructions = await _async_prompt(hass, options, image_side, language)
         config = session_config(
             options,
             instructions=instructions,
@@ -379,10 +396,19 @@ async def async_hear(
         )
         await async_replay(client, chat_log.content[session.sent :], session.engine.names)
         session.sent = len(chat_log.content)
-        turn = SharedTurn(hass, conversation_id, session, client, sessions.usage)
+        pricing = pricing_for(options)
+        turn = SharedTurn(
+            hass,
+            conversation_id,
+            session,
+            client,
+            sessions.usage,
+            agent_id=agent_id,
+            pricing=pricing,
+        )
         turn.extra_prompt = chat_log.extra_system_prompt
         heard = hass.async_create_background_task(
-            async_transcript(client, sessions.usage, turn.committed),
+            async_transcript(client, sessions.usage, pricing, turn.committed),
             f"{DOMAIN} transcript {conversation_id}",
         )
         try:
@@ -405,11 +431,12 @@ async def async_hear(
 
 async def _async_prompt(
     hass: HomeAssistant,
-    session: AgentSession,
     options: Mapping[str, Any],
+    image_side: int | None,
     language: str | None,
 ) -> tuple[conversation.ChatLog, str]:
-    """The conversation's chat log with the agent's prompt and tools, as the agent sets them.
+    """The conversation's chat log with the agent's prompt and tools, as the agent sets them
+    (within its services allowlist, with `look_at_camera` when it takes images).
 
     The log is only read: nothing is added to it here, so Home Assistant does not keep it.
     """
@@ -422,7 +449,10 @@ async def _async_prompt(
         assistant=conversation.DOMAIN,
         device_id=None,
     )
-    with conversation.async_get_chat_log(hass, chat) as chat_log:
+    with (
+        conversation.async_get_chat_log(hass, chat) as chat_log,
+        agent_allowlist(options, image_side=image_side),
+    ):
         await chat_log.async_provide_llm_data(
             llm_context, options.get(CONF_LLM_HASS_API), options.get(CONF_PROMPT)
         )
@@ -432,7 +462,7 @@ async def _async_prompt(
 
 
 def transcription(options: Mapping[str, Any], language: str | None) -> Transcription:
-    """How speech-to-text transcribes: the entry's model (the recommended one if it is off)."""
+    """How speech-to-text transcribes: its subentry's model (the recommended one if it is off)."""
     model = options.get(CONF_TRANSCRIPTION_MODEL)
     if not model or model == TRANSCRIPTION_OFF:
         model = RECOMMENDED_TRANSCRIPTION_MODEL
@@ -452,10 +482,11 @@ async def async_send_speech(client: RealtimeClient, stream: AsyncIterable[bytes]
 async def async_transcript(
     client: RealtimeClient,
     usage: EntryUsage | None,
+    pricing: Pricing,
     committed: Callable[[str], None] = lambda _item_id: None,
 ) -> tuple[str, str]:
     """The item id and transcript of the next committed user audio (`committed` is told the
-    item id as soon as the audio is an item)."""
+    item id as soon as the audio is an item); its usage is recorded at `pricing`."""
     item_id: str | None = None
     async for event in client.events():
         if isinstance(event, InputCommitted) and item_id is None:
@@ -463,7 +494,7 @@ async def async_transcript(
             committed(item_id)
         elif isinstance(event, InputTranscript) and event.item_id == item_id:
             if usage is not None:
-                usage.record_transcription(event.usage)
+                usage.record_transcription(event.usage, pricing)
             return item_id, event.text
         elif isinstance(event, Closed):
             raise event.error or RealtimeError("the session closed before the transcript")

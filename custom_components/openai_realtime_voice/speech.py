@@ -1,8 +1,8 @@
 """Speech to text and text to speech on their own: one short Realtime session per request.
 
 This is what the speech-to-text and text-to-speech entities do when no shared turn is there
-(`shared_turn`): Realtime transcription of a pipeline's speech, and the model reading a text
-aloud in the entry's voice.
+(`shared_turn`): Realtime transcription of a pipeline's speech with the speech-to-text's model,
+and the first agent's model reading a text aloud in the voice the pipeline chose.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .shared_turn import (
     async_transcript,
     transcription,
 )
-from .usage import EntryUsage
+from .usage import EntryUsage, Pricing
 
 LANGUAGES: Final = [
     *("af", "ar", "az", "be", "bg", "bs", "ca", "cs", "cy", "da", "de", "el", "en", "es"),
@@ -54,10 +54,13 @@ async def async_transcribe(
     language: str | None,
     stream: AsyncIterable[bytes],
     usage: EntryUsage | None,
+    *,
+    pricing: Pricing,
 ) -> str:
-    """Transcribe a pipeline's 16 kHz speech with the entry's transcription model.
+    """Transcribe a pipeline's 16 kHz speech with the transcription model of `options`.
 
-    The session only transcribes: the audio is committed and no response is asked for.
+    The session only transcribes: the audio is committed and no response is asked for; the
+    transcription is recorded in `usage` at `pricing`.
     """
     config = SessionConfig(
         output_modality=Modality.TEXT,
@@ -67,7 +70,7 @@ async def async_transcribe(
     client = RealtimeClient(endpoint, config)
     try:
         await client.connect()
-        heard = asyncio.ensure_future(async_transcript(client, usage))
+        heard = asyncio.ensure_future(async_transcript(client, usage, pricing))
         try:
             await async_send_speech(client, stream)
             await client.commit_audio()
@@ -85,8 +88,11 @@ async def async_read_aloud(
     options: Mapping[str, Any],
     text: str,
     usage: EntryUsage | None,
+    *,
+    pricing: Pricing,
 ) -> AsyncIterator[bytes]:
-    """The model reading `text` aloud in the entry's voice: PCM16 24 kHz as it comes."""
+    """The model of `options` reading `text` aloud in its voice: PCM16 24 kHz as it comes,
+    the response recorded in `usage` at `pricing`."""
     config = replace(
         session_config(options, instructions=READ_ALOUD, modality=Modality.AUDIO),
         turn_detection=None,
@@ -101,7 +107,7 @@ async def async_read_aloud(
         async for pcm in response.audio():
             yield pcm
         if usage is not None:
-            usage.record(response.usage)
+            usage.record(response.usage, pricing)
         if response.status != "completed":
             raise response.error or RealtimeError(f"the reading ended {response.status}")
     finally:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, override
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, override
 
 from homeassistant.components import tts
 from homeassistant.components.assist_pipeline import PipelineEventType
@@ -27,7 +27,7 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util.ulid import ulid_now
 
-from .const import CONF_MODEL, DOMAIN
+from .const import CONF_TRANSCRIPTION_MODEL, DOMAIN, SUBENTRY_CONVERSATION
 from .speech_flow import async_offer_pipeline
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ class RealtimeSpeechEntity(Entity):
             identifiers={(DOMAIN, entry.entry_id)},
             name=entry.title,
             manufacturer="OpenAI",
-            model=entry.options.get(CONF_MODEL),
             entry_type=DeviceEntryType.SERVICE,
         )
 
@@ -72,6 +71,7 @@ class RealtimeSpeechSubentryEntity(RealtimeSpeechEntity):
     def __init__(self, entry: ConfigEntry, subentry: ConfigSubentry) -> None:
         """Named by the subentry's title."""
         super().__init__(entry, subentry.subentry_type)
+        self.subentry_id = subentry.subentry_id
         self._attr_unique_id = subentry.subentry_id
         self._attr_translation_key = None
         self._attr_name = subentry.title
@@ -79,9 +79,15 @@ class RealtimeSpeechSubentryEntity(RealtimeSpeechEntity):
             identifiers={(DOMAIN, subentry.subentry_id)},
             name=subentry.title,
             manufacturer="OpenAI",
-            model=entry.options.get(CONF_MODEL),
+            model=subentry.data.get(CONF_TRANSCRIPTION_MODEL),  # none for text to speech
             entry_type=DeviceEntryType.SERVICE,
         )
+
+    @property
+    def subentry_data(self) -> Mapping[str, Any]:
+        """The subentry's settings as they are now (a reconfigure replaces the subentry)."""
+        subentry = self.entry.subentries.get(self.subentry_id)
+        return subentry.data if subentry is not None else {}
 
 
 @callback
@@ -114,21 +120,27 @@ def async_add_speech_entities(
     entry.async_on_unload(async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _changed))
 
 
-def _of_entry(hass: HomeAssistant, entry: ConfigEntry, entity_id: str | None) -> bool:
+def _registered(
+    hass: HomeAssistant, entry: ConfigEntry, entity_id: str | None
+) -> er.RegistryEntry | None:
+    """The registry entry of one of this entry's entities."""
     registered = er.async_get(hass).async_get(entity_id) if entity_id else None
-    return (
-        registered is not None
-        and registered.platform == DOMAIN
-        and registered.config_entry_id == entry.entry_id
-    )
+    if (
+        registered is None
+        or registered.platform != DOMAIN
+        or registered.config_entry_id != entry.entry_id
+    ):
+        return None
+    return registered
 
 
-def run_shares_turn(
+def shared_turn_agent(
     hass: HomeAssistant, entry: ConfigEntry, conversation_id: str, stt: str
-) -> bool:
-    """Whether the pipeline run transcribing with `stt` in this conversation shares its turn:
-    it goes on to text-to-speech, and its pipeline has the entry's agent and text-to-speech.
-    The run's speech is then kept out of Home Assistant's cache folder.
+) -> ConfigSubentry | None:
+    """The agent whose turn the pipeline run transcribing with `stt` in this conversation
+    shares, if it does: the run goes on to text-to-speech, and its pipeline has one of the
+    entry's agents (that one) and the entry's text-to-speech. The run's speech is then kept
+    out of Home Assistant's cache folder.
 
     The run is found by what Home Assistant records of every run for its pipeline debug view
     (the events the frontend shows): its run-start names the pipeline and the conversation,
@@ -153,19 +165,24 @@ def run_shares_turn(
             ):
                 continue
             if "tts_output" not in start:
-                return False
+                return None
             pipeline = async_get_pipeline(hass, pipeline_id)
-            engines = (pipeline.stt_engine, pipeline.conversation_engine, pipeline.tts_engine)
-            if not all(_of_entry(hass, entry, engine) for engine in engines):
-                return False
+            agent = _registered(hass, entry, pipeline.conversation_engine)
+            subentry = entry.subentries.get(agent.config_subentry_id or "") if agent else None
+            if (
+                subentry is None
+                or subentry.subentry_type != SUBENTRY_CONVERSATION
+                or _registered(hass, entry, pipeline.tts_engine) is None
+            ):
+                return None
             # The run's speech is this turn's audio. Home Assistant keeps speech by its words
             # and options: an option of this turn alone keeps an earlier answer in the same
             # words from being served, and the answer stays out of the cache folder.
             if (stream := tts.async_get_stream(hass, start["tts_output"]["token"])) is not None:
                 stream.options[FRESH_OPTION] = ulid_now()
                 stream.use_file_cache = False
-            return True
-    return False
+            return subentry
+    return None
 
 
 class SpeechLatencySensor(RealtimeSpeechEntity, SensorEntity):

@@ -9,16 +9,19 @@ from homeassistant.components import stt
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import LOGGER
+from .agents import agent_settings, first_agent
+from .const import CONF_TRANSCRIPTION_MODEL, LOGGER, RECOMMENDED_TRANSCRIPTION_MODEL
 from .realtime import RealtimeError
 from .shared_turn import async_hear, current_conversation_id
 from .speech import LANGUAGES, async_transcribe
 from .speech_entity import (
     RealtimeSpeechSubentryEntity,
     async_add_speech_entities,
-    run_shares_turn,
+    shared_turn_agent,
 )
 from .speech_flow import SUBENTRY_STT
+from .usage import pricing_for
+from .vision import agent_image_side
 
 if TYPE_CHECKING:
     from . import OpenAIRealtimeConfigEntry
@@ -84,27 +87,49 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechSubentryEntity, stt.SpeechToTextE
     async def async_process_audio_stream(
         self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
     ) -> stt.SpeechResult:
-        """Transcribe the speech; in a shared turn, start the answer as well."""
+        """Transcribe the speech; in a shared turn, start the answer as well.
+
+        This subentry's model transcribes, in a shared turn too; the answer is the pipeline's
+        agent's (its model, voice and prices). Alone, the transcription session uses the
+        entry's connection (the first agent's model).
+        """
         data = self.data
-        options = self.entry.options
+        entry = self.entry
         conversation_id = current_conversation_id()
+        model = self.subentry_data.get(CONF_TRANSCRIPTION_MODEL) or RECOMMENDED_TRANSCRIPTION_MODEL
         try:
             data.budget.check()
-            if conversation_id is not None and run_shares_turn(
-                self.hass, self.entry, conversation_id, self.entity_id
-            ):
+            agent = (
+                shared_turn_agent(self.hass, entry, conversation_id, self.entity_id)
+                if conversation_id is not None
+                else None
+            )
+            sessions = data.agent_sessions.get(agent.subentry_id) if agent is not None else None
+            if agent is not None and sessions is not None and conversation_id is not None:
+                settings = {**agent_settings(entry, agent), CONF_TRANSCRIPTION_MODEL: model}
                 text = await async_hear(
                     self.hass,
-                    data.agent_sessions,
+                    sessions,
                     data.shared_turns,
-                    options,
+                    settings,
+                    agent_id=agent.subentry_id,
+                    image_side=agent_image_side(entry, settings),
                     conversation_id=conversation_id,
                     language=metadata.language,
                     stream=stream,
                 )
             else:
+                settings = {
+                    **agent_settings(entry, first_agent(entry)),
+                    CONF_TRANSCRIPTION_MODEL: model,
+                }
                 text = await async_transcribe(
-                    data.budget.endpoint(), options, metadata.language, stream, data.usage
+                    data.budget.endpoint(),
+                    settings,
+                    metadata.language,
+                    stream,
+                    data.usage,
+                    pricing=pricing_for(settings),
                 )
         except (RealtimeError, TimeoutError) as err:
             LOGGER.warning("Speech to text failed: %s", err or "no transcript in time")

@@ -11,12 +11,14 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import DOMAIN, LOGGER
+from .agents import agent_settings, first_agent
+from .const import CONF_MODEL, DOMAIN, LOGGER
 from .realtime import RealtimeError
 from .shared_turn import SharedTurn, current_conversation_id
 from .speech import LANGUAGES, async_read_aloud, wav_header
 from .speech_entity import RealtimeSpeechSubentryEntity, async_add_speech_entities
 from .speech_flow import SUBENTRY_TTS
+from .usage import pricing_for
 
 if TYPE_CHECKING:
     from . import OpenAIRealtimeConfigEntry
@@ -36,7 +38,11 @@ async def async_setup_entry(
 
 
 class RealtimeTextToSpeechEntity(RealtimeSpeechSubentryEntity, tts.TextToSpeechEntity):
-    """The Realtime model's voice (WAV, 24 kHz; Home Assistant converts what a satellite asks)."""
+    """The Realtime model's voice (WAV, 24 kHz; Home Assistant converts what a satellite asks).
+
+    In a shared turn it is the answering agent's voice. Otherwise the first agent's model reads
+    the text aloud in that agent's voice.
+    """
 
     _attr_supported_languages = LANGUAGES
     _attr_default_language = "en"
@@ -65,11 +71,16 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechSubentryEntity, tts.TextToSpeechE
 
     async def _read_aloud(self, text: str) -> AsyncGenerator[bytes]:
         data = self.data
+        settings = agent_settings(self.entry, first_agent(self.entry))
         yield wav_header()
         try:
             data.budget.check()  # a budget that pauses Realtime pauses the reading too
             async for pcm in async_read_aloud(
-                data.budget.endpoint(), self.entry.options, text, data.usage
+                data.budget.endpoint(settings.get(CONF_MODEL)),
+                settings,
+                text,
+                data.usage,
+                pricing=pricing_for(settings),
             ):
                 yield pcm
         except RealtimeError as err:
