@@ -196,9 +196,9 @@ def _time_engine(first: list[float]) -> None:
     for name in ("_turn_audio", "_read_aloud"):
         original = getattr(entity, name)
 
-        def timed(self: Any, source: Any, _original: Any = original) -> Any:
+        def timed(self: Any, *args: Any, _original: Any = original) -> Any:
             async def stream() -> Any:
-                async for chunk in _original(self, source):
+                async for chunk in _original(self, *args):
                     if len(chunk) > 44 and not first:
                         first.append(asyncio.get_running_loop().time())
                     yield chunk

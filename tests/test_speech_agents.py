@@ -1,6 +1,6 @@
 """Speech to text and text to speech with agents as subentries: a shared turn is the turn of the
 agent its pipeline names (its model, voice and prices); speech to text transcribes with its own
-subentry's model (issue 32)."""
+subentry's model; text to speech alone reads in the voice the pipeline chose (issue 32)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from homeassistant.components import tts
 from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -21,6 +22,7 @@ from custom_components.openai_realtime_voice.usage import effective_prices
 from realtime_server import RealtimeServer, ScriptedResponse, default_usage
 from realtime_server.discipline import TOKEN_USAGE
 from tests.speech_helpers import (
+    TTS,
     create_pipeline,
     entry,  # noqa: F401 - the entry with speech subentries
     fetch_speech,
@@ -141,3 +143,27 @@ async def test_speech_to_text_transcribes_with_its_own_model(
     assert expected != pytest.approx(
         one.cost(first) + one.transcription_cost(TRANSCRIPTION_PRICES["gpt-4o-mini-transcribe"])
     )
+
+
+async def test_text_to_speech_alone_reads_in_the_chosen_voice(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+) -> None:
+    """Without a shared turn the first agent's model reads the text, in the voice a pipeline
+    or `tts.speak` chose; the voices are offered to Home Assistant's voice picker."""
+    ws = await hass_ws_client(hass)
+    await ws.send_json_auto_id({"type": "tts/engine/voices", "engine_id": TTS, "language": "en"})
+    voices = (await ws.receive_json())["result"]["voices"]
+    assert "cedar" in [voice["voice_id"] for voice in voices]
+    realtime_server.script(ScriptedResponse(text="Dinner is ready.", audio=sine_24k(200)))
+    media_id = tts.generate_media_source_id(
+        hass, "Dinner is ready.", engine=TTS, cache=False, options={tts.ATTR_VOICE: "cedar"}
+    )
+
+    await tts.async_get_media_source_audio(hass, media_id)
+
+    update = realtime_server.of_type("session.update")[0]["session"]
+    assert update["audio"]["output"]["voice"] == "cedar"
+    assert realtime_server.models[-1] == recommended_agent()["model"]
