@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, override
+from collections.abc import AsyncGenerator, Mapping
+from typing import TYPE_CHECKING, Any, override
 
 from homeassistant.components import tts
 from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .agents import agent_settings, first_agent
-from .const import CONF_MODEL, DOMAIN, LOGGER
+from .const import CONF_MODEL, CONF_VOICE, DOMAIN, LOGGER, RECOMMENDED_VOICE, VOICES
 from .realtime import RealtimeError
 from .shared_turn import SharedTurn, current_conversation_id
 from .speech import LANGUAGES, async_read_aloud, wav_header
@@ -41,11 +41,25 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechSubentryEntity, tts.TextToSpeechE
     """The Realtime model's voice (WAV, 24 kHz; Home Assistant converts what a satellite asks).
 
     In a shared turn it is the answering agent's voice. Otherwise the first agent's model reads
-    the text aloud in that agent's voice.
+    the text aloud, in the voice the pipeline (or `tts.speak`) chose, else that agent's voice.
     """
 
     _attr_supported_languages = LANGUAGES
     _attr_default_language = "en"
+    _attr_supported_options = [tts.ATTR_VOICE]
+
+    @property
+    @override
+    def default_options(self) -> Mapping[str, Any]:
+        """The first agent's voice."""
+        voice = agent_settings(self.entry, first_agent(self.entry)).get(CONF_VOICE)
+        return {tts.ATTR_VOICE: voice or RECOMMENDED_VOICE}
+
+    @override
+    @callback
+    def async_get_supported_voices(self, language: str) -> list[tts.Voice]:
+        """The Realtime models' built-in voices (they speak every language)."""
+        return [tts.Voice(voice, voice.capitalize()) for voice in VOICES]
 
     @override
     def async_supports_streaming_input(self) -> bool:
@@ -59,7 +73,7 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechSubentryEntity, tts.TextToSpeechE
         if (turn := turns.async_take_speech(current_conversation_id())) is not None:
             return TTSAudioResponse("wav", self._turn_audio(turn))
         text = "".join([chunk async for chunk in request.message_gen])
-        return TTSAudioResponse("wav", self._read_aloud(text))
+        return TTSAudioResponse("wav", self._read_aloud(text, request.options.get(tts.ATTR_VOICE)))
 
     async def _turn_audio(self, turn: SharedTurn) -> AsyncGenerator[bytes]:
         try:
@@ -69,9 +83,11 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechSubentryEntity, tts.TextToSpeechE
         finally:
             self.data.shared_turns.async_done(turn)
 
-    async def _read_aloud(self, text: str) -> AsyncGenerator[bytes]:
+    async def _read_aloud(self, text: str, voice: str | None) -> AsyncGenerator[bytes]:
         data = self.data
         settings = agent_settings(self.entry, first_agent(self.entry))
+        if voice:
+            settings[CONF_VOICE] = voice
         yield wav_header()
         try:
             data.budget.check()  # a budget that pauses Realtime pauses the reading too
