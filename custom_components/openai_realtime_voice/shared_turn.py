@@ -25,44 +25,31 @@ from homeassistant.helpers import chat_session, llm
 from homeassistant.helpers.event import async_call_later
 
 from .agent import AgentSession, AgentSessions
-from .audio.resampler import Resampler
 from .const import (
     CONF_LLM_HASS_API,
     CONF_PROMPT,
-    CONF_TRANSCRIPTION_MODEL,
     DOMAIN,
     LOGGER,
-    RECOMMENDED_TRANSCRIPTION_MODEL,
-    TRANSCRIPTION_OFF,
 )
 from .history import async_replay
 from .realtime import (
     AudioDelta,
-    Closed,
-    InputCommitted,
-    InputTranscript,
     Modality,
     RealtimeClient,
     RealtimeError,
     RealtimeRequestError,
     RealtimeResponse,
-    Transcription,
 )
 from .services_api import agent_allowlist
 from .settings import session_config, transcription_language
+from .speech import TRANSCRIPT_TIMEOUT, async_send_speech, async_transcript, transcription
 from .turn import tool_results
 from .usage import EntryUsage, Pricing, pricing_for
 
-PIPELINE_RATE: Final = 16000
-"""Assist pipelines hand speech-to-text 16 kHz PCM16 mono."""
-MODEL_RATE: Final = 24000
-"""What the Realtime service takes and speaks: PCM16 mono 24 kHz."""
 UNCLAIMED_TIMEOUT: Final = 10.0
 """Seconds an answer started for a turn waits for the agent to take it before it is withdrawn."""
 UNSPOKEN_TIMEOUT: Final = 30.0
 """Seconds a taken turn keeps its audio for a text-to-speech request that does not come."""
-TRANSCRIPT_TIMEOUT: Final = 15.0
-"""Seconds the input transcript may take after the commit."""
 
 
 def current_conversation_id() -> str | None:
@@ -461,52 +448,4 @@ async def _async_prompt(
     return chat_log, instructions
 
 
-def transcription(options: Mapping[str, Any], language: str | None) -> Transcription:
-    """How speech-to-text transcribes: its subentry's model (the recommended one if it is off)."""
-    model = options.get(CONF_TRANSCRIPTION_MODEL)
-    if not model or model == TRANSCRIPTION_OFF:
-        model = RECOMMENDED_TRANSCRIPTION_MODEL
-    return Transcription(model=model, language=transcription_language(language))
-
-
-async def async_send_speech(client: RealtimeClient, stream: AsyncIterable[bytes]) -> None:
-    """Send the pipeline's 16 kHz speech to the session at 24 kHz."""
-    resampler = Resampler(PIPELINE_RATE, MODEL_RATE)
-    async for chunk in stream:
-        if pcm := resampler.process(chunk):
-            await client.append_audio(pcm)
-    if pcm := resampler.flush():
-        await client.append_audio(pcm)
-
-
-async def async_transcript(
-    client: RealtimeClient,
-    usage: EntryUsage | None,
-    pricing: Pricing,
-    committed: Callable[[str], None] = lambda _item_id: None,
-) -> tuple[str, str]:
-    """The item id and transcript of the next committed user audio (`committed` is told the
-    item id as soon as the audio is an item); its usage is recorded at `pricing`."""
-    item_id: str | None = None
-    async for event in client.events():
-        if isinstance(event, InputCommitted) and item_id is None:
-            item_id = event.item_id
-            committed(item_id)
-        elif isinstance(event, InputTranscript) and event.item_id == item_id:
-            if usage is not None:
-                usage.record_transcription(event.usage, pricing)
-            return item_id, event.text
-        elif isinstance(event, Closed):
-            raise event.error or RealtimeError("the session closed before the transcript")
-    raise RealtimeError("the session closed before the transcript")
-
-
-__all__ = [
-    "SharedTurn",
-    "SharedTurns",
-    "async_hear",
-    "async_send_speech",
-    "async_transcript",
-    "current_conversation_id",
-    "transcription",
-]
+__all__ = ["SharedTurn", "SharedTurns", "async_hear", "current_conversation_id"]

@@ -2,27 +2,40 @@
 
 This is what the speech-to-text and text-to-speech entities do when no shared turn is there
 (`shared_turn`): Realtime transcription of a pipeline's speech with the speech-to-text's model,
-and the first agent's model reading a text aloud in the voice the pipeline chose.
+and the first agent's model reading a text aloud in the voice the pipeline chose. Also what a
+shared turn uses the same way: the pipeline's speech into a session, its input transcript.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import replace
 import struct
 from typing import Any, Final
 
-from .realtime import Modality, RealtimeClient, RealtimeEndpoint, RealtimeError, SessionConfig
-from .settings import session_config
-from .shared_turn import (
-    MODEL_RATE,
-    TRANSCRIPT_TIMEOUT,
-    async_send_speech,
-    async_transcript,
-    transcription,
+from .audio.resampler import Resampler
+from .const import CONF_TRANSCRIPTION_MODEL, RECOMMENDED_TRANSCRIPTION_MODEL, TRANSCRIPTION_OFF
+from .realtime import (
+    Closed,
+    InputCommitted,
+    InputTranscript,
+    Modality,
+    RealtimeClient,
+    RealtimeEndpoint,
+    RealtimeError,
+    SessionConfig,
+    Transcription,
 )
+from .settings import session_config, transcription_language
 from .usage import EntryUsage, Pricing
+
+PIPELINE_RATE: Final = 16000
+"""Assist pipelines hand speech-to-text 16 kHz PCM16 mono."""
+MODEL_RATE: Final = 24000
+"""What the Realtime service takes and speaks: PCM16 mono 24 kHz."""
+TRANSCRIPT_TIMEOUT: Final = 15.0
+"""Seconds the input transcript may take after the commit."""
 
 LANGUAGES: Final = [
     *("af", "ar", "az", "be", "bg", "bs", "ca", "cs", "cy", "da", "de", "el", "en", "es"),
@@ -39,6 +52,46 @@ READ_ALOUD: Final = (
     "in its own language. Add nothing, leave nothing out, answer nothing."
 )
 """The instructions of a session that only speaks a given text."""
+
+
+def transcription(options: Mapping[str, Any], language: str | None) -> Transcription:
+    """How speech-to-text transcribes: its subentry's model (the recommended one if it is off)."""
+    model = options.get(CONF_TRANSCRIPTION_MODEL)
+    if not model or model == TRANSCRIPTION_OFF:
+        model = RECOMMENDED_TRANSCRIPTION_MODEL
+    return Transcription(model=model, language=transcription_language(language))
+
+
+async def async_send_speech(client: RealtimeClient, stream: AsyncIterable[bytes]) -> None:
+    """Send the pipeline's 16 kHz speech to the session at 24 kHz."""
+    resampler = Resampler(PIPELINE_RATE, MODEL_RATE)
+    async for chunk in stream:
+        if pcm := resampler.process(chunk):
+            await client.append_audio(pcm)
+    if pcm := resampler.flush():
+        await client.append_audio(pcm)
+
+
+async def async_transcript(
+    client: RealtimeClient,
+    usage: EntryUsage | None,
+    pricing: Pricing,
+    committed: Callable[[str], None] = lambda _item_id: None,
+) -> tuple[str, str]:
+    """The item id and transcript of the next committed user audio (`committed` is told the
+    item id as soon as the audio is an item); its usage is recorded at `pricing`."""
+    item_id: str | None = None
+    async for event in client.events():
+        if isinstance(event, InputCommitted) and item_id is None:
+            item_id = event.item_id
+            committed(item_id)
+        elif isinstance(event, InputTranscript) and event.item_id == item_id:
+            if usage is not None:
+                usage.record_transcription(event.usage, pricing)
+            return item_id, event.text
+        elif isinstance(event, Closed):
+            raise event.error or RealtimeError("the session closed before the transcript")
+    raise RealtimeError("the session closed before the transcript")
 
 
 def wav_header(rate: int = MODEL_RATE) -> bytes:
@@ -114,4 +167,14 @@ async def async_read_aloud(
         await client.close()
 
 
-__all__ = ["LANGUAGES", "async_read_aloud", "async_transcribe", "wav_header"]
+__all__ = [
+    "LANGUAGES",
+    "MODEL_RATE",
+    "TRANSCRIPT_TIMEOUT",
+    "async_read_aloud",
+    "async_send_speech",
+    "async_transcribe",
+    "async_transcript",
+    "transcription",
+    "wav_header",
+]
