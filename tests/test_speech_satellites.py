@@ -70,3 +70,21 @@ async def test_wyoming_satellite_plays_the_models_own_audio(
     assert abs(dominant_hz(reply.pcm, reply.rate) - 700) < 20
     assert len(reply.pcm) >= 0.45 * reply.rate * 2
     assert len(realtime_server.of_type("response.create")) == 1
+
+
+async def test_latency_counts_from_the_end_of_the_users_speech(
+    hass: HomeAssistant, satellite: WyomingSatellite, realtime_server: RealtimeServer
+) -> None:
+    """As a xiaozhi device's response latency, a shared turn's runs from the end of the user's
+    speech, the silence the voice detection waited for before ending the stream counted in, to
+    the first answer audio."""
+    realtime_server.user_transcript = "What time is it?"
+    realtime_server.script(ScriptedResponse(text="It is noon.", audio=sine_24k(300)))
+    window = bytes(2 * 16 * 700)  # the silence of Home Assistant's default VAD window (0.7 s)
+
+    await satellite.speak(speech_16k(600) + window, realtime=True)
+    await satellite.reply()
+    await hass.async_block_till_done()
+
+    latency = float(hass.states.get("sensor.openai_realtime_speech_latency").state)
+    assert 700 <= latency < 3000
