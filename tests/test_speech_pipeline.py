@@ -34,7 +34,7 @@ from tests.speech_helpers import (
     speech_16k,
 )
 
-LATENCY = "sensor.openai_realtime_speech_latency"
+LATENCY = "sensor.openai_realtime_assist_response_latency"
 AUDIO_OUTPUT_TOKENS = "sensor.openai_realtime_audio_output_tokens"
 TRANSCRIPTION_TOKENS = "sensor.openai_realtime_transcription_tokens"
 

@@ -86,5 +86,5 @@ async def test_latency_counts_from_the_end_of_the_users_speech(
     await satellite.reply()
     await hass.async_block_till_done()
 
-    latency = float(hass.states.get("sensor.openai_realtime_speech_latency").state)
+    latency = float(hass.states.get("sensor.openai_realtime_assist_response_latency").state)
     assert 700 <= latency < 3000

@@ -92,7 +92,8 @@ class SharedTurn:
         self.spoken = False
         self.closed = False
         self.speech_ended = time.monotonic()
-        """When the user's speech ended (the commit): the turn's latency counts from here."""
+        """When the user's speech ended (its last loud audio arrived; the silence the voice
+        detection waited for before the commit counted in): the turn's latency counts from here."""
         self.first_audio: float | None = None
         """When the first audio of the answer reached text-to-speech."""
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -227,8 +228,9 @@ class SharedTurns:
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[CALLBACK_TYPE] = []
         self.last_latency_ms: float | None = None
-        """The last turn's latency: from the end of the speech Home Assistant handed over to
-        the first answer audio handed back to it."""
+        """The last turn's latency: from the end of the user's speech in the stream Home
+        Assistant handed over (the voice detection's silence window counted in, as a device's
+        response latency) to the first answer audio handed back to it."""
 
     @callback
     def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
@@ -399,8 +401,7 @@ async def async_hear(
             f"{DOMAIN} transcript {conversation_id}",
         )
         try:
-            await async_send_speech(client, stream)
-            turn.speech_ended = time.monotonic()
+            turn.speech_ended = await async_send_speech(client, stream)
             await client.commit_audio()
             turn.follow(await client.create_response())
             turns.async_add(turn)

@@ -12,7 +12,10 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import replace
 import struct
+import time
 from typing import Any, Final
+
+import numpy as np
 
 from .audio.resampler import Resampler
 from .const import CONF_TRANSCRIPTION_MODEL, RECOMMENDED_TRANSCRIPTION_MODEL, TRANSCRIPTION_OFF
@@ -36,6 +39,10 @@ MODEL_RATE: Final = 24000
 """What the Realtime service takes and speaks: PCM16 mono 24 kHz."""
 TRANSCRIPT_TIMEOUT: Final = 15.0
 """Seconds the input transcript may take after the commit."""
+SPEECH_RANGE: Final = 0.1
+"""Audio within 20 dB of the loudest of a stream counts as speech (for its end)."""
+SILENCE_LEVEL: Final = 64.0
+"""An RMS level (of 32768) below which a chunk is silence, whatever the stream's loudest."""
 
 LANGUAGES: Final = [
     *("af", "ar", "az", "be", "bg", "bs", "ca", "cs", "cy", "da", "de", "el", "en", "es"),
@@ -62,14 +69,45 @@ def transcription(options: Mapping[str, Any], language: str | None) -> Transcrip
     return Transcription(model=model, language=transcription_language(language))
 
 
-async def async_send_speech(client: RealtimeClient, stream: AsyncIterable[bytes]) -> None:
-    """Send the pipeline's 16 kHz speech to the session at 24 kHz."""
+class SpeechEnd:
+    """When the user's speech in a pipeline's stream ended: the arrival of its last loud audio.
+
+    A stream ends once a voice detection (Home Assistant's or the satellite's) has heard a
+    stretch of silence after the speech; a turn's latency counts that silence in, as a xiaozhi
+    device's does (`bridge/latency.py`). Loud is within `SPEECH_RANGE` of the loudest chunk so
+    far (and above digital silence): the room's noise after the speech is not.
+    """
+
+    __slots__ = ("at", "peak")
+
+    def __init__(self) -> None:
+        """No speech yet."""
+        self.peak = 0.0
+        self.at: float | None = None
+
+    def heard(self, pcm: bytes, arrived: float) -> None:
+        """A chunk of 16-bit PCM arrived at `arrived` (monotonic seconds)."""
+        samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32)
+        if not samples.size:
+            return
+        level = float(np.sqrt(np.mean(samples * samples)))
+        self.peak = max(self.peak, level)
+        if level >= max(self.peak * SPEECH_RANGE, SILENCE_LEVEL):
+            self.at = arrived
+
+
+async def async_send_speech(client: RealtimeClient, stream: AsyncIterable[bytes]) -> float:
+    """Send the pipeline's 16 kHz speech to the session at 24 kHz; when the speech ended
+    (monotonic seconds: its last loud audio, else the end of the stream)."""
     resampler = Resampler(PIPELINE_RATE, MODEL_RATE)
+    end = SpeechEnd()
     async for chunk in stream:
+        end.heard(chunk, time.monotonic())
         if pcm := resampler.process(chunk):
             await client.append_audio(pcm)
     if pcm := resampler.flush():
         await client.append_audio(pcm)
+    return end.at if end.at is not None else time.monotonic()
 
 
 async def async_transcript(

@@ -186,9 +186,11 @@ def shared_turn_agent(
 
 
 class SpeechLatencySensor(RealtimeSpeechEntity, SensorEntity):
-    """How long the last shared turn took to answer: from the end of the speech Home Assistant
-    handed over to the first answer audio handed back (its conversion for the satellite, the
-    network and the playback buffer not included)."""
+    """How long the last shared turn took to answer, as a device's *Response latency*: from
+    the end of the user's speech (the voice detection's silence window counted in) to the first
+    answer audio. That audio is the one handed back to Home Assistant: its conversion for the
+    satellite, the network and the playback buffer are not included (Home Assistant and the
+    satellite's integration send it, not this integration)."""
 
     _attr_should_poll = False
     _attr_device_class = SensorDeviceClass.DURATION
