@@ -17,10 +17,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime_voice.const import SUBENTRY_CONVERSATION
 from custom_components.openai_realtime_voice.realtime.usage import TRANSCRIPTION_PRICES, Usage
+from custom_components.openai_realtime_voice.services_api.camera import LOOK_AT_CAMERA_TOOL
 from custom_components.openai_realtime_voice.settings import recommended_agent
 from custom_components.openai_realtime_voice.usage import effective_prices
 from realtime_server import RealtimeServer, ScriptedResponse, default_usage
 from realtime_server.discipline import TOKEN_USAGE
+from tests.camera_helpers import StillCamera
 from tests.speech_helpers import (
     TTS,
     create_pipeline,
@@ -167,3 +169,26 @@ async def test_text_to_speech_alone_reads_in_the_chosen_voice(
     update = realtime_server.of_type("session.update")[0]["session"]
     assert update["audio"]["output"]["voice"] == "cedar"
     assert realtime_server.models[-1] == recommended_agent()["model"]
+
+
+async def test_shared_turn_offers_the_agents_tools(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    cameras: dict[str, StillCamera],
+    realtime_server: RealtimeServer,
+    hass_ws_client: Any,
+    hass_client: Any,
+) -> None:
+    """The answer started during speech to text offers what the agent offers in its own turns
+    (its services allowlist and image input): here the camera tool of an agent with image
+    input on."""
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    realtime_server.user_transcript = "What do you see?"
+    realtime_server.script(ScriptedResponse(text="Nothing.", audio=sine_24k(200)))
+
+    run = await run_speech(ws, pipeline_id, speech_16k(600))
+    await fetch_speech(await hass_client(), run.tts_url)
+
+    tools = realtime_server.of_type("session.update")[0]["session"]["tools"]
+    assert [tool["name"] for tool in tools if tool["name"].endswith(LOOK_AT_CAMERA_TOOL)]
