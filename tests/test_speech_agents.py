@@ -22,7 +22,6 @@ from custom_components.openai_realtime_voice.settings import recommended_agent
 from custom_components.openai_realtime_voice.usage import effective_prices
 from realtime_server import RealtimeServer, ScriptedResponse, default_usage
 from realtime_server.discipline import TOKEN_USAGE
-from tests.camera_helpers import StillCamera
 from tests.speech_helpers import (
     TTS,
     create_pipeline,
@@ -171,10 +170,10 @@ async def test_text_to_speech_alone_reads_in_the_chosen_voice(
     assert realtime_server.models[-1] == recommended_agent()["model"]
 
 
+@pytest.mark.usefixtures("cameras")
 async def test_shared_turn_offers_the_agents_tools(
     hass: HomeAssistant,
     entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
-    cameras: dict[str, StillCamera],
     realtime_server: RealtimeServer,
     hass_ws_client: Any,
     hass_client: Any,
