@@ -22,8 +22,7 @@ from custom_components.openai_realtime_voice.const import (
     CONF_TOKEN_HASH,
     DOMAIN,
 )
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from tests.device_helpers import device_client, pair, simulator
+from tests.device_helpers import device_client, device_home, pair, simulator
 from tests.realtime_server import RealtimeServer, default_usage
 
 
@@ -55,7 +54,7 @@ async def test_diagnostics_redact_every_secret(
         entry = hass.config_entries.async_entries(DOMAIN)[0]
         assert entry.state is ConfigEntryState.LOADED
         entry.runtime_data.usage.record(default_usage())
-        state = hass.data[DATA_HUB].states[paired.mac]
+        state = device_home(hass, paired.mac).state
         state.latencies.extend([510.0, 730.0])
         state.last_latency_ms = 730.0
         state.errors["realtime_timeout"] += 2

@@ -34,25 +34,23 @@ from homeassistant.components.assist_satellite.const import PREANNOUNCE_URL
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
 from homeassistant.components.assist_satellite.errors import SatelliteBusyError
 from homeassistant.components.ffmpeg import get_ffmpeg_manager
-from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import OpenAIRealtimeConfigEntry
 from .bridge import (
-    DATA_BRIDGES,
-    DATA_SATELLITES,
     BridgePath,
     MediaError,
     SpeechBridge,
     async_device_action,
     async_transcode,
     async_tts_to_pcm,
+    serving,
 )
 from .const import DOMAIN
-from .endpoint import DeviceState
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
+from .home import DeviceHome
+from .models import OpenAIRealtimeConfigEntry
 from .realtime import RealtimeError
 
 PARALLEL_UPDATES = 0
@@ -69,7 +67,7 @@ async def async_setup_entry(
     async_add_device_entities(
         entry,
         async_add_entities,
-        lambda subentry, state: [XiaozhiAssistSatellite(subentry, state)],
+        lambda home: [XiaozhiAssistSatellite(home)],
     )
 
 
@@ -84,17 +82,16 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
     # for it to be decoded again. An engine that answers in MP3 is converted to WAV by HA.
     _attr_tts_options = {tts.ATTR_PREFERRED_FORMAT: "wav"}
 
-    def __init__(self, subentry: ConfigSubentry, state: DeviceState) -> None:
-        """Attach the satellite to its device."""
-        super().__init__(subentry, state, SATELLITE)
+    def __init__(self, home: DeviceHome) -> None:
+        """Become the face of a paired device's home."""
+        super().__init__(home, SATELLITE)
         self._mirrored = False
 
     @override
     async def async_added_to_hass(self) -> None:
         """Become the device's satellite and follow its bridge."""
         await super().async_added_to_hass()
-        satellites = self.hass.data[DATA_SATELLITES]
-        self.async_on_remove(satellites.async_register(self.device.mac, self))
+        self.async_on_remove(self.home.async_show(self))
         self.async_on_remove(self.device.async_add_listener(self._on_device_changed))
 
     @override
@@ -111,7 +108,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         The base class writes it on the events of a run, and the run that its removal
         cancels still ends with one.
         """
-        if self.hass.data[DATA_SATELLITES].satellite(self.device.mac) is self:
+        if self.home.face is self:
             super()._set_state(state)
 
     @contextmanager
@@ -174,7 +171,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
 
     def _serving(self) -> SpeechBridge | None:
         """The bridge serving the device now, if it is connected."""
-        return self.hass.data[DATA_BRIDGES].bridge(self.device.mac)
+        return serving(self.home)
 
     def _bridge(self) -> SpeechBridge:
         """The serving bridge; an idle board cannot be reached (see the module docstring)."""

@@ -23,6 +23,7 @@ from homeassistant.helpers import llm
 import probatio
 
 from .const import DOMAIN, LOGGER
+from .endpoint import DATA_HUB
 from .realtime import (
     FunctionCall,
     FunctionTool,
@@ -292,7 +293,8 @@ class TurnEngine:
         """
         outputs = {result.tool_call_id: tool_output(result.result) for result in results}
         # Pictures tools took (a camera snapshot) go in right before their outputs.
-        await async_send_parked(self.hass, client, outputs, self.entry_id)
+        if (hub := self.hass.data.get(DATA_HUB)) is not None:
+            await async_send_parked(hub.vision, client, outputs, self.entry_id)
         if self.rounds >= self.max_rounds:
             LOGGER.warning(
                 "%s: the model called tools in %d responses in a row; the turn ends without "

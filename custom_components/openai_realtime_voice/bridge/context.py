@@ -13,10 +13,11 @@ from collections.abc import AsyncIterable, Coroutine
 from enum import StrEnum
 from typing import Any, Protocol
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant
 
 from ..endpoint import DeviceConnection, DeviceState
+from ..home import DeviceHome
+from ..models import OpenAIRealtimeConfigEntry
 from ..realtime import RealtimeClient, RealtimeError, RealtimeResponse, SessionConfig
 from ..xiaozhi import ListenMode
 
@@ -45,8 +46,12 @@ class BridgeContext(Protocol):
         """Home Assistant."""
 
     @property
-    def entry(self) -> ConfigEntry[Any]:
+    def entry(self) -> OpenAIRealtimeConfigEntry:
         """The service entry the device is paired with."""
+
+    @property
+    def home(self) -> DeviceHome:
+        """The device's home in that entry (its state, budget and satellite)."""
 
     @property
     def connection(self) -> DeviceConnection:

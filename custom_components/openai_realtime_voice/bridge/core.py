@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, Coroutine, Sequence
 import re
 from typing import Any, Final
 
-from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 
@@ -30,6 +30,8 @@ from ..const import (
     RECOMMENDED_LISTENING_TIMEOUT,
 )
 from ..endpoint import DeviceConnection, DeviceState
+from ..home import DeviceHome
+from ..models import OpenAIRealtimeConfigEntry
 from ..profile import effective_options
 from ..realtime import RealtimeClient, RealtimeError, RealtimeSessionClosed
 from ..xiaozhi import (
@@ -68,21 +70,19 @@ class SpeechBridge:
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: ConfigEntry[Any],
-        subentry: ConfigSubentry,
+        entry: OpenAIRealtimeConfigEntry,
+        home: DeviceHome,
         connection: DeviceConnection,
     ) -> None:
         """Prepare; `async_start()` begins once the device said hello."""
         self.entry = entry
-        self.subentry = subentry
+        self.home = home
         self.connection = connection
         self.phase = BridgePhase.IDLE
         self.tasks: set[asyncio.Task[Any]] = set()
         self.speaker = Speaker(self)
         self.actions = Actions(self)
-        self.realtime = RealtimeEngine(
-            self, self.speaker, DeviceTurns(hass, connection.state), self.actions
-        )
+        self.realtime = RealtimeEngine(self, self.speaker, DeviceTurns(hass, home), self.actions)
         self.engine: Engine = self.realtime
         self._hello = asyncio.Event()
         self._ready: asyncio.Future[Unusable] = hass.loop.create_future()
@@ -96,6 +96,11 @@ class SpeechBridge:
     def hass(self) -> HomeAssistant:
         """Home Assistant."""
         return self.connection.hass
+
+    @property
+    def subentry(self) -> ConfigSubentry:
+        """The device's subentry as it is now (a reconfigure replaces the object)."""
+        return self.entry.subentries.get(self.home.subentry.subentry_id, self.home.subentry)
 
     @property
     def device(self) -> DeviceState:
@@ -153,10 +158,11 @@ class SpeechBridge:
     async def async_stop(self) -> None:
         """Cancel every task and close the Realtime session and the speaker.
 
-        The device connection calls this (after the registry forgot the bridge) while its
-        handler may be cancelled itself, so the state is released first and the awaited
-        cleanup is shielded.
+        The device connection calls this while its handler may be cancelled itself, so the
+        home forgets the bridge first, the state is released next and the awaited cleanup
+        is shielded.
         """
+        self.home.async_release(self)
         for remove in self._remove_listeners:
             remove()
         self._remove_listeners.clear()
@@ -297,13 +303,9 @@ class SpeechBridge:
         options = self.options() if options is None else options
         return Context(user_id=options.get(CONF_DEVICE_USER) or None)
 
-    def _current_subentry(self) -> ConfigSubentry:
-        """The device's subentry as it is now (a reconfigure replaces the object)."""
-        return self.entry.subentries.get(self.subentry.subentry_id, self.subentry)
-
     def options(self) -> dict[str, Any]:
         """The entry's settings with this device's profile applied (read at each session)."""
-        return effective_options(self.hass, self.entry, self._current_subentry())
+        return effective_options(self.hass, self.entry, self.subentry)
 
     def device_id(self) -> str | None:
         """The device registry id of this device, if registered."""
@@ -314,7 +316,7 @@ class SpeechBridge:
 
     def _waits_for_playback(self) -> bool:
         """Whether the device's firmware plays its queue out at `tts stop` (v2.2.2 and later)."""
-        firmware = self._current_subentry().data.get(CONF_FIRMWARE)
+        firmware = self.subentry.data.get(CONF_FIRMWARE)
         found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", str(firmware or ""))
         if found is None:
             return False  # unknown: wait, as for old firmware

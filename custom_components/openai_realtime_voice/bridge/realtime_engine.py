@@ -11,7 +11,6 @@ engine tells the router to use the Assist pipeline and tries again on a schedule
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Sequence
 import contextlib
 from dataclasses import replace
@@ -24,7 +23,6 @@ from homeassistant.components.conversation.trace import (
     async_conversation_trace,
 )
 from homeassistant.core import callback
-from homeassistant.util.hass_dict import HassKey
 
 from ..budget import BudgetExhaustedError
 from ..const import CONF_GREETING, DOMAIN, LOGGER
@@ -64,9 +62,6 @@ MIN_COMMIT_MS: Final = 100
 GREETING_QUIET: Final = 0.5
 """Seconds after the session opens in which speech from the user cancels the greeting."""
 
-DATA_DETECTS: HassKey[dict[str, deque[float]]] = HassKey(f"{DOMAIN}_detect_times")
-"""When each device's recent `listen detect` requests were answered."""
-
 ANNOUNCE_KEY: Final = "announce"
 SILENT_KEY: Final = "silent"
 """Metadata of out-of-band text responses the bridge reads itself and never plays."""
@@ -98,9 +93,7 @@ class RealtimeEngine:
         self._turn_ms = 0  # user audio sent since the last commit (manual mode)
         self.user_speaking = False
         # Per device, not per connection: reconnecting does not reset the typed-turn budget.
-        self._detects = DetectBudget(
-            ctx.hass.data.setdefault(DATA_DETECTS, {}).setdefault(ctx.device.mac, deque())
-        )
+        self._detects = DetectBudget(ctx.home.detects)
 
     @property
     def path(self) -> BridgePath:

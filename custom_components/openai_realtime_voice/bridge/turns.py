@@ -23,13 +23,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import chat_session, llm
 
 from ..const import DOMAIN
-from ..endpoint import DeviceState
+from ..home import DeviceHome
 from ..realtime import FunctionTool, RealtimeClient, RealtimeResponse
 from ..realtime.tracker import UNTRANSCRIBED
 from ..services_api import SPOKEN_DIALOGUE
 from ..turn import ToolRoundsExceededError, TurnEngine, no_user_context
 from ..xiaozhi import McpClient, McpTool
-from .satellites import DATA_SATELLITES
 from .tools import DeviceToolsAPI
 
 MAX_PLACEHOLDERS: Final = 8
@@ -70,10 +69,11 @@ class _Placeholder:
 class DeviceTurns:
     """One device connection's conversation as Home Assistant's chat log records it."""
 
-    def __init__(self, hass: HomeAssistant, device: DeviceState) -> None:
+    def __init__(self, hass: HomeAssistant, home: DeviceHome) -> None:
         """Start with no turn heard; the chat session is created on first use."""
         self.hass = hass
-        self.device = device
+        self.home = home
+        self.device = home.state
         self.conversation_id: str | None = None
         self.transcribing = False
         """Whether the session transcribes the user's audio (set with each session)."""
@@ -153,8 +153,8 @@ class DeviceTurns:
             return None  # logged; the device listens again
 
     def _agent_id(self) -> str:
-        satellite = self.hass.data[DATA_SATELLITES].satellite(self.device.mac)
-        return satellite.entity_id if satellite is not None else DOMAIN
+        face = self.home.face
+        return face.entity_id if face is not None else DOMAIN
 
     @contextlib.contextmanager
     def chat_log(self) -> Iterator[conversation.ChatLog]:
