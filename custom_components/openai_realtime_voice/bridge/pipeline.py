@@ -203,6 +203,16 @@ class AssistFallback:
         async for chunk in async_tts_to_pcm(ffmpeg, stream.async_stream_result()):
             yield chunk
 
+    async def async_end_run(self) -> None:
+        """The satellite goes away: cancel the turn's pipeline run and wait until it ended.
+
+        Cancelling the run cancels Home Assistant's pipeline task it awaits, so the run's
+        last events reach the satellite while it is still added.
+        """
+        if (run := self._run) is not None and not run.done():
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+
     async def async_stop(self) -> None:
         """End the audio stream and cancel every run still going."""
         self._stopped = True
