@@ -140,7 +140,7 @@ async def refuse_realtime(
     await until(
         lambda: (
             bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
-            and bridge_of(hass, state).fallback is not None
+            and bridge_of(hass, state).pipeline is not None
         )
     )
 

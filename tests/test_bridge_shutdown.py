@@ -71,7 +71,7 @@ async def assert_released(device: DeviceSimulator, bridge: SpeechBridge) -> None
     assert bridge.connection.close_reason is not None
     assert not bridge.tasks
     assert bridge.home.bridge is None
-    assert bridge.fallback is None
+    assert bridge.pipeline is None
     assert bridge.client is None
     await device.close()
 

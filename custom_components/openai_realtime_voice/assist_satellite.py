@@ -100,8 +100,8 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, SatelliteShim):
     @override
     async def async_will_remove_from_hass(self) -> None:
         """A fallback run in progress ends with the entity, while its state can still change."""
-        if (bridge := serving(self.home)) is not None and bridge.fallback is not None:
-            await bridge.fallback.async_end_run()
+        if (bridge := serving(self.home)) is not None and bridge.pipeline is not None:
+            await bridge.pipeline.async_end_run()
         await super().async_will_remove_from_hass()
 
     @override
@@ -170,8 +170,8 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, SatelliteShim):
     def on_pipeline_event(self, event: PipelineEvent) -> None:
         """Fallback runs: the bridge shows the text and plays the spoken answer."""
         bridge = serving(self.home)
-        if bridge is not None and bridge.fallback is not None:
-            bridge.fallback.on_pipeline_event(event)
+        if bridge is not None and bridge.pipeline is not None:
+            bridge.pipeline.on_pipeline_event(event)
 
     def _bridge(self) -> SpeechBridge:
         """The serving bridge; an idle board cannot be reached (see the module docstring)."""

@@ -8,7 +8,7 @@ from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge
 from .downlink import DeviceOutput, Downlink
 from .errors import async_device_action
 from .media import MediaError, async_transcode, async_tts_to_pcm
-from .pipeline import AssistFallback
+from .pipeline import PipelineEngine
 from .realtime_engine import RealtimeEngine
 from .sentences import SentenceSplitter
 from .serve import async_serve_device, serving
@@ -20,7 +20,6 @@ __all__ = [
     "BATCH_MS",
     "DEVICE_PREFIX",
     "Actions",
-    "AssistFallback",
     "BridgeBusyError",
     "BridgeContext",
     "BridgePath",
@@ -30,6 +29,7 @@ __all__ = [
     "Downlink",
     "Engine",
     "MediaError",
+    "PipelineEngine",
     "RealtimeEngine",
     "SentenceSplitter",
     "Speaker",

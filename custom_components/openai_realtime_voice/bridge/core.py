@@ -3,7 +3,7 @@
 `SpeechBridge` is a router. It follows the device connection's events and hands each turn
 (listen start, audio, listen stop, typed text) to the active `Engine`: the `RealtimeEngine`
 (the device's own Realtime session) or, while the service is unreachable or refuses, the
-Assist pipeline (`AssistFallback`) until Realtime is back. Playback is the `Speaker`'s
+Assist pipeline (`PipelineEngine`) until Realtime is back. Playback is the `Speaker`'s
 (replies in order, barge-in, pacing); the automation actions are the `Actions`'. The router
 owns every task, the conversation's phase and the listening timeout.
 """
@@ -47,7 +47,7 @@ from ..xiaozhi import (
 from .actions import Actions, BridgeBusyError
 from .context import BridgePath, BridgePhase, Engine
 from .downlink import Downlink
-from .pipeline import AssistFallback
+from .pipeline import PipelineEngine
 from .realtime_engine import RealtimeEngine
 from .speaker import Speaker
 from .turns import DeviceTurns
@@ -113,9 +113,9 @@ class SpeechBridge:
         return self.engine.path
 
     @property
-    def fallback(self) -> AssistFallback | None:
+    def pipeline(self) -> PipelineEngine | None:
         """The Assist pipeline engine while it stands in for Realtime."""
-        return self.engine if isinstance(self.engine, AssistFallback) else None
+        return self.engine if isinstance(self.engine, PipelineEngine) else None
 
     @property
     def client(self) -> RealtimeClient | None:
@@ -198,7 +198,7 @@ class SpeechBridge:
         return task
 
     async def _run(self) -> None:
-        """Load the codec, wait for the hello, then keep a Realtime session (or the fallback)."""
+        """Load the codec, wait for the hello, then keep a Realtime session (or the pipeline)."""
         try:
             await self.hass.async_add_executor_job(load_opuslib)
         except OpusNotFoundError as err:
@@ -232,14 +232,14 @@ class SpeechBridge:
     # --- engines ----------------------------------------------------------------------------
 
     async def use_realtime(self) -> None:
-        """Back on Realtime: detach the fallback before stopping it, so both never serve."""
+        """Back on Realtime: detach the pipeline engine before stopping it, so both never serve."""
         engine, self.engine = self.engine, self.realtime
         self.device.async_notify()
         if engine is not self.realtime:
             self._logged.discard("realtime")  # the next outage is logged again
             await engine.async_stop()
 
-    def use_fallback(self, error: RealtimeError) -> None:
+    def use_pipeline(self, error: RealtimeError) -> None:
         """Switch to the Assist pipeline; say why once per outage."""
         self.device.errors["realtime"] += 1
         if self.path is BridgePath.REALTIME:
@@ -248,10 +248,10 @@ class SpeechBridge:
                 self.device.mac,
                 error,
             )
-            self.engine = fallback = AssistFallback(self)
+            self.engine = pipeline = PipelineEngine(self)
             session = self.connection.session
             if session.listening and not session.speaking and not self.connection.closed:
-                fallback.take_over(session.listen_mode, self.realtime.take_unsent())
+                pipeline.take_over(session.listen_mode, self.realtime.take_unsent())
         self.device.async_notify()
 
     # --- device events ----------------------------------------------------------------------

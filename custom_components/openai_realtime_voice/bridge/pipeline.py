@@ -27,7 +27,7 @@ from .media import MediaError, async_tts_to_pcm
 from .uplink import Commit, Uplink, UplinkItem
 
 
-class AssistFallback:
+class PipelineEngine:
     """The Assist pipeline engine: the device's turns through the pipeline of its satellite."""
 
     def __init__(self, bridge: BridgeContext) -> None:

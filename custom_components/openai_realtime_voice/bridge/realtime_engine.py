@@ -45,7 +45,7 @@ from ..realtime import (
 from ..realtime.response import BYTES_PER_MS
 from ..repairs import async_quota_issue, async_report_refusal, async_setting_issue
 from ..xiaozhi import ListenMode
-from .context import BridgePath, BridgePhase, RealtimeContext, SessionHooks
+from .context import BridgeContext, BridgePath, BridgePhase, SessionHooks
 from .latency import speech_end, speech_start
 from .session_setup import async_device_session_config
 from .speaker import Speaker
@@ -73,7 +73,7 @@ class RealtimeEngine:
     retry_delays: ClassVar[Sequence[float]] = RETRY_DELAYS
 
     def __init__(
-        self, ctx: RealtimeContext, speaker: Speaker, turns: DeviceTurns, hooks: SessionHooks
+        self, ctx: BridgeContext, speaker: Speaker, turns: DeviceTurns, hooks: SessionHooks
     ) -> None:
         """Prepare; `async_run()` opens the session once the bridge is ready."""
         self._ctx = ctx
@@ -140,7 +140,7 @@ class RealtimeEngine:
             try:
                 client = await self._open_client()
             except RealtimeError as err:
-                self._use_fallback(err)
+                self._use_pipeline(err)
                 await self._retry_later(retry, err)
                 continue
             self._proven = False
@@ -165,7 +165,7 @@ class RealtimeEngine:
                     error = err
                 else:  # pragma: no cover - stopped: the router cancels this task
                     return
-            self._use_fallback(error)
+            self._use_pipeline(error)
             if self._proven:
                 retry.reset()
             await self._retry_later(retry, error)
@@ -178,12 +178,12 @@ class RealtimeEngine:
             await asyncio.Future()  # until the entry reloads (the router cancels this task)
         await retry.wait()
 
-    def _use_fallback(self, error: RealtimeError) -> None:
+    def _use_pipeline(self, error: RealtimeError) -> None:
         # The router logs the outage; the entry's monitor follows it (and raises its issue).
         # A used-up budget is no outage: the service is not probed for it.
         if not isinstance(error, BudgetExhaustedError):
             self._ctx.entry.runtime_data.service.failed(error, logged=True)
-        self._ctx.use_fallback(error)
+        self._ctx.use_pipeline(error)
         self._client_changed.set()  # the uplink stops waiting for a session
 
     async def async_stop(self) -> None:
