@@ -16,7 +16,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.const import DEVICE_WS_PATH, OTA_PATH
 from custom_components.openai_realtime_voice.endpoint import connection as device_connection
-from custom_components.openai_realtime_voice.endpoint.view import bearer_token
+from custom_components.openai_realtime_voice.endpoint.pairing import bearer_token
 from custom_components.openai_realtime_voice.xiaozhi import (
     AbortRequested,
     DeviceEvent,

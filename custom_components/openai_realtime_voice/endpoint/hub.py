@@ -20,7 +20,7 @@ from datetime import datetime
 import time
 from typing import Any, Final, Protocol
 
-from homeassistant.config_entries import ConfigEntry, ConfigEntryState, ConfigSubentry
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util.hass_dict import HassKey
@@ -31,7 +31,7 @@ from ..repairs import async_firmware_issue
 from ..vision import VisionHub
 from ..xiaozhi import McpTool
 from .logins import LoginAttempts
-from .pairing import DevicePairing, device_subentries, display_text, find_paired, token_matches
+from .pairing import DevicePairing, display_text, find_paired
 
 LATENCY_HISTORY: Final = 50
 """Response latencies kept per device for diagnostics."""
@@ -121,37 +121,6 @@ class DeviceHub:
     def find_paired(self, mac: str) -> tuple[ConfigEntry[Any], ConfigSubentry] | None:
         """The loaded entry and subentry a device is paired to, if any."""
         return find_paired(self.hass, mac)
-
-    def authenticate(
-        self, mac: str | None, token: str | None
-    ) -> tuple[ConfigEntry[Any], ConfigSubentry] | None:
-        """The loaded entry and subentry whose stored hash matches this device's token.
-
-        The comparison is constant-time; a token handed over but not yet used is dropped
-        from memory once it has been presented successfully. The caller keeps what is
-        found: one connect looks its pairing up once.
-        """
-        if mac is None or not token or (found := self.find_paired(mac)) is None:
-            return None
-        if not token_matches(found[1], token):
-            return None
-        self.pairing.forget_handover(mac)
-        return found
-
-    def paired_while_unloaded(self, mac: str | None, token: str | None) -> bool:
-        """Whether the token is valid for a device of an entry that is not loaded right now.
-
-        Such a device is not an intruder: it is told to come back later, and no failed
-        login is counted against its address.
-        """
-        if mac is None or not token:
-            return False
-        return any(
-            subentry.unique_id == mac and token_matches(subentry, token)
-            for entry in self.hass.config_entries.async_entries(DOMAIN)
-            if entry.state is not ConfigEntryState.LOADED
-            for subentry in device_subentries(entry)
-        )
 
     @callback
     def async_report_firmware(

@@ -17,7 +17,6 @@ from ..const import CONF_DEVICE_WEBSOCKET_URL, DEVICE_WS_PATH, LOGGER, VISION_PA
 from ..rate_limit import RateLimiter
 from ..vision import image_input_allowed
 from .hub import DATA_HUB
-from .pairing import normalize_mac
 
 MAX_MESSAGE_SIZE: Final = 256 * 1024
 """Largest WebSocket message accepted at all; the session refuses smaller oversized frames."""
@@ -50,16 +49,6 @@ class DeviceServer(Protocol):
         vision: tuple[str, str] | None,
     ) -> Awaitable[None]:
         """Serve the prepared WebSocket; returns when the device has left."""
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, or None."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
 
 
 def vision_url(request: web.Request, websocket_url: str | None) -> str:
@@ -103,35 +92,28 @@ class DeviceWebSocketView(HomeAssistantView):
         self._warned_sources = RateLimiter(1, REFUSAL_LOG_WINDOW)
         self._warnings = RateLimiter(REFUSAL_WARNINGS, REFUSAL_LOG_WINDOW)
 
-    def _log_refusal(self, source: str, mac: str | None, why: str) -> None:
-        """Warn about a refused device once per address and window; a flood goes to debug."""
-        level = logging.DEBUG
-        if self._warned_sources.allow(source) and self._warnings.allow(""):
-            level = logging.WARNING
-        LOGGER.log(
-            level,
-            "Refused a device connection from %s (Device-Id %s): %s",
-            source,
-            mac or "missing",
-            why,
-        )
-
     async def get(self, request: web.Request) -> web.StreamResponse:
         """Check the device's token, upgrade, and serve it until it leaves."""
         hass = request.app[KEY_HASS]
         hub = hass.data[DATA_HUB]
-        mac = normalize_mac(request.headers.get("Device-Id"))
-        token = bearer_token(request.headers.get("Authorization"))
-        if (found := hub.authenticate(mac, token)) is None or mac is None:
-            if hub.paired_while_unloaded(mac, token):
+        login = hub.pairing.authenticate(request.headers)
+        if (found := login.found) is None:
+            if login.not_loaded:
                 # A known device while its entry reloads or waits for a new key: not a
                 # failed login (no ban, no notification), just "come back later".
-                LOGGER.debug("Device %s connected while its entry is not loaded", mac)
+                LOGGER.debug("Device %s connected while its entry is not loaded", login.mac)
                 return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE, text="not ready")
-            self._log_refusal(
-                request.remote or "unknown", mac, "no token" if token is None else "invalid token"
+            # Warned once per address and window; a flood goes to debug.
+            source = request.remote or "unknown"
+            warn = self._warned_sources.allow(source) and self._warnings.allow("")
+            LOGGER.log(
+                logging.WARNING if warn else logging.DEBUG,
+                "Refused a device connection from %s (Device-Id %s): %s",
+                source,
+                login.mac or "missing",
+                "no token" if login.token is None else "invalid token",
             )
-            await hub.logins.async_refused(request, mac, token)
+            await hub.logins.async_refused(request, login.mac, login.token)
             return web.Response(status=HTTPStatus.UNAUTHORIZED)
         process_success_login(request)
         version: int | None = None
@@ -143,6 +125,7 @@ class DeviceWebSocketView(HomeAssistantView):
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE, decode_text=False)
         await ws.prepare(request)
         entry, subentry = found
+        mac = str(subentry.unique_id)
         # A camera board uploads its photos beside this socket, with a token of its own that
         # ends with this connection (never the device's main token).
         vision: tuple[str, str] | None = None
