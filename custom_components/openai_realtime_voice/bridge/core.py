@@ -367,9 +367,7 @@ class SpeechBridge:
 
     async def async_interrupt(self) -> None:
         """Barge-in: cut the reply now, `tts stop`, cancel and truncate to what was heard."""
-        if (cut := await self.speaker.cut()) is not None:
-            playing, played = cut
-            await self.realtime.cancel(playing, played)
+        await self.realtime.interrupt()
 
     async def end_speech(self) -> None:
         """`tts stop`: the device listens again (or idles in manual mode)."""

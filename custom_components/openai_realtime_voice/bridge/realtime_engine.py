@@ -245,7 +245,7 @@ class RealtimeEngine:
                     )
                     self._ctx.note_activity()
                     if self._speaker.speaking:
-                        await self._ctx.async_interrupt()
+                        await self.interrupt()
                     if self.connection.session.listening:
                         # Else the report is late: the device's microphone is already closed.
                         self._ctx.set_phase(BridgePhase.LISTENING)
@@ -477,7 +477,7 @@ class RealtimeEngine:
                 self._ctx.fail(
                     "stalled", f"Realtime reply stalled for {self._speaker.stall_timeout:g} s"
                 )
-                await self._ctx.async_interrupt()
+                await self.interrupt()
                 return
             if response.cancelled:
                 return
@@ -506,10 +506,11 @@ class RealtimeEngine:
         """A reply's tools are about to run: the device shows it is working."""
         self._ctx.set_phase(BridgePhase.PROCESSING)
 
-    async def cancel(self, response: RealtimeResponse | None, played_ms: int) -> None:
-        """The user cut `response` after `played_ms`: cancel it and truncate to what was heard."""
-        if (client := self.client) is not None:
-            await client.cancel(played_ms, response=response)
+    async def interrupt(self) -> None:
+        """Barge-in: the speaker cuts the reply now; cancel it and truncate to what was heard."""
+        if (cut := await self._speaker.cut()) is not None and (client := self.client) is not None:
+            playing, played_ms = cut
+            await client.cancel(played_ms, response=playing)
 
 
 __all__ = [
