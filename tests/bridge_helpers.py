@@ -15,9 +15,9 @@ from custom_components.openai_realtime_voice.bridge import BridgePath, SpeechBri
 from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.endpoint.hub import DeviceState
 from custom_components.openai_realtime_voice.xiaozhi import ListenDetect, encode_object
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from tests.device_helpers import bridge_at, connected_device, device_home, until
-from tests.realtime_server import RealtimeServer
 
 
 async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:

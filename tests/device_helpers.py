@@ -26,20 +26,20 @@ from custom_components.openai_realtime_voice.const import (
 from custom_components.openai_realtime_voice.endpoint.connection import DeviceConnection
 from custom_components.openai_realtime_voice.home import DeviceHome
 from custom_components.openai_realtime_voice.models import find_home
-from custom_components.openai_realtime_voice.settings import default_options
 from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
-from tests.realtime_server import RealtimeServer
+from tests.agent_helpers import service_entry
 
 
 async def setup_entry(
     hass: HomeAssistant, server: RealtimeServer, options: dict[str, Any] | None = None
 ) -> MockConfigEntry:
     """A loaded service entry talking to the test Realtime server."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
-        options={**default_options(), **(options or {})},
+    entry = service_entry(
+        {CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
+        options,
+        title="Mock Title",
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

@@ -10,9 +10,9 @@ import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgeBusyError
 from custom_components.openai_realtime_voice.realtime import RealtimeSessionClosed
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, tts_states
 from tests.device_helpers import until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 

@@ -14,9 +14,10 @@ import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgePhase
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
-from simulator.device import MAX_DECODE_PACKETS_IN_QUEUE
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
+from simulator.playback import MAX_DECODE_PACKETS_IN_QUEUE
 from simulator.speech import synthesize
-from tests.agent_helpers import TURN_ON
+from tests.agent_helpers import TURN_ON, set_settings
 from tests.bridge_helpers import (
     appended_audio,
     bridge_of,
@@ -30,7 +31,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -69,8 +69,8 @@ async def test_spoken_turn_turns_on_the_light(
     assert device.user_lines == ["turn on the kitchen lights"]
     outcomes = device.downlink_outcomes()
     assert outcomes == {"played": 25}  # 1500 ms in 60 ms frames
-    assert max(p.queue_depth for p in device.downlink) < MAX_DECODE_PACKETS_IN_QUEUE
-    assert len(device.played_pcm) == 25 * 1440 * 2
+    assert max(p.queue_depth for p in device.playback.downlink) < MAX_DECODE_PACKETS_IN_QUEUE
+    assert len(device.playback.played_pcm) == 25 * 1440 * 2
     # The device listens again, the latency was measured, the turn is in the chat log.
     await until(lambda: device.state.value == "listening")
     assert state.last_latency_ms is not None
@@ -146,7 +146,7 @@ async def test_device_tool_called_by_the_model(
     await say(device)
     await until(lambda: realtime_server.responses_done >= 2)
     await wait_tts(device, "stop")
-    assert device.volume == 30
+    assert device.mcp.volume == 30
     outputs = [
         event["item"]["output"]
         for event in realtime_server.of_type("conversation.item.create")
@@ -242,9 +242,7 @@ async def test_greeting_when_the_session_opens(
 ) -> None:
     """The optional greeting is spoken first."""
     entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, "greeting": "Hello there"}
-    )
+    set_settings(hass, entry, greeting="Hello there")
     realtime_server.script(ScriptedResponse(text="Hello there", audio=tone(120)))
     device = await bridged(hass, client)
     state = device_state(hass, device)

@@ -21,6 +21,7 @@ import pytest
 from custom_components.openai_realtime_voice.bridge import BridgePath, BridgePhase
 from custom_components.openai_realtime_voice.const import CONF_DEVICE_USER, DOMAIN
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
@@ -42,7 +43,6 @@ from tests.pipeline_providers import (
     Providers,
     dominant_hz,
 )
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("fast_retries")
 
@@ -123,7 +123,7 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
     assert rate == 24000
     outcomes = device.downlink_outcomes()
     assert set(outcomes) == {"played"}
-    played = bytes(device.played_pcm)
+    played = bytes(device.playback.played_pcm)
     # The WAV answer is resampled as it came (no MP3 round trip adding padding); only the last
     # frame is zero-padded.
     frame = rate * 2 * device.server_hello.frame_duration // 1000
@@ -176,7 +176,7 @@ async def test_announce_with_the_pipeline_tts(
     assert providers.tts.messages == ["Dinner is ready"]
     assert not realtime_server.of_type("response.create")
     await wait_tts(device, "stop")
-    played = bytes(device.played_pcm)
+    played = bytes(device.playback.played_pcm)
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
     assert len(played) >= 24000 * 2 * TONE_SECONDS * 0.95
     sentences = [m["text"] for m in device.messages if m.get("state") == "sentence_start"]
@@ -238,7 +238,7 @@ async def test_two_fallback_turns_on_a_realtime_mode_board(
         await until(lambda n=answers: len(providers.stt.requests) == n)
         assert device.state.value == "listening"
     assert len(providers.stt.requests) == 2
-    sent = [f for f in device.sent_frames if isinstance(f, str) and '"listen"' in f]
+    sent = [f for f in device.channel.sent_frames if isinstance(f, str) and '"listen"' in f]
     assert sum('"start"' in f for f in sent) == 1  # the board never repeated `listen start`
     await until(lambda: hass.states.get(entity_id).state == "listening")
     await disconnect(hass, device, state)
@@ -286,7 +286,7 @@ QUOTA = {
 
 def listen_starts(device: DeviceSimulator) -> int:
     """How many `listen start` messages the board sent."""
-    sent = [f for f in device.sent_frames if isinstance(f, str) and '"listen"' in f]
+    sent = [f for f in device.channel.sent_frames if isinstance(f, str) and '"listen"' in f]
     return sum('"start"' in f for f in sent)
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgePath
 from custom_components.openai_realtime_voice.realtime import RealtimeError
+from realtime_server import RealtimeServer
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect
-from tests.realtime_server import RealtimeServer
 
 pytestmark = pytest.mark.usefixtures("lights")
 

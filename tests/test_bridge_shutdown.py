@@ -22,10 +22,10 @@ from custom_components.openai_realtime_voice.bridge import (
     SpeechBridge,
 )
 from custom_components.openai_realtime_voice.const import DOMAIN
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridge_of, bridged, device_state
 from tests.device_helpers import device_client, until
-from tests.realtime_server import RealtimeServer
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.agent_helpers import TURN_ON
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, say, wait_tts
 from tests.device_helpers import until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 

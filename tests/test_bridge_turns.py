@@ -24,10 +24,10 @@ from custom_components.openai_realtime_voice.realtime import (
 )
 from custom_components.openai_realtime_voice.tools import ToolNames
 from custom_components.openai_realtime_voice.turn import MAX_TOOL_ROUNDS
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.agent_helpers import TURN_ON
 from tests.bridge_helpers import bridge_of, bridged, device_state, say, wait_tts
 from tests.device_helpers import release_devices, until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -77,7 +77,7 @@ async def test_device_tool_calls_are_recorded_and_replayed(
     await say(device)
     await until(lambda: realtime_server.responses_done >= 2)
     await wait_tts(device, "stop")
-    assert device.volume == 40
+    assert device.mcp.volume == 40
     assert hass.states.get("light.kitchen_lights").state == "on"
 
     content = _chat_log_content(hass, bridge_of(hass, state).turns.conversation_id)
@@ -203,7 +203,7 @@ async def test_device_tool_errors_and_timeouts_are_results(
     assert refused["error"] is True
     assert "out of range" in refused["data"]["error_text"]
 
-    device.mcp_mute = True  # the device stops answering MCP requests
+    device.mcp.mute = True  # the device stops answering MCP requests
     realtime_server.script(
         ScriptedResponse(calls=[ScriptedCall("device__self_get_device_status", "{}")]),
         ScriptedResponse(text="The device does not answer.", audio=tone(120)),

@@ -28,20 +28,17 @@ from custom_components.openai_realtime_voice.const import (
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.services_api import API_ID, agent_allowlist
 from custom_components.openai_realtime_voice.services_api.camera import LOOK_AT_CAMERA_TOOL
-from custom_components.openai_realtime_voice.settings import default_options
-from tests.agent_helpers import ask_agent
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.agent_helpers import ask_agent, service_entry
 from tests.camera_helpers import BROKEN, GARAGE, PORCH, StillCamera
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
 
 async def _agent_entry(
     hass: HomeAssistant, server: RealtimeServer, **options: Any
 ) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="OpenAI Realtime",
-        data={CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
-        options={**default_options(), CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID], **options},
+    entry = service_entry(
+        {CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
+        {CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID], **options},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

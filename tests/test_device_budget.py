@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 
-from simulator.device import SimulatorError
+from simulator.errors import SimulatorError
 from tests.device_helpers import connected_device, device_home, live, until
 
 FLOOD_FRAME_BYTES = 128 * 1024 - 64

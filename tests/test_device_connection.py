@@ -66,7 +66,7 @@ async def test_deadline_already_passed_closes_at_once(
     device = simulator(client)
     try:
         await pair(hass, device)
-        session = await device._http()
+        session = await device.http()
         headers = device.ws_headers()
         del headers["Protocol-Version"]  # optional: the session defaults to version 1
         async with session.ws_connect(str(device.nvs_websocket["url"]), headers=headers) as ws:
@@ -97,7 +97,7 @@ async def test_downlink_audio_keeps_the_channel_open(
         # The pending receive still waits with the old deadline: one frame starts a new one.
         events: list[DeviceEvent] = []
         connection.async_add_listener(events.append)
-        await device.send_mcp_notification("notifications/state_changed", {"state": "idle"})
+        await device.mcp.send_notification("notifications/state_changed", {"state": "idle"})
         await until(lambda: len(events) == 1)
         connection.session.send_tts_start()
         await connection.flush()
@@ -109,7 +109,7 @@ async def test_downlink_audio_keeps_the_channel_open(
             assert await connection.send_audio(OPUS_PACKET)
             sent += 1
             await asyncio.sleep(0.05)  # pace the downlink like a speaking reply
-        await until(lambda: len(device.downlink) == sent)
+        await until(lambda: len(device.playback.downlink) == sent)
         assert not connection.closed
         assert device.channel_open
         await device.wait_closed()
@@ -172,7 +172,7 @@ async def test_sends_while_closing_are_refused_quietly(
         assert connection.close_reason == "maintenance"
         await device.wait_closed()
         assert "alert" not in [m["type"] for m in device.messages]
-        assert device.volume == 70
+        assert device.mcp.volume == 70
         assert state.volume == 70
         # After the shutdown the MCP client itself refuses, and audio is not sent.
         with pytest.raises(McpClosedError):
@@ -200,7 +200,7 @@ async def test_set_volume_error_result(
     try:
         connection = live(hass, device.mac)
         state = device_home(hass, device.mac).state
-        device.mcp_mute = True  # the test answers the call itself, as another firmware might
+        device.mcp.mute = True  # the test answers the call itself, as another firmware might
         start = len(device.messages)
         call = hass.async_create_task(connection.async_set_volume(30))
         request = await device.wait_for_message(
@@ -218,7 +218,7 @@ async def test_set_volume_error_result(
         with pytest.raises(McpError, match=message):
             await call
         assert state.volume == 70
-        assert device.volume == 70
+        assert device.mcp.volume == 70
         await hass.async_block_till_done()
         [number] = hass.states.async_all("number")
         assert number.state == "70"
@@ -249,7 +249,7 @@ async def test_device_removed_while_connecting_gets_no_bridge(
                 assert hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
 
         state.async_add_listener(remove_on_attach)
-        session = await device._http()
+        session = await device.http()
         async with session.ws_connect(
             str(device.nvs_websocket["url"]), headers=device.ws_headers()
         ) as ws:

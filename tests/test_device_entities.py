@@ -53,10 +53,10 @@ async def test_entities_follow_the_connection(
         await hass.services.async_call(
             "number", "set_value", {"entity_id": ids["volume"], "value": 35}, blocking=True
         )
-        assert device.volume == 35
+        assert device.mcp.volume == 35
         assert hass.states.get(ids["volume"]).state == "35"
 
-        device.mcp_mute = True  # the device stops answering MCP
+        device.mcp.mute = True  # the device stops answering MCP
         connection = live(hass, device.mac)
         connection.mcp._timeout = 0.05
         with pytest.raises(HomeAssistantError, match="did not change its volume"):
@@ -78,7 +78,8 @@ async def test_volume_error_reply_and_offline(
     device = await connected_device(hass, client)
     try:
         ids = entity_ids(entity_registry, device.mac)
-        device.tools = [t for t in device.tools if t.name != "self.audio_speaker.set_volume"]
+        tools = device.mcp.tools
+        device.mcp.tools = [t for t in tools if t.name != "self.audio_speaker.set_volume"]
         with pytest.raises(HomeAssistantError, match="Unknown tool"):
             await hass.services.async_call(
                 "number", "set_value", {"entity_id": ids["volume"], "value": 10}, blocking=True

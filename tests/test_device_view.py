@@ -24,7 +24,9 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     ListenStarted,
     encode_audio_frame,
 )
-from simulator.device import DeviceSimulator, SimulatorError
+from realtime_server import RealtimeServer
+from simulator.device import DeviceSimulator
+from simulator.errors import SimulatorError
 from tests.device_helpers import (
     connected_device,
     device_client,
@@ -34,7 +36,6 @@ from tests.device_helpers import (
     simulator,
     until,
 )
-from tests.realtime_server import RealtimeServer
 
 LOOPBACK = ip_address("127.0.0.1")
 
@@ -78,7 +79,7 @@ async def test_pair_connect_and_hello(hass: HomeAssistant, client: TestClient) -
             "self.screen.set_theme", {"theme": "dark"}
         )
         assert result.text == "true"
-        assert device.theme == "dark"
+        assert device.mcp.theme == "dark"
     finally:
         await device.close()
     await until(lambda: not state.connected)
@@ -174,10 +175,10 @@ async def test_binary_framing_round_trip(
         connection.session.send_tts_start()
         await connection.flush()
         await until(lambda: device.state == "speaking")
-        packet = device.sent_frames[-1]
+        packet = device.channel.sent_frames[-1]
         assert isinstance(packet, bytes)
         assert await connection.send_audio(b"\xf8\xff\xfe")
-        await until(lambda: len(device.downlink) == 1)
+        await until(lambda: len(device.playback.downlink) == 1)
         assert device.downlink_outcomes() == {"played": 1}
 
         await device.abort()
@@ -195,7 +196,7 @@ async def test_hostile_input_keeps_the_session(
     device = await connected_device(hass, client, protocol_version=2)
     try:
         connection = live(hass, device.mac)
-        ws = device._ws
+        ws = device.channel.ws
         assert ws is not None
         hostile_text = [
             "not json",
@@ -246,7 +247,7 @@ async def test_binary_before_hello_closes_with_reason(
     device = simulator(client)
     try:
         await pair(hass, device)
-        session = await device._http()
+        session = await device.http()
         async with session.ws_connect(
             str(device.nvs_websocket["url"]), headers=device.ws_headers()
         ) as ws:
@@ -276,7 +277,7 @@ async def test_hello_and_idle_timeouts(
     device = simulator(client)
     try:
         await pair(hass, device)
-        session = await device._http()
+        session = await device.http()
         async with session.ws_connect(
             str(device.nvs_websocket["url"]), headers=device.ws_headers()
         ) as ws:
@@ -296,7 +297,7 @@ async def test_new_connection_replaces_the_old(hass: HomeAssistant, client: Test
     """One live connection per device: a second one closes the first."""
     device = await connected_device(hass, client)
     twin = DeviceSimulator(
-        device.ota_url,
+        device.ota.url,
         ws_url=str(device.nvs_websocket["url"]),
         mac=device.mac,
         token=str(device.nvs_websocket["token"]),
@@ -352,7 +353,7 @@ async def test_send_json_and_silent_mcp_server(
     """Raw messages reach the device; a device whose MCP server is silent stays connected."""
     monkeypatch.setattr(device_connection, "MCP_TIMEOUT", 0.05)
     device = simulator(client, has_screen=False)
-    device.mcp_mute = True
+    device.mcp.mute = True
     try:
         await pair(hass, device)
         await device.open_audio_channel()
@@ -411,8 +412,8 @@ async def test_vision_url_behind_a_trusted_proxy(
     try:
         await pair(hass, device)
         await device.open_audio_channel()
-        await until(lambda: device.vision is not None)
-        assert device.vision is not None
-        assert device.vision["url"] == "https://ha.example.com/api/openai_realtime_voice/vision"
+        await until(lambda: device.mcp.vision is not None)
+        assert device.mcp.vision is not None
+        assert device.mcp.vision["url"] == "https://ha.example.com/api/openai_realtime_voice/vision"
     finally:
         await device.close()

@@ -9,6 +9,7 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgePath, RealtimeEngine
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.bridge_helpers import (
     bridge_of,
     bridged,
@@ -19,7 +20,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import device_client, until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from custom_components.openai_realtime_voice.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
+from custom_components.openai_realtime_voice.endpoint import device_subentries
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.pairing import (
     ACTIVATE_REQUESTS_PER_MINUTE,
@@ -46,6 +47,7 @@ from custom_components.openai_realtime_voice.endpoint.pairing import (
     hash_token,
 )
 from custom_components.openai_realtime_voice.repairs import firmware_issue_id
+from realtime_server import RealtimeServer
 from tests.device_helpers import (
     connected_device,
     device_client,
@@ -56,7 +58,6 @@ from tests.device_helpers import (
     simulator,
     until,
 )
-from tests.realtime_server import RealtimeServer
 
 LOOPBACK = ip_address("127.0.0.1")
 
@@ -91,7 +92,7 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
         attacker = boot_headers(device.mac, "attacker-client-id")
         # The attacker asks while the pairing is in progress: refused, one log line.
         for _ in range(3):
-            response = await client.post(OTA_PATH, json=device.system_info(), headers=attacker)
+            response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=attacker)
             assert response.status == 409
             assert code not in await response.text()
         assert caplog.text.count("asked to be paired with another Client-Id") == 1
@@ -117,7 +118,7 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
 
         # Approved: the attacker still gets no token, no 200 from the poll.
         for _ in range(3):
-            response = await client.post(OTA_PATH, json=device.system_info(), headers=attacker)
+            response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=attacker)
             assert response.status == 409
         assert caplog.text.count("while its token waits for the approved one") == 1
         response = await client.post(ACTIVATE_PATH, json={}, headers=attacker)
@@ -125,7 +126,7 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
         # The real device gets it (at every check, until it presents it).
         assert await device.activate(max_attempts=1)
         token = (await device.check_version()).websocket["token"]
-        (subentry,) = hass.config_entries.async_entries(DOMAIN)[0].subentries.values()
+        (subentry,) = device_subentries(hass.config_entries.async_entries(DOMAIN)[0])
         assert subentry.data["client_id"] == device.client_id
         assert subentry.data["token_hash"] == hash_token(token)
         await device.open_audio_channel()
@@ -276,7 +277,7 @@ async def test_expired_codes_take_their_cards_with_them(
         await hass.async_block_till_done()
         assert not discovery_flows(hass)
         assert not hub.pairing.pending
-        response = await client.post(ACTIVATE_PATH, json={}, headers=device.http_headers())
+        response = await client.post(ACTIVATE_PATH, json={}, headers=device.ota.http_headers())
         assert response.status == 404
     finally:
         await device.close()
@@ -341,14 +342,14 @@ async def test_spoofed_boot_check_does_not_change_a_paired_device(
         state = device_home(hass, device.mac).state
         seen = state.last_seen
         for client_id in (device.client_id, "someone-else"):
-            body = device.system_info()
+            body = device.ota.system_info()
             body["application"]["version"] = "1.0.0"
-            headers = device.http_headers() | {"Client-Id": client_id}
+            headers = device.ota.http_headers() | {"Client-Id": client_id}
             response = await client.post(OTA_PATH, json=body, headers=headers)
             assert response.status == 200
         assert issue_registry.async_get_issue(DOMAIN, firmware_issue_id(device.mac)) is None
         assert state.last_seen == seen
-        (subentry,) = hass.config_entries.async_entries(DOMAIN)[0].subentries.values()
+        (subentry,) = device_subentries(hass.config_entries.async_entries(DOMAIN)[0])
         assert subentry.data["firmware"] == "2.4.2"
     finally:
         await device.close()
@@ -410,7 +411,7 @@ async def test_reflashed_device_pairs_again(
         assert response.status == 401
         assert await new.activate(max_attempts=1)
         assert "token" in (await new.check_version()).websocket
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         assert subentry.unique_id == old.mac
         assert subentry.data["client_id"] == new.client_id
         assert entry.state is ConfigEntryState.LOADED
@@ -432,8 +433,8 @@ async def test_websocket_url_follows_the_request_host(
         assert device.nvs_websocket["url"] == str(client.make_url(DEVICE_WS_PATH)).replace(
             "http://", "ws://"
         )
-        headers = device.http_headers() | {"Host": "192.168.1.50:8123"}
-        response = await client.post(OTA_PATH, json=device.system_info(), headers=headers)
+        headers = device.ota.http_headers() | {"Host": "192.168.1.50:8123"}
+        response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=headers)
         body = await response.json()
         assert body["websocket"]["url"] == "ws://192.168.1.50:8123/api/openai_realtime_voice/ws"
     finally:
@@ -489,7 +490,7 @@ async def test_add_device_pairs_only_the_device_it_listed(
             form["flow_id"], {CONF_MAC: second.mac, CONF_CODE: second_code}
         )
         assert form["errors"] == {"base": "code_expired"}
-        assert not entry.subentries
+        assert not list(device_subentries(entry))
     finally:
         await first.close()
         await second.close()
@@ -535,7 +536,7 @@ async def test_removing_a_device_drops_its_reset_card(
         await hass.async_block_till_done()
         discovery_flow(hass, device.mac)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
         await hass.async_block_till_done()
         assert not discovery_flows(hass)

@@ -16,10 +16,10 @@ import pytest
 
 from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.profile import CONF_PROFILE
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import device_state, say
 from tests.device_helpers import bridge_at, device_client, pair, release_devices, simulator, until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
 KITCHEN_MAC = "aa:bb:cc:00:10:01"
 BEDROOM_MAC = "aa:bb:cc:00:10:02"

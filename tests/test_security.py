@@ -36,9 +36,11 @@ from custom_components.openai_realtime_voice.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
+from custom_components.openai_realtime_voice.endpoint import device_subentries
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.ota import MAX_BODY_SIZE
 from custom_components.openai_realtime_voice.endpoint.pairing import MAX_WRONG_CODES
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.bridge_helpers import say
 from tests.device_helpers import (
     bridge_at,
@@ -50,7 +52,6 @@ from tests.device_helpers import (
     simulator,
     until,
 )
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 TURN_ON = "intent__HassTurnOn"
 
@@ -98,8 +99,8 @@ async def test_pairing_guesses_are_limited_across_both_forms(
         assert again["errors"] == {"base": "too_many_attempts"}
         # The device asking again within the window gets the same code, not a fresh budget.
         assert (await device.check_version()).activation["code"] == code
-        assert not entry.subentries
-        response = await client.post(ACTIVATE_PATH, json={}, headers=device.http_headers())
+        assert not list(device_subentries(entry))
+        response = await client.post(ACTIVATE_PATH, json={}, headers=device.ota.http_headers())
         assert response.status == 202
     finally:
         await device.close()
@@ -150,8 +151,8 @@ async def test_activation_needs_the_issued_challenge(
     device = simulator(client)
     try:
         await device.check_version()
-        headers = device.http_headers()
-        for forged in ("", "x" * 32, device.ota.activation["challenge"][:-1], None, 1):
+        headers = device.ota.http_headers()
+        for forged in ("", "x" * 32, device.ota.result.activation["challenge"][:-1], None, 1):
             body = {"challenge": forged} if forged is not None else {"challenge": []}
             response = await client.post(ACTIVATE_PATH, json=body, headers=headers)
             assert response.status == 403, forged
@@ -233,7 +234,7 @@ async def test_no_secret_in_logs_over_a_whole_journey(
         await realtime_server.drop()
         await realtime_server.wait_connections(2)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
-        subentry = next(iter(entry.subentries.values()))
+        subentry = next(device_subentries(entry))
         secrets["device token"] = str(device.nvs_websocket["token"])
         secrets["token hash"] = str(subentry.data[CONF_TOKEN_HASH])
         diagnostics = json.dumps(await get_diagnostics_for_config_entry(hass, hass_client, entry))

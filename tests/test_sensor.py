@@ -21,11 +21,11 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime_voice.const import DOMAIN
-from tests.agent_helpers import ask_agent
+from realtime_server import RealtimeServer, ScriptedResponse, default_usage, tone
+from realtime_server.discipline import TOKEN_USAGE
+from tests.agent_helpers import ask_agent, set_settings
 from tests.bridge_helpers import bridged, device_state, disconnect, loud, wait_tts
 from tests.device_helpers import device_home, pair, simulator, until
-from tests.realtime_discipline import TOKEN_USAGE
-from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage, tone
 
 TOKEN_KEYS = (
     "text_input_tokens",
@@ -119,9 +119,7 @@ async def test_cost_is_unknown_for_a_model_without_prices(
     entity_registry: er.EntityRegistry,
 ) -> None:
     """A model missing from the price table counts tokens but has no cost estimate."""
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, "model": "my-deployment"}
-    )
+    set_settings(hass, entry, model="my-deployment")
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     realtime_server.script(ScriptedResponse(text="One", usage=default_usage()))

@@ -17,11 +17,12 @@ import pytest
 
 from custom_components.openai_realtime_voice.const import VISION_PATH
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from realtime_server import RealtimeServer
 from simulator.camera import BOUNDARY, Camera, generated_picture, multipart_parts
-from simulator.device import DeviceSimulator, SimulatorError
+from simulator.device import DeviceSimulator
+from simulator.errors import SimulatorError
 from tests.camera_helpers import HeldCamera, camera_board, photo_pending, take_photo
 from tests.device_helpers import device_client, release_devices, until
-from tests.realtime_server import RealtimeServer
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -49,7 +50,7 @@ async def upload(
     client: TestClient, device: DeviceSimulator, body: Any, question: str = "q"
 ) -> tuple[int, str]:
     """POST a photo with the device's own vision token, as its firmware would."""
-    assert device.vision is not None
+    assert device.mcp.vision is not None
     if isinstance(body, bytes):
         body = b"".join(multipart_parts(question, body))
     resp = await client.post(
@@ -58,7 +59,7 @@ async def upload(
         headers={
             "Device-Id": device.mac,
             "Client-Id": device.client_id,
-            "Authorization": f"Bearer {device.vision['token']}",
+            "Authorization": f"Bearer {device.mcp.vision['token']}",
             "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
         },
     )

@@ -1,4 +1,4 @@
-"""Realtime sessions behind the Assist conversation agent: one per conversation, pooled."""
+"""Realtime sessions behind an Assist conversation agent: one per conversation, pooled."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from .realtime import (
 )
 from .settings import session_config
 from .turn import ToolLoop, tool_results
-from .usage import EntryUsage
+from .usage import EntryUsage, pricing_for
 
 RATE_LIMIT_RETRIES: Final = 3
 """Times a response the service failed for `rate_limit_exceeded` is asked for again."""
@@ -64,10 +64,11 @@ class AgentSession:
     ) -> None:
         """Send the new chat log content, stream the answer in and run tools until done.
 
-        The turn tool_loop runs the tools in the chat log; past its round limit the turn ends
+        The tool loop runs the tools in the chat log; past its round limit the turn ends
         with `ToolRoundsExceededError`.
         """
         system = chat_log.content[0]
+        pricing = pricing_for(options)  # the agent's model and prices
         tool_loop = self.tool_loop
         tool_loop.agent_id = agent_id
         config = session_config(
@@ -100,7 +101,7 @@ class AgentSession:
             self._sent = len(chat_log.content)
             self._trace(chat_log, response)
             if self.usage is not None:
-                self.usage.record(response.usage)
+                self.usage.record(response.usage, pricing)
             if response.status != "completed":
                 error = response.error
                 retry = isinstance(error, RealtimeRateLimitError) and not added

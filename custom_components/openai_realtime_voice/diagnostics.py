@@ -12,6 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.device_registry import DeviceEntry
 
+from .agents import agent_subentries
 from .const import (
     CONF_BASE_URL,
     CONF_BOARD,
@@ -62,6 +63,7 @@ async def async_get_config_entry_diagnostics(
             "state": entry.state.value,
             "data": _redact(entry.data),
             "options": _redact(entry.options),
+            "agents": {agent.title: _redact(agent.data) for agent in agent_subentries(entry)},
         },
         "issues": sorted(
             issue_id
@@ -79,7 +81,7 @@ async def async_get_config_entry_diagnostics(
             "auth_style": str(endpoint.auth_style),
             "custom_base_url": endpoint.base_url is not None,
             "available": data.service.available,
-            "agent_sessions": len(data.agent_sessions),
+            "agent_sessions": sum(len(pool) for pool in data.agent_sessions.values()),
         }
         result["usage"] = data.usage.as_dict()
     # How many pictures went to the model (counts only: the pictures are never kept).

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
 
 from .agent import AgentSessions
@@ -26,8 +26,11 @@ class OpenAIRealtimeData:
     """What a loaded entry holds: the endpoint every Realtime session connects to."""
 
     endpoint: RealtimeEndpoint
-    agent_sessions: AgentSessions
-    """Realtime sessions of the Assist agent, one per conversation."""
+    """The connection, with the first agent's model (what setup probes)."""
+    agent_sessions: dict[str, AgentSessions] = field(default_factory=dict)
+    """Realtime sessions of each Assist agent (by agent subentry id), one per conversation."""
+    agent_adders: list[Callable[[ConfigSubentry], None]] = field(default_factory=list)
+    """What the conversation platform calls to add the entity of an agent added while loaded."""
     devices: dict[str, DeviceHome] = field(default_factory=dict)
     """The home of each paired xiaozhi device, by MAC."""
     entity_adders: list[Callable[[DeviceHome], None]] = field(default_factory=list)

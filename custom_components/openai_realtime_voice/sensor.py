@@ -21,7 +21,7 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .budget import Budget
-from .const import CONF_MODEL, DOMAIN
+from .const import DOMAIN
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .models import OpenAIRealtimeConfigEntry
 from .usage import EntryUsage
@@ -82,8 +82,8 @@ USAGE_SENSORS: tuple[UsageSensorDescription, ...] = (
         state_class=SensorStateClass.TOTAL,
         native_unit_of_measurement=CURRENCY_USD,
         suggested_display_precision=4,
-        # No estimate for a model without known prices (give all six in the options).
-        value_fn=lambda usage: usage.cost_usd if usage.prices is not None else None,
+        # No estimate while an agent's model has no known prices (give all six in its settings).
+        value_fn=lambda usage: usage.cost_usd if usage.estimated else None,
     ),
 )
 
@@ -138,7 +138,6 @@ class UsageSensor(SensorEntity):
             identifiers={(DOMAIN, entry.entry_id)},
             name=entry.title,
             manufacturer="OpenAI",
-            model=entry.options.get(CONF_MODEL),
             entry_type=DeviceEntryType.SERVICE,
         )
 

@@ -10,7 +10,7 @@ one at a time per device. Pictures are scaled in an executor and never stored.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -22,6 +22,7 @@ from typing import Any, Final
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
 
+from .agents import agent_settings, device_agent
 from .const import (
     CONF_DIALECT,
     CONF_IMAGE_INPUT,
@@ -56,28 +57,41 @@ PARK_LIFETIME: Final = 60.0
 
 
 def image_input_allowed(entry: ConfigEntry[Any], subentry: ConfigSubentry | None = None) -> bool:
-    """Whether the entry allows image input, and the device's profile keeps its camera on.
+    """Whether the device's agent (else the first) allows image input, and the device's profile
+    keeps its camera on.
 
     The beta (`realtime=v1`) dialect has no `input_image` content: never for it.
     """
+    settings = agent_settings(entry, device_agent(entry, subentry))
+    return settings_allow_images(entry, settings) and (
+        profile_of(subentry).get(CONF_CAMERA) is not False
+    )
+
+
+def settings_allow_images(entry: ConfigEntry[Any], settings: Mapping[str, Any]) -> bool:
+    """Whether an agent's settings allow image input on this entry's connection."""
     if entry.data.get(CONF_DIALECT) == DIALECT_BETA:
         return False
-    if not entry.options.get(CONF_IMAGE_INPUT, DEFAULT_IMAGE_INPUT):
-        return False
-    return profile_of(subentry).get(CONF_CAMERA) is not False
+    return bool(settings.get(CONF_IMAGE_INPUT, DEFAULT_IMAGE_INPUT))
 
 
-def max_side(entry: ConfigEntry[Any]) -> int:
-    """The long side, in pixels, pictures are scaled down to for this entry."""
-    value = entry.options.get(CONF_IMAGE_MAX_SIDE, DEFAULT_MAX_SIDE)
+def max_side(entry: ConfigEntry[Any], subentry: ConfigSubentry | None = None) -> int:
+    """The long side, in pixels, pictures are scaled down to for a device's agent."""
+    return settings_max_side(agent_settings(entry, device_agent(entry, subentry)))
+
+
+def settings_max_side(settings: Mapping[str, Any]) -> int:
+    """The long side, in pixels, an agent's settings scale pictures down to."""
+    value = settings.get(CONF_IMAGE_MAX_SIDE, DEFAULT_MAX_SIDE)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return DEFAULT_MAX_SIDE
     return min(max(int(value), MIN_MAX_SIDE), MAX_MAX_SIDE)
 
 
-def agent_image_side(entry: ConfigEntry[Any]) -> int | None:
-    """The snapshot size the entry's agents look at cameras with; None when images are off."""
-    return max_side(entry) if image_input_allowed(entry) else None
+def agent_image_side(entry: ConfigEntry[Any], settings: Mapping[str, Any]) -> int | None:
+    """The snapshot size an agent with these settings looks at cameras with; None when images
+    are off."""
+    return settings_max_side(settings) if settings_allow_images(entry, settings) else None
 
 
 async def async_scale(

@@ -173,7 +173,9 @@ class DeviceVisionView(HomeAssistantView):
             )
         entry = found[0]
         try:
-            image = await async_scale(hass, photo, max_side(entry), source=BOARD_PHOTO)
+            image = await async_scale(
+                hass, photo, max_side(entry, found[1].subentry), source=BOARD_PHOTO
+            )
         except ImageError as err:
             LOGGER.warning("Device %s sent a photo that is not usable: %s", mac, err)
             return web.Response(status=HTTPStatus.BAD_REQUEST, text=f"bad photo: {err}")

@@ -46,7 +46,7 @@ from custom_components.openai_realtime_voice.realtime.events import (
     SessionUpdated,
 )
 from custom_components.openai_realtime_voice.realtime.protocol import CLIENT_EVENT_KEY, Phase
-from tests.realtime_server import (
+from realtime_server import (
     API_KEY,
     client_event_problems,
     default_session,

@@ -25,7 +25,7 @@ from homeassistant.components.conversation.trace import (
 from homeassistant.core import callback
 
 from ..budget import BudgetExhaustedError
-from ..const import CONF_GREETING, DOMAIN, LOGGER
+from ..const import CONF_GREETING, CONF_MODEL, DOMAIN, LOGGER
 from ..endpoint import DeviceConnection, DeviceState
 from ..realtime import (
     Closed,
@@ -44,6 +44,7 @@ from ..realtime import (
 )
 from ..realtime.response import BYTES_PER_MS
 from ..repairs import async_quota_issue, async_report_refusal, async_setting_issue
+from ..usage import Pricing, pricing_for
 from ..xiaozhi import ListenMode
 from .context import BridgeContext, BridgePath, BridgePhase, SessionHooks
 from .latency import speech_end, speech_start
@@ -84,6 +85,7 @@ class RealtimeEngine:
         self.uplink: UplinkQueue | None = None
         self._unsent: UplinkItem | None = None  # taken from the uplink, waiting for a session
         self._config: SessionConfig | None = None
+        self._pricing: Pricing | None = None
         self._tool_names: tuple[str, ...] = ()
         self._mode = ListenMode.AUTO  # the listening mode the session is configured for
         self._client_changed = asyncio.Event()
@@ -222,7 +224,10 @@ class RealtimeEngine:
         self._mode = self.connection.session.listen_mode
         budget = self._ctx.entry.runtime_data.budget
         budget.check()
-        client = RealtimeClient(budget.endpoint(), self.for_mode(config))
+        # The device's agent: its model, and the prices its responses are counted at.
+        options = self._ctx.options()
+        self._pricing = pricing_for(options)
+        client = RealtimeClient(budget.endpoint(options.get(CONF_MODEL)), self.for_mode(config))
         await client.connect()
         return client
 
@@ -265,7 +270,7 @@ class RealtimeEngine:
                     self.turns.heard_turn(item_id)
                     self._speaker.user_turn_ended(item_id)
                 case InputTranscript(item_id=item_id, text=text, usage=usage):
-                    self._ctx.entry.runtime_data.usage.record_transcription(usage)
+                    self._ctx.entry.runtime_data.usage.record_transcription(usage, self._pricing)
                     self.turns.add_transcript(item_id, text)
                     if text:
                         await self._speaker.show_user_text(item_id, text)
@@ -282,7 +287,7 @@ class RealtimeEngine:
                         async_quota_issue(self._ctx.hass, self._ctx.entry, active=False)
                         async_setting_issue(self._ctx.hass, self._ctx.entry, None)
                     self._hooks.on_reply_done(response)
-                    self._ctx.entry.runtime_data.usage.record(response.usage)
+                    self._ctx.entry.runtime_data.usage.record(response.usage, self._pricing)
                 case ServerError(code=code, message=message):
                     self.device.errors["server_error"] += 1
                     LOGGER.debug("Realtime error for %s: %s %s", self.device.mac, code, message)

@@ -49,7 +49,7 @@ async def _async_llm_data(
         assistant=conversation.DOMAIN,
         device_id=ctx.device_id(),
     )
-    scope = agent_allowlist(options, image_side=agent_image_side(ctx.entry))
+    scope = agent_allowlist(options, image_side=agent_image_side(ctx.entry, options))
     with turns.chat_log() as chat_log, scope:
         try:
             await chat_log.async_provide_llm_data(

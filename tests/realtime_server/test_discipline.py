@@ -11,10 +11,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from tests.realtime_discipline import QUOTA_BODY, RATE_LIMIT_BODY, TOKEN_USAGE
-from tests.realtime_server import RealtimeServer, realtime_server
-
-__all__ = ["realtime_server"]
+from realtime_server import RealtimeServer
+from realtime_server.discipline import QUOTA_BODY, RATE_LIMIT_BODY, TOKEN_USAGE
 
 
 def _ws_url(server: RealtimeServer) -> str:

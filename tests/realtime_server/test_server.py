@@ -10,18 +10,15 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.realtime_server import (
+from realtime_server import (
     RealtimeServer,
     ScriptedCall,
     ScriptedResponse,
     client_event_problems,
-    realtime_server,
     server_event_problems,
     silence,
     tone,
 )
-
-__all__ = ["realtime_server"]
 
 
 @pytest.fixture

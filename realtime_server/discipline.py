@@ -1,6 +1,6 @@
 """How the Realtime service ends, refuses or tags sessions: the test server's discipline options.
 
-`RealtimeServer.discipline` (tests/realtime_server.py) holds these switches. Each models a
+`RealtimeServer.discipline` (server.py) holds these switches. Each models a
 behaviour of the service, or of a compatible server, that the client must survive without a
 session storm, a false repair or a leaked key (issue 28 items 1-3, 9, 10; issue 29 item 10):
 

@@ -1,6 +1,6 @@
 """The offline server's scenario mode on the wire: what it hears and what it speaks.
 
-A client talks to `python -m tests.realtime_server --scenario config/scenario.yaml` as the
+A client talks to `python -m realtime_server --scenario config/scenario.yaml` as the
 integration does: spoken turns arrive as audio that went through Opus and Home Assistant's
 resampler, announcements as `response.create` with the integration's own instructions.
 """
@@ -18,11 +18,11 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from custom_components.openai_realtime_voice.audio.opus import OpusDecoder, OpusEncoder
 from custom_components.openai_realtime_voice.audio.resampler import Resampler
+from realtime_server import RealtimeServer, Scenario
+from realtime_server.speech_match import best_match, features
 from simulator.speech import synthesize
-from tests.realtime_server import RealtimeServer, Scenario
-from tests.speech_match import best_match, features
 
-SCENARIO = Path(__file__).parent.parent / "config" / "scenario.yaml"
+SCENARIO = Path(__file__).parents[2] / "config" / "scenario.yaml"
 FRAME_BYTES = 16000 * 60 // 1000 * 2
 
 
