@@ -249,12 +249,13 @@ def free_port() -> int:
 
 async def connected_bridges(hass: Any, specs: Sequence[DeviceSpec]) -> int:
     """How many of these devices have a bridge with a configured Realtime session."""
-    from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+    from custom_components.openai_realtime_voice.bridge import serving
+    from custom_components.openai_realtime_voice.models import find_home
 
-    bridges = hass.data[DATA_BRIDGES]
     count = 0
     for spec in specs:
-        bridge = bridges.bridge(spec.mac)
+        found = find_home(hass, spec.mac)
+        bridge = serving(found[1]) if found is not None else None
         if bridge is not None and bridge.client is not None and bridge.client.connected:
             count += 1
     return count

@@ -56,7 +56,7 @@ async def _case(delay: float | None, rounds: int) -> list[float]:
         async_test_home_assistant,
     )
 
-    from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+    from custom_components.openai_realtime_voice.bridge import serving
     from custom_components.openai_realtime_voice.const import (
         CONF_BASE_URL,
         CONF_BOARD,
@@ -72,6 +72,7 @@ async def _case(delay: float | None, rounds: int) -> list[float]:
         TRANSCRIPTION_OFF,
     )
     from custom_components.openai_realtime_voice.endpoint.pairing import hash_token
+    from custom_components.openai_realtime_voice.models import find_home
     from custom_components.openai_realtime_voice.settings import default_options
     from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
     from simulator.device import DeviceSimulator
@@ -141,7 +142,8 @@ async def _case(delay: float | None, rounds: int) -> list[float]:
             try:
                 await device.open_audio_channel()
                 while (  # noqa: ASYNC110 - set by several callbacks, no one event to await
-                    (bridge := hass.data[DATA_BRIDGES].bridge(mac)) is None
+                    (found := find_home(hass, mac)) is None
+                    or (bridge := serving(found[1])) is None
                     or bridge.client is None
                     or not bridge.client.connected
                     or not bridge.device.tools

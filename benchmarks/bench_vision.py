@@ -73,10 +73,7 @@ async def bench(rounds: int) -> list[list[object]]:
         async_test_home_assistant,
     )
 
-    from custom_components.openai_realtime_voice.bridge import (
-        DATA_BRIDGES,
-        wake as bridge_wake,
-    )
+    from custom_components.openai_realtime_voice.bridge import serving, wake as bridge_wake
     from custom_components.openai_realtime_voice.const import (
         CONF_BASE_URL,
         CONF_BOARD,
@@ -91,6 +88,7 @@ async def bench(rounds: int) -> list[list[object]]:
     )
     from custom_components.openai_realtime_voice.endpoint.pairing import hash_token
     from custom_components.openai_realtime_voice.images import DEFAULT_MAX_SIDE, scale_picture
+    from custom_components.openai_realtime_voice.models import find_home
     from custom_components.openai_realtime_voice.settings import default_options
     from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
     import simulator.camera as camera_module
@@ -166,7 +164,8 @@ async def bench(rounds: int) -> list[list[object]]:
             try:
                 await device.open_audio_channel()
                 while (  # noqa: ASYNC110 - set by several callbacks, no one event to await
-                    (bridge := hass.data[DATA_BRIDGES].bridge(mac)) is None
+                    (found := find_home(hass, mac)) is None
+                    or (bridge := serving(found[1])) is None
                     or bridge.client is None
                     or not (bridge.client.connected and device.mcp.vision)
                 ):

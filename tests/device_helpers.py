@@ -15,7 +15,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+from custom_components.openai_realtime_voice.bridge import SpeechBridge, serving
 from custom_components.openai_realtime_voice.const import (
     CONF_BASE_URL,
     CONF_CODE,
@@ -24,7 +24,8 @@ from custom_components.openai_realtime_voice.const import (
     OTA_PATH,
 )
 from custom_components.openai_realtime_voice.endpoint.connection import DeviceConnection
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from custom_components.openai_realtime_voice.home import DeviceHome
+from custom_components.openai_realtime_voice.models import find_home
 from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
 from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
@@ -68,8 +69,26 @@ async def release_devices(hass: HomeAssistant, client: TestClient) -> None:
     """
     for device in _SIMULATORS.pop(client, []):
         await device.close()
-    bridges = hass.data[DATA_BRIDGES]
-    await until(lambda: all(bridges.bridge(mac) is None for mac in hass.data[DATA_HUB].states))
+    await until(
+        lambda: all(
+            home.bridge is None
+            for entry in hass.config_entries.async_loaded_entries(DOMAIN)
+            for home in entry.runtime_data.devices.values()
+        )
+    )
+
+
+def device_home(hass: HomeAssistant, mac: str) -> DeviceHome:
+    """The home of a paired device in its loaded entry."""
+    found = find_home(hass, mac)
+    assert found is not None, f"{mac} is not paired to a loaded entry"
+    return found[1]
+
+
+def bridge_at(hass: HomeAssistant, mac: str) -> SpeechBridge | None:
+    """The bridge serving a device now (None while it is not connected or not paired)."""
+    found = find_home(hass, mac)
+    return serving(found[1]) if found is not None else None
 
 
 def discovery_flow(hass: HomeAssistant, mac: str) -> dict[str, Any]:
@@ -112,7 +131,7 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
 
 def live(hass: HomeAssistant, mac: str) -> DeviceConnection:
     """The device's live server-side connection."""
-    connection = hass.data[DATA_HUB].states[mac].connection
+    connection = device_home(hass, mac).state.connection
     assert isinstance(connection, DeviceConnection)
     return connection
 
@@ -127,7 +146,7 @@ async def connected_device(
     if version is not None:
         device.nvs_websocket["version"] = version
     await device.open_audio_channel()
-    state = hass.data[DATA_HUB].states[device.mac]
+    state = device_home(hass, device.mac).state
     await until(lambda: state.volume is not None)
     return device
 

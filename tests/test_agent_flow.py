@@ -24,7 +24,6 @@ from custom_components.openai_realtime_voice.agents import (
     agent_subentries,
     device_agent,
 )
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import (
     CONF_AGENT,
     DOMAIN,
@@ -36,7 +35,7 @@ from realtime_server import RealtimeServer, ScriptedResponse
 from simulator.device import DeviceSimulator
 from tests.agent_helpers import AGENT, agent_of, ask_agent, reconfigure_agent
 from tests.bridge_helpers import device_state
-from tests.device_helpers import device_client, pair, release_devices, simulator, until
+from tests.device_helpers import bridge_at, device_client, pair, release_devices, simulator, until
 
 KIDS = "conversation.kids_room"
 LANGUAGES = ("en", "de", "zh-Hans")
@@ -79,10 +78,9 @@ async def _session_of(
     before = len(server.sessions)
     await device.open_audio_channel()
     state = device_state(hass, device)
-    bridges = hass.data[DATA_BRIDGES]
     await until(
         lambda: (
-            (bridge := bridges.bridge(state.mac)) is not None
+            (bridge := bridge_at(hass, state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
         )
@@ -93,7 +91,7 @@ async def _session_of(
 async def _close(hass: HomeAssistant, device: DeviceSimulator) -> None:
     state = device_state(hass, device)
     await device.close()
-    await until(lambda: hass.data[DATA_BRIDGES].bridge(state.mac) is None)
+    await until(lambda: bridge_at(hass, state.mac) is None)
 
 
 async def _choose_agent(hass: HomeAssistant, mac: str, agent_id: str) -> dict[str, Any]:

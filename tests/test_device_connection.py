@@ -11,12 +11,11 @@ from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import DOMAIN, OTA_PATH
 from custom_components.openai_realtime_voice.endpoint import connection as device_connection
 from custom_components.openai_realtime_voice.endpoint.connection import DeviceConnection
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.pairing import device_subentries
+from custom_components.openai_realtime_voice.models import find_home
 from custom_components.openai_realtime_voice.xiaozhi import (
     DeviceEvent,
     ListenStarted,
@@ -26,7 +25,16 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     encode_object,
 )
 from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
-from tests.device_helpers import NoMcpDevice, connected_device, live, pair, simulator, until
+from tests.device_helpers import (
+    NoMcpDevice,
+    bridge_at,
+    connected_device,
+    device_home,
+    live,
+    pair,
+    simulator,
+    until,
+)
 
 OPUS_PACKET = b"\xf8\xff\xfe"
 """One (silent) Opus packet, as the other endpoint tests send."""
@@ -71,7 +79,7 @@ async def test_deadline_already_passed_closes_at_once(
             assert msg.type is WSMsgType.CLOSE
             assert msg.data == code
             assert msg.extra == reason
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         await until(lambda: not state.connected)
     finally:
         await device.close()
@@ -131,7 +139,7 @@ async def test_device_without_mcp_gets_no_discovery(
         await until(lambda: len(device.alerts) == 1)
         assert [m["type"] for m in device.messages] == ["hello", "alert"]
         assert connection.mcp.pending == 0
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         assert state.tools == []
         assert state.volume is None
         await device.start_listening()
@@ -148,7 +156,7 @@ async def test_sends_while_closing_are_refused_quietly(
     device = await connected_device(hass, client)
     try:
         connection = live(hass, device.mac)
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         closing = hass.async_create_task(connection.async_close("maintenance"), eager_start=True)
         # The socket is closed at once; the connection finishes shutting down later.
         assert not connection.closed
@@ -191,7 +199,7 @@ async def test_set_volume_error_result(
     device = await connected_device(hass, client)
     try:
         connection = live(hass, device.mac)
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         device.mcp.mute = True  # the test answers the call itself, as another firmware might
         start = len(device.messages)
         call = hass.async_create_task(connection.async_set_volume(30))
@@ -232,7 +240,7 @@ async def test_device_removed_while_connecting_gets_no_bridge(
         await pair(hass, device)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
         subentry = next(s for s in device_subentries(entry) if s.unique_id == device.mac)
-        state = hass.data[DATA_HUB].state(device.mac)
+        state = device_home(hass, device.mac).state
         attached: list[DeviceConnection] = []
 
         def remove_on_attach() -> None:
@@ -251,8 +259,8 @@ async def test_device_removed_while_connecting_gets_no_bridge(
         connection = attached[0]
         await until(lambda: connection.closed)
         assert connection.close_reason == "device removed"
-        assert hass.data[DATA_BRIDGES].bridge(state.mac) is None
-        assert device.mac not in hass.data[DATA_HUB].states
+        assert bridge_at(hass, state.mac) is None
+        assert find_home(hass, device.mac) is None
         await hass.async_block_till_done()
     finally:
         await device.close()

@@ -10,8 +10,7 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 
 from custom_components.openai_realtime_voice.const import DOMAIN
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from tests.device_helpers import connected_device, live, pair, simulator, until
+from tests.device_helpers import connected_device, device_home, live, pair, simulator, until
 
 
 def entity_ids(entity_registry: er.EntityRegistry, mac: str) -> dict[str, str]:
@@ -85,7 +84,7 @@ async def test_volume_error_reply_and_offline(
             await hass.services.async_call(
                 "number", "set_value", {"entity_id": ids["volume"], "value": 10}, blocking=True
             )
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         volume_entity = hass.data["entity_components"]["number"].get_entity(ids["volume"])
         state.connection = None
         with pytest.raises(HomeAssistantError, match="not connected"):

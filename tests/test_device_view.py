@@ -16,8 +16,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.const import DEVICE_WS_PATH, OTA_PATH
 from custom_components.openai_realtime_voice.endpoint import connection as device_connection
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime_voice.endpoint.view import bearer_token
+from custom_components.openai_realtime_voice.endpoint.pairing import bearer_token
 from custom_components.openai_realtime_voice.xiaozhi import (
     AbortRequested,
     DeviceEvent,
@@ -31,6 +30,7 @@ from simulator.errors import SimulatorError
 from tests.device_helpers import (
     connected_device,
     device_client,
+    device_home,
     live,
     pair,
     simulator,
@@ -64,7 +64,7 @@ async def test_pair_connect_and_hello(hass: HomeAssistant, client: TestClient) -
             "channels": 1,
             "frame_duration": 60,
         }
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         assert state.connected
         # MCP: initialize, every tools/list page (two tools per page here), then the volume.
         await until(lambda: state.volume == 70)
@@ -263,7 +263,7 @@ async def test_binary_before_hello_closes_with_reason(
             msg = await ws.receive()
             assert msg.type is WSMsgType.CLOSE
             assert "protocol error" in msg.extra
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         await until(lambda: not state.connected)
     finally:
         await device.close()
@@ -287,7 +287,7 @@ async def test_hello_and_idle_timeouts(
         monkeypatch.setattr(device_connection, "IDLE_TIMEOUT", 0.2)
         await device.open_audio_channel()
         await device.wait_closed()
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         await until(lambda: not state.connected)
     finally:
         await device.close()
@@ -320,7 +320,7 @@ async def test_new_connection_replaces_the_old(hass: HomeAssistant, client: Test
 async def test_connect_cycles_leave_nothing_behind(hass: HomeAssistant, client: TestClient) -> None:
     """100 connect/disconnect cycles leave no task or listener behind."""
     device = await connected_device(hass, client)
-    state = hass.data[DATA_HUB].states[device.mac]
+    state = device_home(hass, device.mac).state
     await device.close_audio_channel()
     await until(lambda: not state.connected)
     await hass.async_block_till_done()
@@ -362,7 +362,7 @@ async def test_send_json_and_silent_mcp_server(
             {"type": "alert", "status": "Warning", "message": "Battery low", "emotion": "sad"}
         )
         await until(lambda: len(device.alerts) == 1)
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         await until(lambda: connection.mcp.pending == 0 and not connection._tasks)
         assert state.tools == []
         assert state.volume is None

@@ -23,10 +23,9 @@ from custom_components.openai_realtime_voice.const import (
     DOMAIN,
 )
 from custom_components.openai_realtime_voice.endpoint import device_subentries
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from realtime_server import RealtimeServer, default_usage
 from tests.agent_helpers import agent_of
-from tests.device_helpers import device_client, pair, simulator
+from tests.device_helpers import device_client, device_home, pair, simulator
 
 
 @pytest.fixture
@@ -57,7 +56,7 @@ async def test_diagnostics_redact_every_secret(
         entry = hass.config_entries.async_entries(DOMAIN)[0]
         assert entry.state is ConfigEntryState.LOADED
         entry.runtime_data.usage.record(default_usage())
-        state = hass.data[DATA_HUB].states[paired.mac]
+        state = device_home(hass, paired.mac).state
         state.latencies.extend([510.0, 730.0])
         state.last_latency_ms = 730.0
         state.errors["realtime_timeout"] += 2

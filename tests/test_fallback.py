@@ -61,8 +61,8 @@ async def test_fallback_while_realtime_is_down_and_back(
     await device.send_audio(tone(300)[:9600])
     await until(
         lambda: (
-            bridge_of(hass, state).fallback is not None
-            and bridge_of(hass, state).fallback.turns == 1
+            bridge_of(hass, state).pipeline is not None
+            and bridge_of(hass, state).pipeline.turns == 1
         )
     )
     realtime_server.on_connect_error = None
@@ -73,7 +73,7 @@ async def test_fallback_while_realtime_is_down_and_back(
         )
     )
     assert hass.states.get(entity_id).attributes["path"] == "realtime"
-    assert bridge_of(hass, state).fallback is None
+    assert bridge_of(hass, state).pipeline is None
     # Realtime answers again.
     realtime_server.script(ScriptedResponse(text="I am back.", audio=tone(120)))
     start = len(device.messages)

@@ -110,9 +110,9 @@ async def test_push_to_talk_release_ends_the_turn(
     assert abs(dominant_hz(bytes(device.playback.played_pcm), 24000) - TONE_HZ) < 5
     # Push-to-talk: the device idles after the answer instead of listening again.
     assert device.state.value == "idle"
-    assert bridge_of(hass, state).fallback is not None
+    assert bridge_of(hass, state).pipeline is not None
     # The turn the board was listening in at the switch, then the push-to-talk turn.
-    assert bridge_of(hass, state).fallback.turns == 2
+    assert bridge_of(hass, state).pipeline.turns == 2
     await disconnect(hass, device, state)
 
 
@@ -124,7 +124,7 @@ async def test_listen_start_again_replaces_the_turn(
 ) -> None:
     """A second `listen start` ends the first run's audio; the new turn gets the new audio."""
     device, state = await on_fallback(hass, client, realtime_server)
-    fallback = bridge_of(hass, state).fallback
+    fallback = bridge_of(hass, state).pipeline
     assert fallback is not None
     turns = fallback.turns  # the board listened at the switch: its turn runs already
     await device.start_listening(ListenMode.MANUAL)
@@ -156,7 +156,7 @@ async def test_turn_begun_on_realtime_goes_on_in_the_pipeline(
     state = device_state(hass, device)
     await until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING)
     await refuse_realtime(hass, realtime_server, state)
-    fallback = bridge_of(hass, state).fallback
+    fallback = bridge_of(hass, state).pipeline
     assert fallback is not None
     assert fallback.turns == 1
     speech = await synthesize(STT_TEXT, 16000)
@@ -307,7 +307,7 @@ async def test_turn_without_a_satellite_entity(
     entity_id = satellite_id(hass, device.mac)
     er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
     await until(lambda: satellite_of(hass, state) is None)
-    fallback = bridge_of(hass, state).fallback
+    fallback = bridge_of(hass, state).pipeline
     assert fallback is not None
     turns = fallback.turns
     await device.start_listening(ListenMode.MANUAL)

@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 
 from custom_components.openai_realtime_voice.bridge import (
-    DATA_BRIDGES,
     BridgePhase,
 )
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
@@ -32,7 +31,7 @@ from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import alerts, disconnect, on_fallback, satellite_id, wait_tts
-from tests.device_helpers import device_client, until
+from tests.device_helpers import bridge_at, device_client, until
 from tests.pipeline_providers import (
     STT_TEXT,
     TONE_HZ,
@@ -260,8 +259,8 @@ async def test_broken_wav_answer_alerts_and_the_satellite_idles(
     await until(lambda: hass.states.get(entity_id).state == "idle")
     assert state.errors["fallback"] == 1
     assert not device.playback.played_pcm
-    assert hass.data[DATA_BRIDGES].bridge(state.mac) is not None
-    assert hass.data[DATA_BRIDGES].bridge(state.mac).phase is BridgePhase.IDLE
+    assert bridge_at(hass, state.mac) is not None
+    assert bridge_at(hass, state.mac).phase is BridgePhase.IDLE
     await disconnect(hass, device, state)
 
 

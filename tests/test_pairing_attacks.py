@@ -51,6 +51,7 @@ from realtime_server import RealtimeServer
 from tests.device_helpers import (
     connected_device,
     device_client,
+    device_home,
     discovery_flow,
     pair,
     setup_entry,
@@ -129,7 +130,7 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
         assert subentry.data["client_id"] == device.client_id
         assert subentry.data["token_hash"] == hash_token(token)
         await device.open_audio_channel()
-        assert hub.states[device.mac].connected
+        assert device_home(hass, device.mac).state.connected
     finally:
         await device.close()
 
@@ -335,11 +336,10 @@ async def test_spoofed_boot_check_does_not_change_a_paired_device(
     Before the fix it raised or cleared the device's firmware issue and set its last seen.
     """
     device = simulator(client, firmware_version="2.4.2")
-    hub = hass.data[DATA_HUB]
     try:
         await pair(hass, device)
         await hass.async_block_till_done()
-        state = hub.state(device.mac)
+        state = device_home(hass, device.mac).state
         seen = state.last_seen
         for client_id in (device.client_id, "someone-else"):
             body = device.ota.system_info()
@@ -375,7 +375,6 @@ async def test_reflashed_device_pairs_again(
     device; the old token works until the new one is issued, then stops (`board.cc`
     regenerates the Client-Id when NVS is erased; the MAC stays)."""
     old = await connected_device(hass, client)
-    hub = hass.data[DATA_HUB]
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     old_headers = old.ws_headers()
     # The same board, erased: a new Client-Id, no token (the old board's connection stays
@@ -396,7 +395,7 @@ async def test_reflashed_device_pairs_again(
         assert form["step_id"] == "pair_reset"
         assert form["description_placeholders"]["client_id"] == new.client_id[:8]
         # Until the user approves, the old token still works.
-        assert hub.states[old.mac].connected
+        assert device_home(hass, old.mac).state.connected
         # "Add device" would make a second subentry for the MAC: the card is the one way.
         add = await hass.config_entries.subentries.async_init(
             (entry.entry_id, SUBENTRY_DEVICE), context={"source": "user"}
@@ -417,7 +416,7 @@ async def test_reflashed_device_pairs_again(
         assert subentry.data["client_id"] == new.client_id
         assert entry.state is ConfigEntryState.LOADED
         await new.open_audio_channel()
-        await until(lambda: hub.states[new.mac].connected)
+        await until(lambda: device_home(hass, new.mac).state.connected)
     finally:
         await new.close()
         await old.close()

@@ -17,7 +17,7 @@ from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.pairing import APPROVAL_GUARD
 from simulator.device import DeviceSimulator
 from simulator.errors import OtaError
-from tests.device_helpers import discovery_flow, simulator
+from tests.device_helpers import device_home, discovery_flow, simulator
 
 
 async def approve(hass: HomeAssistant, device: DeviceSimulator) -> None:
@@ -59,7 +59,7 @@ async def test_lost_token_reply_is_handed_over_again(
         assert result.websocket is not None
         assert "token" in result.websocket
         await device.open_audio_channel()
-        assert hass.data[DATA_HUB].states[device.mac].connected
+        assert device_home(hass, device.mac).state.connected
         await device.close_audio_channel()
         # Presented once on the WebSocket: no boot check carries it any more.
         again = await device.check_version()
@@ -87,6 +87,6 @@ async def test_token_waits_for_a_board_that_stays_off(
         assert result.websocket is not None
         assert "token" in result.websocket
         await device.open_audio_channel()
-        assert hub.states[device.mac].connected
+        assert device_home(hass, device.mac).state.connected
     finally:
         await device.close()

@@ -221,8 +221,8 @@ async def test_start_conversation_on_the_fallback_path_announces_then_listens(
     # After `tts stop` the device listens again, into a pipeline run of the fallback.
     await until(
         lambda: (
-            bridge_of(hass, state).fallback is not None
-            and bridge_of(hass, state).fallback.turns == 1
+            bridge_of(hass, state).pipeline is not None
+            and bridge_of(hass, state).pipeline.turns == 1
         )
     )
     assert bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE

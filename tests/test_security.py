@@ -26,7 +26,6 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import (
     ACTIVATE_PATH,
     CONF_CODE,
@@ -44,8 +43,10 @@ from custom_components.openai_realtime_voice.endpoint.pairing import MAX_WRONG_C
 from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.bridge_helpers import say
 from tests.device_helpers import (
+    bridge_at,
     connected_device,
     device_client,
+    device_home,
     discovery_flow,
     pair,
     simulator,
@@ -216,11 +217,10 @@ async def test_no_secret_in_logs_over_a_whole_journey(
         await hass.async_block_till_done()
         await device.check_version()
         await device.open_audio_channel()
-        state = hass.data[DATA_HUB].states[device.mac]
-        bridges = hass.data[DATA_BRIDGES]
+        state = device_home(hass, device.mac).state
         await until(
             lambda: (
-                (bridge := bridges.bridge(state.mac)) is not None
+                (bridge := bridge_at(hass, state.mac)) is not None
                 and bridge.client is not None
                 and bridge.client.connected
             )
@@ -253,11 +253,10 @@ async def test_device_cannot_reach_unexposed_entities(
 ) -> None:
     """Tool calls naming entities not exposed to Assist fail; the prompt never lists them."""
     device = await connected_device(hass, client)
-    state = hass.data[DATA_HUB].states[device.mac]
-    bridges = hass.data[DATA_BRIDGES]
+    state = device_home(hass, device.mac).state
     await until(
         lambda: (
-            (bridge := bridges.bridge(state.mac)) is not None
+            (bridge := bridge_at(hass, state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
         )

@@ -126,7 +126,7 @@ async def test_slow_photo_upload_times_out(
     camera = HeldCamera()
     device, _ = await camera_board(hass, devices, camera)
     assert device.mcp.vision is not None
-    vision = hass.data[vision_view.DATA_VISION]
+    vision = hass.data[DATA_HUB].vision
     parts = b"".join(multipart_parts("q", camera.picture))
     request = SlowRequest(
         devices,

@@ -16,7 +16,6 @@ from homeassistant.helpers import llm
 from PIL import Image
 import pytest
 
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import (
     CONF_DEVICE_WEBSOCKET_URL,
     CONF_LLM_HASS_API,
@@ -32,7 +31,6 @@ from custom_components.openai_realtime_voice.services_api import API_ID
 from custom_components.openai_realtime_voice.services_api.camera import LOOK_AT_CAMERA_TOOL
 from custom_components.openai_realtime_voice.vision import (
     CONF_CAMERA,
-    DATA_VISION,
     image_input_allowed,
 )
 from custom_components.openai_realtime_voice.vision_view import MAX_UPLOAD_BYTES
@@ -49,7 +47,15 @@ from tests.camera_helpers import (
     photo_pending,
     take_photo,
 )
-from tests.device_helpers import device_client, pair, release_devices, simulator, until
+from tests.device_helpers import (
+    bridge_at,
+    device_client,
+    device_home,
+    pair,
+    release_devices,
+    simulator,
+    until,
+)
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -110,7 +116,7 @@ async def test_camera_board_photo_reaches_the_model(
     assert "What do you see?" in output
     assert "sentence_start" in {m.get("state") for m in device.messages if m["type"] == "tts"}
     assert device.assistant_lines[-1] == "I see a white square."
-    assert hass.data[DATA_VISION].device_images[device.mac] == 1
+    assert hass.data[DATA_HUB].vision.device_images[device.mac] == 1
     assert device.mcp.vision["token"] not in caplog.text  # never logged, even at debug level
 
 
@@ -236,7 +242,7 @@ async def test_wrong_expired_and_revoked_tokens_get_401(
         headers={"Device-Id": "02:00:00:00:00:01", "Authorization": f"Bearer {token}"},
     )
     assert resp.status == 401
-    vision = hass.data[DATA_VISION]
+    vision = hass.data[DATA_HUB].vision
     now = vision.clock()
     vision.clock = lambda: now + vision.lifetime + 1
     resp = await _post(client, device, token, body)
@@ -251,7 +257,7 @@ async def test_token_ends_with_the_connection(
     device, _ = await camera_board(hass, client)
     assert device.mcp.vision is not None
     old = device.mcp.vision["token"]
-    vision = hass.data[DATA_VISION]
+    vision = hass.data[DATA_HUB].vision
     await device.close_audio_channel()
     await until(lambda: vision.live_tokens == 0)
     body = b"".join(multipart_parts("q", generated_picture(64, 48)))
@@ -352,10 +358,10 @@ async def test_profile_turns_the_camera_off(
     )
     await hass.async_block_till_done()
     await device.open_audio_channel()
-    state = hass.data[DATA_HUB].states[device.mac]
+    state = device_home(hass, device.mac).state
     await until(lambda: any(t.name == TAKE_PHOTO for t in state.tools))
     assert device.mcp.vision is None
-    assert hass.data[DATA_VISION].live_tokens == 0
+    assert hass.data[DATA_HUB].vision.live_tokens == 0
 
 
 async def test_diagnostics_count_pictures_never_hold_them(
@@ -379,7 +385,7 @@ async def test_photo_without_a_conversation_gets_503(
 ) -> None:
     """No Realtime session to show the photo to: 503, which fails the device's tool."""
     device, camera = await camera_board(hass, client)
-    bridge = hass.data[DATA_BRIDGES].bridge(device.mac)
+    bridge = bridge_at(hass, device.mac)
     live, bridge.client = bridge.client, None
     try:
         assert await take_photo(hass, device, "Anything?") == "error: Failed to upload photo"
@@ -417,7 +423,7 @@ async def test_device_looks_at_a_home_assistant_camera(
     assert cameras[GARAGE].snapshots == 1
     assert size_of(realtime_server.images()[0]) == (1024, 768)
     assert device.assistant_lines[-1] == "The garage door is open."
-    assert hass.data[DATA_VISION].images_sent[entry.entry_id] == 1
+    assert hass.data[DATA_HUB].vision.images_sent[entry.entry_id] == 1
 
 
 async def test_beta_dialect_gets_no_camera(

@@ -16,7 +16,7 @@ from PIL import Image
 import pytest
 
 from custom_components.openai_realtime_voice.const import VISION_PATH
-from custom_components.openai_realtime_voice.vision import DATA_VISION
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from realtime_server import RealtimeServer
 from simulator.camera import BOUNDARY, Camera, generated_picture, multipart_parts
 from simulator.device import DeviceSimulator
@@ -89,7 +89,7 @@ async def test_unsolicited_photo_is_refused(
     assert camera.uploads[-1]["status"] == 409
     assert realtime_server.images() == []
     assert not any("unlock" in text for text in user_texts(realtime_server))
-    assert hass.data[DATA_VISION].device_images[device.mac] == 0
+    assert hass.data[DATA_HUB].vision.device_images[device.mac] == 0
 
 
 async def test_one_upload_per_pending_call(
@@ -117,7 +117,7 @@ async def test_concurrent_uploads_of_one_device_are_refused(
     """While one upload of a device is being read, seven more get 429 without being read."""
     camera = HeldCamera(generated_picture(320, 240))
     device, _ = await camera_board(hass, client, camera)
-    vision = hass.data[DATA_VISION]
+    vision = hass.data[DATA_HUB].vision
     first_part = asyncio.Event()
     finish = asyncio.Event()
     parts = multipart_parts("q", camera.picture)

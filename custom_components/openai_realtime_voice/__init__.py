@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
 from typing import Any
@@ -25,7 +23,6 @@ from homeassistant.helpers import (
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.typing import ConfigType
 
-from .agent import AgentSessions
 from .agents import (
     agent_settings,
     agent_subentries,
@@ -34,18 +31,13 @@ from .agents import (
     first_agent,
 )
 from .availability import ServiceMonitor
-from .bridge import (
-    DATA_BRIDGES,
-    DATA_SATELLITES,
-    BridgeRegistry,
-    SatelliteRegistry,
-    async_serve_device,
-)
+from .bridge import async_serve_device
 from .budget import Budget, exhausted_issue_id, warning_issue_id
 from .const import (
     CONF_FIRMWARE,
     CONF_MODEL,
     CONF_PRICES,
+    CONF_TOKEN_HASH,
     CONF_TRANSCRIPTION_MODEL,
     DOMAIN,
     LOGGER,
@@ -56,14 +48,14 @@ from .endpoint import (
     DATA_HUB,
     ActivateView,
     DeviceHub,
-    DeviceState,
     DeviceWebSocketView,
     OtaView,
     device_subentries,
 )
+from .home import DeviceHome
+from .models import OpenAIRealtimeConfigEntry, OpenAIRealtimeData
 from .realtime import (
     RealtimeAuthError,
-    RealtimeEndpoint,
     RealtimeError,
     RealtimeSessionClosed,
     async_probe,
@@ -79,7 +71,6 @@ from .services_api import async_register_services_api
 from .settings import endpoint_from_config, split_settings
 from .shared_turn import SharedTurns
 from .usage import EntryUsage, InvalidPricesError, Pricing, parse_prices, pricing_for
-from .vision import DATA_VISION, VisionHub
 from .vision_view import DeviceVisionView
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -95,45 +86,19 @@ PLATFORMS = [
 ]
 
 
-@dataclass(kw_only=True)
-class OpenAIRealtimeData:
-    """What a loaded entry holds: the endpoint every Realtime session connects to."""
-
-    endpoint: RealtimeEndpoint
-    """The connection, with the first agent's model (what setup probes)."""
-    agent_sessions: dict[str, AgentSessions] = field(default_factory=dict)
-    """Realtime sessions of each Assist agent (by agent subentry id), one per conversation."""
-    agent_adders: list[Callable[[ConfigSubentry], None]] = field(default_factory=list)
-    """What the conversation platform calls to add the entity of an agent added while loaded."""
-    devices: dict[str, tuple[ConfigSubentry, DeviceState]] = field(default_factory=dict)
-    """Paired xiaozhi devices by MAC: their subentry and live state."""
-    entity_adders: list[Callable[[ConfigSubentry, DeviceState], None]] = field(default_factory=list)
-    """What each platform calls to add its entities for a device paired while loaded."""
-    usage: EntryUsage
-    """Token counts and estimated cost of every response of this entry."""
-    budget: Budget
-    """The monthly budget this entry's estimated cost is held to (and where sessions connect)."""
-    shared_turns: SharedTurns
-    """Spoken turns the speech-to-text, agent and text-to-speech entities share (issue 32)."""
-    service: ServiceMonitor
-    """Whether the entry's Realtime service answers: logs each change once, checks it again
-    while it does not, and raises a repair issue when it has been unreachable for minutes."""
-
-
-type OpenAIRealtimeConfigEntry = ConfigEntry[OpenAIRealtimeData]
-
-
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Set up what is shared by all entries: the device hub and its HTTP endpoints."""
+    """Set up what is shared by all entries: the device hub and its HTTP endpoints.
+
+    Home Assistant registers a view once per instance, so the views' shared state (pending
+    pairings, failed logins, photo tokens) is the one thing kept in `hass.data` (`DATA_HUB`);
+    each paired device lives in its entry (`entry.runtime_data.devices`).
+    """
     hass.data[DATA_HUB] = DeviceHub(hass)
-    hass.data[DATA_BRIDGES] = BridgeRegistry()
-    hass.data[DATA_SATELLITES] = SatelliteRegistry()
     async_register_services_api(hass)
     async_setup_services(hass)
     hass.http.register_view(OtaView())
     hass.http.register_view(ActivateView())
     hass.http.register_view(DeviceWebSocketView(partial(async_serve_device, hass)))
-    hass.data[DATA_VISION] = VisionHub()
     hass.http.register_view(DeviceVisionView())
     return True
 
@@ -167,7 +132,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
         ) from err
     except RealtimeError as err:
         outage = err
-    hub = hass.data[DATA_HUB]
     # Responses are priced as the agent that asked for them; these are the first agent's prices.
     usage = EntryUsage(hass, entry.entry_id, endpoint.model, _price_overrides(entry, first))
     usage.transcription_model = first.get(CONF_TRANSCRIPTION_MODEL)
@@ -180,10 +144,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
         budget=budget,
         service=service,
         shared_turns=SharedTurns(hass),
-        devices={
-            str(sub.unique_id): (sub, hub.state(str(sub.unique_id)))
-            for sub in device_subentries(entry)
-        },
+        devices={str(sub.unique_id): DeviceHome(sub) for sub in device_subentries(entry)},
     )
     await async_check_libopus(hass)
     for subentry in device_subentries(entry):
@@ -222,7 +183,8 @@ def _async_track_devices(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) 
 
     A reload would close every other device's conversation and answer boot checks with 503
     while the service is probed: a newly paired device gets its entities at once, and a
-    removed one is disconnected (Home Assistant removes its entities and HA device). An added
+    removed one is disconnected (Home Assistant removes its entities and HA device), and so
+    is one paired again (its new token replaces the one its connection presented). An added
     agent gets its conversation entity; a removed one's entity is removed by Home Assistant
     (closing its sessions), and the devices that chose it use the first agent from their next
     session on, with a repair issue each.
@@ -233,7 +195,6 @@ def _async_track_devices(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) 
     def _changed(change: ConfigEntryChange, changed: ConfigEntry) -> None:
         if change is not ConfigEntryChange.UPDATED or changed.entry_id != entry.entry_id:
             return
-        hub = hass.data[DATA_HUB]
         data = entry.runtime_data
         current = {str(sub.unique_id): sub for sub in device_subentries(entry)}
         for agent in agent_subentries(entry):
@@ -244,20 +205,28 @@ def _async_track_devices(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry) 
         agents.intersection_update(sub.subentry_id for sub in agent_subentries(entry))
         data.usage.set_agents(_agent_pricings(entry))
         for mac in set(data.devices) - set(current):
-            del data.devices[mac]
+            removed = data.devices.pop(mac)
             ir.async_delete_issue(hass, DOMAIN, firmware_issue_id(mac))
+            hass.data[DATA_HUB].pairing.async_forget(mac)
             async_delete_device_agent_issue(hass, mac)
-            entry.async_create_task(hass, hub.async_revoke(mac), eager_start=True)
+            entry.async_create_task(
+                hass, removed.async_disconnect("device removed"), eager_start=True
+            )
         for mac, subentry in current.items():
-            if mac in data.devices:  # its data changed (profile, firmware): keep the latest
-                data.devices[mac] = (subentry, data.devices[mac][1])
+            if (known := data.devices.get(mac)) is not None:
+                # Its data changed (profile, firmware, a new token): keep the latest.
+                token = known.subentry.data.get(CONF_TOKEN_HASH)
+                known.subentry = subentry
+                if subentry.data.get(CONF_TOKEN_HASH) != token:
+                    entry.async_create_task(
+                        hass, known.async_disconnect("paired again"), eager_start=True
+                    )
                 continue
-            state = hub.state(mac)
-            data.devices[mac] = (subentry, state)
+            data.devices[mac] = home = DeviceHome(subentry)
             LOGGER.debug("Device %s paired to %s", mac, entry.title)
             async_firmware_issue(hass, mac, subentry.title, subentry.data.get(CONF_FIRMWARE))
             for add in data.entity_adders:
-                add(subentry, state)
+                add(home)
         async_check_device_agents(hass, entry)
 
     return async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _changed)
@@ -300,9 +269,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEnt
         return False
     await entry.runtime_data.shared_turns.async_close()
     await entry.runtime_data.usage.async_save()
-    for _, state in entry.runtime_data.devices.values():
-        if state.connection is not None:
-            await state.connection.async_close("integration reloading")
+    for home in entry.runtime_data.devices.values():
+        await home.async_disconnect("integration reloading")
     return True
 
 

@@ -250,10 +250,10 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
                     # A reset device: the new token replaces the old one, which stops working.
                     entry, subentry = found
                     hub.logins.replaced(str(subentry.data.get(CONF_TOKEN_HASH, "")))
+                    # Its connection is closed by the entry, which sees the new token.
                     self.hass.config_entries.async_update_subentry(
                         entry, subentry, data={**subentry.data, **data}
                     )
-                    await hub.async_disconnect(mac, "paired again")
                     title = subentry.title
                 else:
                     self.hass.config_entries.async_add_subentry(

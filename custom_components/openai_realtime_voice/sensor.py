@@ -20,10 +20,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import OpenAIRealtimeConfigEntry
 from .budget import Budget
 from .const import DOMAIN
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
+from .models import OpenAIRealtimeConfigEntry
 from .speech_entity import LATENCY_KEY, SpeechLatencySensor
 from .usage import EntryUsage
 
@@ -115,9 +115,9 @@ async def async_setup_entry(
     async_add_device_entities(
         entry,
         async_add_entities,
-        lambda subentry, state: [
-            XiaozhiLastSeenSensor(subentry, state, LAST_SEEN),
-            XiaozhiLatencySensor(subentry, state, LATENCY),
+        lambda home: [
+            XiaozhiLastSeenSensor(home, LAST_SEEN),
+            XiaozhiLatencySensor(home, LATENCY),
         ],
     )
 

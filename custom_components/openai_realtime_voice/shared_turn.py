@@ -148,14 +148,14 @@ class SharedTurn:
         for it. Every response of the turn speaks into the same text-to-speech stream.
         """
         session = self.session
-        engine = session.engine
-        engine.agent_id = agent_id
-        engine.offer(chat_log.llm_api)  # the agent's tool context (device, satellite)
-        engine.start_turn()
+        tool_loop = session.tool_loop
+        tool_loop.agent_id = agent_id
+        tool_loop.offer(chat_log.llm_api)  # the agent's tool context (device, satellite)
+        tool_loop.start_turn()
         view = self._views[0]
         try:
             while True:
-                added = await engine.async_add_streamed(chat_log, view)
+                added = await tool_loop.async_add_streamed(chat_log, view)
                 session.sent = len(chat_log.content)
                 if view.status != "completed":
                     error = view.error
@@ -168,7 +168,7 @@ class SharedTurn:
                     )
                 if not chat_log.unresponded_tool_results:
                     return
-                view = self.follow(await engine.async_answer(self.client, tool_results(added)))
+                view = self.follow(await tool_loop.async_answer(self.client, tool_results(added)))
         finally:
             self._audio.put_nowait(None)
 
@@ -375,7 +375,7 @@ async def async_hear(
         config = session_config(
             options,
             instructions=instructions,
-            tools=session.engine.offer(chat_log.llm_api),
+            tools=session.tool_loop.offer(chat_log.llm_api),
             modality=Modality.AUDIO,
             language=transcription_language(language),
         )
@@ -383,7 +383,7 @@ async def async_hear(
         client = await session.async_open(
             replace(config, turn_detection=None, transcription=transcription(options, language))
         )
-        await async_replay(client, chat_log.content[session.sent :], session.engine.names)
+        await async_replay(client, chat_log.content[session.sent :], session.tool_loop.names)
         session.sent = len(chat_log.content)
         pricing = pricing_for(options)
         turn = SharedTurn(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, override
+from typing import Any, override
 
 from homeassistant.components import tts
 from homeassistant.components.assist_pipeline import PipelineEventType
@@ -28,10 +28,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util.ulid import ulid_now
 
 from .const import CONF_TRANSCRIPTION_MODEL, DOMAIN, SUBENTRY_CONVERSATION
+from .models import OpenAIRealtimeData
 from .speech_flow import async_offer_pipeline
-
-if TYPE_CHECKING:
-    from . import OpenAIRealtimeData
 
 LATENCY_KEY = "speech_latency"
 FRESH_OPTION = "shared_turn"

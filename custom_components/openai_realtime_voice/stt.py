@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from typing import TYPE_CHECKING, override
+from typing import override
 
 from homeassistant.components import stt
 from homeassistant.core import HomeAssistant
@@ -11,6 +11,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .agents import agent_settings, first_agent
 from .const import CONF_TRANSCRIPTION_MODEL, LOGGER, RECOMMENDED_TRANSCRIPTION_MODEL
+from .models import OpenAIRealtimeConfigEntry
 from .realtime import RealtimeError
 from .shared_turn import async_hear, current_conversation_id
 from .speech import LANGUAGES, async_transcribe
@@ -22,9 +23,6 @@ from .speech_entity import (
 from .speech_flow import SUBENTRY_STT
 from .usage import pricing_for
 from .vision import agent_image_side
-
-if TYPE_CHECKING:
-    from . import OpenAIRealtimeConfigEntry
 
 PARALLEL_UPDATES = 0
 

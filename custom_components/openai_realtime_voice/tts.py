@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from typing import TYPE_CHECKING, Any, override
+from typing import Any, override
 
 from homeassistant.components import tts
 from homeassistant.components.tts.entity import TTSAudioRequest, TTSAudioResponse
@@ -13,15 +13,13 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .agents import agent_settings, first_agent
 from .const import CONF_MODEL, CONF_VOICE, DOMAIN, LOGGER, RECOMMENDED_VOICE, VOICES
+from .models import OpenAIRealtimeConfigEntry
 from .realtime import RealtimeError
 from .shared_turn import SharedTurn, current_conversation_id
 from .speech import LANGUAGES, async_read_aloud, wav_header
 from .speech_entity import RealtimeSpeechSubentryEntity, async_add_speech_entities
 from .speech_flow import SUBENTRY_TTS
 from .usage import pricing_for
-
-if TYPE_CHECKING:
-    from . import OpenAIRealtimeConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -46,7 +46,7 @@ from .realtime import (
     async_probe,
 )
 from .settings import endpoint_from_config, session_config, transcription_language
-from .turn import TurnEngine
+from .turn import ToolLoop
 from .usage import InvalidPricesError, effective_prices, parse_prices
 
 SETTING_FIELDS: Final = {
@@ -74,7 +74,7 @@ async def _async_tools(hass: HomeAssistant, options: Mapping[str, Any]) -> tuple
     except HomeAssistantError as err:
         LOGGER.debug("Not checking the tools of %s: %s", api_ids, err)
         return ()
-    return TurnEngine(hass, DOMAIN).offer(api)
+    return ToolLoop(hass, DOMAIN).offer(api)
 
 
 async def async_validate_settings(

@@ -21,7 +21,6 @@ from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
-from homeassistant.util.hass_dict import HassKey
 
 from .agents import agent_settings, device_agent
 from .const import (
@@ -30,7 +29,6 @@ from .const import (
     CONF_IMAGE_MAX_SIDE,
     DEFAULT_IMAGE_INPUT,
     DIALECT_BETA,
-    DOMAIN,
 )
 from .images import (
     ANY_PICTURE,
@@ -56,8 +54,6 @@ VISION_TOKEN_LIFETIME: Final = 3600.0
 
 PARK_LIFETIME: Final = 60.0
 """Seconds a tool's picture waits for its runner before it is dropped."""
-
-DATA_VISION: HassKey[VisionHub] = HassKey(f"{DOMAIN}_vision")
 
 
 def image_input_allowed(entry: ConfigEntry[Any], subentry: ConfigSubentry | None = None) -> bool:
@@ -230,11 +226,9 @@ class VisionHub:
 
 
 async def async_send_parked(
-    hass: HomeAssistant, client: RealtimeClient, call_ids: Iterable[str], entry_id: str
+    vision: VisionHub, client: RealtimeClient, call_ids: Iterable[str], entry_id: str
 ) -> None:
     """Add the pictures these tool calls parked to the conversation, before their outputs."""
-    if (vision := hass.data.get(DATA_VISION)) is None:
-        return
     for call_id in call_ids:
         if (image := vision.collect(call_id)) is not None:
             await client.add_user_image(image.data_url)

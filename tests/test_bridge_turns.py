@@ -141,7 +141,7 @@ async def test_a_model_that_keeps_calling_tools_is_stopped(
     """
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    engine = bridge_of(hass, state).turns.engine
+    engine = bridge_of(hass, state).turns.tool_loop
     assert engine.max_rounds == MAX_TOOL_ROUNDS
     engine.max_rounds = rounds
     realtime_server.script(
@@ -187,8 +187,8 @@ async def test_device_tool_errors_and_timeouts_are_results(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     turns = bridge_of(hass, state).turns
-    assert turns.engine.tools is not None
-    turns.engine.tools.timeout = 0.3  # TOOL_TIMEOUT, shortened for the test
+    assert turns.tool_loop.tools is not None
+    turns.tool_loop.tools.timeout = 0.3  # TOOL_TIMEOUT, shortened for the test
 
     realtime_server.script(
         ScriptedResponse(calls=[ScriptedCall(SET_VOLUME, '{"volume": 500}')]),  # out of range

@@ -146,7 +146,7 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
         )
     )
     await until(lambda: hass.states.get(entity_id).attributes["path"] == "realtime")
-    assert bridge_of(hass, state).fallback is None
+    assert bridge_of(hass, state).pipeline is None
     realtime_server.script(ScriptedResponse(text="Realtime again.", audio=tone(120)))
     start = len(device.messages)
     await say(device)
