@@ -69,6 +69,7 @@ from .repairs import (
 from .services import async_setup_services
 from .services_api import async_register_services_api
 from .settings import endpoint_from_config, split_settings
+from .shared_turn import SharedTurns
 from .usage import EntryUsage, InvalidPricesError, Pricing, parse_prices, pricing_for
 from .vision_view import DeviceVisionView
 
@@ -80,6 +81,8 @@ PLATFORMS = [
     Platform.CONVERSATION,
     Platform.NUMBER,
     Platform.SENSOR,
+    Platform.STT,
+    Platform.TTS,
 ]
 
 
@@ -140,6 +143,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEntr
         usage=usage,
         budget=budget,
         service=service,
+        shared_turns=SharedTurns(hass),
         devices={str(sub.unique_id): DeviceHome(sub) for sub in device_subentries(entry)},
     )
     await async_check_libopus(hass)
@@ -263,6 +267,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: OpenAIRealtimeConfigEnt
     """Unload the entry and close the connections of its devices."""
     if not await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
         return False
+    await entry.runtime_data.shared_turns.async_close()
     await entry.runtime_data.usage.async_save()
     for home in entry.runtime_data.devices.values():
         await home.async_disconnect("integration reloading")

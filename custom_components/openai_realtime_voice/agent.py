@@ -22,6 +22,7 @@ from .realtime import (
     RealtimeRateLimitError,
     RealtimeRequestError,
     RealtimeResponse,
+    SessionConfig,
 )
 from .settings import session_config
 from .turn import ToolLoop, tool_results
@@ -77,15 +78,7 @@ class AgentSession:
             tools=tool_loop.offer(chat_log.llm_api),
             modality=Modality.TEXT,
         )
-        client = self._client
-        if client is None or not client.connected:
-            if client is not None:
-                await client.close()
-            client = self._client = RealtimeClient(self.endpoint, config)
-            self._sent = 1  # the system prompt travels as instructions
-            await client.connect()
-        else:
-            await client.update_session(config)
+        client = await self.async_open(config)
 
         # Everything the Realtime conversation has not seen: the history on a fresh session,
         # usually just the new user message.
@@ -118,6 +111,28 @@ class AgentSession:
             if not chat_log.unresponded_tool_results:
                 return
             response = await tool_loop.async_answer(client, tool_results(added))
+
+    async def async_open(self, config: SessionConfig) -> RealtimeClient:
+        """The session's client with `config` applied: connected now, or updated."""
+        client = self._client
+        if client is None or not client.connected:
+            if client is not None:
+                await client.close()
+            client = self._client = RealtimeClient(self.endpoint, config)
+            self._sent = 1  # the system prompt travels as instructions
+            await client.connect()
+        else:
+            await client.update_session(config)
+        return client
+
+    @property
+    def sent(self) -> int:
+        """How many chat log entries the Realtime conversation already holds."""
+        return self._sent
+
+    @sent.setter
+    def sent(self, count: int) -> None:
+        self._sent = count
 
     @staticmethod
     def _trace(chat_log: conversation.ChatLog, response: RealtimeResponse) -> None:

@@ -52,6 +52,12 @@ from .flow_schemas import (
     options_schema,
 )
 from .settings import default_options, recommended_agent
+from .speech_flow import (
+    SUBENTRY_STT,
+    SUBENTRY_TTS,
+    SpeechToTextSubentryFlow,
+    TextToSpeechSubentryFlow,
+)
 from .subentry_flow import AgentSubentryFlow, DeviceSubentryFlow
 from .validation import async_validate_settings, budget_error
 
@@ -193,10 +199,13 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Conversation agents and paired devices are subentries of the service entry."""
+        """Conversation agents, paired devices, speech-to-text and text-to-speech are
+        subentries of the service entry (the speech ones in speech_flow.py)."""
         return {
             SUBENTRY_CONVERSATION: AgentSubentryFlow,
             SUBENTRY_DEVICE: DeviceSubentryFlow,
+            SUBENTRY_STT: SpeechToTextSubentryFlow,
+            SUBENTRY_TTS: TextToSpeechSubentryFlow,
         }
 
     # --- a xiaozhi device asked to be paired ---------------------------------------------------

@@ -146,7 +146,15 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
             chat.async_on_cleanup(lambda: sessions.async_discard(conversation_id))
         async with session.lock:
             try:
-                await session.async_process(chat_log, self.entity_id, options)
+                # A spoken turn whose answer started during speech to text (shared_turn.py).
+                turns = self.entry.runtime_data.shared_turns
+                extra = chat_log.extra_system_prompt
+                turn = turns.async_claim(conversation_id, self.subentry_id, user_input.text, extra)
+                if turn is not None:
+                    await turn.async_answer(chat_log, self.entity_id)
+                else:
+                    await turns.async_release(conversation_id)
+                    await session.async_process(chat_log, self.entity_id, options)
             except RealtimeAuthError as err:
                 sessions.async_discard(conversation_id)
                 self.entry.async_start_reauth(self.hass)

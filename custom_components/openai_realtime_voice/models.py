@@ -18,6 +18,7 @@ from .budget import Budget
 from .const import DOMAIN
 from .home import DeviceHome
 from .realtime import RealtimeEndpoint
+from .shared_turn import SharedTurns
 from .usage import EntryUsage
 
 
@@ -39,6 +40,8 @@ class OpenAIRealtimeData:
     """Token counts and estimated cost of every response of this entry."""
     budget: Budget
     """The monthly budget this entry's estimated cost is held to (and where sessions connect)."""
+    shared_turns: SharedTurns
+    """Spoken turns the speech-to-text, agent and text-to-speech entities share (issue 32)."""
     service: ServiceMonitor
     """Whether the entry's Realtime service answers: logs each change once, checks it again
     while it does not, and raises a repair issue when it has been unreachable for minutes."""

@@ -24,6 +24,7 @@ from .budget import Budget
 from .const import DOMAIN
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
 from .models import OpenAIRealtimeConfigEntry
+from .speech_entity import LATENCY_KEY, SpeechLatencySensor
 from .usage import EntryUsage
 
 PARALLEL_UPDATES = 0
@@ -108,6 +109,7 @@ async def async_setup_entry(
     """Add the entry's usage sensors (and what is left of its budget, when it has one), and
     last-seen and latency sensors per paired device."""
     async_add_entities(UsageSensor(entry, description) for description in USAGE_SENSORS)
+    async_add_entities([SpeechLatencySensor(entry, LATENCY_KEY)])
     if (budget := entry.runtime_data.budget).limit is not None:
         async_add_entities([UsageSensor(entry, _budget_left(budget))])
     async_add_device_entities(
