@@ -61,7 +61,7 @@ def serve_realtime(port: int, delay_ms: float, reply_ms: int, stop: Any) -> None
 
 
 async def _serve_realtime(port: int, delay_ms: float, reply_ms: int, stop: Any) -> None:
-    from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
+    from realtime_server import RealtimeServer, ScriptedResponse, tone
 
     class Server(RealtimeServer):
         """The test server without its SDK validation (the stand-in's CPU is not measured)."""
@@ -144,7 +144,7 @@ async def _run_devices(url: str, specs: list[DeviceSpec], turns: int, pipe: Conn
             if not device.mic_active:  # the first press listens from the hello on
                 await device.start_listening(ListenMode.MANUAL)
             await device.send_audio(speech, realtime=True)
-            first = len(device.downlink)
+            first = len(device.playback.downlink)
             start = len(device.messages)
             await device.stop_listening()
             ended = loop.time()
@@ -156,7 +156,7 @@ async def _run_devices(url: str, specs: list[DeviceSpec], turns: int, pipe: Conn
             except TimeoutError:
                 failures += 1
                 continue
-            played = [p for p in device.downlink[first:] if p.outcome == "played"]
+            played = [p for p in device.playback.downlink[first:] if p.outcome == "played"]
             if not played:
                 failures += 1
                 continue
@@ -249,12 +249,13 @@ def free_port() -> int:
 
 async def connected_bridges(hass: Any, specs: Sequence[DeviceSpec]) -> int:
     """How many of these devices have a bridge with a configured Realtime session."""
-    from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+    from custom_components.openai_realtime_voice.bridge import serving
+    from custom_components.openai_realtime_voice.models import find_home
 
-    bridges = hass.data[DATA_BRIDGES]
     count = 0
     for spec in specs:
-        bridge = bridges.bridge(spec.mac)
+        found = find_home(hass, spec.mac)
+        bridge = serving(found[1]) if found is not None else None
         if bridge is not None and bridge.client is not None and bridge.client.connected:
             count += 1
     return count

@@ -56,7 +56,7 @@ async def _case(delay: float | None, rounds: int) -> list[float]:
         async_test_home_assistant,
     )
 
-    from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+    from custom_components.openai_realtime_voice.bridge import serving
     from custom_components.openai_realtime_voice.const import (
         CONF_BASE_URL,
         CONF_BOARD,
@@ -72,9 +72,10 @@ async def _case(delay: float | None, rounds: int) -> list[float]:
         TRANSCRIPTION_OFF,
     )
     from custom_components.openai_realtime_voice.endpoint.pairing import hash_token
+    from custom_components.openai_realtime_voice.models import find_home
     from custom_components.openai_realtime_voice.settings import default_options
+    from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
     from simulator.device import DeviceSimulator
-    from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
     server = RealtimeServer(api_key=API_KEY)
     server.response_delay = MODEL_TIME
@@ -141,7 +142,8 @@ async def _case(delay: float | None, rounds: int) -> list[float]:
             try:
                 await device.open_audio_channel()
                 while (  # noqa: ASYNC110 - set by several callbacks, no one event to await
-                    (bridge := hass.data[DATA_BRIDGES].bridge(mac)) is None
+                    (found := find_home(hass, mac)) is None
+                    or (bridge := serving(found[1])) is None
                     or bridge.client is None
                     or not bridge.client.connected
                     or not bridge.device.tools
@@ -159,14 +161,14 @@ async def _case(delay: float | None, rounds: int) -> list[float]:
                         ScriptedResponse(text="Done.", audio=tone(300)),
                     )
                     start_messages = len(device.messages)
-                    start_packets = len(device.downlink)
+                    start_packets = len(device.playback.downlink)
                     await device.start_listening()
                     await device.send_audio(_loud(500) + bytes(32000))
                     await device.wait_for_message(
                         lambda m: m["type"] == "tts" and m["state"] == "stop",
                         start=start_messages,
                     )
-                    first = device.downlink[start_packets].arrival
+                    first = device.playback.downlink[start_packets].arrival
                     samples.append((first - stopped[-1]) * 1000)
                     # The late transcript of this turn arrives before the next one starts.
                     await asyncio.sleep((delay or 0.0) + 0.1)

@@ -73,10 +73,7 @@ async def bench(rounds: int) -> list[list[object]]:
         async_test_home_assistant,
     )
 
-    from custom_components.openai_realtime_voice.bridge import (
-        DATA_BRIDGES,
-        wake as bridge_wake,
-    )
+    from custom_components.openai_realtime_voice.bridge import serving, wake as bridge_wake
     from custom_components.openai_realtime_voice.const import (
         CONF_BASE_URL,
         CONF_BOARD,
@@ -91,11 +88,12 @@ async def bench(rounds: int) -> list[list[object]]:
     )
     from custom_components.openai_realtime_voice.endpoint.pairing import hash_token
     from custom_components.openai_realtime_voice.images import DEFAULT_MAX_SIDE, scale_picture
+    from custom_components.openai_realtime_voice.models import find_home
     from custom_components.openai_realtime_voice.settings import default_options
+    from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
     import simulator.camera as camera_module
     from simulator.camera import Camera, generated_picture
     from simulator.device import DeviceSimulator
-    from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
     # Every round is a typed `listen detect`; the product answers at most a few a minute per
     # device (each is a billed response), which would stall the rounds, not measure them.
@@ -166,9 +164,10 @@ async def bench(rounds: int) -> list[list[object]]:
             try:
                 await device.open_audio_channel()
                 while (  # noqa: ASYNC110 - set by several callbacks, no one event to await
-                    (bridge := hass.data[DATA_BRIDGES].bridge(mac)) is None
+                    (found := find_home(hass, mac)) is None
+                    or (bridge := serving(found[1])) is None
                     or bridge.client is None
-                    or not (bridge.client.connected and device.vision)
+                    or not (bridge.client.connected and device.mcp.vision)
                 ):
                     await asyncio.sleep(0.01)
                 rows.extend(
@@ -244,16 +243,16 @@ async def _measure_sizes(
             scripted_response(text="Done.", audio=tone(300)),
         )
         start_messages = len(device.messages)
-        start_packets = len(device.downlink)
+        start_packets = len(device.playback.downlink)
         called: list[float] = []
-        original = device._on_mcp
+        original = device.mcp.on_message
 
         async def spy(payload: dict[str, Any]) -> None:
             if payload.get("method") == "tools/call" and not called:
                 called.append(loop.time())
             await original(payload)
 
-        device._on_mcp = spy
+        device.mcp.on_message = spy
         try:
             # A typed request (the stock firmware sends only its wake word in `listen detect`):
             # the benchmark times the photo tool, not speech recognition.
@@ -271,8 +270,8 @@ async def _measure_sizes(
                 lambda m: m["type"] == "tts" and m["state"] == "stop", start=start_messages
             )
         finally:
-            device._on_mcp = original
-        audio = [p.arrival for p in device.downlink[start_packets:]]
+            device.mcp.on_message = original
+        audio = [p.arrival for p in device.playback.downlink[start_packets:]]
         first = next(t for t in audio if t >= called[0])
         await asyncio.sleep(0.05)
         return (first - called[0]) * 1000

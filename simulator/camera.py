@@ -22,7 +22,8 @@ import aiohttp
 import numpy as np
 from PIL import Image
 
-from .device import SimulatorError, Tool
+from .errors import SimulatorError
+from .mcp import Tool
 
 if TYPE_CHECKING:
     from .device import DeviceSimulator
@@ -85,12 +86,13 @@ class Camera:
             {"question": {"type": "string"}},
             lambda args: self.explain(device, str(args["question"])),
         )
-        index = next((i for i, t in enumerate(device.tools) if t.user_only), len(device.tools))
-        device.tools.insert(index, tool)
+        tools = device.mcp.tools
+        index = next((i for i, t in enumerate(tools) if t.user_only), len(tools))
+        tools.insert(index, tool)
 
     async def explain(self, device: DeviceSimulator, question: str) -> str:
         """`Esp32Camera::Explain`: upload the photo and return the server's answer."""
-        vision = device.vision or {}
+        vision = device.mcp.vision or {}
         url = vision.get("url")
         token = vision.get("token")
         if not isinstance(url, str) or not url:
@@ -108,7 +110,7 @@ class Camera:
             for part in parts:
                 yield part
 
-        session = await device._http()  # noqa: SLF001 - the device's own HTTP client
+        session = await device.http()  # the device's own HTTP client
         try:
             async with session.post(url, data=body(), headers=headers, chunked=True) as resp:
                 text = await resp.text()

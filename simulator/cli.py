@@ -14,7 +14,7 @@ import argparse
 import asyncio
 from collections.abc import Callable, Sequence
 import contextlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 import hashlib
 import json
 import os
@@ -28,28 +28,17 @@ import numpy as np
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 
 from .camera import Camera
-from .device import (
-    UPLINK_FRAME_MS,
-    UPLINK_FRAME_SAMPLES,
-    UPLINK_SAMPLE_RATE,
-    DeviceSimulator,
-    SimulatorError,
-    read_wav_as_16k,
-)
+from .device import DeviceSimulator
+from .errors import SimulatorError
 from .firmware import DeviceState
+from .microphone import UPLINK_FRAME_MS, UPLINK_FRAME_SAMPLES, UPLINK_SAMPLE_RATE, read_wav_as_16k
+from .report import Report, print_report
 from .speech import SpeechError, synthesize, write_wav
 from .state import DEFAULT_STATE, base_url, load_state, new_identity, save_state
 from .watch import ChatLogWatch, HomeAssistantAuthError
 
 __all__ = ["DEFAULT_STATE", "Report", "load_state", "main", "save_state"]
 
-LATENCY_MEANING = (
-    "the device's Response latency: end of speech -> first reply audio, VAD silence included"
-)
-DEVICE_LATENCY_MEANING = (
-    "measured at the simulated device, end of speech -> first reply audio; without a Home "
-    "Assistant token the device's Response latency sensor cannot be read"
-)
 RESULT_GRACE_S = 1.0
 """How long to wait after the reply for Home Assistant's chat log events and entity states."""
 VOICE_RMS = 500.0
@@ -59,41 +48,6 @@ TRAILING_SILENCE_MS = 3000
 CODE_LIFETIME_S = 600.0
 """How long Home Assistant keeps a pairing code (`endpoint/pairing.py` CODE_LIFETIME): the run
 waits that long for a person to read the code and type it."""
-
-
-@dataclass(slots=True)
-class Report:
-    """What one run saw; printed as text and optionally written as JSON."""
-
-    mac: str
-    paired_now: bool = False
-    pairing_code: str | None = None
-    tools: list[str] = field(default_factory=list)
-    stt: list[str] = field(default_factory=list)
-    tts: list[str] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] | None = None
-    """Every tool Home Assistant ran for this device, with its outcome (None: not visible)."""
-    device_tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    """The device's own MCP tools Home Assistant called (what the device itself sees)."""
-    states: list[dict[str, Any]] = field(default_factory=list)
-    latency_ms: float | None = None
-    """The device's Response latency sensor after the turn; without a Home Assistant token the
-    same span as the simulated device measures it."""
-    latency_at_device: bool = False
-    reply_seconds: float = 0.0
-    reply_wav: str | None = None
-    error: str | None = None
-    stale_token: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        """Whether the run failed: an error, a failed tool, or an unexpected state."""
-        return bool(
-            self.error
-            or any(not call["ok"] for call in self.tool_calls or [])
-            or any(not check["ok"] for check in self.states)
-        )
 
 
 class StaleTokenError(SimulatorError):
@@ -384,7 +338,7 @@ class Run:
                 raise SimulatorError("Home Assistant closed the connection")
         if not self._reply_started():
             raise SimulatorError(f"no reply within {self.args.reply_timeout:.0f} s")
-        first = next(p.arrival for p in device.downlink if p.outcome == "played")
+        first = next(p.arrival for p in device.playback.downlink if p.outcome == "played")
         # Shown only when Home Assistant's own figure cannot be read (see `_results`).
         self.report.latency_ms = round((first - speech_end) * 1000, 1)
         self.report.latency_at_device = True
@@ -392,12 +346,12 @@ class Run:
             await device.wait_for_message(_is_tts_stop)
 
     def _reply_started(self) -> bool:
-        return any(p.outcome == "played" for p in self.device.downlink)
+        return any(p.outcome == "played" for p in self.device.playback.downlink)
 
     def _collect(self) -> None:
         """Copy what the device saw into the report and save the reply audio."""
         device, report = self.device, self.report
-        report.tools = [tool.name for tool in device.tools]
+        report.tools = [tool.name for tool in device.mcp.tools]
         report.stt = list(device.user_lines)
         report.tts = list(device.assistant_lines)
         for message in device.messages:
@@ -413,10 +367,10 @@ class Run:
             for upload in self.camera.uploads:
                 self.say(f".. photo uploaded: HTTP {upload['status']}, {upload['body'][:80]!r}")
         hello = device.server_hello
-        if hello is not None and device.played_pcm:
-            report.reply_seconds = round(len(device.played_pcm) / 2 / hello.sample_rate, 2)
+        if hello is not None and device.playback.played_pcm:
+            report.reply_seconds = round(len(device.playback.played_pcm) / 2 / hello.sample_rate, 2)
             if self.args.out is not None:
-                write_wav(self.args.out, bytes(device.played_pcm), hello.sample_rate)
+                write_wav(self.args.out, bytes(device.playback.played_pcm), hello.sample_rate)
                 report.reply_wav = str(self.args.out)
 
 
@@ -445,45 +399,6 @@ def _is_tools_list(message: dict[str, Any]) -> bool:
 
 def _is_tts_stop(message: dict[str, Any]) -> bool:
     return message.get("type") == "tts" and message.get("state") == "stop"
-
-
-def print_report(report: Report, say: Callable[[str], None]) -> None:
-    """The human summary."""
-    for line in report.stt:
-        say(f"stt:  {line}")
-    for line in report.tts:
-        say(f"tts:  {line}")
-    if report.tool_calls is not None:
-        for call in report.tool_calls:
-            arguments = json.dumps(call["arguments"], ensure_ascii=False)
-            say(f"tool: {call['name']} {arguments} -> {call['outcome']}")
-    else:
-        for call in report.device_tool_calls:
-            arguments = json.dumps(call["arguments"], ensure_ascii=False)
-            say(f"device tool: {call['name']} {arguments}")
-    for check in report.states:
-        verdict = "as expected" if check["ok"] else f"expected {check['expected']}"
-        say(f"state: {check['entity_id']} is {check['state']} ({verdict})")
-    if report.latency_ms is not None:
-        meaning = DEVICE_LATENCY_MEANING if report.latency_at_device else LATENCY_MEANING
-        say(f"latency: {report.latency_ms:.0f} ms ({meaning})")
-    if report.reply_seconds:
-        where = f", saved to {report.reply_wav}" if report.reply_wav else ""
-        say(f"reply: {report.reply_seconds:.1f} s of audio{where}")
-    if report.failed and not report.error:
-        say("!! failed: " + "; ".join(_failures(report)))
-
-
-def _failures(report: Report) -> list[str]:
-    failures = [
-        f"{call['name']} {call['outcome']}" for call in report.tool_calls or [] if not call["ok"]
-    ]
-    failures += [
-        f"{c['entity_id']} is {c['state']}, not {c['expected']}"
-        for c in report.states
-        if not c["ok"]
-    ]
-    return failures
 
 
 def _ask(question: str) -> bool:

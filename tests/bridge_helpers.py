@@ -11,18 +11,13 @@ from homeassistant.helpers import entity_registry as er
 import numpy as np
 
 from custom_components.openai_realtime_voice.assist_satellite import XiaozhiAssistSatellite
-from custom_components.openai_realtime_voice.bridge import (
-    DATA_BRIDGES,
-    DATA_SATELLITES,
-    BridgePath,
-    SpeechBridge,
-)
+from custom_components.openai_realtime_voice.bridge import BridgePath, SpeechBridge
 from custom_components.openai_realtime_voice.const import DOMAIN
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB, DeviceState
+from custom_components.openai_realtime_voice.endpoint.hub import DeviceState
 from custom_components.openai_realtime_voice.xiaozhi import ListenDetect, encode_object
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
-from tests.device_helpers import connected_device, wait_until
-from tests.realtime_server import RealtimeServer
+from tests.device_helpers import bridge_at, connected_device, device_home, wait_until
 
 
 async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:
@@ -51,17 +46,17 @@ async def disconnect(
 
 def device_state(hass: HomeAssistant, device: DeviceSimulator) -> DeviceState:
     """The server-side state of a simulated device."""
-    return hass.data[DATA_HUB].states[device.mac]
+    return device_home(hass, device.mac).state
 
 
 def bridge_of(hass: HomeAssistant, state: DeviceState) -> SpeechBridge | None:
     """The bridge serving the device now (None while it is disconnected)."""
-    return hass.data[DATA_BRIDGES].bridge(state.mac)
+    return bridge_at(hass, state.mac)
 
 
 def satellite_of(hass: HomeAssistant, state: DeviceState) -> XiaozhiAssistSatellite | None:
     """The device's satellite entity, while it is added."""
-    satellite = hass.data[DATA_SATELLITES].satellite(state.mac)
+    satellite = device_home(hass, state.mac).face
     assert satellite is None or isinstance(satellite, XiaozhiAssistSatellite)
     return satellite
 
@@ -146,7 +141,7 @@ async def refuse_realtime(
     await wait_until(
         lambda: (
             bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
-            and bridge_of(hass, state).fallback is not None
+            and bridge_of(hass, state).pipeline is not None
         ),
         state,
     )

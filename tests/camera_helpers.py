@@ -12,12 +12,10 @@ from homeassistant.components.camera import Camera
 from homeassistant.core import HomeAssistant
 from yarl import URL
 
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.xiaozhi import McpError, McpToolResult
 from simulator.camera import TAKE_PHOTO, Camera as BoardCamera
 from simulator.device import DeviceSimulator
-from tests.device_helpers import live, pair, simulator, wait_until
+from tests.device_helpers import bridge_at, device_home, live, pair, simulator, wait_until
 
 GARAGE = "camera.garage"
 
@@ -72,12 +70,11 @@ async def camera_board(
     camera.attach(device)  # the firmware registers the camera tool at boot
     await pair(hass, device)
     await device.open_audio_channel()
-    state = hass.data[DATA_HUB].states[device.mac]
+    state = device_home(hass, device.mac).state
     await wait_until(lambda: any(t.name == TAKE_PHOTO for t in state.tools), state)
-    bridges = hass.data[DATA_BRIDGES]
     await wait_until(
         lambda: (
-            (bridge := bridges.bridge(state.mac)) is not None
+            (bridge := bridge_at(hass, state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
         ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 from unittest.mock import patch
 
@@ -23,13 +23,13 @@ from pytest_homeassistant_custom_component.common import (
 # makes Home Assistant's loader find this integration.
 import custom_components.openai_realtime_voice  # noqa: F401
 from custom_components.openai_realtime_voice.bridge.realtime_engine import RealtimeEngine
-from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
-from custom_components.openai_realtime_voice.settings import default_options
+from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT
+from realtime_server import RealtimeServer
 from simulator.camera import generated_picture
+from tests.agent_helpers import service_entry
 from tests.camera_helpers import BROKEN, GARAGE, PORCH, StillCamera
 from tests.device_helpers import device_client
 from tests.pipeline_providers import Providers, providers_flow, setup_providers
-from tests.realtime_server import RealtimeServer, realtime_server  # noqa: F401 - shared fixture
 
 
 @pytest.fixture
@@ -39,6 +39,18 @@ async def home_assistant_core(hass: HomeAssistant, enable_custom_integrations: N
     Conversation (our dependency) needs `homeassistant` for exposed entities.
     """
     assert await async_setup_component(hass, "homeassistant", {})
+
+
+@pytest.fixture
+async def realtime_server(socket_enabled: None) -> AsyncGenerator[RealtimeServer]:
+    """A started RealtimeServer; fails the test if any protocol violation was recorded."""
+    server = RealtimeServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+    assert not server.violations, "\n".join(server.violations)
 
 
 @pytest.fixture(autouse=True)
@@ -96,19 +108,16 @@ async def lights(hass: HomeAssistant) -> None:
 @pytest.fixture
 async def entry(
     hass: HomeAssistant,
-    realtime_server: RealtimeServer,  # noqa: F811
+    realtime_server: RealtimeServer,
     lights: None,
 ) -> MockConfigEntry:
     """A loaded entry whose agent talks to the local Realtime server."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="OpenAI Realtime",
-        data={
+    entry = service_entry(
+        {
             CONF_API_KEY: realtime_server.api_key,
             CONF_BASE_URL: realtime_server.url,
             CONF_DIALECT: "ga",
-        },
-        options=default_options(),
+        }
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -121,7 +130,7 @@ async def entry(
 async def client(
     hass: HomeAssistant,
     hass_client_no_auth: Any,
-    realtime_server: RealtimeServer,  # noqa: F811
+    realtime_server: RealtimeServer,
 ) -> TestClient:
     """A loaded entry (failed logins counted by HTTP bans) and a client for simulated devices."""
     return await device_client(hass, hass_client_no_auth, realtime_server)

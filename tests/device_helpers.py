@@ -23,7 +23,7 @@ from homeassistant.helpers.issue_registry import EVENT_REPAIRS_ISSUE_REGISTRY_UP
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
+from custom_components.openai_realtime_voice.bridge import SpeechBridge, serving
 from custom_components.openai_realtime_voice.const import (
     CONF_BASE_URL,
     CONF_CODE,
@@ -32,23 +32,24 @@ from custom_components.openai_realtime_voice.const import (
     OTA_PATH,
 )
 from custom_components.openai_realtime_voice.endpoint.connection import DeviceConnection
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime_voice.settings import default_options
+from custom_components.openai_realtime_voice.home import DeviceHome
+from custom_components.openai_realtime_voice.models import find_home
 from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
+from realtime_server import RealtimeServer
 from simulator import changes
 from simulator.changes import Listener, Observable
 from simulator.device import DeviceSimulator
-from tests.realtime_server import RealtimeServer
+from tests.agent_helpers import service_entry
 
 
 async def setup_entry(
     hass: HomeAssistant, server: RealtimeServer, options: dict[str, Any] | None = None
 ) -> MockConfigEntry:
     """A loaded service entry talking to the test Realtime server."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
-        options={**default_options(), **(options or {})},
+    entry = service_entry(
+        {CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
+        options,
+        title="Mock Title",
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -78,9 +79,27 @@ async def release_devices(hass: HomeAssistant, client: TestClient) -> None:
     """
     for device in _SIMULATORS.pop(client, []):
         await device.close()
-    bridges = hass.data[DATA_BRIDGES]
-    states = hass.data[DATA_HUB].states
-    await wait_until(lambda: all(bridges.bridge(mac) is None for mac in states), *states.values())
+    homes = [
+        home
+        for entry in hass.config_entries.async_loaded_entries(DOMAIN)
+        for home in entry.runtime_data.devices.values()
+    ]
+    await wait_until(
+        lambda: all(home.bridge is None for home in homes), *(home.state for home in homes)
+    )
+
+
+def device_home(hass: HomeAssistant, mac: str) -> DeviceHome:
+    """The home of a paired device in its loaded entry."""
+    found = find_home(hass, mac)
+    assert found is not None, f"{mac} is not paired to a loaded entry"
+    return found[1]
+
+
+def bridge_at(hass: HomeAssistant, mac: str) -> SpeechBridge | None:
+    """The bridge serving a device now (None while it is not connected or not paired)."""
+    found = find_home(hass, mac)
+    return serving(found[1]) if found is not None else None
 
 
 def discovery_flow(hass: HomeAssistant, mac: str) -> dict[str, Any]:
@@ -197,7 +216,7 @@ async def wait_until(
 
 def live(hass: HomeAssistant, mac: str) -> DeviceConnection:
     """The device's live server-side connection."""
-    connection = hass.data[DATA_HUB].states[mac].connection
+    connection = device_home(hass, mac).state.connection
     assert isinstance(connection, DeviceConnection)
     return connection
 
@@ -212,7 +231,7 @@ async def connected_device(
     if version is not None:
         device.nvs_websocket["version"] = version
     await device.open_audio_channel()
-    state = hass.data[DATA_HUB].states[device.mac]
+    state = device_home(hass, device.mac).state
     await wait_until(lambda: state.volume is not None, state)
     return device
 

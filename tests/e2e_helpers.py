@@ -102,7 +102,7 @@ logger:
 
 @dataclass
 class RealtimeProcess:
-    """`python -m tests.realtime_server --scenario config/scenario.yaml` on a free port."""
+    """`python -m realtime_server --scenario config/scenario.yaml` on a free port."""
 
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[str] | None = None
@@ -119,7 +119,7 @@ class RealtimeProcess:
             [
                 str(PYTHON),
                 "-m",
-                "tests.realtime_server",
+                "realtime_server",
                 "--port",
                 str(self.port),
                 "--scenario",

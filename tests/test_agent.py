@@ -22,8 +22,8 @@ from custom_components.openai_realtime_voice.agent import (
 from custom_components.openai_realtime_voice.const import CONF_LLM_HASS_API
 from custom_components.openai_realtime_voice.realtime import ClientOptions, RealtimeClient
 from custom_components.openai_realtime_voice.tools import ToolNames
-from tests.agent_helpers import AGENT, TURN_ON, ask_agent
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.agent_helpers import AGENT, TURN_ON, agent_of, ask_agent, set_settings
 
 
 async def test_pool_closes_the_least_recently_used_session(
@@ -31,7 +31,7 @@ async def test_pool_closes_the_least_recently_used_session(
 ) -> None:
     """A full pool closes its least recently used session; the others stay open."""
     pool = AgentSessions(hass, lambda: entry.runtime_data.endpoint, max_sessions=2)
-    entry.runtime_data.agent_sessions = pool
+    entry.runtime_data.agent_sessions[agent_of(entry).subentry_id] = pool
     realtime_server.script(*(ScriptedResponse(text=f"Answer {i}") for i in range(4)))
     first = await ask_agent(hass, "one")
     second = await ask_agent(hass, "two")
@@ -50,7 +50,7 @@ async def test_idle_session_is_closed(
     hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
 ) -> None:
     """A session unused for the idle timeout is closed."""
-    pool = entry.runtime_data.agent_sessions
+    pool = entry.runtime_data.agent_sessions[agent_of(entry).subentry_id]
     realtime_server.script(ScriptedResponse(text="Hi"))
     result = await ask_agent(hass, "hello")
     session = pool.get(result.conversation_id)
@@ -150,9 +150,7 @@ async def test_unknown_llm_api_is_reported(
     hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
 ) -> None:
     """An LLM API that no longer exists gives Home Assistant's error, without a session."""
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, CONF_LLM_HASS_API: ["removed_api"]}
-    )
+    set_settings(hass, entry, **{CONF_LLM_HASS_API: ["removed_api"]})
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     connections = realtime_server.connections

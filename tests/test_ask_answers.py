@@ -23,9 +23,10 @@ from custom_components.openai_realtime_voice.const import (
     DOMAIN,
     TRANSCRIPTION_OFF,
 )
+from realtime_server import RealtimeServer, ScriptedResponse, tone
+from tests.agent_helpers import set_settings
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, wait_tts
 from tests.device_helpers import device_client, release_devices, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -46,7 +47,7 @@ async def client(
 
 def _set_options(hass: HomeAssistant, **options: Any) -> None:
     entry = hass.config_entries.async_entries(DOMAIN)[0]
-    hass.config_entries.async_update_entry(entry, options={**entry.options, **options})
+    set_settings(hass, entry, **options)
 
 
 async def _speak(device: Any) -> None:

@@ -8,9 +8,9 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, call
 from homeassistant.exceptions import HomeAssistantError
 import pytest
 
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.bridge_helpers import bridged, device_state, disconnect, satellite_id, tts_states
 from tests.device_helpers import wait_until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 

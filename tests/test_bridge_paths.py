@@ -43,9 +43,10 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     ListenStopped,
     encode_object,
 )
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.changes import Recorded
 from simulator.device import DeviceSimulator
-from tests.agent_helpers import TURN_ON
+from tests.agent_helpers import TURN_ON, set_settings
 from tests.bridge_helpers import (
     appended_audio,
     bridge_of,
@@ -59,7 +60,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import device_client, finished, live, pair, simulator, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 OUR_LOGGER = "custom_components.openai_realtime_voice"
 QUOTA = {
@@ -186,7 +186,7 @@ async def test_actions_waiting_for_the_hello_fail_when_the_device_leaves(
     device = simulator(client)
     await pair(hass, device)
     state = device_state(hass, device)
-    session = await device._http()
+    session = await device.http()
     async with session.ws_connect(
         str(device.nvs_websocket["url"]), headers=device.ws_headers()
     ) as ws:  # connected, but no hello yet
@@ -290,9 +290,7 @@ async def test_unknown_llm_api_still_opens_a_session(
 ) -> None:
     """A configured LLM API that no longer exists: counted, and the session runs without it."""
     entry = hass.config_entries.async_entries(DOMAIN)[0]
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, "llm_hass_api": ["no_such_api"]}
-    )
+    set_settings(hass, entry, llm_hass_api=["no_such_api"])
     await hass.async_block_till_done()
     device = await bridged(hass, client)
     state = device_state(hass, device)

@@ -17,16 +17,15 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.openai_realtime_voice.bridge import (
-    DATA_BRIDGES,
     BridgePath,
     RealtimeEngine,
     SpeechBridge,
 )
 from custom_components.openai_realtime_voice.const import DOMAIN
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridge_of, bridged, device_state
 from tests.device_helpers import device_client, wait_until
-from tests.realtime_server import RealtimeServer
 
 
 @pytest.fixture
@@ -71,8 +70,8 @@ async def assert_released(device: DeviceSimulator, bridge: SpeechBridge) -> None
     await asyncio.wait_for(device.wait_closed(), 5)
     assert bridge.connection.close_reason is not None
     assert not bridge.tasks
-    assert bridge.hass.data[DATA_BRIDGES].bridge(bridge.device.mac) is None
-    assert bridge.fallback is None
+    assert bridge.home.bridge is None
+    assert bridge.pipeline is None
     assert bridge.client is None
     await device.close()
 

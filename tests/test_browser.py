@@ -1,10 +1,10 @@
 """Browser test: Home Assistant's own UI in headless Chromium (Debian's), driven by Playwright.
 
 Logs in, renders the config flow dialog in German and Simplified Chinese, adds the integration
-in English against the offline Realtime server, opens the options, pairs the device simulator and
-opens its device page, and saves the screenshots the README shows. Any untranslated key
-(`component.openai_realtime_voice...`), unfilled placeholder, translation error or error alert on
-screen
+in English against the offline Realtime server, opens the options and the first agent, pairs the
+device simulator and opens its device page, and saves the screenshots the README shows. Any
+untranslated key (`component.openai_realtime_voice...`), unfilled placeholder, translation error
+or error alert on screen
 fails the test. Then, as `scripts/develop` leaves it, the Assist dialog with the default
 assistant turns the kitchen light off through this integration's agent.
 """
@@ -268,7 +268,8 @@ def connected(ha: HomeAssistantProcess, state_file: Path) -> Iterator[str]:
 def test_add_configure_and_open_a_device_in_the_ui(
     stack: tuple[HomeAssistantProcess, RealtimeProcess], page: Page, tmp_path: Path
 ) -> None:
-    """The config flow in German and Chinese, then in English; the options; a paired device."""
+    """The config flow in German and Chinese, then in English; the options and the agent; a
+    paired device."""
     ha, realtime = stack
     log_in(page, ha)
 
@@ -296,9 +297,18 @@ def test_add_configure_and_open_a_device_in_the_ui(
 
     page.goto(ha.base_url + f"/config/integrations/integration/{DOMAIN}")
     page.get_by_role("button", name="Configure").click()
-    page.get_by_text("Instructions", exact=True).wait_for()
+    page.get_by_text("Monthly budget", exact=True).wait_for()
     assert_clean(page, "options")
     screenshot(page, "options.png")
+    page.keyboard.press("Escape")
+
+    # The first conversation agent's settings: its own subentry (the cog on its row).
+    agent = translations("en")["config_subentries"]["conversation"]
+    page.get_by_role("button", name=agent["initiate_flow"]["reconfigure"]).first.click()
+    page.get_by_text(agent["step"]["reconfigure"]["data"]["prompt"], exact=True).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    assert_clean(page, "agent")
+    screenshot(page, "agent.png")
     page.keyboard.press("Escape")
 
     # Pair the simulator (its code approved through the discovered flow) and talk once, so

@@ -35,11 +35,12 @@ from custom_components.openai_realtime_voice.const import (
     DOMAIN,
 )
 from custom_components.openai_realtime_voice.usage import EntryUsage, month_of
+from realtime_server import RealtimeServer, ScriptedResponse, default_usage
 from simulator.speech import synthesize
+from tests.agent_helpers import reconfigure_agent, set_settings, submit_options
 from tests.bridge_helpers import bridge_of, bridged, device_state, wait_tts
 from tests.device_helpers import release_devices, setup_entry, wait_until
 from tests.pipeline_providers import STT_TEXT, Providers
-from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage
 
 # 91 audio output tokens per response at 10,000 USD per 1M: 0.91 USD, plus about 0.0014 USD.
 EXPENSIVE = {CONF_PRICES: "audio_out=10000"}
@@ -223,30 +224,29 @@ async def test_month_counting_survives_a_restart_within_the_month_only(
     assert later.cost_usd == pytest.approx(spent)  # the running total keeps counting
 
 
-async def _options(hass: HomeAssistant, entry: MockConfigEntry, **changes: Any) -> Any:
-    """Submit the options form; a change to None is a field the user cleared (not sent)."""
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    form = {key: value for key, value in {**entry.options, **changes}.items() if value is not None}
-    return await hass.config_entries.options.async_configure(result["flow_id"], form)
-
-
 async def test_options_flow_needs_prices_for_a_budget(
     hass: HomeAssistant, realtime_server: RealtimeServer
 ) -> None:
-    """A budget on a model without prices is refused on the budget field; a priced one is kept,
-    and an emptied one is dropped."""
+    """A budget while an agent's model has no prices is refused on the budget field; a priced
+    one is kept, and an emptied one is dropped. With a budget, an agent must stay priced."""
     entry = await setup_entry(hass, realtime_server)
-    result = await _options(hass, entry, model="my-deployment", monthly_budget=10)
+    set_settings(hass, entry, model="my-deployment")
+    result = await submit_options(hass, entry, monthly_budget=10)
     assert result["type"] == "form"
     assert result["errors"] == {CONF_MONTHLY_BUDGET: "budget_needs_prices"}
 
-    result = await _options(hass, entry, monthly_budget=10)
+    set_settings(hass, entry, model="gpt-realtime-2.1")
+    result = await submit_options(hass, entry, monthly_budget=10)
     await hass.async_block_till_done()
     assert result["type"] == "create_entry"
     assert entry.options[CONF_MONTHLY_BUDGET] == 10
     assert entry.runtime_data.budget.limit == 10
 
-    result = await _options(hass, entry, monthly_budget=None)
+    result = await reconfigure_agent(hass, entry, model="my-deployment")
+    assert result["type"] == "form"
+    assert result["errors"] == {CONF_PRICES: "budget_needs_prices"}
+
+    result = await submit_options(hass, entry, monthly_budget=None)
     await hass.async_block_till_done()
     assert result["type"] == "create_entry"
     assert CONF_MONTHLY_BUDGET not in entry.options

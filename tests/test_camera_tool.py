@@ -25,23 +25,20 @@ from custom_components.openai_realtime_voice.const import (
     CONF_LLM_HASS_API,
     DOMAIN,
 )
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.services_api import API_ID, agent_allowlist
 from custom_components.openai_realtime_voice.services_api.camera import LOOK_AT_CAMERA_TOOL
-from custom_components.openai_realtime_voice.settings import default_options
-from custom_components.openai_realtime_voice.vision import DATA_VISION
-from tests.agent_helpers import ask_agent
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.agent_helpers import ask_agent, service_entry
 from tests.camera_helpers import BROKEN, GARAGE, PORCH, StillCamera
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 
 
 async def _agent_entry(
     hass: HomeAssistant, server: RealtimeServer, **options: Any
 ) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="OpenAI Realtime",
-        data={CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
-        options={**default_options(), CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID], **options},
+    entry = service_entry(
+        {CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
+        {CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID], **options},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -100,7 +97,7 @@ async def test_exposed_camera_seen_by_a_typed_request(
     assert image_at < output_at
     assert "Garage" in _outputs(realtime_server)[0]["data"]["result"]
     assert not realtime_server.violations
-    vision = hass.data[DATA_VISION]
+    vision = hass.data[DATA_HUB].vision
     assert vision.images_sent[entry.entry_id] == 1
     assert vision.parked == 0  # collected, not kept
 
@@ -164,7 +161,7 @@ async def test_failed_snapshot_and_bad_arguments_are_explained(
     await ask_agent(hass, "Look", conversation_id)
     assert _outputs(realtime_server)[0]["data"]["error"] == error
     assert realtime_server.images() == []
-    assert hass.data[DATA_VISION].parked == 0
+    assert hass.data[DATA_HUB].vision.parked == 0
 
 
 @pytest.mark.parametrize(

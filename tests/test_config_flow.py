@@ -10,26 +10,22 @@ from homeassistant import config_entries
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import llm, translation
+from homeassistant.helpers import entity_registry as er, translation
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.openai_realtime_voice.agents import agent_subentries
 from custom_components.openai_realtime_voice.const import (
     CONF_BASE_URL,
     CONF_DIALECT,
-    CONF_GREETING,
-    CONF_LLM_HASS_API,
-    CONF_MAX_OUTPUT_TOKENS,
     CONF_MODEL,
-    CONF_PROMPT,
-    CONF_TURN_DETECTION,
-    CONF_VOICE,
     DOMAIN,
     MODELS,
     RECOMMENDED_MODEL,
 )
-from custom_components.openai_realtime_voice.settings import default_options
-from tests.realtime_server import RealtimeServer, closed_port_url
+from custom_components.openai_realtime_voice.settings import default_options, recommended_agent
+from realtime_server import RealtimeServer, closed_port_url
+from tests.agent_helpers import agent_of, service_entry
 
 
 async def _start_user_flow(hass: HomeAssistant) -> dict[str, Any]:
@@ -64,11 +60,19 @@ async def test_user_flow_creates_entry(
         CONF_BASE_URL: realtime_server.url,
         CONF_DIALECT: "ga",
     }
-    assert result["options"] == {**default_options(), CONF_MODEL: "gpt-realtime-2.1-mini"}
+    assert result["options"] == default_options()
     # The flow really opened a session, asking for the chosen model.
     assert realtime_server.connections >= 1
     entry = result["result"]
     assert entry.state is config_entries.ConfigEntryState.LOADED
+    # One conversation agent with the recommended settings and the chosen model.
+    (agent,) = agent_subentries(entry)
+    assert agent.title == "OpenAI Realtime"
+    assert dict(agent.data) == {**recommended_agent(), CONF_MODEL: "gpt-realtime-2.1-mini"}
+    entity = er.async_get(hass).async_get("conversation.openai_realtime")
+    assert entity is not None
+    assert entity.unique_id == agent.subentry_id
+    assert entity.config_subentry_id == agent.subentry_id
 
 
 @pytest.mark.parametrize(
@@ -99,7 +103,7 @@ async def test_user_flow_errors_then_recovers(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], good)
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["options"][CONF_MODEL] == RECOMMENDED_MODEL
+    assert agent_of(result["result"]).data[CONF_MODEL] == RECOMMENDED_MODEL
 
 
 async def test_user_flow_unknown_error(
@@ -149,16 +153,8 @@ async def test_same_endpoint_and_key_cannot_be_added_twice(
 
 
 async def _setup_entry(hass: HomeAssistant, server: RealtimeServer, **data: Any) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="OpenAI Realtime",
-        data={
-            CONF_API_KEY: server.api_key,
-            CONF_BASE_URL: server.url,
-            CONF_DIALECT: "ga",
-            **data,
-        },
-        options=default_options(),
+    entry = service_entry(
+        {CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga", **data}
     )
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
@@ -243,34 +239,19 @@ async def test_reconfigure_to_another_entrys_endpoint_aborts(
 
 
 async def test_options_flow(hass: HomeAssistant, realtime_server: RealtimeServer) -> None:
-    """Options show every setting and save what the user chose."""
+    """Options show only what is entry-wide and save what the user chose; the agent's settings
+    stay in its subentry."""
     entry = await _setup_entry(hass, realtime_server)
+    agent = dict(agent_of(entry).data)
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
     fields = {str(key) for key in result["data_schema"].schema}
     assert fields == {
-        "model",
-        "voice",
-        "prompt",
-        "llm_hass_api",
-        "turn_detection",
-        "vad_threshold",
-        "vad_prefix_padding_ms",
-        "vad_silence_duration_ms",
-        "vad_eagerness",
-        "noise_reduction",
-        "transcription_model",
-        "speed",
-        "max_output_tokens",
-        "greeting",
         "device_websocket_url",
         "listening_timeout",
         "wake_words",
         "services_allowlist",
-        "image_input",
-        "image_max_side",
-        "prices",
         "monthly_budget",
         "budget_action",
         "budget_model",
@@ -278,54 +259,32 @@ async def test_options_flow(hass: HomeAssistant, realtime_server: RealtimeServer
 
     chosen = {
         **default_options(),
-        CONF_MODEL: "my-azure-deployment",
-        CONF_VOICE: "cedar",
-        CONF_PROMPT: "You are the voice of {{ 'our' }} house.",
-        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
-        CONF_TURN_DETECTION: "semantic_vad",
-        CONF_MAX_OUTPUT_TOKENS: 300,
-        CONF_GREETING: "Hello!",
         "listening_timeout": 40,
         "wake_words": "Hey Nova, 你好小白",
+        "device_websocket_url": "wss://voice.example/ws",
+        "monthly_budget": 20,
     }
     result = await hass.config_entries.options.async_configure(result["flow_id"], chosen)
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options == chosen
+    assert dict(agent_of(entry).data) == agent
     assert entry.state is config_entries.ConfigEntryState.LOADED
+    assert entry.runtime_data.budget.limit == 20
 
 
 async def test_options_flow_drops_empty_optional_values(
     hass: HomeAssistant, realtime_server: RealtimeServer
 ) -> None:
-    """No tools, no greeting and no token limit are stored as absent, not as empty values."""
+    """No wake words, no device URL and no budget are stored as absent, not as empty values."""
     entry = await _setup_entry(hass, realtime_server)
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    options = {
-        **default_options(),
-        CONF_LLM_HASS_API: [],
-        CONF_GREETING: "   ",
-        "wake_words": " ",
-    }
+    options = {**default_options(), "wake_words": " ", "device_websocket_url": " "}
     result = await hass.config_entries.options.async_configure(result["flow_id"], options)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert CONF_LLM_HASS_API not in entry.options
-    assert CONF_GREETING not in entry.options
-    assert CONF_MAX_OUTPUT_TOKENS not in entry.options
     assert "wake_words" not in entry.options
-
-
-async def test_options_flow_requires_a_model(
-    hass: HomeAssistant, realtime_server: RealtimeServer
-) -> None:
-    """A blank model name is refused on its field."""
-    entry = await _setup_entry(hass, realtime_server)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**default_options(), CONF_MODEL: "  "}
-    )
-    assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {CONF_MODEL: "model_required"}
+    assert "device_websocket_url" not in entry.options
+    assert "monthly_budget" not in entry.options
 
 
 async def test_api_key_never_leaks_from_a_failed_connection(
@@ -401,5 +360,5 @@ async def test_model_choices_are_model_names_and_any_name_may_be_typed(
     )
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["options"][CONF_MODEL] == "my-realtime-deployment"
+    assert agent_of(result["result"]).data[CONF_MODEL] == "my-realtime-deployment"
     await hass.config_entries.async_unload(result["result"].entry_id)

@@ -20,8 +20,8 @@ from custom_components.openai_realtime_voice.const import (
     CONF_LLM_HASS_API,
     DOMAIN,
 )
-from tests.agent_helpers import AGENT, TURN_ON, ask_agent
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.agent_helpers import AGENT, TURN_ON, agent_of, ask_agent, set_settings
 
 
 def _user_texts(server: RealtimeServer) -> list[str]:
@@ -141,7 +141,9 @@ async def test_new_session_rebuilds_history_from_the_chat_log(
         ScriptedResponse(text="You asked for the kitchen lights."),
     )
     first = await ask_agent(hass, "Kitchen lights on please")
-    entry.runtime_data.agent_sessions.async_discard(first.conversation_id)
+    entry.runtime_data.agent_sessions[agent_of(entry).subentry_id].async_discard(
+        first.conversation_id
+    )
     await hass.async_block_till_done()
     connections = realtime_server.connections
     since = len(realtime_server.received)
@@ -307,8 +309,7 @@ async def test_chat_only_without_llm_api(
     hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
 ) -> None:
     """Without LLM APIs the session carries no tools and the agent cannot control the home."""
-    options = {k: v for k, v in entry.options.items() if k != CONF_LLM_HASS_API}
-    hass.config_entries.async_update_entry(entry, options=options)
+    set_settings(hass, entry, **{CONF_LLM_HASS_API: None})
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     realtime_server.script(ScriptedResponse(text="Just chatting."))

@@ -17,9 +17,8 @@ from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from simulator.device import SimulatorError
-from tests.device_helpers import connected_device, live, wait_until
+from simulator.errors import SimulatorError
+from tests.device_helpers import connected_device, device_home, live, wait_until
 
 FLOOD_FRAME_BYTES = 128 * 1024 - 64
 """Just under the text frame limit the attack used."""
@@ -84,7 +83,7 @@ async def test_a_frame_flood_closes_the_connection(
         assert connection.ignored_frames <= 4
         assert connection.close_reason == "over its data budget"
         assert "over its data budget" in caplog.text
-        assert hass.data[DATA_HUB].states[device.mac].connection is None
+        assert device_home(hass, device.mac).state.connection is None
     finally:
         await device.close()
 
@@ -96,6 +95,7 @@ async def test_a_reconnecting_flood_does_not_refill_the_budget(
     caplog.set_level(logging.DEBUG)
     device = await connected_device(hass, client, hello_timeout=0.5)
     frame = bracket_frame(device.session_id, FLOOD_FRAME_BYTES)
+    state = device_home(hass, device.mac).state
     try:
         for _ in range(5):
             if not device.channel_open:
@@ -108,10 +108,7 @@ async def test_a_reconnecting_flood_does_not_refill_the_budget(
                 except SimulatorError, ConnectionError:
                     break
                 await asyncio.sleep(0)
-            await wait_until(
-                lambda: hass.data[DATA_HUB].states[device.mac].connection is None,
-                hass.data[DATA_HUB].states[device.mac],
-            )
+            await wait_until(lambda: state.connection is None, state)
         handled = sum("Ignoring a bad frame" in r.getMessage() for r in caplog.records)
         assert handled <= 4
     finally:

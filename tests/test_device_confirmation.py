@@ -31,6 +31,7 @@ from custom_components.openai_realtime_voice.const import (
 )
 from custom_components.openai_realtime_voice.services_api import API_ID
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.bridge_helpers import (
     bridge_of,
     bridged,
@@ -41,7 +42,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import release_devices, setup_entry, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("demo_home")
 

@@ -11,12 +11,11 @@ from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import DOMAIN, OTA_PATH
 from custom_components.openai_realtime_voice.endpoint import connection as device_connection
 from custom_components.openai_realtime_voice.endpoint.connection import DeviceConnection
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.pairing import device_subentries
+from custom_components.openai_realtime_voice.models import find_home
 from custom_components.openai_realtime_voice.xiaozhi import (
     DeviceEvent,
     ListenStarted,
@@ -27,7 +26,16 @@ from custom_components.openai_realtime_voice.xiaozhi import (
 )
 from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
 from simulator.changes import Recorded
-from tests.device_helpers import NoMcpDevice, connected_device, live, pair, simulator, wait_until
+from tests.device_helpers import (
+    NoMcpDevice,
+    bridge_at,
+    connected_device,
+    device_home,
+    live,
+    pair,
+    simulator,
+    wait_until,
+)
 
 OPUS_PACKET = b"\xf8\xff\xfe"
 """One (silent) Opus packet, as the other endpoint tests send."""
@@ -59,7 +67,7 @@ async def test_deadline_already_passed_closes_at_once(
     device = simulator(client)
     try:
         await pair(hass, device)
-        session = await device._http()
+        session = await device.http()
         headers = device.ws_headers()
         del headers["Protocol-Version"]  # optional: the session defaults to version 1
         async with session.ws_connect(str(device.nvs_websocket["url"]), headers=headers) as ws:
@@ -72,7 +80,7 @@ async def test_deadline_already_passed_closes_at_once(
             assert msg.type is WSMsgType.CLOSE
             assert msg.data == code
             assert msg.extra == reason
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         await wait_until(lambda: not state.connected, state)
     finally:
         await device.close()
@@ -90,7 +98,7 @@ async def test_downlink_audio_keeps_the_channel_open(
         # The pending receive still waits with the old deadline: one frame starts a new one.
         events: Recorded[DeviceEvent] = Recorded()
         connection.async_add_listener(events.append)
-        await device.send_mcp_notification("notifications/state_changed", {"state": "idle"})
+        await device.mcp.send_notification("notifications/state_changed", {"state": "idle"})
         await wait_until(lambda: len(events) == 1, events)
         connection.session.send_tts_start()
         await connection.flush()
@@ -102,7 +110,7 @@ async def test_downlink_audio_keeps_the_channel_open(
             assert await connection.send_audio(OPUS_PACKET)
             sent += 1
             await asyncio.sleep(0.05)  # pace the downlink like a speaking reply
-        await wait_until(lambda: len(device.downlink) == sent, device)
+        await wait_until(lambda: len(device.playback.downlink) == sent, device)
         assert not connection.closed
         assert device.channel_open
         await device.wait_closed()
@@ -132,7 +140,7 @@ async def test_device_without_mcp_gets_no_discovery(
         await wait_until(lambda: len(device.alerts) == 1, device)
         assert [m["type"] for m in device.messages] == ["hello", "alert"]
         assert connection.mcp.pending == 0
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         assert state.tools == []
         assert state.volume is None
         await device.start_listening()
@@ -149,7 +157,7 @@ async def test_sends_while_closing_are_refused_quietly(
     device = await connected_device(hass, client)
     try:
         connection = live(hass, device.mac)
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         closing = hass.async_create_task(connection.async_close("maintenance"), eager_start=True)
         # The socket is closed at once; the connection finishes shutting down later.
         assert not connection.closed
@@ -165,7 +173,7 @@ async def test_sends_while_closing_are_refused_quietly(
         assert connection.close_reason == "maintenance"
         await device.wait_closed()
         assert "alert" not in [m["type"] for m in device.messages]
-        assert device.volume == 70
+        assert device.mcp.volume == 70
         assert state.volume == 70
         # After the shutdown the MCP client itself refuses, and audio is not sent.
         with pytest.raises(McpClosedError):
@@ -192,8 +200,8 @@ async def test_set_volume_error_result(
     device = await connected_device(hass, client)
     try:
         connection = live(hass, device.mac)
-        state = hass.data[DATA_HUB].states[device.mac]
-        device.mcp_mute = True  # the test answers the call itself, as another firmware might
+        state = device_home(hass, device.mac).state
+        device.mcp.mute = True  # the test answers the call itself, as another firmware might
         start = len(device.messages)
         call = hass.async_create_task(connection.async_set_volume(30))
         request = await device.wait_for_message(
@@ -211,7 +219,7 @@ async def test_set_volume_error_result(
         with pytest.raises(McpError, match=message):
             await call
         assert state.volume == 70
-        assert device.volume == 70
+        assert device.mcp.volume == 70
         await hass.async_block_till_done()
         [number] = hass.states.async_all("number")
         assert number.state == "70"
@@ -233,7 +241,7 @@ async def test_device_removed_while_connecting_gets_no_bridge(
         await pair(hass, device)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
         subentry = next(s for s in device_subentries(entry) if s.unique_id == device.mac)
-        state = hass.data[DATA_HUB].state(device.mac)
+        state = device_home(hass, device.mac).state
         attached: list[DeviceConnection] = []
 
         def remove_on_attach() -> None:
@@ -242,7 +250,7 @@ async def test_device_removed_while_connecting_gets_no_bridge(
                 assert hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
 
         state.async_add_listener(remove_on_attach)
-        session = await device._http()
+        session = await device.http()
         async with session.ws_connect(
             str(device.nvs_websocket["url"]), headers=device.ws_headers()
         ) as ws:
@@ -252,8 +260,8 @@ async def test_device_removed_while_connecting_gets_no_bridge(
         connection = attached[0]
         await wait_until(lambda: connection.closed, connection.state)
         assert connection.close_reason == "device removed"
-        assert hass.data[DATA_BRIDGES].bridge(state.mac) is None
-        assert device.mac not in hass.data[DATA_HUB].states
+        assert bridge_at(hass, state.mac) is None
+        assert find_home(hass, device.mac) is None
         await hass.async_block_till_done()
     finally:
         await device.close()

@@ -19,7 +19,9 @@ import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgePhase, wake as bridge_wake
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
+from tests.agent_helpers import set_settings
 from tests.bridge_helpers import (
     appended_audio,
     bridge_of,
@@ -32,7 +34,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import pair, release_devices, simulator, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 WAKE_WORD = "你好小智"
 VOICED_RMS = 2000.0
@@ -62,9 +63,9 @@ def voiced_ms(pcm24k: bytes) -> int:
 
 
 def set_options(hass: HomeAssistant, **options: Any) -> None:
-    """Change the service entry's options in place (read by each new bridge session)."""
+    """Change the service entry's settings in place (read by each new bridge session)."""
     entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
-    hass.config_entries.async_update_entry(entry, options={**entry.options, **options})
+    set_settings(hass, entry, **options)
 
 
 def user_texts(server: RealtimeServer) -> list[str]:
@@ -328,7 +329,7 @@ async def test_sentences_follow_the_paced_audio(
         for i, m in enumerate(device.messages)
         if m.get("state") == "sentence_start" and m["text"].startswith("The second")
     )
-    frames_before = device.message_downlink[index]
+    frames_before = device.channel.message_downlink[index]
     assert 12 <= frames_before <= 28  # of 40 frames: about halfway through the audio
     await disconnect(hass, device, device_state(hass, device))
 
@@ -405,7 +406,7 @@ async def test_old_firmware_hears_the_whole_reply(
     await say(device)
     await wait_tts(device, "stop")
     assert device.downlink_outcomes() == {"played": 20}
-    assert device.cut_at_stop == 0
+    assert device.playback.cut_at_stop == 0
     await disconnect(hass, device, device_state(hass, device))
 
 

@@ -10,8 +10,7 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 
 from custom_components.openai_realtime_voice.const import DOMAIN
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from tests.device_helpers import connected_device, live, pair, simulator, wait_until
+from tests.device_helpers import connected_device, device_home, live, pair, simulator, wait_until
 
 
 def entity_ids(entity_registry: er.EntityRegistry, mac: str) -> dict[str, str]:
@@ -54,10 +53,10 @@ async def test_entities_follow_the_connection(
         await hass.services.async_call(
             "number", "set_value", {"entity_id": ids["volume"], "value": 35}, blocking=True
         )
-        assert device.volume == 35
+        assert device.mcp.volume == 35
         assert hass.states.get(ids["volume"]).state == "35"
 
-        device.mcp_mute = True  # the device stops answering MCP
+        device.mcp.mute = True  # the device stops answering MCP
         connection = live(hass, device.mac)
         connection.mcp._timeout = 0.05
         with pytest.raises(HomeAssistantError, match="did not change its volume"):
@@ -79,12 +78,13 @@ async def test_volume_error_reply_and_offline(
     device = await connected_device(hass, client)
     try:
         ids = entity_ids(entity_registry, device.mac)
-        device.tools = [t for t in device.tools if t.name != "self.audio_speaker.set_volume"]
+        tools = device.mcp.tools
+        device.mcp.tools = [t for t in tools if t.name != "self.audio_speaker.set_volume"]
         with pytest.raises(HomeAssistantError, match="Unknown tool"):
             await hass.services.async_call(
                 "number", "set_value", {"entity_id": ids["volume"], "value": 10}, blocking=True
             )
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         volume_entity = hass.data["entity_components"]["number"].get_entity(ids["volume"])
         state.connection = None
         with pytest.raises(HomeAssistantError, match="not connected"):

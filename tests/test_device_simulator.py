@@ -36,21 +36,16 @@ from custom_components.openai_realtime_voice.xiaozhi import (
 )
 from simulator.camera import Camera
 from simulator.changes import Recorded, wait_until
-from simulator.device import (
-    MAX_DECODE_PACKETS_IN_QUEUE,
-    DeviceCrashedError,
-    DeviceSimulator,
-    HelloTimeoutError,
-    OtaError,
-    SimulatorError,
-    Tool,
-)
+from simulator.device import DeviceSimulator
+from simulator.errors import DeviceCrashedError, HelloTimeoutError, OtaError, SimulatorError
 from simulator.firmware import (
     MAX_BOOT_FAILURES,
     DeviceState,
     boot_retry_delays,
     is_valid_transition,
 )
+from simulator.mcp import Tool
+from simulator.playback import MAX_DECODE_PACKETS_IN_QUEUE
 
 from .xiaozhi.reference_server import ServerConnection, XiaozhiTestServer
 
@@ -108,9 +103,9 @@ async def test_ota_request_matches_firmware(
     assert body["application"]["version"] == "2.4.2"
     assert body["board"]["mac"] == MAC.lower()
     assert device.nvs_websocket == {"url": server.ws_url, "token": "tok", "version": 1}
-    assert device.server_time_ms == 1767225600000 + 480 * 60_000
-    assert device.firmware_upgrade_url is None
-    assert not device.uses_mqtt
+    assert device.ota.server_time_ms == 1767225600000 + 480 * 60_000
+    assert device.ota.firmware_upgrade_url is None
+    assert not device.ota.uses_mqtt
 
 
 async def test_activation_loop_retries_on_202(socket_enabled: None) -> None:
@@ -162,8 +157,8 @@ async def test_ota_errors_and_mqtt(server: XiaozhiTestServer) -> None:
     sim = DeviceSimulator(server.ota_url)
     try:
         await sim.check_version()
-        assert sim.uses_mqtt
-        assert sim.firmware_upgrade_url == "u"
+        assert sim.ota.uses_mqtt
+        assert sim.ota.firmware_upgrade_url == "u"
         with pytest.raises(SimulatorError):
             await sim.open_audio_channel()
     finally:
@@ -225,7 +220,7 @@ async def test_hello_listen_and_uplink_audio(version: int, socket_enabled: None)
             assert sim.state is DeviceState.IDLE
         finally:
             await sim.close()
-    texts = [f for f in sim.sent_frames if isinstance(f, str)]
+    texts = [f for f in sim.channel.sent_frames if isinstance(f, str)]
     assert all('"session_id":"' + sim.session_id in t for t in texts[1:])
     assert texts[1].startswith('{"session_id":')
 
@@ -283,7 +278,7 @@ async def test_downlink_gating_and_return_to_listening(
     count = await conn.speak(tone(0.3, 24000), text="hello there")
     await conn.next_event(ListenStarted)
     assert device.downlink_outcomes() == {"not_speaking": 1, "played": count}
-    assert len(device.played_pcm) == count * 1440 * 2
+    assert len(device.playback.played_pcm) == count * 1440 * 2
     assert device.assistant_lines == ["hello there"]
     assert device.state is DeviceState.LISTENING
 
@@ -312,7 +307,7 @@ async def test_decode_queue_overflow_drops_packets(socket_enabled: None) -> None
     assert count == 60
     outcomes = sim.downlink_outcomes()
     assert outcomes == {"played": MAX_DECODE_PACKETS_IN_QUEUE, "queue_full": 20}
-    assert [p.arrival for p in sim.downlink] == [0.0] * 60
+    assert [p.arrival for p in sim.playback.downlink] == [0.0] * 60
 
 
 async def test_abort_keeps_speaking_until_tts_stop(
@@ -346,7 +341,7 @@ async def test_realtime_mode_listens_again_without_listen_start(
     assert await device.send_audio(tone(0.06, 16000)) == 1
     event = await conn.events.get()
     assert isinstance(event, AudioReceived)  # no ListenStarted came before the audio
-    sent = [json.loads(f) for f in device.sent_frames if isinstance(f, str)]
+    sent = [json.loads(f) for f in device.channel.sent_frames if isinstance(f, str)]
     assert [m.get("state") for m in sent if m["type"] == "listen"] == ["start"]
 
 
@@ -365,12 +360,12 @@ async def test_wake_word_while_speaking_aborts_and_listens_at_once(
     assert (await conn.next_event(ListenStarted)).mode is ListenMode.AUTO
     assert device.state is DeviceState.LISTENING
     assert device.mic_active
-    heard = len(device.downlink)
+    heard = len(device.playback.downlink)
     encoder = opuslib_next.Encoder(24000, 1, opuslib_next.APPLICATION_AUDIO)
     conn.session.send_audio(encoder.encode(bytes(2880), 1440))  # the reply's rest
     await conn.flush()
-    await wait_until(lambda: len(device.downlink) > heard, device)
-    assert device.downlink[-1].outcome == "not_speaking"
+    await wait_until(lambda: len(device.playback.downlink) > heard, device)
+    assert device.playback.downlink[-1].outcome == "not_speaking"
 
 
 async def test_microphone_streams_right_after_the_hello(
@@ -391,7 +386,8 @@ async def test_microphone_streams_right_after_the_hello(
     assert first.listening
     assert loop.time() - hello_at < 0.2  # the first word is on the wire at once
     await task
-    assert sum(isinstance(f, bytes) for f in device.sent_frames) == 10  # 600 ms, 60 ms frames
+    frames = device.channel.sent_frames
+    assert sum(isinstance(f, bytes) for f in frames) == 10  # 600 ms, 60 ms frames
 
 
 async def test_camera_board_take_photo_needs_vision(
@@ -450,7 +446,7 @@ async def test_tts_stop_before_2_2_2_clears_the_playback_queue(
         await sim.wait_for_message(lambda m: m.get("state") == "stop")
     finally:
         await sim.close()
-    assert (sim.cut_at_stop > 0) is cut
+    assert (sim.playback.cut_at_stop > 0) is cut
 
 
 async def test_mic_is_off_while_speaking_in_auto_mode(
@@ -461,7 +457,7 @@ async def test_mic_is_off_while_speaking_in_auto_mode(
     await conn.speak(tone(0.06, 24000), stop=False)
     await device.wait_for_message(lambda m: m.get("state") == "start")
     assert await device.send_audio(tone(0.12, 16000)) == 0
-    assert device.mic_frames_dropped == 2
+    assert device.microphone.frames_dropped == 2
 
 
 async def test_wake_word_sends_audio_then_detect_then_start(
@@ -499,7 +495,7 @@ async def test_server_messages_are_recorded(
     assert device.alerts[0].message == "Battery low"
     assert device.reboot_requested
     assert device.custom_payloads == [{"a": 1}]
-    assert len(device.ignored_text) == 4
+    assert len(device.channel.ignored_text) == 4
 
 
 async def test_mcp_tools_end_to_end(server: XiaozhiTestServer, device: DeviceSimulator) -> None:
@@ -508,7 +504,7 @@ async def test_mcp_tools_end_to_end(server: XiaozhiTestServer, device: DeviceSim
     info = await conn.mcp.initialize(vision_url="http://vision", vision_token="t")
     assert info.name == "bread-compact-wifi"
     assert info.protocol_version == "2024-11-05"
-    assert device.vision == {"url": "http://vision", "token": "t"}
+    assert device.mcp.vision == {"url": "http://vision", "token": "t"}
     tools = await conn.mcp.list_tools()
     assert [t.name for t in tools] == [
         "self.get_device_status",
@@ -537,7 +533,7 @@ async def test_mcp_tools_end_to_end(server: XiaozhiTestServer, device: DeviceSim
     await conn.mcp.call_tool("self.reboot")
     await conn.mcp.call_tool("self.upgrade_firmware", {"url": "http://fw"})
     assert device.reboot_requested
-    assert device.upgrade_requests == ["http://fw"]
+    assert device.mcp.upgrade_requests == ["http://fw"]
 
 
 async def test_mcp_quirks(server: XiaozhiTestServer, device: DeviceSimulator) -> None:
@@ -550,13 +546,13 @@ async def test_mcp_quirks(server: XiaozhiTestServer, device: DeviceSimulator) ->
     ]:
         conn.session.send_mcp(json.loads(payload))
     await conn.flush()
-    device.mcp_mute = True
+    device.mcp.mute = True
     with pytest.raises(McpTimeoutError):
         await conn.mcp.call_tool("self.get_device_status", reply_timeout=0.05)
-    device.mcp_mute = False
-    await device.send_mcp_notification("notifications/state_changed", {"volume": 1})
+    device.mcp.mute = False
+    await device.mcp.send_notification("notifications/state_changed", {"volume": 1})
     await conn.mcp.call_tool("self.get_device_status")
-    assert [f for f in device.sent_frames if isinstance(f, str) and '"id":"a"' in f] == []
+    assert [f for f in device.channel.sent_frames if isinstance(f, str) and '"id":"a"' in f] == []
     assert conn.notifications[0].method == "notifications/state_changed"
 
 
@@ -579,7 +575,7 @@ async def test_binary_before_hello_is_rejected(server: XiaozhiTestServer) -> Non
     """A client that sends audio first gets a typed session error on the server."""
     sim = DeviceSimulator(ws_url=server.ws_url)
     try:
-        session = await sim._http()
+        session = await sim.http()
         ws = await session.ws_connect(
             server.ws_url, headers=sim.ws_headers() | {"Authorization": "Bearer tok"}
         )
@@ -656,7 +652,7 @@ async def test_button_press_listens_right_after_the_hello(
     assert await device.send_audio(tone(0.12, 16000)) == 2
     assert isinstance(await conn.events.get(), ListenStarted)
     assert isinstance(await conn.events.get(), AudioReceived)
-    texts = [json.loads(f) for f in device.sent_frames if isinstance(f, str)]
+    texts = [json.loads(f) for f in device.channel.sent_frames if isinstance(f, str)]
     assert [m["type"] for m in texts] == ["hello", "listen"]
     assert not [m for m in device.messages if m["type"] == "mcp"]
 
@@ -667,9 +663,9 @@ async def test_wake_word_while_listening_is_off_by_default(
     """Wake word detection stops in Listening (`ConfigureWakeWordForListening`, without
     `CONFIG_WAKE_WORD_DETECTION_IN_LISTENING`): nothing is sent."""
     await connect(device, server)
-    frames = len(device.sent_frames)
+    frames = len(device.channel.sent_frames)
     assert not await device.detect_wake_word()
-    assert len(device.sent_frames) == frames
+    assert len(device.channel.sent_frames) == frames
 
 
 async def test_wake_word_while_listening_aborts_and_listens_without_detect(
@@ -686,7 +682,7 @@ async def test_wake_word_while_listening_aborts_and_listens_without_detect(
         assert (await conn.next_event(ListenStarted)).mode is ListenMode.AUTO
     finally:
         await sim.close()
-    sent = [json.loads(f) for f in sim.sent_frames if isinstance(f, str)]
+    sent = [json.loads(f) for f in sim.channel.sent_frames if isinstance(f, str)]
     assert [m.get("state") for m in sent if m["type"] == "listen"] == ["start", "start"]
 
 
@@ -697,7 +693,7 @@ async def test_listen_detect_carries_only_the_wake_word(
     firmware has no way to send other `listen detect` text."""
     with pytest.raises(SimulatorError, match="wake word"):
         await device.detect_wake_word("what time is it")
-    assert device.sent_frames == []
+    assert device.channel.sent_frames == []
     assert await device.detect_wake_word()
     conn = await server.connections.get()
     assert await conn.next_event(WakeWordDetected) == WakeWordDetected(device.wake_word)
@@ -714,16 +710,16 @@ async def test_listen_start_after_tts_stop_waits_for_the_playback(
     await conn.speak(tone(0.6, 24000))  # ten packets at once, then tts stop
     await device.wait_for_message(lambda m: m.get("state") == "stop")
     stopped = loop.time()
-    played_until = max(p.arrival for p in device.downlink) + 0.6
+    played_until = max(p.arrival for p in device.playback.downlink) + 0.6
     assert device.state is DeviceState.LISTENING
-    assert device.listen_start_pending
+    assert device.state_machine.listen_start_pending
     assert not device.mic_active
     assert await device.send_audio(tone(0.06, 16000)) == 0  # the microphone is still off
     await conn.next_event(ListenStarted)
     assert loop.time() >= played_until - 0.07 > stopped
     assert device.mic_active
     assert device.downlink_outcomes() == {"played": 10}
-    assert device.cut_at_stop == 0
+    assert device.playback.cut_at_stop == 0
 
 
 async def test_tts_start_waits_for_the_main_task_while_connecting(
@@ -744,7 +740,7 @@ async def test_tts_start_waits_for_the_main_task_while_connecting(
     await device.wait_for_message(lambda m: m.get("state") == "start")
     assert device.state is DeviceState.SPEAKING  # after Listening, not from Connecting
     assert device.downlink_outcomes() == {"not_speaking": 1}
-    assert device.refused_transitions == []
+    assert device.state_machine.refused_transitions == []
     assert conn.events.empty()
 
 
@@ -760,7 +756,7 @@ async def test_tts_start_while_idle_speaks(
     count = await conn.speak(tone(0.12, 24000), stop=False)
     await device.wait_for_message(lambda m: m.get("state") == "start", start)
     assert device.state is DeviceState.SPEAKING
-    await wait_until(lambda: len(device.downlink) >= count, device)
+    await wait_until(lambda: len(device.playback.downlink) >= count, device)
     assert device.downlink_outcomes() == {"played": count}
 
 
@@ -775,13 +771,13 @@ async def test_tool_call_blocks_the_main_task(
         await release.wait()
         return "done"
 
-    device.tools.append(Tool("self.slow", "Takes a while.", {}, slow))
+    device.mcp.tools.append(Tool("self.slow", "Takes a while.", {}, slow))
     conn = await connect(device, server)
     call = asyncio.create_task(conn.mcp.call_tool("self.slow"))
     await wait_until(lambda: device.main_task_held, device)
     count = await conn.speak(tone(0.12, 24000), text="later", stop=False)
     await device.wait_for_message(lambda m: m.get("state") == "sentence_start")
-    await wait_until(lambda: len(device.downlink) >= count, device)
+    await wait_until(lambda: len(device.playback.downlink) >= count, device)
     assert device.state is DeviceState.LISTENING
     assert device.assistant_lines == []
     assert device.downlink_outcomes() == {"not_speaking": count}
@@ -855,14 +851,14 @@ async def test_failed_boot_check_retries_after_10_20_40_seconds(
     try:
         result = await sim.boot()
         assert result is not None
-        assert sim.boot_failures == ["OTA status 503"] * 3
+        assert sim.ota.boot_failures == ["OTA status 503"] * 3
         gaps = [b - a for a, b in itertools.pairwise(server.ota_times)]
         assert all(gap >= wait - 0.01 for gap, wait in zip(gaps, (0.05, 0.1, 0.2), strict=True))
         assert gaps[2] < 0.2 * 2
         server.ota_failures = MAX_BOOT_FAILURES
-        sim.boot_retry_delay = 0.001
+        sim.ota.boot_retry_delay = 0.001
         assert await sim.boot() is None
-        assert sim.uses_mqtt
+        assert sim.ota.uses_mqtt
         with pytest.raises(SimulatorError, match="MQTT"):
             await sim.open_audio_channel()
     finally:

@@ -16,8 +16,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.const import DEVICE_WS_PATH, OTA_PATH
 from custom_components.openai_realtime_voice.endpoint import connection as device_connection
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from custom_components.openai_realtime_voice.endpoint.view import bearer_token
+from custom_components.openai_realtime_voice.endpoint.pairing import bearer_token
 from custom_components.openai_realtime_voice.xiaozhi import (
     AbortRequested,
     DeviceEvent,
@@ -25,17 +24,19 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     ListenStarted,
     encode_audio_frame,
 )
-from simulator.device import DeviceSimulator, SimulatorError
+from realtime_server import RealtimeServer
+from simulator.device import DeviceSimulator
+from simulator.errors import SimulatorError
 from tests.device_helpers import (
     connected_device,
     device_client,
+    device_home,
     finished,
     live,
     pair,
     simulator,
     wait_until,
 )
-from tests.realtime_server import RealtimeServer
 
 LOOPBACK = ip_address("127.0.0.1")
 
@@ -64,7 +65,7 @@ async def test_pair_connect_and_hello(hass: HomeAssistant, client: TestClient) -
             "channels": 1,
             "frame_duration": 60,
         }
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         assert state.connected
         # MCP: initialize, every tools/list page (two tools per page here), then the volume.
         await wait_until(lambda: state.volume == 70, state)
@@ -79,7 +80,7 @@ async def test_pair_connect_and_hello(hass: HomeAssistant, client: TestClient) -
             "self.screen.set_theme", {"theme": "dark"}
         )
         assert result.text == "true"
-        assert device.theme == "dark"
+        assert device.mcp.theme == "dark"
     finally:
         await device.close()
     await wait_until(lambda: not state.connected, state)
@@ -175,10 +176,10 @@ async def test_binary_framing_round_trip(
         connection.session.send_tts_start()
         await connection.flush()
         await wait_until(lambda: device.state == "speaking", device)
-        packet = device.sent_frames[-1]
+        packet = device.channel.sent_frames[-1]
         assert isinstance(packet, bytes)
         assert await connection.send_audio(b"\xf8\xff\xfe")
-        await wait_until(lambda: len(device.downlink) == 1, device)
+        await wait_until(lambda: len(device.playback.downlink) == 1, device)
         assert device.downlink_outcomes() == {"played": 1}
 
         await device.abort()
@@ -196,7 +197,7 @@ async def test_hostile_input_keeps_the_session(
     device = await connected_device(hass, client, protocol_version=2)
     try:
         connection = live(hass, device.mac)
-        ws = device._ws
+        ws = device.channel.ws
         assert ws is not None
         hostile_text = [
             "not json",
@@ -247,7 +248,7 @@ async def test_binary_before_hello_closes_with_reason(
     device = simulator(client)
     try:
         await pair(hass, device)
-        session = await device._http()
+        session = await device.http()
         async with session.ws_connect(
             str(device.nvs_websocket["url"]), headers=device.ws_headers()
         ) as ws:
@@ -263,7 +264,7 @@ async def test_binary_before_hello_closes_with_reason(
             msg = await ws.receive()
             assert msg.type is WSMsgType.CLOSE
             assert "protocol error" in msg.extra
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         await wait_until(lambda: not state.connected, state)
     finally:
         await device.close()
@@ -277,7 +278,7 @@ async def test_hello_and_idle_timeouts(
     device = simulator(client)
     try:
         await pair(hass, device)
-        session = await device._http()
+        session = await device.http()
         async with session.ws_connect(
             str(device.nvs_websocket["url"]), headers=device.ws_headers()
         ) as ws:
@@ -287,7 +288,7 @@ async def test_hello_and_idle_timeouts(
         monkeypatch.setattr(device_connection, "IDLE_TIMEOUT", 0.2)
         await device.open_audio_channel()
         await device.wait_closed()
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         await wait_until(lambda: not state.connected, state)
     finally:
         await device.close()
@@ -297,7 +298,7 @@ async def test_new_connection_replaces_the_old(hass: HomeAssistant, client: Test
     """One live connection per device: a second one closes the first."""
     device = await connected_device(hass, client)
     twin = DeviceSimulator(
-        device.ota_url,
+        device.ota.url,
         ws_url=str(device.nvs_websocket["url"]),
         mac=device.mac,
         token=str(device.nvs_websocket["token"]),
@@ -320,7 +321,7 @@ async def test_new_connection_replaces_the_old(hass: HomeAssistant, client: Test
 async def test_connect_cycles_leave_nothing_behind(hass: HomeAssistant, client: TestClient) -> None:
     """100 connect/disconnect cycles leave no task or listener behind."""
     device = await connected_device(hass, client)
-    state = hass.data[DATA_HUB].states[device.mac]
+    state = device_home(hass, device.mac).state
     await device.close_audio_channel()
     await wait_until(lambda: not state.connected, state)
     await hass.async_block_till_done()
@@ -353,7 +354,7 @@ async def test_send_json_and_silent_mcp_server(
     """Raw messages reach the device; a device whose MCP server is silent stays connected."""
     monkeypatch.setattr(device_connection, "MCP_TIMEOUT", 0.05)
     device = simulator(client, has_screen=False)
-    device.mcp_mute = True
+    device.mcp.mute = True
     try:
         await pair(hass, device)
         await device.open_audio_channel()
@@ -362,7 +363,7 @@ async def test_send_json_and_silent_mcp_server(
             {"type": "alert", "status": "Warning", "message": "Battery low", "emotion": "sad"}
         )
         await wait_until(lambda: len(device.alerts) == 1, device)
-        state = hass.data[DATA_HUB].states[device.mac]
+        state = device_home(hass, device.mac).state
         await finished(connection._tasks, "MCP discovery gave up")
         assert connection.mcp.pending == 0
         assert state.tools == []
@@ -413,8 +414,8 @@ async def test_vision_url_behind_a_trusted_proxy(
     try:
         await pair(hass, device)
         await device.open_audio_channel()
-        await wait_until(lambda: device.vision is not None, device)
-        assert device.vision is not None
-        assert device.vision["url"] == "https://ha.example.com/api/openai_realtime_voice/vision"
+        await wait_until(lambda: device.mcp.vision is not None, device)
+        assert device.mcp.vision is not None
+        assert device.mcp.vision["url"] == "https://ha.example.com/api/openai_realtime_voice/vision"
     finally:
         await device.close()

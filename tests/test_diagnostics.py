@@ -22,9 +22,10 @@ from custom_components.openai_realtime_voice.const import (
     CONF_TOKEN_HASH,
     DOMAIN,
 )
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from tests.device_helpers import device_client, pair, simulator
-from tests.realtime_server import RealtimeServer, default_usage
+from custom_components.openai_realtime_voice.endpoint import device_subentries
+from realtime_server import RealtimeServer, default_usage
+from tests.agent_helpers import agent_of
+from tests.device_helpers import device_client, device_home, pair, simulator
 
 
 @pytest.fixture
@@ -55,11 +56,11 @@ async def test_diagnostics_redact_every_secret(
         entry = hass.config_entries.async_entries(DOMAIN)[0]
         assert entry.state is ConfigEntryState.LOADED
         entry.runtime_data.usage.record(default_usage())
-        state = hass.data[DATA_HUB].states[paired.mac]
+        state = device_home(hass, paired.mac).state
         state.latencies.extend([510.0, 730.0])
         state.last_latency_ms = 730.0
         state.errors["realtime_timeout"] += 2
-        subentry = next(iter(entry.subentries.values()))
+        subentry = next(device_subentries(entry))
         hass.config_entries.async_update_subentry(
             entry, subentry, data={**subentry.data, "profile": {"voice": "coral"}}
         )
@@ -96,7 +97,8 @@ async def test_diagnostics_redact_every_secret(
             assert secret not in text, what
 
     assert diagnostics["entry"]["data"]["api_key"] == "**REDACTED**"
-    assert diagnostics["entry"]["options"]["voice"] == entry.options["voice"]
+    agent = agent_of(entry)
+    assert diagnostics["entry"]["agents"][agent.title]["voice"] == agent.data["voice"]
     assert diagnostics["service"]["model"] == entry.runtime_data.endpoint.model
     assert diagnostics["service"]["available"] is True
     assert diagnostics["usage"]["responses"] == 1
@@ -110,9 +112,9 @@ async def test_diagnostics_redact_every_secret(
     assert device_diagnostics["connected"] is False
     assert device_diagnostics["latencies_ms"] == [510.0, 730.0]
     assert device_diagnostics["last_latency_ms"] == 730.0
-    # The settings the device's next session gets: its profile over the entry's options.
+    # The settings the device's next session gets: its profile over its agent's settings.
     assert device_diagnostics["effective_settings"]["voice"] == "coral"
-    assert device_diagnostics["effective_settings"]["model"] == entry.options["model"]
+    assert device_diagnostics["effective_settings"]["model"] == agent.data["model"]
     assert device_diagnostics["errors"] == {"realtime_timeout": 2}
     assert device_diagnostics["data"][CONF_TOKEN_HASH] == "**REDACTED**"
     assert diagnostics["devices"] == [

@@ -9,6 +9,7 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgePath, RealtimeEngine
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.bridge_helpers import (
     bridge_of,
     bridged,
@@ -19,7 +20,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import device_client, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 
 @pytest.fixture
@@ -64,8 +64,8 @@ async def test_fallback_while_realtime_is_down_and_back(
     await device.send_audio(tone(300)[:9600])
     await wait_until(
         lambda: (
-            bridge_of(hass, state).fallback is not None
-            and bridge_of(hass, state).fallback.turns == 1
+            bridge_of(hass, state).pipeline is not None
+            and bridge_of(hass, state).pipeline.turns == 1
         ),
         state,
     )
@@ -78,7 +78,7 @@ async def test_fallback_while_realtime_is_down_and_back(
         state,
     )
     assert hass.states.get(entity_id).attributes["path"] == "realtime"
-    assert bridge_of(hass, state).fallback is None
+    assert bridge_of(hass, state).pipeline is None
     # Realtime answers again.
     realtime_server.script(ScriptedResponse(text="I am back.", audio=tone(120)))
     start = len(device.messages)

@@ -22,6 +22,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.bridge import BridgePhase
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
     alerts,
@@ -47,7 +48,6 @@ from tests.pipeline_providers import (
     providers_flow,
     scripted_providers,
 )
-from tests.realtime_server import RealtimeServer
 
 pytestmark = pytest.mark.usefixtures("fast_retries")
 
@@ -107,12 +107,12 @@ async def test_push_to_talk_release_ends_the_turn(
     heard = np.frombuffer(audio, dtype="<i2").astype(np.float64)
     assert correlation(spoken[:-1600], heard) > 0.8  # Opus delays the audio a little
     assert hass.states.get("light.kitchen_lights").state == "on"
-    assert abs(dominant_hz(bytes(device.played_pcm), 24000) - TONE_HZ) < 5
+    assert abs(dominant_hz(bytes(device.playback.played_pcm), 24000) - TONE_HZ) < 5
     # Push-to-talk: the device idles after the answer instead of listening again.
     assert device.state.value == "idle"
-    assert bridge_of(hass, state).fallback is not None
+    assert bridge_of(hass, state).pipeline is not None
     # The turn the board was listening in at the switch, then the push-to-talk turn.
-    assert bridge_of(hass, state).fallback.turns == 2
+    assert bridge_of(hass, state).pipeline.turns == 2
     await disconnect(hass, device, state)
 
 
@@ -124,7 +124,7 @@ async def test_listen_start_again_replaces_the_turn(
 ) -> None:
     """A second `listen start` ends the first run's audio; the new turn gets the new audio."""
     device, state = await on_fallback(hass, client, realtime_server)
-    fallback = bridge_of(hass, state).fallback
+    fallback = bridge_of(hass, state).pipeline
     assert fallback is not None
     turns = fallback.turns  # the board listened at the switch: its turn runs already
     await device.start_listening(ListenMode.MANUAL)
@@ -156,7 +156,7 @@ async def test_turn_begun_on_realtime_goes_on_in_the_pipeline(
     state = device_state(hass, device)
     await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING, state)
     await refuse_realtime(hass, realtime_server, state)
-    fallback = bridge_of(hass, state).fallback
+    fallback = bridge_of(hass, state).pipeline
     assert fallback is not None
     assert fallback.turns == 1
     speech = await synthesize(STT_TEXT, 16000)
@@ -307,7 +307,7 @@ async def test_turn_without_a_satellite_entity(
     entity_id = satellite_id(hass, device.mac)
     er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
     await wait_until(lambda: satellite_of(hass, state) is None, hass)
-    fallback = bridge_of(hass, state).fallback
+    fallback = bridge_of(hass, state).pipeline
     assert fallback is not None
     turns = fallback.turns
     await device.start_listening(ListenMode.MANUAL)
@@ -368,7 +368,7 @@ async def test_satellite_disabled_while_the_answer_plays(
     er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
     await wait_until(lambda: satellite_of(hass, state) is None, hass)
     await wait_tts(device, "stop", start)
-    played = bytes(device.played_pcm)
+    played = bytes(device.playback.played_pcm)
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
     assert len(played) >= 24000 * 2 * 0.95
     assert "incorrectly being triggered" not in caplog.text

@@ -24,14 +24,14 @@ import numpy as np
 import pytest
 
 from custom_components.openai_realtime_voice.bridge import (
-    DATA_BRIDGES,
     BridgePhase,
 )
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import alerts, disconnect, on_fallback, satellite_id, wait_tts
-from tests.device_helpers import device_client, wait_until
+from tests.device_helpers import bridge_at, device_client, wait_until
 from tests.pipeline_providers import (
     STT_TEXT,
     TONE_HZ,
@@ -44,7 +44,6 @@ from tests.pipeline_providers import (
     setup_providers,
     tone_wav,
 )
-from tests.realtime_server import RealtimeServer
 
 
 class StreamingTTS(ScriptedTTS):
@@ -140,7 +139,7 @@ def assert_tone_played(device: DeviceSimulator, seconds: float = TONE_SECONDS) -
     assert device.server_hello is not None
     rate = device.server_hello.sample_rate
     frame = rate * 2 * device.server_hello.frame_duration // 1000
-    played = bytes(device.played_pcm)
+    played = bytes(device.playback.played_pcm)
     assert abs(len(played) - rate * 2 * seconds) <= frame
     assert abs(dominant_hz(played, rate) - TONE_HZ) < 5
 
@@ -188,7 +187,7 @@ async def test_mp3_answer_is_converted_by_home_assistants_ffmpeg(
     start = await one_turn(device)
     await wait_tts(device, "stop", start)
     assert alerts(device) == []
-    played = bytes(device.played_pcm)
+    played = bytes(device.playback.played_pcm)
     # MP3 adds the encoder's delay and pads its last frame (about 70 ms).
     assert 48000 <= len(played) <= 48000 + 48 * 150
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
@@ -259,9 +258,9 @@ async def test_broken_wav_answer_alerts_and_the_satellite_idles(
     await wait_tts(device, "stop", start)
     await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
     assert state.errors["fallback"] == 1
-    assert not device.played_pcm
-    assert hass.data[DATA_BRIDGES].bridge(state.mac) is not None
-    assert hass.data[DATA_BRIDGES].bridge(state.mac).phase is BridgePhase.IDLE
+    assert not device.playback.played_pcm
+    assert bridge_at(hass, state.mac) is not None
+    assert bridge_at(hass, state.mac).phase is BridgePhase.IDLE
     await disconnect(hass, device, state)
 
 
@@ -283,7 +282,7 @@ async def test_answer_breaking_off_midway_stops_with_an_alert(
     whole = tone_wav(22050)
     engine(providers).broken = whole[: 44 + (len(whole) - 44) // 2]
     start = await one_turn(device)
-    await wait_until(lambda: bool(device.played_pcm), device)
+    await wait_until(lambda: bool(device.playback.played_pcm), device)
     engine(providers).fail.set()
     await wait_until(lambda: bool(alerts(device)), device)
     assert alerts(device) == [
@@ -292,7 +291,7 @@ async def test_answer_breaking_off_midway_stops_with_an_alert(
     await wait_tts(device, "stop", start)
     await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
     assert state.errors["fallback"] == 1
-    played = bytes(device.played_pcm)
+    played = bytes(device.playback.played_pcm)
     assert 0 < len(played) <= 24000 * TONE_SECONDS  # at most the half second that came
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5 + 24000 / (len(played) / 2)
     await disconnect(hass, device, state)

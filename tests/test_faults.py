@@ -36,6 +36,7 @@ from custom_components.openai_realtime_voice.endpoint.hub import DeviceState
 from custom_components.openai_realtime_voice.realtime import RealtimeClient
 from custom_components.openai_realtime_voice.realtime.client import ClientOptions
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import (
     bridge_of,
@@ -46,7 +47,6 @@ from tests.bridge_helpers import (
     send_typed_detect,
 )
 from tests.device_helpers import finished, live, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -364,7 +364,7 @@ async def test_device_reconnects_at_once(
     await speaking_reply(device, realtime_server)
     old = bridge_of(hass, state)
     again = DeviceSimulator(
-        device.ota_url,
+        device.ota.url,
         mac=device.mac,
         client_id=device.client_id,
         ws_url=str(device.nvs_websocket["url"]),
@@ -402,7 +402,7 @@ async def test_device_floods_frames(
     bridge = bridge_of(hass, state)
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(tone(60)[: 960 * 2])  # prime the encoder state
-    frame = device.sent_frames[-1]
+    frame = device.channel.sent_frames[-1]
     assert isinstance(frame, bytes)
     for _ in range(200):  # four times the uplink queue, within FRAME_BURST with what follows
         await device.send_raw_bytes(frame)
@@ -411,7 +411,7 @@ async def test_device_floods_frames(
         await device.send_raw_bytes(b"")
     await wait_until(lambda: live_packets(hass, device) >= 201, live(hass, device.mac))
     assert bridge.realtime.uplink.queued <= UPLINK_QUEUE
-    assert not device._closed_event.is_set()
+    assert not device.channel.closed
     await device.stop_listening()
     await wait_until(
         lambda: (
@@ -510,7 +510,7 @@ async def test_memory_is_flat_over_a_thousand_turns(
             await wait_tts(device, "stop", start)
             if start > 100:  # the test's own records, not the integration's
                 device.messages.clear()
-                device.sent_frames.clear()
+                device.channel.sent_frames.clear()
                 realtime_server.received.clear()
                 realtime_server.response_params.clear()
                 realtime_server.session.items.clear()

@@ -13,7 +13,7 @@ from custom_components.openai_realtime_voice.realtime import (
     SessionConfig,
 )
 from custom_components.openai_realtime_voice.tools import ToolNames
-from tests.realtime_server import RealtimeServer
+from realtime_server import RealtimeServer
 
 
 async def test_replay_skips_system_and_external_tools(realtime_server: RealtimeServer) -> None:

@@ -20,11 +20,11 @@ from homeassistant.exceptions import HomeAssistantError
 import pytest
 
 from custom_components.openai_realtime_voice.const import DOMAIN
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridge_of, bridged, device_state, satellite_id
 from tests.device_helpers import device_client, release_devices, wait_until
 from tests.pipeline_providers import Providers
-from tests.realtime_server import RealtimeServer
 
 IDLE_CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("assist_satellite", "announce", {"message": "Someone is at the door."}),

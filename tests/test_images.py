@@ -153,7 +153,7 @@ def test_simulator_cli_camera_board(tmp_path: Path) -> None:
     for extra, expected in (([], None), (["--camera"], b""), (["--camera", str(picture)], None)):
         args = _parser().parse_args(["--state", str(tmp_path / "state.json"), *extra])
         run = Run(args, lambda _: None)
-        tools = [tool.name for tool in run.device.tools]
+        tools = [tool.name for tool in run.device.mcp.tools]
         if not extra:
             assert TAKE_PHOTO not in tools
             continue

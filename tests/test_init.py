@@ -9,16 +9,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime_voice.const import CONF_BASE_URL, CONF_DIALECT, DOMAIN
 from custom_components.openai_realtime_voice.realtime import AuthStyle, Dialect
-from custom_components.openai_realtime_voice.settings import default_options, endpoint_from_config
-from tests.realtime_server import RealtimeServer, closed_port_url
+from custom_components.openai_realtime_voice.settings import endpoint_from_config
+from realtime_server import RealtimeServer, closed_port_url
+from tests.agent_helpers import service_entry
 
 
 def _entry(hass: HomeAssistant, api_key: str, base_url: str) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={CONF_API_KEY: api_key, CONF_BASE_URL: base_url, CONF_DIALECT: "ga"},
-        options=default_options(),
-    )
+    entry = service_entry({CONF_API_KEY: api_key, CONF_BASE_URL: base_url, CONF_DIALECT: "ga"})
     entry.add_to_hass(hass)
     return entry
 
@@ -80,14 +77,12 @@ async def test_setup_refused_for_good_does_not_retry(
     hass: HomeAssistant, realtime_server: RealtimeServer
 ) -> None:
     """The service refuses the beta protocol: setup fails for good, saying which to choose."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={
+    entry = service_entry(
+        {
             CONF_API_KEY: realtime_server.api_key,
             CONF_BASE_URL: realtime_server.url,
             CONF_DIALECT: "beta",
-        },
-        options=default_options(),
+        }
     )
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)

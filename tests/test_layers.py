@@ -169,3 +169,14 @@ def test_the_cycle_check_finds_a_circle() -> None:
     """The check sees a circle through three modules, and none in a chain."""
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_each_bridge_module_has_a_test_module() -> None:
+    """`bridge/<module>.py` is tested by `tests/test_bridge_<module>.py`."""
+    tests = Path(__file__).parent
+    missing = [
+        path.name
+        for path in modules("bridge")
+        if path.stem != "__init__" and not (tests / f"test_bridge_{path.stem}.py").exists()
+    ]
+    assert missing == []

@@ -38,9 +38,8 @@ from custom_components.openai_realtime_voice.services_api import (
     API_ID,
     async_register_services_api,
 )
-from custom_components.openai_realtime_voice.settings import default_options
-from tests.agent_helpers import TURN_ON, ask_agent
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.agent_helpers import TURN_ON, ask_agent, service_entry
 
 ASSISTANT = "conversation"
 PLAYER = "media_player.living_room"
@@ -345,15 +344,13 @@ async def test_assist_intents_do_not_run_what_needs_a_yes(
 ) -> None:
     """Through Home Assistant's Assist API (the default), `HassTurnOn` of the exposed scene is
     refused as well: that API cannot ask the user. A harmless scene still runs."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="OpenAI Realtime",
-        data={
+    entry = service_entry(
+        {
             CONF_API_KEY: realtime_server.api_key,
             CONF_BASE_URL: realtime_server.url,
             CONF_DIALECT: "ga",
         },
-        options={**default_options(), CONF_LLM_HASS_API: [llm.LLM_API_ASSIST]},
+        {CONF_LLM_HASS_API: [llm.LLM_API_ASSIST]},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

@@ -36,7 +36,7 @@ async def test_unknown_device_gets_activation(hass: HomeAssistant, client: TestC
         assert body["firmware"] == {"version": "2.4.2", "url": ""}
         assert isinstance(body["server_time"]["timestamp"], int)
         assert isinstance(body["server_time"]["timezone_offset"], int)
-        assert device.firmware_upgrade_url is None
+        assert device.ota.firmware_upgrade_url is None
         # The code stays the same while valid, so the device keeps announcing one code.
         again = await device.check_version()
         assert again.activation == activation | {"timeout_ms": again.activation["timeout_ms"]}
@@ -53,13 +53,14 @@ async def test_unknown_device_gets_activation(hass: HomeAssistant, client: TestC
 async def test_activation_poll(hass: HomeAssistant, client: TestClient) -> None:
     """202 until approved, 200 after; unknown devices, bad ids and wrong challenges refused."""
     device = simulator(client, serial_number="SN123", hmac_key=b"k")
-    headers = device.http_headers()
+    headers = device.ota.http_headers()
     try:
         response = await client.post(ACTIVATE_PATH, json={}, headers=headers)
         assert response.status == 404
         await device.check_version()
-        assert device.activation_body()["challenge"] == device.ota.activation["challenge"]
-        response = await client.post(ACTIVATE_PATH, json=device.activation_body(), headers=headers)
+        body = device.ota.activation_body()
+        assert body["challenge"] == device.ota.result.activation["challenge"]
+        response = await client.post(ACTIVATE_PATH, json=body, headers=headers)
         assert response.status == 202
         response = await client.post(ACTIVATE_PATH, json={"challenge": "forged"}, headers=headers)
         assert response.status == 403
@@ -81,11 +82,11 @@ async def test_paired_device_gets_websocket_and_token_once(
         await pair(hass, device)
         token = device.nvs_websocket["token"]
         assert device.nvs_websocket["version"] == 1
-        assert device.ota is not None
-        assert "mqtt" not in device.ota.body
+        assert device.ota.result is not None
+        assert "mqtt" not in device.ota.result.body
         # Another client id (NVS erased, or an impostor) does not get the token.
-        headers = device.http_headers() | {"Client-Id": "someone-else"}
-        response = await client.post(OTA_PATH, json=device.system_info(), headers=headers)
+        headers = device.ota.http_headers() | {"Client-Id": "someone-else"}
+        response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=headers)
         assert str(token) not in await response.text()
         # Until the device presents the token on its WebSocket, each check carries it again
         # (a lost reply must not lock the device out); once presented, none does.
@@ -95,7 +96,7 @@ async def test_paired_device_gets_websocket_and_token_once(
         await device.open_audio_channel()
         await device.close_audio_channel()
         assert "token" not in (await device.check_version()).websocket
-        response = await client.post(ACTIVATE_PATH, json={}, headers=device.http_headers())
+        response = await client.post(ACTIVATE_PATH, json={}, headers=device.ota.http_headers())
         assert response.status == 200
     finally:
         await device.close()

@@ -15,6 +15,7 @@ from custom_components.openai_realtime_voice.const import (
     DOMAIN,
     SUBENTRY_DEVICE,
 )
+from custom_components.openai_realtime_voice.endpoint import device_subentries
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.pairing import (
     CODE_LIFETIME,
@@ -38,7 +39,7 @@ async def test_discovered_device_paired_with_its_code(
         await pair(hass, device)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
         await hass.async_block_till_done()
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         assert subentry.subentry_type == SUBENTRY_DEVICE
         assert subentry.unique_id == device.mac
         assert subentry.title == f"esp-box-3 ({device.mac})"
@@ -125,7 +126,7 @@ async def test_add_device_subentry_flow(hass: HomeAssistant, client: TestClient)
         )
         assert result["type"] is FlowResultType.CREATE_ENTRY
         await hass.async_block_till_done()
-        assert [s.unique_id for s in entry.subentries.values()] == [device.mac]
+        assert [s.unique_id for s in device_subentries(entry)] == [device.mac]
         assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
         assert await device.activate(max_attempts=1)
         assert (await device.check_version()).websocket["token"]
@@ -147,7 +148,7 @@ async def test_subentry_flow_needs_a_loaded_entry(hass: HomeAssistant, client: T
         )
         assert result["reason"] == "entry_not_loaded"
         result = await hass.config_entries.flow.async_configure(
-            flow["flow_id"], {CONF_CODE: device.ota.activation["code"]}
+            flow["flow_id"], {CONF_CODE: device.ota.result.activation["code"]}
         )
         assert result["reason"] == "entry_not_loaded"
     finally:
@@ -161,7 +162,7 @@ async def test_removing_the_device_revokes_it(
     device = await connected_device(hass, client)
     try:
         entry = hass.config_entries.async_entries(DOMAIN)[0]
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
         await device.wait_closed()
         await hass.async_block_till_done()

@@ -34,6 +34,7 @@ from custom_components.openai_realtime_voice.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
+from custom_components.openai_realtime_voice.endpoint import device_subentries
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.pairing import (
     ACTIVATE_REQUESTS_PER_MINUTE,
@@ -46,16 +47,17 @@ from custom_components.openai_realtime_voice.endpoint.pairing import (
     hash_token,
 )
 from custom_components.openai_realtime_voice.repairs import firmware_issue_id
+from realtime_server import RealtimeServer
 from tests.device_helpers import (
     connected_device,
     device_client,
+    device_home,
     discovery_flow,
     pair,
     setup_entry,
     simulator,
     wait_until,
 )
-from tests.realtime_server import RealtimeServer
 
 LOOPBACK = ip_address("127.0.0.1")
 
@@ -90,7 +92,7 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
         attacker = boot_headers(device.mac, "attacker-client-id")
         # The attacker asks while the pairing is in progress: refused, one log line.
         for _ in range(3):
-            response = await client.post(OTA_PATH, json=device.system_info(), headers=attacker)
+            response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=attacker)
             assert response.status == 409
             assert code not in await response.text()
         assert caplog.text.count("asked to be paired with another Client-Id") == 1
@@ -116,7 +118,7 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
 
         # Approved: the attacker still gets no token, no 200 from the poll.
         for _ in range(3):
-            response = await client.post(OTA_PATH, json=device.system_info(), headers=attacker)
+            response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=attacker)
             assert response.status == 409
         assert caplog.text.count("while its token waits for the approved one") == 1
         response = await client.post(ACTIVATE_PATH, json={}, headers=attacker)
@@ -124,11 +126,11 @@ async def test_pairing_cannot_be_hijacked_by_another_client_id(
         # The real device gets it (at every check, until it presents it).
         assert await device.activate(max_attempts=1)
         token = (await device.check_version()).websocket["token"]
-        (subentry,) = hass.config_entries.async_entries(DOMAIN)[0].subentries.values()
+        (subentry,) = device_subentries(hass.config_entries.async_entries(DOMAIN)[0])
         assert subentry.data["client_id"] == device.client_id
         assert subentry.data["token_hash"] == hash_token(token)
         await device.open_audio_channel()
-        assert hub.states[device.mac].connected
+        assert device_home(hass, device.mac).state.connected
     finally:
         await device.close()
 
@@ -275,7 +277,7 @@ async def test_expired_codes_take_their_cards_with_them(
         await hass.async_block_till_done()
         assert not discovery_flows(hass)
         assert not hub.pairing.pending
-        response = await client.post(ACTIVATE_PATH, json={}, headers=device.http_headers())
+        response = await client.post(ACTIVATE_PATH, json={}, headers=device.ota.http_headers())
         assert response.status == 404
     finally:
         await device.close()
@@ -334,21 +336,20 @@ async def test_spoofed_boot_check_does_not_change_a_paired_device(
     Before the fix it raised or cleared the device's firmware issue and set its last seen.
     """
     device = simulator(client, firmware_version="2.4.2")
-    hub = hass.data[DATA_HUB]
     try:
         await pair(hass, device)
         await hass.async_block_till_done()
-        state = hub.state(device.mac)
+        state = device_home(hass, device.mac).state
         seen = state.last_seen
         for client_id in (device.client_id, "someone-else"):
-            body = device.system_info()
+            body = device.ota.system_info()
             body["application"]["version"] = "1.0.0"
-            headers = device.http_headers() | {"Client-Id": client_id}
+            headers = device.ota.http_headers() | {"Client-Id": client_id}
             response = await client.post(OTA_PATH, json=body, headers=headers)
             assert response.status == 200
         assert issue_registry.async_get_issue(DOMAIN, firmware_issue_id(device.mac)) is None
         assert state.last_seen == seen
-        (subentry,) = hass.config_entries.async_entries(DOMAIN)[0].subentries.values()
+        (subentry,) = device_subentries(hass.config_entries.async_entries(DOMAIN)[0])
         assert subentry.data["firmware"] == "2.4.2"
     finally:
         await device.close()
@@ -374,7 +375,6 @@ async def test_reflashed_device_pairs_again(
     device; the old token works until the new one is issued, then stops (`board.cc`
     regenerates the Client-Id when NVS is erased; the MAC stays)."""
     old = await connected_device(hass, client)
-    hub = hass.data[DATA_HUB]
     entry = hass.config_entries.async_entries(DOMAIN)[0]
     old_headers = old.ws_headers()
     # The same board, erased: a new Client-Id, no token (the old board's connection stays
@@ -395,7 +395,7 @@ async def test_reflashed_device_pairs_again(
         assert form["step_id"] == "pair_reset"
         assert form["description_placeholders"]["client_id"] == new.client_id[:8]
         # Until the user approves, the old token still works.
-        assert hub.states[old.mac].connected
+        assert device_home(hass, old.mac).state.connected
         # "Add device" would make a second subentry for the MAC: the card is the one way.
         add = await hass.config_entries.subentries.async_init(
             (entry.entry_id, SUBENTRY_DEVICE), context={"source": "user"}
@@ -411,12 +411,13 @@ async def test_reflashed_device_pairs_again(
         assert response.status == 401
         assert await new.activate(max_attempts=1)
         assert "token" in (await new.check_version()).websocket
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         assert subentry.unique_id == old.mac
         assert subentry.data["client_id"] == new.client_id
         assert entry.state is ConfigEntryState.LOADED
         await new.open_audio_channel()
-        await wait_until(lambda: hub.states[new.mac].connected, hub.state(new.mac))
+        state = device_home(hass, new.mac).state
+        await wait_until(lambda: state.connected, state)
     finally:
         await new.close()
         await old.close()
@@ -433,8 +434,8 @@ async def test_websocket_url_follows_the_request_host(
         assert device.nvs_websocket["url"] == str(client.make_url(DEVICE_WS_PATH)).replace(
             "http://", "ws://"
         )
-        headers = device.http_headers() | {"Host": "192.168.1.50:8123"}
-        response = await client.post(OTA_PATH, json=device.system_info(), headers=headers)
+        headers = device.ota.http_headers() | {"Host": "192.168.1.50:8123"}
+        response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=headers)
         body = await response.json()
         assert body["websocket"]["url"] == "ws://192.168.1.50:8123/api/openai_realtime_voice/ws"
     finally:
@@ -490,7 +491,7 @@ async def test_add_device_pairs_only_the_device_it_listed(
             form["flow_id"], {CONF_MAC: second.mac, CONF_CODE: second_code}
         )
         assert form["errors"] == {"base": "code_expired"}
-        assert not entry.subentries
+        assert not list(device_subentries(entry))
     finally:
         await first.close()
         await second.close()
@@ -536,7 +537,7 @@ async def test_removing_a_device_drops_its_reset_card(
         await hass.async_block_till_done()
         discovery_flow(hass, device.mac)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
         await hass.async_block_till_done()
         assert not discovery_flows(hass)

@@ -15,8 +15,9 @@ import pytest
 from custom_components.openai_realtime_voice.const import CONF_CODE, OTA_PATH
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.pairing import APPROVAL_GUARD
-from simulator.device import DeviceSimulator, OtaError
-from tests.device_helpers import discovery_flow, simulator
+from simulator.device import DeviceSimulator
+from simulator.errors import OtaError
+from tests.device_helpers import device_home, discovery_flow, simulator
 
 
 async def approve(hass: HomeAssistant, device: DeviceSimulator) -> None:
@@ -41,16 +42,16 @@ async def test_lost_token_reply_is_handed_over_again(
     device = simulator(client)
     try:
         await approve(hass, device)
-        device.lose_ota_replies = 1
+        device.ota.lose_replies = 1
         with pytest.raises(OtaError, match="lost"):
             await device.check_version()
         assert "token" not in device.nvs_websocket
 
         # Another Client-Id with the board's MAC (an impostor, or the board after an erase)
         # never gets the token, however often it asks.
-        impostor = device.http_headers() | {"Client-Id": "someone-else"}
+        impostor = device.ota.http_headers() | {"Client-Id": "someone-else"}
         for _ in range(3):
-            response = await client.post(OTA_PATH, json=device.system_info(), headers=impostor)
+            response = await client.post(OTA_PATH, json=device.ota.system_info(), headers=impostor)
             assert '"token"' not in await response.text()
 
         # The board retries its boot check (10 s later, `CheckNewVersion`): the token is there.
@@ -58,7 +59,7 @@ async def test_lost_token_reply_is_handed_over_again(
         assert result.websocket is not None
         assert "token" in result.websocket
         await device.open_audio_channel()
-        assert hass.data[DATA_HUB].states[device.mac].connected
+        assert device_home(hass, device.mac).state.connected
         await device.close_audio_channel()
         # Presented once on the WebSocket: no boot check carries it any more.
         again = await device.check_version()
@@ -77,7 +78,7 @@ async def test_token_waits_for_a_board_that_stays_off(
     device = simulator(client)
     try:
         await approve(hass, device)
-        device.lose_ota_replies = 1
+        device.ota.lose_replies = 1
         with pytest.raises(OtaError):
             await device.check_version()
         now = hub.pairing.clock()
@@ -86,6 +87,6 @@ async def test_token_waits_for_a_board_that_stays_off(
         assert result.websocket is not None
         assert "token" in result.websocket
         await device.open_audio_channel()
-        assert hub.states[device.mac].connected
+        assert device_home(hass, device.mac).state.connected
     finally:
         await device.close()

@@ -20,6 +20,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.const import CONF_CODE, DOMAIN
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import (
     bridge_of,
@@ -30,7 +31,6 @@ from tests.bridge_helpers import (
     wait_tts,
 )
 from tests.device_helpers import discovery_flow, live, release_devices, simulator, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 SLOW_ACCEPT: Final = 0.8
 """Seconds the test service takes to accept a session: the slow end of the real service's

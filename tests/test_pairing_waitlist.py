@@ -15,13 +15,14 @@ from homeassistant.setup import async_setup_component
 import pytest
 
 from custom_components.openai_realtime_voice.const import ACTIVATE_PATH, DOMAIN, OTA_PATH
+from custom_components.openai_realtime_voice.endpoint import device_subentries
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.pairing import (
     MAX_PENDING_DEVICES,
     QUIET_AFTER,
 )
+from realtime_server import RealtimeServer
 from tests.device_helpers import device_client, discovery_flow, pair, simulator
-from tests.realtime_server import RealtimeServer
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ async def test_quiet_boards_make_room_for_a_real_one(
     try:
         # Right now every place is taken by a board that was just heard from.
         response = await client.post(
-            OTA_PATH, json=device.system_info(), headers=device.http_headers()
+            OTA_PATH, json=device.ota.system_info(), headers=device.ota.http_headers()
         )
         assert response.status == 503
         start = hub.pairing.clock()
@@ -126,7 +127,7 @@ async def test_card_titles_carry_nothing_the_requester_chose(
     try:
         await pair(hass, device)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         lure = {
             "Device-Id": device.mac,
             "Client-Id": "attacker",

@@ -10,6 +10,7 @@ from homeassistant.helpers import area_registry as ar, device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.openai_realtime_voice.agents import agent_settings
 from custom_components.openai_realtime_voice.const import (
     CONF_BASE_URL,
     CONF_DEVICE_USER,
@@ -29,8 +30,8 @@ from custom_components.openai_realtime_voice.profile import (
     CONF_USER,
     effective_options,
 )
-from custom_components.openai_realtime_voice.settings import default_options
-from tests.realtime_server import RealtimeServer
+from realtime_server import RealtimeServer
+from tests.agent_helpers import agent_of, service_entry
 
 MAC = "aa:bb:cc:dd:ee:01"
 
@@ -38,15 +39,13 @@ MAC = "aa:bb:cc:dd:ee:01"
 @pytest.fixture
 async def device_entry(hass: HomeAssistant, realtime_server: RealtimeServer) -> MockConfigEntry:
     """A loaded entry with one paired device."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        data={
+    entry = service_entry(
+        {
             CONF_API_KEY: realtime_server.api_key,
             CONF_BASE_URL: realtime_server.url,
             CONF_DIALECT: "ga",
         },
-        options=default_options(),
-        subentries_data=[
+        devices=[
             ConfigSubentryData(
                 subentry_type="device",
                 title="Kitchen box",
@@ -68,7 +67,7 @@ async def device_entry(hass: HomeAssistant, realtime_server: RealtimeServer) -> 
 
 
 def _subentry(entry: MockConfigEntry):
-    return next(iter(entry.subentries.values()))
+    return next(s for s in entry.subentries.values() if s.subentry_type == "device")
 
 
 async def test_profile_is_saved_and_the_area_set(
@@ -117,7 +116,7 @@ async def test_profile_is_saved_and_the_area_set(
     assert options[CONF_VAD_SILENCE_DURATION_MS] == 900
     assert options[CONF_LANGUAGE] == "de"
     assert options[CONF_DEVICE_USER] == user.id
-    assert options[CONF_PROMPT].startswith(device_entry.options[CONF_PROMPT])
+    assert options[CONF_PROMPT].startswith(agent_of(device_entry).data[CONF_PROMPT])
     assert "You are in the Kitchen." in options[CONF_PROMPT]
     assert "'de'" in options[CONF_PROMPT]
 
@@ -204,8 +203,7 @@ async def test_out_of_range_numbers_are_refused(
 async def test_no_profile_means_the_entry_settings(
     hass: HomeAssistant, device_entry: MockConfigEntry
 ) -> None:
-    """A device without a profile uses the entry's options unchanged."""
-    assert effective_options(hass, device_entry, _subentry(device_entry)) == dict(
-        device_entry.options
-    )
-    assert effective_options(hass, device_entry, None) == dict(device_entry.options)
+    """A device without a profile uses its agent's settings (and the entry-wide) unchanged."""
+    settings = agent_settings(device_entry, agent_of(device_entry))
+    assert effective_options(hass, device_entry, _subentry(device_entry)) == settings
+    assert effective_options(hass, device_entry, None) == settings

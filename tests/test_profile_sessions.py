@@ -14,13 +14,19 @@ from homeassistant.helpers import (
 )
 import pytest
 
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.profile import CONF_PROFILE
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import device_state, say
-from tests.device_helpers import device_client, pair, release_devices, simulator, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.device_helpers import (
+    bridge_at,
+    device_client,
+    pair,
+    release_devices,
+    simulator,
+    wait_until,
+)
 
 KITCHEN_MAC = "aa:bb:cc:00:10:01"
 BEDROOM_MAC = "aa:bb:cc:00:10:02"
@@ -57,10 +63,9 @@ async def _connect(
     before = len(server.sessions)
     await device.open_audio_channel()
     state = device_state(hass, device)
-    bridges = hass.data[DATA_BRIDGES]
     await wait_until(
         lambda: (
-            (bridge := bridges.bridge(state.mac)) is not None
+            (bridge := bridge_at(hass, state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
         ),
@@ -112,7 +117,7 @@ async def test_profile_change_reaches_the_next_session(
     await _set_profile(hass, KITCHEN_MAC, {"voice": "ballad"})
     state = device_state(hass, device)
     await device.close()
-    await wait_until(lambda: hass.data[DATA_BRIDGES].bridge(state.mac) is None, state)
+    await wait_until(lambda: bridge_at(hass, state.mac) is None, state)
     second = await _connect(hass, device, realtime_server)
     assert second["audio"]["output"]["voice"] == "ballad"
 

@@ -31,12 +31,12 @@ from pytest_homeassistant_custom_component.common import (
 import yaml
 
 from custom_components.openai_realtime_voice.const import DOMAIN
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import bridge_of, bridged, device_state, wait_tts
 from tests.device_helpers import device_client, release_devices, wait_until
 from tests.pipeline_providers import Providers, providers_flow, setup_providers
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 README = Path(__file__).parent.parent / "README.md"
 # The README's boards, named as Home Assistant names a board and its MAC address.

@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime_voice.audio import OpusNotFoundError
 from custom_components.openai_realtime_voice.const import CONF_FIRMWARE, DOMAIN, OTA_PATH
+from custom_components.openai_realtime_voice.endpoint import device_subentries
 from custom_components.openai_realtime_voice.repairs import (
     ISSUE_LIBOPUS,
     AvailabilityLog,
@@ -29,6 +30,7 @@ from custom_components.openai_realtime_voice.repairs import (
     parse_version,
     quota_issue_id,
 )
+from realtime_server import RealtimeServer, ScriptedResponse
 from tests.agent_helpers import AGENT
 from tests.device_helpers import (
     NoMcpDevice,
@@ -38,7 +40,6 @@ from tests.device_helpers import (
     simulator,
     wait_until,
 )
-from tests.realtime_server import RealtimeServer, ScriptedResponse
 
 PACKAGE = "custom_components.openai_realtime_voice"
 MISSING = OpusNotFoundError("libopus was not found", platform_hint="apk add opus")
@@ -227,7 +228,7 @@ async def test_paired_device_with_old_firmware_gets_an_issue_until_removed(
     finally:
         await device.close()
     entry = hass.config_entries.async_entries(DOMAIN)[0]
-    subentry = next(iter(entry.subentries.values()))
+    subentry = next(device_subentries(entry))
     assert subentry.data[CONF_FIRMWARE] == "1.7.2"
     assert issue_registry.async_get_issue(DOMAIN, firmware_issue_id(device.mac)) is not None
 
@@ -318,7 +319,7 @@ async def test_updated_device_clears_its_firmware_issue_when_it_connects(
         await device.open_audio_channel()
         await wait_until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is None, hass)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
-        (subentry,) = entry.subentries.values()
+        (subentry,) = device_subentries(entry)
         assert subentry.data["firmware"] == "2.4.2"
         ha_device = device_registry.async_get_device_by_identifier(
             (DOMAIN, device.mac), entry.entry_id

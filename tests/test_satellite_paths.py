@@ -29,6 +29,7 @@ from custom_components.openai_realtime_voice.bridge import (
     BridgePhase,
 )
 from custom_components.openai_realtime_voice.const import CONF_LISTENING_TIMEOUT, DOMAIN
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
@@ -50,7 +51,6 @@ from tests.pipeline_providers import (
     providers_flow,
     scripted_providers,
 )
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 pytestmark = pytest.mark.usefixtures("lights", "fast_retries")
 
@@ -215,14 +215,14 @@ async def test_start_conversation_on_the_fallback_path_announces_then_listens(
     assert providers.tts.messages == [OPENING]
     await wait_tts(device, "stop", start)
     assert tts_states(device) == ["start", f"sentence_start:{OPENING}", "stop"]
-    played = bytes(device.played_pcm)
+    played = bytes(device.playback.played_pcm)
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
     assert len(realtime_server.of_type("response.create")) == creates
     # After `tts stop` the device listens again, into a pipeline run of the fallback.
     await wait_until(
         lambda: (
-            bridge_of(hass, state).fallback is not None
-            and bridge_of(hass, state).fallback.turns == 1
+            bridge_of(hass, state).pipeline is not None
+            and bridge_of(hass, state).pipeline.turns == 1
         ),
         state,
     )

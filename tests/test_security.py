@@ -26,7 +26,6 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import (
     ACTIVATE_PATH,
     CONF_CODE,
@@ -37,19 +36,22 @@ from custom_components.openai_realtime_voice.const import (
     OTA_PATH,
     SUBENTRY_DEVICE,
 )
+from custom_components.openai_realtime_voice.endpoint import device_subentries
 from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from custom_components.openai_realtime_voice.endpoint.ota import MAX_BODY_SIZE
 from custom_components.openai_realtime_voice.endpoint.pairing import MAX_WRONG_CODES
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.bridge_helpers import say
 from tests.device_helpers import (
+    bridge_at,
     connected_device,
     device_client,
+    device_home,
     discovery_flow,
     pair,
     simulator,
     wait_until,
 )
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 TURN_ON = "intent__HassTurnOn"
 
@@ -97,8 +99,8 @@ async def test_pairing_guesses_are_limited_across_both_forms(
         assert again["errors"] == {"base": "too_many_attempts"}
         # The device asking again within the window gets the same code, not a fresh budget.
         assert (await device.check_version()).activation["code"] == code
-        assert not entry.subentries
-        response = await client.post(ACTIVATE_PATH, json={}, headers=device.http_headers())
+        assert not list(device_subentries(entry))
+        response = await client.post(ACTIVATE_PATH, json={}, headers=device.ota.http_headers())
         assert response.status == 202
     finally:
         await device.close()
@@ -149,8 +151,8 @@ async def test_activation_needs_the_issued_challenge(
     device = simulator(client)
     try:
         await device.check_version()
-        headers = device.http_headers()
-        for forged in ("", "x" * 32, device.ota.activation["challenge"][:-1], None, 1):
+        headers = device.ota.http_headers()
+        for forged in ("", "x" * 32, device.ota.result.activation["challenge"][:-1], None, 1):
             body = {"challenge": forged} if forged is not None else {"challenge": []}
             response = await client.post(ACTIVATE_PATH, json=body, headers=headers)
             assert response.status == 403, forged
@@ -215,11 +217,10 @@ async def test_no_secret_in_logs_over_a_whole_journey(
         await hass.async_block_till_done()
         await device.check_version()
         await device.open_audio_channel()
-        state = hass.data[DATA_HUB].states[device.mac]
-        bridges = hass.data[DATA_BRIDGES]
+        state = device_home(hass, device.mac).state
         await wait_until(
             lambda: (
-                (bridge := bridges.bridge(state.mac)) is not None
+                (bridge := bridge_at(hass, state.mac)) is not None
                 and bridge.client is not None
                 and bridge.client.connected
             ),
@@ -234,7 +235,7 @@ async def test_no_secret_in_logs_over_a_whole_journey(
         await realtime_server.drop()
         await realtime_server.wait_connections(2)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
-        subentry = next(iter(entry.subentries.values()))
+        subentry = next(device_subentries(entry))
         secrets["device token"] = str(device.nvs_websocket["token"])
         secrets["token hash"] = str(subentry.data[CONF_TOKEN_HASH])
         diagnostics = json.dumps(await get_diagnostics_for_config_entry(hass, hass_client, entry))
@@ -253,11 +254,10 @@ async def test_device_cannot_reach_unexposed_entities(
 ) -> None:
     """Tool calls naming entities not exposed to Assist fail; the prompt never lists them."""
     device = await connected_device(hass, client)
-    state = hass.data[DATA_HUB].states[device.mac]
-    bridges = hass.data[DATA_BRIDGES]
+    state = device_home(hass, device.mac).state
     await wait_until(
         lambda: (
-            (bridge := bridges.bridge(state.mac)) is not None
+            (bridge := bridge_at(hass, state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
         ),

@@ -21,12 +21,11 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openai_realtime_voice.const import DOMAIN
-from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
-from tests.agent_helpers import ask_agent
+from realtime_server import RealtimeServer, ScriptedResponse, default_usage, tone
+from realtime_server.discipline import TOKEN_USAGE
+from tests.agent_helpers import ask_agent, set_settings
 from tests.bridge_helpers import bridged, device_state, disconnect, loud, wait_tts
-from tests.device_helpers import pair, simulator, wait_until
-from tests.realtime_discipline import TOKEN_USAGE
-from tests.realtime_server import RealtimeServer, ScriptedResponse, default_usage, tone
+from tests.device_helpers import device_home, pair, simulator, wait_until
 
 TOKEN_KEYS = (
     "text_input_tokens",
@@ -120,9 +119,7 @@ async def test_cost_is_unknown_for_a_model_without_prices(
     entity_registry: er.EntityRegistry,
 ) -> None:
     """A model missing from the price table counts tokens but has no cost estimate."""
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, "model": "my-deployment"}
-    )
+    set_settings(hass, entry, model="my-deployment")
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     realtime_server.script(ScriptedResponse(text="One", usage=default_usage()))
@@ -149,7 +146,7 @@ async def test_device_latency_sensor(
         assert state.attributes[ATTR_UNIT_OF_MEASUREMENT] == "ms"
         assert entity_registry.async_get(entity_id).entity_category == "diagnostic"
 
-        device_state = hass.data[DATA_HUB].states[device.mac]
+        device_state = device_home(hass, device.mac).state
         device_state.latencies.append(640.0)
         device_state.last_latency_ms = 640.0
         device_state.async_notify()
@@ -168,7 +165,7 @@ async def test_device_latency_is_restored_after_a_restart(
         await pair(hass, device)
         await hass.async_block_till_done()
         entity_id = _entity_id(entity_registry, f"{device.mac}_latency")
-        device_state = hass.data[DATA_HUB].states[device.mac]
+        device_state = device_home(hass, device.mac).state
         device_state.last_latency_ms = 512.5
         device_state.async_notify()
         await hass.async_block_till_done()
@@ -182,7 +179,7 @@ async def test_device_latency_is_restored_after_a_restart(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert float(hass.states.get(entity_id).state) == 512.5
-    assert hass.data[DATA_HUB].states[device.mac].last_latency_ms == 512.5
+    assert device_home(hass, device.mac).state.last_latency_ms == 512.5
 
 
 async def test_transcription_tokens_are_counted(

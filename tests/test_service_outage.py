@@ -28,12 +28,12 @@ from custom_components.openai_realtime_voice.bridge import BridgePath
 from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.repairs import quota_issue_id, unreachable_issue_id
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
+from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import alerts, bridge_of, device_state, satellite_id, wait_tts
 from tests.device_helpers import device_client, pair, simulator, wait_until
 from tests.pipeline_providers import STT_TEXT, Providers
-from tests.realtime_server import RealtimeServer
 
 pytestmark = pytest.mark.usefixtures("fast_retries")
 

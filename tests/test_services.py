@@ -19,11 +19,11 @@ from homeassistant.helpers import (
 import pytest
 
 from custom_components.openai_realtime_voice.const import DOMAIN
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import bridge_of, bridged, device_state, say, tts_states, wait_tts
 from tests.device_helpers import device_client, pair, release_devices, simulator, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ async def test_speak_waits_for_the_reply_in_progress(
     )
     await say(device)
     await wait_tts(device, "start")
-    await wait_until(lambda: bool(device.downlink), device)
+    await wait_until(lambda: bool(device.playback.downlink), device)
     speak = hass.async_create_task(
         hass.services.async_call(
             DOMAIN,

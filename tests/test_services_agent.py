@@ -21,23 +21,16 @@ from custom_components.openai_realtime_voice.const import (
     DOMAIN,
 )
 from custom_components.openai_realtime_voice.services_api import API_ID
-from custom_components.openai_realtime_voice.settings import default_options
-from tests.agent_helpers import ask_agent
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
+from tests.agent_helpers import agent_of, ask_agent, service_entry
 
 
 async def _agent_entry(
     hass: HomeAssistant, server: RealtimeServer, options: dict[str, Any] | None = None
 ) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="OpenAI Realtime",
-        data={CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
-        options={
-            **default_options(),
-            CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID],
-            **(options or {}),
-        },
+    entry = service_entry(
+        {CONF_API_KEY: server.api_key, CONF_BASE_URL: server.url, CONF_DIALECT: "ga"},
+        {CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID], **(options or {})},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -107,7 +100,7 @@ async def test_each_agent_uses_its_own_entrys_allowlist(
     registry = er.async_get(hass)
 
     async def offered(entry: MockConfigEntry) -> set[str]:
-        agent_id = registry.async_get_entity_id("conversation", DOMAIN, entry.entry_id)
+        agent_id = registry.async_get_entity_id("conversation", DOMAIN, agent_of(entry).subentry_id)
         assert agent_id is not None
         realtime_server.script(ScriptedResponse(text="Hello."))
         await conversation.async_converse(

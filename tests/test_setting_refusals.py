@@ -2,7 +2,7 @@
 outage; quota and auth on the device path raise the same repair and reauth as the agent's
 (issue 28 items 4 and 5).
 
-The refusals are those `tests/realtime_server.py` models after the service (realtime-protocol.md
+The refusals are those `realtime_server/` models after the service (realtime-protocol.md
 §3.1): an unknown model opens and fails its first response with `model_not_found`, a voice or a
 transcription model it does not take is an `invalid_value` naming the field.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from homeassistant import config_entries
 from homeassistant.config_entries import SOURCE_REAUTH
-from homeassistant.const import CONF_API_KEY
+from homeassistant.const import CONF_API_KEY, CONF_NAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import intent, issue_registry as ir
@@ -30,12 +30,11 @@ from custom_components.openai_realtime_voice.const import (
     CONF_VOICE,
     DOMAIN,
 )
-from custom_components.openai_realtime_voice.settings import default_options
+from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.changes import Recorded
-from tests.agent_helpers import ask_agent
+from tests.agent_helpers import agent_of, ask_agent, reconfigure_agent, service_entry
 from tests.bridge_helpers import bridge_of, bridged, device_state, send_typed_detect
 from tests.device_helpers import device_client, release_devices, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedResponse, tone
 
 TRANSCRIBERS = {"gpt-4o-mini-transcribe", "gpt-4o-transcribe"}
 
@@ -83,35 +82,34 @@ async def test_user_flow_reports_an_unknown_model_on_its_field(
         ({CONF_MODEL: "gpt-nope"}, {CONF_MODEL: "model_refused"}),
     ],
 )
-async def test_options_flow_names_the_refused_setting(
+async def test_agent_flow_names_the_refused_setting(
     hass: HomeAssistant,
     realtime_server: RealtimeServer,
     change: dict[str, Any],
     error: dict[str, str],
 ) -> None:
-    """The options the user chose are sent to the service; the refused one is named."""
+    """The agent settings the user chose are sent to the service; the refused one is named."""
     realtime_server.known_models = {"gpt-realtime-2.1"}
     realtime_server.transcription_models = TRANSCRIBERS
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="OpenAI Realtime",
-        data={CONF_API_KEY: realtime_server.api_key, CONF_BASE_URL: realtime_server.url},
-        options={**default_options(), CONF_MODEL: "gpt-realtime-2.1"},
+    entry = service_entry(
+        {CONF_API_KEY: realtime_server.api_key, CONF_BASE_URL: realtime_server.url},
+        {CONF_MODEL: "gpt-realtime-2.1"},
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    chosen = {**default_options(), CONF_MODEL: "gpt-realtime-2.1", **change}
-    result = await hass.config_entries.options.async_configure(result["flow_id"], chosen)
+    result = await reconfigure_agent(hass, entry, **change)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == error
-    assert entry.options[CONF_MODEL] == "gpt-realtime-2.1"
+    assert agent_of(entry).data[CONF_MODEL] == "gpt-realtime-2.1"
 
-    fixed = {**chosen, CONF_VOICE: "cedar", CONF_TRANSCRIPTION_MODEL: "gpt-4o-transcribe"}
+    fixed = {**change, CONF_VOICE: "cedar", CONF_TRANSCRIPTION_MODEL: "gpt-4o-transcribe"}
     fixed[CONF_MODEL] = "gpt-realtime-2.1"
-    result = await hass.config_entries.options.async_configure(result["flow_id"], fixed)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_NAME: agent_of(entry).title, **agent_of(entry).data, **fixed}
+    )
     await hass.async_block_till_done()
-    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
     # The check sent the user's own settings (the reload's probe sends defaults after it).
     sent = [event["session"]["audio"] for event in realtime_server.of_type("session.update")]
     assert {

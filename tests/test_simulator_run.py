@@ -68,7 +68,7 @@ async def _start(
             code_shown.set()
 
     run = Run(args, say)
-    run.device.activation_retry_delay = 1.0  # after the entry has reloaded
+    run.device.ota.activation_retry_delay = 1.0  # after the entry has reloaded
     return run, asyncio.create_task(run.run()), code_shown
 
 

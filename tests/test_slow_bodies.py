@@ -68,7 +68,7 @@ class SlowRequest:
 
 def boot_check(device: DeviceSimulator) -> tuple[dict[str, str], bytes]:
     """A board's boot check headers and body."""
-    return device.http_headers(), json.dumps(device.system_info()).encode()
+    return device.ota.http_headers(), json.dumps(device.ota.system_info()).encode()
 
 
 async def test_slow_boot_check_body_times_out(
@@ -126,8 +126,8 @@ async def test_slow_photo_upload_times_out(
     monkeypatch.setattr(vision_view, "UPLOAD_TIMEOUT", 0.2, raising=False)
     camera = HeldCamera()
     device, _ = await camera_board(hass, devices, camera)
-    assert device.vision is not None
-    vision = hass.data[vision_view.DATA_VISION]
+    assert device.mcp.vision is not None
+    vision = hass.data[DATA_HUB].vision
     parts = b"".join(multipart_parts("q", camera.picture))
     request = SlowRequest(
         devices,
@@ -135,7 +135,7 @@ async def test_slow_photo_upload_times_out(
         {
             "Device-Id": device.mac,
             "Client-Id": device.client_id,
-            "Authorization": f"Bearer {device.vision['token']}",
+            "Authorization": f"Bearer {device.mcp.vision['token']}",
             "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
         },
     )

@@ -1,4 +1,4 @@
-"""The turn engine on its own: tools run in a real chat log, every outcome is a result."""
+"""The turn tool_loop on its own: tools run in a real chat log, every outcome is a result."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from custom_components.openai_realtime_voice.bridge import DeviceToolsAPI
 from custom_components.openai_realtime_voice.realtime import FunctionCall, RealtimeResponse
-from custom_components.openai_realtime_voice.turn import TurnEngine, no_user_context
+from custom_components.openai_realtime_voice.turn import ToolLoop, no_user_context
 from custom_components.openai_realtime_voice.xiaozhi import McpProtocolError, McpTool, McpToolResult
 
 
@@ -42,7 +42,7 @@ class _Tool(llm.Tool):
 
 
 class _Api(llm.API):
-    """An API of `_Tool`s (not registered: handed to the engine directly)."""
+    """An API of `_Tool`s (not registered: handed to the tool_loop directly)."""
 
     def __init__(self, hass: HomeAssistant, *names: str) -> None:
         super().__init__(hass=hass, id="test_api", name="Test")
@@ -76,31 +76,31 @@ def _played(*calls: tuple[str, str]) -> RealtimeResponse:
 
 
 async def _run(
-    hass: HomeAssistant, engine: TurnEngine, response: RealtimeResponse
+    hass: HomeAssistant, tool_loop: ToolLoop, response: RealtimeResponse
 ) -> list[conversation.ToolResultContent]:
-    content = engine.played_content(response)
+    content = tool_loop.played_content(response)
     assert content is not None
     with (
         chat_session.async_get_chat_session(hass) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
     ):
         chat_log.async_add_user_content(conversation.UserContent("go"))
-        results = await engine.async_add_played(chat_log, content)
+        results = await tool_loop.async_add_played(chat_log, content)
         assert chat_log.content[-1 - len(results)] is content
     return results
 
 
 async def test_every_tool_outcome_is_a_result(hass: HomeAssistant) -> None:
     """Timeouts, refusals, crashes, unknown tools and bad arguments all answer the model."""
-    engine = TurnEngine(hass, "conversation.test", timeout=0.05)
+    tool_loop = ToolLoop(hass, "conversation.test", timeout=0.05)
     api = await _Api(hass, "slow", "broken", "refused", "good").async_get_api_instance(
         no_user_context()
     )
-    functions = engine.offer(api)
+    functions = tool_loop.offer(api)
     assert [function.name for function in functions] == ["slow", "broken", "refused", "good"]
     results = await _run(
         hass,
-        engine,
+        tool_loop,
         _played(
             ("slow", "{}"),
             ("broken", "{}"),
@@ -137,16 +137,16 @@ async def test_every_tool_outcome_is_a_result(hass: HomeAssistant) -> None:
 
 async def test_a_turn_without_tools_still_answers_calls(hass: HomeAssistant) -> None:
     """No API at all: a call the model makes anyway gets an error result, not a crash."""
-    engine = TurnEngine(hass, "conversation.test")
-    assert engine.offer(None) == ()
-    (result,) = await _run(hass, engine, _played(("anything", "{}")))
+    tool_loop = ToolLoop(hass, "conversation.test")
+    assert tool_loop.offer(None) == ()
+    (result,) = await _run(hass, tool_loop, _played(("anything", "{}")))
     assert result.result.error
     assert result.tool_name == "anything"
 
 
 async def test_device_tools_cannot_shadow_home_assistant_tools(hass: HomeAssistant) -> None:
     """A device tool named like a Home Assistant tool gets its own name; HA's calls stay HA's."""
-    engine = TurnEngine(hass, "assist_satellite.test")
+    tool_loop = ToolLoop(hass, "assist_satellite.test")
     mcp = _Mcp()
     context = no_user_context()
     home = await _Api(hass, "HassTurnOn").async_get_api_instance(context)
@@ -160,14 +160,14 @@ async def test_device_tools_cannot_shadow_home_assistant_tools(hass: HomeAssista
         ],
         mcp,  # type: ignore[arg-type]
     )
-    functions = engine.offer(home, await device_api.async_get_api_instance(context))
+    functions = tool_loop.offer(home, await device_api.async_get_api_instance(context))
     names = [function.name for function in functions]
     assert names == ["HassTurnOn", "device__HassTurnOn", "device__self_light"]
     assert functions[2].parameters == {"type": "object", "properties": {"on": {}}}
     assert functions[2].description == "Light"
     home_result, device_result, light = await _run(
         hass,
-        engine,
+        tool_loop,
         _played(
             ("HassTurnOn", "{}"), ("device__HassTurnOn", "{}"), ("device__self_light", '{"on": 1}')
         ),
@@ -186,27 +186,27 @@ async def test_device_tool_failures_are_results(
     hass: HomeAssistant, mcp: _Mcp | None, error_text: str
 ) -> None:
     """A device that is gone or answers with an MCP error gives the model the reason."""
-    engine = TurnEngine(hass, "assist_satellite.test")
+    tool_loop = ToolLoop(hass, "assist_satellite.test")
     device_api = DeviceToolsAPI(hass, "aa:bb", [McpTool("self.light", "", {})], mcp)  # type: ignore[arg-type]
-    engine.offer(None, await device_api.async_get_api_instance(no_user_context()))
-    (result,) = await _run(hass, engine, _played(("device__self_light", "{}")))
+    tool_loop.offer(None, await device_api.async_get_api_instance(no_user_context()))
+    (result,) = await _run(hass, tool_loop, _played(("device__self_light", "{}")))
     assert result.result.error
     assert result.result.data["error_text"] == error_text
 
 
 async def test_tool_calls_still_running_stop_with_the_conversation(hass: HomeAssistant) -> None:
     """The chat log runs each call in a task of its own: `cancel()` stops the ones running."""
-    engine = TurnEngine(hass, "assist_satellite.test", timeout=60)
-    engine.offer(await _Api(hass, "slow", "good").async_get_api_instance(no_user_context()))
-    assert engine.tools is not None
+    tool_loop = ToolLoop(hass, "assist_satellite.test", timeout=60)
+    tool_loop.offer(await _Api(hass, "slow", "good").async_get_api_instance(no_user_context()))
+    assert tool_loop.tools is not None
     slow = hass.async_create_task(
-        engine.tools.async_call_tool(llm.ToolInput(tool_name="slow", tool_args={}))
+        tool_loop.tools.async_call_tool(llm.ToolInput(tool_name="slow", tool_args={}))
     )
-    good = await engine.tools.async_call_tool(llm.ToolInput(tool_name="good", tool_args={}))
+    good = await tool_loop.tools.async_call_tool(llm.ToolInput(tool_name="good", tool_args={}))
     assert good.data == {"ok": True, "args": {}}
     await asyncio.sleep(0)
     assert not slow.done()
-    engine.cancel()
+    tool_loop.cancel()
     with pytest.raises(asyncio.CancelledError):
         await slow
-    assert not engine.tools.running  # finished calls are forgotten
+    assert not tool_loop.tools.running  # finished calls are forgotten

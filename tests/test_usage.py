@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 import logging
+from types import MappingProxyType
 from typing import Any
 
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 import homeassistant.util.dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.openai_realtime_voice.realtime import ModelPrices
+from custom_components.openai_realtime_voice.const import DOMAIN, SUBENTRY_CONVERSATION
+from custom_components.openai_realtime_voice.realtime import ModelPrices, Usage
+from custom_components.openai_realtime_voice.settings import recommended_agent
 from custom_components.openai_realtime_voice.usage import (
     PRICE_FIELDS,
     SAVE_DELAY,
@@ -20,8 +26,9 @@ from custom_components.openai_realtime_voice.usage import (
     effective_prices,
     parse_prices,
 )
-from tests.realtime_discipline import DURATION_USAGE, TOKEN_USAGE
-from tests.realtime_server import default_usage
+from realtime_server import RealtimeServer, ScriptedResponse, default_usage
+from realtime_server.discipline import DURATION_USAGE, TOKEN_USAGE
+from tests.agent_helpers import agent_of, ask_agent, reconfigure_agent, set_settings
 
 STORE_KEY = "openai_realtime_voice.usage.entry1"
 
@@ -191,23 +198,14 @@ async def test_unload_saves_and_removal_deletes(
 async def test_invalid_stored_overrides_fall_back_to_list_prices(
     hass: HomeAssistant, entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Options edited outside the flow cannot break setup: the overrides are ignored."""
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, "prices": "text_in=free"}
-    )
+    """Settings edited outside the flow cannot break setup: the overrides are ignored."""
+    set_settings(hass, entry, prices="text_in=free")
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     prices = entry.runtime_data.usage.prices
     assert prices is not None
     assert prices.text_in == 4.0
     assert "Ignoring invalid price overrides" in caplog.text
-
-
-async def _options_form(hass: HomeAssistant, entry: MockConfigEntry, prices: str) -> Any:
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    return await hass.config_entries.options.async_configure(
-        result["flow_id"], {**entry.options, "prices": prices}
-    )
 
 
 @pytest.mark.parametrize(
@@ -218,32 +216,32 @@ async def _options_form(hass: HomeAssistant, entry: MockConfigEntry, prices: str
         ("my-deployment", "audio_out=50", "prices_incomplete"),
     ],
 )
-async def test_options_flow_refuses_bad_prices_on_their_field(
+async def test_agent_flow_refuses_bad_prices_on_their_field(
     hass: HomeAssistant, entry: MockConfigEntry, model: str, prices: str, error: str
 ) -> None:
     """Unparsable overrides, and partial ones for a model without list prices, are refused."""
-    hass.config_entries.async_update_entry(entry, options={**entry.options, "model": model})
-    result = await _options_form(hass, entry, prices)
+    result = await reconfigure_agent(hass, entry, model=model, prices=prices)
     assert result["type"] == "form"
     assert result["errors"] == {"prices": error}
 
 
-async def test_options_flow_stores_prices_that_apply_after_reload(
+async def test_agent_flow_stores_prices_that_apply_after_reload(
     hass: HomeAssistant, entry: MockConfigEntry
 ) -> None:
     """Valid overrides are stored as typed and priced from the reload on; empty means none."""
-    result = await _options_form(hass, entry, "audio_out = 50\n")
+    result = await reconfigure_agent(hass, entry, prices="audio_out = 50\n")
     await hass.async_block_till_done()
-    assert result["type"] == "create_entry"
-    assert entry.options["prices"] == "audio_out = 50"
+    assert result["type"] == "abort"
+    assert result["reason"] == "reconfigure_successful"
+    assert agent_of(entry).data["prices"] == "audio_out = 50"
     prices = entry.runtime_data.usage.prices
     assert prices is not None
     assert prices.audio_out == 50.0
 
-    result = await _options_form(hass, entry, "  ")
+    result = await reconfigure_agent(hass, entry, prices="  ")
     await hass.async_block_till_done()
-    assert result["type"] == "create_entry"
-    assert "prices" not in entry.options
+    assert result["reason"] == "reconfigure_successful"
+    assert "prices" not in agent_of(entry).data
 
 
 async def test_image_tokens_are_counted_and_priced(hass: HomeAssistant) -> None:
@@ -321,3 +319,66 @@ async def test_transcription_is_in_the_cost_estimate(
     usage.record_transcription(DURATION_USAGE if model == "whisper-1" else TOKEN_USAGE)
     assert usage.cost_usd == pytest.approx(expected_usd)
     assert usage.month_cost_usd == pytest.approx(expected_usd)
+
+
+async def test_each_agent_is_priced_at_its_own_prices(
+    hass: HomeAssistant, entry: MockConfigEntry, realtime_server: RealtimeServer
+) -> None:
+    """The entry counts every agent's responses, each at that agent's model and prices."""
+    hass.config_entries.async_add_subentry(
+        entry,
+        ConfigSubentry(
+            data=MappingProxyType(
+                {**recommended_agent(), "model": "gpt-realtime-2.1-mini", "prices": "text_in=1000"}
+            ),
+            subentry_type=SUBENTRY_CONVERSATION,
+            title="Kids' room",
+            unique_id=None,
+        ),
+    )
+    await hass.async_block_till_done()
+    usage = entry.runtime_data.usage
+    one = Usage()
+    one.add(default_usage())
+    first = effective_prices("gpt-realtime-2.1", {})
+    kids = effective_prices("gpt-realtime-2.1-mini", {"text_in": 1000.0})
+    assert first is not None
+    assert kids is not None
+
+    realtime_server.script(ScriptedResponse(text="One", usage=default_usage()))
+    await ask_agent(hass, "Hello")
+    assert usage.cost_usd == pytest.approx(one.cost(first))
+    realtime_server.script(ScriptedResponse(text="Two", usage=default_usage()))
+    await ask_agent(hass, "Hello", agent_id="conversation.kids_room")
+    assert realtime_server.models[-1] == "gpt-realtime-2.1-mini"
+    assert usage.cost_usd == pytest.approx(one.cost(first) + one.cost(kids))
+    assert usage.responses == 2
+
+
+async def test_cost_is_unknown_while_an_agent_has_no_prices(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,
+    realtime_server: RealtimeServer,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """An agent whose model has no prices makes the entry's estimate unknown (its responses
+    would be left out); removing that agent makes it known again, without a reload."""
+    cost = entity_registry.async_get_entity_id("sensor", DOMAIN, f"{entry.entry_id}_estimated_cost")
+    assert cost is not None
+    realtime_server.script(ScriptedResponse(text="One", usage=default_usage()))
+    await ask_agent(hass, "Hello")
+    await hass.async_block_till_done()
+    known = hass.states.get(cost).state
+    assert float(known) > 0
+    azure = ConfigSubentry(
+        data=MappingProxyType({**recommended_agent(), "model": "my-deployment"}),
+        subentry_type=SUBENTRY_CONVERSATION,
+        title="Azure",
+        unique_id=None,
+    )
+    hass.config_entries.async_add_subentry(entry, azure)
+    await hass.async_block_till_done()
+    assert hass.states.get(cost).state == STATE_UNKNOWN
+    assert hass.config_entries.async_remove_subentry(entry, azure.subentry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(cost).state == known

@@ -16,7 +16,6 @@ from homeassistant.helpers import llm
 from PIL import Image
 import pytest
 
-from custom_components.openai_realtime_voice.bridge import DATA_BRIDGES
 from custom_components.openai_realtime_voice.const import (
     CONF_DEVICE_WEBSOCKET_URL,
     CONF_LLM_HASS_API,
@@ -32,12 +31,13 @@ from custom_components.openai_realtime_voice.services_api import API_ID
 from custom_components.openai_realtime_voice.services_api.camera import LOOK_AT_CAMERA_TOOL
 from custom_components.openai_realtime_voice.vision import (
     CONF_CAMERA,
-    DATA_VISION,
     image_input_allowed,
 )
 from custom_components.openai_realtime_voice.vision_view import MAX_UPLOAD_BYTES
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.camera import BOUNDARY, TAKE_PHOTO, Camera, generated_picture, multipart_parts
 from simulator.device import DeviceSimulator
+from tests.agent_helpers import set_settings
 from tests.bridge_helpers import say
 from tests.camera_helpers import (
     GARAGE,
@@ -47,8 +47,15 @@ from tests.camera_helpers import (
     photo_pending,
     take_photo,
 )
-from tests.device_helpers import device_client, pair, release_devices, simulator, wait_until
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
+from tests.device_helpers import (
+    bridge_at,
+    device_client,
+    device_home,
+    pair,
+    release_devices,
+    simulator,
+    wait_until,
+)
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -82,10 +89,10 @@ async def test_camera_board_photo_reaches_the_model(
     picture = generated_picture(1600, 1200)
     device, camera = await camera_board(hass, client, Camera(picture))
     # The device got a vision URL beside its WebSocket and a token that is not its main token.
-    assert device.vision is not None
-    assert device.vision["url"] == str(client.make_url(VISION_PATH))
-    assert device.vision["token"]
-    assert device.vision["token"] != device.nvs_websocket["token"]
+    assert device.mcp.vision is not None
+    assert device.mcp.vision["url"] == str(client.make_url(VISION_PATH))
+    assert device.mcp.vision["token"]
+    assert device.mcp.vision["token"] != device.nvs_websocket["token"]
     realtime_server.script(
         ScriptedResponse(calls=[ScriptedCall(PHOTO_TOOL, '{"question": "What do you see?"}')]),
         ScriptedResponse(text="I see a white square.", audio=tone(600)),
@@ -109,8 +116,8 @@ async def test_camera_board_photo_reaches_the_model(
     assert "What do you see?" in output
     assert "sentence_start" in {m.get("state") for m in device.messages if m["type"] == "tts"}
     assert device.assistant_lines[-1] == "I see a white square."
-    assert hass.data[DATA_VISION].device_images[device.mac] == 1
-    assert device.vision["token"] not in caplog.text  # never logged, even at debug level
+    assert hass.data[DATA_HUB].vision.device_images[device.mac] == 1
+    assert device.mcp.vision["token"] not in caplog.text  # never logged, even at debug level
 
 
 async def test_photo_reaches_the_model_from_a_board_on_a_non_default_port(
@@ -130,8 +137,8 @@ async def test_photo_reaches_the_model_from_a_board_on_a_non_default_port(
     try:
         device, camera = await camera_board(hass, client, device=board)
         assert client.port not in (80, None)
-        assert device.vision is not None
-        assert device.vision["url"] == str(client.make_url(VISION_PATH))
+        assert device.mcp.vision is not None
+        assert device.mcp.vision["url"] == str(client.make_url(VISION_PATH))
         realtime_server.script(
             ScriptedResponse(calls=[ScriptedCall(PHOTO_TOOL, '{"question": "Who is it?"}')]),
             ScriptedResponse(text="A courier with a parcel.", audio=tone(300)),
@@ -168,9 +175,11 @@ async def test_vision_url_follows_the_device_websocket_url(
         # What the proxy at voice.example.com would forward to reaches Home Assistant here.
         device.nvs_websocket["url"] = str(client.make_url(DEVICE_WS_PATH).with_scheme("ws"))
         await device.open_audio_channel()
-        await wait_until(lambda: device.vision is not None, device)
-        assert device.vision is not None
-        assert device.vision["url"] == "https://voice.example.com/api/openai_realtime_voice/vision"
+        await wait_until(lambda: device.mcp.vision is not None, device)
+        assert device.mcp.vision is not None
+        assert (
+            device.mcp.vision["url"] == "https://voice.example.com/api/openai_realtime_voice/vision"
+        )
     finally:
         await device.close()
 
@@ -190,11 +199,11 @@ async def test_without_vision_the_tool_fails_like_the_firmware(
 ) -> None:
     """Image input switched off: no vision URL, so take_photo fails with the firmware's text."""
     entry = hass.config_entries.async_entries("openai_realtime_voice")[0]
-    hass.config_entries.async_update_entry(entry, options={**entry.options, "image_input": False})
+    set_settings(hass, entry, image_input=False)
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     device, camera = await camera_board(hass, client)
-    assert device.vision is None
+    assert device.mcp.vision is None
     with pytest.raises(Exception, match="Image explain URL or token is not set"):
         await camera.explain(device, "anything?")
     assert not camera.uploads
@@ -218,8 +227,8 @@ async def test_wrong_expired_and_revoked_tokens_get_401(
 ) -> None:
     """Only the live connection's own token opens the endpoint, and only until it expires."""
     device, _ = await camera_board(hass, client)
-    assert device.vision is not None
-    token = device.vision["token"]
+    assert device.mcp.vision is not None
+    token = device.mcp.vision["token"]
     body = b"".join(multipart_parts("q", generated_picture(64, 48)))
     for wrong in ("nope", device.nvs_websocket["token"], ""):
         resp = await _post(client, device, str(wrong), body)
@@ -233,7 +242,7 @@ async def test_wrong_expired_and_revoked_tokens_get_401(
         headers={"Device-Id": "02:00:00:00:00:01", "Authorization": f"Bearer {token}"},
     )
     assert resp.status == 401
-    vision = hass.data[DATA_VISION]
+    vision = hass.data[DATA_HUB].vision
     now = vision.clock()
     vision.clock = lambda: now + vision.lifetime + 1
     resp = await _post(client, device, token, body)
@@ -246,16 +255,18 @@ async def test_token_ends_with_the_connection(
 ) -> None:
     """A closed channel revokes its vision token; the next connection gets a new one."""
     device, _ = await camera_board(hass, client)
-    assert device.vision is not None
-    old = device.vision["token"]
-    vision = hass.data[DATA_VISION]
+    assert device.mcp.vision is not None
+    old = device.mcp.vision["token"]
+    vision = hass.data[DATA_HUB].vision
     await device.close_audio_channel()
     # The view revokes the token, then detaches the connection (which tells the device state).
-    await wait_until(lambda: vision.live_tokens == 0, hass.data[DATA_HUB].states[device.mac])
+    await wait_until(lambda: vision.live_tokens == 0, device_home(hass, device.mac).state)
     body = b"".join(multipart_parts("q", generated_picture(64, 48)))
     assert (await _post(client, device, old, body)).status == 401
     await device.open_audio_channel()
-    await wait_until(lambda: device.vision is not None and device.vision["token"] != old, device)
+    await wait_until(
+        lambda: device.mcp.vision is not None and device.mcp.vision["token"] != old, device
+    )
 
 
 async def test_oversized_upload_is_refused_unread(
@@ -263,13 +274,13 @@ async def test_oversized_upload_is_refused_unread(
 ) -> None:
     """A Content-Length over the cap gets 413 and the connection closes without the body."""
     device, _ = await camera_board(hass, client)
-    assert device.vision is not None
+    assert device.mcp.vision is not None
     url = client.make_url(VISION_PATH)
     reader, writer = await asyncio.open_connection(url.host, url.port)
     writer.write(
         (
             f"POST {VISION_PATH} HTTP/1.1\r\nHost: {url.host}\r\n"
-            f"Device-Id: {device.mac}\r\nAuthorization: Bearer {device.vision['token']}\r\n"
+            f"Device-Id: {device.mac}\r\nAuthorization: Bearer {device.mcp.vision['token']}\r\n"
             f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
             f"Content-Length: {MAX_UPLOAD_BYTES * 10}\r\n\r\n"
         ).encode()
@@ -287,7 +298,7 @@ async def test_oversized_chunked_upload_is_cut_off(
     """A chunked upload that grows past the cap is refused once it crosses it."""
     camera = HeldCamera()
     device, _ = await camera_board(hass, client, camera)
-    assert device.vision is not None
+    assert device.mcp.vision is not None
     sent = 0
 
     async def endless() -> Any:
@@ -301,7 +312,7 @@ async def test_oversized_chunked_upload_is_cut_off(
 
     async with photo_pending(hass, device, camera):
         try:
-            resp = await _post(client, device, device.vision["token"], endless())
+            resp = await _post(client, device, device.mcp.vision["token"], endless())
             status = resp.status
         except OSError:  # the server may close while the client still writes
             status = 413
@@ -329,9 +340,9 @@ async def test_bad_uploads_get_400(
     """Not a JPEG, a broken JPEG, no file part, a malformed body: 400, nothing sent."""
     camera = HeldCamera()
     device, _ = await camera_board(hass, client, camera)
-    assert device.vision is not None
+    assert device.mcp.vision is not None
     async with photo_pending(hass, device, camera):
-        resp = await _post(client, device, device.vision["token"], body)
+        resp = await _post(client, device, device.mcp.vision["token"], body)
     assert resp.status == status
     assert realtime_server.images() == []
 
@@ -350,10 +361,10 @@ async def test_profile_turns_the_camera_off(
     )
     await hass.async_block_till_done()
     await device.open_audio_channel()
-    state = hass.data[DATA_HUB].states[device.mac]
+    state = device_home(hass, device.mac).state
     await wait_until(lambda: any(t.name == TAKE_PHOTO for t in state.tools), state)
-    assert device.vision is None
-    assert hass.data[DATA_VISION].live_tokens == 0
+    assert device.mcp.vision is None
+    assert hass.data[DATA_HUB].vision.live_tokens == 0
 
 
 async def test_diagnostics_count_pictures_never_hold_them(
@@ -368,8 +379,8 @@ async def test_diagnostics_count_pictures_never_hold_them(
     assert diagnostics["devices"][0]["photos_sent"] == 1
     text = json.dumps(diagnostics)
     assert "base64" not in text
-    assert device.vision is not None
-    assert device.vision["token"] not in text
+    assert device.mcp.vision is not None
+    assert device.mcp.vision["token"] not in text
 
 
 async def test_photo_without_a_conversation_gets_503(
@@ -377,7 +388,7 @@ async def test_photo_without_a_conversation_gets_503(
 ) -> None:
     """No Realtime session to show the photo to: 503, which fails the device's tool."""
     device, camera = await camera_board(hass, client)
-    bridge = hass.data[DATA_BRIDGES].bridge(device.mac)
+    bridge = bridge_at(hass, device.mac)
     live, bridge.client = bridge.client, None
     try:
         assert await take_photo(hass, device, "Anything?") == "error: Failed to upload photo"
@@ -395,9 +406,7 @@ async def test_device_looks_at_a_home_assistant_camera(
 ) -> None:
     """Spoken to a device: look_at_camera's snapshot reaches the device's conversation."""
     entry = hass.config_entries.async_entries(DOMAIN)[0]
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID]}
-    )
+    set_settings(hass, entry, **{CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, API_ID]})
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     device, _ = await camera_board(hass, client)
@@ -417,7 +426,7 @@ async def test_device_looks_at_a_home_assistant_camera(
     assert cameras[GARAGE].snapshots == 1
     assert size_of(realtime_server.images()[0]) == (1024, 768)
     assert device.assistant_lines[-1] == "The garage door is open."
-    assert hass.data[DATA_VISION].images_sent[entry.entry_id] == 1
+    assert hass.data[DATA_HUB].vision.images_sent[entry.entry_id] == 1
 
 
 async def test_beta_dialect_gets_no_camera(

@@ -16,12 +16,13 @@ from PIL import Image
 import pytest
 
 from custom_components.openai_realtime_voice.const import VISION_PATH
-from custom_components.openai_realtime_voice.vision import DATA_VISION
+from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
+from realtime_server import RealtimeServer
 from simulator.camera import BOUNDARY, Camera, generated_picture, multipart_parts
-from simulator.device import DeviceSimulator, SimulatorError
+from simulator.device import DeviceSimulator
+from simulator.errors import SimulatorError
 from tests.camera_helpers import HeldCamera, camera_board, photo_pending, take_photo
 from tests.device_helpers import CallWatcher, device_client, release_devices, wait_until
-from tests.realtime_server import RealtimeServer
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -49,7 +50,7 @@ async def upload(
     client: TestClient, device: DeviceSimulator, body: Any, question: str = "q"
 ) -> tuple[int, str]:
     """POST a photo with the device's own vision token, as its firmware would."""
-    assert device.vision is not None
+    assert device.mcp.vision is not None
     if isinstance(body, bytes):
         body = b"".join(multipart_parts(question, body))
     resp = await client.post(
@@ -58,7 +59,7 @@ async def upload(
         headers={
             "Device-Id": device.mac,
             "Client-Id": device.client_id,
-            "Authorization": f"Bearer {device.vision['token']}",
+            "Authorization": f"Bearer {device.mcp.vision['token']}",
             "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
         },
     )
@@ -88,7 +89,7 @@ async def test_unsolicited_photo_is_refused(
     assert camera.uploads[-1]["status"] == 409
     assert realtime_server.images() == []
     assert not any("unlock" in text for text in user_texts(realtime_server))
-    assert hass.data[DATA_VISION].device_images[device.mac] == 0
+    assert hass.data[DATA_HUB].vision.device_images[device.mac] == 0
 
 
 async def test_one_upload_per_pending_call(
@@ -116,7 +117,7 @@ async def test_concurrent_uploads_of_one_device_are_refused(
     """While one upload of a device is being read, seven more get 429 without being read."""
     camera = HeldCamera(generated_picture(320, 240))
     device, _ = await camera_board(hass, client, camera)
-    vision = hass.data[DATA_VISION]
+    vision = hass.data[DATA_HUB].vision
     claims = CallWatcher(vision, "claim_upload")
     first_part = asyncio.Event()
     finish = asyncio.Event()

@@ -1,4 +1,4 @@
-"""Realtime sessions behind the Assist conversation agent: one per conversation, pooled."""
+"""Realtime sessions behind an Assist conversation agent: one per conversation, pooled."""
 
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ from .realtime import (
     RealtimeRateLimitError,
     RealtimeRequestError,
     RealtimeResponse,
+    SessionConfig,
 )
 from .settings import session_config
-from .turn import TurnEngine, tool_results
-from .usage import EntryUsage
+from .turn import ToolLoop, tool_results
+from .usage import EntryUsage, pricing_for
 
 RATE_LIMIT_RETRIES: Final = 3
 """Times a response the service failed for `rate_limit_exceeded` is asked for again."""
@@ -50,7 +51,7 @@ class AgentSession:
         self.conversation_id = conversation_id
         self.usage = usage
         self.lock = asyncio.Lock()
-        self.engine = TurnEngine(hass, DOMAIN, entry_id)
+        self.tool_loop = ToolLoop(hass, DOMAIN, entry_id)
         self._client: RealtimeClient | None = None
         self._sent = 0  # chat log entries already in the Realtime conversation
 
@@ -64,43 +65,36 @@ class AgentSession:
     ) -> None:
         """Send the new chat log content, stream the answer in and run tools until done.
 
-        The turn engine runs the tools in the chat log; past its round limit the turn ends
+        The tool loop runs the tools in the chat log; past its round limit the turn ends
         with `ToolRoundsExceededError`.
         """
         system = chat_log.content[0]
-        engine = self.engine
-        engine.agent_id = agent_id
+        pricing = pricing_for(options)  # the agent's model and prices
+        tool_loop = self.tool_loop
+        tool_loop.agent_id = agent_id
         config = session_config(
             options,
             instructions=system.content if isinstance(system, conversation.SystemContent) else "",
-            tools=engine.offer(chat_log.llm_api),
+            tools=tool_loop.offer(chat_log.llm_api),
             modality=Modality.TEXT,
         )
-        client = self._client
-        if client is None or not client.connected:
-            if client is not None:
-                await client.close()
-            client = self._client = RealtimeClient(self.endpoint, config)
-            self._sent = 1  # the system prompt travels as instructions
-            await client.connect()
-        else:
-            await client.update_session(config)
+        client = await self.async_open(config)
 
         # Everything the Realtime conversation has not seen: the history on a fresh session,
         # usually just the new user message.
-        await async_replay(client, chat_log.content[self._sent :], engine.names)
+        await async_replay(client, chat_log.content[self._sent :], tool_loop.names)
         self._sent = len(chat_log.content)
 
-        engine.start_turn()
+        tool_loop.start_turn()
         response = await client.create_response()
         # The client's own backoff (base, cap, jitter), for a bounded number of retries.
         rate_limits = client.options.retry_policy(RATE_LIMIT_RETRIES)
         while True:
-            added = await engine.async_add_streamed(chat_log, response)
+            added = await tool_loop.async_add_streamed(chat_log, response)
             self._sent = len(chat_log.content)
             self._trace(chat_log, response)
             if self.usage is not None:
-                self.usage.record(response.usage)
+                self.usage.record(response.usage, pricing)
             if response.status != "completed":
                 error = response.error
                 retry = isinstance(error, RealtimeRateLimitError) and not added
@@ -116,7 +110,29 @@ class AgentSession:
                 )
             if not chat_log.unresponded_tool_results:
                 return
-            response = await engine.async_answer(client, tool_results(added))
+            response = await tool_loop.async_answer(client, tool_results(added))
+
+    async def async_open(self, config: SessionConfig) -> RealtimeClient:
+        """The session's client with `config` applied: connected now, or updated."""
+        client = self._client
+        if client is None or not client.connected:
+            if client is not None:
+                await client.close()
+            client = self._client = RealtimeClient(self.endpoint, config)
+            self._sent = 1  # the system prompt travels as instructions
+            await client.connect()
+        else:
+            await client.update_session(config)
+        return client
+
+    @property
+    def sent(self) -> int:
+        """How many chat log entries the Realtime conversation already holds."""
+        return self._sent
+
+    @sent.setter
+    def sent(self, count: int) -> None:
+        self._sent = count
 
     @staticmethod
     def _trace(chat_log: conversation.ChatLog, response: RealtimeResponse) -> None:
@@ -132,7 +148,7 @@ class AgentSession:
 
     async def async_close(self) -> None:
         """Stop the tool calls still running and close the Realtime session."""
-        self.engine.cancel()
+        self.tool_loop.cancel()
         if (client := self._client) is not None:
             self._client = None
             await client.close()

@@ -1,8 +1,11 @@
 """An Assist satellite entity per paired xiaozhi device.
 
-Its state follows the speech bridge. On the Realtime path no Assist pipeline runs, so the
-entity sets its state with the base class's `_set_state` (the same call the base makes for
-announcements); on the fallback path the pipeline's own events drive it as for any satellite.
+The entity is the face of the device's home: it receives the home when it is made, shows
+itself there while it is added, and the speech bridge of the device's connection calls it
+directly (a fallback pipeline run, its events, the end of its spoken answer). Its state follows
+the bridge: on the Realtime path no Assist pipeline runs, so the conversation's phase is
+mirrored through `satellite_shim` (Home Assistant has no public setter); on the fallback path
+the pipeline's own events drive it as for any satellite.
 
 Announcements, started conversations and questions reach a board only while it is in a
 conversation. A stock board opens its WebSocket only when it is woken (wake word or button:
@@ -24,36 +27,32 @@ from homeassistant.components.assist_pipeline import PipelineEvent
 from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
 from homeassistant.components.assist_satellite import (
     AssistSatelliteAnnouncement,
-    AssistSatelliteAnswer,
     AssistSatelliteConfiguration,
-    AssistSatelliteEntity,
     AssistSatelliteEntityDescription,
     AssistSatelliteEntityFeature,
 )
-from homeassistant.components.assist_satellite.const import PREANNOUNCE_URL
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
 from homeassistant.components.assist_satellite.errors import SatelliteBusyError
 from homeassistant.components.ffmpeg import get_ffmpeg_manager
-from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import OpenAIRealtimeConfigEntry
 from .bridge import (
-    DATA_BRIDGES,
-    DATA_SATELLITES,
     BridgePath,
     MediaError,
     SpeechBridge,
     async_device_action,
     async_transcode,
     async_tts_to_pcm,
+    serving,
 )
 from .const import DOMAIN
-from .endpoint import DeviceState
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
+from .home import DeviceHome
+from .models import OpenAIRealtimeConfigEntry
 from .realtime import RealtimeError
+from .satellite_shim import SatelliteShim
 
 PARALLEL_UPDATES = 0
 
@@ -69,11 +68,11 @@ async def async_setup_entry(
     async_add_device_entities(
         entry,
         async_add_entities,
-        lambda subentry, state: [XiaozhiAssistSatellite(subentry, state)],
+        lambda home: [XiaozhiAssistSatellite(home)],
     )
 
 
-class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
+class XiaozhiAssistSatellite(XiaozhiDeviceEntity, SatelliteShim):
     """A xiaozhi device as an Assist satellite: announcements, conversations, state."""
 
     _attr_supported_features = (
@@ -84,46 +83,48 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
     # for it to be decoded again. An engine that answers in MP3 is converted to WAV by HA.
     _attr_tts_options = {tts.ATTR_PREFERRED_FORMAT: "wav"}
 
-    def __init__(self, subentry: ConfigSubentry, state: DeviceState) -> None:
-        """Attach the satellite to its device."""
-        super().__init__(subentry, state, SATELLITE)
+    def __init__(self, home: DeviceHome) -> None:
+        """Become the face of a paired device's home."""
+        super().__init__(home, SATELLITE)
         self._mirrored = False
+        self._speaking = False
+        """Whether a line of an action plays on the device now (the satellite is busy)."""
 
     @override
     async def async_added_to_hass(self) -> None:
-        """Become the device's satellite and follow its bridge."""
+        """Become the device's face and follow its bridge."""
         await super().async_added_to_hass()
-        satellites = self.hass.data[DATA_SATELLITES]
-        self.async_on_remove(satellites.async_register(self.device.mac, self))
+        self.async_on_remove(self.home.async_show(self))
         self.async_on_remove(self.device.async_add_listener(self._on_device_changed))
 
     @override
     async def async_will_remove_from_hass(self) -> None:
-        """A fallback run in progress ends with the entity (no longer the device's satellite)."""
-        await self._cancel_running_pipeline()
+        """A fallback run in progress ends with the entity, while its state can still change."""
+        if (bridge := serving(self.home)) is not None and bridge.pipeline is not None:
+            await bridge.pipeline.async_end_run()
         await super().async_will_remove_from_hass()
 
-    @callback
     @override
-    def _set_state(self, state: AssistSatelliteState) -> None:
-        """Write the state while this entity is the device's satellite, not once removed.
+    def state_shown(self) -> bool:
+        """Written while this entity is the device's face, not once it is being removed.
 
-        The base class writes it on the events of a run, and the run that its removal
-        cancels still ends with one.
+        The base class writes the state on the events of a run, and the run that its removal
+        ends still ends with one.
         """
-        if self.hass.data[DATA_SATELLITES].satellite(self.device.mac) is self:
-            super()._set_state(state)
+        return self.home.face is self
 
     @contextmanager
     def _responding(self) -> Iterator[None]:
         """While a line of ours plays on the Realtime path: busy and *responding*, then idle."""
-        self._is_announcing = True
-        self._set_state(AssistSatelliteState.RESPONDING)
+        if self._speaking:
+            raise SatelliteBusyError
+        self._speaking = True
+        self.shim_set_state(AssistSatelliteState.RESPONDING)
         try:
             yield
         finally:
-            self._is_announcing = False
-            self._set_state(AssistSatelliteState.IDLE)
+            self._speaking = False
+            self.shim_set_state(AssistSatelliteState.IDLE)
 
     @callback
     def _on_device_changed(self) -> None:
@@ -132,25 +133,25 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         When the device leaves or the fallback pipeline takes over, a state mirrored from
         the Realtime path goes back to idle: nothing else would end it.
         """
-        if self._is_announcing:
+        if self._speaking:
             return
-        bridge = self._serving()
+        bridge = serving(self.home)
         if bridge is None or bridge.path is not BridgePath.REALTIME:
             if self._mirrored:
                 self._mirrored = False
                 if self.state != AssistSatelliteState.IDLE:
-                    self._set_state(AssistSatelliteState.IDLE)
+                    self.shim_set_state(AssistSatelliteState.IDLE)
             return
         state = AssistSatelliteState(bridge.phase)
         self._mirrored = True
         if self.state != state:
-            self._set_state(state)
+            self.shim_set_state(state)
 
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
         """Which engine answers: `realtime`, `assist_pipeline`, or None while disconnected."""
-        bridge = self._serving()
+        bridge = serving(self.home)
         return {"path": str(bridge.path) if bridge is not None else None}
 
     @callback
@@ -168,17 +169,13 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
     @override
     def on_pipeline_event(self, event: PipelineEvent) -> None:
         """Fallback runs: the bridge shows the text and plays the spoken answer."""
-        bridge = self._serving()
-        if bridge is not None and bridge.fallback is not None:
-            bridge.fallback.on_pipeline_event(event)
-
-    def _serving(self) -> SpeechBridge | None:
-        """The bridge serving the device now, if it is connected."""
-        return self.hass.data[DATA_BRIDGES].bridge(self.device.mac)
+        bridge = serving(self.home)
+        if bridge is not None and bridge.pipeline is not None:
+            bridge.pipeline.on_pipeline_event(event)
 
     def _bridge(self) -> SpeechBridge:
         """The serving bridge; an idle board cannot be reached (see the module docstring)."""
-        if (bridge := self._serving()) is None:
+        if (bridge := serving(self.home)) is None:
             device = self.device_entry
             name = (device.name_by_user or device.name) if device is not None else None
             raise HomeAssistantError(
@@ -189,36 +186,26 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         return bridge
 
     def _has_tts_engine(self) -> bool:
-        pipeline = async_get_pipeline(self.hass, self._resolve_pipeline())
+        """Whether the entity's pipeline (the preferred one: it has no pipeline select) speaks."""
+        pipeline = async_get_pipeline(self.hass, None)
         return tts.async_resolve_engine(self.hass, pipeline.tts_engine) is not None
 
+    # --- the actions, before Home Assistant resolves them (`satellite_shim`) -----------------
+
     @override
-    async def async_internal_announce(
-        self,
-        message: str | None = None,
-        media_id: str | None = None,
-        preannounce: bool = True,
-        preannounce_media_id: str = PREANNOUNCE_URL,
-    ) -> None:
+    async def async_realtime_announce(self, message: str, media_id: str | None) -> bool:
         """Without media and without a TTS engine, speak the message in the Realtime voice."""
         bridge = self._bridge()  # before a TTS stream is made for a board that cannot play it
         if media_id or self._has_tts_engine():
-            await super().async_internal_announce(
-                message, media_id, preannounce, preannounce_media_id
-            )
-            return
+            return False
         with self._responding():
-            await self._say(bridge, message or "")
+            await self._say(bridge, message)
+        return True
 
     @override
-    async def async_internal_start_conversation(
-        self,
-        start_message: str | None = None,
-        start_media_id: str | None = None,
-        extra_system_prompt: str | None = None,
-        preannounce: bool = True,
-        preannounce_media_id: str = PREANNOUNCE_URL,
-    ) -> None:
+    async def async_realtime_start_conversation(
+        self, start_message: str | None, start_media_id: str | None, extra_system_prompt: str | None
+    ) -> bool:
         """On the Realtime path the session itself converses: extra instructions, then listen.
 
         Home Assistant's own flow needs a pipeline agent and refuses the built-in one; the
@@ -226,14 +213,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         """
         bridge = self._bridge()
         if start_media_id or bridge.path is not BridgePath.REALTIME:
-            await super().async_internal_start_conversation(
-                start_message,
-                start_media_id,
-                extra_system_prompt,
-                preannounce,
-                preannounce_media_id,
-            )
-            return
+            return False
         with self._responding():
             await async_device_action(
                 bridge,
@@ -241,35 +221,27 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
                     start_message or None, extra_system_prompt or start_message or ""
                 ),
             )
+        return True
 
     @override
-    async def async_internal_ask_question(
-        self,
-        question: str | None = None,
-        question_media_id: str | None = None,
-        preannounce: bool = True,
-        preannounce_media_id: str = PREANNOUNCE_URL,
-        answers: list[dict[str, Any]] | None = None,
-    ) -> AssistSatelliteAnswer | None:
+    async def async_realtime_ask_question(
+        self, question: str | None, question_media_id: str | None
+    ) -> str | None:
         """On the Realtime path the session speaks the question and transcribes the answer.
 
         Home Assistant's own flow plays the question, then takes the answer from the STT stage
         of an Assist pipeline run; on the Realtime path no pipeline runs, so the bridge's `ask`
-        (the `openai_realtime_voice.ask` action's path) does both. The transcript is matched against
-        `answers` by Home Assistant's own matcher. The answer is awaited for the device's
-        listening timeout, the time after which the device would go back to idle anyway.
+        (the `openai_realtime_voice.ask` action's path) does both. The answer is awaited for
+        the device's listening timeout, the time after which the device would go back to idle
+        anyway.
         """
         bridge = self._bridge()
         if bridge.path is not BridgePath.REALTIME:
-            return await super().async_internal_ask_question(
-                question, question_media_id, preannounce, preannounce_media_id, answers
-            )
+            return None
         if question_media_id or not question:
             raise HomeAssistantError(
                 translation_domain=DOMAIN, translation_key="question_media_unsupported"
             )
-        if self._is_announcing:
-            raise SatelliteBusyError
         timeout = bridge.listening_timeout()
         with self._responding():
             result = await async_device_action(
@@ -284,9 +256,9 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
                 translation_placeholders={"device": bridge.subentry.title},
             )
         sentence: str = result["transcript"]
-        if not answers:
-            return AssistSatelliteAnswer(id=None, sentence=sentence)
-        return self._question_response_to_answer(sentence, answers)
+        return sentence
+
+    # --- Home Assistant's public hooks (its own flows, media resolved) -------------------------
 
     @override
     async def async_announce(self, announcement: AssistSatelliteAnnouncement) -> None:
@@ -301,6 +273,8 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
         await self._play(self._bridge(), start_announcement)
 
     async def _play(self, bridge: SpeechBridge, announcement: AssistSatelliteAnnouncement) -> None:
+        if self._speaking:
+            raise SatelliteBusyError
         ffmpeg = get_ffmpeg_manager(self.hass).binary
         if announcement.media_id_source == "tts" and announcement.tts_token:
             stream = tts.async_get_stream(self.hass, announcement.tts_token)
@@ -311,12 +285,15 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, AssistSatelliteEntity):
             pcm = async_tts_to_pcm(ffmpeg, stream.async_stream_result())
         else:
             pcm = async_transcode(ffmpeg, announcement.media_id)
+        self._speaking = True
         try:
             await bridge.async_play(pcm, announcement.message)
         except MediaError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN, translation_key="announcement_failed"
             ) from err
+        finally:
+            self._speaking = False
 
     async def _say(self, bridge: SpeechBridge, message: str) -> None:
         try:

@@ -12,8 +12,8 @@ from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import OpenAIRealtimeConfigEntry
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
+from .models import OpenAIRealtimeConfigEntry
 
 PARALLEL_UPDATES = 0
 
@@ -33,7 +33,7 @@ async def async_setup_entry(
     async_add_device_entities(
         entry,
         async_add_entities,
-        lambda subentry, state: [XiaozhiConnectedSensor(subentry, state, CONNECTED)],
+        lambda home: [XiaozhiConnectedSensor(home, CONNECTED)],
     )
 
 

@@ -1,7 +1,7 @@
 """A monthly budget for an entry's estimated Realtime cost, and what happens when it runs out.
 
-The estimate is the entry's usage record (`EntryUsage.month_cost_usd`: every response of the
-Assist agent and the devices, text, audio, image and transcription tokens at the prices in use).
+The estimate is the entry's usage record (`EntryUsage.month_cost_usd`: every response of each of
+its agents and devices, text, audio, image and transcription tokens at that agent's prices).
 At `BUDGET_WARNING_SHARE` of the budget a repair issue warns; at 100 % the configured action
 applies until the calendar month ends (Home Assistant's time zone):
 - `assist_pipeline`: no new Realtime session opens. Devices are served by the Assist pipeline
@@ -89,7 +89,6 @@ class Budget:
         self._entry = entry
         self._usage = usage
         self._endpoint = endpoint
-        self._prices = usage.prices
         model = str(options.get(CONF_BUDGET_MODEL) or DEFAULT_BUDGET_MODEL).strip()
         self._cheaper = replace(endpoint, model=model or DEFAULT_BUDGET_MODEL)
         self._listeners: list[CALLBACK_TYPE] = []
@@ -114,11 +113,12 @@ class Budget:
         """When the budget starts over."""
         return next_month_start(dt_util.now())
 
-    def endpoint(self) -> RealtimeEndpoint:
-        """Where new sessions connect: the cheaper model once a `cheaper_model` budget ran out."""
+    def endpoint(self, model: str | None = None) -> RealtimeEndpoint:
+        """Where a new session of an agent using `model` connects: the cheaper model once a
+        `cheaper_model` budget ran out (the entry's endpoint, with `model` when given)."""
         if self.exhausted and self.action == BUDGET_ACTION_CHEAPER_MODEL:
             return self._cheaper
-        return self._endpoint
+        return replace(self._endpoint, model=model) if model else self._endpoint
 
     def check(self) -> None:
         """Raise `BudgetExhaustedError` when no Realtime session may open now."""
@@ -181,9 +181,9 @@ class Budget:
         self._update_issues()
         if self.action == BUDGET_ACTION_CHEAPER_MODEL:
             cheaper = level == LEVEL_EXHAUSTED
-            self._usage.use_prices(
-                (prices_for(self._cheaper.model) or self._prices) if cheaper else self._prices
-            )
+            # Every agent's responses are priced as the budget model's (or at their own
+            # prices, when it has no list prices).
+            self._usage.use_prices(prices_for(self._cheaper.model) if cheaper else None)
         if level == LEVEL_EXHAUSTED:
             LOGGER.warning(
                 "%s used up this month's budget (%.2f of %.2f USD): %s until %s",

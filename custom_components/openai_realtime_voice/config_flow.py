@@ -1,6 +1,8 @@
 """Config flow for OpenAI Realtime Voice: connection, reauth, reconfigure, pairing, options.
 
-The device subentry flow is in `subentry_flow.py`, the forms of all flows in `flow_schemas.py`.
+The entry is the connection (key, base URL, dialect); its options are what is entry-wide.
+The agent and device subentry flows are in `subentry_flow.py`, the forms of all flows in
+`flow_schemas.py`.
 """
 
 from __future__ import annotations
@@ -20,31 +22,25 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import AbortFlow
-from homeassistant.helpers import llm
-from homeassistant.helpers.selector import SelectOptionDict
-import probatio
 
+from .agents import first_agent
 from .const import (
     CONF_BASE_URL,
     CONF_BOARD,
-    CONF_BUDGET_MODEL,
     CONF_CLIENT_ID,
     CONF_CODE,
+    CONF_DEVICE_WEBSOCKET_URL,
     CONF_DIALECT,
-    CONF_GREETING,
-    CONF_LLM_HASS_API,
     CONF_MAC,
-    CONF_MAX_OUTPUT_TOKENS,
     CONF_MODEL,
     CONF_MONTHLY_BUDGET,
-    CONF_PRICES,
     CONF_TOKEN_HASH,
-    CONF_VOICE,
     CONF_WAKE_WORDS,
     DEFAULT_TITLE,
     DIALECT_GA,
     DOMAIN,
     RECOMMENDED_MODEL,
+    SUBENTRY_CONVERSATION,
     SUBENTRY_DEVICE,
 )
 from .endpoint import DATA_HUB, PairingResult
@@ -55,11 +51,15 @@ from .flow_schemas import (
     connection_schema,
     options_schema,
 )
-from .repairs import async_setting_issue
-from .settings import default_options
-from .subentry_flow import DeviceSubentryFlow
-from .usage import InvalidPricesError, effective_prices, parse_prices
-from .validation import async_validate_settings
+from .settings import default_options, recommended_agent
+from .speech_flow import (
+    SUBENTRY_STT,
+    SUBENTRY_TTS,
+    SpeechToTextSubentryFlow,
+    TextToSpeechSubentryFlow,
+)
+from .subentry_flow import AgentSubentryFlow, DeviceSubentryFlow
+from .validation import async_validate_settings, budget_error
 
 
 def _clean_connection(user_input: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def _clean_connection(user_input: dict[str, Any]) -> dict[str, Any]:
 class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add an OpenAI (or compatible) Realtime endpoint."""
 
-    VERSION = 1
+    VERSION = 2
     MINOR_VERSION = 1
 
     @callback
@@ -92,33 +92,47 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
                 raise AbortFlow("already_configured")
 
     async def _async_validate(
-        self, data: dict[str, Any], options: dict[str, Any], *fields: str
+        self, data: dict[str, Any], agent: dict[str, Any], *fields: str, check_model: bool
     ) -> dict[str, str]:
         """Open a Realtime session with these settings; map failures to form errors.
 
-        A new entry's own settings are checked, its model with a one-token response; reauth and
-        reconfigure check the connection with the entry's model.
+        A new entry's first agent is checked, its model with a one-token response; reauth and
+        reconfigure check the connection with the first agent's model.
         """
         return await async_validate_settings(
-            self.hass,
-            data,
-            options,
-            fields=frozenset(fields),
-            check_model=CONF_VOICE in options,
+            self.hass, data, agent, fields=frozenset(fields), check_model=check_model
         )
+
+    @staticmethod
+    def _first_model(entry: ConfigEntry) -> dict[str, Any]:
+        """The model the connection is checked with: the first agent's."""
+        agent = first_agent(entry)
+        return {CONF_MODEL: (agent.data if agent else {}).get(CONF_MODEL, RECOMMENDED_MODEL)}
 
     @override
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the API key and endpoint."""
+        """Ask for the API key and endpoint, and the model of the first agent."""
         errors: dict[str, str] = {}
         if user_input is not None:
             data = _clean_connection(user_input)
             self._abort_if_endpoint_configured(data)
-            options = default_options()
-            options[CONF_MODEL] = user_input.get(CONF_MODEL) or RECOMMENDED_MODEL
+            agent = recommended_agent()
+            agent[CONF_MODEL] = user_input.get(CONF_MODEL) or RECOMMENDED_MODEL
             fields = (CONF_BASE_URL, CONF_DIALECT, CONF_MODEL)
-            if not (errors := await self._async_validate(data, options, *fields)):
-                return self.async_create_entry(title=DEFAULT_TITLE, data=data, options=options)
+            if not (errors := await self._async_validate(data, agent, *fields, check_model=True)):
+                return self.async_create_entry(
+                    title=DEFAULT_TITLE,
+                    data=data,
+                    options=default_options(),
+                    subentries=[
+                        {
+                            "subentry_type": SUBENTRY_CONVERSATION,
+                            "data": agent,
+                            "title": DEFAULT_TITLE,
+                            "unique_id": None,
+                        }
+                    ],
+                )
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(
@@ -140,8 +154,8 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = {**entry.data, CONF_API_KEY: user_input[CONF_API_KEY].strip()}
-            model = {CONF_MODEL: entry.options.get(CONF_MODEL, RECOMMENDED_MODEL)}
-            if not (errors := await self._async_validate(data, model)):
+            model = self._first_model(entry)
+            if not (errors := await self._async_validate(data, model, check_model=False)):
                 return self.async_update_reload_and_abort(entry, data=data)
         return self.async_show_form(
             step_id="reauth_confirm",
@@ -158,9 +172,9 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data = _clean_connection(user_input)
             self._abort_if_endpoint_configured(data, ignore=entry)
-            model = {CONF_MODEL: entry.options.get(CONF_MODEL, RECOMMENDED_MODEL)}
+            model = self._first_model(entry)
             fields = (CONF_BASE_URL, CONF_DIALECT)
-            if not (errors := await self._async_validate(data, model, *fields)):
+            if not (errors := await self._async_validate(data, model, *fields, check_model=False)):
                 return self.async_update_reload_and_abort(entry, data=data)
         suggested = user_input if user_input is not None else dict(entry.data)
         return self.async_show_form(
@@ -185,8 +199,14 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Devices are paired as subentries of the service entry."""
-        return {SUBENTRY_DEVICE: DeviceSubentryFlow}
+        """Conversation agents, paired devices, speech-to-text and text-to-speech are
+        subentries of the service entry (the speech ones in speech_flow.py)."""
+        return {
+            SUBENTRY_CONVERSATION: AgentSubentryFlow,
+            SUBENTRY_DEVICE: DeviceSubentryFlow,
+            SUBENTRY_STT: SpeechToTextSubentryFlow,
+            SUBENTRY_TTS: TextToSpeechSubentryFlow,
+        }
 
     # --- a xiaozhi device asked to be paired ---------------------------------------------------
 
@@ -230,10 +250,10 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
                     # A reset device: the new token replaces the old one, which stops working.
                     entry, subentry = found
                     hub.logins.replaced(str(subentry.data.get(CONF_TOKEN_HASH, "")))
+                    # Its connection is closed by the entry, which sees the new token.
                     self.hass.config_entries.async_update_subentry(
                         entry, subentry, data={**subentry.data, **data}
                     )
-                    await hub.async_disconnect(mac, "paired again")
                     title = subentry.title
                 else:
                     self.hass.config_entries.async_add_subentry(
@@ -272,64 +292,21 @@ class OpenAIRealtimeConfigFlow(ConfigFlow, domain=DOMAIN):
         return await self.async_step_pair(user_input)
 
 
-def _prices_error(options: dict[str, Any]) -> str | None:
-    """Check the price overrides (dropping an empty field); the error key, or None."""
-    if not (text := str(options.get(CONF_PRICES) or "").strip()):
-        options.pop(CONF_PRICES, None)
-        return None
-    try:
-        overrides = parse_prices(text)
-    except InvalidPricesError:
-        return "invalid_prices"
-    if effective_prices(str(options.get(CONF_MODEL, "")), overrides) is None:
-        return "prices_incomplete"
-    options[CONF_PRICES] = text
-    return None
-
-
-def _budget_error(options: dict[str, Any]) -> str | None:
-    """Check the budget (dropping an empty one); the error key, or None.
-
-    A budget is held to the estimated cost, so the model must be priced.
-    """
-    if not options.get(CONF_MONTHLY_BUDGET):
-        options.pop(CONF_MONTHLY_BUDGET, None)
-        return None
-    overrides = parse_prices(options.get(CONF_PRICES))  # checked by _prices_error first
-    if effective_prices(str(options.get(CONF_MODEL, "")), overrides) is None:
-        return "budget_needs_prices"
-    if not str(options.get(CONF_BUDGET_MODEL) or "").strip():
-        options.pop(CONF_BUDGET_MODEL, None)
-    return None
-
-
 class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
-    """Tune the model, voice, instructions, tools and turn detection."""
+    """Tune what is entry-wide: the devices' connection and listening, the services the
+    assistants may call, the monthly budget. Each agent's settings are in its subentry."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Show every setting on one form."""
+        """Show the entry-wide settings on one form."""
         errors: dict[str, str] = {}
         if user_input is not None:
             options = dict(user_input)
-            if not options.get(CONF_LLM_HASS_API):
-                options.pop(CONF_LLM_HASS_API, None)
-            if not (options.get(CONF_GREETING) or "").strip():
-                options.pop(CONF_GREETING, None)
-            if not options.get(CONF_MAX_OUTPUT_TOKENS):
-                options.pop(CONF_MAX_OUTPUT_TOKENS, None)
-            if not (options.get(CONF_WAKE_WORDS) or "").strip():
-                options.pop(CONF_WAKE_WORDS, None)
-            if not str(options.get(CONF_MODEL, "")).strip():
-                errors[CONF_MODEL] = "model_required"
-            if error := _prices_error(options):
-                errors[CONF_PRICES] = error
-            elif error := _budget_error(options):
+            for key in (CONF_WAKE_WORDS, CONF_DEVICE_WEBSOCKET_URL):
+                if not (options.get(key) or "").strip():
+                    options.pop(key, None)
+            if error := budget_error(options, self.config_entry):
                 errors[CONF_MONTHLY_BUDGET] = error
             if not errors:
-                # The service checks the user's own model, voice, transcription and tools.
-                errors = await async_validate_settings(self.hass, self.config_entry.data, options)
-            if not errors:
-                async_setting_issue(self.hass, self.config_entry, None)  # the service took them
                 return self.async_create_entry(data=options)
 
         suggested = {**default_options(), **self.config_entry.options}
@@ -337,12 +314,6 @@ class OpenAIRealtimeOptionsFlow(OptionsFlowWithReload):
             suggested.update(user_input)
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(self._schema(), suggested),
+            data_schema=self.add_suggested_values_to_schema(options_schema(), suggested),
             errors=errors,
         )
-
-    def _schema(self) -> probatio.Schema:
-        hass_apis = [
-            SelectOptionDict(label=api.name, value=api.id) for api in llm.async_get_apis(self.hass)
-        ]
-        return options_schema(hass_apis)

@@ -14,7 +14,13 @@ DEFAULT_TITLE: Final = "OpenAI Realtime"
 CONF_BASE_URL: Final = "base_url"
 CONF_DIALECT: Final = "dialect"
 
-# Settings a user tunes (config entry options).
+# Conversation agents: config subentries of this type hold the settings of one agent each
+# (`AGENT_SETTINGS`); the entry's options hold what is entry-wide.
+SUBENTRY_CONVERSATION: Final = "conversation"
+CONF_AGENT: Final = "agent"
+"""A device subentry's chosen agent: the subentry id of a conversation agent."""
+
+# Settings a user tunes.
 CONF_MODEL: Final = "model"
 CONF_VOICE: Final = "voice"
 CONF_PROMPT: Final = "prompt"

@@ -1,19 +1,22 @@
-"""The Assist conversation agent, answering through a Realtime session in text mode."""
+"""The Assist conversation agents, one per agent subentry, answering through Realtime text
+sessions."""
 
 from __future__ import annotations
 
-from typing import Literal, override
+from typing import Any, Literal, override
 
 from homeassistant.components import conversation
 from homeassistant.components.conversation.models import AbstractConversationAgent
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.const import MATCH_ALL
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import chat_session
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .agent import AgentSessions
+from .agents import agent_settings, agent_subentries
 from .const import CONF_LLM_HASS_API, CONF_MODEL, CONF_PROMPT, DOMAIN
 from .realtime import (
     RealtimeAuthError,
@@ -35,8 +38,20 @@ async def async_setup_entry(
     entry: _Entry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the conversation agent of an entry."""
-    async_add_entities([RealtimeConversationEntity(entry)])
+    """Add a conversation agent per agent subentry, and one for each agent added later."""
+
+    @callback
+    def add(subentry: ConfigSubentry) -> None:
+        async_add_entities(
+            [RealtimeConversationEntity(hass, entry, subentry)],
+            config_subentry_id=subentry.subentry_id,
+        )
+
+    for subentry in agent_subentries(entry):
+        add(subentry)
+    adders = entry.runtime_data.agent_adders
+    adders.append(add)
+    entry.async_on_unload(lambda: adders.remove(add))
 
 
 class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConversationAgent):
@@ -46,19 +61,32 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
     _attr_name = None
     _attr_supports_streaming = True
 
-    def __init__(self, entry: _Entry) -> None:
-        """Describe the agent and its service device."""
+    def __init__(self, hass: HomeAssistant, entry: _Entry, subentry: ConfigSubentry) -> None:
+        """Describe the agent and its service device; its sessions open on its first message."""
         self.entry = entry
-        self._attr_unique_id = entry.entry_id
+        self.subentry_id = subentry.subentry_id
+        self._attr_unique_id = subentry.subentry_id
         self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            name=entry.title,
+            identifiers={(DOMAIN, subentry.subentry_id)},
+            name=subentry.title,
             manufacturer="OpenAI",
-            model=entry.options.get(CONF_MODEL),
+            model=subentry.data.get(CONF_MODEL),
             entry_type=DeviceEntryType.SERVICE,
         )
-        if entry.options.get(CONF_LLM_HASS_API):
+        if subentry.data.get(CONF_LLM_HASS_API):
             self._attr_supported_features = conversation.ConversationEntityFeature.CONTROL
+        data = entry.runtime_data
+        self.sessions = AgentSessions(
+            hass,
+            lambda: data.budget.endpoint(self.settings.get(CONF_MODEL)),
+            usage=data.usage,
+            entry_id=entry.entry_id,
+        )
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The agent's settings as they are now (a reconfigure replaces the subentry)."""
+        return agent_settings(self.entry, self.entry.subentries.get(self.subentry_id))
 
     @property
     @override
@@ -70,12 +98,15 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
     async def async_added_to_hass(self) -> None:
         """Register as an agent of the entry."""
         await super().async_added_to_hass()
+        self.entry.runtime_data.agent_sessions[self.subentry_id] = self.sessions
         conversation.async_set_agent(self.hass, self.entry, self)
 
     @override
     async def async_will_remove_from_hass(self) -> None:
-        """Unregister the agent."""
+        """Unregister the agent and close its sessions (unloaded, or the agent was removed)."""
         conversation.async_unset_agent(self.hass, self.entry)
+        if sessions := self.entry.runtime_data.agent_sessions.pop(self.subentry_id, None):
+            await sessions.async_close()
         await super().async_will_remove_from_hass()
 
     @override
@@ -85,9 +116,9 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
         chat_log: conversation.ChatLog,
     ) -> conversation.ConversationResult:
         """Answer one message of a conversation, running Home Assistant tools as asked."""
-        options = self.entry.options
+        options = self.settings
         try:
-            with agent_allowlist(options, image_side=agent_image_side(self.entry)):
+            with agent_allowlist(options, image_side=agent_image_side(self.entry, options)):
                 await chat_log.async_provide_llm_data(
                     user_input.as_llm_context(DOMAIN),
                     options.get(CONF_LLM_HASS_API),
@@ -108,14 +139,22 @@ class RealtimeConversationEntity(conversation.ConversationEntity, AbstractConver
                     "resets": budget.resets.date().isoformat(),
                 },
             )
-        sessions = self.entry.runtime_data.agent_sessions
+        sessions = self.entry.runtime_data.agent_sessions[self.subentry_id]
         conversation_id = chat_log.conversation_id
         session, is_new = sessions.async_acquire(conversation_id)
         if is_new and (chat := chat_session.current_session.get()) is not None:
             chat.async_on_cleanup(lambda: sessions.async_discard(conversation_id))
         async with session.lock:
             try:
-                await session.async_process(chat_log, self.entity_id, options)
+                # A spoken turn whose answer started during speech to text (shared_turn.py).
+                turns = self.entry.runtime_data.shared_turns
+                extra = chat_log.extra_system_prompt
+                turn = turns.async_claim(conversation_id, self.subentry_id, user_input.text, extra)
+                if turn is not None:
+                    await turn.async_answer(chat_log, self.entity_id)
+                else:
+                    await turns.async_release(conversation_id)
+                    await session.async_process(chat_log, self.entity_id, options)
             except RealtimeAuthError as err:
                 sessions.async_discard(conversation_id)
                 self.entry.async_start_reauth(self.hass)

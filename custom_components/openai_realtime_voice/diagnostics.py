@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.device_registry import DeviceEntry
 
-from . import OpenAIRealtimeConfigEntry
+from .agents import agent_subentries
 from .const import (
     CONF_BASE_URL,
     CONF_BOARD,
@@ -24,9 +24,9 @@ from .const import (
     DOMAIN,
 )
 from .endpoint import DATA_HUB, DeviceState, device_subentries
+from .models import OpenAIRealtimeConfigEntry
 from .profile import effective_options
 from .realtime import redact_url
-from .vision import DATA_VISION
 
 TO_REDACT: Final = {
     CONF_API_KEY,
@@ -63,6 +63,7 @@ async def async_get_config_entry_diagnostics(
             "state": entry.state.value,
             "data": _redact(entry.data),
             "options": _redact(entry.options),
+            "agents": {agent.title: _redact(agent.data) for agent in agent_subentries(entry)},
         },
         "issues": sorted(
             issue_id
@@ -80,15 +81,13 @@ async def async_get_config_entry_diagnostics(
             "auth_style": str(endpoint.auth_style),
             "custom_base_url": endpoint.base_url is not None,
             "available": data.service.available,
-            "agent_sessions": len(data.agent_sessions),
+            "agent_sessions": sum(len(pool) for pool in data.agent_sessions.values()),
         }
         result["usage"] = data.usage.as_dict()
     # How many pictures went to the model (counts only: the pictures are never kept).
-    vision = hass.data.get(DATA_VISION)
-    result["images_sent"] = vision.images_sent[entry.entry_id] if vision is not None else 0
+    result["images_sent"] = hub.vision.images_sent[entry.entry_id]
     result["devices"] = [
-        _device(hass, subentry, hub.state(str(subentry.unique_id)))
-        for subentry in device_subentries(entry)
+        _device(hass, subentry, _state(entry, subentry)) for subentry in device_subentries(entry)
     ]
     result["pending_devices"] = [
         async_redact_data(
@@ -113,20 +112,27 @@ async def async_get_device_diagnostics(
     hass: HomeAssistant, entry: OpenAIRealtimeConfigEntry, device: DeviceEntry
 ) -> dict[str, Any]:
     """One paired device's diagnostics; the service device gets the entry's."""
-    hub = hass.data[DATA_HUB]
     for subentry in device_subentries(entry):
         if (DOMAIN, str(subentry.unique_id)) in device.identifiers:
             return {
-                **_device(hass, subentry, hub.state(str(subentry.unique_id))),
+                **_device(hass, subentry, _state(entry, subentry)),
                 # What the device's next session gets: the entry's settings with its profile.
                 "effective_settings": _redact(effective_options(hass, entry, subentry)),
             }
     return await async_get_config_entry_diagnostics(hass, entry)
 
 
+def _state(entry: OpenAIRealtimeConfigEntry, subentry: ConfigSubentry) -> DeviceState:
+    """The device's live state: its home's while the entry is loaded, else a blank one."""
+    mac = str(subentry.unique_id)
+    if entry.state is ConfigEntryState.LOADED and (home := entry.runtime_data.devices.get(mac)):
+        return home.state
+    return DeviceState(mac)
+
+
 def _device(hass: HomeAssistant, subentry: ConfigSubentry, state: DeviceState) -> dict[str, Any]:
     """A paired device: board and firmware as paired, and its live state."""
-    vision = hass.data.get(DATA_VISION)
+    vision = hass.data[DATA_HUB].vision
     return {
         "title": subentry.title,
         "data": _redact(subentry.data),
@@ -139,5 +145,5 @@ def _device(hass: HomeAssistant, subentry: ConfigSubentry, state: DeviceState) -
         "last_latency_ms": state.last_latency_ms,
         "latencies_ms": list(state.latencies),
         "errors": dict(state.errors),
-        "photos_sent": vision.device_images[state.mac] if vision is not None else 0,
+        "photos_sent": vision.device_images[state.mac],
     }

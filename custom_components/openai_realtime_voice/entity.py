@@ -3,36 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, override
+from typing import override
 
-from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import CONNECTION_NETWORK_MAC, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_BOARD, CONF_FIRMWARE, DEVICE_MANUFACTURER, DOMAIN
-from .endpoint import DeviceState
-
-if TYPE_CHECKING:
-    from . import OpenAIRealtimeConfigEntry
+from .home import DeviceHome
+from .models import OpenAIRealtimeConfigEntry
 
 
 @callback
 def async_add_device_entities(
     entry: OpenAIRealtimeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
-    entities_for: Callable[[ConfigSubentry, DeviceState], Iterable[Entity]],
+    entities_for: Callable[[DeviceHome], Iterable[Entity]],
 ) -> None:
     """Add a platform's entities for each paired device, under the device's config subentry,
     and for each device paired while the entry is loaded."""
 
     @callback
-    def add(subentry: ConfigSubentry, state: DeviceState) -> None:
-        async_add_entities(entities_for(subentry, state), config_subentry_id=subentry.subentry_id)
+    def add(home: DeviceHome) -> None:
+        async_add_entities(entities_for(home), config_subentry_id=home.subentry.subentry_id)
 
-    for subentry, state in entry.runtime_data.devices.values():
-        add(subentry, state)
+    for home in entry.runtime_data.devices.values():
+        add(home)
     adders = entry.runtime_data.entity_adders
     adders.append(add)
     entry.async_on_unload(lambda: adders.remove(add))
@@ -44,13 +41,13 @@ class XiaozhiDeviceEntity(Entity):
     _attr_has_entity_name = True
     _attr_should_poll = False
 
-    def __init__(
-        self, subentry: ConfigSubentry, state: DeviceState, description: EntityDescription
-    ) -> None:
-        """Attach the entity to the device that `subentry` paired."""
+    def __init__(self, home: DeviceHome, description: EntityDescription) -> None:
+        """Attach the entity to a paired device's home."""
         self.entity_description = description
-        self.device = state
-        mac = state.mac
+        self.home = home
+        self.device = home.state
+        subentry = home.subentry
+        mac = home.mac
         self._attr_unique_id = f"{mac}_{description.key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, mac)},

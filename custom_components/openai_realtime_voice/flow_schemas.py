@@ -1,11 +1,11 @@
-"""The forms of the config, options and device flows: their selectors and schemas."""
+"""The forms of the config, options, agent and device flows: their selectors and schemas."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Final
 
-from homeassistant.const import CONF_API_KEY
+from homeassistant.const import CONF_API_KEY, CONF_NAME
 from homeassistant.helpers.selector import (
     AreaSelector,
     BooleanSelector,
@@ -25,6 +25,7 @@ import probatio
 
 from .const import (
     BUDGET_ACTIONS,
+    CONF_AGENT,
     CONF_BASE_URL,
     CONF_BUDGET_ACTION,
     CONF_BUDGET_MODEL,
@@ -119,7 +120,7 @@ BASE_URL_PLACEHOLDERS: Final = {
     "compatible_url": "http://HOST:PORT/v1",
 }
 
-# Settings that both the entry's options and a device's profile can set.
+# Settings that both an agent and a device's profile can set.
 SETTING_SELECTORS: Final[dict[str, Any]] = {
     CONF_VOICE: select(VOICES, CONF_VOICE, custom=True),
     CONF_TURN_DETECTION: select(TURN_DETECTIONS, CONF_TURN_DETECTION),
@@ -130,7 +131,7 @@ SETTING_SELECTORS: Final[dict[str, Any]] = {
     CONF_GREETING: TextSelector(TextSelectorConfig(multiline=True)),
 }
 
-# The profile's overrides of the entry-wide settings, in the order the device form shows them.
+# The profile's overrides of its agent's settings, in the order the device form shows them.
 PROFILE_SETTINGS: Final = (
     CONF_TURN_DETECTION,
     CONF_VAD_THRESHOLD,
@@ -192,10 +193,16 @@ CAMERA_FOLLOW: Final = "follow"
 CAMERA_OFF: Final = "off"
 
 
-def profile_schema(users: list[SelectOptionDict]) -> probatio.Schema:
-    """A device's profile: its overrides of the entry-wide settings, user, area and camera."""
+def profile_schema(
+    users: list[SelectOptionDict], agents: list[SelectOptionDict]
+) -> probatio.Schema:
+    """A device's agent, and its profile: its overrides of the agent's settings, user, area and
+    camera."""
     return probatio.Schema(
         {
+            probatio.Optional(CONF_AGENT): SelectSelector(
+                SelectSelectorConfig(options=agents, mode=SelectSelectorMode.DROPDOWN)
+            ),
             probatio.Optional(CONF_VOICE): SETTING_SELECTORS[CONF_VOICE],
             probatio.Optional(CONF_EXTRA_INSTRUCTIONS): TemplateSelector(),
             probatio.Optional(CONF_LANGUAGE): TextSelector(),
@@ -226,11 +233,12 @@ def profile_to_form(profile: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def options_schema(hass_apis: list[SelectOptionDict]) -> probatio.Schema:
-    """Every entry-wide setting on one form; `hass_apis` are the LLM APIs to choose from."""
+def agent_schema(hass_apis: list[SelectOptionDict]) -> probatio.Schema:
+    """A conversation agent's settings; `hass_apis` are the LLM APIs to choose from."""
     box = NumberSelectorMode.BOX
     return probatio.Schema(
         {
+            probatio.Required(CONF_NAME): TextSelector(),
             probatio.Required(CONF_MODEL): MODEL_SELECTOR,
             probatio.Required(CONF_VOICE): SETTING_SELECTORS[CONF_VOICE],
             probatio.Optional(CONF_PROMPT): TemplateSelector(),
@@ -253,6 +261,21 @@ def options_schema(hass_apis: list[SelectOptionDict]) -> probatio.Schema:
                 1, MAX_OUTPUT_TOKENS_LIMIT, 1, mode=box
             ),
             probatio.Optional(CONF_GREETING): SETTING_SELECTORS[CONF_GREETING],
+            probatio.Required(CONF_IMAGE_INPUT): BooleanSelector(),
+            probatio.Required(CONF_IMAGE_MAX_SIDE): number(
+                MIN_MAX_SIDE, MAX_MAX_SIDE, 64, "px", mode=box
+            ),
+            probatio.Optional(CONF_PRICES): TextSelector(TextSelectorConfig(multiline=True)),
+        }
+    )
+
+
+def options_schema() -> probatio.Schema:
+    """The entry-wide settings: where devices connect and how they listen, the services
+    allowlist and the monthly budget."""
+    box = NumberSelectorMode.BOX
+    return probatio.Schema(
+        {
             probatio.Optional(CONF_DEVICE_WEBSOCKET_URL): TextSelector(
                 TextSelectorConfig(type=TextSelectorType.URL)
             ),
@@ -260,14 +283,6 @@ def options_schema(hass_apis: list[SelectOptionDict]) -> probatio.Schema:
                 MIN_LISTENING_TIMEOUT, MAX_LISTENING_TIMEOUT, 5, "s", mode=box
             ),
             probatio.Optional(CONF_WAKE_WORDS): TextSelector(),
-            probatio.Required(CONF_IMAGE_INPUT): BooleanSelector(),
-            probatio.Required(CONF_IMAGE_MAX_SIDE): number(
-                MIN_MAX_SIDE, MAX_MAX_SIDE, 64, "px", mode=box
-            ),
-            probatio.Optional(CONF_PRICES): TextSelector(TextSelectorConfig(multiline=True)),
-            probatio.Optional(CONF_MONTHLY_BUDGET): number(0.01, 100000, 0.01, "USD", mode=box),
-            probatio.Required(CONF_BUDGET_ACTION): select(BUDGET_ACTIONS, CONF_BUDGET_ACTION),
-            probatio.Optional(CONF_BUDGET_MODEL): MODEL_SELECTOR,
             probatio.Optional(CONF_SERVICES_ALLOWLIST): SelectSelector(
                 SelectSelectorConfig(
                     options=sorted({*DEFAULT_SERVICES_ALLOWLIST, *OPTIONAL_SERVICE_DOMAINS}),
@@ -276,5 +291,8 @@ def options_schema(hass_apis: list[SelectOptionDict]) -> probatio.Schema:
                     sort=True,
                 )
             ),
+            probatio.Optional(CONF_MONTHLY_BUDGET): number(0.01, 100000, 0.01, "USD", mode=box),
+            probatio.Required(CONF_BUDGET_ACTION): select(BUDGET_ACTIONS, CONF_BUDGET_ACTION),
+            probatio.Optional(CONF_BUDGET_MODEL): MODEL_SELECTOR,
         }
     )

@@ -10,10 +10,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import OpenAIRealtimeConfigEntry
 from .const import DOMAIN
 from .endpoint import VOLUME_TOOL, DeviceConnection
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
+from .models import OpenAIRealtimeConfigEntry
 from .xiaozhi import McpError
 
 PARALLEL_UPDATES = 1
@@ -34,9 +34,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a volume control per paired device."""
-    async_add_device_entities(
-        entry, async_add_entities, lambda subentry, state: [XiaozhiVolume(subentry, state, VOLUME)]
-    )
+    async_add_device_entities(entry, async_add_entities, lambda home: [XiaozhiVolume(home, VOLUME)])
 
 
 class XiaozhiVolume(XiaozhiDeviceEntity, NumberEntity):

@@ -1,4 +1,4 @@
-"""Per-device profiles: a paired device's overrides of the entry-wide settings."""
+"""Per-device profiles: a paired device's overrides of its agent's settings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import TemplateError
 from homeassistant.helpers import area_registry as ar, device_registry as dr, template
 
+from .agents import agent_settings, device_agent
 from .const import (
     CONF_DEVICE_USER,
     CONF_GREETING,
@@ -79,12 +80,14 @@ def effective_options(
     entry: ConfigEntry,
     subentry: ConfigSubentry | None,
 ) -> dict[str, Any]:
-    """The entry's options with the device's overrides applied, ready for a session.
+    """The settings of the device's agent with the device's overrides applied, for a session.
 
-    Extra instructions are rendered (with `area` available) and appended to the entry's prompt;
-    a response language becomes an instruction too, and the transcription language.
+    The agent is the one the device chose, else the entry's first (`agents.device_agent`); the
+    entry-wide options come with it. Extra instructions are rendered (with `area` available) and
+    appended to the agent's prompt; a response language becomes an instruction too, and the
+    transcription language.
     """
-    options = entry.options
+    options = agent_settings(entry, device_agent(entry, subentry))
     profile = profile_of(subentry)
     merged = dict(options)
     for key in OVERRIDES:

@@ -81,7 +81,7 @@ def async_report_refusal(
 
     A rejected key starts reauthentication and an exhausted quota raises its issue (either may
     be fixed on the account's side: trying again later may help); a refused setting raises the
-    issue naming it (only new options help). Other errors are outages: nothing to raise.
+    issue naming it (only new agent settings help). Other errors are outages: nothing to raise.
     """
     if isinstance(error, RealtimeAuthError):
         entry.async_start_reauth(hass)

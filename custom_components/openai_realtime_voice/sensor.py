@@ -20,10 +20,11 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import OpenAIRealtimeConfigEntry
 from .budget import Budget
-from .const import CONF_MODEL, DOMAIN
+from .const import DOMAIN
 from .entity import XiaozhiDeviceEntity, async_add_device_entities
+from .models import OpenAIRealtimeConfigEntry
+from .speech_entity import LATENCY_KEY, SpeechLatencySensor
 from .usage import EntryUsage
 
 PARALLEL_UPDATES = 0
@@ -82,8 +83,8 @@ USAGE_SENSORS: tuple[UsageSensorDescription, ...] = (
         state_class=SensorStateClass.TOTAL,
         native_unit_of_measurement=CURRENCY_USD,
         suggested_display_precision=4,
-        # No estimate for a model without known prices (give all six in the options).
-        value_fn=lambda usage: usage.cost_usd if usage.prices is not None else None,
+        # No estimate while an agent's model has no known prices (give all six in its settings).
+        value_fn=lambda usage: usage.cost_usd if usage.estimated else None,
     ),
 )
 
@@ -108,14 +109,15 @@ async def async_setup_entry(
     """Add the entry's usage sensors (and what is left of its budget, when it has one), and
     last-seen and latency sensors per paired device."""
     async_add_entities(UsageSensor(entry, description) for description in USAGE_SENSORS)
+    async_add_entities([SpeechLatencySensor(entry, LATENCY_KEY)])
     if (budget := entry.runtime_data.budget).limit is not None:
         async_add_entities([UsageSensor(entry, _budget_left(budget))])
     async_add_device_entities(
         entry,
         async_add_entities,
-        lambda subentry, state: [
-            XiaozhiLastSeenSensor(subentry, state, LAST_SEEN),
-            XiaozhiLatencySensor(subentry, state, LATENCY),
+        lambda home: [
+            XiaozhiLastSeenSensor(home, LAST_SEEN),
+            XiaozhiLatencySensor(home, LATENCY),
         ],
     )
 
@@ -138,7 +140,6 @@ class UsageSensor(SensorEntity):
             identifiers={(DOMAIN, entry.entry_id)},
             name=entry.title,
             manufacturer="OpenAI",
-            model=entry.options.get(CONF_MODEL),
             entry_type=DeviceEntryType.SERVICE,
         )
 

@@ -21,9 +21,9 @@ from homeassistant.helpers import (
 )
 import probatio
 
-from .bridge import DATA_BRIDGES, SpeechBridge, async_device_action
+from .bridge import SpeechBridge, async_device_action, serving
 from .const import DOMAIN
-from .endpoint import DATA_HUB
+from .models import find_home
 
 SERVICE_SPEAK: Final = "speak"
 SERVICE_ASK: Final = "ask"
@@ -96,7 +96,6 @@ def _bridges(hass: HomeAssistant, call: ServiceCall) -> list[SpeechBridge]:
     An idle stock board cannot be reached: it opens its WebSocket only when it is woken.
     """
     devices = dr.async_get(hass)
-    hub = hass.data[DATA_HUB]
     bridges: list[SpeechBridge] = []
     for device_id in _device_ids(hass, call):
         device = devices.async_get(device_id)
@@ -104,13 +103,13 @@ def _bridges(hass: HomeAssistant, call: ServiceCall) -> list[SpeechBridge]:
             (value for domain, value in (device.identifiers if device else ()) if domain == DOMAIN),
             None,
         )
-        if device is None or mac is None or mac not in hub.states:
+        if device is None or mac is None or (found := find_home(hass, mac)) is None:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="not_a_voice_device",
                 translation_placeholders={"target": device_id},
             )
-        if (bridge := hass.data[DATA_BRIDGES].bridge(mac)) is None:
+        if (bridge := serving(found[1])) is None:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="device_idle",

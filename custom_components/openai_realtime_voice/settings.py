@@ -1,9 +1,9 @@
-"""Translate the entry's stored settings into Realtime endpoint and session values."""
+"""The stored settings: which are an agent's, their defaults, and the Realtime values they make."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.const import CONF_API_KEY
 from homeassistant.helpers import llm
@@ -13,6 +13,7 @@ from .const import (
     CONF_BUDGET_ACTION,
     CONF_BUDGET_MODEL,
     CONF_DIALECT,
+    CONF_GREETING,
     CONF_IMAGE_INPUT,
     CONF_IMAGE_MAX_SIDE,
     CONF_LISTENING_TIMEOUT,
@@ -20,6 +21,7 @@ from .const import (
     CONF_MAX_OUTPUT_TOKENS,
     CONF_MODEL,
     CONF_NOISE_REDUCTION,
+    CONF_PRICES,
     CONF_PROMPT,
     CONF_SERVICES_ALLOWLIST,
     CONF_SPEED,
@@ -64,9 +66,30 @@ from .realtime import (
     Transcription,
 )
 
+AGENT_SETTINGS: Final = (
+    CONF_MODEL,
+    CONF_VOICE,
+    CONF_PROMPT,
+    CONF_LLM_HASS_API,
+    CONF_TURN_DETECTION,
+    CONF_VAD_THRESHOLD,
+    CONF_VAD_PREFIX_PADDING_MS,
+    CONF_VAD_SILENCE_DURATION_MS,
+    CONF_VAD_EAGERNESS,
+    CONF_NOISE_REDUCTION,
+    CONF_TRANSCRIPTION_MODEL,
+    CONF_SPEED,
+    CONF_MAX_OUTPUT_TOKENS,
+    CONF_GREETING,
+    CONF_IMAGE_INPUT,
+    CONF_IMAGE_MAX_SIDE,
+    CONF_PRICES,
+)
+"""The settings of one conversation agent (its subentry's data); the rest is entry-wide."""
 
-def default_options() -> dict[str, Any]:
-    """The settings a new entry starts with."""
+
+def recommended_agent() -> dict[str, Any]:
+    """The settings a new conversation agent starts with."""
     return {
         CONF_MODEL: RECOMMENDED_MODEL,
         CONF_VOICE: RECOMMENDED_VOICE,
@@ -80,13 +103,26 @@ def default_options() -> dict[str, Any]:
         CONF_NOISE_REDUCTION: RECOMMENDED_NOISE_REDUCTION,
         CONF_TRANSCRIPTION_MODEL: RECOMMENDED_TRANSCRIPTION_MODEL,
         CONF_SPEED: RECOMMENDED_SPEED,
-        CONF_SERVICES_ALLOWLIST: list(DEFAULT_SERVICES_ALLOWLIST),
-        CONF_LISTENING_TIMEOUT: RECOMMENDED_LISTENING_TIMEOUT,
         CONF_IMAGE_INPUT: DEFAULT_IMAGE_INPUT,
         CONF_IMAGE_MAX_SIDE: DEFAULT_MAX_SIDE,
+    }
+
+
+def default_options() -> dict[str, Any]:
+    """The entry-wide settings a new entry starts with (the devices' and the budget's)."""
+    return {
+        CONF_SERVICES_ALLOWLIST: list(DEFAULT_SERVICES_ALLOWLIST),
+        CONF_LISTENING_TIMEOUT: RECOMMENDED_LISTENING_TIMEOUT,
         CONF_BUDGET_ACTION: DEFAULT_BUDGET_ACTION,
         CONF_BUDGET_MODEL: DEFAULT_BUDGET_MODEL,
     }
+
+
+def split_settings(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Settings of the one-agent shape (version 1 options) as (entry options, agent settings)."""
+    agent = {key: value for key, value in settings.items() if key in AGENT_SETTINGS}
+    options = {key: value for key, value in settings.items() if key not in AGENT_SETTINGS}
+    return options, agent
 
 
 def endpoint_from_config(data: Mapping[str, Any], model: str | None = None) -> RealtimeEndpoint:

@@ -1,4 +1,4 @@
-"""The turn engine: Realtime responses in a Home Assistant chat log, for typed and spoken turns.
+"""The tool loop: Realtime responses in a Home Assistant chat log, for typed and spoken turns.
 
 A response is mapped to chat log content here, once, for the Assist agent (text streamed as it
 arrives) and for devices (a reply that already played). The chat log runs the tool calls
@@ -23,6 +23,7 @@ from homeassistant.helpers import llm
 import probatio
 
 from .const import DOMAIN, LOGGER
+from .endpoint import DATA_HUB
 from .realtime import (
     FunctionCall,
     FunctionTool,
@@ -114,17 +115,17 @@ def no_user_context() -> llm.LLMContext:
 class _NoAPI(llm.API):
     """The API of a turn that offers no tools (a call still gets an answer).
 
-    The engine builds its instance itself (`TurnEngine._turn_tools`), sharing its state.
+    The tool loop builds its instance itself (`ToolLoop._turn_tools`), sharing its state.
     """
 
     @override
     async def async_get_api_instance(
         self, llm_context: llm.LLMContext
-    ) -> llm.APIInstance:  # pragma: no cover - never asked: the engine builds the instance
+    ) -> llm.APIInstance:  # pragma: no cover - never asked: the tool loop builds the instance
         return llm.APIInstance(api=self, api_prompt="", llm_context=llm_context, tools=[])
 
 
-class TurnEngine:
+class ToolLoop:
     """One Realtime conversation's turns in its Home Assistant chat log.
 
     Used by the Assist agent (`agent.py`) and by the speech bridge (`bridge/turns.py`) alike:
@@ -145,7 +146,7 @@ class TurnEngine:
         self.agent_id = agent_id
         self.entry_id = entry_id
         self.names = ToolNames()
-        self.max_rounds = MAX_TOOL_ROUNDS  # read here: tests lower it per engine or module
+        self.max_rounds = MAX_TOOL_ROUNDS  # read here: tests lower it per tool loop or module
         self.timeout = timeout
         self.rounds = 0
         self.tools: TurnTools | None = None
@@ -181,7 +182,7 @@ class TurnEngine:
         tools: list[llm.Tool],
         custom_serializer: Callable[[Any], Any] | None = None,
     ) -> TurnTools:
-        """The tools of a turn, sharing this engine's timeout, refusals and running calls."""
+        """The tools of a turn, sharing this loop's timeout, refusals and running calls."""
         return TurnTools(
             api=api,
             api_prompt=api_prompt,
@@ -212,7 +213,7 @@ class TurnEngine:
         self.rounds = 0
 
     def _use_tools(self, chat_log: conversation.ChatLog) -> None:
-        """Let the chat log run this engine's tools (an empty API when none are offered)."""
+        """Let the chat log run this loop's tools (an empty API when none are offered)."""
         if self.tools is None:
             no_api = _NoAPI(hass=self.hass, id=f"{DOMAIN}_none", name="No tools")
             self.tools = self._turn_tools(no_api, "", no_user_context(), [])
@@ -292,7 +293,8 @@ class TurnEngine:
         """
         outputs = {result.tool_call_id: tool_output(result.result) for result in results}
         # Pictures tools took (a camera snapshot) go in right before their outputs.
-        await async_send_parked(self.hass, client, outputs, self.entry_id)
+        if (hub := self.hass.data.get(DATA_HUB)) is not None:
+            await async_send_parked(hub.vision, client, outputs, self.entry_id)
         if self.rounds >= self.max_rounds:
             LOGGER.warning(
                 "%s: the model called tools in %d responses in a row; the turn ends without "

@@ -7,7 +7,7 @@ input transcription, is recorded here; the entry's usage sensors listen for chan
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 import math
 from typing import Any, Final
 
@@ -15,7 +15,14 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, LOGGER
+from .const import (
+    CONF_MODEL,
+    CONF_PRICES,
+    CONF_TRANSCRIPTION_MODEL,
+    DOMAIN,
+    LOGGER,
+    RECOMMENDED_MODEL,
+)
 from .realtime import (
     TRANSCRIPTION_PRICES,
     ModelPrices,
@@ -83,6 +90,31 @@ def effective_prices(model: str, overrides: Mapping[str, float]) -> ModelPrices 
     return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Pricing:
+    """What one agent's responses cost: its model's prices and its transcription model's."""
+
+    model: ModelPrices | None
+    """None: the model has no list prices and the user gave none (not estimated)."""
+    transcription: TranscriptionPrices | None = None
+
+
+def pricing_for(settings: Mapping[str, Any]) -> Pricing:
+    """The pricing of an agent's settings: its model, price overrides and transcription model.
+
+    The flow validated the overrides, so a bad value is only logged.
+    """
+    try:
+        overrides = parse_prices(settings.get(CONF_PRICES))
+    except InvalidPricesError:
+        LOGGER.warning("Ignoring invalid price overrides %r", settings.get(CONF_PRICES))
+        overrides = {}
+    return Pricing(
+        model=effective_prices(str(settings.get(CONF_MODEL) or RECOMMENDED_MODEL), overrides),
+        transcription=TRANSCRIPTION_PRICES.get(str(settings.get(CONF_TRANSCRIPTION_MODEL) or "")),
+    )
+
+
 class EntryUsage:
     """Cumulative token counts and estimated USD cost of a config entry's responses."""
 
@@ -96,7 +128,12 @@ class EntryUsage:
         """Start at zero; `async_load` restores the stored totals."""
         self.hass = hass
         self.model = model
-        self.prices = effective_prices(model, overrides or {})
+        self.own_prices = effective_prices(model, overrides or {})
+        """The prices of responses recorded without a `Pricing` of their own."""
+        self.override: ModelPrices | None = None
+        """Prices that replace every agent's while set (a cheaper model answers them)."""
+        self.all_priced = self.own_prices is not None
+        """Whether every agent's model is priced: else the estimate leaves some responses out."""
         self.totals = Usage()
         self.cost_usd = 0.0
         self.month = month_of()
@@ -109,6 +146,11 @@ class EntryUsage:
             hass, STORAGE_VERSION, f"{DOMAIN}.usage.{entry_id}"
         )
         self._listeners: list[CALLBACK_TYPE] = []
+
+    @property
+    def prices(self) -> ModelPrices | None:
+        """The prices in use for responses without a `Pricing` (the override while set)."""
+        return self.override or self.own_prices
 
     @property
     def text_input_tokens(self) -> int:
@@ -156,8 +198,9 @@ class EntryUsage:
         return self.totals.responses
 
     @callback
-    def record(self, usage: Mapping[str, Any] | None) -> None:
-        """Add one `response.done` usage object; None is ignored, malformed ones logged."""
+    def record(self, usage: Mapping[str, Any] | None, pricing: Pricing | None = None) -> None:
+        """Add one `response.done` usage object, priced as the agent that asked for it
+        (`pricing`; default: the entry's); None is ignored, malformed ones logged."""
         if usage is None:
             return
         if not isinstance(usage, Mapping) or not any(
@@ -168,10 +211,12 @@ class EntryUsage:
             return
         one = Usage()
         one.add(_plain(usage))
-        self._add(one)
+        self._add(one, pricing)
 
     @callback
-    def record_transcription(self, usage: Mapping[str, Any] | None) -> None:
+    def record_transcription(
+        self, usage: Mapping[str, Any] | None, pricing: Pricing | None = None
+    ) -> None:
         """Add one input transcription's usage (billed apart); None is ignored."""
         if usage is None:
             return
@@ -179,16 +224,20 @@ class EntryUsage:
         if not one.add_transcription(_plain(usage)):
             LOGGER.debug("Ignoring a malformed transcription usage: %.200r", usage)
             return
-        self._add(one)
+        self._add(one, pricing)
 
     @callback
-    def _add(self, one: Usage) -> None:
+    def _add(self, one: Usage, pricing: Pricing | None) -> None:
         for name in _TOTALS:
             setattr(self.totals, name, getattr(self.totals, name) + getattr(one, name))
         self.roll_month()
-        if self.prices is not None:
-            cost = one.cost(self.prices)
-            if (transcription := self.transcription_prices()) is not None:
+        prices = self.override or (self.own_prices if pricing is None else pricing.model)
+        if prices is not None:
+            cost = one.cost(prices)
+            transcription = (
+                self.transcription_prices() if pricing is None else pricing.transcription
+            )
+            if transcription is not None:
                 cost += one.transcription_cost(transcription)
             self.cost_usd += cost
             self.month_cost_usd += cost
@@ -209,10 +258,24 @@ class EntryUsage:
         self._notify()
         return True
 
+    @property
+    def estimated(self) -> bool:
+        """Whether `cost_usd` is an estimate of every response (every agent is priced)."""
+        return self.all_priced or self.override is not None
+
+    @callback
+    def set_agents(self, pricings: list[Pricing]) -> None:
+        """The pricing of each of the entry's agents (they were added or removed)."""
+        all_priced = all(pricing.model is not None for pricing in pricings)
+        if all_priced != self.all_priced:
+            self.all_priced = all_priced
+            self._notify()
+
     @callback
     def use_prices(self, prices: ModelPrices | None) -> None:
-        """Price the next responses differently (another model answers them)."""
-        self.prices = prices
+        """Price the next responses of every agent at `prices` (another model answers them);
+        None: at their own prices again."""
+        self.override = prices
 
     @callback
     def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:

@@ -1,6 +1,6 @@
-"""Check the user's own settings against the Realtime service, for the config and options flows.
+"""Check the user's own settings against the Realtime service, for the config and agent flows.
 
-The probe (`realtime.async_probe`) opens a session with the settings the entry would use (model,
+The probe (`realtime.async_probe`) opens a session with the settings an agent would use (model,
 voice, transcription model, the tools of the chosen LLM APIs) and asks for a one-token,
 out-of-band text response, since a wrong model is only refused at the first response. A refusal
 is reported on the form field of the setting the service named.
@@ -12,15 +12,20 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from homeassistant.components import conversation
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
 
+from .agents import agent_subentries
 from .const import (
     CONF_BASE_URL,
+    CONF_BUDGET_MODEL,
     CONF_DIALECT,
     CONF_LLM_HASS_API,
     CONF_MODEL,
+    CONF_MONTHLY_BUDGET,
+    CONF_PRICES,
     CONF_TRANSCRIPTION_MODEL,
     CONF_VOICE,
     DOMAIN,
@@ -41,7 +46,8 @@ from .realtime import (
     async_probe,
 )
 from .settings import endpoint_from_config, session_config, transcription_language
-from .turn import TurnEngine
+from .turn import ToolLoop
+from .usage import InvalidPricesError, effective_prices, parse_prices
 
 SETTING_FIELDS: Final = {
     Setting.MODEL: CONF_MODEL,
@@ -68,7 +74,7 @@ async def _async_tools(hass: HomeAssistant, options: Mapping[str, Any]) -> tuple
     except HomeAssistantError as err:
         LOGGER.debug("Not checking the tools of %s: %s", api_ids, err)
         return ()
-    return TurnEngine(hass, DOMAIN).offer(api)
+    return ToolLoop(hass, DOMAIN).offer(api)
 
 
 async def async_validate_settings(
@@ -114,3 +120,40 @@ async def async_validate_settings(
         LOGGER.exception("Unexpected error while validating the Realtime connection")
         return {"base": "unknown"}
     return {}
+
+
+def prices_error(settings: dict[str, Any]) -> str | None:
+    """Check an agent's price overrides (dropping an empty field); the error key, or None."""
+    if not (text := str(settings.get(CONF_PRICES) or "").strip()):
+        settings.pop(CONF_PRICES, None)
+        return None
+    try:
+        overrides = parse_prices(text)
+    except InvalidPricesError:
+        return "invalid_prices"
+    if effective_prices(str(settings.get(CONF_MODEL, "")), overrides) is None:
+        return "prices_incomplete"
+    settings[CONF_PRICES] = text
+    return None
+
+
+def priced(settings: Mapping[str, Any]) -> bool:
+    """Whether an agent's model has prices (list prices, or all of them given); its overrides
+    were checked by `prices_error`."""
+    overrides = parse_prices(settings.get(CONF_PRICES))
+    return effective_prices(str(settings.get(CONF_MODEL, "")), overrides) is not None
+
+
+def budget_error(options: dict[str, Any], entry: ConfigEntry[Any]) -> str | None:
+    """Check the entry's budget (dropping an empty one); the error key, or None.
+
+    A budget is held to the estimated cost, so every agent's model must be priced.
+    """
+    if not options.get(CONF_MONTHLY_BUDGET):
+        options.pop(CONF_MONTHLY_BUDGET, None)
+        return None
+    if not all(priced(agent.data) for agent in agent_subentries(entry)):
+        return "budget_needs_prices"
+    if not str(options.get(CONF_BUDGET_MODEL) or "").strip():
+        options.pop(CONF_BUDGET_MODEL, None)
+    return None

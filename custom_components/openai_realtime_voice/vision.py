@@ -10,7 +10,7 @@ one at a time per device. Pictures are scaled in an executor and never stored.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -21,15 +21,14 @@ from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
-from homeassistant.util.hass_dict import HassKey
 
+from .agents import agent_settings, device_agent
 from .const import (
     CONF_DIALECT,
     CONF_IMAGE_INPUT,
     CONF_IMAGE_MAX_SIDE,
     DEFAULT_IMAGE_INPUT,
     DIALECT_BETA,
-    DOMAIN,
 )
 from .images import (
     ANY_PICTURE,
@@ -56,32 +55,43 @@ VISION_TOKEN_LIFETIME: Final = 3600.0
 PARK_LIFETIME: Final = 60.0
 """Seconds a tool's picture waits for its runner before it is dropped."""
 
-DATA_VISION: HassKey[VisionHub] = HassKey(f"{DOMAIN}_vision")
-
 
 def image_input_allowed(entry: ConfigEntry[Any], subentry: ConfigSubentry | None = None) -> bool:
-    """Whether the entry allows image input, and the device's profile keeps its camera on.
+    """Whether the device's agent (else the first) allows image input, and the device's profile
+    keeps its camera on.
 
     The beta (`realtime=v1`) dialect has no `input_image` content: never for it.
     """
+    settings = agent_settings(entry, device_agent(entry, subentry))
+    return settings_allow_images(entry, settings) and (
+        profile_of(subentry).get(CONF_CAMERA) is not False
+    )
+
+
+def settings_allow_images(entry: ConfigEntry[Any], settings: Mapping[str, Any]) -> bool:
+    """Whether an agent's settings allow image input on this entry's connection."""
     if entry.data.get(CONF_DIALECT) == DIALECT_BETA:
         return False
-    if not entry.options.get(CONF_IMAGE_INPUT, DEFAULT_IMAGE_INPUT):
-        return False
-    return profile_of(subentry).get(CONF_CAMERA) is not False
+    return bool(settings.get(CONF_IMAGE_INPUT, DEFAULT_IMAGE_INPUT))
 
 
-def max_side(entry: ConfigEntry[Any]) -> int:
-    """The long side, in pixels, pictures are scaled down to for this entry."""
-    value = entry.options.get(CONF_IMAGE_MAX_SIDE, DEFAULT_MAX_SIDE)
+def max_side(entry: ConfigEntry[Any], subentry: ConfigSubentry | None = None) -> int:
+    """The long side, in pixels, pictures are scaled down to for a device's agent."""
+    return settings_max_side(agent_settings(entry, device_agent(entry, subentry)))
+
+
+def settings_max_side(settings: Mapping[str, Any]) -> int:
+    """The long side, in pixels, an agent's settings scale pictures down to."""
+    value = settings.get(CONF_IMAGE_MAX_SIDE, DEFAULT_MAX_SIDE)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return DEFAULT_MAX_SIDE
     return min(max(int(value), MIN_MAX_SIDE), MAX_MAX_SIDE)
 
 
-def agent_image_side(entry: ConfigEntry[Any]) -> int | None:
-    """The snapshot size the entry's agents look at cameras with; None when images are off."""
-    return max_side(entry) if image_input_allowed(entry) else None
+def agent_image_side(entry: ConfigEntry[Any], settings: Mapping[str, Any]) -> int | None:
+    """The snapshot size an agent with these settings looks at cameras with; None when images
+    are off."""
+    return settings_max_side(settings) if settings_allow_images(entry, settings) else None
 
 
 async def async_scale(
@@ -216,11 +226,9 @@ class VisionHub:
 
 
 async def async_send_parked(
-    hass: HomeAssistant, client: RealtimeClient, call_ids: Iterable[str], entry_id: str
+    vision: VisionHub, client: RealtimeClient, call_ids: Iterable[str], entry_id: str
 ) -> None:
     """Add the pictures these tool calls parked to the conversation, before their outputs."""
-    if (vision := hass.data.get(DATA_VISION)) is None:
-        return
     for call_id in call_ids:
         if (image := vision.collect(call_id)) is not None:
             await client.add_user_image(image.data_url)

@@ -21,13 +21,14 @@ from typing import Final
 from aiohttp import BodyPartReader, web
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
-from .bridge import DATA_BRIDGES
+from .bridge import serving
 from .const import LOGGER, VISION_PATH
 from .endpoint import DATA_HUB, MCP_TIMEOUT, bearer_token, normalize_mac, refuse_unread
 from .images import BOARD_PHOTO, ImageError
+from .models import find_home
 from .rate_limit import RateLimiter
 from .realtime import RealtimeError
-from .vision import DATA_VISION, TAKE_PHOTO_TOOL, UploadRefused, async_scale, max_side
+from .vision import TAKE_PHOTO_TOOL, UploadRefused, async_scale, max_side
 from .xiaozhi import McpClient
 
 MAX_UPLOAD_BYTES: Final = 4 * 1024 * 1024
@@ -80,8 +81,9 @@ class DeviceVisionView(HomeAssistantView):
         hass = request.app[KEY_HASS]
         mac = normalize_mac(request.headers.get("Device-Id"))
         token = bearer_token(request.headers.get("Authorization"))
-        vision = hass.data.get(DATA_VISION)
-        if vision is None or not vision.check(mac, token):
+        hub = hass.data[DATA_HUB]
+        vision = hub.vision
+        if not vision.check(mac, token):
             source = request.remote or "unknown"
             LOGGER.log(
                 logging.WARNING if self._warned.allow(source) else logging.DEBUG,
@@ -90,7 +92,7 @@ class DeviceVisionView(HomeAssistantView):
                 mac or "missing",
                 "no token" if token is None else "invalid or expired vision token",
             )
-            await hass.data[DATA_HUB].logins.async_refused(request, mac, token)
+            await hub.logins.async_refused(request, mac, token)
             return web.Response(status=HTTPStatus.UNAUTHORIZED, text="unauthorized")
         assert mac is not None
         if request.content_length is not None and request.content_length > MAX_UPLOAD_BYTES:
@@ -107,8 +109,8 @@ class DeviceVisionView(HomeAssistantView):
             return await refuse_unread(
                 request, HTTPStatus.BAD_REQUEST, "expected multipart/form-data"
             )
-        bridge = hass.data[DATA_BRIDGES].bridge(mac)
-        if bridge is None:
+        found = find_home(hass, mac)
+        if found is None or (bridge := serving(found[1])) is None:
             return await refuse_unread(request, HTTPStatus.SERVICE_UNAVAILABLE, "no conversation")
         mcp = bridge.connection.mcp
         call = vision.claim_upload(mac, mcp.calls_in_flight(TAKE_PHOTO_TOOL))
@@ -134,10 +136,11 @@ class DeviceVisionView(HomeAssistantView):
     ) -> web.Response:
         """Read the photo for this pending call, scale it and hand it to the model."""
         hass = request.app[KEY_HASS]
-        vision = hass.data[DATA_VISION]
+        hub = hass.data[DATA_HUB]
+        vision = hub.vision
         # The body is read within a deadline, and counts against the address as the boot
         # check's does (`DevicePairing.body_reads`).
-        body_reads, source = hass.data[DATA_HUB].pairing.body_reads, request.remote or "unknown"
+        body_reads, source = hub.pairing.body_reads, request.remote or "unknown"
         if not body_reads.acquire(source):
             return await refuse_unread(request, HTTPStatus.TOO_MANY_REQUESTS, "too many requests")
         try:
@@ -161,8 +164,8 @@ class DeviceVisionView(HomeAssistantView):
         if photo is None:
             return web.Response(status=HTTPStatus.BAD_REQUEST, text="no file part")
 
-        found = hass.data[DATA_HUB].find_paired(mac)
-        bridge = hass.data[DATA_BRIDGES].bridge(mac)
+        found = find_home(hass, mac)
+        bridge = serving(found[1]) if found is not None else None
         client = bridge.client if bridge is not None else None
         if found is None or client is None:
             return web.Response(
@@ -170,7 +173,9 @@ class DeviceVisionView(HomeAssistantView):
             )
         entry = found[0]
         try:
-            image = await async_scale(hass, photo, max_side(entry), source=BOARD_PHOTO)
+            image = await async_scale(
+                hass, photo, max_side(entry, found[1].subentry), source=BOARD_PHOTO
+            )
         except ImageError as err:
             LOGGER.warning("Device %s sent a photo that is not usable: %s", mac, err)
             return web.Response(status=HTTPStatus.BAD_REQUEST, text=f"bad photo: {err}")

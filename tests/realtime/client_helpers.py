@@ -14,7 +14,7 @@ from custom_components.openai_realtime_voice.realtime import (
     SessionConfig,
     SessionEvent,
 )
-from tests.realtime_server import RealtimeServer
+from realtime_server import RealtimeServer
 
 FAST = ClientOptions(open_timeout=2, backoff_base=0.001, backoff_max=0.002, ping_interval=None)
 

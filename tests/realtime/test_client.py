@@ -39,8 +39,7 @@ from custom_components.openai_realtime_voice.realtime import (
     TextDelta,
     Transcription,
 )
-from tests.realtime.client_helpers import MANUAL, Recorder, make_client
-from tests.realtime_server import (
+from realtime_server import (
     RealtimeServer,
     ScriptedCall,
     ScriptedResponse,
@@ -48,6 +47,7 @@ from tests.realtime_server import (
     silence,
     tone,
 )
+from tests.realtime.client_helpers import MANUAL, Recorder, make_client
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The client against the service's documented behaviour (issue 19), not a lenient server.
 
-Each test drives a behaviour `tests/realtime_server.py` models after the real service (see
-tests/test_realtime_server.py for the server side) and checks what the client does with it.
+Each test drives a behaviour `realtime_server/` models after the real service (see
+tests/realtime_server/test_server.py for the server side) and checks what the client does with it.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from custom_components.openai_realtime_voice.realtime import (
     Transcription,
     async_probe,
 )
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, silence, tone
 from tests.realtime.client_helpers import FAST, MANUAL, BackoffSleeps, Recorder, make_client
-from tests.realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, silence, tone
 
 VAD = SessionConfig(turn_detection=ServerVad(silence_duration_ms=200))
 

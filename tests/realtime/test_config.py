@@ -13,7 +13,7 @@ from custom_components.openai_realtime_voice.realtime import (
     Transcription,
     session_diff,
 )
-from tests.realtime_server import client_event_problems
+from realtime_server import client_event_problems
 
 FULL = SessionConfig(
     instructions="You control a home.",

@@ -19,7 +19,7 @@ from custom_components.openai_realtime_voice.realtime import (
     redact_url,
 )
 from custom_components.openai_realtime_voice.realtime.connection import error_for_close
-from tests.realtime_server import RealtimeServer, closed_port_url
+from realtime_server import RealtimeServer, closed_port_url
 
 
 def _endpoint(server: RealtimeServer, **kwargs: object) -> RealtimeEndpoint:

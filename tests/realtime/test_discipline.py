@@ -1,7 +1,7 @@
 """Session discipline (issue 28): no session storms, honest refusals, no waits for nothing.
 
-Each test runs the real client against `tests/realtime_server.py` with one of the
-misbehaviours of `tests/realtime_discipline.py` switched on.
+Each test runs the real client against `realtime_server/` with one of the
+misbehaviours of `realtime_server/discipline.py` switched on.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from custom_components.openai_realtime_voice.realtime import (
     async_probe,
 )
 from custom_components.openai_realtime_voice.realtime.lifetime import expires_in, service_time
+from realtime_server import API_KEY, RealtimeServer, ScriptedResponse, silence, tone
+from realtime_server.discipline import TOKEN_USAGE
 from tests.manual_clock import ManualClock
 from tests.realtime.client_helpers import FAST, BackoffSleeps, Recorder, make_client
-from tests.realtime_discipline import TOKEN_USAGE
-from tests.realtime_server import API_KEY, RealtimeServer, ScriptedResponse, silence, tone
 
 VAD = SessionConfig(turn_detection=ServerVad(silence_duration_ms=200))
 HOUR = 3600.0

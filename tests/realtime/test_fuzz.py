@@ -234,7 +234,7 @@ async def test_random_interleavings_end_with_typed_errors_and_a_consistent_histo
         FunctionTool,
         ServerVad,
     )
-    from tests.realtime_server import RealtimeServer, ScriptedResponse, silence, tone
+    from realtime_server import RealtimeServer, ScriptedResponse, silence, tone
 
     server = RealtimeServer()
     server.user_transcript = TRANSCRIPT

@@ -46,7 +46,7 @@ from custom_components.openai_realtime_voice.realtime.events import (
     SessionUpdated,
 )
 from custom_components.openai_realtime_voice.realtime.protocol import CLIENT_EVENT_KEY, Phase
-from tests.realtime_server import (
+from realtime_server import (
     API_KEY,
     client_event_problems,
     default_session,
@@ -607,3 +607,28 @@ def test_cutting_a_finished_reply_removes_it_from_the_history() -> None:
 
 
 # -- tool rounds ---------------------------------------------------------------------------------
+
+
+def test_deleting_items_takes_them_out_of_the_history() -> None:
+    """A withdrawn turn (the user's audio and the reply to it) is not replayed later."""
+    protocol = opened(VAD)
+    feed(protocol, {"type": "input_audio_buffer.committed", "item_id": "i1"})
+    transcript = {
+        "type": "conversation.item.input_audio_transcription.completed",
+        "item_id": "i1",
+        "content_index": 0,
+        "transcript": "lights on",
+        "usage": {"type": "duration", "seconds": 1.0},
+    }
+    feed(protocol, transcript)
+    response = accepted(protocol, "resp_1")
+    feed(protocol, {"type": "response.output_text.delta", **where("resp_1"), "delta": "Done"})
+    done(protocol, "resp_1")
+    assert [e.key for e in protocol.tracker.history] == ["i1", response.id]
+    sent(protocol)
+
+    protocol.delete_item("item_1", response_id=response.id)
+    protocol.delete_item("i1")
+
+    assert [event["type"] for event in sent(protocol)] == ["conversation.item.delete"] * 2
+    assert not protocol.tracker.history

@@ -1,6 +1,6 @@
 """Setup refusals are refusals of a setting, not outages (issue 28 item 4).
 
-`tests/realtime_server.py` refuses the way the service does (realtime-protocol.md §3.1): a value
+`realtime_server/` refuses the way the service does (realtime-protocol.md §3.1): a value
 it does not take in a `session.update` is an `error` naming it in `param` (the socket stays open),
 a beta-shaped update is `missing_required_parameter` `session.type`, and an unknown model opens a
 session and fails its first response with `model_not_found`.
@@ -24,8 +24,8 @@ from custom_components.openai_realtime_voice.realtime import (
     Transcription,
     async_probe,
 )
+from realtime_server import RealtimeServer
 from tests.realtime.client_helpers import MANUAL, Recorder, make_client
-from tests.realtime_server import RealtimeServer
 
 BAD_TOOL = FunctionTool(name="broken", parameters={"type": "string"})
 

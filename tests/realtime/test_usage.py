@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from custom_components.openai_realtime_voice.realtime import Usage, prices_for
-from tests.realtime_server import default_usage
+from realtime_server import default_usage
 
 
 def test_prices_lookup() -> None:

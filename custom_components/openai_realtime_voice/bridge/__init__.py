@@ -8,35 +8,29 @@ from .core import BridgeBusyError, BridgePath, BridgePhase, SpeechBridge
 from .downlink import DeviceOutput, Downlink
 from .errors import async_device_action
 from .media import MediaError, async_transcode, async_tts_to_pcm
-from .pipeline import AssistFallback
+from .pipeline import PipelineEngine
 from .realtime_engine import RealtimeEngine
-from .registry import DATA_BRIDGES, BridgeRegistry, async_serve_device
-from .satellites import DATA_SATELLITES, PipelineSatellite, SatelliteRegistry
 from .sentences import SentenceSplitter
+from .serve import async_serve_device, serving
 from .speaker import Speaker
 from .tools import DEVICE_PREFIX, DeviceToolsAPI
 from .uplink import BATCH_MS, Uplink, UplinkQueue
 
 __all__ = [
     "BATCH_MS",
-    "DATA_BRIDGES",
-    "DATA_SATELLITES",
     "DEVICE_PREFIX",
     "Actions",
-    "AssistFallback",
     "BridgeBusyError",
     "BridgeContext",
     "BridgePath",
     "BridgePhase",
-    "BridgeRegistry",
     "DeviceOutput",
     "DeviceToolsAPI",
     "Downlink",
     "Engine",
     "MediaError",
-    "PipelineSatellite",
+    "PipelineEngine",
     "RealtimeEngine",
-    "SatelliteRegistry",
     "SentenceSplitter",
     "Speaker",
     "SpeechBridge",
@@ -46,4 +40,5 @@ __all__ = [
     "async_serve_device",
     "async_transcode",
     "async_tts_to_pcm",
+    "serving",
 ]

@@ -30,7 +30,7 @@ from ..realtime import (
     SessionConfig,
     SpeechStarted,
 )
-from .context import ActionsContext
+from .context import BridgeContext
 from .realtime_engine import ANNOUNCE_KEY, SILENT_KEY
 
 SESSION_OPEN_WAIT: Final = 15.0
@@ -73,7 +73,7 @@ class _AnswerListener:
 class Actions:
     """The automation actions of one device, and the answers and lines they wait for."""
 
-    def __init__(self, ctx: ActionsContext) -> None:
+    def __init__(self, ctx: BridgeContext) -> None:
         """Act through the router's Realtime session."""
         self._ctx = ctx
         self._announce_ids = itertools.count(1)

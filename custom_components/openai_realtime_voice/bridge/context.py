@@ -3,7 +3,9 @@
 The bridge (`core.SpeechBridge`) is a router: it owns the device's connection, its tasks and
 its phase, and hands each turn to an `Engine` (the Realtime session or the Assist pipeline).
 Engines, the `Speaker` and the `Actions` only see the router through `BridgeContext`, so
-none of them imports the router.
+none of them imports the router. Four protocols remain: the router (`BridgeContext`), the
+Realtime session as the actions use it (`SessionAccess`), what the session tells the actions
+(`SessionHooks`) and an engine (`Engine`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections.abc import AsyncIterable, Coroutine
 from enum import StrEnum
 from typing import Any, Protocol
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant
 
 from ..endpoint import DeviceConnection, DeviceState
+from ..home import DeviceHome
+from ..models import OpenAIRealtimeConfigEntry
 from ..realtime import RealtimeClient, RealtimeError, RealtimeResponse, SessionConfig
 from ..xiaozhi import ListenMode
 
@@ -45,8 +48,12 @@ class BridgeContext(Protocol):
         """Home Assistant."""
 
     @property
-    def entry(self) -> ConfigEntry[Any]:
+    def entry(self) -> OpenAIRealtimeConfigEntry:
         """The service entry the device is paired with."""
+
+    @property
+    def home(self) -> DeviceHome:
+        """The device's home in that entry (its state, budget and satellite)."""
 
     @property
     def connection(self) -> DeviceConnection:
@@ -96,19 +103,15 @@ class BridgeContext(Protocol):
     async def async_play(self, pcm: AsyncIterable[bytes], text: str | None = None) -> None:
         """Play 24 kHz PCM and wait until it was heard."""
 
+    @property
+    def realtime(self) -> SessionAccess:
+        """The Realtime session (the Realtime engine), as the automation actions use it."""
 
-class EngineSwitch(Protocol):
-    """How the Realtime engine tells the router that the service went away or came back."""
-
-    def use_fallback(self, error: RealtimeError) -> None:
+    def use_pipeline(self, error: RealtimeError) -> None:
         """Realtime cannot serve: the Assist pipeline answers until it is back."""
 
     async def use_realtime(self) -> None:
         """A Realtime session is open again: it answers from now on."""
-
-
-class RealtimeContext(BridgeContext, EngineSwitch, Protocol):
-    """The router as the Realtime engine sees it."""
 
 
 class SessionAccess(Protocol):
@@ -129,14 +132,6 @@ class SessionAccess(Protocol):
 
     async def apply_session(self) -> None:
         """Send the session's own configuration again, if a session is open."""
-
-
-class ActionsContext(BridgeContext, Protocol):
-    """The router as the automation actions see it."""
-
-    @property
-    def realtime(self) -> SessionAccess:
-        """The Realtime session the actions run on."""
 
 
 class SessionHooks(Protocol):
@@ -180,13 +175,10 @@ class Engine(Protocol):
 
 
 __all__ = [
-    "ActionsContext",
     "BridgeContext",
     "BridgePath",
     "BridgePhase",
     "Engine",
-    "EngineSwitch",
-    "RealtimeContext",
     "SessionAccess",
     "SessionHooks",
 ]

@@ -3,7 +3,7 @@
 `SpeechBridge` is a router. It follows the device connection's events and hands each turn
 (listen start, audio, listen stop, typed text) to the active `Engine`: the `RealtimeEngine`
 (the device's own Realtime session) or, while the service is unreachable or refuses, the
-Assist pipeline (`AssistFallback`) until Realtime is back. Playback is the `Speaker`'s
+Assist pipeline (`PipelineEngine`) until Realtime is back. Playback is the `Speaker`'s
 (replies in order, barge-in, pacing); the automation actions are the `Actions`'. The router
 owns every task, the conversation's phase and the listening timeout.
 """
@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, Coroutine, Sequence
 import re
 from typing import Any, Final
 
-from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 
@@ -30,6 +30,8 @@ from ..const import (
     RECOMMENDED_LISTENING_TIMEOUT,
 )
 from ..endpoint import DeviceConnection, DeviceState
+from ..home import DeviceHome
+from ..models import OpenAIRealtimeConfigEntry
 from ..profile import effective_options
 from ..realtime import RealtimeClient, RealtimeError, RealtimeSessionClosed
 from ..xiaozhi import (
@@ -45,7 +47,7 @@ from ..xiaozhi import (
 from .actions import Actions, BridgeBusyError
 from .context import BridgePath, BridgePhase, Engine
 from .downlink import Downlink
-from .pipeline import AssistFallback
+from .pipeline import PipelineEngine
 from .realtime_engine import RealtimeEngine
 from .speaker import Speaker
 from .turns import DeviceTurns
@@ -68,21 +70,19 @@ class SpeechBridge:
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: ConfigEntry[Any],
-        subentry: ConfigSubentry,
+        entry: OpenAIRealtimeConfigEntry,
+        home: DeviceHome,
         connection: DeviceConnection,
     ) -> None:
         """Prepare; `async_start()` begins once the device said hello."""
         self.entry = entry
-        self.subentry = subentry
+        self.home = home
         self.connection = connection
         self.phase = BridgePhase.IDLE
         self.tasks: set[asyncio.Task[Any]] = set()
         self.speaker = Speaker(self)
         self.actions = Actions(self)
-        self.realtime = RealtimeEngine(
-            self, self.speaker, DeviceTurns(hass, connection.state), self.actions
-        )
+        self.realtime = RealtimeEngine(self, self.speaker, DeviceTurns(hass, home), self.actions)
         self.engine: Engine = self.realtime
         self._hello = asyncio.Event()
         self._ready: asyncio.Future[Unusable] = hass.loop.create_future()
@@ -98,6 +98,11 @@ class SpeechBridge:
         return self.connection.hass
 
     @property
+    def subentry(self) -> ConfigSubentry:
+        """The device's subentry as it is now (a reconfigure replaces the object)."""
+        return self.entry.subentries.get(self.home.subentry.subentry_id, self.home.subentry)
+
+    @property
     def device(self) -> DeviceState:
         """What Home Assistant knows about the device."""
         return self.connection.state
@@ -108,9 +113,9 @@ class SpeechBridge:
         return self.engine.path
 
     @property
-    def fallback(self) -> AssistFallback | None:
+    def pipeline(self) -> PipelineEngine | None:
         """The Assist pipeline engine while it stands in for Realtime."""
-        return self.engine if isinstance(self.engine, AssistFallback) else None
+        return self.engine if isinstance(self.engine, PipelineEngine) else None
 
     @property
     def client(self) -> RealtimeClient | None:
@@ -153,10 +158,11 @@ class SpeechBridge:
     async def async_stop(self) -> None:
         """Cancel every task and close the Realtime session and the speaker.
 
-        The device connection calls this (after the registry forgot the bridge) while its
-        handler may be cancelled itself, so the state is released first and the awaited
-        cleanup is shielded.
+        The device connection calls this while its handler may be cancelled itself, so the
+        home forgets the bridge first, the state is released next and the awaited cleanup
+        is shielded.
         """
+        self.home.async_release(self)
         for remove in self._remove_listeners:
             remove()
         self._remove_listeners.clear()
@@ -192,7 +198,7 @@ class SpeechBridge:
         return task
 
     async def _run(self) -> None:
-        """Load the codec, wait for the hello, then keep a Realtime session (or the fallback)."""
+        """Load the codec, wait for the hello, then keep a Realtime session (or the pipeline)."""
         try:
             await self.hass.async_add_executor_job(load_opuslib)
         except OpusNotFoundError as err:
@@ -226,14 +232,14 @@ class SpeechBridge:
     # --- engines ----------------------------------------------------------------------------
 
     async def use_realtime(self) -> None:
-        """Back on Realtime: detach the fallback before stopping it, so both never serve."""
+        """Back on Realtime: detach the pipeline engine before stopping it, so both never serve."""
         engine, self.engine = self.engine, self.realtime
         self.device.async_notify()
         if engine is not self.realtime:
             self._logged.discard("realtime")  # the next outage is logged again
             await engine.async_stop()
 
-    def use_fallback(self, error: RealtimeError) -> None:
+    def use_pipeline(self, error: RealtimeError) -> None:
         """Switch to the Assist pipeline; say why once per outage."""
         self.device.errors["realtime"] += 1
         if self.path is BridgePath.REALTIME:
@@ -242,10 +248,10 @@ class SpeechBridge:
                 self.device.mac,
                 error,
             )
-            self.engine = fallback = AssistFallback(self)
+            self.engine = pipeline = PipelineEngine(self)
             session = self.connection.session
             if session.listening and not session.speaking and not self.connection.closed:
-                fallback.take_over(session.listen_mode, self.realtime.take_unsent())
+                pipeline.take_over(session.listen_mode, self.realtime.take_unsent())
         self.device.async_notify()
 
     # --- device events ----------------------------------------------------------------------
@@ -297,13 +303,9 @@ class SpeechBridge:
         options = self.options() if options is None else options
         return Context(user_id=options.get(CONF_DEVICE_USER) or None)
 
-    def _current_subentry(self) -> ConfigSubentry:
-        """The device's subentry as it is now (a reconfigure replaces the object)."""
-        return self.entry.subentries.get(self.subentry.subentry_id, self.subentry)
-
     def options(self) -> dict[str, Any]:
         """The entry's settings with this device's profile applied (read at each session)."""
-        return effective_options(self.hass, self.entry, self._current_subentry())
+        return effective_options(self.hass, self.entry, self.subentry)
 
     def device_id(self) -> str | None:
         """The device registry id of this device, if registered."""
@@ -314,7 +316,7 @@ class SpeechBridge:
 
     def _waits_for_playback(self) -> bool:
         """Whether the device's firmware plays its queue out at `tts stop` (v2.2.2 and later)."""
-        firmware = self._current_subentry().data.get(CONF_FIRMWARE)
+        firmware = self.subentry.data.get(CONF_FIRMWARE)
         found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", str(firmware or ""))
         if found is None:
             return False  # unknown: wait, as for old firmware
@@ -365,9 +367,7 @@ class SpeechBridge:
 
     async def async_interrupt(self) -> None:
         """Barge-in: cut the reply now, `tts stop`, cancel and truncate to what was heard."""
-        if (cut := await self.speaker.cut()) is not None:
-            playing, played = cut
-            await self.realtime.cancel(playing, played)
+        await self.realtime.interrupt()
 
     async def end_speech(self) -> None:
         """`tts stop`: the device listens again (or idles in manual mode)."""

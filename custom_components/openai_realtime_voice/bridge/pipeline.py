@@ -20,14 +20,14 @@ from homeassistant.components.ffmpeg import get_ffmpeg_manager
 from homeassistant.core import callback
 
 from ..audio import DEVICE_SAMPLE_RATE, REALTIME_SAMPLE_RATE, Resampler
+from ..home import DeviceFace
 from ..xiaozhi import ListenMode
 from .context import BridgeContext, BridgePath
 from .media import MediaError, async_tts_to_pcm
-from .satellites import DATA_SATELLITES, PipelineSatellite
 from .uplink import Commit, Uplink, UplinkItem
 
 
-class AssistFallback:
+class PipelineEngine:
     """The Assist pipeline engine: the device's turns through the pipeline of its satellite."""
 
     def __init__(self, bridge: BridgeContext) -> None:
@@ -57,7 +57,7 @@ class AssistFallback:
     @callback
     def start_turn(self, mode: ListenMode | None = None) -> None:
         """The device listens: start a pipeline run fed with its audio (in any mode)."""
-        satellite = self.hass.data[DATA_SATELLITES].satellite(self.bridge.device.mac)
+        satellite = self.bridge.home.face
         if satellite is None:
             self.bridge.fail(
                 "fallback", "No assist satellite entity to run the pipeline", alert=True
@@ -131,7 +131,7 @@ class AssistFallback:
         """Typed requests (`listen detect`) are answered on the Realtime path only."""
 
     async def _run_pipeline(
-        self, satellite: PipelineSatellite, queue: asyncio.Queue[bytes | None]
+        self, satellite: DeviceFace, queue: asyncio.Queue[bytes | None]
     ) -> None:
         try:
             await satellite.async_accept_pipeline_from_satellite(
@@ -182,8 +182,7 @@ class AssistFallback:
             self.bridge.fail("fallback", f"Cannot play the answer: {err}", alert=True)
         finally:
             # The satellite of now: one removed while the answer played is left alone.
-            satellites = self.hass.data[DATA_SATELLITES]
-            if (satellite := satellites.satellite(self.bridge.device.mac)) is not None:
+            if (satellite := self.bridge.home.face) is not None:
                 satellite.tts_response_finished()
         # A realtime-mode board listens again after `tts stop` without a `listen start`
         # (firmware HandleStateChangedEvent): the next turn starts from its state.
@@ -203,6 +202,16 @@ class AssistFallback:
         ffmpeg = get_ffmpeg_manager(self.hass).binary
         async for chunk in async_tts_to_pcm(ffmpeg, stream.async_stream_result()):
             yield chunk
+
+    async def async_end_run(self) -> None:
+        """The satellite goes away: cancel the turn's pipeline run and wait until it ended.
+
+        Cancelling the run cancels Home Assistant's pipeline task it awaits, so the run's
+        last events reach the satellite while it is still added.
+        """
+        if (run := self._run) is not None and not run.done():
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
 
     async def async_stop(self) -> None:
         """End the audio stream and cancel every run still going."""

@@ -11,7 +11,6 @@ engine tells the router to use the Assist pipeline and tries again on a schedule
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Sequence
 import contextlib
 from dataclasses import replace
@@ -24,10 +23,9 @@ from homeassistant.components.conversation.trace import (
     async_conversation_trace,
 )
 from homeassistant.core import callback
-from homeassistant.util.hass_dict import HassKey
 
 from ..budget import BudgetExhaustedError
-from ..const import CONF_GREETING, DOMAIN, LOGGER
+from ..const import CONF_GREETING, CONF_MODEL, DOMAIN, LOGGER
 from ..endpoint import DeviceConnection, DeviceState
 from ..realtime import (
     Closed,
@@ -46,8 +44,9 @@ from ..realtime import (
 )
 from ..realtime.response import BYTES_PER_MS
 from ..repairs import async_quota_issue, async_report_refusal, async_setting_issue
+from ..usage import Pricing, pricing_for
 from ..xiaozhi import ListenMode
-from .context import BridgePath, BridgePhase, RealtimeContext, SessionHooks
+from .context import BridgeContext, BridgePath, BridgePhase, SessionHooks
 from .latency import speech_end, speech_start
 from .session_setup import async_device_session_config
 from .speaker import Speaker
@@ -64,9 +63,6 @@ MIN_COMMIT_MS: Final = 100
 GREETING_QUIET: Final = 0.5
 """Seconds after the session opens in which speech from the user cancels the greeting."""
 
-DATA_DETECTS: HassKey[dict[str, deque[float]]] = HassKey(f"{DOMAIN}_detect_times")
-"""When each device's recent `listen detect` requests were answered."""
-
 ANNOUNCE_KEY: Final = "announce"
 SILENT_KEY: Final = "silent"
 """Metadata of out-of-band text responses the bridge reads itself and never plays."""
@@ -78,7 +74,7 @@ class RealtimeEngine:
     retry_delays: ClassVar[Sequence[float]] = RETRY_DELAYS
 
     def __init__(
-        self, ctx: RealtimeContext, speaker: Speaker, turns: DeviceTurns, hooks: SessionHooks
+        self, ctx: BridgeContext, speaker: Speaker, turns: DeviceTurns, hooks: SessionHooks
     ) -> None:
         """Prepare; `async_run()` opens the session once the bridge is ready."""
         self._ctx = ctx
@@ -89,6 +85,7 @@ class RealtimeEngine:
         self.uplink: UplinkQueue | None = None
         self._unsent: UplinkItem | None = None  # taken from the uplink, waiting for a session
         self._config: SessionConfig | None = None
+        self._pricing: Pricing | None = None
         self._tool_names: tuple[str, ...] = ()
         self._mode = ListenMode.AUTO  # the listening mode the session is configured for
         self._client_changed = asyncio.Event()
@@ -98,9 +95,7 @@ class RealtimeEngine:
         self._turn_ms = 0  # user audio sent since the last commit (manual mode)
         self.user_speaking = False
         # Per device, not per connection: reconnecting does not reset the typed-turn budget.
-        self._detects = DetectBudget(
-            ctx.hass.data.setdefault(DATA_DETECTS, {}).setdefault(ctx.device.mac, deque())
-        )
+        self._detects = DetectBudget(ctx.home.detects)
 
     @property
     def path(self) -> BridgePath:
@@ -147,7 +142,7 @@ class RealtimeEngine:
             try:
                 client = await self._open_client()
             except RealtimeError as err:
-                self._use_fallback(err)
+                self._use_pipeline(err)
                 await self._retry_later(retry, err)
                 continue
             self._proven = False
@@ -172,7 +167,7 @@ class RealtimeEngine:
                     error = err
                 else:  # pragma: no cover - stopped: the router cancels this task
                     return
-            self._use_fallback(error)
+            self._use_pipeline(error)
             if self._proven:
                 retry.reset()
             await self._retry_later(retry, error)
@@ -185,12 +180,12 @@ class RealtimeEngine:
             await asyncio.Future()  # until the entry reloads (the router cancels this task)
         await retry.wait()
 
-    def _use_fallback(self, error: RealtimeError) -> None:
+    def _use_pipeline(self, error: RealtimeError) -> None:
         # The router logs the outage; the entry's monitor follows it (and raises its issue).
         # A used-up budget is no outage: the service is not probed for it.
         if not isinstance(error, BudgetExhaustedError):
             self._ctx.entry.runtime_data.service.failed(error, logged=True)
-        self._ctx.use_fallback(error)
+        self._ctx.use_pipeline(error)
         self._client_changed.set()  # the uplink stops waiting for a session
 
     async def async_stop(self) -> None:
@@ -229,7 +224,10 @@ class RealtimeEngine:
         self._mode = self.connection.session.listen_mode
         budget = self._ctx.entry.runtime_data.budget
         budget.check()
-        client = RealtimeClient(budget.endpoint(), self.for_mode(config))
+        # The device's agent: its model, and the prices its responses are counted at.
+        options = self._ctx.options()
+        self._pricing = pricing_for(options)
+        client = RealtimeClient(budget.endpoint(options.get(CONF_MODEL)), self.for_mode(config))
         await client.connect()
         return client
 
@@ -252,7 +250,7 @@ class RealtimeEngine:
                     )
                     self._ctx.note_activity()
                     if self._speaker.speaking:
-                        await self._ctx.async_interrupt()
+                        await self.interrupt()
                     if self.connection.session.listening:
                         # Else the report is late: the device's microphone is already closed.
                         self._ctx.set_phase(BridgePhase.LISTENING)
@@ -272,7 +270,7 @@ class RealtimeEngine:
                     self.turns.heard_turn(item_id)
                     self._speaker.user_turn_ended(item_id)
                 case InputTranscript(item_id=item_id, text=text, usage=usage):
-                    self._ctx.entry.runtime_data.usage.record_transcription(usage)
+                    self._ctx.entry.runtime_data.usage.record_transcription(usage, self._pricing)
                     self.turns.add_transcript(item_id, text)
                     if text:
                         await self._speaker.show_user_text(item_id, text)
@@ -289,7 +287,7 @@ class RealtimeEngine:
                         async_quota_issue(self._ctx.hass, self._ctx.entry, active=False)
                         async_setting_issue(self._ctx.hass, self._ctx.entry, None)
                     self._hooks.on_reply_done(response)
-                    self._ctx.entry.runtime_data.usage.record(response.usage)
+                    self._ctx.entry.runtime_data.usage.record(response.usage, self._pricing)
                 case ServerError(code=code, message=message):
                     self.device.errors["server_error"] += 1
                     self.device.async_notify()
@@ -485,7 +483,7 @@ class RealtimeEngine:
                 self._ctx.fail(
                     "stalled", f"Realtime reply stalled for {self._speaker.stall_timeout:g} s"
                 )
-                await self._ctx.async_interrupt()
+                await self.interrupt()
                 return
             if response.cancelled:
                 return
@@ -514,10 +512,11 @@ class RealtimeEngine:
         """A reply's tools are about to run: the device shows it is working."""
         self._ctx.set_phase(BridgePhase.PROCESSING)
 
-    async def cancel(self, response: RealtimeResponse | None, played_ms: int) -> None:
-        """The user cut `response` after `played_ms`: cancel it and truncate to what was heard."""
-        if (client := self.client) is not None:
-            await client.cancel(played_ms, response=response)
+    async def interrupt(self) -> None:
+        """Barge-in: the speaker cuts the reply now; cancel it and truncate to what was heard."""
+        if (cut := await self._speaker.cut()) is not None and (client := self.client) is not None:
+            playing, played_ms = cut
+            await client.cancel(played_ms, response=playing)
 
 
 __all__ = [

@@ -17,12 +17,12 @@ from ..realtime import Modality, SessionConfig
 from ..services_api import agent_allowlist
 from ..settings import session_config, transcription_language
 from ..vision import agent_image_side
-from .context import RealtimeContext
+from .context import BridgeContext
 from .turns import DeviceTurns
 
 
 async def async_device_session_config(
-    ctx: RealtimeContext, turns: DeviceTurns, device: DeviceState, connection: DeviceConnection
+    ctx: BridgeContext, turns: DeviceTurns, device: DeviceState, connection: DeviceConnection
 ) -> SessionConfig:
     """The audio session's settings with the rendered prompt and every offered tool."""
     instructions, api = await _async_llm_data(ctx, turns, device)
@@ -38,7 +38,7 @@ async def async_device_session_config(
 
 
 async def _async_llm_data(
-    ctx: RealtimeContext, turns: DeviceTurns, device: DeviceState
+    ctx: BridgeContext, turns: DeviceTurns, device: DeviceState
 ) -> tuple[str, llm.APIInstance | None]:
     """The system prompt and the HA LLM API for this device, rendered by a chat log."""
     options = ctx.options()
@@ -49,7 +49,7 @@ async def _async_llm_data(
         assistant=conversation.DOMAIN,
         device_id=ctx.device_id(),
     )
-    scope = agent_allowlist(options, image_side=agent_image_side(ctx.entry))
+    scope = agent_allowlist(options, image_side=agent_image_side(ctx.entry, options))
     with turns.chat_log() as chat_log, scope:
         try:
             await chat_log.async_provide_llm_data(

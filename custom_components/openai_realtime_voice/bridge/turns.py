@@ -1,6 +1,6 @@
 """The device conversation's chat log: the user turns the model heard, its replies, tool results.
 
-A reply's tools run inside the chat log (the turn engine, `turn.py`, as for typed Assist
+A reply's tools run inside the chat log (the tool loop, `turn.py`, as for typed Assist
 requests) at once, after the user turns the reply heard were recorded there (the count the
 services API's confirmations rely on); a turn still being transcribed is recorded as
 UNTRANSCRIBED and its words replace that entry when they arrive. Home Assistant's tools and
@@ -23,13 +23,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import chat_session, llm
 
 from ..const import DOMAIN
-from ..endpoint import DeviceState
+from ..home import DeviceHome
 from ..realtime import FunctionTool, RealtimeClient, RealtimeResponse
 from ..realtime.tracker import UNTRANSCRIBED
 from ..services_api import SPOKEN_DIALOGUE
-from ..turn import ToolRoundsExceededError, TurnEngine, no_user_context
+from ..turn import ToolLoop, ToolRoundsExceededError, no_user_context
 from ..xiaozhi import McpClient, McpTool
-from .satellites import DATA_SATELLITES
 from .tools import DeviceToolsAPI
 
 MAX_PLACEHOLDERS: Final = 8
@@ -70,10 +69,11 @@ class _Placeholder:
 class DeviceTurns:
     """One device connection's conversation as Home Assistant's chat log records it."""
 
-    def __init__(self, hass: HomeAssistant, device: DeviceState) -> None:
+    def __init__(self, hass: HomeAssistant, home: DeviceHome) -> None:
         """Start with no turn heard; the chat session is created on first use."""
         self.hass = hass
-        self.device = device
+        self.home = home
+        self.device = home.state
         self.conversation_id: str | None = None
         self.transcribing = False
         """Whether the session transcribes the user's audio (set with each session)."""
@@ -85,7 +85,7 @@ class DeviceTurns:
         self._placeholders: list[_Placeholder] = []
         # A reply without tools waiting for its user turns' transcripts: (turns heard, reply).
         self._untranscribed: tuple[int, RealtimeResponse] | None = None
-        self.engine = TurnEngine(hass, DOMAIN)
+        self.tool_loop = ToolLoop(hass, DOMAIN)
         """Maps replies to chat log content, runs their tools, counts a turn's tool rounds."""
         self._round_heard = 0  # user turns heard when the current round of tools started
         # For confirmations (`SpokenDialogue`): when each spoken turn began, by input item;
@@ -101,26 +101,26 @@ class DeviceTurns:
         """Offer Home Assistant's tools and the device's model-facing MCP tools; as functions."""
         device_api = DeviceToolsAPI(self.hass, self.device.mac, mcp_tools, mcp)
         if not device_api.tools:
-            return self.engine.offer(api)
+            return self.tool_loop.offer(api)
         context = api.llm_context if api is not None else no_user_context()
-        return self.engine.offer(api, await device_api.async_get_api_instance(context))
+        return self.tool_loop.offer(api, await device_api.async_get_api_instance(context))
 
     async def async_reply_done(
         self, response: RealtimeResponse, heard: int, *, on_tools: Callable[[], None]
     ) -> list[conversation.ToolResultContent]:
         """Record a reply that played; run its tools (calling `on_tools` first), return results.
 
-        A new user turn (or a reply without tools) starts the turn engine's round count anew.
+        A new user turn (or a reply without tools) starts the tool loop's round count anew.
         """
-        self.engine.agent_id = self._agent_id()
-        content = self.engine.played_content(response)
+        self.tool_loop.agent_id = self._agent_id()
+        content = self.tool_loop.played_content(response)
         if content is None or not content.tool_calls:
-            self.engine.start_turn()
+            self.tool_loop.start_turn()
             self._record_when_transcribed(heard, response)
             return []
         if heard != self._round_heard:
             self._round_heard = heard
-            self.engine.start_turn()
+            self.tool_loop.start_turn()
         self.flush()
         # The tools run now: a turn still being transcribed is recorded as UNTRANSCRIBED (it
         # counts as the user's turn for confirmations) and gets its words when they arrive.
@@ -130,7 +130,7 @@ class DeviceTurns:
             on_tools()
             spoken = SPOKEN_DIALOGUE.set(self)
             try:
-                results = await self.engine.async_add_played(chat_log, content)
+                results = await self.tool_loop.async_add_played(chat_log, content)
             finally:
                 SPOKEN_DIALOGUE.reset(spoken)
         self.device.errors["tool"] += sum(result.result.error for result in results)
@@ -146,15 +146,15 @@ class DeviceTurns:
 
         Raises `RealtimeError` when the session refuses them.
         """
-        self.engine.entry_id = entry_id
+        self.tool_loop.entry_id = entry_id
         try:
-            return await self.engine.async_answer(client, results)
+            return await self.tool_loop.async_answer(client, results)
         except ToolRoundsExceededError:
             return None  # logged; the device listens again
 
     def _agent_id(self) -> str:
-        satellite = self.hass.data[DATA_SATELLITES].satellite(self.device.mac)
-        return satellite.entity_id if satellite is not None else DOMAIN
+        face = self.home.face
+        return face.entity_id if face is not None else DOMAIN
 
     @contextlib.contextmanager
     def chat_log(self) -> Iterator[conversation.ChatLog]:
@@ -284,7 +284,7 @@ class DeviceTurns:
 
     def cancel(self) -> None:
         """The connection ends: stop the reply's tool calls still running."""
-        self.engine.cancel()
+        self.tool_loop.cancel()
 
     def flush(self) -> None:
         """Write the reply waiting for transcripts now; the ones still missing stay markers."""
@@ -295,8 +295,8 @@ class DeviceTurns:
 
     def _write_turn(self, heard: int, response: RealtimeResponse) -> None:
         """Add a reply without tools, and the user turns it heard, to the chat log."""
-        self.engine.agent_id = self._agent_id()
-        content = self.engine.played_content(response)
+        self.tool_loop.agent_id = self._agent_id()
+        content = self.tool_loop.played_content(response)
         with self.chat_log() as chat_log:
             self._apply_transcripts(chat_log)
             self._record_user_turns(chat_log, heard)

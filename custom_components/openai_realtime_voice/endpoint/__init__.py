@@ -16,8 +16,8 @@ from __future__ import annotations
 from .connection import MCP_TIMEOUT, VOLUME_TOOL, DeviceConnection, DeviceLink
 from .hub import DATA_HUB, DeviceHub, DeviceState
 from .ota import ActivateView, OtaView, refuse_unread
-from .pairing import PairingResult, device_subentries, normalize_mac
-from .view import DeviceWebSocketView, bearer_token
+from .pairing import PairingResult, bearer_token, device_subentries, normalize_mac
+from .view import DeviceWebSocketView
 
 __all__ = [
     "DATA_HUB",

@@ -1,8 +1,14 @@
-"""The hub of paired xiaozhi devices: their live state and connections, and pairing.
+"""The hass-wide device hub: pairing, failed logins and photo tokens; and a device's state.
 
-One `DeviceHub` per Home Assistant instance (the OTA and WebSocket views are hass-wide); the
-paired devices themselves are config subentries of type `device`, the single source of truth.
-How a device gets paired lives in `pairing.py` (`DeviceHub.pairing`).
+Home Assistant registers an HTTP view once per instance, not per config entry: the OTA,
+activation, device WebSocket and photo upload views (and the pairing flows) share one
+`DeviceHub`, the integration's only entry in `hass.data` (`DATA_HUB`). It holds what exists
+before a device is paired to an entry or across entries: pending pairings and token hand-overs
+(`pairing.py`), failed-login counts (`logins.py`) and photo tokens and parked snapshots
+(`vision.py`). A paired device's own state lives in its entry's `DeviceHome`
+(`entry.runtime_data.devices`), which the WebSocket view reaches through the entry it
+authenticated the device against; the paired devices themselves are config subentries of type
+`device`, the single source of truth.
 """
 
 from __future__ import annotations
@@ -14,27 +20,28 @@ from datetime import datetime
 import time
 from typing import Any, Final, Protocol
 
-from homeassistant.config_entries import ConfigEntry, ConfigEntryState, ConfigSubentry
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
-from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
 from ..const import CONF_FIRMWARE, DOMAIN
 from ..rate_limit import TokenBucket
 from ..repairs import async_firmware_issue
+from ..vision import VisionHub
 from ..xiaozhi import McpTool
 from .logins import LoginAttempts
-from .pairing import DevicePairing, device_subentries, display_text, find_paired, token_matches
+from .pairing import DevicePairing, display_text, find_paired
 
 LATENCY_HISTORY: Final = 50
 """Response latencies kept per device for diagnostics."""
 
 DATA_HUB: HassKey[DeviceHub] = HassKey(DOMAIN)
+"""The one hass-wide object: the views are registered once per Home Assistant (see above)."""
 
 
 class LiveConnection(Protocol):
-    """What the hub needs from a device's WebSocket connection."""
+    """What a device's state needs from its WebSocket connection."""
 
     mac: str
 
@@ -94,7 +101,7 @@ class DeviceState:
 
 
 class DeviceHub:
-    """Hass-wide device state: paired devices, their live connections, and their pairing."""
+    """Hass-wide device state: pairing, failed logins and photo tokens (see the module)."""
 
     def __init__(self, hass: HomeAssistant, clock: Callable[[], float] = time.monotonic) -> None:
         """Start empty; `clock` drives pairing expiry and rate limits (injectable for tests)."""
@@ -102,7 +109,8 @@ class DeviceHub:
         self.pairing = DevicePairing(hass, clock)
         self.logins = LoginAttempts(hass, self._now)
         """Which refused requests count as failed logins (WebSocket and photo uploads)."""
-        self.states: dict[str, DeviceState] = {}
+        self.vision = VisionHub()
+        """Camera boards' photo tokens and uploads, and snapshots parked for the model."""
 
     def _now(self) -> float:
         """The pairing clock, read late so that tests may replace it."""
@@ -113,41 +121,6 @@ class DeviceHub:
     def find_paired(self, mac: str) -> tuple[ConfigEntry[Any], ConfigSubentry] | None:
         """The loaded entry and subentry a device is paired to, if any."""
         return find_paired(self.hass, mac)
-
-    def state(self, mac: str) -> DeviceState:
-        """The runtime state of a paired device, created on first use."""
-        if (state := self.states.get(mac)) is None:
-            state = self.states[mac] = DeviceState(mac)
-        return state
-
-    def authenticate(self, mac: str | None, token: str | None) -> ConfigSubentry | None:
-        """The subentry whose stored hash matches this device's token, else None.
-
-        The comparison is constant-time; a token handed over but not yet used is dropped
-        from memory once it has been presented successfully.
-        """
-        if mac is None or not token or (found := self.find_paired(mac)) is None:
-            return None
-        subentry = found[1]
-        if not token_matches(subentry, token):
-            return None
-        self.pairing.forget_handover(mac)
-        return subentry
-
-    def paired_while_unloaded(self, mac: str | None, token: str | None) -> bool:
-        """Whether the token is valid for a device of an entry that is not loaded right now.
-
-        Such a device is not an intruder: it is told to come back later, and no failed
-        login is counted against its address.
-        """
-        if mac is None or not token:
-            return False
-        return any(
-            subentry.unique_id == mac and token_matches(subentry, token)
-            for entry in self.hass.config_entries.async_entries(DOMAIN)
-            if entry.state is not ConfigEntryState.LOADED
-            for subentry in device_subentries(entry)
-        )
 
     @callback
     def async_report_firmware(
@@ -171,38 +144,3 @@ class DeviceHub:
         devices = dr.async_get(self.hass)
         if device := devices.async_get_device_by_identifier((DOMAIN, mac), entry.entry_id):
             devices.async_update_device(device.id, sw_version=version)
-
-    # --- connections --------------------------------------------------------------------------
-
-    async def async_attach(self, connection: LiveConnection) -> None:
-        """Make this the device's live connection, closing the one it replaces."""
-        state = self.state(connection.mac)
-        previous, state.connection = state.connection, connection
-        if previous is not None and previous is not connection:
-            await previous.async_close("replaced by a new connection")
-        state.last_seen = dt_util.utcnow()
-        state.async_notify()
-
-    @callback
-    def async_detach(self, connection: LiveConnection) -> None:
-        """Forget a closed connection (unless a newer one already replaced it)."""
-        state = self.states.get(connection.mac)
-        if state is None or state.connection is not connection:
-            return
-        state.connection = None
-        state.tools = []
-        state.last_seen = dt_util.utcnow()
-        state.async_notify()
-
-    async def async_disconnect(self, mac: str, reason: str) -> None:
-        """Close the device's live connection, if any (its token was replaced)."""
-        state = self.states.get(mac)
-        if state is not None and state.connection is not None:
-            await state.connection.async_close(reason)
-
-    async def async_revoke(self, mac: str) -> None:
-        """Forget a removed device: its token, pairing record and live connection."""
-        self.pairing.async_forget(mac)
-        state = self.states.pop(mac, None)
-        if state is not None and state.connection is not None:
-            await state.connection.async_close("device removed")

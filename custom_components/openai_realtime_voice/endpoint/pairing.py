@@ -10,7 +10,7 @@ subentries of type `device` (the single source of truth); only the token's hash 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -126,6 +126,23 @@ def find_paired(hass: HomeAssistant, mac: str) -> tuple[ConfigEntry[Any], Config
             if subentry.unique_id == mac:
                 return entry, subentry
     return None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLogin:
+    """A device's credentials; `found`: the loaded entry and subentry whose hash they match;
+    `not_loaded`: they are valid for a device of an entry that is not loaded right now."""
+
+    mac: str | None
+    token: str | None
+    found: tuple[ConfigEntry[Any], ConfigSubentry] | None = None
+    not_loaded: bool = False
 
 
 def token_matches(subentry: ConfigSubentry, token: str) -> bool:
@@ -436,6 +453,29 @@ class DevicePairing:
         # Handed out: another Client-Id may now ask to pair again (a reset device).
         self._handover[mac] = (handover[0], handover[1], min(handover[2], self.clock()))
         return handover[0]
+
+    def authenticate(self, headers: Mapping[str, str]) -> DeviceLogin:
+        """Check a device's `Device-Id` and bearer token, looking its pairing up once.
+
+        The comparison is constant-time; a token handed over but not yet used is dropped
+        from memory once it has been presented successfully. A valid token of an entry that
+        is not loaded is no intruder: it is told to come back later.
+        """
+        mac = normalize_mac(headers.get("Device-Id"))
+        token = bearer_token(headers.get("Authorization"))
+        if mac is None or not token:
+            return DeviceLogin(mac, token)
+        if (found := find_paired(self.hass, mac)) is not None and token_matches(found[1], token):
+            self.forget_handover(mac)
+            return DeviceLogin(mac, token, found)
+        loaded = self.hass.config_entries.async_loaded_entries(DOMAIN)
+        not_loaded = any(
+            subentry.unique_id == mac and token_matches(subentry, token)
+            for entry in self.hass.config_entries.async_entries(DOMAIN)
+            if entry not in loaded
+            for subentry in device_subentries(entry)
+        )
+        return DeviceLogin(mac, token, not_loaded=not_loaded)
 
     def forget_handover(self, mac: str) -> None:
         """The device presented its token on its WebSocket: the copy kept for it is dropped."""

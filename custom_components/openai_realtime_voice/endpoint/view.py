@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from http import HTTPStatus
 import logging
-from typing import Final
+from typing import Any, Final, Protocol
 
 from aiohttp import hdrs, web
 from homeassistant.components.http.ban import process_success_login
-from homeassistant.const import EVENT_HOMEASSISTANT_STOP
-from homeassistant.core import Event
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from yarl import URL
 
 from ..const import CONF_DEVICE_WEBSOCKET_URL, DEVICE_WS_PATH, LOGGER, VISION_PATH
 from ..rate_limit import RateLimiter
-from ..vision import DATA_VISION, image_input_allowed
-from .connection import DeviceConnection, LinkFactory
+from ..vision import image_input_allowed
 from .hub import DATA_HUB
-from .pairing import normalize_mac
 
 MAX_MESSAGE_SIZE: Final = 256 * 1024
 """Largest WebSocket message accepted at all; the session refuses smaller oversized frames."""
@@ -34,14 +32,23 @@ REFUSAL_WARNINGS: Final = 10
 # timeout (120 s, as the firmware's) already ends sockets whose peer vanished.
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, or None."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+class DeviceServer(Protocol):
+    """Serves an authenticated device's channel until it ends (the entry's device home).
+
+    It gets the entry and subentry the view authenticated the device against: the pairing
+    is looked up once per connect.
+    """
+
+    def __call__(
+        self,
+        entry: ConfigEntry[Any],
+        subentry: ConfigSubentry,
+        ws: web.WebSocketResponse,
+        *,
+        protocol_version: int | None,
+        vision: tuple[str, str] | None,
+    ) -> Awaitable[None]:
+        """Serve the prepared WebSocket; returns when the device has left."""
 
 
 def vision_url(request: web.Request, websocket_url: str | None) -> str:
@@ -79,41 +86,34 @@ class DeviceWebSocketView(HomeAssistantView):
     name = "api:openai_realtime_voice:ws"
     requires_auth = False
 
-    def __init__(self, link_factory: LinkFactory | None = None) -> None:
-        """Serve devices with what `link_factory` plugs into each connection."""
-        self._link_factory = link_factory
+    def __init__(self, serve: DeviceServer) -> None:
+        """Hand each authenticated device to `serve`."""
+        self._serve = serve
         self._warned_sources = RateLimiter(1, REFUSAL_LOG_WINDOW)
         self._warnings = RateLimiter(REFUSAL_WARNINGS, REFUSAL_LOG_WINDOW)
-
-    def _log_refusal(self, source: str, mac: str | None, why: str) -> None:
-        """Warn about a refused device once per address and window; a flood goes to debug."""
-        level = logging.DEBUG
-        if self._warned_sources.allow(source) and self._warnings.allow(""):
-            level = logging.WARNING
-        LOGGER.log(
-            level,
-            "Refused a device connection from %s (Device-Id %s): %s",
-            source,
-            mac or "missing",
-            why,
-        )
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         """Check the device's token, upgrade, and serve it until it leaves."""
         hass = request.app[KEY_HASS]
         hub = hass.data[DATA_HUB]
-        mac = normalize_mac(request.headers.get("Device-Id"))
-        token = bearer_token(request.headers.get("Authorization"))
-        if hub.authenticate(mac, token) is None or mac is None:
-            if hub.paired_while_unloaded(mac, token):
+        login = hub.pairing.authenticate(request.headers)
+        if (found := login.found) is None:
+            if login.not_loaded:
                 # A known device while its entry reloads or waits for a new key: not a
                 # failed login (no ban, no notification), just "come back later".
-                LOGGER.debug("Device %s connected while its entry is not loaded", mac)
+                LOGGER.debug("Device %s connected while its entry is not loaded", login.mac)
                 return web.Response(status=HTTPStatus.SERVICE_UNAVAILABLE, text="not ready")
-            self._log_refusal(
-                request.remote or "unknown", mac, "no token" if token is None else "invalid token"
+            # Warned once per address and window; a flood goes to debug.
+            source = request.remote or "unknown"
+            warn = self._warned_sources.allow(source) and self._warnings.allow("")
+            LOGGER.log(
+                logging.WARNING if warn else logging.DEBUG,
+                "Refused a device connection from %s (Device-Id %s): %s",
+                source,
+                login.mac or "missing",
+                "no token" if login.token is None else "invalid token",
             )
-            await hub.logins.async_refused(request, mac, token)
+            await hub.logins.async_refused(request, login.mac, login.token)
             return web.Response(status=HTTPStatus.UNAUTHORIZED)
         process_success_login(request)
         version: int | None = None
@@ -124,36 +124,17 @@ class DeviceWebSocketView(HomeAssistantView):
 
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE, decode_text=False)
         await ws.prepare(request)
+        entry, subentry = found
+        mac = str(subentry.unique_id)
         # A camera board uploads its photos beside this socket, with a token of its own that
         # ends with this connection (never the device's main token).
-        vision_hub = hass.data.get(DATA_VISION)
         vision: tuple[str, str] | None = None
-        found = hub.find_paired(mac)
-        if vision_hub is not None and found is not None and image_input_allowed(*found):
-            url = vision_url(request, found[0].options.get(CONF_DEVICE_WEBSOCKET_URL))
-            vision = (url, vision_hub.issue(mac))
-        connection = DeviceConnection(
-            hass,
-            ws,
-            hub.state(mac),
-            protocol_version=version,
-            vision=vision,
-            link_factory=self._link_factory,
-        )
-        await hub.async_attach(connection)
-        LOGGER.debug("Device %s connected", mac)
-
-        async def _close_on_stop(_: Event) -> None:
-            """HA stops: end the channel (the HTTP server would wait for this handler)."""
-            await connection.async_close("server stopping")
-
-        remove_stop_listener = hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, _close_on_stop)
+        if image_input_allowed(entry, subentry):
+            url = vision_url(request, entry.options.get(CONF_DEVICE_WEBSOCKET_URL))
+            vision = (url, hub.vision.issue(mac))
         try:
-            await connection.run()
+            await self._serve(entry, subentry, ws, protocol_version=version, vision=vision)
         finally:
-            remove_stop_listener()
-            if vision is not None and vision_hub is not None:
-                vision_hub.revoke(mac, vision[1])  # not a successor's token
-            hub.async_detach(connection)
-            LOGGER.debug("Device %s disconnected (%s)", mac, connection.close_reason)
+            if vision is not None:
+                hub.vision.revoke(mac, vision[1])  # not a successor's token
         return ws

@@ -132,6 +132,10 @@ class RealtimeClient:
         """Drop uncommitted user audio."""
         await self.link.command(self.protocol.clear_audio)
 
+    async def delete_item(self, item_id: str, *, response_id: str | None = None) -> None:
+        """Remove a user item or an item of response `response_id` from the conversation."""
+        await self.link.command(lambda: self.protocol.delete_item(item_id, response_id=response_id))
+
     async def add_user_text(self, text: str) -> None:
         """Add a user text message (a new user turn; replayed after reconnects)."""
         await self.link.command(lambda: self.protocol.add_user_text(text))

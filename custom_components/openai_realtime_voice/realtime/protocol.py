@@ -410,6 +410,17 @@ class RealtimeProtocol:
         self._send({"type": "input_audio_buffer.clear"})
         self.tracker.manual_turn_ended()
 
+    def delete_item(self, item_id: str, *, response_id: str | None = None) -> None:
+        """Remove an item from the conversation and from the history replayed after reconnects.
+
+        A reply nobody heard is taken back this way (`response_id`: the response that made
+        it), with the user turn it answered.
+        """
+        self.tracker.forget_item(item_id)
+        if response_id is not None:
+            self.tracker.forget_item(response_id)
+        self._send({"type": "conversation.item.delete", "item_id": item_id})
+
     def add_user_text(self, text: str) -> None:
         """Add a user text message: a new user turn, replayed after reconnects."""
         self.tracker.add_message("user", text)

@@ -132,6 +132,11 @@ class ResponseTracker:
         else:
             self.history.append(HistoryEntry("user", text, item_id))
 
+    def forget_item(self, key: str) -> None:
+        """A user item (by item id) or a reply (by response id) left the conversation."""
+        for entry in [entry for entry in self.history if entry.key == key]:
+            self.history.remove(entry)
+
     def add_message(self, role: str, text: str) -> None:
         """A text message the client added."""
         self.history.append(HistoryEntry(role, text))

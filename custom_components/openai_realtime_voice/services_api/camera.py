@@ -19,8 +19,9 @@ from homeassistant.helpers import config_validation as cv, llm
 import probatio
 
 from ..const import DOMAIN, LOGGER
+from ..endpoint import DATA_HUB
 from ..images import ImageError
-from ..vision import DATA_VISION, async_scale
+from ..vision import async_scale
 from . import policy
 from .targets import TargetError
 from .tools import _caller, refusal
@@ -85,9 +86,9 @@ class LookAtCameraTool(llm.Tool):
             return refusal(err.code, str(err))
         if user is not None and not user.permissions.check_entity(entity_id, POLICY_READ):
             return unknown
-        vision = hass.data.get(DATA_VISION)
-        if vision is None:
+        if (hub := hass.data.get(DATA_HUB)) is None:
             return refusal("image_input_off", "Image input is not available.")
+        vision = hub.vision
         try:
             if split_entity_id(entity_id)[0] == "camera":
                 content = (
