@@ -1,0 +1,102 @@
+"""Speech to speech on an ESPHome voice satellite (the Voice PE), driven as its firmware does.
+
+Home Assistant's own `esphome` integration connects to a device in the test process over the
+native API (`tests/esphome_satellite.py`); the pipeline it runs uses this integration's
+speech-to-text, agent and text-to-speech, so the device's media player plays the Realtime
+model's own audio, fetched from the URL Home Assistant gives it (issue 32).
+
+The device leaves the end of the speech to Home Assistant's voice detection (it asks for a run
+with `USE_VAD`), which hears a voice, not a tone: the user's speech is synthesised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from realtime_server import RealtimeServer, ScriptedResponse
+from simulator.speech import synthesize
+from tests.esphome_satellite import MAC, NAME, EsphomeSatellite
+from tests.pipeline_providers import dominant_hz
+from tests.speech_helpers import (
+    create_pipeline,
+    entry,  # noqa: F401 - the entry with speech subentries
+    sine_24k,
+)
+
+SATELLITE = "assist_satellite.home_assistant_voice_0a1b2c_assist_satellite"
+
+
+@pytest.fixture
+async def satellite(
+    hass: HomeAssistant,
+    entry: MockConfigEntry,  # noqa: F811 - the fixture of speech_helpers
+    hass_ws_client: Any,
+    hass_client: Any,
+    unused_tcp_port: int,
+) -> AsyncIterator[EsphomeSatellite]:
+    """A Voice PE added to Home Assistant as the ESPHome config flow adds it, on the
+    speech-to-speech pipeline; Home Assistant's URLs point at its HTTP server."""
+    # Its HTTP views are registered before the test clients start Home Assistant's server.
+    for domain in ("esphome", "media_player"):
+        assert await async_setup_component(hass, domain, {})
+    ws = await hass_ws_client(hass)
+    pipeline_id = await create_pipeline(ws)
+    await ws.send_json_auto_id(
+        {"type": "assist_pipeline/pipeline/set_preferred", "pipeline_id": pipeline_id}
+    )
+    assert (await ws.receive_json())["success"]
+    device = EsphomeSatellite(unused_tcp_port)
+    await device.start()
+    esphome = MockConfigEntry(
+        domain="esphome",
+        unique_id=MAC.lower(),
+        data={
+            "host": "127.0.0.1",
+            "port": unused_tcp_port,
+            "password": "",
+            "noise_psk": None,
+            "device_name": NAME,
+        },
+        options={"allow_service_calls": False},
+    )
+    esphome.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(esphome.entry_id)
+    await device.subscribed.wait()
+    await hass.async_block_till_done()
+    assert hass.states.get(SATELLITE) is not None, hass.states.async_entity_ids("assist_satellite")
+    # Home Assistant's HTTP server (started last: its routes are then fixed), at the URL the
+    # device is given for what it plays.
+    client: TestClient = await hass_client()
+    hass.config.internal_url = str(client.make_url("")).rstrip("/")
+    yield device
+    assert await hass.config_entries.async_unload(esphome.entry_id)
+    await device.stop()
+
+
+async def test_voice_pe_plays_the_models_own_audio(
+    hass: HomeAssistant, satellite: EsphomeSatellite, realtime_server: RealtimeServer
+) -> None:
+    """The device hears its transcript, then fetches and plays the model's own answer: one
+    Realtime response for the turn, and no second user message."""
+    realtime_server.user_transcript = "What time is it?"
+    realtime_server.script(ScriptedResponse(text="It is noon.", audio=sine_24k(500)))
+    satellite.next_speech.append(await synthesize("What time is it?", 16000))
+
+    satellite.wake()
+    run = await satellite.runs.get()
+
+    assert run.of("stt-end")["text"] == "What time is it?"
+    assert run.of("tts-start")["text"] == "It is noon."
+    [reply] = run.played
+    assert abs(dominant_hz(reply.pcm, 24000) - 700) < 20
+    assert len(reply.pcm) >= 0.45 * 24000 * 2
+    assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
+    assert len(realtime_server.of_type("response.create")) == 1
+    assert not realtime_server.of_type("conversation.item.create")
