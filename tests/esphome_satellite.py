@@ -375,7 +375,8 @@ class EsphomeSatellite:
     async def _play(self, url: str) -> Played:
         """The media player fetches a URL (as the firmware's HTTP streamer) and plays it."""
         assert self._http is not None
-        self._media_state(pb.MEDIA_PLAYER_STATE_ANNOUNCING)
+        # An announcing media player reports PLAYING over the API (api_connection.cpp).
+        self._media_state(pb.MEDIA_PLAYER_STATE_PLAYING)
         body = bytearray()
         first = 0.0
         async with self._http.get(url) as response:

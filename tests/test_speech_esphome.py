@@ -11,10 +11,13 @@ with `USE_VAD`), which hears a voice, not a tone: the user's speech is synthesis
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from homeassistant.components import tts
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
@@ -31,6 +34,13 @@ from tests.speech_helpers import (
 )
 
 SATELLITE = "assist_satellite.home_assistant_voice_0a1b2c_assist_satellite"
+
+
+@pytest.fixture(autouse=True)
+def _own_speech_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Home Assistant's speech cache folder in this test's own directory: an announcement read
+    aloud by an earlier run must not be served from the test configuration's shared folder."""
+    monkeypatch.setattr(tts, "DEFAULT_CACHE_DIR", str(tmp_path / "tts"))
 
 
 @pytest.fixture
@@ -100,3 +110,94 @@ async def test_voice_pe_plays_the_models_own_audio(
     assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
     assert len(realtime_server.of_type("response.create")) == 1
     assert not realtime_server.of_type("conversation.item.create")
+
+
+async def test_ask_question_on_the_voice_pe_matches_the_spoken_answer(
+    hass: HomeAssistant, satellite: EsphomeSatellite, realtime_server: RealtimeServer
+) -> None:
+    """`ask_question`: the device plays the question in the model's voice, listens, and Home
+    Assistant matches what it hears to an answer; no spoken answer is started for it."""
+    realtime_server.script(ScriptedResponse(text="Pizza or pasta?", audio=sine_24k(300, 500)))
+    realtime_server.user_transcript = "Pasta please"
+    satellite.next_speech.append(await synthesize("Pasta please", 16000))
+
+    answer = await hass.services.async_call(
+        "assist_satellite",
+        "ask_question",
+        {
+            "entity_id": SATELLITE,
+            "question": "Pizza or pasta?",
+            "preannounce": False,
+            "answers": [
+                {"id": "pizza", "sentences": ["pizza [please]"]},
+                {"id": "pasta", "sentences": ["pasta [please]"]},
+            ],
+        },
+        blocking=True,
+        return_response=True,
+    )
+
+    assert answer == {"id": "pasta", "sentence": "Pasta please", "slots": {}}
+    announcement = await satellite.announcements.get()
+    assert announcement.text == "Pizza or pasta?"
+    assert announcement.start_conversation
+    [question] = announcement.played
+    assert abs(dominant_hz(question.pcm, 24000) - 500) < 20
+    run = await satellite.runs.get()
+    assert run.types[-2:] == ["stt-end", "run-end"]
+    assert not run.played
+    # One response: the reading of the question. The answer was only transcribed.
+    assert len(realtime_server.of_type("response.create")) == 1
+
+
+async def test_start_conversation_on_the_voice_pe_answers_with_the_extra_prompt(
+    hass: HomeAssistant, satellite: EsphomeSatellite, realtime_server: RealtimeServer
+) -> None:
+    """`start_conversation`: the device plays the start message, listens, and the reply is
+    answered by the agent knowing why it asked (the extra prompt) and what it said, in the
+    model's voice.
+
+    Speech to text started the answer without the extra prompt (Home Assistant gives it to the
+    agent only): that answer is withdrawn, the agent answers anew and its text is read aloud.
+    """
+    realtime_server.script(
+        ScriptedResponse(text="Shall I light the kitchen?", audio=sine_24k(300, 500)),
+        ScriptedResponse(text="Which room?", audio=sine_24k(300, 600), hold=asyncio.Event()),
+        ScriptedResponse(text="The kitchen lights are on."),
+        ScriptedResponse(text="The kitchen lights are on.", audio=sine_24k(400, 900)),
+    )
+    realtime_server.user_transcript = "Yes please"
+    satellite.next_speech.append(await synthesize("Yes please", 16000))
+
+    await hass.services.async_call(
+        "assist_satellite",
+        "start_conversation",
+        {
+            "entity_id": SATELLITE,
+            "start_message": "Shall I light the kitchen?",
+            "extra_system_prompt": "You offered to light the kitchen.",
+            "preannounce": False,
+        },
+        blocking=True,
+    )
+    announcement = await satellite.announcements.get()
+    run = await satellite.runs.get()
+
+    assert announcement.text == "Shall I light the kitchen?"
+    assert abs(dominant_hz(announcement.played[0].pcm, 24000) - 500) < 20
+    assert run.of("stt-end")["text"] == "Yes please"
+    assert run.of("tts-start")["text"] == "The kitchen lights are on."
+    [reply] = run.played
+    assert abs(dominant_hz(reply.pcm, 24000) - 900) < 20
+    assert realtime_server.of_type("response.cancel")
+    instructions = [
+        event["session"].get("instructions") or ""
+        for event in realtime_server.of_type("session.update")
+    ]
+    assert any("offered to light the kitchen" in text for text in instructions)
+    said = [
+        part.get("text") or part.get("transcript")
+        for event in realtime_server.of_type("conversation.item.create")
+        for part in event["item"].get("content", [])
+    ]
+    assert "Shall I light the kitchen?" in said  # the start message is in the history
