@@ -14,13 +14,14 @@ plaintext API, as to a flashed device, and the device answers as ESPHome's firmw
 - The media player offers the formats of the Voice PE's `NabuMediaPlayer::get_traits` (FLAC,
   48 kHz; mono for announcements), so Home Assistant converts the speech to that.
 - A pipeline run follows `voice_assistant.cpp`: `VoiceAssistantRequest(start=True)` with
-  `USE_VAD` (on-device wake word: `use_wake_word: false`), microphone chunks of 32 ms
-  (`SEND_BUFFER_SIZE`) as `VoiceAssistantAudio` once `VoiceAssistantResponse(port=0)` arrives,
-  until `STT_VAD_END`. The media player plays the run's streaming URL (from `RUN_START`) at
-  `INTENT_PROGRESS` with `tts_start_streaming`, else the `TTS_END` URL, and says
-  `VoiceAssistantAnnounceFinished` when it finished. `VoiceAssistantAnnounceRequest` plays the
-  pre-announcement and the media; with `start_conversation` the device listens afterwards, as
-  it does after an `INTENT_END` with `continue_conversation`.
+  `USE_VAD` (on-device wake word: `use_wake_word: false`) and the wake word's phrase (sent
+  again when the device listens on by itself); microphone chunks of 32 ms (`SEND_BUFFER_SIZE`),
+  at the pace they are recorded, as `VoiceAssistantAudio` once `VoiceAssistantResponse(port=0)`
+  arrives, until `STT_VAD_END`. The media player plays the run's streaming URL (from
+  `RUN_START`) at `INTENT_PROGRESS` with `tts_start_streaming`, else the `TTS_END` URL, in real
+  time, and then says `VoiceAssistantAnnounceFinished`. `VoiceAssistantAnnounceRequest` plays
+  the pre-announcement and the media; with `start_conversation` the device listens afterwards,
+  as it does after an `INTENT_END` with `continue_conversation`.
 """
 
 from __future__ import annotations
@@ -330,7 +331,7 @@ class EsphomeSatellite:
             self.send(pb.VoiceAssistantAudio(data=chunk))
             if index == len(chunks) - 1:
                 run.speech_ended = asyncio.get_running_loop().time()
-            await asyncio.sleep(0.032 if index >= len(chunks) else 0)  # the microphone's pace
+            await asyncio.sleep(len(chunk) / 32000)  # the microphone records in real time
         await self._run_ended.wait()
         if self._playing is not None:
             await self._playing
@@ -384,8 +385,11 @@ class EsphomeSatellite:
             async for chunk in response.content.iter_any():
                 first = first or asyncio.get_running_loop().time()
                 body += chunk
+        pcm = await decode(bytes(body))
+        # The speaker plays in real time: it is done one duration after the first audio.
+        await asyncio.sleep(max(0.0, first + len(pcm) / 48000 - asyncio.get_running_loop().time()))
         self._media_state(pb.MEDIA_PLAYER_STATE_IDLE)
-        return Played(url, await decode(bytes(body)), first)
+        return Played(url, pcm, first)
 
     async def _announce(self, message: pb.VoiceAssistantAnnounceRequest) -> None:
         """`VoiceAssistant::on_announce`: the pre-announcement, the media, then maybe listen."""

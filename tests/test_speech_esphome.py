@@ -110,6 +110,10 @@ async def test_voice_pe_plays_the_models_own_audio(
     assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
     assert len(realtime_server.of_type("response.create")) == 1
     assert not realtime_server.of_type("conversation.item.create")
+    # The latency sensor counts the turn as a device's: from the end of the speech (Home
+    # Assistant's VAD window of silence counted in) to the first answer audio.
+    latency = float(hass.states.get("sensor.openai_realtime_assist_response_latency").state)
+    assert 700 <= latency < 3000
 
 
 async def test_ask_question_on_the_voice_pe_matches_the_spoken_answer(
@@ -201,3 +205,39 @@ async def test_start_conversation_on_the_voice_pe_answers_with_the_extra_prompt(
         for part in event["item"].get("content", [])
     ]
     assert "Shall I light the kitchen?" in said  # the start message is in the history
+
+
+async def test_a_question_back_keeps_the_voice_pe_listening_in_the_same_turns(
+    hass: HomeAssistant, satellite: EsphomeSatellite, realtime_server: RealtimeServer
+) -> None:
+    """An answer that asks back continues the conversation: the device listens again by itself
+    and the follow-up is a shared turn of the same conversation and session (no replay, no
+    second user message)."""
+    realtime_server.user_transcript = "Turn on the lights"
+    realtime_server.script(
+        ScriptedResponse(text="Which room?", audio=sine_24k(800, 600)),
+        ScriptedResponse(text="The kitchen lights are on.", audio=sine_24k(300, 900)),
+    )
+    satellite.next_speech += [
+        await synthesize("Turn on the lights", 16000),
+        await synthesize("The kitchen", 16000),
+    ]
+
+    satellite.wake()
+    first = await satellite.runs.get()
+    # The device opened its microphone again at once; the follow-up ends after HA's VAD
+    # window of real-time silence, long after this.
+    realtime_server.user_transcript = "The kitchen"
+    second = await satellite.runs.get()
+
+    assert first.of("intent-end")["continue_conversation"] == "1"
+    assert second.of("stt-end")["text"] == "The kitchen"
+    assert second.of("run-start") is not None
+    assert first.of("intent-end")["conversation_id"] == second.of("intent-end")["conversation_id"]
+    assert abs(dominant_hz(first.played[0].pcm, 24000) - 600) < 20
+    assert abs(dominant_hz(second.played[0].pcm, 24000) - 900) < 20
+    assert second.of("intent-end")["continue_conversation"] == "0"
+    assert len(realtime_server.of_type("session.update")) == 1  # one session for both turns
+    assert len(realtime_server.of_type("input_audio_buffer.commit")) == 2
+    assert len(realtime_server.of_type("response.create")) == 2
+    assert not realtime_server.of_type("conversation.item.create")
