@@ -131,7 +131,6 @@ async def test_ask_question_on_the_voice_pe_matches_the_spoken_answer(
         {
             "entity_id": SATELLITE,
             "question": "Pizza or pasta?",
-            "preannounce": False,
             "answers": [
                 {"id": "pizza", "sentences": ["pizza [please]"]},
                 {"id": "pasta", "sentences": ["pasta [please]"]},
@@ -145,7 +144,9 @@ async def test_ask_question_on_the_voice_pe_matches_the_spoken_answer(
     announcement = await satellite.announcements.get()
     assert announcement.text == "Pizza or pasta?"
     assert announcement.start_conversation
-    [question] = announcement.played
+    chime, question = announcement.played  # the pre-announcement, through ESPHome's proxy
+    assert "/api/esphome/ffmpeg_proxy/" in chime.url
+    assert chime.pcm
     assert abs(dominant_hz(question.pcm, 24000) - 500) < 20
     run = await satellite.runs.get()
     assert run.types[-2:] == ["stt-end", "run-end"]
@@ -241,3 +242,24 @@ async def test_a_question_back_keeps_the_voice_pe_listening_in_the_same_turns(
     assert len(realtime_server.of_type("input_audio_buffer.commit")) == 2
     assert len(realtime_server.of_type("response.create")) == 2
     assert not realtime_server.of_type("conversation.item.create")
+
+
+async def test_a_long_answer_plays_on_the_voice_pe_while_the_agent_writes(
+    hass: HomeAssistant, satellite: EsphomeSatellite, realtime_server: RealtimeServer
+) -> None:
+    """Past 60 characters the device's media player starts the run's streaming URL at the
+    intent's progress, before the agent is done: that stream is the shared turn's audio."""
+    realtime_server.user_transcript = "Tell me about the weather"
+    long_answer = "It will be sunny all day, with a light breeze and a high of twenty-four degrees."
+    realtime_server.script(ScriptedResponse(text=long_answer, audio=sine_24k(600), chunks=4))
+    satellite.next_speech.append(await synthesize("Tell me about the weather", 16000))
+
+    satellite.wake()
+    run = await satellite.runs.get()
+
+    assert {"tts_start_streaming": "1"} in [data for _, data in run.events]
+    [reply] = run.played
+    assert reply.url == run.of("run-start")["url"]  # not the TTS_END one: it was playing
+    assert abs(dominant_hz(reply.pcm, 24000) - 700) < 20
+    assert len(reply.pcm) >= 0.55 * 24000 * 2
+    assert len(realtime_server.of_type("response.create")) == 1
