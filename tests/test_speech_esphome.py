@@ -23,8 +23,9 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from realtime_server import RealtimeServer, ScriptedResponse
+from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from simulator.speech import synthesize
+from tests.agent_helpers import TURN_ON
 from tests.esphome_satellite import MAC, NAME, EsphomeSatellite
 from tests.pipeline_providers import dominant_hz
 from tests.speech_helpers import (
@@ -263,3 +264,27 @@ async def test_a_long_answer_plays_on_the_voice_pe_while_the_agent_writes(
     assert abs(dominant_hz(reply.pcm, 24000) - 700) < 20
     assert len(reply.pcm) >= 0.55 * 24000 * 2
     assert len(realtime_server.of_type("response.create")) == 1
+
+
+async def test_a_tool_call_on_the_voice_pe_turns_the_light_on_within_the_turn(
+    hass: HomeAssistant, satellite: EsphomeSatellite, realtime_server: RealtimeServer
+) -> None:
+    """The model's tool call turns the kitchen light on; the follow-up's audio is what the
+    device plays, from the same stream."""
+    realtime_server.user_transcript = "Turn on the kitchen lights"
+    realtime_server.script(
+        ScriptedResponse(calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]),
+        ScriptedResponse(text="The kitchen lights are on.", audio=sine_24k(400, 900)),
+    )
+    satellite.next_speech.append(await synthesize("Turn on the kitchen lights", 16000))
+
+    satellite.wake()
+    run = await satellite.runs.get()
+
+    assert hass.states.get("light.kitchen_lights").state == "on"
+    assert run.of("intent-end")["speech"] == "The kitchen lights are on."
+    [reply] = run.played
+    assert abs(dominant_hz(reply.pcm, 24000) - 900) < 20
+    outputs = realtime_server.of_type("conversation.item.create")
+    assert [event["item"]["type"] for event in outputs] == ["function_call_output"]
+    assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
