@@ -288,3 +288,30 @@ async def test_a_tool_call_on_the_voice_pe_turns_the_light_on_within_the_turn(
     outputs = realtime_server.of_type("conversation.item.create")
     assert [event["item"]["type"] for event in outputs] == ["function_call_output"]
     assert len(realtime_server.of_type("input_audio_buffer.commit")) == 1
+
+
+async def test_a_service_that_refuses_ends_the_voice_pe_run_with_a_clear_error(
+    hass: HomeAssistant,
+    satellite: EsphomeSatellite,
+    realtime_server: RealtimeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Out of quota: the device gets Home Assistant's speech-to-text error and the run's end
+    (it stops listening and shows the error), plays nothing; one log line says why."""
+    realtime_server.on_connect_error = {
+        "type": "insufficient_quota",
+        "code": "insufficient_quota",
+        "message": "You exceeded your current quota.",
+    }
+    satellite.next_speech.append(await synthesize("What time is it?", 16000))
+
+    satellite.wake()
+    run = await satellite.runs.get()
+
+    assert run.of("error")["code"] == "stt-stream-failed"
+    assert run.types[-1] == "run-end"
+    assert not run.played
+    assert "Speech to text failed" in caplog.text
+    assert "quota" in caplog.text
+    assert "Traceback" not in caplog.text
+    assert not realtime_server.of_type("response.create")
