@@ -315,3 +315,45 @@ async def test_a_service_that_refuses_ends_the_voice_pe_run_with_a_clear_error(
     assert "quota" in caplog.text
     assert "Traceback" not in caplog.text
     assert not realtime_server.of_type("response.create")
+
+
+async def test_the_follow_up_of_a_started_conversation_is_a_shared_turn(
+    hass: HomeAssistant, satellite: EsphomeSatellite, realtime_server: RealtimeServer
+) -> None:
+    """Only the first reply after `start_conversation` is answered anew: the extra prompt stays
+    with the conversation, so the follow-up's answer, started during speech to text with it,
+    is the one the agent takes (the model's own audio, nothing withdrawn)."""
+    realtime_server.script(
+        ScriptedResponse(text="Shall I light a room?", audio=sine_24k(300, 500)),
+        ScriptedResponse(text="Withdrawn.", audio=sine_24k(300, 600), hold=asyncio.Event()),
+        ScriptedResponse(text="Which room?"),
+        ScriptedResponse(text="Which room?", audio=sine_24k(800, 650)),
+        ScriptedResponse(text="The kitchen lights are on.", audio=sine_24k(300, 900)),
+    )
+    realtime_server.user_transcript = "Yes please"
+    satellite.next_speech += [
+        await synthesize("Yes please", 16000),
+        await synthesize("The kitchen", 16000),
+    ]
+
+    await hass.services.async_call(
+        "assist_satellite",
+        "start_conversation",
+        {
+            "entity_id": SATELLITE,
+            "start_message": "Shall I light a room?",
+            "extra_system_prompt": "You offered to light a room.",
+            "preannounce": False,
+        },
+        blocking=True,
+    )
+    first = await satellite.runs.get()
+    realtime_server.user_transcript = "The kitchen"  # the follow-up is still being recorded
+    second = await satellite.runs.get()
+
+    assert first.of("intent-end")["continue_conversation"] == "1"
+    assert abs(dominant_hz(first.played[0].pcm, 24000) - 650) < 20
+    assert second.of("stt-end")["text"] == "The kitchen"
+    assert abs(dominant_hz(second.played[0].pcm, 24000) - 900) < 20
+    assert len(realtime_server.of_type("response.cancel")) == 1  # the first reply's only
+    assert len(realtime_server.of_type("response.create")) == 5
