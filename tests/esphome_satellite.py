@@ -71,6 +71,9 @@ class Run:
     played: list[Played] = field(default_factory=list)
     speech_ended: float = 0.0
     """When the last chunk of the user's speech went out (the loop's clock)."""
+    vad_end: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    playing: asyncio.Task[None] | None = None
 
     @property
     def types(self) -> list[str]:
@@ -154,12 +157,8 @@ class EsphomeSatellite:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._run: Run | None = None
         self._run_url = ""
-        self._streaming = False
         self._continue = False
         self._started: asyncio.Future[pb.VoiceAssistantResponse] | None = None
-        self._vad_end = asyncio.Event()
-        self._playing: asyncio.Task[None] | None = None
-        self._run_ended = asyncio.Event()
 
     async def start(self) -> None:
         """Accept Home Assistant's connections."""
@@ -307,8 +306,6 @@ class EsphomeSatellite:
         run = self._run = Run()
         self._run_url = ""
         self._continue = False
-        self._vad_end.clear()
-        self._run_ended.clear()
         self._started = asyncio.get_running_loop().create_future()
         self.send(
             pb.VoiceAssistantRequest(
@@ -326,15 +323,15 @@ class EsphomeSatellite:
         silence = bytes(CHUNK_BYTES)
         chunks = [speech[i : i + CHUNK_BYTES] for i in range(0, len(speech), CHUNK_BYTES)]
         for index, chunk in enumerate([*chunks, *[silence] * MAX_SILENCE_CHUNKS]):
-            if self._vad_end.is_set() or self._run_ended.is_set():
+            if run.vad_end.is_set() or run.ended.is_set():
                 break
             self.send(pb.VoiceAssistantAudio(data=chunk))
             if index == len(chunks) - 1:
                 run.speech_ended = asyncio.get_running_loop().time()
             await asyncio.sleep(len(chunk) / 32000)  # the microphone records in real time
-        await self._run_ended.wait()
-        if self._playing is not None:
-            await self._playing
+        await run.ended.wait()
+        if run.playing is not None:
+            await run.playing
         self.runs.put_nowait(run)
         if self._continue:
             self.wake()  # RESPONSE_FINISHED with continue_conversation: listen again
@@ -343,13 +340,13 @@ class EsphomeSatellite:
         """`VoiceAssistant::on_event`."""
         data = {item.name: item.value for item in message.data}
         kind = message.event_type
-        if self._run is not None:
-            self._run.events.append((kind, data))
+        if (run := self._run) is None:
+            return
+        run.events.append((kind, data))
         if kind == pb.VOICE_ASSISTANT_RUN_START:
             self._run_url = data.get("url", "")
-            self._playing = None
         elif kind == pb.VOICE_ASSISTANT_STT_VAD_END:
-            self._vad_end.set()
+            run.vad_end.set()
         elif kind == pb.VOICE_ASSISTANT_INTENT_PROGRESS:
             if data.get("tts_start_streaming") == "1" and self._run_url:
                 self._play_reply(self._run_url)
@@ -358,20 +355,22 @@ class EsphomeSatellite:
             self.conversation_id = data.get("conversation_id", self.conversation_id)
             self._continue = data.get("continue_conversation") == "1"
         elif kind == pb.VOICE_ASSISTANT_TTS_END:
-            if self._playing is None and data.get("url"):
+            if run.playing is None and data.get("url"):
                 self._play_reply(data["url"])
         elif kind == pb.VOICE_ASSISTANT_RUN_END:
-            self._run_ended.set()
+            run.ended.set()
 
     def _play_reply(self, url: str) -> None:
         run = self._run
         assert run is not None
 
         async def play() -> None:
-            run.played.append(await self._play(url))
-            self.send(pb.VoiceAssistantAnnounceFinished(success=True))
+            try:
+                run.played.append(await self._play(url))
+            finally:
+                self.send(pb.VoiceAssistantAnnounceFinished(success=True))
 
-        self._playing = asyncio.get_running_loop().create_task(play())
+        run.playing = asyncio.get_running_loop().create_task(play())
 
     async def _play(self, url: str) -> Played:
         """The media player fetches a URL (as the firmware's HTTP streamer) and plays it."""
@@ -380,15 +379,18 @@ class EsphomeSatellite:
         self._media_state(pb.MEDIA_PLAYER_STATE_PLAYING)
         body = bytearray()
         first = 0.0
-        async with self._http.get(url) as response:
-            assert response.status == 200, (url, response.status, await response.text())
-            async for chunk in response.content.iter_any():
-                first = first or asyncio.get_running_loop().time()
-                body += chunk
-        pcm = await decode(bytes(body))
-        # The speaker plays in real time: it is done one duration after the first audio.
-        await asyncio.sleep(max(0.0, first + len(pcm) / 48000 - asyncio.get_running_loop().time()))
-        self._media_state(pb.MEDIA_PLAYER_STATE_IDLE)
+        try:
+            async with self._http.get(url) as response:
+                assert response.status == 200, (url, response.status, await response.text())
+                async for chunk in response.content.iter_any():
+                    first = first or asyncio.get_running_loop().time()
+                    body += chunk
+            pcm = await decode(bytes(body))
+            # The speaker plays in real time: it is done one duration after the first audio.
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(max(0.0, first + len(pcm) / 48000 - loop.time()))
+        finally:
+            self._media_state(pb.MEDIA_PLAYER_STATE_IDLE)
         return Played(url, pcm, first)
 
     async def _announce(self, message: pb.VoiceAssistantAnnounceRequest) -> None:
