@@ -357,3 +357,27 @@ async def test_the_follow_up_of_a_started_conversation_is_a_shared_turn(
     assert abs(dominant_hz(second.played[0].pcm, 24000) - 900) < 20
     assert len(realtime_server.of_type("response.cancel")) == 1  # the first reply's only
     assert len(realtime_server.of_type("response.create")) == 5
+
+
+async def test_an_announcement_on_the_voice_pe_is_read_in_the_models_voice(
+    hass: HomeAssistant, satellite: EsphomeSatellite, realtime_server: RealtimeServer
+) -> None:
+    """`assist_satellite.announce`: the text is read aloud by the model (no conversation, no
+    listening afterwards), and the device plays it."""
+    realtime_server.script(ScriptedResponse(text="Dinner is ready.", audio=sine_24k(400, 550)))
+
+    await hass.services.async_call(
+        "assist_satellite",
+        "announce",
+        {"entity_id": SATELLITE, "message": "Dinner is ready.", "preannounce": False},
+        blocking=True,
+    )
+    announcement = await satellite.announcements.get()
+
+    assert announcement.text == "Dinner is ready."
+    assert not announcement.start_conversation
+    [played] = announcement.played
+    assert abs(dominant_hz(played.pcm, 24000) - 550) < 20
+    items = realtime_server.of_type("conversation.item.create")
+    assert [item["item"]["content"][0]["text"] for item in items] == ["Dinner is ready."]
+    assert not realtime_server.of_type("input_audio_buffer.commit")
