@@ -9,7 +9,9 @@ Violations are recorded in `server.violations`; the tests' `realtime_server` fix
 The modules, by concern:
 - `protocol`: SDK validation, the session's shape, PCM16 helpers, images.
 - `session`: one connection (server VAD, commits, items, response.create/cancel).
-- `responses`: scripted responses and how the service streams them.
+- `scripts`: scripted responses (what the model answers) and a response in progress.
+- `interfaces`: what the session, responses, refusals and scenario use of one another.
+- `responses`: how the service streams a scripted response.
 - `refusals`: the setup refusals the service sends (realtime-protocol.md §3.1).
 - `discipline`: how the service ends, refuses or tags sessions (clocks, drops, 429s).
 - `server`: `RealtimeServer`, the handshake and the test controls.
@@ -29,8 +31,8 @@ from .protocol import (
     silence,
     tone,
 )
-from .responses import ScriptedCall, ScriptedResponse, default_usage
 from .scenario import Scenario, ScenarioError, normalize_phrase
+from .scripts import ScriptedCall, ScriptedResponse, default_usage
 from .server import RealtimeServer, closed_port_url
 
 __all__ = [

@@ -7,16 +7,13 @@ beta-shaped event on the GA interface is refused without closing the socket.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from .interfaces import Connection, Service
 from .protocol import VOICES
-from .responses import ZERO_USAGE, ScriptedResponse
-
-if TYPE_CHECKING:
-    from .server import RealtimeServer
-    from .session import Session
+from .scripts import ZERO_USAGE, ScriptedResponse
 
 
 def _voice_refused(voice: Any) -> bool:
@@ -26,7 +23,7 @@ def _voice_refused(voice: Any) -> bool:
     return voice is not None and voice not in VOICES
 
 
-def setting_refusal(server: RealtimeServer, update: dict[str, Any]) -> tuple[str, str, str] | None:
+def setting_refusal(server: Service, update: dict[str, Any]) -> tuple[str, str, str] | None:
     """Why the service refuses a session.update's value: (code, message, param), or None.
 
     The service answers an `error` event naming the refused field in `param` and keeps the
@@ -69,7 +66,7 @@ def setting_refusal(server: RealtimeServer, update: dict[str, Any]) -> tuple[str
     return None
 
 
-def model_refusal(server: RealtimeServer, ws: ServerConnection) -> ScriptedResponse | None:
+def model_refusal(server: Service, ws: ServerConnection) -> ScriptedResponse | None:
     """The response of a session whose model is unknown: failed, `model_not_found`.
 
     The service opens the session for any model and fails its first response
@@ -108,7 +105,7 @@ def transcription_failed(item_id: str) -> dict[str, Any]:
     }
 
 
-async def refuse_beta_shape(session: Session, event: dict[str, Any]) -> None:
+async def refuse_beta_shape(session: Connection, event: dict[str, Any]) -> None:
     """A beta-shaped (flat) session.update on the GA service, without the beta header.
 
     Answered `missing_required_parameter`, param `session.type`, with no `error.event_id`;

@@ -1,6 +1,5 @@
-"""Scripted model responses and how the service plays them on the wire.
+"""How the service plays a scripted model response (`scripts.ScriptedResponse`) on the wire.
 
-A `ScriptedResponse` is what the model answers (text, audio, tool calls, how it ends);
 `run_response` plays one on a connection the way the service streams it: `response.created`,
 the output items with their deltas, `response.done`, then `rate_limits.updated`.
 """
@@ -9,85 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .interfaces import Connection
 from .protocol import BYTES_PER_MS, RATE_LIMITS, silence
-
-if TYPE_CHECKING:
-    from .session import Session
-
-
-@dataclass
-class ScriptedCall:
-    """A function call the scripted model makes."""
-
-    name: str
-    arguments: str = "{}"
-    call_id: str | None = None
-    status: str = "completed"
-
-
-@dataclass
-class ScriptedResponse:
-    """One model response: message text/audio, tool calls, and how it ends.
-
-    `hold` pauses the response after its deltas until the event is set or the client cancels;
-    `late_deltas` audio deltas follow a cancellation before `response.done`.
-    """
-
-    text: str = ""
-    audio: bytes = b""
-    calls: list[ScriptedCall] = field(default_factory=list)
-    chunks: int = 2
-    hold: asyncio.Event | None = None
-    late_deltas: int = 0
-    status: str = "completed"
-    error: dict[str, Any] | None = None
-    usage: dict[str, Any] | None = None
-
-
-@dataclass(eq=False)
-class Running:
-    """A response in progress, in the default conversation or out of band (`conversation: none`)."""
-
-    id: str
-    out_of_band: bool
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    reason: str | None = None
-    task: asyncio.Task[None] | None = None
-
-
-def default_usage() -> dict[str, Any]:
-    """A response.done usage block shaped like the spec example."""
-    return {
-        "total_tokens": 253,
-        "input_tokens": 132,
-        "output_tokens": 121,
-        "input_token_details": {
-            "text_tokens": 119,
-            "audio_tokens": 13,
-            "image_tokens": 0,
-            "cached_tokens": 64,
-            "cached_tokens_details": {"text_tokens": 64, "audio_tokens": 0, "image_tokens": 0},
-        },
-        "output_token_details": {"text_tokens": 30, "audio_tokens": 91},
-    }
-
-
-# A response that failed before the model ran bills nothing.
-ZERO_USAGE = {
-    "total_tokens": 0,
-    "input_tokens": 0,
-    "output_tokens": 0,
-    "input_token_details": {
-        "text_tokens": 0,
-        "audio_tokens": 0,
-        "image_tokens": 0,
-        "cached_tokens": 0,
-    },
-    "output_token_details": {"text_tokens": 0, "audio_tokens": 0},
-}
+from .scripts import Running, ScriptedResponse, default_usage
 
 
 def _chunks(data: Any, count: int) -> list[Any]:
@@ -99,7 +24,7 @@ def _chunks(data: Any, count: int) -> list[Any]:
 
 
 async def run_response(
-    session: Session, script: ScriptedResponse, params: dict[str, Any], running: Running
+    session: Connection, script: ScriptedResponse, params: dict[str, Any], running: Running
 ) -> None:
     """Play a response on `session`; it leaves the session's running responses when done."""
     try:
@@ -109,7 +34,7 @@ async def run_response(
 
 
 async def _play_response(
-    session: Session, script: ScriptedResponse, params: dict[str, Any], running: Running
+    session: Connection, script: ScriptedResponse, params: dict[str, Any], running: Running
 ) -> None:
     response_id = running.id
     in_conversation = not running.out_of_band
@@ -303,7 +228,9 @@ async def _play_response(
         tail.add_done_callback(session.tails.discard)
 
 
-async def _output_item_added(session: Session, item: dict[str, Any], in_conversation: bool) -> None:
+async def _output_item_added(
+    session: Connection, item: dict[str, Any], in_conversation: bool
+) -> None:
     """An output item joins the conversation, or stays out of it (out-of-band response)."""
     if not in_conversation:
         session.out_of_band_items.add(item["id"])
@@ -314,7 +241,7 @@ async def _output_item_added(session: Session, item: dict[str, Any], in_conversa
     )
 
 
-def _content_type(session: Session, ga: str) -> str:
+def _content_type(session: Connection, ga: str) -> str:
     return ga.removeprefix("output_") if session.server.beta else ga
 
 

@@ -11,20 +11,17 @@ from dataclasses import dataclass, field
 import json
 from pathlib import Path
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from simulator.outcome import describe_output
 from simulator.speech import SpeechError, synthesize
 
+from .interfaces import Connection
 from .protocol import BYTES_PER_MS
-from .responses import ScriptedCall, ScriptedResponse
+from .scripts import ScriptedCall, ScriptedResponse
 from .speech_match import Features, best_match, features
-
-if TYPE_CHECKING:
-    from .session import Session
-
 
 # What the integration asks the model to say word for word: `Actions.async_speak` (speak,
 # announce, ask) and `RealtimeEngine`'s greeting. A model does as told; the scenario too.
@@ -187,7 +184,7 @@ class Scenario:
         """The first rule matching typed text, or the fallback."""
         return next((rule for rule in self.rules if rule.matches(text)), self.fallback)
 
-    async def hear_speech(self, session: Session, audio: bytes) -> str | None:
+    async def hear_speech(self, session: Connection, audio: bytes) -> str | None:
         """A spoken turn was committed: pick its rule; the transcript, if transcribing."""
         phrase: str | None
         if any(rule.heard for rule in self.rules):
@@ -219,7 +216,7 @@ class Scenario:
         return phrase if transcribing else None
 
     async def respond(
-        self, session: Session, params: dict[str, Any] | None = None
+        self, session: Connection, params: dict[str, Any] | None = None
     ) -> ScriptedResponse:
         """The response to play now: a sentence the instructions give, else from the latest
         items of the conversation."""
@@ -262,7 +259,7 @@ class Scenario:
             text=text, audio=audio, chunks=max(1, len(audio) // (BYTES_PER_MS * 100))
         )
 
-    def _rule_for(self, session: Session) -> ScenarioRule:
+    def _rule_for(self, session: Connection) -> ScenarioRule:
         items = list(session.items.values())
         if items and items[-1].get("type") == "function_call_output":
             self.log.append(f"tool output {str(items[-1].get('output'))[:300]}")

@@ -19,7 +19,7 @@ import itertools
 import json
 import logging
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -39,11 +39,9 @@ from .protocol import (
     server_event_problems,
 )
 from .refusals import refuse_beta_shape
-from .responses import ScriptedResponse
+from .scenario import Scenario
+from .scripts import ScriptedResponse
 from .session import Session
-
-if TYPE_CHECKING:
-    from .scenario import Scenario
 
 # The server's own handshake log would show the client's key; the client side is what the
 # integration's tests check for leaks, so the stand-in service logs its wire at INFO only.

@@ -11,10 +11,11 @@ import asyncio
 import base64
 import contextlib
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
+from .interfaces import Service
 from .protocol import (
     BYTES_PER_MS,
     MIN_COMMIT_MS,
@@ -27,16 +28,14 @@ from .protocol import (
     silence,
 )
 from .refusals import model_refusal, setting_refusal, transcription_failed
-from .responses import Running, ScriptedResponse, run_response
-
-if TYPE_CHECKING:
-    from .server import RealtimeServer
+from .responses import run_response
+from .scripts import Running, ScriptedResponse
 
 
 class Session:
     """State of one client connection."""
 
-    def __init__(self, server: RealtimeServer, ws: ServerConnection) -> None:
+    def __init__(self, server: Service, ws: ServerConnection) -> None:
         self.server = server
         self.ws = ws
         self.session = default_session(server.model, beta=server.beta)

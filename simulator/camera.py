@@ -16,17 +16,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import aiohttp
 import numpy as np
 from PIL import Image
 
+from .device import DeviceSimulator
 from .errors import SimulatorError
 from .mcp import Tool
-
-if TYPE_CHECKING:
-    from .device import DeviceSimulator
 
 TAKE_PHOTO: Final = "self.camera.take_photo"
 BOUNDARY: Final = "----ESP32_CAMERA_BOUNDARY"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -24,10 +24,8 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     parse_server_hello,
 )
 
+from .board import Board
 from .errors import DeviceCrashedError, HelloTimeoutError, SimulatorError
-
-if TYPE_CHECKING:
-    from .device import DeviceSimulator
 
 HELLO_TIMEOUT = 10.0
 
@@ -35,7 +33,7 @@ HELLO_TIMEOUT = 10.0
 class Channel:
     """One board's audio channel, and every frame it sent and message it received."""
 
-    def __init__(self, device: DeviceSimulator, hello_timeout: float) -> None:
+    def __init__(self, device: Board, hello_timeout: float) -> None:
         """Closed until `connect`."""
         self._device = device
         self.hello_timeout = hello_timeout

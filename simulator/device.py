@@ -10,7 +10,8 @@ downlink, and the built-in MCP tools with paginated `tools/list`. The tests driv
 task and what `OnIncomingJson` schedules on it. It owns one collaborator per part of the
 board, each reaching the others through it (as the firmware's `Application::GetInstance()`):
 `ota` (`ota.py`), `channel` (`channel.py`), `state_machine` (`state_machine.py`), `microphone`
-(`microphone.py`), `playback` (`playback.py`) and `mcp` (`mcp.py`).
+(`microphone.py`), `playback` (`playback.py`) and `mcp` (`mcp.py`). The parts see it as the
+narrow `Board` of `board.py`, so none of them imports this module.
 """
 
 from __future__ import annotations

@@ -120,3 +120,12 @@ class MainTask:
 def boot_retry_delays(first: float = BOOT_RETRY_DELAY) -> list[float]:
     """`CheckNewVersion`: the waits after each failed boot check (10, 20, 40 ... s)."""
     return [first * 2**index for index in range(MAX_BOOT_FAILURES - 1)]
+
+
+def version_newer(candidate: str, current: str) -> bool:
+    """Numeric dot-separated version comparison, as the firmware's OTA check does."""
+
+    def parts(version: str) -> list[int]:
+        return [int(p) if p.isdigit() else 0 for p in version.split(".")]
+
+    return parts(candidate) > parts(current)

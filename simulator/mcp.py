@@ -17,14 +17,12 @@ from functools import partial
 import json
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from custom_components.openai_realtime_voice.xiaozhi import McpMessage, encode_object
 
+from .board import Board
 from .errors import SimulatorError
-
-if TYPE_CHECKING:
-    from .device import DeviceSimulator
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,7 +58,7 @@ class Tool:
 class McpServer:
     """The device's MCP server: its tools and the settings they change."""
 
-    def __init__(self, device: DeviceSimulator, page_size: int) -> None:
+    def __init__(self, device: Board, page_size: int) -> None:
         """The firmware's tools for this board; `page_size` tools per `tools/list` page."""
         self._device = device
         self.page_size = page_size

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 import wave
 
 import numpy as np
@@ -17,10 +17,8 @@ import opuslib_next
 
 from custom_components.openai_realtime_voice.xiaozhi import encode_audio_frame
 
+from .board import Board
 from .errors import SimulatorError
-
-if TYPE_CHECKING:
-    from .device import DeviceSimulator
 
 UPLINK_SAMPLE_RATE = 16000
 UPLINK_FRAME_MS = 60
@@ -66,7 +64,7 @@ def read_wav_as_16k(path: Path) -> bytes:
 class Microphone:
     """The Opus encoder, the uplink timestamps and the voice processing switch of one board."""
 
-    def __init__(self, device: DeviceSimulator) -> None:
+    def __init__(self, device: Board) -> None:
         """Start with voice processing off, as the board boots."""
         self._device = device
         self.enabled = False  # AudioService::EnableVoiceProcessing

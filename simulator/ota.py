@@ -12,13 +12,11 @@ from dataclasses import dataclass
 import hashlib
 import hmac
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .board import Board
 from .errors import OtaError
-from .firmware import MAX_BOOT_FAILURES, DeviceState, boot_retry_delays
-
-if TYPE_CHECKING:
-    from .device import DeviceSimulator
+from .firmware import MAX_BOOT_FAILURES, DeviceState, boot_retry_delays, version_newer
 
 
 @dataclass(slots=True)
@@ -33,21 +31,12 @@ class OtaResult:
     firmware: dict[str, Any] | None = None
 
 
-def version_newer(candidate: str, current: str) -> bool:
-    """Numeric dot-separated version comparison, as the firmware's OTA check does."""
-
-    def parts(version: str) -> list[int]:
-        return [int(p) if p.isdigit() else 0 for p in version.split(".")]
-
-    return parts(candidate) > parts(current)
-
-
 class Ota:
     """The OTA client of one board and what its last boot check stored."""
 
     def __init__(
         self,
-        device: DeviceSimulator,
+        device: Board,
         url: str | None,
         *,
         activation_retry_delay: float,

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import opuslib_next
 
 from custom_components.openai_realtime_voice.xiaozhi import BinaryFrameError, decode_audio_frame
 
-from .firmware import DeviceState
-from .ota import version_newer
-
-if TYPE_CHECKING:
-    from .device import DeviceSimulator
+from .board import Board
+from .firmware import DeviceState, version_newer
 
 MAX_DECODE_PACKETS_IN_QUEUE = 2400 // 60
 
@@ -37,7 +34,7 @@ class DownlinkPacket:
 class Playback:
     """The decode queue and what the speaker played, packet by packet."""
 
-    def __init__(self, device: DeviceSimulator) -> None:
+    def __init__(self, device: Board) -> None:
         """An empty queue; the decoder is made by the server hello (`start`)."""
         self._device = device
         self.downlink: list[DownlinkPacket] = []

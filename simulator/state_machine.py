@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode, ListenStart, encode_object
 
+from .board import Board
 from .firmware import DeviceState, is_valid_transition
-
-if TYPE_CHECKING:
-    from .device import DeviceSimulator
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -26,7 +23,7 @@ _LOGGER = logging.getLogger(__name__)
 class StateMachine:
     """The board's device state, its listening mode and the deferred listening start."""
 
-    def __init__(self, device: DeviceSimulator, listen_mode: ListenMode) -> None:
+    def __init__(self, device: Board, listen_mode: ListenMode) -> None:
         """Idle, listening in `listen_mode` once it listens."""
         self._device = device
         self.state = DeviceState.IDLE

@@ -32,7 +32,7 @@ async def test_a_connection_is_served_from_its_home(
     assert bridge.home is home
     assert home.state.connection is bridge.connection
     twin = DeviceSimulator(
-        device.ota_url,
+        device.ota.url,
         ws_url=str(device.nvs_websocket["url"]),
         mac=device.mac,
         token=str(device.nvs_websocket["token"]),

@@ -12,6 +12,7 @@ from custom_components.openai_realtime_voice.bridge.session_setup import (
 )
 from custom_components.openai_realtime_voice.const import CONF_LLM_HASS_API, DOMAIN
 from custom_components.openai_realtime_voice.realtime import Modality
+from tests.agent_helpers import set_settings
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect
 
 pytestmark = pytest.mark.usefixtures("lights")
@@ -44,9 +45,7 @@ async def test_an_unknown_llm_api_still_gives_a_session(
     bridge = bridge_of(hass, state)
     assert bridge is not None
     entry = hass.config_entries.async_entries(DOMAIN)[0]
-    hass.config_entries.async_update_entry(
-        entry, options={**entry.options, CONF_LLM_HASS_API: ["no_such_api"]}
-    )
+    set_settings(hass, entry, **{CONF_LLM_HASS_API: ["no_such_api"]})
     config = await async_device_session_config(bridge, bridge.turns, state, bridge.connection)
     names = [tool.name for tool in config.tools]
     assert state.errors["llm_api"] == 1

@@ -102,21 +102,22 @@ def test_the_layer_check_sees_deferred_imports() -> None:
     } <= found
 
 
-def module_name(path: Path) -> str:
-    """The dotted name of one file of the integration (a package by its `__init__`)."""
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    """The dotted name of one file of a package (a package by its `__init__`)."""
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def dependency_graph() -> dict[str, set[str]]:
-    """Which modules of the integration each module imports (deferred imports included).
+def dependency_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Which modules of a package each module imports (deferred and type-checking imports
+    included).
 
     `from . import policy` depends on the submodule, not on the package's `__init__`.
     """
-    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    paths = {module_name(path, root): path for path in root.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in paths.items():
-        package = path.relative_to(PACKAGE.parent).parts[:-1]
+        package = path.relative_to(root.parent).parts[:-1]
         targets: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -160,9 +161,15 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_no_import_cycle() -> None:
-    """No two modules of the integration import each other, directly or around a circle."""
-    assert cycles(dependency_graph()) == []
+@pytest.mark.parametrize(
+    "root",
+    [PACKAGE, PACKAGE.parent.parent / "simulator", PACKAGE.parent.parent / "realtime_server"],
+    ids=["integration", "simulator", "realtime_server"],
+)
+def test_no_import_cycle(root: Path) -> None:
+    """No two modules of the integration, the device simulator or the test server import each
+    other, directly or around a circle (an import only for type checking counts too)."""
+    assert cycles(dependency_graph(root)) == []
 
 
 def test_the_cycle_check_finds_a_circle() -> None:

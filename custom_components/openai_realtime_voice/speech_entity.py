@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, override
 
-from homeassistant.components import tts
 from homeassistant.components.assist_pipeline import PipelineEventType
-from homeassistant.components.assist_pipeline.pipeline import (
-    KEY_ASSIST_PIPELINE,
-    async_get_pipeline,
-)
+from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
 from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
@@ -25,10 +21,10 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.util.ulid import ulid_now
 
 from .const import CONF_TRANSCRIPTION_MODEL, DOMAIN, SUBENTRY_CONVERSATION
 from .models import OpenAIRealtimeData
+from .pipeline_shim import keep_out_of_tts_cache, pipeline_runs
 from .speech_flow import async_offer_pipeline
 
 LATENCY_KEY = "speech_latency"
@@ -141,45 +137,40 @@ def shared_turn_agent(
     out of Home Assistant's cache folder.
 
     The run is found by what Home Assistant records of every run for its pipeline debug view
-    (the events the frontend shows): its run-start names the pipeline and the conversation,
-    and has a `tts_output` only when the run ends with text-to-speech. A run that stops at
-    speech-to-text (`assist_satellite.ask_question`) or at the agent gets no answer started.
+    (the events the frontend shows; `pipeline_shim` reads them): its run-start names the
+    pipeline and the conversation, and has a `tts_output` only when the run ends with
+    text-to-speech. A run that stops at speech-to-text (`assist_satellite.ask_question`) or at
+    the agent gets no answer started.
     """
-    debug = hass.data[KEY_ASSIST_PIPELINE].pipeline_debug
-    for pipeline_id, runs in debug.items():
-        for run in list(runs.values()):
-            events = run.events
-            if not events or events[0].type is not PipelineEventType.RUN_START:
-                continue
-            start = events[0].data or {}
-            if start.get("conversation_id") != conversation_id or any(
-                event.type is PipelineEventType.RUN_END for event in events
-            ):
-                continue
-            if not any(
-                event.type is PipelineEventType.STT_START
-                and (event.data or {}).get("engine") == stt
-                for event in events
-            ):
-                continue
-            if "tts_output" not in start:
-                return None
-            pipeline = async_get_pipeline(hass, pipeline_id)
-            agent = _registered(hass, entry, pipeline.conversation_engine)
-            subentry = entry.subentries.get(agent.config_subentry_id or "") if agent else None
-            if (
-                subentry is None
-                or subentry.subentry_type != SUBENTRY_CONVERSATION
-                or _registered(hass, entry, pipeline.tts_engine) is None
-            ):
-                return None
-            # The run's speech is this turn's audio. Home Assistant keeps speech by its words
-            # and options: an option of this turn alone keeps an earlier answer in the same
-            # words from being served, and the answer stays out of the cache folder.
-            if (stream := tts.async_get_stream(hass, start["tts_output"]["token"])) is not None:
-                stream.options[FRESH_OPTION] = ulid_now()
-                stream.use_file_cache = False
-            return subentry
+    for pipeline_id, events in pipeline_runs(hass):
+        if not events or events[0].type is not PipelineEventType.RUN_START:
+            continue
+        start = events[0].data or {}
+        if start.get("conversation_id") != conversation_id or any(
+            event.type is PipelineEventType.RUN_END for event in events
+        ):
+            continue
+        if not any(
+            event.type is PipelineEventType.STT_START and (event.data or {}).get("engine") == stt
+            for event in events
+        ):
+            continue
+        if "tts_output" not in start:
+            return None
+        pipeline = async_get_pipeline(hass, pipeline_id)
+        agent = _registered(hass, entry, pipeline.conversation_engine)
+        subentry = entry.subentries.get(agent.config_subentry_id or "") if agent else None
+        if (
+            subentry is None
+            or subentry.subentry_type != SUBENTRY_CONVERSATION
+            or _registered(hass, entry, pipeline.tts_engine) is None
+        ):
+            return None
+        # The run's speech is this turn's audio. Home Assistant keeps speech by its words and
+        # options: an option of this turn alone keeps an earlier answer in the same words from
+        # being served, and the answer stays out of the cache folder.
+        keep_out_of_tts_cache(hass, start["tts_output"]["token"], FRESH_OPTION)
+        return subentry
     return None
 
 

@@ -13,7 +13,6 @@ from typing import Any, ClassVar, Final
 
 from homeassistant.components import conversation
 from homeassistant.components.assist_pipeline import async_get_pipelines
-from homeassistant.components.assist_pipeline.pipeline import KEY_ASSIST_PIPELINE
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigEntryState,
@@ -35,6 +34,7 @@ from .const import (
     TRANSCRIPTION_OFF,
 )
 from .flow_schemas import select
+from .pipeline_shim import create_pipeline
 
 SUBENTRY_STT: Final = "stt"
 SUBENTRY_TTS: Final = "tts"
@@ -100,9 +100,9 @@ def speech_pipeline(hass: HomeAssistant, entry: ConfigEntry) -> str | None:
 async def async_create_speech_pipeline(hass: HomeAssistant, entry: ConfigEntry) -> str:
     """Create the speech-to-speech Assist pipeline of an entry, with its first agent; its id."""
     language = hass.config.language
-    store = hass.data[KEY_ASSIST_PIPELINE].pipeline_store
     agent = first_agent(entry)
-    pipeline = await store.async_create_item(
+    return await create_pipeline(
+        hass,
         {
             "conversation_engine": agent_entity_id(hass, agent.subentry_id) if agent else None,
             "conversation_language": language,
@@ -116,9 +116,8 @@ async def async_create_speech_pipeline(hass: HomeAssistant, entry: ConfigEntry) 
             "wake_word_entity": None,
             "wake_word_id": None,
             "prefer_local_intents": False,
-        }
+        },
     )
-    return str(pipeline.id)
 
 
 @callback
