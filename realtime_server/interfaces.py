@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
 
+from simulator.changes import Changes
+
 from .discipline import ServiceDiscipline
 from .scripts import Running, ScriptedResponse
 
@@ -50,6 +52,8 @@ class Service(Protocol):
     response_params: list[dict[str, Any]]
     responses_done: int
     violations: list[str]
+    changes: Changes
+    """Told after each finished response (for event-driven waits in tests)."""
 
     @property
     def scenario(self) -> Answers | None:

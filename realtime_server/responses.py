@@ -216,6 +216,7 @@ async def _play_response(
     session.running.pop(response_id, None)
     await session.send({"type": "response.done", "response": response})
     session.server.responses_done += 1
+    session.server.changes.notify()
     # The service reports the (adjusted) limits once a response is done; the SDK docstring
     # of RateLimitsUpdatedEvent says "at the beginning of a Response", observed traffic has
     # it after response.done: clients must not rely on its position.

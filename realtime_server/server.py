@@ -25,6 +25,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from simulator.changes import Changes, Listener
+
 from .discipline import ServiceDiscipline
 from .protocol import (
     API_KEY,
@@ -103,6 +105,9 @@ class RealtimeServer:
         self._server: Server | None = None
         self._port = port
         self._changed = asyncio.Condition()
+        self.changes = Changes()
+        """Notified after each connection, received event and its handling, finished response
+        and closed connection (`async_add_listener`, for event-driven waits in tests)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -214,7 +219,12 @@ class RealtimeServer:
         """Received client events of one type."""
         return [event for event in self.received if event["type"] == kind]
 
+    def async_add_listener(self, update: Listener) -> Callable[[], None]:
+        """Call `update` after each change `changes` is notified of; returns the remover."""
+        return self.changes.async_add_listener(update)
+
     async def _notify(self) -> None:
+        self.changes.notify()
         async with self._changed:
             self._changed.notify_all()
 
@@ -288,6 +298,7 @@ class RealtimeServer:
             await session.expire()
         finally:
             session.cancel_tasks()
+            self.changes.notify()
 
     def _refusal(self, ws: ServerConnection) -> tuple[str, str, int, str | None] | None:
         """Why the service ends a new connection at once: (code, message, close code, event)."""
@@ -314,6 +325,7 @@ class RealtimeServer:
         if problems and not self.beta and not client_event_problems(event, beta=True):
             self.received.append(event)
             await refuse_beta_shape(session, event)
+            self.changes.notify()
             return
         if problems:
             kind = event.get("type") if isinstance(event, dict) else None
@@ -324,8 +336,10 @@ class RealtimeServer:
         await self._notify()
         hook = self.hooks.get(event["type"])
         if hook is not None and await hook(event):
+            self.changes.notify()
             return
         await session.handle(event)
+        self.changes.notify()
 
 
 def closed_port_url() -> str:

@@ -15,6 +15,7 @@ import aiohttp
 
 from custom_components.openai_realtime_voice.xiaozhi import DeviceHello, ServerHello
 
+from .changes import Changes
 from .firmware import DeviceState, MainTask
 
 
@@ -97,6 +98,8 @@ class Board(Protocol):
     nvs_websocket: dict[str, str | int]
     reboot_requested: bool
     main_task: MainTask
+    changes: Changes
+    """Told where a part records something (for event-driven waits in tests)."""
 
     @property
     def ota(self) -> OtaPart:

@@ -161,12 +161,14 @@ class Channel:
                     await self._on_text(msg.data)
                 elif msg.type is aiohttp.WSMsgType.BINARY:
                     self._device.playback.on_binary(msg.data)
+                self._device.changes.notify()  # a message or downlink packet recorded
                 if self.crashed:
                     break
         finally:
             self._device.on_audio_channel_closed()
             self._closed_event.set()
             self._message_event.set()
+            self._device.changes.notify()
             if self.crashed:
                 ws._response.close()  # noqa: SLF001 - the reboot drops the connection
 

@@ -51,6 +51,7 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     parse_server_message,
 )
 
+from .changes import Changes, Listener
 from .channel import HELLO_TIMEOUT, Channel
 from .errors import SimulatorError
 from .firmware import BOOT_RETRY_DELAY, DeviceState, MainTask
@@ -145,6 +146,8 @@ class DeviceSimulator:
         self.custom_payloads: list[dict[str, Any]] = []
         self.main_task = MainTask()
         self._jobs: set[asyncio.Task[None]] = set()
+        # Its parts notify these where they record (frames in, state changes, finished jobs).
+        self.changes = Changes()
 
         self.ota = Ota(
             self,
@@ -176,6 +179,11 @@ class DeviceSimulator:
         task = asyncio.get_running_loop().create_task(coro)
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
+        task.add_done_callback(lambda _: self.changes.notify())
+
+    def async_add_listener(self, update: Listener) -> Callable[[], None]:
+        """Call `update` after each received frame, state change, finished job and close."""
+        return self.changes.async_add_listener(update)
 
     @property
     def protocol_version(self) -> int:

@@ -179,6 +179,7 @@ class Ota:
         session = await self._device.http()
         states = self._device.state_machine
         states.state = DeviceState.ACTIVATING
+        self._device.changes.notify()
         try:
             for _ in range(max_attempts):
                 async with session.post(
@@ -196,6 +197,7 @@ class Ota:
             return False
         finally:
             states.state = DeviceState.IDLE
+            self._device.changes.notify()
 
     async def boot(self, max_rounds: int = 10) -> OtaResult | None:
         """`CheckNewVersion`: check the version and activate until no `activation` comes.

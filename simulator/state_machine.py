@@ -42,6 +42,12 @@ class StateMachine:
 
         A refused transition (`IsValidTransition`) changes nothing and is recorded.
         """
+        try:
+            return await self._transition(new)
+        finally:
+            self._device.changes.notify()
+
+    async def _transition(self, new: DeviceState) -> bool:
         device = self._device
         old = self.state
         if not is_valid_transition(old, new):
@@ -75,6 +81,7 @@ class StateMachine:
         self.cancel_pending_start()
         self.state = DeviceState.IDLE
         self._device.microphone.enabled = False
+        self._device.changes.notify()
 
     def cancel_pending_start(self) -> None:
         """Forget a deferred listening start."""

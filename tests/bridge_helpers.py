@@ -17,17 +17,18 @@ from custom_components.openai_realtime_voice.endpoint.hub import DeviceState
 from custom_components.openai_realtime_voice.xiaozhi import ListenDetect, encode_object
 from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
-from tests.device_helpers import bridge_at, connected_device, device_home, until
+from tests.device_helpers import bridge_at, connected_device, device_home, wait_until
 
 
 async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:
     """A paired, connected device whose bridge has a Realtime session."""
     device = await connected_device(hass, client, **kwargs)
     state = device_state(hass, device)
-    await until(
-        lambda: bridge_of(hass, state) is not None and bridge_of(hass, state).client is not None
+    await wait_until(
+        lambda: bridge_of(hass, state) is not None and bridge_of(hass, state).client is not None,
+        state,
     )
-    await until(lambda: bridge_of(hass, state).client.connected)
+    await wait_until(lambda: bridge_of(hass, state).client.connected, state)
     return device
 
 
@@ -37,7 +38,7 @@ async def disconnect(
     """Close the device's channel and wait until its bridge has stopped; return the bridge."""
     bridge = bridge_of(hass, state)
     await device.close()
-    await until(lambda: bridge_of(hass, state) is None and bridge.connection.closed)
+    await wait_until(lambda: bridge_of(hass, state) is None and bridge.connection.closed, state)
     assert not bridge.tasks
     assert bridge.client is None
     return bridge
@@ -99,7 +100,7 @@ async def say(device: DeviceSimulator, ms: int = 400) -> None:
     """The user speaks to a listening board: a tone the toy server VAD hears, then 1 s of
     silence that ends the turn (what a stock board sends; it types nothing). A board that
     just played a reply listens again once the playback drained."""
-    await until(lambda: device.mic_active)
+    await wait_until(lambda: device.mic_active, device)
     await device.send_audio(loud(ms) + bytes(32000))
 
 
@@ -137,11 +138,12 @@ async def refuse_realtime(
         "message": "You exceeded your current quota.",
     }
     await realtime_server.close_connection(1008, "insufficient_quota")
-    await until(
+    await wait_until(
         lambda: (
             bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
             and bridge_of(hass, state).pipeline is not None
-        )
+        ),
+        state,
     )
 
 

@@ -15,7 +15,7 @@ from yarl import URL
 from custom_components.openai_realtime_voice.xiaozhi import McpError, McpToolResult
 from simulator.camera import TAKE_PHOTO, Camera as BoardCamera
 from simulator.device import DeviceSimulator
-from tests.device_helpers import bridge_at, device_home, live, pair, simulator, until
+from tests.device_helpers import bridge_at, device_home, live, pair, simulator, wait_until
 
 GARAGE = "camera.garage"
 
@@ -71,13 +71,14 @@ async def camera_board(
     await pair(hass, device)
     await device.open_audio_channel()
     state = device_home(hass, device.mac).state
-    await until(lambda: any(t.name == TAKE_PHOTO for t in state.tools))
-    await until(
+    await wait_until(lambda: any(t.name == TAKE_PHOTO for t in state.tools), state)
+    await wait_until(
         lambda: (
             (bridge := bridge_at(hass, state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
-        )
+        ),
+        state,
     )
     return device, camera
 

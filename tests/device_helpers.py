@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from aiohttp.test_utils import TestClient
-from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntryState
-from homeassistant.const import CONF_API_KEY
-from homeassistant.core import HomeAssistant
+from homeassistant.components.conversation.chat_log import async_subscribe_chat_logs
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    SOURCE_INTEGRATION_DISCOVERY,
+    ConfigEntryState,
+)
+from homeassistant.const import CONF_API_KEY, EVENT_STATE_CHANGED
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.issue_registry import EVENT_REPAIRS_ISSUE_REGISTRY_UPDATED
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -28,6 +36,8 @@ from custom_components.openai_realtime_voice.home import DeviceHome
 from custom_components.openai_realtime_voice.models import find_home
 from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
 from realtime_server import RealtimeServer
+from simulator import changes
+from simulator.changes import Listener, Observable
 from simulator.device import DeviceSimulator
 from tests.agent_helpers import service_entry
 
@@ -69,12 +79,13 @@ async def release_devices(hass: HomeAssistant, client: TestClient) -> None:
     """
     for device in _SIMULATORS.pop(client, []):
         await device.close()
-    await until(
-        lambda: all(
-            home.bridge is None
-            for entry in hass.config_entries.async_loaded_entries(DOMAIN)
-            for home in entry.runtime_data.devices.values()
-        )
+    homes = [
+        home
+        for entry in hass.config_entries.async_loaded_entries(DOMAIN)
+        for home in entry.runtime_data.devices.values()
+    ]
+    await wait_until(
+        lambda: all(home.bridge is None for home in homes), *(home.state for home in homes)
     )
 
 
@@ -122,11 +133,85 @@ async def pair(hass: HomeAssistant, device: DeviceSimulator) -> None:
     assert "token" in final.websocket
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    """Wait until `predicate()` holds, yielding to the event loop in between."""
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - state set by callbacks with no event to await
-            await asyncio.sleep(0.005)
+class HassChanges:
+    """Home Assistant as a source of `wait_until`: entity states, repairs, config entries,
+    chat logs and flows, each through the event Home Assistant sends for it."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Observe this instance."""
+        self.hass = hass
+
+    def async_add_listener(self, update: Listener) -> Callable[[], None]:
+        """Call `update` on each state change, issue registry update, config entry change,
+        chat log change and reauth or discovery flow added or removed."""
+
+        @callback
+        def changed(*_: Any) -> None:
+            update()
+
+        @callback
+        def event(_: Event[Any]) -> None:
+            update()
+
+        removers = [
+            self.hass.bus.async_listen(EVENT_STATE_CHANGED, event),
+            self.hass.bus.async_listen(EVENT_REPAIRS_ISSUE_REGISTRY_UPDATED, event),
+            async_dispatcher_connect(self.hass, SIGNAL_CONFIG_ENTRY_CHANGED, changed),
+            async_subscribe_chat_logs(self.hass, changed),
+            self.hass.config_entries.flow.async_subscribe_flow(changed),
+        ]
+
+        def remove() -> None:
+            for remover in removers:
+                remover()
+
+        return remove
+
+
+class CallWatcher(changes.Changes):
+    """A source for `wait_until` where the product has no event: it is told after each call
+    of the named methods of one object, which run unchanged (e.g. a limiter's `release`)."""
+
+    def __init__(self, target: object, *methods: str) -> None:
+        """Wrap `methods` of `target` (an instance attribute shadows each bound method)."""
+        super().__init__()
+        for name in methods:
+            setattr(target, name, self._after(getattr(target, name)))
+
+    def _after(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.notify()
+
+        return call
+
+
+async def finished(
+    tasks: Iterable[asyncio.Future[Any]], what: str, timeout: float = changes.DEFAULT_TIMEOUT
+) -> None:
+    """Wait until every one of `tasks` is done: a task is its own event."""
+    if not (pending := set(tasks)):
+        return
+    _, unfinished = await asyncio.wait(pending, timeout=timeout)
+    if unfinished:
+        raise TimeoutError(f"timed out after {timeout:g} s waiting until {what}: {unfinished}")
+
+
+async def wait_until(
+    predicate: Callable[[], object],
+    *sources: Observable | HomeAssistant,
+    timeout: float = changes.DEFAULT_TIMEOUT,
+    what: str | None = None,
+) -> None:
+    """Wait until `predicate()` holds, re-checked whenever one of `sources` changed.
+
+    A source is the device simulator, the Realtime test server, a device's `DeviceState`
+    (the product's own change listeners), or Home Assistant (`HassChanges`).
+    """
+    observed = [HassChanges(s) if isinstance(s, HomeAssistant) else s for s in sources]
+    await changes.wait_until(predicate, *observed, timeout=timeout, what=what)
 
 
 def live(hass: HomeAssistant, mac: str) -> DeviceConnection:
@@ -147,7 +232,7 @@ async def connected_device(
         device.nvs_websocket["version"] = version
     await device.open_audio_channel()
     state = device_home(hass, device.mac).state
-    await until(lambda: state.volume is not None)
+    await wait_until(lambda: state.volume is not None, state)
     return device
 
 

@@ -34,6 +34,8 @@ from pytest_homeassistant_custom_component.common import (
     mock_platform,
 )
 
+from simulator.changes import Recorded
+
 TEST_DOMAIN = "fallback_providers"
 
 
@@ -67,7 +69,7 @@ class RecordingSTT(stt.SpeechToTextEntity):
 
     def __init__(self) -> None:
         """Start with no requests."""
-        self.requests: list[tuple[stt.SpeechMetadata, bytes]] = []
+        self.requests: Recorded[tuple[stt.SpeechMetadata, bytes]] = Recorded()
 
     @property
     def supported_languages(self) -> list[str]:

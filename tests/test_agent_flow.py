@@ -35,7 +35,14 @@ from realtime_server import RealtimeServer, ScriptedResponse
 from simulator.device import DeviceSimulator
 from tests.agent_helpers import AGENT, agent_of, ask_agent, reconfigure_agent
 from tests.bridge_helpers import device_state
-from tests.device_helpers import bridge_at, device_client, pair, release_devices, simulator, until
+from tests.device_helpers import (
+    bridge_at,
+    device_client,
+    pair,
+    release_devices,
+    simulator,
+    wait_until,
+)
 
 KIDS = "conversation.kids_room"
 LANGUAGES = ("en", "de", "zh-Hans")
@@ -78,12 +85,13 @@ async def _session_of(
     before = len(server.sessions)
     await device.open_audio_channel()
     state = device_state(hass, device)
-    await until(
+    await wait_until(
         lambda: (
             (bridge := bridge_at(hass, state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
-        )
+        ),
+        state,
     )
     return server.models[before], dict(server.sessions[before].session)
 
@@ -91,7 +99,7 @@ async def _session_of(
 async def _close(hass: HomeAssistant, device: DeviceSimulator) -> None:
     state = device_state(hass, device)
     await device.close()
-    await until(lambda: bridge_at(hass, state.mac) is None)
+    await wait_until(lambda: bridge_at(hass, state.mac) is None, state)
 
 
 async def _choose_agent(hass: HomeAssistant, mac: str, agent_id: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from custom_components.openai_realtime_voice.const import (
 from realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.agent_helpers import set_settings
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, wait_tts
-from tests.device_helpers import device_client, release_devices, until
+from tests.device_helpers import device_client, release_devices, wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -51,7 +51,7 @@ def _set_options(hass: HomeAssistant, **options: Any) -> None:
 
 
 async def _speak(device: Any) -> None:
-    await until(lambda: device.state.value == "listening")
+    await wait_until(lambda: device.mic_active, device)  # after the play-out
     await device.send_audio(loud(300) + bytes(32000))
 
 
@@ -67,7 +67,7 @@ async def test_late_transcript_of_an_earlier_turn_is_not_the_answer(
     await device.start_listening()
     await _speak(device)  # the earlier turn; its transcript comes 1.5 s after its commit
     await realtime_server.wait_for("input_audio_buffer.append")
-    await until(lambda: realtime_server.responses_done >= 1)
+    await wait_until(lambda: realtime_server.responses_done >= 1, realtime_server)
     await wait_tts(device, "stop")
     realtime_server.script(ScriptedResponse(text="Which room?", audio=tone(120)))
     start = len(device.messages)

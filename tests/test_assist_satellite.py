@@ -10,7 +10,7 @@ import pytest
 
 from realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.bridge_helpers import bridged, device_state, disconnect, satellite_id, tts_states
-from tests.device_helpers import until
+from tests.device_helpers import wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -23,7 +23,7 @@ async def test_announce_in_the_realtime_voice(
     state = device_state(hass, device)
     entity_id = satellite_id(hass, device.mac)
     # The board listens from its hello on (firmware order).
-    await until(lambda: hass.states.get(entity_id).state == "listening")
+    await wait_until(lambda: hass.states.get(entity_id).state == "listening", hass)
     assert hass.states.get(entity_id).attributes["path"] == "realtime"
     realtime_server.script(ScriptedResponse(text="Dinner is ready.", audio=tone(600)))
     await hass.services.async_call(
@@ -33,16 +33,16 @@ async def test_announce_in_the_realtime_voice(
         target={"entity_id": entity_id},
         blocking=True,
     )
-    await until(lambda: "stop" in tts_states(device))
+    await wait_until(lambda: "stop" in tts_states(device), device)
     create = realtime_server.of_type("response.create")[-1]
     assert create["response"]["conversation"] == "none"
     assert "Dinner is ready" in create["response"]["instructions"]
     assert tts_states(device) == ["start", "sentence_start:Dinner is ready.", "stop"]
     assert device.downlink_outcomes() == {"played": 10}
     # After `tts stop` the device (auto mode) listens again, and so does the satellite.
-    await until(lambda: hass.states.get(entity_id).state == "listening")
+    await wait_until(lambda: hass.states.get(entity_id).state == "listening", hass)
     await disconnect(hass, device, state)
-    await until(lambda: hass.states.get(entity_id).attributes["path"] is None)
+    await wait_until(lambda: hass.states.get(entity_id).attributes["path"] is None, hass)
 
 
 async def test_state_follows_the_conversation(
@@ -61,11 +61,13 @@ async def test_state_follows_the_conversation(
 
     hass.bus.async_listen(EVENT_STATE_CHANGED, changed)
     realtime_server.script(ScriptedResponse(text="Hi.", audio=tone(120)))
-    await until(lambda: hass.states.get(entity_id).state == "listening")  # since its hello
+    # since its hello
+    await wait_until(lambda: hass.states.get(entity_id).state == "listening", hass)
     await device.send_audio(tone_16k(600) + bytes(32000))
     # The server finishes before the bridge has played the reply: wait for the device.
-    await until(lambda: "stop" in tts_states(device))
-    await until(lambda: seen[-1] == "listening")  # the device listens again after the reply
+    await wait_until(lambda: "stop" in tts_states(device), device)
+    # the device listens again after the reply
+    await wait_until(lambda: seen[-1] == "listening", hass)
     assert seen == ["processing", "responding", "idle", "listening"]
     await disconnect(hass, device, state)
 

@@ -12,7 +12,7 @@ from custom_components.openai_realtime_voice.bridge import BridgeBusyError
 from custom_components.openai_realtime_voice.realtime import RealtimeSessionClosed
 from realtime_server import RealtimeServer, ScriptedResponse, tone
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, tts_states
-from tests.device_helpers import until
+from tests.device_helpers import wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -30,7 +30,7 @@ async def test_speak_returns_once_the_line_was_heard(
     create = realtime_server.of_type("response.create")[-1]
     assert create["response"]["conversation"] == "none"
     assert "Dinner is ready" in create["response"]["instructions"]
-    await until(lambda: tts_states(device)[-1:] == ["stop"])
+    await wait_until(lambda: tts_states(device)[-1:] == ["stop"], device)
     assert "sentence_start:Dinner is ready." in tts_states(device)
     await disconnect(hass, device, state)
 
@@ -46,7 +46,7 @@ async def test_a_second_question_is_refused_and_closing_fails_the_first(
     actions = bridge.actions
     realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
     first = hass.async_create_task(actions.async_ask("Are you there?", answer_timeout=60))
-    await until(lambda: actions.asking)
+    await wait_until(lambda: actions.asking, realtime_server)
     with pytest.raises(BridgeBusyError):
         await actions.async_ask("Hello?", answer_timeout=60)
     actions.close("the device disconnected")

@@ -30,7 +30,7 @@ from tests.bridge_helpers import (
     tts_states,
     wait_tts,
 )
-from tests.device_helpers import until
+from tests.device_helpers import wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -49,7 +49,7 @@ async def test_spoken_turn_turns_on_the_light(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await device.send_audio(speech + bytes(32000))  # then 1 s of silence ends the turn
-    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
     await wait_tts(device, "stop")
     await hass.async_block_till_done()
 
@@ -72,7 +72,7 @@ async def test_spoken_turn_turns_on_the_light(
     assert max(p.queue_depth for p in device.playback.downlink) < MAX_DECODE_PACKETS_IN_QUEUE
     assert len(device.playback.played_pcm) == 25 * 1440 * 2
     # The device listens again, the latency was measured, the turn is in the chat log.
-    await until(lambda: device.state.value == "listening")
+    await wait_until(lambda: device.state.value == "listening", device)
     assert state.last_latency_ms is not None
     assert list(state.latencies) == [state.last_latency_ms]
     outputs = realtime_server.of_type("conversation.item.create")
@@ -102,7 +102,7 @@ async def test_abort_mid_reply_stops_at_once(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await say(device)
-    await until(lambda: device.downlink_outcomes().get("played", 0) >= 6)
+    await wait_until(lambda: device.downlink_outcomes().get("played", 0) >= 6, device)
     start = len(device.messages)
     loop = asyncio.get_running_loop()
     began = loop.time()
@@ -112,7 +112,7 @@ async def test_abort_mid_reply_stops_at_once(
     await realtime_server.wait_for("response.cancel")
     truncate = await realtime_server.wait_for("conversation.item.truncate")
     assert 0 < truncate["audio_end_ms"] <= 3000
-    await until(lambda: realtime_server.responses_done >= 1)
+    await wait_until(lambda: realtime_server.responses_done >= 1, realtime_server)
     played = device.downlink_outcomes().get("played", 0)
     assert played < 50
     assert appended_audio(realtime_server)  # the user spoke; the board types nothing
@@ -130,7 +130,7 @@ async def test_device_tool_called_by_the_model(
     def offered() -> set[str]:
         return {tool["name"] for tool in realtime_server.session.session["tools"]}
 
-    await until(lambda: "device__self_audio_speaker_set_volume" in offered())
+    await wait_until(lambda: "device__self_audio_speaker_set_volume" in offered(), realtime_server)
     assert TURN_ON in offered()
     assert "device__self_reboot" not in offered()  # user-only tools stay with the user
     realtime_server.script(
@@ -144,7 +144,7 @@ async def test_device_tool_called_by_the_model(
         ScriptedResponse(text="Volume set.", audio=tone(300)),
     )
     await say(device)
-    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
     await wait_tts(device, "stop")
     assert device.mcp.volume == 30
     outputs = [
@@ -172,7 +172,7 @@ async def test_manual_mode_commits_on_listen_stop(
     def turn_detection() -> Any:
         return realtime_server.session.session["audio"]["input"]["turn_detection"]
 
-    await until(lambda: turn_detection() is None)
+    await wait_until(lambda: turn_detection() is None, realtime_server)
     await device.send_audio(loud(500))
     await device.stop_listening()
     await realtime_server.wait_for("input_audio_buffer.commit")
@@ -181,7 +181,7 @@ async def test_manual_mode_commits_on_listen_stop(
     assert device.state.value == "idle"  # manual mode idles after the reply
     assert state.last_latency_ms is not None
     await device.start_listening(ListenMode.AUTO)
-    await until(lambda: turn_detection() is not None)
+    await wait_until(lambda: turn_detection() is not None, realtime_server)
     await disconnect(hass, device, state)
 
 
@@ -193,18 +193,22 @@ async def test_too_short_push_to_talk_is_not_sent(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await device.start_listening(ListenMode.MANUAL)
-    await until(lambda: realtime_server.session.session["audio"]["input"]["turn_detection"] is None)
+    await wait_until(
+        lambda: realtime_server.session.session["audio"]["input"]["turn_detection"] is None,
+        realtime_server,
+    )
     await device.send_audio(loud(60))  # one frame
     await device.stop_listening()
     # The turn's end reaches the server: as a commit before, as a clear of the buffer now.
-    await until(
+    await wait_until(
         lambda: bool(
             realtime_server.of_type("input_audio_buffer.clear")
             or realtime_server.of_type("input_audio_buffer.commit")
-        )
+        ),
+        realtime_server,
     )
     assert not realtime_server.of_type("input_audio_buffer.commit")
-    await until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE)
+    await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE, state)
     # The next, real turn is the only one committed and answered.
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(loud(500))
@@ -227,7 +231,7 @@ async def test_speech_while_speaking_barges_in(
     device = await bridged(hass, client, default_mode=ListenMode.REALTIME)
     state = device_state(hass, device)
     await say(device)
-    await until(lambda: device.downlink_outcomes().get("played", 0) >= 6)
+    await wait_until(lambda: device.downlink_outcomes().get("played", 0) >= 6, device)
     start = len(device.messages)
     await device.send_audio(loud(300))
     await wait_tts(device, "stop", start)

@@ -44,6 +44,7 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     encode_object,
 )
 from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
+from simulator.changes import Recorded
 from simulator.device import DeviceSimulator
 from tests.agent_helpers import TURN_ON, set_settings
 from tests.bridge_helpers import (
@@ -58,7 +59,7 @@ from tests.bridge_helpers import (
     tts_states,
     wait_tts,
 )
-from tests.device_helpers import device_client, live, pair, simulator, until
+from tests.device_helpers import device_client, finished, live, pair, simulator, wait_until
 
 OUR_LOGGER = "custom_components.openai_realtime_voice"
 QUOTA = {
@@ -113,7 +114,7 @@ async def held_reply(device: DeviceSimulator, server: RealtimeServer, **kwargs: 
         )
     )
     await listen_detect(device, "tell me something")
-    await until(lambda: device.downlink_outcomes().get("played", 0) >= 3)
+    await wait_until(lambda: device.downlink_outcomes().get("played", 0) >= 3, device)
 
 
 async def typed_turn(device: DeviceSimulator, server: RealtimeServer, text: str = "hi") -> None:
@@ -158,7 +159,7 @@ async def test_missing_opus_alerts_the_device(
     connections = realtime_server.connections
     await device.open_audio_channel()
     state = device_state(hass, device)
-    await until(lambda: bool(device.alerts))
+    await wait_until(lambda: bool(device.alerts), device)
     assert device.alerts[0].status == "Error"
     assert "Opus is not available: libopus not found" in device.alerts[0].message
     assert state.errors["opus"] == 1
@@ -175,7 +176,7 @@ async def test_missing_opus_alerts_the_device(
     assert err.value.translation_key == "realtime_unavailable"
     assert "Opus is not available" in str(err.value.__cause__)
     await device.close()
-    await until(lambda: bridge_of(hass, state) is None)
+    await wait_until(lambda: bridge_of(hass, state) is None, state)
 
 
 async def test_actions_waiting_for_the_hello_fail_when_the_device_leaves(
@@ -189,14 +190,14 @@ async def test_actions_waiting_for_the_hello_fail_when_the_device_leaves(
     async with session.ws_connect(
         str(device.nvs_websocket["url"]), headers=device.ws_headers()
     ) as ws:  # connected, but no hello yet
-        await until(lambda: bridge_of(hass, state) is not None)
+        await wait_until(lambda: bridge_of(hass, state) is not None, state)
         speak = hass.async_create_task(bridge_of(hass, state).async_say("hello"))
         await asyncio.sleep(0)
         assert not speak.done()
         await ws.close()
     with pytest.raises(RealtimeSessionClosed):
         await speak
-    await until(lambda: bridge_of(hass, state) is None)
+    await wait_until(lambda: bridge_of(hass, state) is None, state)
     await device.close()
 
 
@@ -222,19 +223,20 @@ async def test_push_to_talk_pressed_before_the_bridge_is_ready(
         device = simulator(client)
         await pair(hass, device)
         await device.open_audio_channel()
-        events: list[DeviceEvent] = []
+        events: Recorded[DeviceEvent] = Recorded()
         live(hass, device.mac).async_add_listener(events.append)
         await device.start_listening(ListenMode.MANUAL)
         await device.send_audio(loud(300))
         await device.stop_listening()
-        await until(lambda: any(isinstance(e, ListenStopped) for e in events))
+        await wait_until(lambda: any(isinstance(e, ListenStopped) for e in events), events)
     finally:
         release.set()
     state = device_state(hass, device)
-    await until(
-        lambda: bridge_of(hass, state) is not None and bridge_of(hass, state).client is not None
+    await wait_until(
+        lambda: bridge_of(hass, state) is not None and bridge_of(hass, state).client is not None,
+        state,
     )
-    await until(lambda: bridge_of(hass, state).client.connected)
+    await wait_until(lambda: bridge_of(hass, state).client.connected, state)
     assert realtime_server.session.session["audio"]["input"]["turn_detection"] is None
     assert not realtime_server.of_type("input_audio_buffer.append")
     assert not realtime_server.of_type("input_audio_buffer.commit")
@@ -259,20 +261,23 @@ async def test_input_while_a_failing_session_opens_is_dropped(
     realtime_server.stall = True
     await device.open_audio_channel()
     state = device_state(hass, device)
-    await until(lambda: realtime_server.connections > connections)  # the bridge is connecting
+    # the bridge is connecting
+    await wait_until(lambda: realtime_server.connections > connections, realtime_server)
     bridge = bridge_of(hass, state)
     assert bridge.client is None
     assert bridge.path is BridgePath.REALTIME
     await device.start_listening()
     sent = await device.send_audio(loud(600))
     await listen_detect(device, "hello there")
-    await until(lambda: live(hass, device.mac).audio_packets_received >= sent)
+    connection = live(hass, device.mac)
+    await wait_until(lambda: connection.audio_packets_received >= sent, connection)
     assert bridge.realtime.uplink.queued  # kept for the session being opened
     realtime_server.stall = False
     await realtime_server.drop()  # the stalled attempt fails; the next one succeeds
-    await until(lambda: bridge.client is not None and bridge.client.connected)
-    await until(lambda: not bridge.realtime.uplink.queued)
-    await until(lambda: not [t for t in bridge.tasks if t.get_name().endswith("typed turn")])
+    await wait_until(lambda: bridge.client is not None and bridge.client.connected, bridge.device)
+    await wait_until(lambda: not bridge.realtime.uplink.queued, bridge.device)
+    typed = [t for t in bridge.tasks if t.get_name().endswith("typed turn")]
+    await finished(typed, "the typed turn waiting for the failed session is dropped")
     assert not realtime_server.of_type("input_audio_buffer.append")
     assert typed_texts(realtime_server) == []
     await typed_turn(device, realtime_server, "are you there")
@@ -310,7 +315,7 @@ async def test_wake_word_while_speaking_cuts_the_reply(
     await listen_detect(device, "hey")
     await wait_tts(device, "stop", start)
     await realtime_server.wait_for("response.cancel")
-    await until(lambda: realtime_server.responses_done == 1)
+    await wait_until(lambda: realtime_server.responses_done == 1, realtime_server)
     assert typed_texts(realtime_server) == ["tell me something"]  # "hey" only interrupted
     # Not speaking: a blank wake word text and a `listen stop` in auto mode start nothing.
     await listen_detect(device, "   ")
@@ -330,7 +335,10 @@ async def test_push_to_talk_of_whole_batches_is_sent_whole(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await device.start_listening(ListenMode.MANUAL)
-    await until(lambda: realtime_server.session.session["audio"]["input"]["turn_detection"] is None)
+    await wait_until(
+        lambda: realtime_server.session.session["audio"]["input"]["turn_detection"] is None,
+        realtime_server,
+    )
     assert await device.send_audio(loud(300)) == 5
     await device.stop_listening()
     await realtime_server.wait_for("input_audio_buffer.commit")
@@ -366,8 +374,10 @@ async def test_failed_commit_is_counted_and_frees_the_device(
         await device.start_listening(ListenMode.MANUAL)
         await device.send_audio(loud(200))
         await device.stop_listening()
-        await until(lambda turn=turn: len(commits) == turn and state.errors["realtime"] == turn)
-    await until(lambda: bridge.phase is BridgePhase.IDLE)
+        await wait_until(
+            lambda turn=turn: len(commits) == turn and state.errors["realtime"] == turn, state
+        )
+    await wait_until(lambda: bridge.phase is BridgePhase.IDLE, bridge.device)
     await hass.async_block_till_done()
     assert satellite_state(hass, state) == AssistSatelliteState.IDLE
     assert len(warnings(caplog, "Realtime request failed: client closed")) == 1
@@ -398,7 +408,7 @@ async def test_late_speech_started_does_not_reopen_a_closed_microphone(
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(loud(100))
     await device.stop_listening()
-    await until(lambda: commits and bridge.phase is BridgePhase.IDLE)
+    await wait_until(lambda: commits and bridge.phase is BridgePhase.IDLE, bridge.device)
     await realtime_server.send(
         {
             "type": "input_audio_buffer.speech_started",
@@ -434,9 +444,9 @@ async def test_failed_typed_turn_is_counted_and_logged_once(
 
     monkeypatch.setattr(bridge.client, "add_user_text", failing_add)
     await listen_detect(device, "one")
-    await until(lambda: state.errors["realtime"] == 1)
+    await wait_until(lambda: state.errors["realtime"] == 1, state)
     await listen_detect(device, "two")
-    await until(lambda: state.errors["realtime"] == 2)
+    await wait_until(lambda: state.errors["realtime"] == 2, state)
     assert len(warnings(caplog, "Realtime request failed: client closed")) == 1
     assert not realtime_server.of_type("response.create")
     monkeypatch.setattr(bridge.client, "add_user_text", real_add)
@@ -471,7 +481,7 @@ async def test_reply_that_fails_to_play_frees_the_device(
     realtime_server.script(ScriptedResponse(text="Broken.", audio=tone(300)))
     await listen_detect(device, "hi")
     await wait_tts(device, "stop")
-    await until(lambda: bool(device.alerts))
+    await wait_until(lambda: bool(device.alerts), device)
     assert device.alerts[0].message == "Speech bridge failed"
     assert state.errors["bridge"] == 1
     (record,) = warnings(caplog, "Speech bridge failed")
@@ -515,7 +525,7 @@ async def test_tool_outputs_that_cannot_be_sent_end_the_reply(
     assert hass.states.get("light.kitchen_lights").state == "on"
     assert state.errors["realtime"] == 1
     assert len(warnings(caplog, "Realtime request failed: client closed")) == 1
-    await until(lambda: bridge.phase is BridgePhase.IDLE)
+    await wait_until(lambda: bridge.phase is BridgePhase.IDLE, bridge.device)
     await disconnect(hass, device, state)
 
 
@@ -532,7 +542,7 @@ async def test_tool_loop_limit_ends_the_reply(
     realtime_server.script(ScriptedResponse(calls=calls), ScriptedResponse(calls=calls))
     await listen_detect(device, "lights")
     await wait_tts(device, "stop")
-    await until(lambda: realtime_server.responses_done == 2)
+    await wait_until(lambda: realtime_server.responses_done == 2, realtime_server)
     assert len(realtime_server.of_type("response.create")) == 2  # the turn, one tool round
     outputs = [
         e
@@ -556,7 +566,7 @@ async def test_empty_reply_records_only_the_user_turn(
     await listen_detect(device, "hmm")
     await wait_tts(device, "stop")
     bridge = bridge_of(hass, state)
-    await until(lambda: bridge.phase is BridgePhase.IDLE)
+    await wait_until(lambda: bridge.phase is BridgePhase.IDLE, bridge.device)
     with (
         chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
@@ -578,7 +588,7 @@ async def test_actions_refused_while_the_pipeline_stands_in(
     realtime_server.on_connect_error = QUOTA
     await realtime_server.close_connection(1008, "insufficient_quota")
     bridge = bridge_of(hass, state)
-    await until(lambda: bridge.path is BridgePath.ASSIST_PIPELINE)
+    await wait_until(lambda: bridge.path is BridgePath.ASSIST_PIPELINE, bridge.device)
     satellite = satellite_of(hass, state).entity_id
     for action, data, response in (
         ("speak", {"message": "hello"}, False),
@@ -606,7 +616,7 @@ async def test_actions_refused_while_the_pipeline_stands_in(
         )
     assert err.value.translation_key == "announcement_failed"
     realtime_server.on_connect_error = None
-    await until(lambda: bridge.client is not None and bridge.client.connected)
+    await wait_until(lambda: bridge.client is not None and bridge.client.connected, bridge.device)
     await disconnect(hass, device, state)
 
 
@@ -628,13 +638,13 @@ async def test_speak_fails_when_the_device_leaves(
             blocking=True,
         )
     )
-    await until(lambda: device.downlink_outcomes().get("played", 0) >= 2)
+    await wait_until(lambda: device.downlink_outcomes().get("played", 0) >= 2, device)
     await device.close()
     with pytest.raises(HomeAssistantError) as err:
         await announce
     assert err.value.translation_key == "announcement_failed"
     assert isinstance(err.value.__cause__, RealtimeSessionClosed)
-    await until(lambda: bridge_of(hass, state) is None)
+    await wait_until(lambda: bridge_of(hass, state) is None, state)
 
 
 async def test_second_ask_is_refused_while_one_waits(
@@ -692,10 +702,11 @@ async def test_ask_fails_when_the_session_ends_while_it_waits(
     assert isinstance(err.value.__cause__, RealtimeSessionClosed)
     assert not bridge_of(hass, state).actions.asking
     realtime_server.on_connect_error = None
-    await until(
+    await wait_until(
         lambda: (
             bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
-        )
+        ),
+        state,
     )
     await disconnect(hass, device, state)
 
@@ -734,7 +745,10 @@ async def test_ask_on_push_to_talk_without_options(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await device.start_listening(ListenMode.MANUAL)
-    await until(lambda: realtime_server.session.session["audio"]["input"]["turn_detection"] is None)
+    await wait_until(
+        lambda: realtime_server.session.session["audio"]["input"]["turn_detection"] is None,
+        realtime_server,
+    )
     realtime_server.user_transcript = "the blue one"
     realtime_server.script(ScriptedResponse(text="Which one?", audio=tone(120)))
     asking = hass.async_create_task(
@@ -770,7 +784,8 @@ async def test_option_match_when_the_model_does_not_answer_in_json(
             bridge.async_ask("Lights off?", options=["yes", "no"], answer_timeout=20)
         )
         await wait_tts(device, "stop", start)
-        await until(lambda: device.mic_active)  # listen start once the question played out
+        # listen start once the question played out
+        await wait_until(lambda: device.mic_active, device)
         await device.send_audio(loud(300) + bytes(32000))
         return await asking
 

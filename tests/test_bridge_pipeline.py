@@ -22,6 +22,7 @@ from custom_components.openai_realtime_voice.bridge import BridgePath, BridgePha
 from custom_components.openai_realtime_voice.const import CONF_DEVICE_USER, DOMAIN
 from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from realtime_server import RealtimeServer, ScriptedResponse, tone
+from simulator.changes import Recorded
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import (
@@ -35,7 +36,7 @@ from tests.bridge_helpers import (
     say,
     wait_tts,
 )
-from tests.device_helpers import device_client, pair, simulator, until
+from tests.device_helpers import device_client, pair, simulator, wait_until
 from tests.pipeline_providers import (
     STT_TEXT,
     TONE_HZ,
@@ -70,7 +71,7 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
     state = device_state(hass, device)
     entity_id = satellite_id(hass, device.mac)
     satellite = satellite_of(hass, state)
-    finished: list[bool] = []
+    finished: Recorded[bool] = Recorded()
     original_finished = satellite.tts_response_finished
 
     def tts_response_finished() -> None:
@@ -93,8 +94,10 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
         "message": "You exceeded your current quota.",
     }
     await realtime_server.close_connection(1008, "insufficient_quota")
-    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
-    await until(lambda: hass.states.get(entity_id).attributes["path"] == "assist_pipeline")
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE, state)
+    await wait_until(
+        lambda: hass.states.get(entity_id).attributes["path"] == "assist_pipeline", hass
+    )
     assert hass.states.get("light.kitchen_lights").state == "off"
 
     speech = await synthesize(STT_TEXT, 16000)
@@ -102,7 +105,7 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
     # The board listens since its hello: the pipeline's turn began at the switch.
     await device.send_audio(speech + bytes(32000 * 2))  # then 2 s of silence end the turn (VAD)
     await wait_tts(device, "stop", start)
-    await until(lambda: bool(finished))
+    await wait_until(lambda: bool(finished), finished)
     await hass.async_block_till_done()
 
     # The STT provider got the device's speech as 16 kHz mono PCM16.
@@ -134,18 +137,19 @@ async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
     assert user_lines == [STT_TEXT]
     # The satellite ran the pipeline's states and is idle again once the answer was heard.
     assert finished == [True]
-    await until(lambda: hass.states.get(entity_id).state == "idle")
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
     assert {"listening", "processing", "responding"} <= set(states)
 
     # Realtime recovers: the next turn goes to it, and the path attribute follows.
     realtime_server.on_connect_error = None
-    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
-    await until(
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME, state)
+    await wait_until(
         lambda: (
             bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
-        )
+        ),
+        state,
     )
-    await until(lambda: hass.states.get(entity_id).attributes["path"] == "realtime")
+    await wait_until(lambda: hass.states.get(entity_id).attributes["path"] == "realtime", hass)
     assert bridge_of(hass, state).pipeline is None
     realtime_server.script(ScriptedResponse(text="Realtime again.", audio=tone(120)))
     start = len(device.messages)
@@ -205,7 +209,7 @@ async def test_announce_media_that_cannot_be_decoded(
             target={"entity_id": entity_id},
             blocking=True,
         )
-    await until(lambda: hass.states.get(entity_id).state == "idle")
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
     assert bridge_of(hass, state).phase is BridgePhase.IDLE
     assert not device.downlink_outcomes().get("played")
     await disconnect(hass, device, state)
@@ -229,18 +233,18 @@ async def test_two_fallback_turns_on_a_realtime_mode_board(
         "message": "You exceeded your current quota.",
     }
     await realtime_server.close_connection(1008, "insufficient_quota")
-    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE, state)
     speech = await synthesize(STT_TEXT, 16000)
     for answers in (1, 2):
         start = len(device.messages)
         await device.send_audio(speech + bytes(32000 * 2))
         await wait_tts(device, "stop", start)
-        await until(lambda n=answers: len(providers.stt.requests) == n)
+        await wait_until(lambda n=answers: len(providers.stt.requests) == n, providers.stt.requests)
         assert device.state.value == "listening"
     assert len(providers.stt.requests) == 2
     sent = [f for f in device.channel.sent_frames if isinstance(f, str) and '"listen"' in f]
     assert sum('"start"' in f for f in sent) == 1  # the board never repeated `listen start`
-    await until(lambda: hass.states.get(entity_id).state == "listening")
+    await wait_until(lambda: hass.states.get(entity_id).state == "listening", hass)
     await disconnect(hass, device, state)
 
 
@@ -264,7 +268,7 @@ async def test_fallback_runs_as_the_device_user(
         "message": "You exceeded your current quota.",
     }
     await realtime_server.close_connection(1008, "insufficient_quota")
-    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE, state)
 
     start = len(device.messages)
     await device.start_listening()
@@ -335,7 +339,7 @@ async def test_fallback_hears_a_listening_board_after_realtime_drops(
     state = device_state(hass, device)
     realtime_server.on_connect_error = QUOTA
     await realtime_server.close_connection(1008, "insufficient_quota")
-    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE, state)
     speech = await synthesize(STT_TEXT, 16000)
     start = len(device.messages)
     async with asyncio.timeout(30):

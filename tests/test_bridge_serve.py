@@ -14,7 +14,7 @@ from custom_components.openai_realtime_voice.const import DOMAIN, SUBENTRY_DEVIC
 from custom_components.openai_realtime_voice.home import DeviceHome
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridged
-from tests.device_helpers import device_home, until
+from tests.device_helpers import device_home, wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -41,14 +41,16 @@ async def test_a_connection_is_served_from_its_home(
     try:
         await twin.open_audio_channel()
         await device.wait_closed()
-        await until(lambda: (now := serving(home)) is not None and now is not bridge)
+        await wait_until(
+            lambda: (now := serving(home)) is not None and now is not bridge, home.state
+        )
         assert bridge.connection.close_reason == "replaced by a new connection"
         assert not bridge.tasks
         assert home.state.connected
     finally:
         await device.close()
         await twin.close()
-    await until(lambda: home.bridge is None and home.state.connection is None)
+    await wait_until(lambda: home.bridge is None and home.state.connection is None, home.state)
     assert home.state.tools == []
     assert home.state.last_seen is not None
     await hass.async_block_till_done()

@@ -25,7 +25,7 @@ from custom_components.openai_realtime_voice.const import DOMAIN
 from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridge_of, bridged, device_state
-from tests.device_helpers import device_client, until
+from tests.device_helpers import device_client, wait_until
 
 
 @pytest.fixture
@@ -57,16 +57,16 @@ async def in_fallback(
         "message": "You exceeded your current quota.",
     }
     await server.close_connection(1008, "insufficient_quota")
-    await until(lambda: bridge.path is BridgePath.ASSIST_PIPELINE)
+    await wait_until(lambda: bridge.path is BridgePath.ASSIST_PIPELINE, bridge.device)
     # The drop, then one refused attempt 0.01 s later; the next waits 300 s.
-    await until(lambda: bridge.device.errors["realtime"] >= 2)
+    await wait_until(lambda: bridge.device.errors["realtime"] >= 2, bridge.device)
     await server.stop()
     return device, bridge
 
 
 async def assert_released(device: DeviceSimulator, bridge: SpeechBridge) -> None:
     """The channel is closed on both ends and the bridge owns no task any more."""
-    await until(lambda: bridge.connection.closed)
+    await wait_until(lambda: bridge.connection.closed, bridge.device)
     await asyncio.wait_for(device.wait_closed(), 5)
     assert bridge.connection.close_reason is not None
     assert not bridge.tasks

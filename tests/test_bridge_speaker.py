@@ -17,7 +17,7 @@ from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.agent_helpers import TURN_ON
 from tests.bridge_helpers import bridge_of, bridged, device_state, disconnect, loud, say, wait_tts
-from tests.device_helpers import until
+from tests.device_helpers import wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -34,7 +34,7 @@ async def test_barge_in_during_an_out_of_band_reply_cancels_it(
     await device.start_listening(ListenMode.REALTIME)
     bridge = bridge_of(hass, state)
     say = hass.async_create_task(bridge.async_say("An announcement."))
-    await until(lambda: device.downlink_outcomes().get("played", 0) >= 6)
+    await wait_until(lambda: device.downlink_outcomes().get("played", 0) >= 6, device)
     start = len(device.messages)
     await device.send_audio(loud(300))
     await wait_tts(device, "stop", start)
@@ -44,7 +44,7 @@ async def test_barge_in_during_an_out_of_band_reply_cancels_it(
     assert cancel["response_id"]
     await asyncio.wait_for(say, 3)  # the announcement ended: its caller does not hang
     assert not realtime_server.of_type("conversation.item.truncate")
-    await until(lambda: realtime_server.responses_done >= 1)
+    await wait_until(lambda: realtime_server.responses_done >= 1, realtime_server)
     await disconnect(hass, device, state)
 
 
@@ -64,8 +64,8 @@ async def test_barge_in_after_a_tool_follow_up_truncates_the_reply_playing(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await say(device)
-    await until(lambda: len(realtime_server.response_params) >= 2)
-    await until(lambda: device.downlink_outcomes().get("played", 0) >= 6)
+    await wait_until(lambda: len(realtime_server.response_params) >= 2, realtime_server)
+    await wait_until(lambda: device.downlink_outcomes().get("played", 0) >= 6, device)
     first_item = next(iter(realtime_server.session.audio_ms))
     (follow_up,) = realtime_server.session.running  # B, held after its audio
     await device.abort()
@@ -74,7 +74,7 @@ async def test_barge_in_after_a_tool_follow_up_truncates_the_reply_playing(
     assert 0 < truncate["audio_end_ms"] < 3000
     cancel = await asyncio.wait_for(realtime_server.wait_for("response.cancel"), 3)
     assert cancel["response_id"] == follow_up
-    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
     await disconnect(hass, device, state)
 
 
@@ -104,8 +104,8 @@ async def test_late_transcripts_keep_their_turn_in_the_chat_log(
         start = len(device.messages)
         await say(device, 300)
         await wait_tts(device, "stop", start)
-        await until(lambda q=question: ("user", q) in recorded())
-    await until(lambda: realtime_server.responses_done >= 2)
+        await wait_until(lambda q=question: ("user", q) in recorded(), hass)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
     await hass.async_block_till_done()
     # Too late for the board's screen (the reply was on it), in time for the chat log.
     assert device.user_lines == []

@@ -27,7 +27,7 @@ from custom_components.openai_realtime_voice.turn import MAX_TOOL_ROUNDS
 from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from tests.agent_helpers import TURN_ON
 from tests.bridge_helpers import bridge_of, bridged, device_state, say, wait_tts
-from tests.device_helpers import release_devices, until
+from tests.device_helpers import release_devices, wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -73,9 +73,9 @@ async def test_device_tool_calls_are_recorded_and_replayed(
         ScriptedResponse(text="Done.", audio=tone(300)),
     )
     realtime_server.user_transcript = "light on and volume 40"
-    await until(lambda: device.mic_active)
+    await wait_until(lambda: device.mic_active, device)
     await say(device)
-    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
     await wait_tts(device, "stop")
     assert device.mcp.volume == 40
     assert hass.states.get("light.kitchen_lights").state == "on"
@@ -108,7 +108,10 @@ async def test_device_tool_calls_are_recorded_and_replayed(
     await fresh.connect()
     try:
         await async_replay(fresh, content, ToolNames())
-        await until(lambda: len(realtime_server.of_type("conversation.item.create")) >= before + 6)
+        await wait_until(
+            lambda: len(realtime_server.of_type("conversation.item.create")) >= before + 6,
+            realtime_server,
+        )
     finally:
         await fresh.close()
     items = [event["item"] for event in realtime_server.of_type("conversation.item.create")]
@@ -155,10 +158,10 @@ async def test_a_model_that_keeps_calling_tools_is_stopped(
     creates = len(realtime_server.of_type("response.create"))
     with caplog.at_level(logging.WARNING):
         realtime_server.user_transcript = "keep going"
-        await until(lambda: device.mic_active)
+        await wait_until(lambda: device.mic_active, device)
         await say(device)
-        await until(lambda: len(_outputs(realtime_server)) >= rounds + 1)
-        await until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING)
+        await wait_until(lambda: len(_outputs(realtime_server)) >= rounds + 1, realtime_server)
+        await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING, state)
     await wait_tts(device, "stop")
     await asyncio.sleep(0.2)  # no further response is asked for
     # One response per answered round (the service's turn detection created the first); the
@@ -173,7 +176,7 @@ async def test_a_model_that_keeps_calling_tools_is_stopped(
     realtime_server.script(ScriptedResponse(text="Hello again.", audio=tone(120)))
     start = len(device.messages)
     realtime_server.user_transcript = "hello"
-    await until(lambda: device.mic_active)
+    await wait_until(lambda: device.mic_active, device)
     await say(device)
     await wait_tts(device, "stop", start)
     assert len(realtime_server.of_type("response.create")) - creates == rounds
@@ -195,9 +198,9 @@ async def test_device_tool_errors_and_timeouts_are_results(
         ScriptedResponse(text="Sorry.", audio=tone(120)),
     )
     realtime_server.user_transcript = "set the volume to 500"
-    await until(lambda: device.mic_active)
+    await wait_until(lambda: device.mic_active, device)
     await say(device)
-    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
     await wait_tts(device, "stop")
     (refused,) = _outputs(realtime_server)
     assert refused["error"] is True
@@ -210,9 +213,9 @@ async def test_device_tool_errors_and_timeouts_are_results(
     )
     start = len(device.messages)
     realtime_server.user_transcript = "how is the battery"
-    await until(lambda: device.mic_active)
+    await wait_until(lambda: device.mic_active, device)
     await say(device)
-    await until(lambda: realtime_server.responses_done >= 4)
+    await wait_until(lambda: realtime_server.responses_done >= 4, realtime_server)
     await wait_tts(device, "stop", start)
     timed_out = _outputs(realtime_server)[1]
     assert timed_out["error"] is True

@@ -39,7 +39,7 @@ from realtime_server import RealtimeServer, ScriptedResponse, default_usage
 from simulator.speech import synthesize
 from tests.agent_helpers import reconfigure_agent, set_settings, submit_options
 from tests.bridge_helpers import bridge_of, bridged, device_state, wait_tts
-from tests.device_helpers import release_devices, setup_entry, until
+from tests.device_helpers import release_devices, setup_entry, wait_until
 from tests.pipeline_providers import STT_TEXT, Providers
 
 # 91 audio output tokens per response at 10,000 USD per 1M: 0.91 USD, plus about 0.0014 USD.
@@ -179,7 +179,7 @@ async def test_a_device_switches_to_the_assist_pipeline(
         # Responses elsewhere (say, typed turns) use the budget up.
         for _ in range(3):
             entry.runtime_data.usage.record(default_usage())
-        await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
+        await wait_until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE, state)
         # The log says why, not that the service is down.
         assert "this month's budget of 2.20 USD is used up" in caplog.text
         connections = realtime_server.connections

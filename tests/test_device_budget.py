@@ -18,7 +18,7 @@ from homeassistant.core import HomeAssistant
 import pytest
 
 from simulator.errors import SimulatorError
-from tests.device_helpers import connected_device, device_home, live, until
+from tests.device_helpers import connected_device, device_home, live, wait_until
 
 FLOOD_FRAME_BYTES = 128 * 1024 - 64
 """Just under the text frame limit the attack used."""
@@ -75,7 +75,7 @@ async def test_a_frame_flood_closes_the_connection(
                 await asyncio.sleep(0)
                 if connection.closed:
                     break
-            await until(lambda: connection.closed, timeout=10)
+            await wait_until(lambda: connection.closed, connection.state, timeout=10)
         print(  # the figure the issue asks for (shown with -s)
             f"flood: {sent} frames sent, {connection.ignored_frames} handled, "
             f"worst loop hold {max(holds) * 1000:.1f} ms"
@@ -95,6 +95,7 @@ async def test_a_reconnecting_flood_does_not_refill_the_budget(
     caplog.set_level(logging.DEBUG)
     device = await connected_device(hass, client, hello_timeout=0.5)
     frame = bracket_frame(device.session_id, FLOOD_FRAME_BYTES)
+    state = device_home(hass, device.mac).state
     try:
         for _ in range(5):
             if not device.channel_open:
@@ -107,7 +108,7 @@ async def test_a_reconnecting_flood_does_not_refill_the_budget(
                 except SimulatorError, ConnectionError:
                     break
                 await asyncio.sleep(0)
-            await until(lambda: device_home(hass, device.mac).state.connection is None)
+            await wait_until(lambda: state.connection is None, state)
         handled = sum("Ignoring a bad frame" in r.getMessage() for r in caplog.records)
         assert handled <= 4
     finally:
@@ -126,7 +127,7 @@ async def test_a_device_talking_normally_stays_within_the_budget(
         await device.send_audio(b"\0\1" * 16000 * 2)
         # ...then the microphone streams in real time.
         await device.send_audio(b"\0\1" * 16000, realtime=True)
-        await until(lambda: connection.audio_packets_received >= 45)
+        await wait_until(lambda: connection.audio_packets_received >= 45, connection)
         assert not connection.closed
         assert device.channel_open
     finally:

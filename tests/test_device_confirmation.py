@@ -41,7 +41,7 @@ from tests.bridge_helpers import (
     tts_states,
     wait_tts,
 )
-from tests.device_helpers import release_devices, setup_entry, until
+from tests.device_helpers import release_devices, setup_entry, wait_until
 
 pytestmark = pytest.mark.usefixtures("demo_home")
 
@@ -98,7 +98,7 @@ async def _speak(device: Any, server: RealtimeServer, responses: int) -> None:
     """One spoken user turn (a loud tone, then silence ends it); wait for the model's answers."""
     await device.start_listening()
     await device.send_audio(loud(500) + bytes(32000))
-    await until(lambda: server.responses_done >= responses)
+    await wait_until(lambda: server.responses_done >= responses, server)
     await wait_tts(device, "stop")
 
 
@@ -151,7 +151,7 @@ async def test_model_cannot_confirm_its_own_request(
     outputs = _outputs(realtime_server)
     assert len(outputs) == 3
     assert outputs[2]["data"]["success"] is True, outputs[2]
-    await until(lambda: hass.states.get(entity_id).state == after)
+    await wait_until(lambda: hass.states.get(entity_id).state == after, hass)
 
     # The turns and the calls are in the device conversation's chat log, user turns first.
     bridge = bridge_of(hass, state)
@@ -188,7 +188,7 @@ async def test_untranscribed_turn_counts_as_a_turn(
         ScriptedResponse(text="Done.", audio=tone(120)),
     )
     await _speak(device, realtime_server, 5)
-    await until(lambda: hass.states.get("lock.front_door").state == "unlocked")
+    await wait_until(lambda: hass.states.get("lock.front_door").state == "unlocked", hass)
     bridge = bridge_of(hass, state)
     with (
         chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
@@ -239,7 +239,7 @@ async def test_tools_do_not_wait_for_a_late_transcript(
     assert _outputs(realtime_server)[0]["data"]["status"] == "confirmation_required"
     # The tool ran before the transcript came: the turn was recorded as the marker.
     assert user_turns == [UNTRANSCRIBED]
-    await until(lambda: chat_log_users() == ["unlock the front door"])
+    await wait_until(lambda: chat_log_users() == ["unlock the front door"], hass)
     with (
         chat_session.async_get_chat_session(hass, bridge.turns.conversation_id) as session,
         conversation.async_get_chat_log(hass, session) as chat_log,
@@ -276,11 +276,11 @@ async def test_a_turn_spoken_before_the_question_does_not_confirm(
     state = device_state(hass, device)
     await device.start_listening(ListenMode.REALTIME)
     await device.send_audio(loud(500) + bytes(32000))
-    await until(lambda: realtime_server.responses_done >= 1)
+    await wait_until(lambda: realtime_server.responses_done >= 1, realtime_server)
     realtime_server.user_transcript = "thanks"
     await device.send_audio(loud(300) + bytes(32000))
-    await until(lambda: len(_outputs(realtime_server)) >= 2)
-    await until(lambda: realtime_server.responses_done >= 3)
+    await wait_until(lambda: len(_outputs(realtime_server)) >= 2, realtime_server)
+    await wait_until(lambda: realtime_server.responses_done >= 3, realtime_server)
     await hass.async_block_till_done()
     assert [output["data"].get("status") for output in _outputs(realtime_server)] == [
         "confirmation_required",
@@ -290,7 +290,7 @@ async def test_a_turn_spoken_before_the_question_does_not_confirm(
 
     # Once the question has played, the user's answer starts after it and confirms.
     question = "sentence_start:Shall I unlock the front door?"
-    await until(lambda: question in tts_states(device), timeout=15)
+    await wait_until(lambda: question in tts_states(device), device, timeout=15)
     asked_at = next(
         index
         for index, message in enumerate(device.messages)
@@ -304,7 +304,7 @@ async def test_a_turn_spoken_before_the_question_does_not_confirm(
     )
     done = realtime_server.responses_done
     await device.send_audio(loud(500) + bytes(32000))
-    await until(lambda: realtime_server.responses_done >= done + 2)
-    await until(lambda: hass.states.get("lock.front_door").state == "unlocked")  # type: ignore[union-attr]
+    await wait_until(lambda: realtime_server.responses_done >= done + 2, realtime_server)
+    await wait_until(lambda: hass.states.get("lock.front_door").state == "unlocked", hass)  # type: ignore[union-attr]
     assert _outputs(realtime_server)[-1]["data"]["success"] is True
     await disconnect(hass, device, state)

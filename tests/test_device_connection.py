@@ -25,6 +25,7 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     encode_object,
 )
 from custom_components.openai_realtime_voice.xiaozhi.hello import DeviceFeatures, DeviceHello
+from simulator.changes import Recorded
 from tests.device_helpers import (
     NoMcpDevice,
     bridge_at,
@@ -33,7 +34,7 @@ from tests.device_helpers import (
     live,
     pair,
     simulator,
-    until,
+    wait_until,
 )
 
 OPUS_PACKET = b"\xf8\xff\xfe"
@@ -80,7 +81,7 @@ async def test_deadline_already_passed_closes_at_once(
             assert msg.data == code
             assert msg.extra == reason
         state = device_home(hass, device.mac).state
-        await until(lambda: not state.connected)
+        await wait_until(lambda: not state.connected, state)
     finally:
         await device.close()
 
@@ -95,13 +96,13 @@ async def test_downlink_audio_keeps_the_channel_open(
         idle = 0.5
         monkeypatch.setattr(device_connection, "IDLE_TIMEOUT", idle)
         # The pending receive still waits with the old deadline: one frame starts a new one.
-        events: list[DeviceEvent] = []
+        events: Recorded[DeviceEvent] = Recorded()
         connection.async_add_listener(events.append)
         await device.mcp.send_notification("notifications/state_changed", {"state": "idle"})
-        await until(lambda: len(events) == 1)
+        await wait_until(lambda: len(events) == 1, events)
         connection.session.send_tts_start()
         await connection.flush()
-        await until(lambda: device.state == "speaking")
+        await wait_until(lambda: device.state == "speaking", device)
         loop = asyncio.get_running_loop()
         end = loop.time() + 2 * idle
         sent = 0
@@ -109,11 +110,11 @@ async def test_downlink_audio_keeps_the_channel_open(
             assert await connection.send_audio(OPUS_PACKET)
             sent += 1
             await asyncio.sleep(0.05)  # pace the downlink like a speaking reply
-        await until(lambda: len(device.playback.downlink) == sent)
+        await wait_until(lambda: len(device.playback.downlink) == sent, device)
         assert not connection.closed
         assert device.channel_open
         await device.wait_closed()
-        await until(lambda: connection.closed)
+        await wait_until(lambda: connection.closed, connection.state)
         assert connection.close_reason == "idle"
     finally:
         await device.close()
@@ -130,20 +131,20 @@ async def test_device_without_mcp_gets_no_discovery(
         await pair(hass, device)
         await device.open_audio_channel()
         connection = live(hass, device.mac)
-        events: list[DeviceEvent] = []
+        events: Recorded[DeviceEvent] = Recorded()
         connection.async_add_listener(events.append)
         # Frames are ordered: had discovery started at the hello, its request would come first.
         await connection.send_json(
             {"type": "alert", "status": "Info", "message": "hi", "emotion": "happy"}
         )
-        await until(lambda: len(device.alerts) == 1)
+        await wait_until(lambda: len(device.alerts) == 1, device)
         assert [m["type"] for m in device.messages] == ["hello", "alert"]
         assert connection.mcp.pending == 0
         state = device_home(hass, device.mac).state
         assert state.tools == []
         assert state.volume is None
         await device.start_listening()
-        await until(lambda: any(isinstance(e, ListenStarted) for e in events))
+        await wait_until(lambda: any(isinstance(e, ListenStarted) for e in events), events)
         assert not connection.closed
     finally:
         await device.close()
@@ -257,7 +258,7 @@ async def test_device_removed_while_connecting_gets_no_bridge(
             assert msg.type is WSMsgType.CLOSE
             assert msg.extra == "device removed"
         connection = attached[0]
-        await until(lambda: connection.closed)
+        await wait_until(lambda: connection.closed, connection.state)
         assert connection.close_reason == "device removed"
         assert bridge_at(hass, state.mac) is None
         assert find_home(hass, device.mac) is None
@@ -273,7 +274,7 @@ async def test_failing_listener_keeps_the_session(
     device = await connected_device(hass, client)
     try:
         connection = live(hass, device.mac)
-        heard: list[DeviceEvent] = []
+        heard: Recorded[DeviceEvent] = Recorded()
 
         def broken(event: DeviceEvent) -> None:
             match event:
@@ -283,12 +284,12 @@ async def test_failing_listener_keeps_the_session(
         connection.async_add_listener(broken)
         connection.async_add_listener(heard.append)
         await device.start_listening()
-        await until(lambda: any(isinstance(event, ListenStarted) for event in heard))
+        await wait_until(lambda: any(isinstance(event, ListenStarted) for event in heard), heard)
         assert "Error handling ListenStarted from device" in caplog.text
         assert "listener bug" in caplog.text
         # The next listener still got the event, and the channel still carries messages.
         await device.stop_listening()
-        await until(lambda: any(isinstance(event, ListenStopped) for event in heard))
+        await wait_until(lambda: any(isinstance(event, ListenStopped) for event in heard), heard)
         assert not connection.closed
     finally:
         await device.close()

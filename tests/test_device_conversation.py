@@ -33,7 +33,7 @@ from tests.bridge_helpers import (
     send_typed_detect,
     wait_tts,
 )
-from tests.device_helpers import pair, release_devices, simulator, until
+from tests.device_helpers import pair, release_devices, simulator, wait_until
 
 WAKE_WORD = "你好小智"
 VOICED_RMS = 2000.0
@@ -102,7 +102,7 @@ async def test_first_utterance_reaches_a_slow_service(
     device = await woken(client, hass)
     utterance = chirp(1500)
     await device.detect_wake_word(WAKE_WORD, speech=utterance + bytes(32000))
-    await until(lambda: realtime_server.responses_done >= 1, timeout=10)
+    await wait_until(lambda: realtime_server.responses_done >= 1, realtime_server, timeout=10)
     await wait_tts(device, "stop")
 
     received = appended_audio(realtime_server)
@@ -144,7 +144,7 @@ async def test_wake_word_alone_starts_listening(
     device = await woken(client, hass, wake_word=text)
     assert await device.detect_wake_word()
     state = device_state(hass, device)
-    await until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING)
+    await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING, state)
     await asyncio.sleep(0.2)
     assert user_texts(realtime_server) == []
     assert not realtime_server.of_type("response.create")
@@ -205,7 +205,7 @@ async def test_silent_listening_device_is_closed(
     await asyncio.gather(streaming, return_exceptions=True)
     assert loop.time() - began >= 0.5
     assert device.state.value == "idle"
-    await until(lambda: bridge_of(hass, state) is None and bridge.connection.closed)
+    await wait_until(lambda: bridge_of(hass, state) is None and bridge.connection.closed, state)
     assert bridge.connection.close_reason == "no speech"
     async with asyncio.timeout(3):
         await session.ws.wait_closed()
@@ -222,7 +222,8 @@ async def test_speech_keeps_the_channel_open(
     device = await bridged(hass, client)
     connection = bridge_of(hass, device_state(hass, device)).connection
     for turn in range(2):
-        await until(lambda: device.mic_active)  # listen start once the reply played out
+        # listen start once the reply played out
+        await wait_until(lambda: device.mic_active, device)
         start = len(device.messages)
         await device.send_audio(chirp(400) + bytes(32000), realtime=True)
         await wait_tts(device, "stop", start)
@@ -230,7 +231,7 @@ async def test_speech_keeps_the_channel_open(
     assert device.channel_open
     async with asyncio.timeout(3):
         await device.wait_closed()
-    await until(lambda: connection.closed)
+    await wait_until(lambda: connection.closed, connection.state)
     assert connection.close_reason == "no speech"
     await device.close()
 
@@ -248,7 +249,7 @@ async def test_a_long_reply_is_not_cut_by_the_listening_timeout(
     assert device.downlink_outcomes() == {"played": 20}
     async with asyncio.timeout(3):
         await device.wait_closed()
-    await until(lambda: connection.closed)
+    await wait_until(lambda: connection.closed, connection.state)
     assert connection.close_reason == "no speech"
     await device.close()
 
@@ -264,7 +265,7 @@ async def test_aec_device_echo_does_not_barge_in(
     device = await bridged(hass, client, server_aec=True, default_mode=ListenMode.REALTIME)
     state = device_state(hass, device)
     await say(device)
-    await until(lambda: device.downlink_outcomes().get("played", 0) >= 3)
+    await wait_until(lambda: device.downlink_outcomes().get("played", 0) >= 3, device)
     before = len(realtime_server.of_type("input_audio_buffer.append"))
     assert device.mic_active
     await device.send_audio(chirp(600), realtime=True)  # the device hears its own speaker
@@ -357,9 +358,8 @@ async def test_user_line_before_the_reply_and_never_over_it(
     realtime_server.user_transcript = "and tomorrow"
     realtime_server.transcript_after_response = True
     start = len(device.messages)
-    async with asyncio.timeout(10):
-        while not device.mic_active:  # noqa: ASYNC110 - listen start after the play-out
-            await asyncio.sleep(0.01)
+    # listen start after the play-out
+    await wait_until(lambda: device.mic_active, device, timeout=10)
     await device.send_audio(chirp(400) + bytes(32000))
     # The transcript follows `response.done` at once, while the reply still plays out.
     await wait_tts(device, "stop", start)
@@ -441,7 +441,7 @@ async def test_detect_text_is_capped_and_rate_limited(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await send_typed_detect(device, "x" * 5000)
-    await until(lambda: len(user_texts(realtime_server)) == 1)
+    await wait_until(lambda: len(user_texts(realtime_server)) == 1, realtime_server)
     assert 0 < len(user_texts(realtime_server)[0]) <= 300
     for index in range(15):
         await device.send_raw_text(
@@ -457,5 +457,5 @@ async def test_detect_text_is_capped_and_rate_limited(
     monkeypatch.setattr(bridge_wake, "DETECT_WINDOW", 0.2)
     await asyncio.sleep(0.3)
     await send_typed_detect(device, "one more")
-    await until(lambda: user_texts(realtime_server)[-1:] == ["one more"])
+    await wait_until(lambda: user_texts(realtime_server)[-1:] == ["one more"], realtime_server)
     await disconnect(hass, device, state)

@@ -10,7 +10,7 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 
 from custom_components.openai_realtime_voice.const import DOMAIN
-from tests.device_helpers import connected_device, device_home, live, pair, simulator, until
+from tests.device_helpers import connected_device, device_home, live, pair, simulator, wait_until
 
 
 def entity_ids(entity_registry: er.EntityRegistry, mac: str) -> dict[str, str]:
@@ -46,7 +46,7 @@ async def test_entities_follow_the_connection(
         assert entry.entity_category == "diagnostic"
 
         await device.open_audio_channel()
-        await until(lambda: hass.states.get(ids["volume"]).state == "70")
+        await wait_until(lambda: hass.states.get(ids["volume"]).state == "70", hass)
         assert hass.states.get(ids["connected"]).state == STATE_ON
         assert hass.states.get(ids["last_seen"]).state not in (STATE_UNKNOWN, STATE_UNAVAILABLE)
 
@@ -65,7 +65,7 @@ async def test_entities_follow_the_connection(
             )
 
         await device.close_audio_channel()
-        await until(lambda: hass.states.get(ids["connected"]).state == STATE_OFF)
+        await wait_until(lambda: hass.states.get(ids["connected"]).state == STATE_OFF, hass)
         assert hass.states.get(ids["volume"]).state == STATE_UNAVAILABLE
     finally:
         await device.close()

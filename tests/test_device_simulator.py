@@ -35,6 +35,7 @@ from custom_components.openai_realtime_voice.xiaozhi import (
     encode_object,
 )
 from simulator.camera import Camera
+from simulator.changes import Recorded, wait_until
 from simulator.device import DeviceSimulator
 from simulator.errors import DeviceCrashedError, HelloTimeoutError, OtaError, SimulatorError
 from simulator.firmware import (
@@ -363,9 +364,7 @@ async def test_wake_word_while_speaking_aborts_and_listens_at_once(
     encoder = opuslib_next.Encoder(24000, 1, opuslib_next.APPLICATION_AUDIO)
     conn.session.send_audio(encoder.encode(bytes(2880), 1440))  # the reply's rest
     await conn.flush()
-    async with asyncio.timeout(5):
-        while len(device.playback.downlink) == heard:  # noqa: ASYNC110 - set by the receive loop
-            await asyncio.sleep(0.005)
+    await wait_until(lambda: len(device.playback.downlink) > heard, device)
     assert device.playback.downlink[-1].outcome == "not_speaking"
 
 
@@ -757,9 +756,7 @@ async def test_tts_start_while_idle_speaks(
     count = await conn.speak(tone(0.12, 24000), stop=False)
     await device.wait_for_message(lambda m: m.get("state") == "start", start)
     assert device.state is DeviceState.SPEAKING
-    async with asyncio.timeout(5):
-        while len(device.playback.downlink) < count:  # noqa: ASYNC110 - set by the receive loop
-            await asyncio.sleep(0.005)
+    await wait_until(lambda: len(device.playback.downlink) >= count, device)
     assert device.downlink_outcomes() == {"played": count}
 
 
@@ -777,14 +774,10 @@ async def test_tool_call_blocks_the_main_task(
     device.mcp.tools.append(Tool("self.slow", "Takes a while.", {}, slow))
     conn = await connect(device, server)
     call = asyncio.create_task(conn.mcp.call_tool("self.slow"))
-    async with asyncio.timeout(5):
-        while not device.main_task_held:  # noqa: ASYNC110 - set by the receive loop
-            await asyncio.sleep(0.005)
+    await wait_until(lambda: device.main_task_held, device)
     count = await conn.speak(tone(0.12, 24000), text="later", stop=False)
     await device.wait_for_message(lambda m: m.get("state") == "sentence_start")
-    async with asyncio.timeout(5):
-        while len(device.playback.downlink) < count:  # noqa: ASYNC110 - set by the receive loop
-            await asyncio.sleep(0.005)
+    await wait_until(lambda: len(device.playback.downlink) >= count, device)
     assert device.state is DeviceState.LISTENING
     assert device.assistant_lines == []
     assert device.downlink_outcomes() == {"not_speaking": count}
@@ -810,7 +803,7 @@ async def test_close_frames_are_not_answered(
     """esp-ml307 `OnTcpData` on opcode 0x8 only marks itself disconnected: the board never
     answers a close frame (a server waiting for the answer waits in vain), and its own
     `CloseAudioChannel` drops the TCP connection without one (`~WebSocket`)."""
-    closes: list[tuple[float, int | None]] = []
+    closes: Recorded[tuple[float, int | None]] = Recorded()
 
     async def handler(request: aiohttp.web.Request) -> aiohttp.web.WebSocketResponse:
         ws = aiohttp.web.WebSocketResponse(timeout=0.3)
@@ -833,9 +826,7 @@ async def test_close_frames_are_not_answered(
             await sim.wait_closed()
             assert sim.state is DeviceState.IDLE
             assert not sim.channel_open
-            async with asyncio.timeout(5):
-                while not closes:  # noqa: ASYNC110 - set by the server handler
-                    await asyncio.sleep(0.01)
+            await wait_until(lambda: bool(closes), closes)
         finally:
             await sim.close()
     waited, code = closes[0]

@@ -31,10 +31,11 @@ from tests.device_helpers import (
     connected_device,
     device_client,
     device_home,
+    finished,
     live,
     pair,
     simulator,
-    until,
+    wait_until,
 )
 
 LOOPBACK = ip_address("127.0.0.1")
@@ -67,7 +68,7 @@ async def test_pair_connect_and_hello(hass: HomeAssistant, client: TestClient) -
         state = device_home(hass, device.mac).state
         assert state.connected
         # MCP: initialize, every tools/list page (two tools per page here), then the volume.
-        await until(lambda: state.volume == 70)
+        await wait_until(lambda: state.volume == 70, state)
         names = {tool.name for tool in state.tools}
         assert names == {
             "self.get_device_status",
@@ -82,7 +83,7 @@ async def test_pair_connect_and_hello(hass: HomeAssistant, client: TestClient) -
         assert device.mcp.theme == "dark"
     finally:
         await device.close()
-    await until(lambda: not state.connected)
+    await wait_until(lambda: not state.connected, state)
 
 
 @pytest.mark.parametrize(
@@ -167,22 +168,22 @@ async def test_binary_framing_round_trip(
         connection.async_add_listener(events.append)
         await device.start_listening()
         sent = await device.send_audio(b"\0\1" * 16000)  # one second
-        await until(lambda: connection.audio_packets_received == sent)
+        await wait_until(lambda: connection.audio_packets_received == sent, connection)
         assert isinstance(events[0], ListenStarted)
         assert events[0].mode is ListenMode.AUTO
 
         assert not await connection.send_audio(b"\xf8\xff\xfe")  # not Speaking yet
         connection.session.send_tts_start()
         await connection.flush()
-        await until(lambda: device.state == "speaking")
+        await wait_until(lambda: device.state == "speaking", device)
         packet = device.channel.sent_frames[-1]
         assert isinstance(packet, bytes)
         assert await connection.send_audio(b"\xf8\xff\xfe")
-        await until(lambda: len(device.playback.downlink) == 1)
+        await wait_until(lambda: len(device.playback.downlink) == 1, device)
         assert device.downlink_outcomes() == {"played": 1}
 
         await device.abort()
-        await until(lambda: device.state != "speaking")
+        await wait_until(lambda: device.state != "speaking", device)
         assert any(isinstance(e, AbortRequested) for e in events)
         assert device.messages[-1]["state"] == "stop"
     finally:
@@ -221,7 +222,7 @@ async def test_hostile_input_keeps_the_session(
         assert not connection.closed
         assert "Traceback" not in caplog.text
         await device.start_listening(ListenMode.MANUAL)
-        await until(lambda: connection.session.listen_mode is ListenMode.MANUAL)
+        await wait_until(lambda: connection.session.listen_mode is ListenMode.MANUAL, connection)
     finally:
         await device.close()
 
@@ -235,7 +236,7 @@ async def test_frame_above_the_message_limit_closes(
         connection = live(hass, device.mac)
         await device.send_raw_bytes(b"\0" * 300_000)
         await device.wait_closed()
-        await until(lambda: connection.closed)
+        await wait_until(lambda: connection.closed, connection.state)
     finally:
         await device.close()
 
@@ -264,7 +265,7 @@ async def test_binary_before_hello_closes_with_reason(
             assert msg.type is WSMsgType.CLOSE
             assert "protocol error" in msg.extra
         state = device_home(hass, device.mac).state
-        await until(lambda: not state.connected)
+        await wait_until(lambda: not state.connected, state)
     finally:
         await device.close()
 
@@ -288,7 +289,7 @@ async def test_hello_and_idle_timeouts(
         await device.open_audio_channel()
         await device.wait_closed()
         state = device_home(hass, device.mac).state
-        await until(lambda: not state.connected)
+        await wait_until(lambda: not state.connected, state)
     finally:
         await device.close()
 
@@ -322,7 +323,7 @@ async def test_connect_cycles_leave_nothing_behind(hass: HomeAssistant, client: 
     device = await connected_device(hass, client)
     state = device_home(hass, device.mac).state
     await device.close_audio_channel()
-    await until(lambda: not state.connected)
+    await wait_until(lambda: not state.connected, state)
     await hass.async_block_till_done()
     tasks_before = len(asyncio.all_tasks())
     listeners_before = len(state._listeners)
@@ -330,7 +331,7 @@ async def test_connect_cycles_leave_nothing_behind(hass: HomeAssistant, client: 
         for _ in range(100):
             await device.open_audio_channel()
             await device.close_audio_channel()
-            await until(lambda: not state.connected)
+            await wait_until(lambda: not state.connected, state)
         await hass.async_block_till_done()
         assert len(asyncio.all_tasks()) <= tasks_before
         assert len(state._listeners) == listeners_before
@@ -361,9 +362,10 @@ async def test_send_json_and_silent_mcp_server(
         await connection.send_json(
             {"type": "alert", "status": "Warning", "message": "Battery low", "emotion": "sad"}
         )
-        await until(lambda: len(device.alerts) == 1)
+        await wait_until(lambda: len(device.alerts) == 1, device)
         state = device_home(hass, device.mac).state
-        await until(lambda: connection.mcp.pending == 0 and not connection._tasks)
+        await finished(connection._tasks, "MCP discovery gave up")
+        assert connection.mcp.pending == 0
         assert state.tools == []
         assert state.volume is None
         await connection.async_refresh_status()  # no status tool: nothing to read
@@ -412,7 +414,7 @@ async def test_vision_url_behind_a_trusted_proxy(
     try:
         await pair(hass, device)
         await device.open_audio_channel()
-        await until(lambda: device.mcp.vision is not None)
+        await wait_until(lambda: device.mcp.vision is not None, device)
         assert device.mcp.vision is not None
         assert device.mcp.vision["url"] == "https://ha.example.com/api/openai_realtime_voice/vision"
     finally:

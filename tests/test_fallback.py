@@ -19,7 +19,7 @@ from tests.bridge_helpers import (
     say,
     wait_tts,
 )
-from tests.device_helpers import device_client, until
+from tests.device_helpers import device_client, wait_until
 
 
 @pytest.fixture
@@ -49,28 +49,33 @@ async def test_fallback_while_realtime_is_down_and_back(
         "message": "You exceeded your current quota.",
     }
     await realtime_server.close_connection(1008, "insufficient_quota")
-    await until(
+    await wait_until(
         lambda: (
             bridge_of(hass, state) is not None
             and bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
-        )
+        ),
+        state,
     )
-    await until(lambda: hass.states.get(entity_id).attributes["path"] == "assist_pipeline")
+    await wait_until(
+        lambda: hass.states.get(entity_id).attributes["path"] == "assist_pipeline", hass
+    )
     assert state.errors["realtime"] >= 1
     # The listening board's turn runs through the satellite's pipeline from the switch on.
     await device.send_audio(tone(300)[:9600])
-    await until(
+    await wait_until(
         lambda: (
             bridge_of(hass, state).pipeline is not None
             and bridge_of(hass, state).pipeline.turns == 1
-        )
+        ),
+        state,
     )
     realtime_server.on_connect_error = None
-    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
-    await until(
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME, state)
+    await wait_until(
         lambda: (
             bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
-        )
+        ),
+        state,
     )
     assert hass.states.get(entity_id).attributes["path"] == "realtime"
     assert bridge_of(hass, state).pipeline is None

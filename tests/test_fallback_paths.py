@@ -37,7 +37,7 @@ from tests.bridge_helpers import (
     satellite_of,
     wait_tts,
 )
-from tests.device_helpers import device_client, until
+from tests.device_helpers import device_client, live, wait_until
 from tests.pipeline_providers import (
     STT_TEXT,
     TONE_HZ,
@@ -99,7 +99,7 @@ async def test_push_to_talk_release_ends_the_turn(
     await device.send_audio(speech)
     await device.stop_listening()
     await wait_tts(device, "stop", start)
-    await until(lambda: hass.states.get(satellite_id(hass, device.mac)).state == "idle")
+    await wait_until(lambda: hass.states.get(satellite_id(hass, device.mac)).state == "idle", hass)
     [(_, audio)] = stt_of(providers).requests
     # Every packet sent before the release reached STT (the last batch was flushed).
     assert len(speech) <= len(audio) <= len(speech) + 60 * 32
@@ -128,7 +128,7 @@ async def test_listen_start_again_replaces_the_turn(
     assert fallback is not None
     turns = fallback.turns  # the board listened at the switch: its turn runs already
     await device.start_listening(ListenMode.MANUAL)
-    await until(lambda: fallback.turns == turns + 1)
+    await wait_until(lambda: fallback.turns == turns + 1, live(hass, device.mac))
     speech = await synthesize(STT_TEXT, 16000)
     start = len(device.messages)
     await device.start_listening(ListenMode.MANUAL)
@@ -154,7 +154,7 @@ async def test_turn_begun_on_realtime_goes_on_in_the_pipeline(
     (the board sends no new `listen start` in auto mode)."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
-    await until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING)
+    await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING, state)
     await refuse_realtime(hass, realtime_server, state)
     fallback = bridge_of(hass, state).pipeline
     assert fallback is not None
@@ -183,10 +183,10 @@ async def test_pipeline_error_event_frees_the_device(
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(await synthesize("mumble", 16000))
     await device.stop_listening()
-    await until(lambda: state.errors["fallback"] == 1)
+    await wait_until(lambda: state.errors["fallback"] == 1, state)
     assert "Assist pipeline error: No text recognized" in caplog.text
-    await until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE)
-    await until(lambda: hass.states.get(entity_id).state == "idle")
+    await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE, state)
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
     assert tts_of(providers).messages == []
     assert "start" not in [m.get("state") for m in device.messages if m["type"] == "tts"]
     assert [m["text"] for m in device.messages if m["type"] == "stt"] == []
@@ -216,7 +216,7 @@ async def test_pipeline_that_cannot_run_alerts_the_device(
     monkeypatch.setattr(satellite, "async_accept_pipeline_from_satellite", vanished)
     with caplog.at_level(logging.WARNING):
         await device.start_listening(ListenMode.MANUAL)
-        await until(lambda: bool(alerts(device)))
+        await wait_until(lambda: bool(alerts(device)), device)
     message = (
         "Assist pipeline failed: Pipeline error code=pipeline_not_found, "
         "message=Pipeline gone not found"
@@ -224,7 +224,7 @@ async def test_pipeline_that_cannot_run_alerts_the_device(
     assert alerts(device) == [message]
     assert state.errors["fallback"] == 1
     assert message in caplog.text
-    await until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE)
+    await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE, state)
     assert stt_of(providers).requests == []
     await disconnect(hass, device, state)
 
@@ -243,11 +243,11 @@ async def test_undecodable_answer_alerts_and_the_satellite_idles(
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(await synthesize(STT_TEXT, 16000))
     await device.stop_listening()
-    await until(lambda: bool(alerts(device)))
+    await wait_until(lambda: bool(alerts(device)), device)
     [alert] = alerts(device)
     assert alert.startswith("Cannot play the answer: ")
     await wait_tts(device, "stop", start)
-    await until(lambda: hass.states.get(entity_id).state == "idle")
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
     assert state.errors["fallback"] == 1
     assert not device.downlink_outcomes().get("played")
     assert bridge_of(hass, state).phase is BridgePhase.IDLE
@@ -284,9 +284,9 @@ async def test_answer_gone_before_it_is_played(
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(await synthesize(STT_TEXT, 16000))
     await device.stop_listening()
-    await until(lambda: bool(alerts(device)))
+    await wait_until(lambda: bool(alerts(device)), device)
     assert alerts(device) == ["Cannot play the answer: the TTS result is gone"]
-    await until(lambda: hass.states.get(entity_id).state == "idle")
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
     # The answer itself was fine (reading it also lets HA finish caching it).
     [stream] = expired
     assert b"".join([chunk async for chunk in stream.async_stream_result()])
@@ -306,14 +306,14 @@ async def test_turn_without_a_satellite_entity(
     device, state = await on_fallback(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
-    await until(lambda: satellite_of(hass, state) is None)
+    await wait_until(lambda: satellite_of(hass, state) is None, hass)
     fallback = bridge_of(hass, state).pipeline
     assert fallback is not None
     turns = fallback.turns
     await device.start_listening(ListenMode.MANUAL)
-    await until(lambda: state.errors["fallback"] == 1)
+    await wait_until(lambda: state.errors["fallback"] == 1, state)
     assert "No assist satellite entity to run the pipeline" in caplog.text
-    await until(lambda: bool(alerts(device)))
+    await wait_until(lambda: bool(alerts(device)), device)
     assert alerts(device) == ["No assist satellite entity to run the pipeline"]
     assert fallback.turns == turns
     await device.send_audio(await synthesize(STT_TEXT, 16000))
@@ -337,9 +337,9 @@ async def test_satellite_disabled_while_a_turn_runs(
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(await synthesize(STT_TEXT, 16000))
     await device.stop_listening()
-    await until(lambda: bool(stt.requests))
+    await wait_until(lambda: bool(stt.requests), stt.requests)
     er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
-    await until(lambda: hass.states.get(entity_id) is None)  # removal (and its run) done
+    await wait_until(lambda: hass.states.get(entity_id) is None, hass)  # removal (and its run) done
     assert satellite_of(hass, state) is None
     stt.hold.set()
     await hass.async_block_till_done()
@@ -366,7 +366,7 @@ async def test_satellite_disabled_while_the_answer_plays(
     await device.stop_listening()
     await wait_tts(device, "start", start)
     er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
-    await until(lambda: satellite_of(hass, state) is None)
+    await wait_until(lambda: satellite_of(hass, state) is None, hass)
     await wait_tts(device, "stop", start)
     played = bytes(device.playback.played_pcm)
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5

@@ -31,7 +31,7 @@ from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import alerts, disconnect, on_fallback, satellite_id, wait_tts
-from tests.device_helpers import bridge_at, device_client, until
+from tests.device_helpers import bridge_at, device_client, wait_until
 from tests.pipeline_providers import (
     STT_TEXT,
     TONE_HZ,
@@ -162,7 +162,7 @@ async def test_wav_answer_plays_without_ffmpeg(
     engine(providers).answer = ("wav", tone_wav(rate))
     start = await one_turn(device)
     await wait_tts(device, "stop", start)
-    await until(lambda: hass.states.get(satellite_id(hass, device.mac)).state == "idle")
+    await wait_until(lambda: hass.states.get(satellite_id(hass, device.mac)).state == "idle", hass)
     assert hass.states.get("light.kitchen_lights").state == "on"
     assert alerts(device) == []
     assert set(device.downlink_outcomes()) == {"played"}
@@ -191,18 +191,18 @@ async def test_mp3_answer_is_converted_by_home_assistants_ffmpeg(
     # MP3 adds the encoder's delay and pads its last frame (about 70 ms).
     assert 48000 <= len(played) <= 48000 + 48 * 150
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
-    await until(lambda: hass.states.get(entity_id).state == "idle")
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
 
     without_ffmpeg(hass, monkeypatch, tmp_path)
     # Another intent, so another answer text: HA's TTS cache cannot answer it.
     assert isinstance(providers.stt, ScriptedSTT)
     providers.stt.text = "turn off the kitchen lights"
     start = await one_turn(device)
-    await until(lambda: bool(alerts(device)))
+    await wait_until(lambda: bool(alerts(device)), device)
     [alert] = alerts(device)
     assert alert.startswith("Cannot play the answer: the TTS answer failed: ")
     await wait_tts(device, "stop", start)
-    await until(lambda: hass.states.get(entity_id).state == "idle")
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
     assert state.errors["fallback"] == 1
     await disconnect(hass, device, state)
 
@@ -253,10 +253,10 @@ async def test_broken_wav_answer_alerts_and_the_satellite_idles(
     entity_id = satellite_id(hass, device.mac)
     engine(providers).answer = ("wav", answer)
     start = await one_turn(device)
-    await until(lambda: bool(alerts(device)))
+    await wait_until(lambda: bool(alerts(device)), device)
     assert alerts(device) == [alert]
     await wait_tts(device, "stop", start)
-    await until(lambda: hass.states.get(entity_id).state == "idle")
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
     assert state.errors["fallback"] == 1
     assert not device.playback.played_pcm
     assert bridge_at(hass, state.mac) is not None
@@ -282,14 +282,14 @@ async def test_answer_breaking_off_midway_stops_with_an_alert(
     whole = tone_wav(22050)
     engine(providers).broken = whole[: 44 + (len(whole) - 44) // 2]
     start = await one_turn(device)
-    await until(lambda: bool(device.playback.played_pcm))
+    await wait_until(lambda: bool(device.playback.played_pcm), device)
     engine(providers).fail.set()
-    await until(lambda: bool(alerts(device)))
+    await wait_until(lambda: bool(alerts(device)), device)
     assert alerts(device) == [
         "Cannot play the answer: the TTS answer broke off: voice server went away"
     ]
     await wait_tts(device, "stop", start)
-    await until(lambda: hass.states.get(entity_id).state == "idle")
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
     assert state.errors["fallback"] == 1
     played = bytes(device.playback.played_pcm)
     assert 0 < len(played) <= 24000 * TONE_SECONDS  # at most the half second that came

@@ -46,7 +46,7 @@ from tests.bridge_helpers import (
     say,
     send_typed_detect,
 )
-from tests.device_helpers import until
+from tests.device_helpers import finished, live, wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -77,7 +77,9 @@ def clean_log(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 async def settles(hass: HomeAssistant, state: DeviceState) -> None:
     """Nothing is stuck: the bridge is idle or listening again, and the satellite says so."""
     done = (BridgePhase.IDLE, BridgePhase.LISTENING)
-    await until(lambda: bridge_of(hass, state) is None or bridge_of(hass, state).phase in done)
+    await wait_until(
+        lambda: bridge_of(hass, state) is None or bridge_of(hass, state).phase in done, state
+    )
     await hass.async_block_till_done()
     expected = (
         bridge_of(hass, state).phase if bridge_of(hass, state) is not None else BridgePhase.IDLE
@@ -105,7 +107,7 @@ async def speaking_reply(
         ScriptedResponse(text="A long answer.", audio=tone(3000), chunks=10, hold=hold, **kwargs)
     )
     await say(device)
-    await until(lambda: device.downlink_outcomes().get("played", 0) >= 3)
+    await wait_until(lambda: device.downlink_outcomes().get("played", 0) >= 3, device)
     return hold
 
 
@@ -122,9 +124,9 @@ async def close_device(hass: HomeAssistant, device: DeviceSimulator, state: Devi
     """Close the device's channel and wait until its bridge has let go."""
     bridge = bridge_of(hass, state)
     await device.close()
-    await until(lambda: bridge_of(hass, state) is None)
+    await wait_until(lambda: bridge_of(hass, state) is None, state)
     if bridge is not None:
-        await until(lambda: not bridge.tasks and bridge.client is None)
+        await wait_until(lambda: not bridge.tasks and bridge.client is None, bridge.device)
 
 
 # --- the Realtime service fails --------------------------------------------------------------
@@ -142,10 +144,11 @@ async def test_service_drops_mid_response(
     await wait_tts(device, "stop", start)
     await realtime_server.wait_connections(2)
     await settles(hass, state)
-    await until(
+    await wait_until(
         lambda: (
             bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
-        )
+        ),
+        state,
     )
     await typed_turn(device, realtime_server)
     assert bridge_of(hass, state).path is BridgePath.REALTIME
@@ -160,20 +163,22 @@ async def test_service_stalls_on_connect_then_recovers(
     state = device_state(hass, device)
     realtime_server.stall = True
     await realtime_server.drop()
-    await until(
+    await wait_until(
         lambda: (
             bridge_of(hass, state) is not None
             and bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
-        )
+        ),
+        state,
     )
     assert state.errors["realtime"] >= 1
     await settles(hass, state)
     realtime_server.stall = False
-    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
-    await until(
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME, state)
+    await wait_until(
         lambda: (
             bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
-        )
+        ),
+        state,
     )
     await typed_turn(device, realtime_server)
     await close_device(hass, device, state)
@@ -204,7 +209,7 @@ async def test_service_error_events(
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await realtime_server.session.error("server_error", "The server had an error", None)
-    await until(lambda: state.errors["server_error"] == 1)
+    await wait_until(lambda: state.errors["server_error"] == 1, state)
     realtime_server.script(
         ScriptedResponse(text="Half an", audio=tone(300), status="failed"),
     )
@@ -232,14 +237,15 @@ async def test_fatal_error_event_switches_to_the_fallback(
     }
     await realtime_server.session.error("insufficient_quota", "You exceeded your quota.", None)
     await wait_tts(device, "stop", start)
-    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE, state)
     await settles(hass, state)
     realtime_server.on_connect_error = None
-    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
-    await until(
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME, state)
+    await wait_until(
         lambda: (
             bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
-        )
+        ),
+        state,
     )
     await typed_turn(device, realtime_server)
     await close_device(hass, device, state)
@@ -262,11 +268,12 @@ async def test_session_expired_renews_without_the_device_noticing(
         ].count(text)
 
     # The new connection is accepted before the client has replayed the history into it.
-    await until(lambda: said("remember the word banana") == 2)
-    await until(
+    await wait_until(lambda: said("remember the word banana") == 2, realtime_server)
+    await wait_until(
         lambda: (
             bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
-        )
+        ),
+        state,
     )
     await typed_turn(device, realtime_server)
     assert bridge_of(hass, state).path is BridgePath.REALTIME
@@ -283,16 +290,17 @@ async def test_rejected_key_falls_back_and_recovers(
     state = device_state(hass, device)
     realtime_server.reject_auth = True
     await realtime_server.drop()
-    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE, state)
     attempts = realtime_server.connections
-    await until(lambda: state.errors["realtime"] >= 3)  # it keeps retrying, quietly
+    await wait_until(lambda: state.errors["realtime"] >= 3, state)  # it keeps retrying, quietly
     await settles(hass, state)
     realtime_server.reject_auth = False
-    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
-    await until(
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME, state)
+    await wait_until(
         lambda: (
             bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
-        )
+        ),
+        state,
     )
     assert realtime_server.connections == attempts + 1
     await typed_turn(device, realtime_server)
@@ -312,17 +320,18 @@ async def test_refused_connections_fall_back_and_recover(
     await speaking_reply(device, realtime_server)
     await realtime_server.refuse_connections()
     await wait_tts(device, "stop", start)
-    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
-    await until(lambda: state.errors["realtime"] >= 3)
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE, state)
+    await wait_until(lambda: state.errors["realtime"] >= 3, state)
     await settles(hass, state)
     warnings = [r for r in caplog.records if "Realtime cannot serve" in r.getMessage()]
     assert len(warnings) == 1  # one warning per outage, not per retry
     await realtime_server.start()
-    await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
-    await until(
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME, state)
+    await wait_until(
         lambda: (
             bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
-        )
+        ),
+        state,
     )
     await typed_turn(device, realtime_server)
     await close_device(hass, device, state)
@@ -340,7 +349,7 @@ async def test_device_disconnects_mid_reply(
     await speaking_reply(device, realtime_server)
     bridge = bridge_of(hass, state)
     await close_device(hass, device, state)  # the board drops TCP: no close frame
-    await until(lambda: bridge.connection.closed)
+    await wait_until(lambda: bridge.connection.closed, bridge.device)
     assert not state.connected
     await hass.async_block_till_done()
     assert satellite_state(hass, state) == AssistSatelliteState.IDLE
@@ -364,15 +373,16 @@ async def test_device_reconnects_at_once(
     try:
         await again.open_audio_channel()
         await device.wait_closed()
-        await until(
-            lambda: bridge_of(hass, state) is not None and bridge_of(hass, state) is not old
+        await wait_until(
+            lambda: bridge_of(hass, state) is not None and bridge_of(hass, state) is not old, state
         )
-        await until(lambda: not old.tasks and old.connection.closed)
-        await until(
+        await wait_until(lambda: not old.tasks and old.connection.closed, old.device)
+        await wait_until(
             lambda: (
                 bridge_of(hass, state).client is not None
                 and bridge_of(hass, state).client.connected
-            )
+            ),
+            state,
         )
         await settles(hass, state)
         await typed_turn(again, realtime_server)
@@ -399,12 +409,16 @@ async def test_device_floods_frames(
     for index in range(20):
         await device.send_raw_text("{not json" if index % 2 else '{"type": 7}')
         await device.send_raw_bytes(b"")
-    await until(lambda: live_packets(hass, device) >= 201)
+    await wait_until(lambda: live_packets(hass, device) >= 201, live(hass, device.mac))
     assert bridge.realtime.uplink.queued <= UPLINK_QUEUE
     assert not device.channel.closed
     await device.stop_listening()
-    await until(
-        lambda: bridge.phase is BridgePhase.IDLE or bool(realtime_server.of_type("response.create"))
+    await wait_until(
+        lambda: (
+            bridge.phase is BridgePhase.IDLE or bool(realtime_server.of_type("response.create"))
+        ),
+        realtime_server,
+        bridge.device,
     )
     await realtime_server.wait_for("input_audio_buffer.commit")
     await wait_tts(device, "stop")
@@ -435,10 +449,11 @@ async def test_no_task_outlives_the_entry(
     await speaking_reply(device, realtime_server)
     await realtime_server.drop()
     await wait_tts(device, "stop", start)
-    await until(
+    await wait_until(
         lambda: (
             bridge_of(hass, state).client is not None and bridge_of(hass, state).client.connected
-        )
+        ),
+        state,
     )
     await typed_turn(device, realtime_server)
     await speaking_reply(device, realtime_server)
@@ -447,7 +462,7 @@ async def test_no_task_outlives_the_entry(
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED
     await device.close()
-    await until(lambda: bridge_of(hass, state) is None and not state.connected)
+    await wait_until(lambda: bridge_of(hass, state) is None and not state.connected, state)
     await hass.async_block_till_done()
     current = asyncio.current_task()
 
@@ -456,7 +471,7 @@ async def test_no_task_outlives_the_entry(
         tasks = asyncio.all_tasks() - before - {current}
         return [t for t in tasks if not t.done() and not _service_task(t)]
 
-    await until(lambda: not ours())  # closing handshakes finish within milliseconds
+    await finished(ours(), "the closing handshakes finished")  # within milliseconds
 
 
 def _service_task(task: asyncio.Task[Any]) -> bool:

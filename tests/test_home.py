@@ -14,7 +14,7 @@ from custom_components.openai_realtime_voice.endpoint import DATA_HUB
 from custom_components.openai_realtime_voice.home import DeviceHome
 from custom_components.openai_realtime_voice.models import find_home
 from tests.bridge_helpers import bridged, device_state, disconnect
-from tests.device_helpers import bridge_at, device_home, until
+from tests.device_helpers import bridge_at, device_home, wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -45,7 +45,10 @@ async def test_the_home_outlives_its_connections(hass: HomeAssistant, client: Te
     assert device_home(hass, device.mac) is home
     assert not home.state.connected
     await device.open_audio_channel()
-    await until(lambda: (bridge := bridge_at(hass, device.mac)) is not None and bridge is not first)
+    await wait_until(
+        lambda: (bridge := bridge_at(hass, device.mac)) is not None and bridge is not first,
+        home.state,
+    )
     assert device_home(hass, device.mac) is home
     assert len(home.detects) == 1
     assert home.state.connected
@@ -80,7 +83,7 @@ async def test_the_satellite_shows_the_path_of_the_bridge_in_its_home(
     assert satellite is not None
     assert satellite.attributes["path"] == BridgePath.REALTIME
     await disconnect(hass, device, device_state(hass, device))
-    await until(lambda: hass.states.get(entity_id).attributes["path"] is None)
+    await wait_until(lambda: hass.states.get(entity_id).attributes["path"] is None, hass)
 
 
 async def test_the_satellite_is_the_face_of_its_home_while_it_is_added(

@@ -23,7 +23,7 @@ from custom_components.openai_realtime_voice.const import DOMAIN
 from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import bridge_of, bridged, device_state, satellite_id
-from tests.device_helpers import device_client, release_devices, until
+from tests.device_helpers import device_client, release_devices, wait_until
 from tests.pipeline_providers import Providers
 
 IDLE_CALLS: list[tuple[str, str, dict[str, Any]]] = [
@@ -54,7 +54,7 @@ async def idle_board(hass: HomeAssistant, client: TestClient) -> DeviceSimulator
     device = await bridged(hass, client)
     state = device_state(hass, device)
     await device.close_audio_channel()
-    await until(lambda: bridge_of(hass, state) is None)
+    await wait_until(lambda: bridge_of(hass, state) is None and not state.connected, state)
     return device
 
 

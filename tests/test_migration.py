@@ -33,7 +33,7 @@ from custom_components.openai_realtime_voice.endpoint.pairing import hash_token
 from realtime_server import RealtimeServer, ScriptedResponse
 from tests.agent_helpers import AGENT, ask_agent
 from tests.bridge_helpers import device_state
-from tests.device_helpers import release_devices, simulator, until
+from tests.device_helpers import release_devices, simulator, wait_until
 
 MAC = "aa:bb:cc:00:31:01"
 CLIENT_ID = "c0ffee00-0000-4000-8000-000000000031"
@@ -265,8 +265,14 @@ async def _board_session(
     before = len(realtime_server.sessions)
     await board.open_audio_channel()
     state = device_state(hass, board)
-    await until(lambda: len(realtime_server.sessions) > before and state.connection is not None)
-    await until(lambda: realtime_server.sessions[before].session.get("instructions"))
+    await wait_until(
+        lambda: len(realtime_server.sessions) > before and state.connection is not None,
+        realtime_server,
+        state,
+    )
+    await wait_until(
+        lambda: realtime_server.sessions[before].session.get("instructions"), realtime_server
+    )
     session = realtime_server.sessions[before].session
     assert realtime_server.models[before] == "gpt-realtime-2.1-mini"
     assert session["audio"]["output"]["voice"] == "cedar"

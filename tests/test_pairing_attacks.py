@@ -56,7 +56,7 @@ from tests.device_helpers import (
     pair,
     setup_entry,
     simulator,
-    until,
+    wait_until,
 )
 
 LOOPBACK = ip_address("127.0.0.1")
@@ -416,7 +416,8 @@ async def test_reflashed_device_pairs_again(
         assert subentry.data["client_id"] == new.client_id
         assert entry.state is ConfigEntryState.LOADED
         await new.open_audio_channel()
-        await until(lambda: device_home(hass, new.mac).state.connected)
+        state = device_home(hass, new.mac).state
+        await wait_until(lambda: state.connected, state)
     finally:
         await new.close()
         await old.close()

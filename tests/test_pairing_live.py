@@ -30,7 +30,7 @@ from tests.bridge_helpers import (
     satellite_id,
     wait_tts,
 )
-from tests.device_helpers import discovery_flow, live, release_devices, simulator, until
+from tests.device_helpers import discovery_flow, live, release_devices, simulator, wait_until
 
 SLOW_ACCEPT: Final = 0.8
 """Seconds the test service takes to accept a session: the slow end of the real service's
@@ -49,10 +49,12 @@ async def long_reply(device: DeviceSimulator, server: RealtimeServer) -> asyncio
     hold = asyncio.Event()
     server.script(ScriptedResponse(text="A long answer.", audio=tone(3000), chunks=10, hold=hold))
     await device.start_listening(ListenMode.MANUAL)
-    await until(lambda: server.session.session["audio"]["input"]["turn_detection"] is None)
+    await wait_until(
+        lambda: server.session.session["audio"]["input"]["turn_detection"] is None, server
+    )
     await device.send_audio(loud(500))
     await device.stop_listening()
-    await until(lambda: device.downlink_outcomes().get("played", 0) >= 3)
+    await wait_until(lambda: device.downlink_outcomes().get("played", 0) >= 3, device)
     return hold
 
 
@@ -89,7 +91,7 @@ async def test_pairing_shows_no_error_and_cuts_no_conversation(
     # The new board is served at once, with its entities, and nothing else moved.
     await newcomer.open_audio_channel()
     state = device_state(hass, newcomer)
-    await until(lambda: bridge_of(hass, state) is not None)
+    await wait_until(lambda: bridge_of(hass, state) is not None, state)
     await hass.async_block_till_done()
     assert hass.states.get(satellite_id(hass, newcomer.mac)) is not None
     assert not talking.closed

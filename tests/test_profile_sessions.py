@@ -19,7 +19,14 @@ from custom_components.openai_realtime_voice.profile import CONF_PROFILE
 from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from simulator.device import DeviceSimulator
 from tests.bridge_helpers import device_state, say
-from tests.device_helpers import bridge_at, device_client, pair, release_devices, simulator, until
+from tests.device_helpers import (
+    bridge_at,
+    device_client,
+    pair,
+    release_devices,
+    simulator,
+    wait_until,
+)
 
 KITCHEN_MAC = "aa:bb:cc:00:10:01"
 BEDROOM_MAC = "aa:bb:cc:00:10:02"
@@ -56,12 +63,13 @@ async def _connect(
     before = len(server.sessions)
     await device.open_audio_channel()
     state = device_state(hass, device)
-    await until(
+    await wait_until(
         lambda: (
             (bridge := bridge_at(hass, state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
-        )
+        ),
+        state,
     )
     return dict(server.sessions[before].session)
 
@@ -109,7 +117,7 @@ async def test_profile_change_reaches_the_next_session(
     await _set_profile(hass, KITCHEN_MAC, {"voice": "ballad"})
     state = device_state(hass, device)
     await device.close()
-    await until(lambda: bridge_at(hass, state.mac) is None)
+    await wait_until(lambda: bridge_at(hass, state.mac) is None, state)
     second = await _connect(hass, device, realtime_server)
     assert second["audio"]["output"]["voice"] == "ballad"
 
@@ -140,7 +148,7 @@ async def test_area_scoped_request_uses_the_devices_area(
         ScriptedResponse(text="Done."),
     )
     await say(device)
-    await until(lambda: realtime_server.responses_done >= 2)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
     await hass.async_block_till_done()
     assert hass.states.get("light.kitchen_lights").state == "on"
     assert hass.states.get("light.bedroom_lights").state == "off"

@@ -35,7 +35,7 @@ from realtime_server import RealtimeServer, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import bridge_of, bridged, device_state, wait_tts
-from tests.device_helpers import device_client, release_devices, until
+from tests.device_helpers import device_client, release_devices, wait_until
 from tests.pipeline_providers import Providers, providers_flow, setup_providers
 
 README = Path(__file__).parent.parent / "README.md"
@@ -163,7 +163,7 @@ async def test_doorbell_uses_the_speaker_while_the_board_is_idle(
     device = await board_named(hass, client, KITCHEN)
     state = device_state(hass, device)
     await device.close_audio_channel()
-    await until(lambda: bridge_of(hass, state) is None)
+    await wait_until(lambda: bridge_of(hass, state) is None and not state.connected, state)
     await hass.async_block_till_done()
     assert hass.states.get(f"binary_sensor.{KITCHEN}_connected").state == "off"
     hass.states.async_set("binary_sensor.doorbell", "off")
@@ -191,7 +191,7 @@ async def test_bedtime_asks_at_the_next_conversation(
     device = await board_named(hass, client, BEDROOM)
     state = device_state(hass, device)
     await device.close_audio_channel()
-    await until(lambda: bridge_of(hass, state) is None)
+    await wait_until(lambda: bridge_of(hass, state) is None and not state.connected, state)
     await hass.async_block_till_done()
     await load(hass, "Bedtime lights")
 
@@ -200,7 +200,9 @@ async def test_bedtime_asks_at_the_next_conversation(
         "automation", "trigger", {"entity_id": "automation.bedtime_lights"}
     )
     # It waits for the board (Home Assistant's block_till_done would wait with it).
-    await until(lambda: hass.states.get("automation.bedtime_lights").attributes["current"] == 1)
+    await wait_until(
+        lambda: hass.states.get("automation.bedtime_lights").attributes["current"] == 1, hass
+    )
     assert hass.states.get("light.kitchen_lights").state == "on"
 
     realtime_server.user_transcript = "yes please"
@@ -211,10 +213,14 @@ async def test_bedtime_asks_at_the_next_conversation(
     start = len(device.messages)
     await device.open_audio_channel()  # someone wakes the board
     await wait_tts(device, "stop", start)
-    await until(lambda: device.state.value == "listening")
+    await wait_until(lambda: device.mic_active, device)  # after the play-out
     await device.send_audio(await synthesize("yes please", 16000) + bytes(32000))
-    await until(lambda: hass.states.get("light.kitchen_lights").state == "off", timeout=15)
-    await until(lambda: hass.states.get("automation.bedtime_lights").attributes["current"] == 0)
+    await wait_until(
+        lambda: hass.states.get("light.kitchen_lights").state == "off", hass, timeout=15
+    )
+    await wait_until(
+        lambda: hass.states.get("automation.bedtime_lights").attributes["current"] == 0, hass
+    )
     await hass.services.async_call(  # its 22:30 timer goes
         "automation", "turn_off", {"entity_id": "automation.bedtime_lights"}, blocking=True
     )

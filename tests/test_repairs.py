@@ -32,7 +32,14 @@ from custom_components.openai_realtime_voice.repairs import (
 )
 from realtime_server import RealtimeServer, ScriptedResponse
 from tests.agent_helpers import AGENT
-from tests.device_helpers import NoMcpDevice, device_client, pair, setup_entry, simulator, until
+from tests.device_helpers import (
+    NoMcpDevice,
+    device_client,
+    pair,
+    setup_entry,
+    simulator,
+    wait_until,
+)
 
 PACKAGE = "custom_components.openai_realtime_voice"
 MISSING = OpusNotFoundError("libopus was not found", platform_hint="apk add opus")
@@ -310,7 +317,7 @@ async def test_updated_device_clears_its_firmware_issue_when_it_connects(
         await device.check_version()
         assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
         await device.open_audio_channel()
-        await until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is None)
+        await wait_until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is None, hass)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
         (subentry,) = device_subentries(entry)
         assert subentry.data["firmware"] == "2.4.2"
@@ -322,7 +329,7 @@ async def test_updated_device_clears_its_firmware_issue_when_it_connects(
         await device.close_audio_channel()
         device.firmware_version = "1.7.9"
         await device.open_audio_channel()
-        await until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None)
+        await wait_until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None, hass)
     finally:
         await device.close()
 
@@ -344,6 +351,6 @@ async def test_device_without_mcp_raises_its_firmware_issue_when_it_connects(
         issue_id = firmware_issue_id(device.mac)
         assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
         await device.open_audio_channel()
-        await until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None)
+        await wait_until(lambda: issue_registry.async_get_issue(DOMAIN, issue_id) is not None, hass)
     finally:
         await device.close()

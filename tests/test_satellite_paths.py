@@ -43,7 +43,7 @@ from tests.bridge_helpers import (
     tts_states,
     wait_tts,
 )
-from tests.device_helpers import device_client, until
+from tests.device_helpers import device_client, wait_until
 from tests.pipeline_providers import (
     TONE_HZ,
     Providers,
@@ -136,7 +136,7 @@ async def test_start_conversation_on_the_realtime_path(
     assert tts_states(device) == ["start", f"sentence_start:{OPENING}", "stop"]
     assert device.downlink_outcomes() == {"played": 5}
     # Responding while the line plays, idle after it, then listening with the device.
-    await until(lambda: seen[-1:] == ["listening"])
+    await wait_until(lambda: seen[-1:] == ["listening"], hass)
     assert seen[:2] == ["responding", "idle"]
     await disconnect(hass, device, state)
 
@@ -219,11 +219,12 @@ async def test_start_conversation_on_the_fallback_path_announces_then_listens(
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
     assert len(realtime_server.of_type("response.create")) == creates
     # After `tts stop` the device listens again, into a pipeline run of the fallback.
-    await until(
+    await wait_until(
         lambda: (
             bridge_of(hass, state).pipeline is not None
             and bridge_of(hass, state).pipeline.turns == 1
-        )
+        ),
+        state,
     )
     assert bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
     await disconnect(hass, device, state)
@@ -321,7 +322,7 @@ async def answer_by_voice(device: DeviceSimulator, spoken: str) -> None:
     """Once the question has played and the device listens, say the answer (then silence)."""
     answer = await synthesize(spoken, 16000)
     await wait_tts(device, "stop")
-    await until(lambda: device.mic_active)  # listen start once the question played out
+    await wait_until(lambda: device.mic_active, device)  # listen start once the question played out
     await device.send_audio(answer + bytes(32000))
 
 
@@ -405,7 +406,7 @@ async def test_ask_question_unanswered_and_while_busy(
     entity_id = satellite_id(hass, device.mac)
     realtime_server.script(ScriptedResponse(text="Are you there?", audio=tone(120)))
     first = hass.async_create_task(ask_question(hass, entity_id, question="Are you there?"))
-    await until(lambda: bridge.actions.asking)
+    await wait_until(lambda: bridge.actions.asking, realtime_server)
     with pytest.raises(SatelliteBusyError):
         await ask_question(hass, entity_id, question="Hello?")
     with pytest.raises(HomeAssistantError) as err:
@@ -418,7 +419,7 @@ async def test_ask_question_unanswered_and_while_busy(
     async with asyncio.timeout(5):
         await device.wait_closed()
     assert device.state.value == "idle"
-    await until(lambda: bridge_of(hass, state) is None and bridge.connection.closed)
+    await wait_until(lambda: bridge_of(hass, state) is None and bridge.connection.closed, state)
     assert bridge.connection.close_reason == "no speech"
     assert not bridge.tasks
     await device.close()
@@ -476,7 +477,7 @@ async def test_ask_question_while_the_device_waits_for_another_answer(
             return_response=True,
         )
     )
-    await until(lambda: bridge.actions.asking)
+    await wait_until(lambda: bridge.actions.asking, realtime_server)
     with pytest.raises(SatelliteBusyError) as err:
         await ask_question(hass, entity_id, question=QUESTION)
     assert err.value.translation_key == "device_busy"

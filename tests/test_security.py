@@ -50,7 +50,7 @@ from tests.device_helpers import (
     discovery_flow,
     pair,
     simulator,
-    until,
+    wait_until,
 )
 
 TURN_ON = "intent__HassTurnOn"
@@ -218,19 +218,20 @@ async def test_no_secret_in_logs_over_a_whole_journey(
         await device.check_version()
         await device.open_audio_channel()
         state = device_home(hass, device.mac).state
-        await until(
+        await wait_until(
             lambda: (
                 (bridge := bridge_at(hass, state.mac)) is not None
                 and bridge.client is not None
                 and bridge.client.connected
-            )
+            ),
+            state,
         )
         realtime_server.script(
             ScriptedResponse(calls=[ScriptedCall(TURN_ON, '{"name": "Kitchen Lights"}')]),
             ScriptedResponse(text="Done.", audio=tone(120)),
         )
         await say(device)
-        await until(lambda: realtime_server.responses_done >= 2)
+        await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
         await realtime_server.drop()
         await realtime_server.wait_connections(2)
         entry = hass.config_entries.async_entries(DOMAIN)[0]
@@ -254,12 +255,13 @@ async def test_device_cannot_reach_unexposed_entities(
     """Tool calls naming entities not exposed to Assist fail; the prompt never lists them."""
     device = await connected_device(hass, client)
     state = device_home(hass, device.mac).state
-    await until(
+    await wait_until(
         lambda: (
             (bridge := bridge_at(hass, state.mac)) is not None
             and bridge.client is not None
             and bridge.client.connected
-        )
+        ),
+        state,
     )
     instructions = realtime_server.session.session["instructions"]
     assert "Kitchen Lights" in instructions
@@ -277,7 +279,7 @@ async def test_device_cannot_reach_unexposed_entities(
     )
     try:
         await say(device)
-        await until(lambda: realtime_server.responses_done >= 2)
+        await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
         await hass.async_block_till_done()
         outputs = [
             json.loads(event["item"]["output"])

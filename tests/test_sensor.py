@@ -25,7 +25,7 @@ from realtime_server import RealtimeServer, ScriptedResponse, default_usage, ton
 from realtime_server.discipline import TOKEN_USAGE
 from tests.agent_helpers import ask_agent, set_settings
 from tests.bridge_helpers import bridged, device_state, disconnect, loud, wait_tts
-from tests.device_helpers import device_home, pair, simulator, until
+from tests.device_helpers import device_home, pair, simulator, wait_until
 
 TOKEN_KEYS = (
     "text_input_tokens",
@@ -200,7 +200,7 @@ async def test_transcription_tokens_are_counted(
         await device.start_listening()
         await device.send_audio(loud(400) + bytes(32000))
         await wait_tts(device, "stop")
-        await until(lambda: hass.states.get(entity_id).state != "0")
+        await wait_until(lambda: hass.states.get(entity_id).state != "0", hass)
         assert int(hass.states.get(entity_id).state) == TOKEN_USAGE["total_tokens"]
         # The response's own tokens are counted as before, not mixed with transcription's.
         audio_in = _entity_id(entity_registry, f"{entry.entry_id}_audio_input_tokens")

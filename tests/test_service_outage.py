@@ -32,7 +32,7 @@ from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import alerts, bridge_of, device_state, satellite_id, wait_tts
-from tests.device_helpers import device_client, pair, simulator, until
+from tests.device_helpers import device_client, pair, simulator, wait_until
 from tests.pipeline_providers import STT_TEXT, Providers
 
 pytestmark = pytest.mark.usefixtures("fast_retries")
@@ -83,11 +83,12 @@ async def test_paired_board_is_served_by_the_pipeline_while_the_service_is_down(
         assert result.activation is None
         await device.open_audio_channel()
         state = device_state(hass, device)
-        await until(
+        await wait_until(
             lambda: (
                 bridge_of(hass, state) is not None
                 and bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
-            )
+            ),
+            state,
         )
         start = await push_to_talk(device)
         await wait_tts(device, "stop", start)
@@ -95,11 +96,13 @@ async def test_paired_board_is_served_by_the_pipeline_while_the_service_is_down(
         assert providers.tts.messages, "the pipeline spoke no answer"
         assert hass.states.get("light.kitchen_lights").state == "on"
         assert alerts(device) == []
-        await until(lambda: hass.states.get(satellite_id(hass, device.mac)).state == "idle")
+        await wait_until(
+            lambda: hass.states.get(satellite_id(hass, device.mac)).state == "idle", hass
+        )
 
         # The service answers again: the board goes back to Realtime (as after any outage).
         realtime_server.handshake_status = None
-        await until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME)
+        await wait_until(lambda: bridge_of(hass, state).path is BridgePath.REALTIME, state)
     finally:
         await device.close()
 

@@ -23,7 +23,7 @@ from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse, tone
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
 from tests.bridge_helpers import bridge_of, bridged, device_state, say, tts_states, wait_tts
-from tests.device_helpers import device_client, pair, release_devices, simulator, until
+from tests.device_helpers import device_client, pair, release_devices, simulator, wait_until
 
 
 @pytest.fixture
@@ -52,12 +52,13 @@ async def _two_devices(
     for device in devices:
         await device.open_audio_channel()
         state = device_state(hass, device)
-        await until(
+        await wait_until(
             lambda state=state: (
                 bridge_of(hass, state) is not None and bridge_of(hass, state).client is not None
-            )
+            ),
+            state,
         )
-        await until(lambda state=state: bridge_of(hass, state).client.connected)
+        await wait_until(lambda state=state: bridge_of(hass, state).client.connected, state)
     return devices
 
 
@@ -157,7 +158,7 @@ async def test_speak_waits_for_the_reply_in_progress(
     )
     await say(device)
     await wait_tts(device, "start")
-    await until(lambda: bool(device.playback.downlink))
+    await wait_until(lambda: bool(device.playback.downlink), device)
     speak = hass.async_create_task(
         hass.services.async_call(
             DOMAIN,
@@ -196,7 +197,8 @@ async def test_ask_returns_the_answer_and_the_matched_option(
 
     async def reply() -> None:
         await wait_tts(device, "stop")
-        await until(lambda: device.mic_active)  # listen start once the question played out
+        # listen start once the question played out
+        await wait_until(lambda: device.mic_active, device)
         await device.send_audio(answer + bytes(32000))
 
     replying = hass.async_create_task(reply())
@@ -275,10 +277,10 @@ async def test_converse_adds_instructions_for_the_next_answer_only(
     with_extra = _instructions(realtime_server)
     assert with_extra.startswith(base)
     assert with_extra.endswith("Help the user get the house ready for the night.")
-    await until(lambda: device.mic_active)  # listen start once the question played out
+    await wait_until(lambda: device.mic_active, device)  # listen start once the question played out
     await device.send_audio(await synthesize("yes", 16000) + bytes(32000))
-    await until(lambda: realtime_server.responses_done >= 2)
-    await until(lambda: _instructions(realtime_server) == base)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server)
+    await wait_until(lambda: _instructions(realtime_server) == base, realtime_server)
 
 
 async def test_converse_without_instructions_opens_a_conversation(
@@ -294,7 +296,7 @@ async def test_converse_without_instructions_opens_a_conversation(
         {"entity_id": _satellite(hass, device), "message": "What can I do?"},
         blocking=True,
     )
-    await until(lambda: device.state.value == "listening")
+    await wait_until(lambda: device.state.value == "listening", device)
     assert _instructions(realtime_server) == base
     assert "What can I do?" in realtime_server.response_params[-1]["instructions"]
 
@@ -331,7 +333,7 @@ async def test_actions_refuse_unknown_and_offline_targets(
 
     state = device_state(hass, device)
     await device.close()
-    await until(lambda: bridge_of(hass, state) is None)
+    await wait_until(lambda: bridge_of(hass, state) is None and not state.connected, state)
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
             DOMAIN, "speak", {"device_id": device_id, "message": "hi"}, blocking=True

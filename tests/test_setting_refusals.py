@@ -31,9 +31,10 @@ from custom_components.openai_realtime_voice.const import (
     DOMAIN,
 )
 from realtime_server import RealtimeServer, ScriptedResponse, tone
+from simulator.changes import Recorded
 from tests.agent_helpers import agent_of, ask_agent, reconfigure_agent, service_entry
 from tests.bridge_helpers import bridge_of, bridged, device_state, send_typed_detect
-from tests.device_helpers import device_client, release_devices, until
+from tests.device_helpers import device_client, release_devices, wait_until
 
 TRANSCRIBERS = {"gpt-4o-mini-transcribe", "gpt-4o-transcribe"}
 
@@ -166,11 +167,13 @@ async def test_device_unknown_model_raises_a_repair_and_stops_trying(
     realtime_server.known_models = {"another-model"}
     connections = realtime_server.connections
     await send_typed_detect(device, "hello")  # a typed turn: its response fails
-    await until(lambda: _issue(hass, f"model_refused_{entry.entry_id}") is not None)
-    await until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE)
+    await wait_until(lambda: _issue(hass, f"model_refused_{entry.entry_id}") is not None, hass)
+    await wait_until(lambda: bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE, state)
     # Three retry delays later, no new session was opened for the refused model.
     with pytest.raises(TimeoutError):
-        await until(lambda: realtime_server.connections > connections, timeout=1.0)
+        await wait_until(
+            lambda: realtime_server.connections > connections, realtime_server, timeout=1.0
+        )
 
 
 async def test_device_quota_raises_the_repair_and_retries_slowly(
@@ -187,15 +190,15 @@ async def test_device_quota_raises_the_repair_and_retries_slowly(
     }
     await realtime_server.close_connection(1008, "insufficient_quota")
     issue_id = f"quota_exceeded_{entry.entry_id}"
-    await until(lambda: _issue(hass, issue_id) is not None)
+    await wait_until(lambda: _issue(hass, issue_id) is not None, hass)
     assert bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
 
     realtime_server.on_connect_error = None
-    await until(lambda: bridge_of(hass, state).client is not None)
-    await until(lambda: bridge_of(hass, state).client.connected)
+    await wait_until(lambda: bridge_of(hass, state).client is not None, state)
+    await wait_until(lambda: bridge_of(hass, state).client.connected, state)
     realtime_server.script(ScriptedResponse(text="Back.", audio=tone(120)))
     await send_typed_detect(device, "are you there")
-    await until(lambda: _issue(hass, issue_id) is None)
+    await wait_until(lambda: _issue(hass, issue_id) is None, hass)
 
 
 async def test_device_rejected_key_starts_reauth(
@@ -211,7 +214,7 @@ async def test_device_rejected_key_starts_reauth(
         flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
         return any(flow["context"]["source"] == SOURCE_REAUTH for flow in flows)
 
-    await until(reauth)
+    await wait_until(reauth, hass)
     assert bridge_of(hass, state).path is BridgePath.ASSIST_PIPELINE
 
 
@@ -220,7 +223,7 @@ async def test_device_waits_before_reopening_after_a_failed_session(
 ) -> None:
     """A session that ended with an error is reopened after the retry delay, not at once."""
     await bridged(hass, client)
-    opened: list[float] = []
+    opened: Recorded[float] = Recorded()
 
     async def stamp(event: dict[str, Any]) -> None:
         opened.append(hass.loop.time())
@@ -228,5 +231,5 @@ async def test_device_waits_before_reopening_after_a_failed_session(
     realtime_server.hooks["session.update"] = stamp
     closed = hass.loop.time()
     await realtime_server.close_connection(4002, "refused")  # the client does not retry it
-    await until(lambda: len(opened) == 1)
+    await wait_until(lambda: len(opened) == 1, opened)
     assert opened[0] - closed >= 0.25  # the first retry delay (0.3 s)

@@ -19,7 +19,7 @@ from custom_components.openai_realtime_voice.endpoint.hub import DATA_HUB
 from simulator.camera import BOUNDARY, multipart_parts
 from simulator.device import DeviceSimulator
 from tests.camera_helpers import HeldCamera, camera_board, photo_pending
-from tests.device_helpers import release_devices, simulator, until
+from tests.device_helpers import CallWatcher, release_devices, simulator, wait_until
 
 SOURCE = "127.0.0.1"
 
@@ -95,12 +95,13 @@ async def test_slow_bodies_count_against_the_address(
     Before the fix every stalled request stayed open (15 OTA requests still open after 90 s).
     """
     pairing = hass.data[DATA_HUB].pairing
+    reads = CallWatcher(pairing.body_reads, "acquire", "release")
     device = simulator(devices)
     headers, body = boot_check(device)
     stalled = [SlowRequest(devices, OTA_PATH, headers) for _ in range(2)]
     for request in stalled:
         await request.start(body[:100], len(body))
-    await until(lambda: pairing.body_reads.open(SOURCE) == 2)
+    await wait_until(lambda: pairing.body_reads.open(SOURCE) == 2, reads)
     for path in (OTA_PATH, ACTIVATE_PATH):
         refused = SlowRequest(devices, path, headers)
         await refused.start(body, len(body))
@@ -111,7 +112,7 @@ async def test_slow_bodies_count_against_the_address(
     assert pairing.body_reads.open("192.0.2.1") == 0
     for request in stalled:
         request.close()
-    await until(lambda: pairing.body_reads.open(SOURCE) == 0)
+    await wait_until(lambda: pairing.body_reads.open(SOURCE) == 0, reads)
     assert (await device.check_version()).activation is not None
 
 

@@ -54,7 +54,7 @@ from tests.device_helpers import (
     pair,
     release_devices,
     simulator,
-    until,
+    wait_until,
 )
 
 pytestmark = pytest.mark.usefixtures("lights")
@@ -98,7 +98,7 @@ async def test_camera_board_photo_reaches_the_model(
         ScriptedResponse(text="I see a white square.", audio=tone(600)),
     )
     await say(device)
-    await until(lambda: realtime_server.responses_done >= 2, timeout=10)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server, timeout=10)
     await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == "stop")
 
     assert camera.uploads[-1]["status"] == 200
@@ -144,7 +144,7 @@ async def test_photo_reaches_the_model_from_a_board_on_a_non_default_port(
             ScriptedResponse(text="A courier with a parcel.", audio=tone(300)),
         )
         await say(device)
-        await until(lambda: realtime_server.responses_done >= 2, timeout=10)
+        await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server, timeout=10)
         await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == "stop")
         assert camera.uploads[-1]["status"] == 200
         assert len(realtime_server.images()) == 1
@@ -175,7 +175,7 @@ async def test_vision_url_follows_the_device_websocket_url(
         # What the proxy at voice.example.com would forward to reaches Home Assistant here.
         device.nvs_websocket["url"] = str(client.make_url(DEVICE_WS_PATH).with_scheme("ws"))
         await device.open_audio_channel()
-        await until(lambda: device.mcp.vision is not None)
+        await wait_until(lambda: device.mcp.vision is not None, device)
         assert device.mcp.vision is not None
         assert (
             device.mcp.vision["url"] == "https://voice.example.com/api/openai_realtime_voice/vision"
@@ -259,11 +259,14 @@ async def test_token_ends_with_the_connection(
     old = device.mcp.vision["token"]
     vision = hass.data[DATA_HUB].vision
     await device.close_audio_channel()
-    await until(lambda: vision.live_tokens == 0)
+    # The view revokes the token, then detaches the connection (which tells the device state).
+    await wait_until(lambda: vision.live_tokens == 0, device_home(hass, device.mac).state)
     body = b"".join(multipart_parts("q", generated_picture(64, 48)))
     assert (await _post(client, device, old, body)).status == 401
     await device.open_audio_channel()
-    await until(lambda: device.mcp.vision is not None and device.mcp.vision["token"] != old)
+    await wait_until(
+        lambda: device.mcp.vision is not None and device.mcp.vision["token"] != old, device
+    )
 
 
 async def test_oversized_upload_is_refused_unread(
@@ -359,7 +362,7 @@ async def test_profile_turns_the_camera_off(
     await hass.async_block_till_done()
     await device.open_audio_channel()
     state = device_home(hass, device.mac).state
-    await until(lambda: any(t.name == TAKE_PHOTO for t in state.tools))
+    await wait_until(lambda: any(t.name == TAKE_PHOTO for t in state.tools), state)
     assert device.mcp.vision is None
     assert hass.data[DATA_HUB].vision.live_tokens == 0
 
@@ -412,13 +415,13 @@ async def test_device_looks_at_a_home_assistant_camera(
         tools = realtime_server.session.session["tools"]
         return [t["name"] for t in tools if t["name"].endswith(LOOK_AT_CAMERA_TOOL)]
 
-    await until(lambda: len(offered()) == 1)
+    await wait_until(lambda: len(offered()) == 1, realtime_server)
     realtime_server.script(
         ScriptedResponse(calls=[ScriptedCall(offered()[0], json.dumps({"entity_id": GARAGE}))]),
         ScriptedResponse(text="The garage door is open.", audio=tone(300)),
     )
     await say(device)
-    await until(lambda: realtime_server.responses_done >= 2, timeout=10)
+    await wait_until(lambda: realtime_server.responses_done >= 2, realtime_server, timeout=10)
     await device.wait_for_message(lambda m: m["type"] == "tts" and m["state"] == "stop")
     assert cameras[GARAGE].snapshots == 1
     assert size_of(realtime_server.images()[0]) == (1024, 768)

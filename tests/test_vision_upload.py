@@ -22,7 +22,7 @@ from simulator.camera import BOUNDARY, Camera, generated_picture, multipart_part
 from simulator.device import DeviceSimulator
 from simulator.errors import SimulatorError
 from tests.camera_helpers import HeldCamera, camera_board, photo_pending, take_photo
-from tests.device_helpers import device_client, release_devices, until
+from tests.device_helpers import CallWatcher, device_client, release_devices, wait_until
 
 pytestmark = pytest.mark.usefixtures("lights")
 
@@ -118,6 +118,7 @@ async def test_concurrent_uploads_of_one_device_are_refused(
     camera = HeldCamera(generated_picture(320, 240))
     device, _ = await camera_board(hass, client, camera)
     vision = hass.data[DATA_HUB].vision
+    claims = CallWatcher(vision, "claim_upload")
     first_part = asyncio.Event()
     finish = asyncio.Event()
     parts = multipart_parts("q", camera.picture)
@@ -132,7 +133,7 @@ async def test_concurrent_uploads_of_one_device_are_refused(
     async with photo_pending(hass, device, camera):
         first = asyncio.create_task(upload(client, device, slow_body()))
         await first_part.wait()
-        await until(lambda: vision.uploading(device.mac))
+        await wait_until(lambda: vision.uploading(device.mac), claims)
         others = await asyncio.gather(*(upload(client, device, jpeg(64, 48)) for _ in range(7)))
         assert [status for status, _ in others] == [429] * 7
         finish.set()

@@ -290,6 +290,7 @@ class RealtimeEngine:
                     self._ctx.entry.runtime_data.usage.record(response.usage, self._pricing)
                 case ServerError(code=code, message=message):
                     self.device.errors["server_error"] += 1
+                    self.device.async_notify()
                     LOGGER.debug("Realtime error for %s: %s %s", self.device.mac, code, message)
                 case Closed(error=error):
                     return error
