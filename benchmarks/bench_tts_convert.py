@@ -1,14 +1,14 @@
-"""Fallback TTS answer -> 24 kHz PCM: in-process WAV + Resampler against the ffmpeg process.
+"""The Assist pipeline path's TTS answer -> 24 kHz PCM: in-process WAV + Resampler against ffmpeg.
 
 Baseline (measured in the same run, interleaved): `async_transcode`, the real ffmpeg binary
-fed through a pipe, as the fallback converted every answer before. Candidate:
+fed through a pipe, as the Assist pipeline path converted every answer before. Candidate:
 `async_tts_to_pcm`, which reads a PCM16 mono WAV in-process and resamples it with
 `Resampler`, and hands anything else (here MP3) to the same ffmpeg path.
 
 Second table: the whole chain as Home Assistant's TTS delivers the answer. Before, the
 satellite set no preferred format, so HA converted every non-MP3 answer to MP3 with its own
-ffmpeg process, which the fallback then decoded; now it prefers WAV, so a WAV engine's answer
-arrives as sent and an MP3 engine's answer is converted to WAV by HA.
+ffmpeg process, which the Assist pipeline path then decoded; now it prefers WAV, so a WAV
+engine's answer arrives as sent and an MP3 engine's answer is converted to WAV by HA.
 
 Per case and method: time from the TTS bytes being available to the first 24 kHz chunk, total
 conversion time, and CPU (this process plus ffmpeg child processes), medians of ROUNDS; and
@@ -99,7 +99,7 @@ async def measure(convert: Converter, ffmpeg: str, data: bytes) -> tuple[float, 
 
 
 def baseline(ffmpeg: str, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The ffmpeg process, as the fallback ran it before."""
+    """The ffmpeg process, as the Assist pipeline path ran it before."""
     return async_transcode(ffmpeg, source)
 
 
@@ -145,12 +145,12 @@ async def ha_convert(
 
 
 def wav_engine_before(ffmpeg: str, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """No preferred format: HA converted a WAV answer to MP3, the fallback decoded that."""
+    """No preferred format: HA converted a WAV answer to MP3, the pipeline path decoded that."""
     return async_transcode(ffmpeg, ha_convert(ffmpeg, source, "wav", "mp3"))
 
 
 def mp3_engine_now(ffmpeg: str, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """WAV preferred: HA converts an MP3 answer to WAV, the fallback resamples it."""
+    """WAV preferred: HA converts an MP3 answer to WAV, the Assist pipeline path resamples it."""
     return async_tts_to_pcm(ffmpeg, ha_convert(ffmpeg, source, "mp3", "wav"))
 
 

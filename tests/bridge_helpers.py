@@ -131,7 +131,7 @@ def satellite_state(hass: HomeAssistant, state: DeviceState) -> str:
 async def refuse_realtime(
     hass: HomeAssistant, realtime_server: RealtimeServer, state: DeviceState
 ) -> None:
-    """The account runs out of quota: the device's bridge switches to the fallback."""
+    """The account runs out of quota: the device's bridge switches to the Assist pipeline."""
     realtime_server.on_connect_error = {
         "type": "insufficient_quota",
         "code": "insufficient_quota",
@@ -147,7 +147,7 @@ async def refuse_realtime(
     )
 
 
-async def on_fallback(
+async def on_pipeline_path(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> tuple[DeviceSimulator, DeviceState]:
     """A bridged device whose Realtime service refuses: it is served by the pipeline."""

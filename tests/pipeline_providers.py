@@ -1,4 +1,4 @@
-"""STT and TTS entities of a test integration for the Assist pipeline fallback tests.
+"""STT and TTS entities of a test integration for the Assist pipeline path tests.
 
 As in Home Assistant's own pipeline tests: the STT entity keeps the 16 kHz PCM it was given
 and returns a fixed text, the TTS entity answers with a WAV of a 440 Hz tone.
@@ -36,7 +36,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from simulator.changes import Recorded
 
-TEST_DOMAIN = "fallback_providers"
+TEST_DOMAIN = "pipeline_providers"
 
 
 STT_TEXT = "turn on the kitchen lights"

@@ -1,4 +1,4 @@
-"""The Assist fallback with real STT and TTS providers in Home Assistant, and switching back.
+"""The Assist pipeline path with real STT and TTS providers in Home Assistant, and switching back.
 
 The providers are entities of a test integration (as in Home Assistant's own pipeline tests):
 the STT entity keeps the 16 kHz PCM it was given and returns a fixed text, the TTS entity
@@ -60,7 +60,7 @@ async def client(
     return await device_client(hass, hass_client_no_auth, realtime_server)
 
 
-async def test_fallback_turn_through_stt_agent_tts_and_back_to_realtime(
+async def test_pipeline_path_turn_through_stt_agent_tts_and_back_to_realtime(
     hass: HomeAssistant,
     client: TestClient,
     realtime_server: RealtimeServer,
@@ -215,7 +215,7 @@ async def test_announce_media_that_cannot_be_decoded(
     await disconnect(hass, device, state)
 
 
-async def test_two_fallback_turns_on_a_realtime_mode_board(
+async def test_two_pipeline_turns_on_a_realtime_mode_board(
     hass: HomeAssistant,
     client: TestClient,
     realtime_server: RealtimeServer,
@@ -248,7 +248,7 @@ async def test_two_fallback_turns_on_a_realtime_mode_board(
     await disconnect(hass, device, state)
 
 
-async def test_fallback_runs_as_the_device_user(
+async def test_pipeline_path_runs_as_the_device_user(
     hass: HomeAssistant,
     client: TestClient,
     realtime_server: RealtimeServer,
@@ -294,7 +294,7 @@ def listen_starts(device: DeviceSimulator) -> int:
     return sum('"start"' in f for f in sent)
 
 
-async def test_fallback_hears_a_board_woken_while_realtime_refuses(
+async def test_pipeline_path_hears_a_board_woken_while_realtime_refuses(
     hass: HomeAssistant,
     client: TestClient,
     realtime_server: RealtimeServer,
@@ -327,7 +327,7 @@ async def test_fallback_hears_a_board_woken_while_realtime_refuses(
     await disconnect(hass, device, state)
 
 
-async def test_fallback_hears_a_listening_board_after_realtime_drops(
+async def test_pipeline_path_hears_a_listening_board_after_realtime_drops(
     hass: HomeAssistant,
     client: TestClient,
     realtime_server: RealtimeServer,

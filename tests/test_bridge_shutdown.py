@@ -3,7 +3,7 @@
 A device's WebSocket handler only ends when its channel closes; aiohttp waits for running
 handlers when the HTTP server shuts down (60 s by default, 10 s in Home Assistant), so the
 channel must be closed when Home Assistant stops or the entry unloads, and every task of
-the bridge (retrying Realtime with sleeps in fallback) must be cancelled.
+the bridge (retrying Realtime with sleeps on the Assist pipeline path) must be cancelled.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ async def client(
     return await device_client(hass, hass_client_no_auth, realtime_server)
 
 
-async def in_fallback(
+async def on_the_pipeline_path(
     hass: HomeAssistant, client: TestClient, server: RealtimeServer
 ) -> tuple[DeviceSimulator, SpeechBridge]:
-    """A connected device in fallback whose bridge sleeps before trying Realtime again.
+    """A device on the Assist pipeline path whose bridge sleeps before trying Realtime again.
 
     Sessions are refused (quota) until the bridge sleeps 300 s before its next attempt;
     then the server goes away, so that attempt would find nobody listening.
@@ -76,11 +76,11 @@ async def assert_released(device: DeviceSimulator, bridge: SpeechBridge) -> None
     await device.close()
 
 
-async def test_stop_closes_devices_in_fallback(
+async def test_stop_closes_devices_on_the_pipeline_path(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """Stopping Home Assistant closes the device's channel and stops its bridge at once."""
-    device, bridge = await in_fallback(hass, client, realtime_server)
+    device, bridge = await on_the_pipeline_path(hass, client, realtime_server)
     async with asyncio.timeout(10):
         await hass.async_stop()
     await assert_released(device, bridge)
@@ -90,11 +90,11 @@ async def test_stop_closes_devices_in_fallback(
         await client.close()
 
 
-async def test_unload_closes_devices_in_fallback(
+async def test_unload_closes_devices_on_the_pipeline_path(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """Unloading the entry while the bridge sleeps between attempts ends everything."""
-    device, bridge = await in_fallback(hass, client, realtime_server)
+    device, bridge = await on_the_pipeline_path(hass, client, realtime_server)
     (entry,) = hass.config_entries.async_entries(DOMAIN)
     async with asyncio.timeout(10):
         assert await hass.config_entries.async_unload(entry.entry_id)

@@ -94,7 +94,7 @@ def test_assist_turns_the_light_on(ha: HomeAssistantProcess) -> None:
     assert ha.state(KITCHEN) == "on"
 
 
-def test_assist_fallback_changes_nothing(ha: HomeAssistantProcess) -> None:
+def test_assist_pipeline_path_changes_nothing(ha: HomeAssistantProcess) -> None:
     """A sentence the scenario does not know gets the fallback answer and no action."""
     _turn_off_kitchen(ha)
     agent = ha.states("conversation.openai_realtime")[0]["entity_id"]

@@ -158,7 +158,7 @@ async def test_service_drops_mid_response(
 async def test_service_stalls_on_connect_then_recovers(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
-    """After a drop the service accepts but never answers: the fallback stands in, then Realtime."""
+    """After a drop the service accepts but never answers: the pipeline stands in, then Realtime."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
     realtime_server.stall = True
@@ -222,7 +222,7 @@ async def test_service_error_events(
     await close_device(hass, device, state)
 
 
-async def test_fatal_error_event_switches_to_the_fallback(
+async def test_fatal_error_event_switches_to_the_assist_pipeline(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """Out of quota mid-session: the Assist pipeline stands in until Realtime is back."""
@@ -285,7 +285,7 @@ async def test_session_expired_renews_without_the_device_noticing(
 async def test_rejected_key_falls_back_and_recovers(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
-    """The key is refused after a drop: fallback (logged once), Realtime again once accepted."""
+    """The key is refused after a drop: the pipeline (logged once), Realtime again once accepted."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
     realtime_server.reject_auth = True

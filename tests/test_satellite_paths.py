@@ -1,8 +1,8 @@
 """The satellite's conversations and announcements on each path, and their failures.
 
 `start_conversation` goes to the Realtime session on the Realtime path and through Home
-Assistant's announce-then-listen flow (the pipeline's TTS) on the fallback path; announcements
-fail cleanly when their TTS result is gone or no Realtime session can speak them.
+Assistant's announce-then-listen flow (the pipeline's TTS) on the Assist pipeline path;
+announcements fail cleanly when their TTS result is gone or no Realtime session can speak them.
 """
 
 from __future__ import annotations
@@ -191,13 +191,13 @@ async def test_start_conversation_refused_by_the_session(
     await disconnect(hass, device, state)
 
 
-async def test_start_conversation_on_the_fallback_path_announces_then_listens(
+async def test_start_conversation_on_the_pipeline_path_announces_then_listens(
     hass: HomeAssistant,
     tts_client: TestClient,
     realtime_server: RealtimeServer,
     providers: Providers,
 ) -> None:
-    """Fallback: the pipeline's TTS says the opening line on the device, which then listens."""
+    """Pipeline path: the pipeline's TTS says the opening line on the device, which then listens."""
     # Home Assistant's flow needs a pipeline agent other than the built-in one: this one.
     agent = next(
         e
@@ -218,7 +218,7 @@ async def test_start_conversation_on_the_fallback_path_announces_then_listens(
     played = bytes(device.playback.played_pcm)
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5
     assert len(realtime_server.of_type("response.create")) == creates
-    # After `tts stop` the device listens again, into a pipeline run of the fallback.
+    # After `tts stop` the device listens again, into a run of the Assist pipeline.
     await wait_until(
         lambda: (
             bridge_of(hass, state).pipeline is not None
@@ -278,7 +278,7 @@ async def test_announcement_whose_tts_result_is_gone(
 async def test_announce_in_the_realtime_voice_needs_the_realtime_path(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
-    """Without a TTS engine and on the fallback path, nobody can speak: the action fails."""
+    """Without a TTS engine and on the Assist pipeline path, nobody can speak: the action fails."""
     device = await bridged(hass, client)
     state = device_state(hass, device)
     entity_id = satellite_id(hass, device.mac)
@@ -425,13 +425,13 @@ async def test_ask_question_unanswered_and_while_busy(
     await device.close()
 
 
-async def test_ask_question_on_the_fallback_path_takes_the_pipeline_transcript(
+async def test_ask_question_on_the_pipeline_path_takes_the_pipeline_transcript(
     hass: HomeAssistant,
     tts_client: TestClient,
     realtime_server: RealtimeServer,
     providers: Providers,
 ) -> None:
-    """Fallback: Home Assistant's own flow; the pipeline's TTS asks, its STT hears the answer.
+    """Pipeline path: Home Assistant's own flow; the pipeline's TTS asks, its STT hears the answer.
 
     The run ends after STT (Home Assistant stops a question's run there): nothing is answered.
     """

@@ -60,7 +60,7 @@ def agent_removed_issue_id(mac: str) -> str:
 @callback
 def async_check_device_agents(hass: HomeAssistant, entry: ConfigEntry[Any]) -> None:
     """Raise or clear, per device, the issue that its chosen agent is gone."""
-    fallback = first_agent(entry)
+    first = first_agent(entry)
     for device in entry.subentries.values():
         if device.subentry_type != SUBENTRY_DEVICE:
             continue
@@ -77,10 +77,10 @@ def async_check_device_agents(hass: HomeAssistant, entry: ConfigEntry[Any]) -> N
             is_fixable=False,
             is_persistent=False,
             severity=ir.IssueSeverity.WARNING,
-            translation_key="agent_removed" if fallback is not None else "agent_removed_none",
+            translation_key="agent_removed" if first is not None else "agent_removed_none",
             translation_placeholders={
                 "device": device.title,
-                "agent": fallback.title if fallback is not None else "",
+                "agent": first.title if first is not None else "",
                 "title": entry.title,
             },
         )

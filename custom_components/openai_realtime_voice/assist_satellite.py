@@ -2,9 +2,9 @@
 
 The entity is the face of the device's home: it receives the home when it is made, shows
 itself there while it is added, and the speech bridge of the device's connection calls it
-directly (a fallback pipeline run, its events, the end of its spoken answer). Its state follows
+directly (an Assist pipeline run, its events, the end of its spoken answer). Its state follows
 the bridge: on the Realtime path no Assist pipeline runs, so the conversation's phase is
-mirrored through `satellite_shim` (Home Assistant has no public setter); on the fallback path
+mirrored through `satellite_shim` (Home Assistant has no public setter); on the Assist pipeline path
 the pipeline's own events drive it as for any satellite.
 
 Announcements, started conversations and questions reach a board only while it is in a
@@ -99,7 +99,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, SatelliteShim):
 
     @override
     async def async_will_remove_from_hass(self) -> None:
-        """A fallback run in progress ends with the entity, while its state can still change."""
+        """An Assist pipeline run in progress ends with the entity, while its state can change."""
         if (bridge := serving(self.home)) is not None and bridge.pipeline is not None:
             await bridge.pipeline.async_end_run()
         await super().async_will_remove_from_hass()
@@ -130,7 +130,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, SatelliteShim):
     def _on_device_changed(self) -> None:
         """Mirror the Realtime conversation's phase as the satellite state.
 
-        When the device leaves or the fallback pipeline takes over, a state mirrored from
+        When the device leaves or the Assist pipeline takes over, a state mirrored from
         the Realtime path goes back to idle: nothing else would end it.
         """
         if self._speaking:
@@ -168,7 +168,7 @@ class XiaozhiAssistSatellite(XiaozhiDeviceEntity, SatelliteShim):
 
     @override
     def on_pipeline_event(self, event: PipelineEvent) -> None:
-        """Fallback runs: the bridge shows the text and plays the spoken answer."""
+        """Assist pipeline runs: the bridge shows the text and plays the spoken answer."""
         bridge = serving(self.home)
         if bridge is not None and bridge.pipeline is not None:
             bridge.pipeline.on_pipeline_event(event)

@@ -5,7 +5,7 @@ its agents and devices, text, audio, image and transcription tokens at that agen
 At `BUDGET_WARNING_SHARE` of the budget a repair issue warns; at 100 % the configured action
 applies until the calendar month ends (Home Assistant's time zone):
 - `assist_pipeline`: no new Realtime session opens. Devices are served by the Assist pipeline
-  (the fallback that serves during outages) and their open sessions are closed; typed requests
+  (the path that serves during outages) and their open sessions are closed; typed requests
   get a translated answer that says why.
 - `cheaper_model`: new sessions use the budget model, priced at its own list prices.
 """

@@ -9,7 +9,7 @@ text to TTS media through the entity's pipeline. It offers no public hook for:
 1. **The entity's state outside a pipeline run, and none once it is being removed.** `state`
    is final and `_set_state` is its only writer (pipeline events and the base class's own
    announce flows call it). The Realtime conversation's phase (listening, processing,
-   responding) is mirrored through it; and a fallback run that ends with the entity (it is
+   responding) is mirrored through it; and an Assist pipeline run that ends with the entity (it is
    disabled mid-run) still sends the base class its last events, whose state must not be
    written for an entity Home Assistant is removing.
 2. **An action's words before they become TTS media.** The `announce`, `start_conversation`

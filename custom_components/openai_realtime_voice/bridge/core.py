@@ -298,7 +298,7 @@ class SpeechBridge:
     def user_context(self, options: dict[str, Any] | None = None) -> Context:
         """A context of the device's configured user (none: a system context), for each turn.
 
-        The Realtime path's tools and the Assist pipeline fallback both act as this user.
+        The Realtime path's tools and the Assist pipeline both act as this user.
         """
         options = self.options() if options is None else options
         return Context(user_id=options.get(CONF_DEVICE_USER) or None)
@@ -374,7 +374,7 @@ class SpeechBridge:
         await self.speaker.end_speech()
 
     async def async_play(self, pcm: AsyncIterable[bytes], text: str | None = None) -> None:
-        """Play 24 kHz PCM (an announcement or fallback TTS) and wait until it was heard."""
+        """Play 24 kHz PCM (an announcement, the Assist pipeline's TTS) until it was heard."""
         await self.until_ready()
         await self.speaker.async_play(pcm, text)
 

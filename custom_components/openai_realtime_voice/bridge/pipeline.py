@@ -49,7 +49,7 @@ class PipelineEngine:
         return BridgePath.ASSIST_PIPELINE
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        task = self.bridge.spawn(coro, f"fallback {name}")
+        task = self.bridge.spawn(coro, f"assist pipeline {name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -60,7 +60,7 @@ class PipelineEngine:
         satellite = self.bridge.home.face
         if satellite is None:
             self.bridge.fail(
-                "fallback", "No assist satellite entity to run the pipeline", alert=True
+                "pipeline", "No assist satellite entity to run the pipeline", alert=True
             )
             return
         hello = self.bridge.connection.session.device_hello
@@ -141,7 +141,7 @@ class PipelineEngine:
                 context=self.bridge.user_context(),
             )
         except Exception as err:  # noqa: BLE001 - any pipeline failure must free the device
-            self.bridge.fail("fallback", f"Assist pipeline failed: {err}", alert=True)
+            self.bridge.fail("pipeline", f"Assist pipeline failed: {err}", alert=True)
             await self.bridge.end_speech()
 
     async def _stream(self, queue: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
@@ -171,7 +171,7 @@ class PipelineEngine:
                 if output := data.get("tts_output"):  # pragma: no branch
                     self._spawn(self._speak(str(output.get("token", ""))), "tts")
             case PipelineEventType.ERROR:
-                self.bridge.fail("fallback", f"Assist pipeline error: {data.get('message')}")
+                self.bridge.fail("pipeline", f"Assist pipeline error: {data.get('message')}")
                 self._spawn(self.bridge.end_speech(), "error")
 
     async def _speak(self, token: str) -> None:
@@ -179,7 +179,7 @@ class PipelineEngine:
         try:
             await self.bridge.async_play(self._tts_audio(token), self._tts_text)
         except MediaError as err:
-            self.bridge.fail("fallback", f"Cannot play the answer: {err}", alert=True)
+            self.bridge.fail("pipeline", f"Cannot play the answer: {err}", alert=True)
         finally:
             # The satellite of now: one removed while the answer played is left alone.
             if (satellite := self.bridge.home.face) is not None:

@@ -115,7 +115,7 @@ class RealtimeEngine:
     # --- session keeping ------------------------------------------------------------------
 
     async def async_run(self, device_frame_ms: int) -> None:
-        """Hold a Realtime session; while it cannot be had, the router uses the fallback.
+        """Hold a Realtime session; while it cannot be had, the router uses the Assist pipeline.
 
         A budget that runs out with the `assist_pipeline` action closes the open session, and
         no new one opens until the month ends (`Budget.check`).
@@ -339,7 +339,7 @@ class RealtimeEngine:
             self._ctx.spawn(self._refresh_tools(), "tools")
 
     async def _session(self) -> RealtimeClient | None:
-        """The Realtime session; while one is opening, wait for it (None: the fallback serves).
+        """The Realtime session; while one is opening, wait for it (None: the pipeline serves).
 
         The device streams the user's first words while the session opens: they wait in the
         bounded uplink queue and go out in order once the session is ready.

@@ -1,4 +1,4 @@
-"""The fallback's TTS answer through Home Assistant's TTS, as WAV, converted in-process.
+"""The Assist pipeline path's TTS answer through Home Assistant's TTS, as WAV, converted in-process.
 
 The satellite asks HA's TTS for WAV (`preferred_format`), so a WAV engine's answer reaches the
 bridge untouched and is resampled in-process: these answers play with the ffmpeg binary
@@ -30,7 +30,7 @@ from custom_components.openai_realtime_voice.xiaozhi import ListenMode
 from realtime_server import RealtimeServer
 from simulator.device import DeviceSimulator
 from simulator.speech import synthesize
-from tests.bridge_helpers import alerts, disconnect, on_fallback, satellite_id, wait_tts
+from tests.bridge_helpers import alerts, disconnect, on_pipeline_path, satellite_id, wait_tts
 from tests.device_helpers import bridge_at, device_client, wait_until
 from tests.pipeline_providers import (
     STT_TEXT,
@@ -157,7 +157,7 @@ async def test_wav_answer_plays_without_ffmpeg(
 ) -> None:
     """A WAV engine (Piper speaks at 16 or 22.05 kHz) is asked for WAV and played as sent:
     no ffmpeg in HA's TTS nor in the bridge."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     without_ffmpeg(hass, monkeypatch, tmp_path)
     engine(providers).answer = ("wav", tone_wav(rate))
     start = await one_turn(device)
@@ -181,7 +181,7 @@ async def test_mp3_answer_is_converted_by_home_assistants_ffmpeg(
 ) -> None:
     """An MP3 engine's answer still goes through ffmpeg (HA's, to WAV) and plays in tune;
     with no ffmpeg binary the turn ends in an alert and the satellite idles."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     engine(providers).answer = ("mp3", mp3(tone_pcm(22050), 22050))
     start = await one_turn(device)
@@ -203,7 +203,7 @@ async def test_mp3_answer_is_converted_by_home_assistants_ffmpeg(
     assert alert.startswith("Cannot play the answer: the TTS answer failed: ")
     await wait_tts(device, "stop", start)
     await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
-    assert state.errors["fallback"] == 1
+    assert state.errors["pipeline"] == 1
     await disconnect(hass, device, state)
 
 
@@ -214,7 +214,7 @@ async def test_non_pcm_wav_answer_goes_through_ffmpeg(
     providers: Providers,
 ) -> None:
     """A float WAV (HA passes WAV through as WAV) is decoded by ffmpeg in the bridge."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     samples = np.frombuffer(tone_pcm(22050), "<i2").astype("<f4") / 32768
     fmt = (3).to_bytes(2, "little") + (1).to_bytes(2, "little") + (22050).to_bytes(4, "little")
     fmt += (
@@ -249,7 +249,7 @@ async def test_broken_wav_answer_alerts_and_the_satellite_idles(
     alert: str,
 ) -> None:
     """A truncated WAV header or an empty answer: an alert, `tts stop`, nothing played."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     engine(providers).answer = ("wav", answer)
     start = await one_turn(device)
@@ -257,7 +257,7 @@ async def test_broken_wav_answer_alerts_and_the_satellite_idles(
     assert alerts(device) == [alert]
     await wait_tts(device, "stop", start)
     await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
-    assert state.errors["fallback"] == 1
+    assert state.errors["pipeline"] == 1
     assert not device.playback.played_pcm
     assert bridge_at(hass, state.mac) is not None
     assert bridge_at(hass, state.mac).phase is BridgePhase.IDLE
@@ -276,7 +276,7 @@ async def test_answer_breaking_off_midway_stops_with_an_alert(
     """The voice server drops midway through a streamed WAV, while the device plays the part
     that came: the answer stops there (the bridge ends speech on a failed source) with an
     alert, and the satellite idles."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     without_ffmpeg(hass, monkeypatch, tmp_path)
     whole = tone_wav(22050)
@@ -290,7 +290,7 @@ async def test_answer_breaking_off_midway_stops_with_an_alert(
     ]
     await wait_tts(device, "stop", start)
     await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
-    assert state.errors["fallback"] == 1
+    assert state.errors["pipeline"] == 1
     played = bytes(device.playback.played_pcm)
     assert 0 < len(played) <= 24000 * TONE_SECONDS  # at most the half second that came
     assert abs(dominant_hz(played, 24000) - TONE_HZ) < 5 + 24000 / (len(played) / 2)

@@ -1,4 +1,4 @@
-"""The Assist pipeline fallback: used while Realtime is unreachable, left when it is back."""
+"""The Assist pipeline path: it serves while Realtime is unreachable and is left when it is back."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ async def client(
     return await device_client(hass, hass_client_no_auth, realtime_server)
 
 
-async def test_fallback_while_realtime_is_down_and_back(
+async def test_pipeline_path_while_realtime_is_down_and_back(
     hass: HomeAssistant, client: TestClient, realtime_server: RealtimeServer
 ) -> None:
     """Refused connections switch the device to the pipeline; recovery switches it back."""

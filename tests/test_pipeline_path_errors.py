@@ -1,4 +1,4 @@
-"""The Assist fallback's unhappy and less common paths, with real STT/TTS entities in HA.
+"""The Assist pipeline path's unhappy and less common paths, with real STT/TTS entities in HA.
 
 Push-to-talk turns, a second `listen start`, audio arriving with no pipeline run, pipeline
 errors and failures, answers that cannot be played, and a device without a satellite entity.
@@ -31,7 +31,7 @@ from tests.bridge_helpers import (
     correlation,
     device_state,
     disconnect,
-    on_fallback,
+    on_pipeline_path,
     refuse_realtime,
     satellite_id,
     satellite_of,
@@ -92,7 +92,7 @@ async def test_push_to_talk_release_ends_the_turn(
     providers: Providers,
 ) -> None:
     """Manual mode: `listen stop` ends the audio, STT gets all of it, the answer plays."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     speech = await synthesize(STT_TEXT, 16000)
     start = len(device.messages)
     await device.start_listening(ListenMode.MANUAL)
@@ -123,19 +123,19 @@ async def test_listen_start_again_replaces_the_turn(
     providers: Providers,
 ) -> None:
     """A second `listen start` ends the first run's audio; the new turn gets the new audio."""
-    device, state = await on_fallback(hass, client, realtime_server)
-    fallback = bridge_of(hass, state).pipeline
-    assert fallback is not None
-    turns = fallback.turns  # the board listened at the switch: its turn runs already
+    device, state = await on_pipeline_path(hass, client, realtime_server)
+    pipeline = bridge_of(hass, state).pipeline
+    assert pipeline is not None
+    turns = pipeline.turns  # the board listened at the switch: its turn runs already
     await device.start_listening(ListenMode.MANUAL)
-    await wait_until(lambda: fallback.turns == turns + 1, live(hass, device.mac))
+    await wait_until(lambda: pipeline.turns == turns + 1, live(hass, device.mac))
     speech = await synthesize(STT_TEXT, 16000)
     start = len(device.messages)
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(speech)
     await device.stop_listening()
     await wait_tts(device, "stop", start)
-    assert fallback.turns == turns + 2
+    assert pipeline.turns == turns + 2
     assert len(stt_of(providers).requests) == 1  # the runs that heard nothing never ran STT
     # The last run heard exactly the second turn's speech.
     _, audio = stt_of(providers).requests[-1]
@@ -156,16 +156,16 @@ async def test_turn_begun_on_realtime_goes_on_in_the_pipeline(
     state = device_state(hass, device)
     await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.LISTENING, state)
     await refuse_realtime(hass, realtime_server, state)
-    fallback = bridge_of(hass, state).pipeline
-    assert fallback is not None
-    assert fallback.turns == 1
+    pipeline = bridge_of(hass, state).pipeline
+    assert pipeline is not None
+    assert pipeline.turns == 1
     speech = await synthesize(STT_TEXT, 16000)
     start = len(device.messages)
     await device.send_audio(speech + bytes(32000 * 2))  # 2 s of silence end the turn (VAD)
     await wait_tts(device, "stop", start)
     [(_, audio)] = stt_of(providers).requests
     assert len(speech) <= len(audio)
-    assert fallback.turns == 1
+    assert pipeline.turns == 1
     await disconnect(hass, device, state)
 
 
@@ -177,13 +177,13 @@ async def test_pipeline_error_event_frees_the_device(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """STT hears nothing: the pipeline's error is counted and logged, nothing is played."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     stt_of(providers).text = ""
     await device.start_listening(ListenMode.MANUAL)
     await device.send_audio(await synthesize("mumble", 16000))
     await device.stop_listening()
-    await wait_until(lambda: state.errors["fallback"] == 1, state)
+    await wait_until(lambda: state.errors["pipeline"] == 1, state)
     assert "Assist pipeline error: No text recognized" in caplog.text
     await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE, state)
     await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
@@ -207,7 +207,7 @@ async def test_pipeline_that_cannot_run_alerts_the_device(
     The satellite's pipeline start is patched to raise `PipelineNotFound` (what HA raises for a
     vanished pipeline): the preferred pipeline cannot be made to vanish for real.
     """
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     satellite = satellite_of(hass, state)
 
     async def vanished(*args: Any, **kwargs: Any) -> None:
@@ -222,7 +222,7 @@ async def test_pipeline_that_cannot_run_alerts_the_device(
         "message=Pipeline gone not found"
     )
     assert alerts(device) == [message]
-    assert state.errors["fallback"] == 1
+    assert state.errors["pipeline"] == 1
     assert message in caplog.text
     await wait_until(lambda: bridge_of(hass, state).phase is BridgePhase.IDLE, state)
     assert stt_of(providers).requests == []
@@ -236,7 +236,7 @@ async def test_undecodable_answer_alerts_and_the_satellite_idles(
     providers: Providers,
 ) -> None:
     """A TTS answer ffmpeg cannot decode: an alert, `tts stop`, the satellite back to idle."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     tts_of(providers).answer = ("wav", b"this is not audio")
     start = len(device.messages)
@@ -248,7 +248,7 @@ async def test_undecodable_answer_alerts_and_the_satellite_idles(
     assert alert.startswith("Cannot play the answer: ")
     await wait_tts(device, "stop", start)
     await wait_until(lambda: hass.states.get(entity_id).state == "idle", hass)
-    assert state.errors["fallback"] == 1
+    assert state.errors["pipeline"] == 1
     assert not device.downlink_outcomes().get("played")
     assert bridge_of(hass, state).phase is BridgePhase.IDLE
     await disconnect(hass, device, state)
@@ -266,7 +266,7 @@ async def test_answer_gone_before_it_is_played(
     `async_delete_result_stream`, as its expiry does) just before `tts-end` is handled:
     expiry itself takes minutes of real time.
     """
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     satellite = satellite_of(hass, state)
     handle = satellite.on_pipeline_event
@@ -303,19 +303,19 @@ async def test_turn_without_a_satellite_entity(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """With the satellite entity disabled no pipeline can run: logged, counted, alerted."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     er.async_get(hass).async_update_entity(entity_id, disabled_by=er.RegistryEntryDisabler.USER)
     await wait_until(lambda: satellite_of(hass, state) is None, hass)
-    fallback = bridge_of(hass, state).pipeline
-    assert fallback is not None
-    turns = fallback.turns
+    pipeline = bridge_of(hass, state).pipeline
+    assert pipeline is not None
+    turns = pipeline.turns
     await device.start_listening(ListenMode.MANUAL)
-    await wait_until(lambda: state.errors["fallback"] == 1, state)
+    await wait_until(lambda: state.errors["pipeline"] == 1, state)
     assert "No assist satellite entity to run the pipeline" in caplog.text
     await wait_until(lambda: bool(alerts(device)), device)
     assert alerts(device) == ["No assist satellite entity to run the pipeline"]
-    assert fallback.turns == turns
+    assert pipeline.turns == turns
     await device.send_audio(await synthesize(STT_TEXT, 16000))
     await device.stop_listening()
     assert stt_of(providers).requests == []
@@ -330,7 +330,7 @@ async def test_satellite_disabled_while_a_turn_runs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The satellite entity is disabled mid-run: the run ends with it, no intent, no answer."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     stt = stt_of(providers)
     stt.hold = asyncio.Event()
@@ -358,7 +358,7 @@ async def test_satellite_disabled_while_the_answer_plays(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The satellite entity is disabled mid-answer: the answer plays out, the entity is left be."""
-    device, state = await on_fallback(hass, client, realtime_server)
+    device, state = await on_pipeline_path(hass, client, realtime_server)
     entity_id = satellite_id(hass, device.mac)
     start = len(device.messages)
     await device.start_listening(ListenMode.MANUAL)
