@@ -23,13 +23,23 @@ from tests.device_helpers import bridge_at, connected_device, device_home, wait_
 async def bridged(hass: HomeAssistant, client: TestClient, **kwargs: Any) -> DeviceSimulator:
     """A paired, connected device whose bridge has a Realtime session."""
     device = await connected_device(hass, client, **kwargs)
-    state = device_state(hass, device)
+    await wait_realtime(hass, device_state(hass, device))
+    return device
+
+
+async def wait_realtime(hass: HomeAssistant, state: DeviceState) -> SpeechBridge:
+    """Wait until the device's bridge holds a connected Realtime session; return the bridge."""
     await wait_until(
-        lambda: bridge_of(hass, state) is not None and bridge_of(hass, state).client is not None,
+        lambda: (
+            (bridge := bridge_of(hass, state)) is not None
+            and bridge.client is not None
+            and bridge.client.connected
+        ),
         state,
     )
-    await wait_until(lambda: bridge_of(hass, state).client.connected, state)
-    return device
+    bridge = bridge_of(hass, state)
+    assert bridge is not None
+    return bridge
 
 
 async def disconnect(

@@ -34,7 +34,7 @@ from custom_components.openai_realtime_voice.settings import recommended_agent
 from realtime_server import RealtimeServer, ScriptedResponse
 from simulator.device import DeviceSimulator
 from tests.agent_helpers import AGENT, agent_of, ask_agent, reconfigure_agent
-from tests.bridge_helpers import device_state
+from tests.bridge_helpers import device_state, wait_realtime
 from tests.device_helpers import (
     bridge_at,
     device_client,
@@ -84,15 +84,7 @@ async def _session_of(
     """Open the board's channel; the model and settings of its new Realtime session."""
     before = len(server.sessions)
     await device.open_audio_channel()
-    state = device_state(hass, device)
-    await wait_until(
-        lambda: (
-            (bridge := bridge_at(hass, state.mac)) is not None
-            and bridge.client is not None
-            and bridge.client.connected
-        ),
-        state,
-    )
+    await wait_realtime(hass, device_state(hass, device))
     return server.models[before], dict(server.sessions[before].session)
 
 

@@ -18,7 +18,7 @@ from custom_components.openai_realtime_voice.const import DOMAIN
 from custom_components.openai_realtime_voice.profile import CONF_PROFILE
 from realtime_server import RealtimeServer, ScriptedCall, ScriptedResponse
 from simulator.device import DeviceSimulator
-from tests.bridge_helpers import device_state, say
+from tests.bridge_helpers import device_state, say, wait_realtime
 from tests.device_helpers import (
     bridge_at,
     device_client,
@@ -62,15 +62,7 @@ async def _connect(
     """Open the device's channel; return its new Realtime session's effective settings."""
     before = len(server.sessions)
     await device.open_audio_channel()
-    state = device_state(hass, device)
-    await wait_until(
-        lambda: (
-            (bridge := bridge_at(hass, state.mac)) is not None
-            and bridge.client is not None
-            and bridge.client.connected
-        ),
-        state,
-    )
+    await wait_realtime(hass, device_state(hass, device))
     return dict(server.sessions[before].session)
 
 
