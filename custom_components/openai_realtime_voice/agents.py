@@ -36,12 +36,17 @@ def chosen_agent_id(device: ConfigSubentry | None) -> str | None:
     return str(device.data.get(CONF_AGENT) or "") or None
 
 
-def device_agent(entry: ConfigEntry[Any], device: ConfigSubentry | None) -> ConfigSubentry | None:
-    """The agent a device talks to: the one it chose while it exists, else the first."""
+def chosen_agent(entry: ConfigEntry[Any], device: ConfigSubentry | None) -> ConfigSubentry | None:
+    """The agent a device chose, while it exists."""
     chosen = entry.subentries.get(chosen_agent_id(device) or "")
     if chosen is not None and chosen.subentry_type == SUBENTRY_CONVERSATION:
         return chosen
-    return first_agent(entry)
+    return None
+
+
+def device_agent(entry: ConfigEntry[Any], device: ConfigSubentry | None) -> ConfigSubentry | None:
+    """The agent a device talks to: the one it chose while it exists, else the first."""
+    return chosen_agent(entry, device) or first_agent(entry)
 
 
 def agent_settings(entry: ConfigEntry[Any], agent: ConfigSubentry | None) -> dict[str, Any]:
@@ -65,9 +70,7 @@ def async_check_device_agents(hass: HomeAssistant, entry: ConfigEntry[Any]) -> N
         if device.subentry_type != SUBENTRY_DEVICE:
             continue
         mac = str(device.unique_id)
-        chosen = chosen_agent_id(device)
-        agent = entry.subentries.get(chosen or "")
-        if chosen is None or (agent is not None and agent.subentry_type == SUBENTRY_CONVERSATION):
+        if chosen_agent_id(device) is None or chosen_agent(entry, device) is not None:
             ir.async_delete_issue(hass, DOMAIN, agent_removed_issue_id(mac))
             continue
         ir.async_create_issue(
